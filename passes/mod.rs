@@ -1,0 +1,1 @@
+//! The built-in compiler passes, one file each.

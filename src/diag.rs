@@ -1,0 +1,161 @@
+//! The one error type of plcc: a message, a stable code, labelled source spans
+//! and help, rendered by miette. Passes and loaders never hold the recipe text;
+//! the CLI attaches it once (`Diag::with_source`) before rendering.
+
+use std::fmt;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+
+use crate::syntax::Span;
+
+/// A labelled span inside the recipe text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub span: Span,
+    pub message: String,
+}
+
+/// A diagnostic: every user-facing failure in plcc is one of these.
+#[derive(Debug, Clone)]
+pub struct Diag {
+    /// Stable machine-readable code, e.g. `plcc::recipe::unknown-key`.
+    pub code: &'static str,
+    pub message: String,
+    pub labels: Vec<Label>,
+    pub help: Option<String>,
+    /// Further notes (e.g. the underlying I/O error).
+    pub notes: Vec<String>,
+    source: Option<NamedSource<String>>,
+}
+
+impl Diag {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Diag {
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+            notes: Vec::new(),
+            source: None,
+        }
+    }
+
+    /// Adds a labelled span.
+    pub fn label(mut self, span: Span, message: impl Into<String>) -> Self {
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+        });
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+
+    /// True when the diagnostic already points somewhere in the recipe.
+    pub fn has_span(&self) -> bool {
+        !self.labels.is_empty()
+    }
+
+    /// Adds `span` as the primary label unless the diagnostic already has one.
+    pub fn or_span(mut self, span: Span, message: impl Into<String>) -> Self {
+        if self.labels.is_empty() {
+            self.labels.push(Label {
+                span,
+                message: message.into(),
+            });
+        }
+        self
+    }
+
+    /// Attaches the recipe text so the labels can be rendered.
+    pub fn with_source(mut self, name: impl AsRef<str>, text: impl Into<String>) -> Self {
+        self.source = Some(NamedSource::new(name, text.into()));
+        self
+    }
+
+    /// Renders without colour or unicode art: stable for snapshots and logs.
+    pub fn render_plain(&self) -> String {
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+        let mut out = String::new();
+        match handler.render_report(&mut out, self) {
+            Ok(()) => out,
+            Err(_) => format!("error[{}]: {}", self.code, self.message),
+        }
+    }
+
+    /// Shorthand for an I/O failure on `path`.
+    pub fn io(code: &'static str, what: &str, path: &std::path::Path, err: &std::io::Error) -> Self {
+        Diag::new(code, format!("cannot {what} `{}`", path.display())).note(err.to_string())
+    }
+}
+
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Diag {}
+
+impl Diagnostic for Diag {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(h) = &self.help {
+            parts.push(h.clone());
+        }
+        if parts.is_empty() && self.notes.is_empty() {
+            return None;
+        }
+        parts.extend(self.notes.iter().map(|n| format!("note: {n}")));
+        Some(Box::new(parts.join("\n")))
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        if self.labels.is_empty() {
+            return None;
+        }
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() || self.source.is_none() {
+            return None;
+        }
+        Some(Box::new(self.labels.iter().enumerate().map(|(i, l)| {
+            let span = SourceSpan::new(l.span.start.into(), l.span.end.saturating_sub(l.span.start));
+            if i == 0 {
+                LabeledSpan::new_primary_with_span(Some(l.message.clone()), span)
+            } else {
+                LabeledSpan::new_with_span(Some(l.message.clone()), span)
+            }
+        })))
+    }
+}
+
+/// The name among `candidates` closest to `name`, if it is close enough to be a
+/// plausible typo.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(f64, &'a str)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(name, c);
+        if best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, c));
+        }
+    }
+    best.filter(|(s, _)| *s >= 0.8).map(|(_, c)| c)
+}
+
+pub type Result<T, E = Diag> = std::result::Result<T, E>;

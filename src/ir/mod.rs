@@ -1,0 +1,1 @@
+//! The compiler IR: a petgraph model graph plus a plan side table.

@@ -1,0 +1,18 @@
+//! plcc: a declarative model-compression compiler for pre-trained Transformer
+//! language models.
+//!
+//! The library reads as its pipeline:
+//! `syntax::parse` → `recipe::from_ast` → `ir::resolve` → `pass::run_passes`
+//! → `ir::verify` → lowering and execution (`model`, build stages).
+
+pub mod cli;
+pub mod diag;
+pub mod ir;
+pub mod model;
+pub mod pass;
+#[path = "../passes/mod.rs"]
+pub mod passes;
+pub mod recipe;
+pub mod syntax;
+
+pub use diag::{Diag, Result};

@@ -1,0 +1,5 @@
+//! The `plcc` command-line tool.
+
+fn main() -> std::process::ExitCode {
+    plcc::cli::main_with(plcc::pass::PassRegistry::with_builtins())
+}

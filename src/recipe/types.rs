@@ -1,0 +1,345 @@
+//! The typed recipe: what a `.pc` file says, after its generic syntax tree was
+//! checked against the recipe schema (`recipe::from_ast`). Every field keeps
+//! the span it came from so later stages can point back into the text.
+//!
+//! This is the contract between the front end (syntax + schema) and the
+//! compiler (resolve + passes). Defaults are filled in by the schema check, so
+//! consumers never re-derive them.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::syntax::{Span, Spanned};
+
+/// A whole recipe.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recipe {
+    /// Folder that relative paths resolve against (the recipe file's folder).
+    pub base_dir: PathBuf,
+    pub teacher: Spanned<TeacherRef>,
+    pub task: Spanned<Task>,
+    /// Seed for everything random in the build unless a stage overrides it.
+    pub seed: Spanned<u64>,
+    pub device: Spanned<Device>,
+    pub output: Option<Spanned<PathBuf>>,
+    pub datasets: Vec<DataSpec>,
+    /// Name of the data set used for fidelity evaluation.
+    pub eval: Option<Spanned<String>>,
+    /// Layer reduction: 0-based teacher layer indices the student keeps, in order.
+    pub keep_layers: Option<Spanned<Vec<Spanned<usize>>>>,
+    pub prune: Option<PruneSpec>,
+    pub exits: Option<ExitSpec>,
+    pub quantizers: Vec<QuantSpec>,
+    /// Optional stage that trains the teacher itself before compression
+    /// (for teachers that start from a built-in random initialisation).
+    pub pretrain: Option<StageSpec>,
+    /// Distillation stages, in order.
+    pub stages: Vec<StageSpec>,
+    /// Registered custom passes to run, in recipe order.
+    pub custom_passes: Vec<CustomPassCall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TeacherRef {
+    /// `builtin:NAME`, e.g. `builtin:tiny-bert`.
+    Builtin(String),
+    /// A Hugging Face style checkpoint directory, already resolved against `base_dir`.
+    Dir(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Task {
+    /// Sentence embedding by pooling the final hidden states.
+    Embedding { pooling: Pooling },
+    /// Sequence classification with `labels` classes.
+    Classification { labels: usize },
+    /// Next-token prediction.
+    CausalLm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Pooling {
+    Mean,
+    Cls,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DataSpec {
+    pub span: Span,
+    pub name: Spanned<String>,
+    /// Resolved against `Recipe::base_dir`.
+    pub path: Spanned<PathBuf>,
+    pub format: DataFormat,
+    /// Which column/field holds the text (TSV index or JSONL key). Text files have one.
+    pub text: Column,
+    /// Optional second text (sentence pairs).
+    pub text_pair: Option<Column>,
+    pub label: Option<Column>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DataFormat {
+    /// One example per line.
+    Text,
+    /// JSON Lines: one object per line.
+    Jsonl,
+    /// Tab-separated values.
+    Tsv,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Column {
+    Index(usize),
+    Key(String),
+}
+
+/// How much of a structure to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Amount {
+    /// An absolute count (heads, neurons).
+    Count(usize),
+    /// A fraction in (0, 1] of the teacher's count (`25%` is 0.25).
+    Fraction(f64),
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WidthSpec {
+    pub heads: Option<Spanned<Amount>>,
+    pub ffn: Option<Spanned<Amount>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerWidth {
+    pub span: Span,
+    /// 0-based teacher layer indices this override applies to.
+    pub layers: Spanned<Vec<usize>>,
+    pub width: WidthSpec,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Importance {
+    Magnitude,
+    /// |activation × gradient| accumulated over batches.
+    Taylor,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ExitScope {
+    /// Sum over every exit and the final layer (COST-EFF).
+    AllExits,
+    /// The final layer only.
+    LastExit,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PruneSpec {
+    pub span: Span,
+    /// Applies to every layer unless a `layer`/`layers` block overrides it.
+    pub width: WidthSpec,
+    pub per_layer: Vec<LayerWidth>,
+    pub embedding_rank: Option<Spanned<usize>>,
+    pub importance: Spanned<Importance>,
+    pub over: Spanned<ExitScope>,
+    /// Data set scored on (defaults to the first stage's data, else the first data set).
+    pub data: Option<Spanned<String>>,
+    /// Number of batches importance is accumulated over.
+    pub batches: Spanned<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ExitLayers {
+    /// After every student layer.
+    All,
+    /// After these 1-based student layers (1 = after the first layer).
+    List(Vec<Spanned<usize>>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ExitHead {
+    /// Linear classifier over the pooled representation (classification / LM head for causal LMs).
+    Classifier,
+    /// Pooling head (optionally with a projection) for embedding tasks.
+    Pooler,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ExitCriterion {
+    Entropy,
+    MaxProb,
+    /// `patience` consecutive exits agree.
+    Patience,
+    /// Cosine similarity of consecutive exits' representations (embedding models).
+    Similarity,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum CalibrationTarget {
+    AvgExitLayer(f64),
+    Speedup(f64),
+    /// Maximum allowed fidelity loss, as a fraction (1% = 0.01).
+    MaxFidelityLoss(f64),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExitSpec {
+    pub span: Span,
+    pub after: Spanned<ExitLayers>,
+    pub head: Spanned<ExitHead>,
+    pub criterion: Spanned<ExitCriterion>,
+    pub threshold: Option<Spanned<f64>>,
+    pub patience: Option<Spanned<usize>>,
+    pub target: Option<Spanned<CalibrationTarget>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum QuantKind {
+    Weights,
+    Activations,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Bits {
+    /// 1 bit: sign × scale.
+    Binary,
+    /// {-1, 0, +1} × scale, stored in 2 bits.
+    Ternary,
+    /// 2, 4 or 8-bit integers.
+    Int(u8),
+}
+
+impl Bits {
+    /// Bits per stored weight in a packed artifact.
+    pub fn storage_bits(self) -> u32 {
+        match self {
+            Bits::Binary => 1,
+            Bits::Ternary => 2,
+            Bits::Int(b) => b as u32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Granularity {
+    Tensor,
+    Row,
+    Group(usize),
+    /// Per token (activations only).
+    Token,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ScaleMethod {
+    Max,
+    MeanAbs,
+    /// A learned clipping scale per module (module-wise dynamic scaling).
+    Learned,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct QuantSpec {
+    pub span: Span,
+    pub kind: QuantKind,
+    /// Glob over module names, e.g. `encoder.layer.*.attention.*`.
+    pub selector: Spanned<String>,
+    pub bits: Spanned<Bits>,
+    pub symmetric: Spanned<bool>,
+    pub granularity: Spanned<Granularity>,
+    pub scale: Spanned<ScaleMethod>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum StageLength {
+    Steps(usize),
+    Epochs(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum OptimizerKind {
+    AdamW,
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LrScheduleKind {
+    Linear,
+    Cosine,
+    Constant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Negatives {
+    /// Other tokens in the batch.
+    Batch,
+    /// A memory bank of this many teacher token representations.
+    Memory(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum LossKind {
+    /// KL(teacher || student) on logits with temperature, T² scaled.
+    LogitKl { temperature: f64, over: ExitScope },
+    /// Cross-entropy against labels (classification) or next tokens (LM).
+    TaskCe,
+    /// MSE between hidden states; `map` is (student layer, teacher layer), 0 = embeddings.
+    /// `None` maps uniformly.
+    HiddenMse { map: Option<Vec<(usize, usize)>> },
+    AttentionKl { map: Option<Vec<(usize, usize)>> },
+    AttentionMse { map: Option<Vec<(usize, usize)>> },
+    /// Token-level contrastive distillation (InfoNCE).
+    Contrastive { temperature: f64, negatives: Negatives, layer: Option<usize> },
+    /// 1 - cosine between sentence embeddings.
+    Cosine,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LossSpec {
+    pub span: Span,
+    pub kind: LossKind,
+    pub weight: Spanned<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageSpec {
+    pub span: Span,
+    pub name: Spanned<String>,
+    pub length: Spanned<StageLength>,
+    pub data: Spanned<String>,
+    pub losses: Vec<LossSpec>,
+    pub optimizer: Spanned<OptimizerKind>,
+    pub lr: Spanned<f64>,
+    pub weight_decay: Spanned<f64>,
+    pub schedule: Spanned<LrScheduleKind>,
+    /// Warm-up steps as an amount of the stage (count or fraction).
+    pub warmup: Spanned<Amount>,
+    pub batch_size: Spanned<usize>,
+    pub seq_len: Spanned<usize>,
+    pub grad_clip: Option<Spanned<f64>>,
+    pub accumulate: Spanned<usize>,
+    pub checkpoint_every: Option<Spanned<usize>>,
+    pub seed: Spanned<u64>,
+}
+
+/// A literal argument value of a custom pass call.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum ArgValue {
+    Number(f64),
+    Percent(f64),
+    Str(String),
+    Ident(String),
+    Bool(bool),
+    List(Vec<ArgValue>),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomPassCall {
+    pub span: Span,
+    pub name: Spanned<String>,
+    pub args: Vec<(Spanned<String>, Spanned<ArgValue>)>,
+}
