@@ -6,6 +6,7 @@
 //! → `ir::verify` → lowering and execution (`model`, build stages).
 
 pub mod cli;
+pub mod compile;
 pub mod diag;
 pub mod ir;
 pub mod model;
@@ -15,4 +16,5 @@ pub mod passes;
 pub mod recipe;
 pub mod syntax;
 
+pub use compile::compile_recipe;
 pub use diag::{Diag, Result};

@@ -1,11 +1,42 @@
 //! The pass manager and the registry of built-in and custom passes.
+//!
+//! A pass rewrites a `Program` in place: it decides shapes and plans only
+//! (which concrete heads or neurons survive is decided when the program
+//! executes). `run_passes` runs the built-ins in their fixed order, then the
+//! recipe's custom passes in recipe order, verifying the IR after each.
 
-/// Registry of passes by name (built-ins plus user passes).
-#[derive(Default)]
-pub struct PassRegistry {}
+mod facts;
+mod manager;
+mod registry;
 
-impl PassRegistry {
-    pub fn with_builtins() -> Self {
-        PassRegistry::default()
+pub use facts::Facts;
+pub use manager::{run_passes, DumpAfter, DumpSelect, PassCx};
+pub use registry::PassRegistry;
+
+use crate::diag::Diag;
+use crate::ir::Program;
+
+/// A compiler pass.
+pub trait Pass {
+    /// Kebab-case name: `width-prune`.
+    fn name(&self) -> &'static str;
+
+    /// One line for `plcc passes`.
+    fn description(&self) -> &'static str {
+        ""
     }
+
+    /// Facts that must hold before this pass runs.
+    fn requires(&self) -> Facts {
+        Facts::SHAPES
+    }
+
+    /// Facts that hold after it ran.
+    fn provides(&self) -> Facts {
+        Facts::NONE
+    }
+
+    /// Rewrites `program`. Errors without a span get the span of the recipe
+    /// directive that asked for the pass.
+    fn run(&self, program: &mut Program, cx: &mut PassCx) -> Result<(), Diag>;
 }

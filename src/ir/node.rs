@@ -1,0 +1,460 @@
+//! The nodes and edges of the model graph: layer-level operations with their
+//! shapes, the linear modules inside each one, and the quantizer annotations
+//! placed on those modules.
+//!
+//! Layer norms and residual additions are folded into the attention / FFN node
+//! they belong to (`norm` says where the norm sits and what it is called in the
+//! checkpoint) so the graph stays one node per block. Quantizers are
+//! annotations on the node that owns the linear module (`Node::quant`), keyed
+//! by the module's full checkpoint name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::model::Activation;
+use crate::recipe::{Bits, ExitHead, Granularity, Pooling, ScaleMethod};
+use crate::syntax::Span;
+
+/// One dimension of a tensor type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Dim {
+    /// The sequence length (dynamic).
+    Seq,
+    Fixed(usize),
+}
+
+/// The type of the tensor that flows along an edge, per sequence (no batch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TensorType {
+    pub dims: Vec<Dim>,
+}
+
+impl TensorType {
+    /// `[seq]`: token ids.
+    pub fn tokens() -> Self {
+        TensorType {
+            dims: vec![Dim::Seq],
+        }
+    }
+
+    /// `[seq, width]`.
+    pub fn seq(width: usize) -> Self {
+        TensorType {
+            dims: vec![Dim::Seq, Dim::Fixed(width)],
+        }
+    }
+
+    /// `[width]`: one vector per sequence.
+    pub fn vector(width: usize) -> Self {
+        TensorType {
+            dims: vec![Dim::Fixed(width)],
+        }
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.dims.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match d {
+                Dim::Seq => f.write_str("seq")?,
+                Dim::Fixed(n) => write!(f, "{n}")?,
+            }
+        }
+        f.write_str("]")
+    }
+}
+
+/// An edge: the tensor flowing from one node to the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    pub ty: TensorType,
+}
+
+/// Where a block's layer norm sits relative to its residual addition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Norm {
+    /// `LayerNorm(x + block(x))` (BERT).
+    Post { name: String },
+    /// `x + block(LayerNorm(x))` (GPT-2).
+    Pre { name: String },
+}
+
+impl Norm {
+    pub fn name(&self) -> &str {
+        match self {
+            Norm::Post { name } | Norm::Pre { name } => name,
+        }
+    }
+}
+
+/// Token, position and token-type embeddings (with their layer norm for BERT).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmbeddingsOp {
+    pub vocab: usize,
+    pub hidden: usize,
+    pub positions: usize,
+    pub token_types: usize,
+    /// Factorized word embedding rank: `[vocab, r]` then `[hidden, r]`.
+    pub rank: Option<usize>,
+    /// Name of the word-embedding table (`embeddings.word_embeddings` / `wte`).
+    pub word: String,
+    /// Name of the position table (`embeddings.position_embeddings` / `wpe`).
+    pub position: String,
+    /// Layer norm after the sum (BERT), none for GPT-2.
+    pub norm: Option<String>,
+}
+
+/// Multi-head self-attention with its output projection, residual and norm.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttentionOp {
+    pub heads: usize,
+    pub head_dim: usize,
+    pub hidden: usize,
+    pub causal: bool,
+    pub norm: Norm,
+}
+
+/// The feed-forward block with its residual and norm.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FfnOp {
+    pub hidden: usize,
+    pub width: usize,
+    pub activation: Activation,
+    pub norm: Norm,
+}
+
+/// An early-exit head after a student layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExitOp {
+    /// 1-based student layer whose output the exit reads.
+    pub after_layer: usize,
+    pub head: ExitHead,
+    pub hidden: usize,
+    /// Classes (labels or vocabulary) for a classifier head; `hidden` for a pooler.
+    pub outputs: usize,
+    /// A classifier over every token (causal LM) rather than one per sequence.
+    pub per_token: bool,
+    /// The classifier reuses the word embedding matrix (causal LM exits).
+    pub tied: bool,
+}
+
+/// The task head at the end of the model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeadOp {
+    pub hidden: usize,
+    /// Final layer norm in front of the head (GPT-2's `ln_f`).
+    pub final_norm: Option<String>,
+    pub kind: HeadKind,
+}
+
+/// What the task head computes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum HeadKind {
+    /// Sentence embedding by pooling the final hidden states.
+    Pool { pooling: Pooling },
+    /// Sequence classification; `pooler` is BERT's dense+tanh pooler, which
+    /// also gives the classifier a bias.
+    Classify {
+        labels: usize,
+        pooler: bool,
+        classifier: String,
+    },
+    /// Next-token logits, through the word embedding when `tied`.
+    LanguageModel { vocab: usize, tied: bool },
+}
+
+/// The operation a node performs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Op {
+    /// Token ids entering the model.
+    Input,
+    Embeddings(EmbeddingsOp),
+    Attention(AttentionOp),
+    Ffn(FfnOp),
+    Exit(ExitOp),
+    Head(HeadOp),
+}
+
+/// What a linear module does with its input, which decides its FLOPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LinearUse {
+    /// A lookup table (embedding): no multiply-accumulates.
+    Lookup,
+    /// Applied to every token.
+    PerToken,
+    /// Applied once per sequence (pooled representation).
+    PerSequence,
+}
+
+/// A weight matrix of a node, `[out, inp]` as stored in the checkpoint
+/// (GPT-2's `Conv1D` stores it transposed; the shape here is logical).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Linear {
+    /// Full checkpoint name without `.weight`.
+    pub name: String,
+    pub out: usize,
+    pub inp: usize,
+    pub bias: bool,
+    pub usage: LinearUse,
+    /// Shares its weight with another module (tied LM heads): no own storage,
+    /// cannot be quantized on its own.
+    pub tied: bool,
+}
+
+/// A weight quantizer placed on one linear module.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WeightQuant {
+    pub bits: Bits,
+    pub symmetric: bool,
+    pub granularity: Granularity,
+    pub scale: ScaleMethod,
+    /// The `quantize` directive that placed it.
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// An activation quantizer on the input of one linear module.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActQuant {
+    pub bits: Bits,
+    pub symmetric: bool,
+    pub granularity: Granularity,
+    pub scale: ScaleMethod,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// The quantizers of one module: at most one of each kind.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ModuleQuant {
+    pub weights: Option<WeightQuant>,
+    pub activations: Option<ActQuant>,
+}
+
+/// A node of the model graph.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Node {
+    /// Checkpoint path, stable across passes (`encoder.layer.3.attention`).
+    pub name: String,
+    pub op: Op,
+    /// 0-based teacher layer this node comes from (attention / FFN nodes).
+    pub teacher_layer: Option<usize>,
+    /// The recipe text that caused this node (or its last change).
+    #[serde(skip)]
+    pub span: Span,
+    /// Quantizers by full module name.
+    pub quant: BTreeMap<String, ModuleQuant>,
+}
+
+impl Node {
+    pub fn new(name: impl Into<String>, op: Op, span: Span) -> Self {
+        Node {
+            name: name.into(),
+            op,
+            teacher_layer: None,
+            span,
+            quant: BTreeMap::new(),
+        }
+    }
+
+    /// The tensor type this node consumes.
+    pub fn input_type(&self) -> TensorType {
+        match &self.op {
+            Op::Input => TensorType::tokens(),
+            Op::Embeddings(_) => TensorType::tokens(),
+            Op::Attention(a) => TensorType::seq(a.hidden),
+            Op::Ffn(f) => TensorType::seq(f.hidden),
+            Op::Exit(e) => TensorType::seq(e.hidden),
+            Op::Head(h) => TensorType::seq(h.hidden),
+        }
+    }
+
+    /// The tensor type this node produces.
+    pub fn output_type(&self) -> TensorType {
+        match &self.op {
+            Op::Input => TensorType::tokens(),
+            Op::Embeddings(e) => TensorType::seq(e.hidden),
+            Op::Attention(a) => TensorType::seq(a.hidden),
+            Op::Ffn(f) => TensorType::seq(f.hidden),
+            Op::Exit(e) if e.per_token => TensorType::seq(e.outputs),
+            Op::Exit(e) => TensorType::vector(e.outputs),
+            Op::Head(h) => match &h.kind {
+                HeadKind::Pool { .. } => TensorType::vector(h.hidden),
+                HeadKind::Classify { labels, .. } => TensorType::vector(*labels),
+                HeadKind::LanguageModel { vocab, .. } => TensorType::seq(*vocab),
+            },
+        }
+    }
+
+    /// The weight matrices of this node, in checkpoint order.
+    pub fn linears(&self) -> Vec<Linear> {
+        let lin = |suffix: &str, out: usize, inp: usize, bias: bool, usage: LinearUse| Linear {
+            name: join(&self.name, suffix),
+            out,
+            inp,
+            bias,
+            usage,
+            tied: false,
+        };
+        match &self.op {
+            Op::Input => Vec::new(),
+            Op::Embeddings(e) => match e.rank {
+                None => vec![Linear {
+                    name: e.word.clone(),
+                    out: e.vocab,
+                    inp: e.hidden,
+                    bias: false,
+                    usage: LinearUse::Lookup,
+                    tied: false,
+                }],
+                Some(r) => vec![
+                    Linear {
+                        name: e.word.clone(),
+                        out: e.vocab,
+                        inp: r,
+                        bias: false,
+                        usage: LinearUse::Lookup,
+                        tied: false,
+                    },
+                    Linear {
+                        name: format!("{}_proj", e.word),
+                        out: e.hidden,
+                        inp: r,
+                        bias: false,
+                        usage: LinearUse::PerToken,
+                        tied: false,
+                    },
+                ],
+            },
+            Op::Attention(a) => {
+                let inner = a.heads * a.head_dim;
+                if a.causal {
+                    vec![
+                        lin("c_attn", 3 * inner, a.hidden, true, LinearUse::PerToken),
+                        lin("c_proj", a.hidden, inner, true, LinearUse::PerToken),
+                    ]
+                } else {
+                    vec![
+                        lin("self.query", inner, a.hidden, true, LinearUse::PerToken),
+                        lin("self.key", inner, a.hidden, true, LinearUse::PerToken),
+                        lin("self.value", inner, a.hidden, true, LinearUse::PerToken),
+                        lin("output.dense", a.hidden, inner, true, LinearUse::PerToken),
+                    ]
+                }
+            }
+            Op::Ffn(f) => match &f.norm {
+                Norm::Pre { .. } => vec![
+                    lin("c_fc", f.width, f.hidden, true, LinearUse::PerToken),
+                    lin("c_proj", f.hidden, f.width, true, LinearUse::PerToken),
+                ],
+                Norm::Post { .. } => vec![
+                    lin(
+                        "intermediate.dense",
+                        f.width,
+                        f.hidden,
+                        true,
+                        LinearUse::PerToken,
+                    ),
+                    lin("output.dense", f.hidden, f.width, true, LinearUse::PerToken),
+                ],
+            },
+            Op::Exit(e) => {
+                let usage = if e.per_token {
+                    LinearUse::PerToken
+                } else {
+                    LinearUse::PerSequence
+                };
+                match e.head {
+                    ExitHead::Classifier => vec![Linear {
+                        tied: e.tied,
+                        bias: !e.tied,
+                        ..lin("classifier", e.outputs, e.hidden, true, usage)
+                    }],
+                    ExitHead::Pooler => vec![lin("dense", e.hidden, e.hidden, true, usage)],
+                }
+            }
+            Op::Head(h) => match &h.kind {
+                HeadKind::Pool { .. } => Vec::new(),
+                HeadKind::Classify {
+                    labels,
+                    pooler,
+                    classifier,
+                } => {
+                    let mut out = Vec::new();
+                    if *pooler {
+                        out.push(Linear {
+                            name: "pooler.dense".into(),
+                            out: h.hidden,
+                            inp: h.hidden,
+                            bias: true,
+                            usage: LinearUse::PerSequence,
+                            tied: false,
+                        });
+                    }
+                    out.push(Linear {
+                        name: classifier.clone(),
+                        out: *labels,
+                        inp: h.hidden,
+                        bias: *pooler,
+                        usage: LinearUse::PerSequence,
+                        tied: false,
+                    });
+                    out
+                }
+                HeadKind::LanguageModel { vocab, tied } => vec![Linear {
+                    name: "lm_head".into(),
+                    out: *vocab,
+                    inp: h.hidden,
+                    bias: false,
+                    usage: LinearUse::PerToken,
+                    tied: *tied,
+                }],
+            },
+        }
+    }
+
+    /// Float parameters outside the weight matrices: layer norms, position and
+    /// token-type tables.
+    pub fn extra_params(&self) -> u64 {
+        let n = |x: usize| x as u64;
+        match &self.op {
+            Op::Input | Op::Exit(_) => 0,
+            Op::Embeddings(e) => {
+                let norm = if e.norm.is_some() { 2 * n(e.hidden) } else { 0 };
+                n(e.positions) * n(e.hidden) + n(e.token_types) * n(e.hidden) + norm
+            }
+            Op::Attention(a) => 2 * n(a.hidden),
+            Op::Ffn(f) => 2 * n(f.hidden),
+            Op::Head(h) => match h.final_norm {
+                Some(_) => 2 * n(h.hidden),
+                None => 0,
+            },
+        }
+    }
+
+    /// Short kind name used in the text form.
+    pub fn kind(&self) -> &'static str {
+        match &self.op {
+            Op::Input => "input",
+            Op::Embeddings(_) => "embeddings",
+            Op::Attention(_) => "attention",
+            Op::Ffn(_) => "ffn",
+            Op::Exit(_) => "exit",
+            Op::Head(_) => "head",
+        }
+    }
+}
+
+fn join(prefix: &str, suffix: &str) -> String {
+    if prefix.is_empty() {
+        suffix.to_string()
+    } else {
+        format!("{prefix}.{suffix}")
+    }
+}

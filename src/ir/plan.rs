@@ -1,0 +1,202 @@
+//! `Plan`: the decisions that are not data flow, kept beside the model graph:
+//! the teacher, task, data, device and output, the pruning policy, the exit
+//! policy, the distillation timeline, custom pass calls and the cost estimates.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::model::ModelConfig;
+use crate::recipe::{
+    Amount, ArgValue, CalibrationTarget, DataFormat, Device, ExitCriterion, ExitHead, ExitScope,
+    Importance, LrScheduleKind, Negatives, OptimizerKind, StageLength, Task,
+};
+use crate::syntax::Span;
+
+use super::cost::Cost;
+
+/// The whole compilation unit: the student model graph and its plan.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub model: super::Model,
+    pub plan: Plan,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The recipe's folder; paths in the plan are absolute, shown relative to it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    pub teacher: TeacherInfo,
+    pub task: Task,
+    pub seed: u64,
+    pub device: Device,
+    /// Artifact directory (`None`: the default `out/<recipe stem>`).
+    pub output: Option<PathBuf>,
+    pub datasets: Vec<DatasetInfo>,
+    pub eval: Option<String>,
+    /// Set by `width-prune` when the recipe prunes.
+    pub prune: Option<PrunePlan>,
+    /// Set by `exit-insert` when the recipe has exits.
+    pub exits: Option<ExitPlan>,
+    /// Set by `distill-schedule`.
+    pub pretrain: Option<StagePlan>,
+    pub stages: Vec<StagePlan>,
+    /// Custom pass calls, in recipe order, with their arguments.
+    pub custom_passes: Vec<CustomPassPlan>,
+    pub cost: CostPlan,
+}
+
+/// Where the teacher comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct TeacherInfo {
+    /// `builtin:NAME` or the checkpoint directory as written relative to the recipe.
+    pub source: String,
+    pub config: ModelConfig,
+    /// SHA-256 (hex) of config.json, or of the built-in config's JSON.
+    pub config_hash: String,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub path: PathBuf,
+    pub format: DataFormat,
+}
+
+/// The pruning policy; the shapes themselves are in the graph.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrunePlan {
+    pub importance: Importance,
+    pub over: ExitScope,
+    /// Data set importance is scored on, if any.
+    pub data: Option<String>,
+    pub batches: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExitPlan {
+    /// 1-based student layers with an exit head.
+    pub after: Vec<usize>,
+    pub head: ExitHead,
+    pub criterion: ExitCriterion,
+    pub threshold: Option<f64>,
+    pub patience: Option<usize>,
+    pub target: Option<CalibrationTarget>,
+}
+
+/// One training stage on the timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct StagePlan {
+    pub name: String,
+    pub length: StageLength,
+    /// First and one-past-last global step, when every stage before it and it
+    /// itself are counted in steps.
+    pub steps: Option<(usize, usize)>,
+    pub data: String,
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub schedule: LrScheduleKind,
+    pub warmup: Warmup,
+    pub batch_size: usize,
+    pub seq_len: usize,
+    pub grad_clip: Option<f64>,
+    pub accumulate: usize,
+    pub checkpoint_every: Option<usize>,
+    pub seed: u64,
+    pub losses: Vec<LossPlan>,
+}
+
+/// Warm-up length.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub enum Warmup {
+    Steps(usize),
+    /// A fraction of a stage whose step count is known only at run time (epochs).
+    Fraction(f64),
+}
+
+impl Warmup {
+    pub fn resolve(amount: Amount, length: StageLength) -> Warmup {
+        match (amount, length) {
+            (Amount::Count(n), _) => Warmup::Steps(n),
+            (Amount::Fraction(f), StageLength::Steps(s)) => {
+                Warmup::Steps((f * s as f64).round() as usize)
+            }
+            (Amount::Fraction(f), StageLength::Epochs(_)) => Warmup::Fraction(f),
+        }
+    }
+}
+
+/// A resolved loss term.
+#[derive(Debug, Clone, Serialize)]
+pub struct LossPlan {
+    pub weight: f64,
+    pub kind: LossPlanKind,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub enum LossPlanKind {
+    LogitKl {
+        temperature: f64,
+        over: ExitScope,
+    },
+    TaskCe,
+    HiddenMse {
+        pairs: Vec<LayerPair>,
+    },
+    AttentionKl {
+        pairs: Vec<LayerPair>,
+    },
+    AttentionMse {
+        pairs: Vec<LayerPair>,
+    },
+    Contrastive {
+        temperature: f64,
+        negatives: Negatives,
+        layer: usize,
+    },
+    Cosine,
+}
+
+impl LossPlanKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LossPlanKind::LogitKl { .. } => "logit_kl",
+            LossPlanKind::TaskCe => "task_ce",
+            LossPlanKind::HiddenMse { .. } => "hidden_mse",
+            LossPlanKind::AttentionKl { .. } => "attention_kl",
+            LossPlanKind::AttentionMse { .. } => "attention_mse",
+            LossPlanKind::Contrastive { .. } => "contrastive",
+            LossPlanKind::Cosine => "cosine",
+        }
+    }
+}
+
+/// A student layer distilled from a teacher layer (0 = embeddings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LayerPair {
+    pub student: usize,
+    pub teacher: usize,
+    /// Hidden widths differ: a learned projection maps student → teacher.
+    pub projection: bool,
+    /// Head counts differ (attention losses): heads are averaged before comparing.
+    pub average_heads: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomPassPlan {
+    pub name: String,
+    pub args: Vec<(String, ArgValue)>,
+}
+
+/// Estimated size and compute of teacher and student.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostPlan {
+    /// Sequence length the attention FLOPs are counted at.
+    pub seq_len: usize,
+    pub teacher: Cost,
+    pub student: Cost,
+}

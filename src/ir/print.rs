@@ -1,0 +1,366 @@
+//! The deterministic text form of a program: nodes in topological order,
+//! renumbered `%0, %1, ...` at print time, one line each with its inputs,
+//! shape and annotations (quantizers on indented lines below their node),
+//! then the plan. Snapshot tests and `plcc plan --dump-after` show this text.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::recipe::{
+    Bits, CalibrationTarget, Granularity, Negatives, ScaleMethod, StageLength, Task,
+};
+
+use super::node::{ActQuant, HeadKind, Node, Norm, Op, WeightQuant};
+use super::plan::{LayerPair, LossPlanKind, Plan, Program, StagePlan, Warmup};
+use super::Cost;
+
+/// The whole program as text.
+pub fn print(program: &Program) -> String {
+    let mut out = print_model(program);
+    out.push_str(&print_plan(&program.plan));
+    out
+}
+
+/// The model graph as text.
+pub fn print_model(program: &Program) -> String {
+    let model = &program.model;
+    let order = model.ordered_nodes();
+    let numbers: HashMap<_, _> = order.iter().enumerate().map(|(i, &ix)| (ix, i)).collect();
+    let layers: HashMap<_, _> = model
+        .layers()
+        .into_iter()
+        .flat_map(|l| [(l.attention, l.student), (l.ffn, l.student)])
+        .collect();
+    let mut out = String::from("model\n");
+    for &ix in &order {
+        let node = model.node(ix);
+        let inputs: Vec<String> = model
+            .inputs(ix)
+            .iter()
+            .map(|i| format!("%{}", numbers.get(i).copied().unwrap_or(usize::MAX)))
+            .collect();
+        let _ = write!(
+            out,
+            "  %{} {} = {}({})",
+            numbers[&ix],
+            node.name,
+            node.kind(),
+            inputs.join(", ")
+        );
+        if let Some(student) = layers.get(&ix) {
+            let _ = write!(out, " layer {student}");
+        }
+        if let Some(t) = node.teacher_layer {
+            let _ = write!(out, " (teacher {t})");
+        }
+        out.push_str(&op_details(node));
+        let _ = writeln!(out, " -> {}", node.output_type());
+        for (module, q) in &node.quant {
+            let mut parts = Vec::new();
+            if let Some(w) = &q.weights {
+                parts.push(format!("weights {}", print_weight_quant(w)));
+            }
+            if let Some(a) = &q.activations {
+                parts.push(format!("activations {}", print_act_quant(a)));
+            }
+            let _ = writeln!(out, "      quant {module}: {}", parts.join("; "));
+        }
+    }
+    out
+}
+
+fn op_details(node: &Node) -> String {
+    match &node.op {
+        Op::Input => " tokens".into(),
+        Op::Embeddings(e) => {
+            let mut s = format!(
+                " vocab {} hidden {} positions {} types {}",
+                e.vocab, e.hidden, e.positions, e.token_types
+            );
+            if let Some(r) = e.rank {
+                let _ = write!(s, " rank {r}");
+            }
+            if let Some(n) = &e.norm {
+                let _ = write!(s, " norm {n}");
+            }
+            s
+        }
+        Op::Attention(a) => format!(
+            " heads {} x {} hidden {}{} {}",
+            a.heads,
+            a.head_dim,
+            a.hidden,
+            if a.causal { " causal" } else { "" },
+            norm(&a.norm)
+        ),
+        Op::Ffn(f) => format!(
+            " width {} hidden {} {:?} {}",
+            f.width,
+            f.hidden,
+            f.activation,
+            norm(&f.norm)
+        ),
+        Op::Exit(e) => format!(
+            " after layer {} {:?} outputs {}{}{}",
+            e.after_layer,
+            e.head,
+            e.outputs,
+            if e.per_token { " per-token" } else { "" },
+            if e.tied { " tied" } else { "" }
+        ),
+        Op::Head(h) => {
+            let mut s = match &h.kind {
+                HeadKind::Pool { pooling } => format!(" pool {pooling:?}"),
+                HeadKind::Classify { labels, pooler, .. } => {
+                    format!(
+                        " classify labels {labels}{}",
+                        if *pooler { " pooler" } else { "" }
+                    )
+                }
+                HeadKind::LanguageModel { vocab, tied } => {
+                    format!(" lm vocab {vocab}{}", if *tied { " tied" } else { "" })
+                }
+            };
+            if let Some(n) = &h.final_norm {
+                let _ = write!(s, " norm {n}");
+            }
+            s
+        }
+    }
+}
+
+fn norm(n: &Norm) -> String {
+    match n {
+        Norm::Post { name } => format!("post-norm {name}"),
+        Norm::Pre { name } => format!("pre-norm {name}"),
+    }
+}
+
+/// `ternary sym row mean_abs`.
+pub fn print_weight_quant(w: &WeightQuant) -> String {
+    quant_text(w.bits, w.symmetric, w.granularity, w.scale)
+}
+
+pub fn print_act_quant(a: &ActQuant) -> String {
+    quant_text(a.bits, a.symmetric, a.granularity, a.scale)
+}
+
+fn quant_text(bits: Bits, symmetric: bool, granularity: Granularity, scale: ScaleMethod) -> String {
+    format!(
+        "{} {} {} {}",
+        bits_text(bits),
+        if symmetric { "sym" } else { "asym" },
+        granularity_text(granularity),
+        match scale {
+            ScaleMethod::Max => "max",
+            ScaleMethod::MeanAbs => "mean_abs",
+            ScaleMethod::Learned => "learned",
+        }
+    )
+}
+
+pub fn bits_text(bits: Bits) -> String {
+    match bits {
+        Bits::Binary => "binary".into(),
+        Bits::Ternary => "ternary".into(),
+        Bits::Int(b) => format!("int{b}"),
+    }
+}
+
+pub fn granularity_text(g: Granularity) -> String {
+    match g {
+        Granularity::Tensor => "tensor".into(),
+        Granularity::Row => "row".into(),
+        Granularity::Group(n) => format!("group {n}"),
+        Granularity::Token => "token".into(),
+    }
+}
+
+/// A path shown relative to `base` when it lies inside it.
+pub fn show_path(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+/// The plan as text.
+pub fn print_plan(plan: &Plan) -> String {
+    let mut out = String::from("plan\n");
+    let t = &plan.teacher;
+    let _ = writeln!(
+        out,
+        "  teacher {} ({}, {} layers, hidden {}) config sha256 {}",
+        t.source,
+        t.config.model_type,
+        t.config.num_layers(),
+        t.config.hidden_size,
+        &t.config_hash[..t.config_hash.len().min(16)]
+    );
+    let task = match plan.task {
+        Task::Embedding { pooling } => format!("embedding ({pooling:?} pooling)"),
+        Task::Classification { labels } => format!("classification ({labels} labels)"),
+        Task::CausalLm => "causal_lm".into(),
+    };
+    let output = plan
+        .output
+        .as_ref()
+        .map(|o| show_path(o, &plan.base_dir))
+        .unwrap_or_else(|| "(default)".into());
+    let _ = writeln!(
+        out,
+        "  task {task}, seed {}, device {:?}, output {output}",
+        plan.seed, plan.device
+    );
+    for d in &plan.datasets {
+        let _ = writeln!(
+            out,
+            "  data {} {} {:?}",
+            d.name,
+            show_path(&d.path, &plan.base_dir),
+            d.format
+        );
+    }
+    if let Some(e) = &plan.eval {
+        let _ = writeln!(out, "  eval {e}");
+    }
+    if let Some(p) = &plan.prune {
+        let _ = writeln!(
+            out,
+            "  prune importance {:?} over {:?} data {} batches {}",
+            p.importance,
+            p.over,
+            p.data.as_deref().unwrap_or("(none)"),
+            p.batches
+        );
+    }
+    if let Some(e) = &plan.exits {
+        let after: Vec<String> = e.after.iter().map(|a| a.to_string()).collect();
+        let _ = write!(
+            out,
+            "  exits after [{}] {:?} criterion {:?}",
+            after.join(", "),
+            e.head,
+            e.criterion
+        );
+        if let Some(t) = e.threshold {
+            let _ = write!(out, " threshold {t}");
+        }
+        if let Some(p) = e.patience {
+            let _ = write!(out, " patience {p}");
+        }
+        match e.target {
+            Some(CalibrationTarget::AvgExitLayer(x)) => {
+                let _ = write!(out, " target avg layer {x}");
+            }
+            Some(CalibrationTarget::Speedup(x)) => {
+                let _ = write!(out, " target speedup {x}");
+            }
+            Some(CalibrationTarget::MaxFidelityLoss(x)) => {
+                let _ = write!(out, " target max fidelity loss {x}");
+            }
+            None => {}
+        }
+        out.push('\n');
+    }
+    if let Some(p) = &plan.pretrain {
+        out.push_str(&stage_text("pretrain", p));
+    }
+    for s in &plan.stages {
+        out.push_str(&stage_text("distill", s));
+    }
+    for c in &plan.custom_passes {
+        let args: Vec<String> = c.args.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let _ = writeln!(out, "  pass {} {}", c.name, args.join(" "));
+    }
+    let _ = writeln!(out, "  cost at seq_len {}", plan.cost.seq_len);
+    out.push_str(&cost_text("teacher", &plan.cost.teacher));
+    out.push_str(&cost_text("student", &plan.cost.student));
+    out
+}
+
+fn cost_text(who: &str, c: &Cost) -> String {
+    let mut s = format!(
+        "    {who}: params {} bytes {} flops/token {}\n",
+        c.params, c.bytes, c.flops_per_token
+    );
+    for e in &c.exits {
+        let _ = writeln!(
+            s,
+            "      exit after layer {}: flops/token {}",
+            e.after_layer, e.flops_per_token
+        );
+    }
+    s
+}
+
+fn stage_text(kind: &str, s: &StagePlan) -> String {
+    let length = match (s.length, s.steps) {
+        (_, Some((a, b))) => format!("steps {a}..{b}"),
+        (StageLength::Epochs(e), None) => format!("{e} epochs"),
+        (StageLength::Steps(n), None) => format!("{n} steps"),
+    };
+    let warmup = match s.warmup {
+        Warmup::Steps(n) => format!("{n} steps"),
+        Warmup::Fraction(f) => format!("{}%", f * 100.0),
+    };
+    let mut out = format!(
+        "  {kind} {}: {length} data {} {:?} lr {} wd {} {:?} warmup {warmup} batch {} seq {} accumulate {}",
+        s.name, s.data, s.optimizer, s.lr, s.weight_decay, s.schedule, s.batch_size, s.seq_len, s.accumulate
+    );
+    if let Some(c) = s.grad_clip {
+        let _ = write!(out, " clip {c}");
+    }
+    if let Some(c) = s.checkpoint_every {
+        let _ = write!(out, " checkpoint every {c}");
+    }
+    let _ = writeln!(out, " seed {}", s.seed);
+    for l in &s.losses {
+        let _ = write!(out, "    loss {} weight {}", l.kind.name(), l.weight);
+        match &l.kind {
+            LossPlanKind::LogitKl { temperature, over } => {
+                let _ = write!(out, " temperature {temperature} over {over:?}");
+            }
+            LossPlanKind::HiddenMse { pairs }
+            | LossPlanKind::AttentionKl { pairs }
+            | LossPlanKind::AttentionMse { pairs } => {
+                let _ = write!(out, " map {}", pairs_text(pairs));
+            }
+            LossPlanKind::Contrastive {
+                temperature,
+                negatives,
+                layer,
+            } => {
+                let neg = match negatives {
+                    Negatives::Batch => "batch".to_string(),
+                    Negatives::Memory(n) => format!("memory {n}"),
+                };
+                let _ = write!(
+                    out,
+                    " temperature {temperature} negatives {neg} layer {layer}"
+                );
+            }
+            LossPlanKind::TaskCe | LossPlanKind::Cosine => {}
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `0->0 1->2* 2->4~`: `*` marks a hidden projection, `~` averaged heads.
+pub fn pairs_text(pairs: &[LayerPair]) -> String {
+    pairs
+        .iter()
+        .map(|p| {
+            format!(
+                "{}->{}{}{}",
+                p.student,
+                p.teacher,
+                if p.projection { "*" } else { "" },
+                if p.average_heads { "~" } else { "" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,125 @@
+//! `resolve`: from a typed recipe to the teacher's `Program`. Loads the
+//! teacher configuration (checkpoint `config.json` or a built-in), builds the
+//! teacher graph, and fills the plan with what the recipe says directly. The
+//! passes then turn the teacher program into the student program.
+
+use sha2::{Digest, Sha256};
+
+use crate::diag::Diag;
+use crate::model::{builtin, ModelConfig};
+use crate::recipe::{Recipe, TeacherRef};
+
+use super::build::model_from_config;
+use super::cost::estimate;
+use super::plan::{CostPlan, DatasetInfo, Plan, Program, TeacherInfo};
+
+/// Sequence length the cost model uses when the recipe has no stage.
+pub const DEFAULT_SEQ_LEN: usize = 128;
+
+/// Resolves `recipe` into the teacher program.
+pub fn resolve(recipe: &Recipe) -> Result<Program, Diag> {
+    let teacher = load_teacher(recipe)?;
+    let model = model_from_config(&teacher.config, recipe.task.value, recipe.teacher.span);
+    let seq_len = recipe
+        .stages
+        .first()
+        .map(|s| s.seq_len.value)
+        .unwrap_or(DEFAULT_SEQ_LEN);
+    let teacher_cost = estimate(&model, seq_len);
+    let plan = Plan {
+        base_dir: recipe.base_dir.clone(),
+        teacher,
+        task: recipe.task.value,
+        seed: recipe.seed.value,
+        device: recipe.device.value,
+        output: recipe.output.as_ref().map(|o| o.value.clone()),
+        datasets: recipe
+            .datasets
+            .iter()
+            .map(|d| DatasetInfo {
+                name: d.name.value.clone(),
+                path: d.path.value.clone(),
+                format: d.format,
+            })
+            .collect(),
+        eval: recipe.eval.as_ref().map(|e| e.value.clone()),
+        prune: None,
+        exits: None,
+        pretrain: None,
+        stages: Vec::new(),
+        custom_passes: Vec::new(),
+        cost: CostPlan {
+            seq_len,
+            student: teacher_cost.clone(),
+            teacher: teacher_cost,
+        },
+    };
+    Ok(Program { model, plan })
+}
+
+/// Loads the teacher's configuration and describes where it came from.
+pub fn load_teacher(recipe: &Recipe) -> Result<TeacherInfo, Diag> {
+    let span = recipe.teacher.span;
+    match &recipe.teacher.value {
+        TeacherRef::Builtin(name) => {
+            let config = builtin::config(name).ok_or_else(|| {
+                Diag::new(
+                    "plcc::checkpoint::unknown-builtin",
+                    format!("unknown built-in model `{name}`"),
+                )
+                .label(span, "no such built-in model")
+                .help(format!("built-in models: {}", builtin::NAMES.join(", ")))
+            })?;
+            let json = serde_json::to_vec(&config).unwrap_or_default();
+            Ok(TeacherInfo {
+                source: format!("builtin:{name}"),
+                config_hash: sha256_hex(&json),
+                config,
+                span,
+            })
+        }
+        TeacherRef::Dir(dir) => {
+            let shown = dir
+                .strip_prefix(&recipe.base_dir)
+                .unwrap_or(dir)
+                .display()
+                .to_string();
+            if !dir.is_dir() {
+                return Err(Diag::new(
+                    "plcc::checkpoint::missing",
+                    format!("checkpoint directory `{shown}` does not exist"),
+                )
+                .label(span, "teacher checkpoint not found")
+                .help("the path is relative to the recipe's folder; a checkpoint folder holds config.json, model.safetensors and tokenizer.json"));
+            }
+            let path = dir.join("config.json");
+            let text = std::fs::read(&path).map_err(|e| {
+                Diag::new(
+                    "plcc::checkpoint::missing-config",
+                    format!("cannot read `{shown}/config.json`"),
+                )
+                .label(span, "this checkpoint has no readable config.json")
+                .note(e.to_string())
+            })?;
+            let text_str = String::from_utf8_lossy(&text);
+            let config = ModelConfig::from_json_str(
+                &text_str,
+                std::path::Path::new(&format!("{shown}/config.json")),
+            )
+            .map_err(|d| d.label(span, "teacher checkpoint"))?;
+            Ok(TeacherInfo {
+                source: shown,
+                config_hash: sha256_hex(&text),
+                config,
+                span,
+            })
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,212 @@
+//! `verify`: the structural invariants every program satisfies between
+//! passes. A violation is a compiler bug (or a custom pass's), reported as an
+//! internal-error diagnostic naming the node.
+//!
+//! Checked: acyclic; one input, one embeddings, one task head; every edge's
+//! type is what its source produces and its target consumes; node and module
+//! names unique; heads, head size and widths ≥ 1, `heads·head_dim` consistent
+//! with the attention's linears; every layer is attention then FFN of the same
+//! teacher layer, and teacher layers strictly increase; embedding rank below
+//! the hidden size; exits follow an existing layer's FFN, one per layer, and
+//! name that layer; quantizers sit on existing, untied modules of their node.
+
+use std::collections::{HashMap, HashSet};
+
+use petgraph::visit::EdgeRef;
+
+use crate::diag::Diag;
+
+use super::node::Op;
+use super::plan::Program;
+
+const CODE: &str = "plcc::internal::invalid-ir";
+
+fn invalid(node: &str, what: impl std::fmt::Display) -> Diag {
+    Diag::new(
+        CODE,
+        format!("internal error: invalid IR at `{node}`: {what}"),
+    )
+    .note("this is a bug in plcc or in a custom pass; please report it with the recipe")
+}
+
+/// Checks the invariants of `program`.
+pub fn verify(program: &Program) -> Result<(), Diag> {
+    let model = &program.model;
+    let g = &model.graph;
+    let Some(order) = model.order() else {
+        return Err(invalid("<graph>", "the graph has a cycle"));
+    };
+
+    let count = |pred: fn(&Op) -> bool| order.iter().filter(|&&ix| pred(&g[ix].op)).count();
+    for (what, n) in [
+        ("input", count(|op| matches!(op, Op::Input))),
+        ("embeddings", count(|op| matches!(op, Op::Embeddings(_)))),
+        ("task head", count(|op| matches!(op, Op::Head(_)))),
+    ] {
+        if n != 1 {
+            return Err(invalid(
+                "<graph>",
+                format!("expected one {what} node, found {n}"),
+            ));
+        }
+    }
+
+    let mut names = HashSet::new();
+    let mut modules: HashMap<String, String> = HashMap::new();
+    for &ix in &order {
+        let node = &g[ix];
+        if !names.insert(node.name.as_str()) {
+            return Err(invalid(&node.name, "two nodes have this name"));
+        }
+        let linears = node.linears();
+        for l in &linears {
+            if l.out == 0 || l.inp == 0 {
+                return Err(invalid(
+                    &node.name,
+                    format!("module `{}` has an empty shape", l.name),
+                ));
+            }
+            if let Some(other) = modules.insert(l.name.clone(), node.name.clone()) {
+                return Err(invalid(
+                    &node.name,
+                    format!("module `{}` also belongs to `{other}`", l.name),
+                ));
+            }
+        }
+        for module in node.quant.keys() {
+            match linears.iter().find(|l| &l.name == module) {
+                None => {
+                    return Err(invalid(
+                        &node.name,
+                        format!("quantizer on unknown module `{module}`"),
+                    ))
+                }
+                Some(l) if l.tied => {
+                    return Err(invalid(
+                        &node.name,
+                        format!("quantizer on tied module `{module}`"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        match &node.op {
+            Op::Attention(a) => {
+                if a.heads == 0 || a.head_dim == 0 || a.hidden == 0 {
+                    return Err(invalid(
+                        &node.name,
+                        "attention needs heads, head_dim and hidden ≥ 1",
+                    ));
+                }
+                let inner = a.heads * a.head_dim;
+                let proj = linears.last().map(|l| l.inp).unwrap_or(0);
+                if proj != inner {
+                    return Err(invalid(
+                        &node.name,
+                        format!("heads·head_dim = {inner} but the output projection reads {proj}"),
+                    ));
+                }
+            }
+            Op::Ffn(f) if f.width == 0 || f.hidden == 0 => {
+                return Err(invalid(&node.name, "FFN width and hidden must be ≥ 1"));
+            }
+            Op::Embeddings(e) => {
+                if let Some(r) = e.rank {
+                    if r == 0 || r >= e.hidden {
+                        return Err(invalid(
+                            &node.name,
+                            format!("embedding rank {r} not in 1..{}", e.hidden),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        for e in g.edges_directed(ix, petgraph::Direction::Outgoing) {
+            let target = &g[e.target()];
+            let produced = node.output_type();
+            if e.weight().ty != produced {
+                return Err(invalid(
+                    &node.name,
+                    format!(
+                        "edge to `{}` carries {} but the node produces {produced}",
+                        target.name,
+                        e.weight().ty
+                    ),
+                ));
+            }
+            let consumed = target.input_type();
+            if consumed != produced {
+                return Err(invalid(
+                    &target.name,
+                    format!(
+                        "consumes {consumed} but `{}` produces {produced}",
+                        node.name
+                    ),
+                ));
+            }
+        }
+    }
+
+    let layers = model.layers();
+    let attention_nodes = count(|op| matches!(op, Op::Attention(_)));
+    let ffn_nodes = count(|op| matches!(op, Op::Ffn(_)));
+    if attention_nodes != layers.len() || ffn_nodes != layers.len() {
+        return Err(invalid(
+            "<graph>",
+            format!(
+                "{attention_nodes} attention and {ffn_nodes} FFN nodes do not pair into {} layers",
+                layers.len()
+            ),
+        ));
+    }
+    let mut last_teacher: Option<usize> = None;
+    for layer in &layers {
+        let a = &g[layer.attention];
+        let f = &g[layer.ffn];
+        if a.teacher_layer != f.teacher_layer || a.teacher_layer.is_none() {
+            return Err(invalid(
+                &f.name,
+                format!("FFN does not belong to the layer of `{}`", a.name),
+            ));
+        }
+        if last_teacher.is_some_and(|t| t >= layer.teacher) {
+            return Err(invalid(
+                &a.name,
+                "teacher layers are not in increasing order",
+            ));
+        }
+        last_teacher = Some(layer.teacher);
+        if model.inputs(layer.ffn) != vec![layer.attention] {
+            return Err(invalid(&f.name, format!("FFN must read only `{}`", a.name)));
+        }
+    }
+
+    let mut exit_layers = HashSet::new();
+    for ix in model.exits() {
+        let node = &g[ix];
+        let Op::Exit(e) = &node.op else { continue };
+        let Some(layer) = layers.iter().find(|l| l.student == e.after_layer) else {
+            return Err(invalid(
+                &node.name,
+                format!("exit after layer {} which does not exist", e.after_layer),
+            ));
+        };
+        if model.inputs(ix) != vec![layer.ffn] {
+            return Err(invalid(
+                &node.name,
+                format!("exit must read the output of layer {}", e.after_layer),
+            ));
+        }
+        if !model.outputs(ix).is_empty() {
+            return Err(invalid(&node.name, "an exit head feeds no other node"));
+        }
+        if !exit_layers.insert(e.after_layer) {
+            return Err(invalid(
+                &node.name,
+                format!("two exits after layer {}", e.after_layer),
+            ));
+        }
+    }
+    Ok(())
+}
