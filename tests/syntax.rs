@@ -85,3 +85,17 @@ fn messy_text_formats_to_the_canonical_form() {
     assert_eq!(formatted, expected);
     assert!(plcc::recipe::parse_str(&formatted, Path::new(".")).is_ok());
 }
+
+#[test]
+fn valid_fixtures_pass_the_schema_check() {
+    let fixtures: Vec<PathBuf> = recipe_files()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/fixtures/syntax/"))
+        .collect();
+    assert!(fixtures.len() >= 2);
+    for path in fixtures {
+        if let Err(d) = plcc::recipe::load(&path) {
+            panic!("{}", d.render_plain());
+        }
+    }
+}
