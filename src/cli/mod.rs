@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
+pub mod fmt;
+
 #[derive(Parser, Debug)]
 #[command(name = "plcc", version, about = "A declarative model-compression compiler for Transformer language models")]
 pub struct Cli {
@@ -125,6 +127,16 @@ pub fn main_with(registry: PassRegistry) -> ExitCode {
 pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode, Diag> {
     let _ = registry;
     match command {
+        Command::Fmt { recipe, write, check } => {
+            let mode = if write {
+                fmt::FmtMode::Write
+            } else if check {
+                fmt::FmtMode::Check
+            } else {
+                fmt::FmtMode::Print
+            };
+            fmt::run(&recipe, mode)
+        }
         other => Err(Diag::new(
             "plcc::cli::unavailable",
             format!("this command is not available in this build: {other:?}"),

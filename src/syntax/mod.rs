@@ -1,6 +1,15 @@
 //! Recipe text → generic syntax tree with spans (pest grammar in
-//! `grammar/recipe.pest`), and the canonical formatter.
+//! `grammar/recipe.pest`), reading recipe files, and the canonical formatter.
 
+mod ast;
+mod fmt;
+mod lex;
+mod parse;
+mod source;
 mod span;
 
+pub use ast::{Block, Comment, Document, Item, Name, Property, Statement, Value, ValueKind};
+pub use fmt::{format, format_value};
+pub use parse::parse;
+pub use source::{decode, read_recipe, SourceText};
 pub use span::{Span, Spanned};

@@ -1,0 +1,348 @@
+//! The schema check: a generic syntax tree becomes a typed `Recipe` with
+//! every default filled in (docs/language.md is the contract). Top-level
+//! properties, the task, and checks across blocks (data set references,
+//! duplicate names) live here; each block kind has its own file.
+//!
+//! A defaulted field carries the span of the block that owns it (the block's
+//! name), or an empty span at the start of the text for top-level defaults;
+//! the task and its defaults carry the span of the teacher.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::blocks;
+use super::fields::{Body, Errors};
+use super::stages;
+use super::values::{choice, count, index_list, non_empty_string, positive, strictly_increasing};
+use crate::diag::{did_you_mean, Diag};
+use crate::model::builtin;
+use crate::model::config::{Arch, ModelConfig};
+use crate::recipe::{DataSpec, Device, Pooling, Recipe, StageSpec, Task, TeacherRef};
+use crate::syntax::{Document, Span, Spanned, Statement, Value};
+
+/// Blocks allowed at the top level.
+const TOP_BLOCKS: &[&str] = &[
+    "data", "prune", "exits", "quantize", "distill", "pretrain", "pass",
+];
+
+/// Checks `doc` against the recipe schema and builds the typed recipe.
+/// Relative paths resolve against `base_dir`. On failure, returns the first
+/// problem in text order (with a note counting the others).
+pub fn from_ast(doc: &Document, base_dir: &Path) -> Result<Recipe, Diag> {
+    let mut errs = Errors::default();
+    let recipe = build(doc, base_dir, &mut errs);
+    let mut list = errs.list;
+    list.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
+    let more = list.len().saturating_sub(1);
+    match (recipe, list.into_iter().next()) {
+        (Some(recipe), None) => Ok(recipe),
+        (_, Some(first)) if more > 0 => Err(first.note(format!(
+            "{more} more problem{} in this recipe",
+            if more == 1 { "" } else { "s" }
+        ))),
+        (_, Some(first)) => Err(first),
+        (None, None) => Err(Diag::new(
+            "plcc::recipe::internal",
+            "the recipe check failed without a diagnostic",
+        )),
+    }
+}
+
+fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
+    let items = &doc.items;
+    let mut top = Body::new(items, "the recipe", Span::default(), errs);
+    let teacher = top.require("teacher", errs, |v| teacher(v, base_dir));
+    let task = task(&mut top, teacher.as_ref(), errs);
+    let device = top.take_or("device", errs, Device::Cpu, |v| {
+        choice(v, &[("cpu", Device::Cpu), ("cuda", Device::Cuda)])
+    });
+    let output = top.take("output", errs, |v| {
+        non_empty_string(v).map(|s| base_dir.join(s))
+    });
+    let seed = top.take_or("seed", errs, 0u64, |v| count(v).map(|n| n as u64));
+    let eval = top.take("eval", errs, super::values::ident);
+    let keep_layers = top.take("keep_layers", errs, |v| {
+        let layers = index_list(v, 0)?;
+        if layers.is_empty() {
+            return Err(super::values::out_of_range(
+                v.span,
+                "`keep_layers` is empty",
+                "keep at least one layer",
+            ));
+        }
+        strictly_increasing(&layers, "`keep_layers`")?;
+        Ok(layers)
+    });
+
+    let mut datasets: Vec<DataSpec> = Vec::new();
+    let mut prune = None;
+    let mut exits_block = None;
+    let mut quantizers = Vec::new();
+    let mut pretrain: Option<StageSpec> = None;
+    let mut stages: Vec<StageSpec> = Vec::new();
+    let mut custom_passes = Vec::new();
+    let mut singles: BTreeMap<&str, Span> = BTreeMap::new();
+    for block in top.blocks.clone() {
+        let name = block.name.text.as_str();
+        if matches!(name, "prune" | "exits" | "pretrain") {
+            if let Some(first) = singles.get(name) {
+                errs.push(
+                    Diag::new(
+                        "plcc::recipe::duplicate-block",
+                        format!("a recipe has at most one `{name}` block"),
+                    )
+                    .label(block.name.span, "second block")
+                    .label(*first, "first block"),
+                );
+                continue;
+            }
+            singles.insert(name, block.name.span);
+        }
+        let seed_value = seed.value;
+        match name {
+            "data" => datasets.extend(blocks::data(block, base_dir, errs)),
+            "prune" => prune = blocks::prune(block, errs),
+            "exits" => exits_block = Some(block),
+            "quantize" => quantizers.extend(blocks::quantize(block, errs)),
+            "distill" => stages.extend(stages::stage(block, false, seed_value, errs)),
+            "pretrain" => pretrain = stages::stage(block, true, seed_value, errs),
+            "pass" => custom_passes.extend(blocks::custom_pass(block, errs)),
+            _ => {}
+        }
+    }
+    top.finish(TOP_BLOCKS, errs);
+    let exits = match (exits_block, &task) {
+        (Some(block), Some(task)) => blocks::exits(block, task.value, errs),
+        _ => None,
+    };
+
+    check_unique_names(
+        datasets.iter().map(|d| &d.name),
+        "data set",
+        "plcc::recipe::duplicate-dataset",
+        errs,
+    );
+    check_unique_names(
+        pretrain.iter().chain(stages.iter()).map(|s| &s.name),
+        "stage",
+        "plcc::recipe::duplicate-stage",
+        errs,
+    );
+    let names: Vec<&str> = datasets.iter().map(|d| d.name.value.as_str()).collect();
+    let references = eval
+        .iter()
+        .chain(prune.as_ref().and_then(|p| p.data.as_ref()))
+        .chain(pretrain.iter().chain(stages.iter()).map(|s| &s.data));
+    for reference in references {
+        check_dataset(reference, &names, errs);
+    }
+    if let Some(prune) = prune.as_mut() {
+        if prune.data.is_none() {
+            let first_stage = stages.first().or(pretrain.as_ref()).map(|s| s.data.clone());
+            prune.data = first_stage.or_else(|| datasets.first().map(|d| d.name.clone()));
+        }
+    }
+
+    Some(Recipe {
+        base_dir: base_dir.to_path_buf(),
+        teacher: teacher?,
+        task: task?,
+        seed,
+        device,
+        output,
+        datasets,
+        eval,
+        keep_layers,
+        prune,
+        exits,
+        quantizers,
+        pretrain,
+        stages,
+        custom_passes,
+    })
+}
+
+/// `"builtin:NAME"` or a checkpoint directory relative to `base_dir`.
+fn teacher(value: &Value, base_dir: &Path) -> Result<TeacherRef, Diag> {
+    let text = non_empty_string(value)?;
+    match text.strip_prefix("builtin:") {
+        Some(name) if builtin::NAMES.contains(&name) => Ok(TeacherRef::Builtin(name.to_string())),
+        Some(name) => {
+            let listing: Vec<String> = builtin::NAMES
+                .iter()
+                .map(|n| format!("builtin:{n}"))
+                .collect();
+            let diag = Diag::new(
+                "plcc::recipe::unknown-builtin",
+                format!("unknown built-in model `{name}`"),
+            )
+            .label(value.span, "not a built-in model")
+            .note(format!("built-in models: {}", listing.join(", ")));
+            Err(match did_you_mean(name, builtin::NAMES.iter().copied()) {
+                Some(s) => diag.help(format!("did you mean `builtin:{s}`?")),
+                None => diag,
+            })
+        }
+        None => Ok(TeacherRef::Dir(base_dir.join(text))),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum TaskName {
+    Embedding,
+    Classification,
+    CausalLm,
+}
+
+/// `task`, `pooling` and `labels` together; the default task follows the
+/// teacher's architecture (GPT-2 → `causal_lm`, else `embedding`).
+fn task(
+    top: &mut Body<'_>,
+    teacher: Option<&Spanned<TeacherRef>>,
+    errs: &mut Errors,
+) -> Option<Spanned<Task>> {
+    let named = top.take("task", errs, |v| {
+        choice(
+            v,
+            &[
+                ("embedding", TaskName::Embedding),
+                ("classification", TaskName::Classification),
+                ("causal_lm", TaskName::CausalLm),
+            ],
+        )
+    });
+    let pooling = top.take("pooling", errs, |v| {
+        choice(v, &[("mean", Pooling::Mean), ("cls", Pooling::Cls)])
+    });
+    let labels = top.take("labels", errs, |v| {
+        let n = positive(v)?;
+        if n < 2 {
+            return Err(super::values::out_of_range(
+                v.span,
+                "`labels` must be at least 2",
+                "a classifier needs two classes or more",
+            ));
+        }
+        Ok(n)
+    });
+    if top.get("task").is_some() && named.is_none() {
+        return None;
+    }
+    let teacher = teacher?;
+    let (kind, span) = match named {
+        Some(n) => (n.value, n.span),
+        None => (default_task(&teacher.value), teacher.span),
+    };
+    let misplaced = |key: &str, span: Span, task: &str| {
+        Diag::new(
+            "plcc::recipe::conflicting-keys",
+            format!("`{key}` does not apply to the `{task}` task"),
+        )
+        .label(span, format!("remove `{key}`"))
+    };
+    let task = match kind {
+        TaskName::Embedding => {
+            if let Some(l) = &labels {
+                errs.push(
+                    misplaced("labels", l.span, "embedding")
+                        .help("`labels` needs `task: classification`"),
+                );
+            }
+            Task::Embedding {
+                pooling: pooling.map_or(Pooling::Mean, |p| p.value),
+            }
+        }
+        TaskName::Classification => {
+            if let Some(p) = &pooling {
+                errs.push(misplaced("pooling", p.span, "classification"));
+            }
+            let Some(labels) = labels else {
+                if top.get("labels").is_none() {
+                    errs.push(
+                        Diag::new(
+                            "plcc::recipe::missing-key",
+                            "the classification task needs `labels`",
+                        )
+                        .label(span, "add `labels: N` (the number of classes)"),
+                    );
+                }
+                return None;
+            };
+            Task::Classification {
+                labels: labels.value,
+            }
+        }
+        TaskName::CausalLm => {
+            for (key, given) in [
+                ("pooling", pooling.map(|p| p.span)),
+                ("labels", labels.map(|l| l.span)),
+            ] {
+                if let Some(s) = given {
+                    errs.push(misplaced(key, s, "causal_lm"));
+                }
+            }
+            Task::CausalLm
+        }
+    };
+    Some(Spanned::new(task, span))
+}
+
+fn default_task(teacher: &TeacherRef) -> TaskName {
+    let arch = match teacher {
+        TeacherRef::Builtin(name) => builtin::config(name).map(|c| c.arch),
+        TeacherRef::Dir(dir) => ModelConfig::from_dir(dir).ok().map(|c| c.arch),
+    };
+    match arch {
+        Some(Arch::Gpt2) => TaskName::CausalLm,
+        _ => TaskName::Embedding,
+    }
+}
+
+fn check_unique_names<'a>(
+    names: impl Iterator<Item = &'a Spanned<String>>,
+    what: &str,
+    code: &'static str,
+    errs: &mut Errors,
+) {
+    let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
+    for name in names {
+        match seen.get(name.value.as_str()) {
+            Some(first) => errs.push(
+                Diag::new(code, format!("two {what}s are named `{}`", name.value))
+                    .label(name.span, "second definition")
+                    .label(*first, "first definition"),
+            ),
+            None => {
+                seen.insert(name.value.as_str(), name.span);
+            }
+        }
+    }
+}
+
+fn check_dataset(reference: &Spanned<String>, names: &[&str], errs: &mut Errors) {
+    if names.contains(&reference.value.as_str()) {
+        return;
+    }
+    let diag = Diag::new(
+        "plcc::recipe::unknown-dataset",
+        format!("unknown data set `{}`", reference.value),
+    )
+    .label(reference.span, "no `data` block declares this name");
+    let diag = match did_you_mean(&reference.value, names.iter().copied()) {
+        Some(s) => diag.help(format!("did you mean `{s}`?")),
+        None if names.is_empty() => diag.help("declare it with `data NAME \"PATH\" { }`"),
+        None => diag.help(format!("declared data sets: {}", names.join(", "))),
+    };
+    errs.push(diag);
+}
+
+/// Reports a statement given where a different form is needed (used by blocks
+/// whose bodies hold only arguments).
+pub(super) fn statement_kind_error(statement: &Statement, expected: &str) -> Diag {
+    let name = statement.name();
+    Diag::new(
+        "plcc::recipe::unknown-block",
+        format!("unexpected `{}` here", name.text),
+    )
+    .label(name.span, format!("expected {expected}"))
+}

@@ -1,0 +1,290 @@
+//! Schema of training stages: `distill NAME { ... }` with its `loss KIND { }`
+//! blocks, and `pretrain { ... }` (the same keys, task loss only).
+
+use std::collections::BTreeMap;
+
+use super::fields::{arg_count, Body, Errors};
+use super::values::{
+    amount_or_zero, choice, count, ident, integer, non_negative_number, positive, positive_number,
+    unknown_value, wrong_type,
+};
+use crate::diag::Diag;
+use crate::recipe::{
+    Amount, ExitScope, LossKind, LossSpec, LrScheduleKind, Negatives, OptimizerKind, StageLength,
+    StageSpec,
+};
+use crate::syntax::{Block, Span, Spanned, Value, ValueKind};
+
+/// Loss kinds a `loss` block may name.
+const LOSS_KINDS: &[&str] = &[
+    "logit_kl",
+    "task_ce",
+    "hidden_mse",
+    "attention_kl",
+    "attention_mse",
+    "contrastive",
+    "cosine",
+];
+
+/// A `distill NAME { }` block, or the `pretrain { }` block when `pretrain`.
+pub fn stage(
+    block: &Block,
+    pretrain: bool,
+    recipe_seed: u64,
+    errs: &mut Errors,
+) -> Option<StageSpec> {
+    let name = if pretrain {
+        errs.ok(arg_count(block, 0, ""))?;
+        Spanned::new("pretrain".to_string(), block.name.span)
+    } else {
+        errs.ok(arg_count(block, 1, "a stage name"))?;
+        let arg = &block.args[0];
+        Spanned::new(errs.ok(ident(arg))?, arg.span)
+    };
+    let owner = if pretrain {
+        "`pretrain`".to_string()
+    } else {
+        format!("stage `{}`", name.value)
+    };
+    let mut body = Body::new(&block.body, owner.clone(), block.name.span, errs);
+    let steps = body.take("steps", errs, positive);
+    let epochs = body.take("epochs", errs, positive);
+    let steps_given = body.get("steps").is_some();
+    let epochs_given = body.get("epochs").is_some();
+    let length = match (steps, epochs) {
+        (Some(s), None) => Some(Spanned::new(StageLength::Steps(s.value), s.span)),
+        (None, Some(e)) => Some(Spanned::new(StageLength::Epochs(e.value), e.span)),
+        (Some(s), Some(e)) => {
+            errs.push(
+                Diag::new(
+                    "plcc::recipe::stage-length",
+                    format!("{owner} gives both `steps` and `epochs`"),
+                )
+                .label(e.span, "remove this one")
+                .label(s.span, "or this one")
+                .help("a stage runs for a number of steps or of epochs, not both"),
+            );
+            None
+        }
+        (None, None) => {
+            if !steps_given && !epochs_given {
+                errs.push(
+                    Diag::new(
+                        "plcc::recipe::stage-length",
+                        format!("{owner} needs `steps` or `epochs`"),
+                    )
+                    .label(block.name.span, "how long does this stage train?")
+                    .help("add `steps: N` or `epochs: N`"),
+                );
+            }
+            None
+        }
+    };
+    let data = body.require("data", errs, ident);
+    let optimizer = body.take_or("optimizer", errs, OptimizerKind::AdamW, |v| {
+        choice(
+            v,
+            &[("adamw", OptimizerKind::AdamW), ("sgd", OptimizerKind::Sgd)],
+        )
+    });
+    let lr = body.take_or("lr", errs, 1e-4, positive_number);
+    let weight_decay = body.take_or("weight_decay", errs, 0.01, non_negative_number);
+    let schedule = body.take_or("schedule", errs, LrScheduleKind::Linear, |v| {
+        choice(
+            v,
+            &[
+                ("linear", LrScheduleKind::Linear),
+                ("cosine", LrScheduleKind::Cosine),
+                ("constant", LrScheduleKind::Constant),
+            ],
+        )
+    });
+    let warmup = body.take_or("warmup", errs, Amount::Fraction(0.1), amount_or_zero);
+    let batch_size = body.take_or("batch_size", errs, 32, positive);
+    let seq_len = body.take_or("seq_len", errs, 128, positive);
+    let grad_clip = body.take("grad_clip", errs, positive_number);
+    let accumulate = body.take_or("accumulate", errs, 1, positive);
+    let checkpoint_every = body.take("checkpoint_every", errs, positive);
+    let seed = body.take_or("seed", errs, recipe_seed, |v| count(v).map(|n| n as u64));
+
+    let mut losses = Vec::new();
+    let mut kinds: BTreeMap<String, Span> = BTreeMap::new();
+    for nested in body.blocks.clone() {
+        if nested.name.text != "loss" {
+            continue;
+        }
+        if pretrain {
+            errs.push(
+                Diag::new(
+                    "plcc::recipe::unknown-block",
+                    "`pretrain` trains with the task loss only",
+                )
+                .label(nested.name.span, "remove this `loss` block"),
+            );
+            continue;
+        }
+        if let Some(kind) = nested.args.first().and_then(|a| match &a.kind {
+            ValueKind::Ident(k) => Some((k.clone(), a.span)),
+            _ => None,
+        }) {
+            if let Some(first) = kinds.insert(kind.0.clone(), kind.1) {
+                errs.push(
+                    Diag::new(
+                        "plcc::recipe::duplicate-block",
+                        format!("{owner} has two `{}` losses", kind.0),
+                    )
+                    .label(kind.1, "second loss")
+                    .label(first, "first loss"),
+                );
+                continue;
+            }
+        }
+        losses.extend(loss(nested, errs));
+    }
+    body.finish(&["loss"], errs);
+    if pretrain {
+        losses.push(LossSpec {
+            span: block.name.span,
+            kind: LossKind::TaskCe,
+            weight: Spanned::new(1.0, block.name.span),
+        });
+    } else if kinds.is_empty() {
+        errs.push(
+            Diag::new(
+                "plcc::recipe::stage-without-loss",
+                format!("{owner} has no loss"),
+            )
+            .label(block.name.span, "nothing to train against")
+            .help(
+                "add a loss block, e.g. `loss logit_kl { }` or `loss hidden_mse { weight: 0.5 }`",
+            ),
+        );
+    }
+    Some(StageSpec {
+        span: block.span,
+        name,
+        length: length?,
+        data: data?,
+        losses,
+        optimizer,
+        lr,
+        weight_decay,
+        schedule,
+        warmup,
+        batch_size,
+        seq_len,
+        grad_clip,
+        accumulate,
+        checkpoint_every,
+        seed,
+    })
+}
+
+/// `loss KIND { weight, ... }`
+fn loss(block: &Block, errs: &mut Errors) -> Option<LossSpec> {
+    errs.ok(arg_count(block, 1, "a loss kind"))?;
+    let kind_value = &block.args[0];
+    let kind = errs.ok(ident(kind_value))?;
+    if !LOSS_KINDS.contains(&kind.as_str()) {
+        errs.push(unknown_value(kind_value.span, &kind, LOSS_KINDS));
+        return None;
+    }
+    let mut body = Body::new(&block.body, format!("loss `{kind}`"), block.name.span, errs);
+    let weight = body.take_or("weight", errs, 1.0, positive_number);
+    let kind = match kind.as_str() {
+        "logit_kl" => LossKind::LogitKl {
+            temperature: body
+                .take_or("temperature", errs, 1.0, positive_number)
+                .value,
+            over: body
+                .take_or("over", errs, ExitScope::AllExits, |v| {
+                    choice(
+                        v,
+                        &[
+                            ("all_exits", ExitScope::AllExits),
+                            ("last_exit", ExitScope::LastExit),
+                        ],
+                    )
+                })
+                .value,
+        },
+        "task_ce" => LossKind::TaskCe,
+        "cosine" => LossKind::Cosine,
+        "hidden_mse" => LossKind::HiddenMse {
+            map: body.take("map", errs, |v| layer_map(v, 0)).map(|m| m.value),
+        },
+        "attention_kl" => LossKind::AttentionKl {
+            map: body.take("map", errs, |v| layer_map(v, 1)).map(|m| m.value),
+        },
+        "attention_mse" => LossKind::AttentionMse {
+            map: body.take("map", errs, |v| layer_map(v, 1)).map(|m| m.value),
+        },
+        _ => LossKind::Contrastive {
+            temperature: body
+                .take_or("temperature", errs, 0.1, positive_number)
+                .value,
+            negatives: body
+                .take_or("negatives", errs, Negatives::Batch, negatives)
+                .value,
+            layer: body.take("layer", errs, positive).map(|l| l.value),
+        },
+    };
+    body.finish(&[], errs);
+    Some(LossSpec {
+        span: block.span,
+        kind,
+        weight,
+    })
+}
+
+fn negatives(value: &Value) -> Result<Negatives, Diag> {
+    match &value.kind {
+        ValueKind::Ident(name) if name == "batch" => Ok(Negatives::Batch),
+        ValueKind::Ident(name) => Err(unknown_value(value.span, name, &["batch"])),
+        ValueKind::Int(_) => Ok(Negatives::Memory(positive(value)?)),
+        _ => Err(wrong_type(value, "`batch` or a memory-bank size")),
+    }
+}
+
+/// `[student -> teacher, ...]` with both layers ≥ `min` (0 = embeddings).
+fn layer_map(value: &Value, min: i64) -> Result<Vec<(usize, usize)>, Diag> {
+    let ValueKind::List(items) = &value.kind else {
+        return Err(wrong_type(
+            value,
+            "a list of `student -> teacher` layer pairs",
+        ));
+    };
+    if items.is_empty() {
+        return Err(
+            Diag::new("plcc::recipe::out-of-range", "the layer map is empty")
+                .label(value.span, "list at least one `student -> teacher` pair")
+                .help("leave `map` out to map layers uniformly"),
+        );
+    }
+    items
+        .iter()
+        .map(|item| {
+            let ValueKind::Pair(student, teacher) = &item.kind else {
+                return Err(wrong_type(item, "a `student -> teacher` pair"));
+            };
+            Ok((map_layer(student, min)?, map_layer(teacher, min)?))
+        })
+        .collect()
+}
+
+fn map_layer(value: &Value, min: i64) -> Result<usize, Diag> {
+    let layer = integer(value)?;
+    if layer < min {
+        let why = if min == 0 {
+            "layers count from 0 (the embeddings)"
+        } else {
+            "attention maps count layers from 1"
+        };
+        return Err(Diag::new(
+            "plcc::recipe::out-of-range",
+            format!("layer {layer} is below {min}"),
+        )
+        .label(value.span, why));
+    }
+    Ok(layer as usize)
+}
