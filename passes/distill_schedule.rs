@@ -98,7 +98,8 @@ impl Shapes {
         }
     }
 
-    fn pair(&self, student: usize, teacher: usize) -> LayerPair {
+    /// A resolved pair; head counts matter only for `attention` losses.
+    fn pair(&self, student: usize, teacher: usize, attention: bool) -> LayerPair {
         let (s_heads, s_hidden) = match student {
             0 => (0, self.student_hidden),
             s => self
@@ -115,7 +116,7 @@ impl Shapes {
             student,
             teacher,
             projection: s_hidden != t_hidden,
-            average_heads: s_heads != t_heads,
+            average_heads: attention && s_heads != t_heads,
         }
     }
 
@@ -247,8 +248,9 @@ fn pairs(
             }));
         }
     }
+    let attention = min == 1;
     Ok(entries
         .into_iter()
-        .map(|(s, t)| shapes.pair(s, t))
+        .map(|(s, t)| shapes.pair(s, t, attention))
         .collect())
 }

@@ -92,7 +92,7 @@ impl Pass for QuantPlace {
                 }
                 if let Some(first) = placed.insert(
                     (linear.name.clone(), spec.kind == QuantKind::Weights),
-                    spec.span,
+                    spec.selector.span,
                 ) {
                     let kind = match spec.kind {
                         QuantKind::Weights => "weight",
@@ -103,7 +103,7 @@ impl Pass for QuantPlace {
                         format!("module `{}` gets two {kind} quantizers", linear.name),
                     )
                     .label(spec.selector.span, format!("second {kind} quantizer on `{}`", linear.name))
-                    .label(first, "first placed by this directive")
+                    .label(first, "first placed by this selector")
                     .help("make the selectors disjoint: a module has at most one quantizer of each kind"));
                 }
                 changes.push((*ix, linear.name.clone(), spec));

@@ -16,5 +16,5 @@ pub mod passes;
 pub mod recipe;
 pub mod syntax;
 
-pub use compile::compile_recipe;
+pub use compile::{compile, compile_recipe};
 pub use diag::{Diag, Result};

@@ -6,9 +6,11 @@ use std::path::Path;
 
 use plcc::Diag;
 
-/// Runs a recipe file through the compiler front end.
+/// Runs a recipe file through the whole front half: load, resolve, the
+/// built-in passes and verification.
 fn check(path: &Path) -> Result<(), Diag> {
-    plcc::recipe::load(path).map(|_| ())
+    let registry = plcc::pass::PassRegistry::with_builtins();
+    plcc::compile(path, &registry, plcc::pass::DumpAfter::none()).map(|_| ())
 }
 
 #[test]

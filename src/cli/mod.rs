@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
+pub mod check;
 pub mod fmt;
+pub mod passes;
+pub mod plan;
 
 #[derive(Parser, Debug)]
 #[command(name = "plcc", version, about = "A declarative model-compression compiler for Transformer language models")]
@@ -125,7 +128,6 @@ pub fn main_with(registry: PassRegistry) -> ExitCode {
 
 /// Runs one parsed command.
 pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode, Diag> {
-    let _ = registry;
     match command {
         Command::Fmt { recipe, write, check } => {
             let mode = if write {
@@ -137,6 +139,13 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             };
             fmt::run(&recipe, mode)
         }
+        Command::Check { recipe } => check::run(&recipe, registry),
+        Command::Plan {
+            recipe,
+            json,
+            dump_after,
+        } => plan::run(&recipe, json, dump_after.as_deref(), registry),
+        Command::Passes => passes::run(registry),
         other => Err(Diag::new(
             "plcc::cli::unavailable",
             format!("this command is not available in this build: {other:?}"),
