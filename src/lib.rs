@@ -12,6 +12,7 @@ pub mod model;
 pub mod pass;
 #[path = "../passes/mod.rs"]
 pub mod passes;
+pub mod quant;
 pub mod recipe;
 pub mod syntax;
 

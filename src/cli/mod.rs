@@ -11,7 +11,11 @@ use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
 #[derive(Parser, Debug)]
-#[command(name = "plcc", version, about = "A declarative model-compression compiler for Transformer language models")]
+#[command(
+    name = "plcc",
+    version,
+    about = "A declarative model-compression compiler for Transformer language models"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -26,9 +30,7 @@ pub enum DeviceArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Parse, resolve and verify a recipe; report every problem.
-    Check {
-        recipe: PathBuf,
-    },
+    Check { recipe: PathBuf },
     /// Show what a build would do: shapes before → after, bits, exits, the
     /// distillation timeline, estimated parameters / bytes / FLOPs.
     Plan {

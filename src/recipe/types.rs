@@ -284,16 +284,29 @@ pub enum Negatives {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum LossKind {
     /// KL(teacher || student) on logits with temperature, T² scaled.
-    LogitKl { temperature: f64, over: ExitScope },
+    LogitKl {
+        temperature: f64,
+        over: ExitScope,
+    },
     /// Cross-entropy against labels (classification) or next tokens (LM).
     TaskCe,
     /// MSE between hidden states; `map` is (student layer, teacher layer), 0 = embeddings.
     /// `None` maps uniformly.
-    HiddenMse { map: Option<Vec<(usize, usize)>> },
-    AttentionKl { map: Option<Vec<(usize, usize)>> },
-    AttentionMse { map: Option<Vec<(usize, usize)>> },
+    HiddenMse {
+        map: Option<Vec<(usize, usize)>>,
+    },
+    AttentionKl {
+        map: Option<Vec<(usize, usize)>>,
+    },
+    AttentionMse {
+        map: Option<Vec<(usize, usize)>>,
+    },
     /// Token-level contrastive distillation (InfoNCE).
-    Contrastive { temperature: f64, negatives: Negatives, layer: Option<usize> },
+    Contrastive {
+        temperature: f64,
+        negatives: Negatives,
+        layer: Option<usize>,
+    },
     /// 1 - cosine between sentence embeddings.
     Cosine,
 }
