@@ -5,6 +5,7 @@
 //! `syntax::parse` → `recipe::from_ast` → `ir::resolve` → `pass::run_passes`
 //! → `ir::verify` → lowering and execution (`model`, build stages).
 
+pub mod artifact;
 pub mod cli;
 pub mod diag;
 pub mod ir;

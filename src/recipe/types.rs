@@ -48,7 +48,7 @@ pub enum TeacherRef {
     Dir(PathBuf),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Task {
     /// Sentence embedding by pooling the final hidden states.
     Embedding { pooling: Pooling },
@@ -58,7 +58,7 @@ pub enum Task {
     CausalLm,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Pooling {
     Mean,
     Cls,
@@ -161,7 +161,7 @@ pub enum ExitLayers {
     List(Vec<Spanned<usize>>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum ExitHead {
     /// Linear classifier over the pooled representation (classification / LM head for causal LMs).
     Classifier,
@@ -169,7 +169,7 @@ pub enum ExitHead {
     Pooler,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum ExitCriterion {
     Entropy,
     MaxProb,
@@ -204,7 +204,7 @@ pub enum QuantKind {
     Activations,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Bits {
     /// 1 bit: sign × scale.
     Binary,
@@ -225,7 +225,7 @@ impl Bits {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Granularity {
     Tensor,
     Row,
