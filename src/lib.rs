@@ -9,6 +9,7 @@ pub mod artifact;
 pub mod cli;
 pub mod diag;
 pub mod ir;
+pub mod kernels;
 pub mod linalg;
 pub mod model;
 pub mod pass;
