@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::activations::{ActivationData, QuantizedActivations};
-use super::weights::IntegerWeights;
+use super::weights::{IntegerWeights, WeightForm};
 use super::{finish, scalar, SimdLevel};
 
 /// Largest micro-tile, in accumulators (8 rows × 48 columns).
@@ -91,9 +91,10 @@ fn run(
     );
     assert_eq!(a.k, w.k, "activation and weight widths differ");
     assert!(
-        w.level.is_available(),
-        "{:?} kernels do not run on this CPU",
-        w.level
+        w.level.is_available() && (w.form == WeightForm::Int8 || codes2_available()),
+        "{:?} {:?} kernels do not run on this CPU",
+        w.level,
+        w.form
     );
     let tiling = w.level.tiling();
     let (mr, panel_cols) = (tiling.rows, tiling.panel_cols());
@@ -121,10 +122,10 @@ fn run(
             let first_col = p * panel_cols;
             let real_cols = panel_cols.min(w.n - first_col);
             let vectors = real_cols.div_ceil(tiling.lanes);
-            let panel = &w.data[first_col * w.k_padded..];
+            let panel = &w.data[w.panel_offset(first_col)..];
             for tile in tiles.clone() {
                 let first_row = tile * mr;
-                micro_tile(a, w.level, first_row, panel, vectors, &mut acc);
+                micro_tile(a, w.level, w.form, first_row, panel, vectors, &mut acc);
                 if matches!(a.data, ActivationData::U8(_)) {
                     let sums = &w.shifted_sums[first_col..first_col + real_cols];
                     for r in 0..mr {
@@ -153,6 +154,7 @@ fn run(
 fn micro_tile(
     a: &QuantizedActivations,
     level: SimdLevel,
+    form: WeightForm,
     first_row: usize,
     panel: &[i8],
     vectors: usize,
@@ -161,18 +163,36 @@ fn micro_tile(
     let tiling = level.tiling();
     let steps = a.k_padded / tiling.group;
     let width = vectors * tiling.lanes;
-    assert!(
-        panel.len() >= steps * width * tiling.group,
-        "panel too short"
-    );
+    let panel_bytes = match form {
+        WeightForm::Int8 => steps * width * tiling.group,
+        WeightForm::Codes2 { .. } => steps * width * tiling.group / 4,
+    };
+    assert!(panel.len() >= panel_bytes, "panel too short");
     let start = first_row * a.k_padded;
     let end = start + tiling.rows * a.k_padded;
-    match (&a.data, level) {
-        (ActivationData::I8(x), SimdLevel::Scalar) => {
+    match (&a.data, level, form) {
+        #[cfg(target_arch = "x86_64")]
+        (ActivationData::U8(x), SimdLevel::Avx512Vnni, WeightForm::Codes2 { levels }) => {
+            let x = &x[start..end];
+            // SAFETY: AVX-512 VNNI and VBMI are available (checked in `run`);
+            // the rows and the panel hold the tile (checked above).
+            unsafe {
+                super::x86::avx512::tile_codes2(
+                    vectors,
+                    x.as_ptr(),
+                    a.k_padded,
+                    panel.as_ptr(),
+                    steps,
+                    levels,
+                    acc,
+                )
+            }
+        }
+        (ActivationData::I8(x), SimdLevel::Scalar, WeightForm::Int8) => {
             scalar::tile(&x[start..end], a.k_padded, panel, steps, acc)
         }
         #[cfg(target_arch = "x86_64")]
-        (ActivationData::I16(x), SimdLevel::Avx2) => {
+        (ActivationData::I16(x), SimdLevel::Avx2, WeightForm::Int8) => {
             let x = &x[start..end];
             // SAFETY: AVX2 is available (checked in `run`); the activation rows and the panel
             // hold the tile's `steps` groups (checked above).
@@ -181,7 +201,7 @@ fn micro_tile(
             }
         }
         #[cfg(target_arch = "x86_64")]
-        (ActivationData::U8(x), SimdLevel::AvxVnni) => {
+        (ActivationData::U8(x), SimdLevel::AvxVnni, WeightForm::Int8) => {
             let x = &x[start..end];
             // SAFETY: as above, for AVX-VNNI.
             unsafe {
@@ -196,7 +216,7 @@ fn micro_tile(
             }
         }
         #[cfg(target_arch = "x86_64")]
-        (ActivationData::U8(x), SimdLevel::Avx512Vnni) => {
+        (ActivationData::U8(x), SimdLevel::Avx512Vnni, WeightForm::Int8) => {
             let x = &x[start..end];
             // SAFETY: as above, for AVX-512 VNNI.
             unsafe {
@@ -210,6 +230,18 @@ fn micro_tile(
                 )
             }
         }
-        _ => unreachable!("activations are always stored in their level's form"),
+        _ => unreachable!("activations and weights are always packed for their level"),
+    }
+}
+
+/// Whether this CPU runs the in-register 2-bit decoding kernel.
+pub fn codes2_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        SimdLevel::Avx512Vnni.is_available() && is_x86_feature_detected!("avx512vbmi")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }

@@ -105,3 +105,21 @@ pub fn integer_weights(q: &Quantized, level: SimdLevel) -> Result<IntegerWeights
     let (values, scales) = integer_levels(q)?;
     Ok(IntegerWeights::new(&values, q.rows, q.cols, scales, level))
 }
+
+/// `q` as 2-bit codes for the in-register decoding kernel, when `q` has at
+/// most four levels (binary, ternary, 2-bit) and this CPU runs that kernel.
+pub fn integer_weights_codes2(q: &Quantized) -> Result<Option<IntegerWeights>, KernelError> {
+    let levels = match q.bits {
+        Bits::Binary => [-1, 1, 1, 1],
+        Bits::Ternary => [-1, 0, 1, 0],
+        Bits::Int(2) => [-3, -1, 1, 3],
+        _ => return Ok(None),
+    };
+    if !super::codes2_available() {
+        return Ok(None);
+    }
+    let (values, scales) = integer_levels(q)?;
+    Ok(IntegerWeights::new_codes2(
+        &values, q.rows, q.cols, scales, levels,
+    ))
+}

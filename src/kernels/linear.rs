@@ -3,7 +3,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 
-use super::levels::{integer_weights, KernelError};
+use super::levels::{integer_weights, integer_weights_codes2, KernelError};
 use super::{gemm_f32, quantize_activations, IntegerWeights, SimdLevel};
 use crate::quant::Quantized;
 
@@ -29,18 +29,18 @@ impl PackedLinear {
         bias: Option<Vec<f32>>,
         level: SimdLevel,
     ) -> Result<Self, KernelError> {
-        if let Some(b) = &bias {
-            if b.len() != q.rows {
-                return Err(KernelError::BiasLength {
-                    expected: q.rows,
-                    found: b.len(),
-                });
-            }
-        }
+        check_bias(q, &bias)?;
         Ok(PackedLinear {
             weights: integer_weights(q, level)?,
             bias,
         })
+    }
+
+    /// Packs binary, ternary or 2-bit `q` as 2-bit codes decoded in
+    /// registers by the AVX-512 kernel; `None` for other widths or CPUs.
+    pub fn with_codes2(q: &Quantized, bias: Option<Vec<f32>>) -> Result<Option<Self>, KernelError> {
+        check_bias(q, &bias)?;
+        Ok(integer_weights_codes2(q)?.map(|weights| PackedLinear { weights, bias }))
     }
 
     pub fn in_features(&self) -> usize {
@@ -90,6 +90,16 @@ impl PackedLinear {
         let mut out = vec![0.0f32; m * self.out_features()];
         gemm_f32(&a, &self.weights, self.bias.as_deref(), &mut out);
         out
+    }
+}
+
+fn check_bias(q: &Quantized, bias: &Option<Vec<f32>>) -> Result<(), KernelError> {
+    match bias {
+        Some(b) if b.len() != q.rows => Err(KernelError::BiasLength {
+            expected: q.rows,
+            found: b.len(),
+        }),
+        _ => Ok(()),
     }
 }
 

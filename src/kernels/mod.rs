@@ -61,11 +61,11 @@ mod x86;
 mod tests;
 
 pub use activations::{quantize_activations, QuantizedActivations};
-pub use gemm::{gemm_f32, gemm_i32};
-pub use levels::{integer_levels, integer_weights, KernelError};
+pub use gemm::{codes2_available, gemm_f32, gemm_i32};
+pub use levels::{integer_levels, integer_weights, integer_weights_codes2, KernelError};
 pub use linear::PackedLinear;
 pub use reference::{dequantized_linear_reference, reference_f32, reference_i32};
-pub use weights::IntegerWeights;
+pub use weights::{IntegerWeights, WeightForm};
 
 /// The instruction set a kernel runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

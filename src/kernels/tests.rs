@@ -86,6 +86,36 @@ fn int8_gemm_is_exact_at_every_level_and_odd_shape() {
 }
 
 #[test]
+fn two_bit_code_kernel_is_exact_on_odd_shapes() {
+    if !codes2_available() {
+        return;
+    }
+    let mut rng = Lcg(99);
+    let all_levels: [[i8; 4]; 3] = [[-1, 1, 1, 1], [-1, 0, 1, 0], [-3, -1, 1, 3]];
+    for levels in all_levels {
+        for &k in &[1usize, 3, 17, 63, 65, 385] {
+            for &(m, n) in &[(1usize, 1usize), (7, 5), (64, 33), (7, 1537)] {
+                let x = activations(m, k, &mut rng);
+                let w: Vec<i8> = (0..n * k)
+                    .map(|_| levels[rng.next() as usize % 4])
+                    .collect();
+                let sw: Vec<f32> = (0..n).map(|_| rng.uniform().abs() + 0.01).collect();
+                let a = quantize_activations(&x, m, k, SimdLevel::Avx512Vnni);
+                let weights = IntegerWeights::new_codes2(&w, n, k, sw.clone(), levels)
+                    .expect("values are among the levels");
+                assert_eq!(weights.values(), w);
+                let want = reference_i32(&a, &w, n);
+                assert_eq!(gemm_i32(&a, &weights), want, "{levels:?} m={m} k={k} n={n}");
+                let mut got = vec![0.0; m * n];
+                gemm_f32(&a, &weights, None, &mut got);
+                assert_eq!(got, reference_f32(&want, &a.scales, &sw, None));
+            }
+        }
+    }
+    assert!(IntegerWeights::new_codes2(&[2], 1, 1, vec![1.0], [-1, 0, 1, 0]).is_none());
+}
+
+#[test]
 fn extreme_values_do_not_overflow() {
     // Every product at its largest magnitude, k long enough to matter.
     let (m, k, n) = (9, 1031, 37);
@@ -145,10 +175,17 @@ fn low_bit_kernels_are_exact_and_match_dequantized_weights() {
                     .to_vec1::<f32>()
                     .unwrap();
                 let scale = want.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
-                for level in SimdLevel::available() {
-                    let layer = PackedLinear::with_level(&q, Some(bias.clone()), level).unwrap();
-                    let (values, sw) = levels::integer_levels(&q).unwrap();
-                    check_level(level, &x, m, &values, &sw, &bias);
+                let (values, sw) = levels::integer_levels(&q).unwrap();
+                let mut layers: Vec<PackedLinear> = SimdLevel::available()
+                    .into_iter()
+                    .map(|level| {
+                        check_level(level, &x, m, &values, &sw, &bias);
+                        PackedLinear::with_level(&q, Some(bias.clone()), level).unwrap()
+                    })
+                    .collect();
+                layers.extend(PackedLinear::with_codes2(&q, Some(bias.clone())).unwrap());
+                for layer in &layers {
+                    let level = (layer.level(), layer.weights().form);
                     let got = layer.forward_slice(&x, m);
                     for (i, (g, e)) in got.iter().zip(&want).enumerate() {
                         assert!(
