@@ -46,22 +46,55 @@ pub fn gemm_f32(
     run(a, w, &|row, col, accs: &[i32]| {
         // SAFETY: as in `gemm_i32`: disjoint, in-bounds writes.
         let dst = unsafe { std::slice::from_raw_parts_mut(ptr.at(row * n + col), accs.len()) };
-        let sx = a.scales[row];
-        let sw = &w.scales[col..col + accs.len()];
-        match bias {
-            Some(b) => {
-                let b = &b[col..col + accs.len()];
-                for (((d, &acc), &s), &bj) in dst.iter_mut().zip(accs).zip(sw).zip(b) {
-                    *d = finish(acc, sx, s, bj);
-                }
-            }
-            None => {
-                for ((d, &acc), &s) in dst.iter_mut().zip(accs).zip(sw) {
-                    *d = finish(acc, sx, s, 0.0);
-                }
+        let bias = bias.map(|b| &b[col..col + accs.len()]);
+        finish_row(
+            dst,
+            accs,
+            a.scales[row],
+            &w.scales[col..col + accs.len()],
+            bias,
+        );
+    });
+}
+
+/// `dst[c] = finish(accs[c], sx, sw[c], bias[c])`, vectorized for the
+/// widest instruction set this CPU has (the same IEEE operations in the same
+/// order on every path).
+fn finish_row(dst: &mut [f32], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&[f32]>) {
+    #[cfg(target_arch = "x86_64")]
+    if SimdLevel::Avx512Vnni.is_available() {
+        // SAFETY: AVX-512F is available, checked just above.
+        return unsafe { finish_row_avx512(dst, accs, sx, sw, bias) };
+    }
+    finish_row_portable(dst, accs, sx, sw, bias)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn finish_row_avx512(
+    dst: &mut [f32],
+    accs: &[i32],
+    sx: f32,
+    sw: &[f32],
+    bias: Option<&[f32]>,
+) {
+    finish_row_portable(dst, accs, sx, sw, bias)
+}
+
+#[inline(always)]
+fn finish_row_portable(dst: &mut [f32], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&[f32]>) {
+    match bias {
+        Some(b) => {
+            for (((d, &acc), &s), &bj) in dst.iter_mut().zip(accs).zip(sw).zip(b) {
+                *d = finish(acc, sx, s, bj);
             }
         }
-    });
+        None => {
+            for ((d, &acc), &s) in dst.iter_mut().zip(accs).zip(sw) {
+                *d = finish(acc, sx, s, 0.0);
+            }
+        }
+    }
 }
 
 /// A raw output pointer shared by tasks that write disjoint regions.
