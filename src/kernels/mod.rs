@@ -31,16 +31,19 @@
 //! and not stored. Work is split over rayon tasks of (row block × panel block).
 //!
 //! # Low-bit weights
-//! Ternary, 2-bit, binary and 4-bit symmetric weights run on the same integer
-//! GEMM after being expanded at load time to their small integer levels
-//! (`{−1,0,1}`, `{−3,−1,1,3}`, `{−1,1}`, `[−7,7]`) in the int8 panel layout
-//! ([`integer_weights`]). The kernel is bound by the multiply-accumulate throughput, not
-//! by weight bandwidth, for batched input: every weight vector loaded feeds 8
-//! rows of activations while still in a register, and the largest MiniLM
-//! weight (384 × 1536) is 576 KiB expanded, which stays in L2. Decoding 2-bit
-//! codes in registers would add 4–5 shuffle/shift instructions per 64 weights
-//! on the ports `vpdpbusd` uses, for no bandwidth to save; the compact codes
-//! remain what the artifact stores.
+//! Ternary, 2-bit, binary and 4-bit symmetric weights run by default on the
+//! same integer GEMM after being expanded at load time to their small integer
+//! levels (`{−1,0,1}`, `{−3,−1,1,3}`, `{−1,1}`, `[−7,7]`) in the int8 panel
+//! layout ([`integer_weights`]); the artifact keeps the compact codes.
+//! A kernel that decodes 2-bit codes in registers also exists
+//! ([`integer_weights_codes2`], AVX-512 VBMI: `vpmovzxwq` + `vpmultishiftqb`
+//! + `vpshufb` per 64 weights, see `x86::avx512::tile_codes2`). It is exact
+//! but measured slower on the MiniLM shapes (m = 1536, Sapphire Rapids, e.g.
+//! 1.9 ms vs 1.5 ms for 384×384 and 11.3 vs 9.6 ms for 384×1536 on one
+//! thread, `cargo bench --bench kernels`): for batched input the product is
+//! bound by `vpdpbusd` throughput, each weight vector feeds 8 activation rows
+//! from a register, and the largest expanded MiniLM weight (576 KiB) stays in
+//! L2, so the decode's shuffles cost more than the bandwidth they save.
 //!
 //! # Devices
 //! CPU only. No CUDA path is provided: this build environment has no CUDA
