@@ -83,8 +83,9 @@ impl Diag {
 
     /// Renders without colour or unicode art: stable for snapshots and logs.
     pub fn render_plain(&self) -> String {
-        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
-            .with_width(100);
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .with_width(100);
         let mut out = String::new();
         match handler.render_report(&mut out, self) {
             Ok(()) => out,
@@ -93,7 +94,12 @@ impl Diag {
     }
 
     /// Shorthand for an I/O failure on `path`.
-    pub fn io(code: &'static str, what: &str, path: &std::path::Path, err: &std::io::Error) -> Self {
+    pub fn io(
+        code: &'static str,
+        what: &str,
+        path: &std::path::Path,
+        err: &std::io::Error,
+    ) -> Self {
         Diag::new(code, format!("cannot {what} `{}`", path.display())).note(err.to_string())
     }
 }
@@ -135,7 +141,8 @@ impl Diagnostic for Diag {
             return None;
         }
         Some(Box::new(self.labels.iter().enumerate().map(|(i, l)| {
-            let span = SourceSpan::new(l.span.start.into(), l.span.end.saturating_sub(l.span.start));
+            let span =
+                SourceSpan::new(l.span.start.into(), l.span.end.saturating_sub(l.span.start));
             if i == 0 {
                 LabeledSpan::new_primary_with_span(Some(l.message.clone()), span)
             } else {
@@ -147,7 +154,10 @@ impl Diagnostic for Diag {
 
 /// The name among `candidates` closest to `name`, if it is close enough to be a
 /// plausible typo.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let mut best: Option<(f64, &'a str)> = None;
     for c in candidates {
         let score = strsim::jaro_winkler(name, c);

@@ -5,14 +5,18 @@
 //! `syntax::parse` → `recipe::from_ast` → `ir::resolve` → `pass::run_passes`
 //! → `ir::verify` → lowering and execution (`model`, build stages).
 
+pub mod artifact;
 pub mod cli;
 pub mod compile;
 pub mod diag;
 pub mod ir;
+pub mod kernels;
+pub mod linalg;
 pub mod model;
 pub mod pass;
 #[path = "../passes/mod.rs"]
 pub mod passes;
+pub mod quant;
 pub mod recipe;
 pub mod syntax;
 

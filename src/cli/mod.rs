@@ -16,7 +16,11 @@ pub mod passes;
 pub mod plan;
 
 #[derive(Parser, Debug)]
-#[command(name = "plcc", version, about = "A declarative model-compression compiler for Transformer language models")]
+#[command(
+    name = "plcc",
+    version,
+    about = "A declarative model-compression compiler for Transformer language models"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -31,9 +35,7 @@ pub enum DeviceArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Parse, resolve and verify a recipe; report every problem.
-    Check {
-        recipe: PathBuf,
-    },
+    Check { recipe: PathBuf },
     /// Show what a build would do: shapes before → after, bits, exits, the
     /// distillation timeline, estimated parameters / bytes / FLOPs.
     Plan {

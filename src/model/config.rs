@@ -64,31 +64,40 @@ impl ModelConfig {
     /// Parses a Hugging Face `config.json`. `path` is only used in messages.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self, Diag> {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            Diag::new("plcc::checkpoint::bad-config", format!("`{}` is not valid JSON", path.display()))
-                .note(e.to_string())
+            Diag::new(
+                "plcc::checkpoint::bad-config",
+                format!("`{}` is not valid JSON", path.display()),
+            )
+            .note(e.to_string())
         })?;
-        let model_type = v.get("model_type").and_then(|m| m.as_str()).unwrap_or("").to_string();
+        let model_type = v
+            .get("model_type")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .to_string();
         let get = |keys: &[&str]| -> Option<&serde_json::Value> {
             keys.iter().find_map(|k| v.get(*k).filter(|x| !x.is_null()))
         };
         let need = |keys: &[&str]| -> Result<usize, Diag> {
-            get(keys).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or_else(|| {
-                Diag::new(
-                    "plcc::checkpoint::bad-config",
-                    format!("`{}` has no integer `{}`", path.display(), keys[0]),
-                )
-            })
+            get(keys)
+                .and_then(|x| x.as_u64())
+                .map(|x| x as usize)
+                .ok_or_else(|| {
+                    Diag::new(
+                        "plcc::checkpoint::bad-config",
+                        format!("`{}` has no integer `{}`", path.display(), keys[0]),
+                    )
+                })
         };
         let arch = match model_type.as_str() {
-            "bert" | "roberta" | "xlm-roberta" | "distilbert-like" | "minilm" | "electra" => Arch::Bert,
+            "bert" | "roberta" | "xlm-roberta" | "distilbert-like" | "minilm" | "electra" => {
+                Arch::Bert
+            }
             "gpt2" => Arch::Gpt2,
             other => {
                 return Err(Diag::new(
                     "plcc::checkpoint::unsupported-model",
-                    format!(
-                        "unsupported model_type `{other}` in `{}`",
-                        path.display()
-                    ),
+                    format!("unsupported model_type `{other}` in `{}`", path.display()),
                 )
                 .help("plcc supports BERT-family encoders (`bert`) and `gpt2`"))
             }
@@ -102,10 +111,15 @@ impl ModelConfig {
                 if heads == 0 || hidden % heads != 0 {
                     return Err(Diag::new(
                         "plcc::checkpoint::bad-config",
-                        format!("hidden_size {hidden} is not divisible by num_attention_heads {heads}"),
+                        format!(
+                            "hidden_size {hidden} is not divisible by num_attention_heads {heads}"
+                        ),
                     ));
                 }
-                let act = match get(&["hidden_act"]).and_then(|a| a.as_str()).unwrap_or("gelu") {
+                let act = match get(&["hidden_act"])
+                    .and_then(|a| a.as_str())
+                    .unwrap_or("gelu")
+                {
                     "gelu" => Activation::Gelu,
                     "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
                     "relu" => Activation::Relu,
@@ -122,11 +136,24 @@ impl ModelConfig {
                     vocab_size: need(&["vocab_size"])?,
                     hidden_size: hidden,
                     max_positions: need(&["max_position_embeddings"])?,
-                    type_vocab_size: get(&["type_vocab_size"]).and_then(|x| x.as_u64()).unwrap_or(2) as usize,
-                    layer_norm_eps: get(&["layer_norm_eps"]).and_then(|x| x.as_f64()).unwrap_or(1e-12),
+                    type_vocab_size: get(&["type_vocab_size"])
+                        .and_then(|x| x.as_u64())
+                        .unwrap_or(2) as usize,
+                    layer_norm_eps: get(&["layer_norm_eps"])
+                        .and_then(|x| x.as_f64())
+                        .unwrap_or(1e-12),
                     activation: act,
-                    pad_token_id: get(&["pad_token_id"]).and_then(|x| x.as_u64()).map(|x| x as u32),
-                    layers: vec![LayerShape { heads, head_dim: hidden / heads, ffn }; layers],
+                    pad_token_id: get(&["pad_token_id"])
+                        .and_then(|x| x.as_u64())
+                        .map(|x| x as u32),
+                    layers: vec![
+                        LayerShape {
+                            heads,
+                            head_dim: hidden / heads,
+                            ffn
+                        };
+                        layers
+                    ],
                     embedding_rank: None,
                 }
             }
@@ -134,7 +161,10 @@ impl ModelConfig {
                 let hidden = need(&["n_embd", "hidden_size"])?;
                 let heads = need(&["n_head", "num_attention_heads"])?;
                 let layers = need(&["n_layer", "num_hidden_layers"])?;
-                let ffn = get(&["n_inner"]).and_then(|x| x.as_u64()).map(|x| x as usize).unwrap_or(4 * hidden);
+                let ffn = get(&["n_inner"])
+                    .and_then(|x| x.as_u64())
+                    .map(|x| x as usize)
+                    .unwrap_or(4 * hidden);
                 if heads == 0 || hidden % heads != 0 {
                     return Err(Diag::new(
                         "plcc::checkpoint::bad-config",
@@ -148,10 +178,19 @@ impl ModelConfig {
                     hidden_size: hidden,
                     max_positions: need(&["n_positions", "max_position_embeddings"])?,
                     type_vocab_size: 0,
-                    layer_norm_eps: get(&["layer_norm_epsilon"]).and_then(|x| x.as_f64()).unwrap_or(1e-5),
+                    layer_norm_eps: get(&["layer_norm_epsilon"])
+                        .and_then(|x| x.as_f64())
+                        .unwrap_or(1e-5),
                     activation: Activation::GeluTanh,
                     pad_token_id: None,
-                    layers: vec![LayerShape { heads, head_dim: hidden / heads, ffn }; layers],
+                    layers: vec![
+                        LayerShape {
+                            heads,
+                            head_dim: hidden / heads,
+                            ffn
+                        };
+                        layers
+                    ],
                     embedding_rank: None,
                 }
             }
@@ -162,8 +201,14 @@ impl ModelConfig {
     /// Reads `dir/config.json`.
     pub fn from_dir(dir: &Path) -> Result<Self, Diag> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| Diag::io("plcc::checkpoint::missing-config", "read checkpoint config", &path, &e))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Diag::io(
+                "plcc::checkpoint::missing-config",
+                "read checkpoint config",
+                &path,
+                &e,
+            )
+        })?;
         Self::from_json_str(&text, &path)
     }
 }

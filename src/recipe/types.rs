@@ -48,7 +48,7 @@ pub enum TeacherRef {
     Dir(PathBuf),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Task {
     /// Sentence embedding by pooling the final hidden states.
     Embedding { pooling: Pooling },
@@ -58,7 +58,7 @@ pub enum Task {
     CausalLm,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Pooling {
     Mean,
     Cls,
@@ -161,7 +161,7 @@ pub enum ExitLayers {
     List(Vec<Spanned<usize>>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum ExitHead {
     /// Linear classifier over the pooled representation (classification / LM head for causal LMs).
     Classifier,
@@ -169,7 +169,7 @@ pub enum ExitHead {
     Pooler,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum ExitCriterion {
     Entropy,
     MaxProb,
@@ -204,7 +204,7 @@ pub enum QuantKind {
     Activations,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Bits {
     /// 1 bit: sign × scale.
     Binary,
@@ -225,7 +225,7 @@ impl Bits {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Granularity {
     Tensor,
     Row,
@@ -284,16 +284,29 @@ pub enum Negatives {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum LossKind {
     /// KL(teacher || student) on logits with temperature, T² scaled.
-    LogitKl { temperature: f64, over: ExitScope },
+    LogitKl {
+        temperature: f64,
+        over: ExitScope,
+    },
     /// Cross-entropy against labels (classification) or next tokens (LM).
     TaskCe,
     /// MSE between hidden states; `map` is (student layer, teacher layer), 0 = embeddings.
     /// `None` maps uniformly.
-    HiddenMse { map: Option<Vec<(usize, usize)>> },
-    AttentionKl { map: Option<Vec<(usize, usize)>> },
-    AttentionMse { map: Option<Vec<(usize, usize)>> },
+    HiddenMse {
+        map: Option<Vec<(usize, usize)>>,
+    },
+    AttentionKl {
+        map: Option<Vec<(usize, usize)>>,
+    },
+    AttentionMse {
+        map: Option<Vec<(usize, usize)>>,
+    },
     /// Token-level contrastive distillation (InfoNCE).
-    Contrastive { temperature: f64, negatives: Negatives, layer: Option<usize> },
+    Contrastive {
+        temperature: f64,
+        negatives: Negatives,
+        layer: Option<usize>,
+    },
     /// 1 - cosine between sentence embeddings.
     Cosine,
 }

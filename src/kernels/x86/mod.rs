@@ -1,0 +1,7 @@
+//! x86-64 micro-kernels, one file per instruction set. Each computes one
+//! micro-tile of exact i32 accumulators from a weight panel in the layout of
+//! [`super::IntegerWeights`]; callers check that the CPU supports the set.
+
+pub(crate) mod avx2;
+pub(crate) mod avx512;
+pub(crate) mod avxvnni;

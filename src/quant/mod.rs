@@ -1,0 +1,19 @@
+//! Weight quantizers and bit packing, on plain `f32` slices.
+//!
+//! A weight matrix `[rows, cols]` is quantized to integer codes with one scale
+//! (and, for asymmetric quantizers, one zero point) per tensor, per row, or per
+//! group of `n` consecutive weights within a row. Codes are then packed into
+//! bytes at their real bit width, row by row, each row starting on a byte
+//! boundary so kernels can walk rows independently.
+//!
+//! The quantizers are the ones of the methods plcc implements:
+//! binary (sign × mean |w|), ternary (TWN/XTC: threshold 0.7·mean |w|, scale =
+//! mean of the kept |w|), and symmetric / asymmetric uniform 2/4/8-bit, whose
+//! clipping range is the max |w|, the mean |w| (scaled), or a learned clipping
+//! scale supplied by training (module-wise dynamic scaling).
+
+mod pack;
+mod quantize;
+
+pub use pack::{pack_rows, packed_row_bytes, unpack_rows};
+pub use quantize::{dequantize, quantize, QuantError, QuantSpec, Quantized};

@@ -1,0 +1,511 @@
+//! Quantization of a `[rows, cols]` f32 matrix to integer codes and scales, and
+//! the exact inverse mapping (`dequantize`).
+//!
+//! Code ↔ value mappings (α is the unit's scale, z its zero point):
+//! - binary: code 1 → +α, code 0 → −α; α = mean |w| (sign × mean-abs).
+//! - ternary: code c ∈ {0, 1, 2} → (c − 1)·α. With mean-abs scaling the
+//!   threshold is Δ = 0.7·mean |w| and α the mean of the |w| above it (TWN, XTC);
+//!   with a max or learned scale, Δ = α/2.
+//! - symmetric 4/8-bit: q ∈ [−(2^(b−1)−1), 2^(b−1)−1], code = q + 2^(b−1),
+//!   value = q·α/(2^(b−1)−1) — zero is exact, which integer kernels need.
+//! - symmetric 2-bit: four levels {−3, −1, 1, 3}·α/3 (mid-rise; a zero level is
+//!   what `ternary` is for).
+//! - asymmetric b-bit: value = (code − z)·s over [min, max] of the unit.
+//!
+//! The clipping value α of uniform quantizers comes from the scale method:
+//! `max` = max |w|; `mean_abs` = min(max |w|, 3·mean |w|); `learned` = given.
+
+use crate::recipe::{Bits, Granularity, ScaleMethod};
+
+/// What to quantize to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantSpec {
+    pub bits: Bits,
+    pub symmetric: bool,
+    pub granularity: Granularity,
+    pub scale: ScaleMethod,
+    /// Learned clipping values, one per unit (tensor, row or group), required
+    /// when `scale` is `Learned`.
+    pub learned: Option<Vec<f32>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuantError {
+    /// `Granularity::Token` applies to activations only.
+    TokenGranularityOnWeights,
+    BadGroupSize(usize),
+    /// Learned scales missing or of the wrong count.
+    LearnedScales {
+        expected: usize,
+        found: usize,
+    },
+    UnsupportedBits(u8),
+    ShapeMismatch {
+        rows: usize,
+        cols: usize,
+        len: usize,
+    },
+}
+
+impl std::fmt::Display for QuantError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuantError::TokenGranularityOnWeights => {
+                write!(f, "per-token granularity applies to activations only")
+            }
+            QuantError::BadGroupSize(n) => write!(f, "group size {n} must be at least 1"),
+            QuantError::LearnedScales { expected, found } => {
+                write!(f, "expected {expected} learned scales, found {found}")
+            }
+            QuantError::UnsupportedBits(b) => {
+                write!(f, "{b}-bit weights are not supported (1, ternary, 2, 4, 8)")
+            }
+            QuantError::ShapeMismatch { rows, cols, len } => {
+                write!(f, "{len} values do not form a {rows}x{cols} matrix")
+            }
+        }
+    }
+}
+
+impl std::error::Error for QuantError {}
+
+/// A quantized matrix: one unsigned code per weight (unpacked) plus per-unit
+/// scales. Pack `codes` with [`super::pack_rows`] at `storage_bits`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantized {
+    pub bits: Bits,
+    pub symmetric: bool,
+    pub rows: usize,
+    pub cols: usize,
+    /// Weights per unit along a row (`cols` for row granularity, the group size
+    /// for groups, `rows * cols` for a whole tensor).
+    pub unit_len: usize,
+    pub codes: Vec<u8>,
+    pub scales: Vec<f32>,
+    /// Asymmetric quantizers only.
+    pub zero_points: Option<Vec<f32>>,
+}
+
+impl Quantized {
+    pub fn storage_bits(&self) -> u32 {
+        self.bits.storage_bits()
+    }
+
+    /// Index of the unit that weight `(r, c)` belongs to.
+    fn unit_of(&self, r: usize, c: usize) -> usize {
+        unit_index(self.rows, self.cols, self.unit_len, r, c)
+    }
+}
+
+fn unit_index(rows: usize, cols: usize, unit_len: usize, r: usize, c: usize) -> usize {
+    if unit_len == rows * cols {
+        0
+    } else {
+        r * cols.div_ceil(unit_len) + c / unit_len
+    }
+}
+
+/// The unit length along a row and the number of units.
+fn units(rows: usize, cols: usize, granularity: Granularity) -> Result<(usize, usize), QuantError> {
+    match granularity {
+        Granularity::Tensor => Ok(((rows * cols).max(1), 1)),
+        Granularity::Row => Ok((cols.max(1), rows)),
+        Granularity::Group(0) => Err(QuantError::BadGroupSize(0)),
+        Granularity::Group(n) => Ok((n, rows * cols.div_ceil(n))),
+        Granularity::Token => Err(QuantError::TokenGranularityOnWeights),
+    }
+}
+
+/// Collects each unit's weights (by index) in row-major order.
+fn unit_members(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    unit_len: usize,
+    n_units: usize,
+) -> Vec<Vec<f32>> {
+    let mut members: Vec<Vec<f32>> = vec![Vec::new(); n_units];
+    for r in 0..rows {
+        for c in 0..cols {
+            members[unit_index(rows, cols, unit_len, r, c)].push(w[r * cols + c]);
+        }
+    }
+    members
+}
+
+fn mean_abs(v: &[f32]) -> f32 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().map(|x| x.abs()).sum::<f32>() / v.len() as f32
+    }
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}
+
+/// Quantizes `w` (`rows × cols`, row-major).
+pub fn quantize(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    spec: &QuantSpec,
+) -> Result<Quantized, QuantError> {
+    if w.len() != rows * cols {
+        return Err(QuantError::ShapeMismatch {
+            rows,
+            cols,
+            len: w.len(),
+        });
+    }
+    if let Bits::Int(b) = spec.bits {
+        if !matches!(b, 2 | 4 | 8) {
+            return Err(QuantError::UnsupportedBits(b));
+        }
+    }
+    let (unit_len, n_units) = units(rows, cols, spec.granularity)?;
+    let members = unit_members(w, rows, cols, unit_len, n_units);
+    let learned = match spec.scale {
+        ScaleMethod::Learned => {
+            let l = spec.learned.as_deref().unwrap_or(&[]);
+            if l.len() != n_units {
+                return Err(QuantError::LearnedScales {
+                    expected: n_units,
+                    found: l.len(),
+                });
+            }
+            Some(l)
+        }
+        _ => None,
+    };
+    let binary_or_ternary = matches!(spec.bits, Bits::Binary | Bits::Ternary);
+    let asymmetric = !spec.symmetric && !binary_or_ternary;
+
+    // Per-unit parameters: scale (α or step) and, for asymmetric, zero point.
+    let mut scales = Vec::with_capacity(n_units);
+    let mut zeros = Vec::with_capacity(n_units);
+    let mut thresholds = Vec::with_capacity(n_units);
+    for (u, m) in members.iter().enumerate() {
+        let clip = match (spec.scale, learned) {
+            (_, Some(l)) => l[u].abs(),
+            (ScaleMethod::Max, _) => max_abs(m),
+            (ScaleMethod::MeanAbs, _) if binary_or_ternary => mean_abs(m),
+            (ScaleMethod::MeanAbs, _) => max_abs(m).min(3.0 * mean_abs(m)),
+            (ScaleMethod::Learned, None) => unreachable!("learned scales were checked above"),
+        };
+        match spec.bits {
+            Bits::Binary => {
+                scales.push(clip);
+                thresholds.push(0.0);
+            }
+            Bits::Ternary => {
+                if spec.scale == ScaleMethod::MeanAbs && learned.is_none() {
+                    let delta = 0.7 * clip;
+                    let kept: Vec<f32> = m.iter().map(|x| x.abs()).filter(|a| *a > delta).collect();
+                    scales.push(if kept.is_empty() {
+                        0.0
+                    } else {
+                        kept.iter().sum::<f32>() / kept.len() as f32
+                    });
+                    thresholds.push(delta);
+                } else {
+                    scales.push(clip);
+                    thresholds.push(clip / 2.0);
+                }
+            }
+            Bits::Int(b) if asymmetric => {
+                let (lo, hi) = if learned.is_some() {
+                    (-clip, clip)
+                } else {
+                    let lo = m.iter().cloned().fold(f32::INFINITY, f32::min).min(0.0);
+                    let hi = m.iter().cloned().fold(f32::NEG_INFINITY, f32::max).max(0.0);
+                    (lo, hi)
+                };
+                let levels = ((1u32 << b) - 1) as f32;
+                let step = (hi - lo) / levels;
+                scales.push(step);
+                zeros.push(if step > 0.0 {
+                    (-lo / step).round()
+                } else {
+                    0.0
+                });
+                thresholds.push(0.0);
+            }
+            Bits::Int(_) => {
+                scales.push(clip);
+                thresholds.push(0.0);
+            }
+        }
+    }
+
+    let mut codes = Vec::with_capacity(w.len());
+    for r in 0..rows {
+        for c in 0..cols {
+            let x = w[r * cols + c];
+            let u = unit_index(rows, cols, unit_len, r, c);
+            let a = scales[u];
+            let code = match spec.bits {
+                Bits::Binary => u8::from(x >= 0.0),
+                Bits::Ternary => {
+                    if x > thresholds[u] {
+                        2
+                    } else if x < -thresholds[u] {
+                        0
+                    } else {
+                        1
+                    }
+                }
+                Bits::Int(b) if asymmetric => {
+                    let levels = ((1u32 << b) - 1) as f32;
+                    if a > 0.0 {
+                        ((x / a).round() + zeros[u]).clamp(0.0, levels) as u8
+                    } else {
+                        zeros[u].clamp(0.0, levels) as u8
+                    }
+                }
+                Bits::Int(2) => {
+                    // Mid-rise levels {-3, -1, 1, 3}·α/3 → codes 0..4.
+                    if a > 0.0 {
+                        // Level k sits at t = k; decision boundaries at k + 0.5.
+                        let t = (x / a).clamp(-1.0, 1.0) * 1.5 + 1.5;
+                        t.round() as u8
+                    } else {
+                        2
+                    }
+                }
+                Bits::Int(b) => {
+                    let qmax = ((1i32 << (b - 1)) - 1) as f32;
+                    let q = if a > 0.0 {
+                        (x / a * qmax).round().clamp(-qmax, qmax)
+                    } else {
+                        0.0
+                    };
+                    (q as i32 + (1i32 << (b - 1))) as u8
+                }
+            };
+            codes.push(code);
+        }
+    }
+    // Store ternary codes so that value = (code - 1)·α: code 2 = +α, 0 = -α.
+    Ok(Quantized {
+        bits: spec.bits,
+        symmetric: !asymmetric,
+        rows,
+        cols,
+        unit_len,
+        codes,
+        scales,
+        zero_points: asymmetric.then_some(zeros),
+    })
+}
+
+/// The value a code stands for.
+fn code_value(q: &Quantized, code: u8, unit: usize) -> f32 {
+    let a = q.scales[unit];
+    match q.bits {
+        Bits::Binary => {
+            if code == 1 {
+                a
+            } else {
+                -a
+            }
+        }
+        Bits::Ternary => (code as f32 - 1.0) * a,
+        Bits::Int(_) if !q.symmetric => {
+            let z = q.zero_points.as_ref().map_or(0.0, |z| z[unit]);
+            (code as f32 - z) * a
+        }
+        Bits::Int(2) => (2.0 * code as f32 - 3.0) * a / 3.0,
+        Bits::Int(b) => {
+            let qmax = ((1i32 << (b - 1)) - 1) as f32;
+            (code as i32 - (1i32 << (b - 1))) as f32 * a / qmax
+        }
+    }
+}
+
+/// The f32 matrix a quantized matrix stands for.
+pub fn dequantize(q: &Quantized) -> Vec<f32> {
+    let mut out = Vec::with_capacity(q.rows * q.cols);
+    for r in 0..q.rows {
+        for c in 0..q.cols {
+            out.push(code_value(q, q.codes[r * q.cols + c], q.unit_of(r, c)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(
+        bits: Bits,
+        symmetric: bool,
+        granularity: Granularity,
+        scale: ScaleMethod,
+    ) -> QuantSpec {
+        QuantSpec {
+            bits,
+            symmetric,
+            granularity,
+            scale,
+            learned: None,
+        }
+    }
+
+    fn sample(n: usize) -> Vec<f32> {
+        let mut s = 12345u64;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ternary_follows_twn_rule() {
+        let w = [0.9f32, -0.1, 0.05, -0.8, 0.4, 0.0];
+        let q = quantize(
+            &w,
+            1,
+            6,
+            &spec(Bits::Ternary, true, Granularity::Row, ScaleMethod::MeanAbs),
+        )
+        .unwrap();
+        let mean = w.iter().map(|x| x.abs()).sum::<f32>() / 6.0; // 0.375
+        let delta = 0.7 * mean; // 0.2625
+        let kept = [0.9f32, 0.8, 0.4];
+        let alpha = kept.iter().sum::<f32>() / 3.0;
+        assert!((q.scales[0] - alpha).abs() < 1e-6);
+        assert!(delta > 0.1 && delta < 0.4);
+        assert_eq!(q.codes, vec![2, 1, 1, 0, 2, 1]);
+        let d = dequantize(&q);
+        assert_eq!(d, vec![alpha, 0.0, 0.0, -alpha, alpha, 0.0]);
+    }
+
+    #[test]
+    fn binary_is_sign_times_mean_abs() {
+        let w = [0.5f32, -0.25, 0.25, -1.0];
+        let q = quantize(
+            &w,
+            2,
+            2,
+            &spec(Bits::Binary, true, Granularity::Row, ScaleMethod::MeanAbs),
+        )
+        .unwrap();
+        assert_eq!(dequantize(&q), vec![0.375, -0.375, 0.625, -0.625]);
+    }
+
+    #[test]
+    fn symmetric_int8_error_is_within_half_a_step() {
+        let w = sample(7 * 45);
+        let q = quantize(
+            &w,
+            7,
+            45,
+            &spec(Bits::Int(8), true, Granularity::Row, ScaleMethod::Max),
+        )
+        .unwrap();
+        let d = dequantize(&q);
+        for r in 0..7 {
+            let step = q.scales[r] / 127.0;
+            for c in 0..45 {
+                assert!((d[r * 45 + c] - w[r * 45 + c]).abs() <= step / 2.0 + 1e-7);
+            }
+        }
+        // zero is exact
+        let z = quantize(
+            &[0.0, 1.0],
+            1,
+            2,
+            &spec(Bits::Int(8), true, Granularity::Row, ScaleMethod::Max),
+        )
+        .unwrap();
+        assert_eq!(dequantize(&z)[0], 0.0);
+    }
+
+    #[test]
+    fn asymmetric_int4_groups_cover_their_range() {
+        let w = sample(3 * 20);
+        let q = quantize(
+            &w,
+            3,
+            20,
+            &spec(Bits::Int(4), false, Granularity::Group(8), ScaleMethod::Max),
+        )
+        .unwrap();
+        assert_eq!(q.scales.len(), 3 * 3);
+        assert!(q.codes.iter().all(|&c| c < 16));
+        let d = dequantize(&q);
+        for (i, (a, b)) in d.iter().zip(&w).enumerate() {
+            let unit = (i / 20) * 3 + (i % 20) / 8;
+            assert!((a - b).abs() <= q.scales[unit] / 2.0 + 1e-6, "weight {i}");
+        }
+    }
+
+    #[test]
+    fn two_bit_uses_four_levels_and_learned_clip() {
+        let w = [-1.0f32, -0.2, 0.2, 1.0, 5.0];
+        let mut s = spec(
+            Bits::Int(2),
+            true,
+            Granularity::Tensor,
+            ScaleMethod::Learned,
+        );
+        s.learned = Some(vec![0.9]);
+        let q = quantize(&w, 1, 5, &s).unwrap();
+        assert_eq!(q.codes, vec![0, 1, 2, 3, 3]);
+        let d = dequantize(&q);
+        assert!(
+            (d[0] + 0.9).abs() < 1e-6 && (d[1] + 0.3).abs() < 1e-6 && (d[4] - 0.9).abs() < 1e-6
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let w = [1.0f32; 4];
+        assert_eq!(
+            quantize(
+                &w,
+                2,
+                2,
+                &spec(Bits::Int(8), true, Granularity::Token, ScaleMethod::Max)
+            ),
+            Err(QuantError::TokenGranularityOnWeights)
+        );
+        assert_eq!(
+            quantize(
+                &w,
+                2,
+                2,
+                &spec(Bits::Int(3), true, Granularity::Row, ScaleMethod::Max)
+            ),
+            Err(QuantError::UnsupportedBits(3))
+        );
+        assert!(matches!(
+            quantize(
+                &w,
+                2,
+                2,
+                &spec(Bits::Int(4), true, Granularity::Row, ScaleMethod::Learned)
+            ),
+            Err(QuantError::LearnedScales {
+                expected: 2,
+                found: 0
+            })
+        ));
+        assert!(matches!(
+            quantize(
+                &w,
+                3,
+                2,
+                &spec(Bits::Binary, true, Granularity::Row, ScaleMethod::Max)
+            ),
+            Err(QuantError::ShapeMismatch { .. })
+        ));
+    }
+}
