@@ -16,7 +16,7 @@ pub fn run(recipe: &Path, registry: &PassRegistry) -> Result<ExitCode, Diag> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `OK path: builtin:tiny-bert, 4 → 2 layers, 2 exits, 12 quantized modules, 2 stages; 1.1 MB → 120.3 kB`.
+/// `OK path: builtin:tiny-bert, 4 → 2 layers, 2 exits, 12 quantized modules, 2 distill stages, 1.1 MB → 120.3 kB`.
 pub fn summary(recipe: &Path, program: &crate::ir::Program) -> String {
     let plan = &program.plan;
     let quantized: usize = program
@@ -26,15 +26,20 @@ pub fn summary(recipe: &Path, program: &crate::ir::Program) -> String {
         .map(|n| n.quant.values().filter(|q| q.weights.is_some()).count())
         .sum();
     format!(
-        "OK {}: {}, {} → {} layers, {} exits, {} quantized modules, {} stages; {} → {}",
+        "OK {}: {}, {} → {} layers, {}, {}, {}, {} → {}",
         recipe.display(),
         plan.teacher.source,
         plan.teacher.config.num_layers(),
         program.model.num_layers(),
-        plan.exits.as_ref().map_or(0, |e| e.after.len()),
-        quantized,
-        plan.stages.len(),
+        count(plan.exits.as_ref().map_or(0, |e| e.after.len()), "exit"),
+        count(quantized, "quantized module"),
+        count(plan.stages.len(), "distill stage"),
         human(plan.cost.teacher.bytes as f64, "B"),
         human(plan.cost.student.bytes as f64, "B"),
     )
+}
+
+/// `1 exit`, `2 exits`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::compile::compile;
 use crate::diag::Diag;
 use crate::ir::{
-    self, model_from_config, print_plan, Cost, CustomPassPlan, ExitPlan, Model, Op, Program,
+    self, model_from_config, print_timeline, Cost, CustomPassPlan, ExitPlan, Model, Op, Program,
     StagePlan,
 };
 use crate::pass::{DumpAfter, DumpSelect, PassRegistry};
@@ -336,16 +336,7 @@ pub fn render(program: &Program) -> String {
     if plan.pretrain.is_none() && plan.stages.is_empty() {
         out.push_str("  no training: compress only\n");
     }
-    // The timeline is the plan's text form minus its header lines.
-    for line in print_plan(plan).lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("pretrain ")
-            || trimmed.starts_with("distill ")
-            || trimmed.starts_with("loss ")
-        {
-            let _ = writeln!(out, "{line}");
-        }
-    }
+    out.push_str(&print_timeline(plan));
 
     let c = &plan.cost;
     let _ = writeln!(out, "\nestimates (seq_len {})", c.seq_len);

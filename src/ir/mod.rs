@@ -34,7 +34,7 @@ pub use plan::{
     Program, PrunePlan, StagePlan, TeacherInfo, Warmup,
 };
 pub use print::{
-    bits_text, granularity_text, print, print_act_quant, print_model, print_plan,
+    bits_text, granularity_text, print, print_act_quant, print_model, print_plan, print_timeline,
     print_weight_quant, show_path,
 };
 pub use resolve::{load_teacher, resolve, DEFAULT_SEQ_LEN};

@@ -264,12 +264,7 @@ pub fn print_plan(plan: &Plan) -> String {
         }
         out.push('\n');
     }
-    if let Some(p) = &plan.pretrain {
-        out.push_str(&stage_text("pretrain", p));
-    }
-    for s in &plan.stages {
-        out.push_str(&stage_text("distill", s));
-    }
+    out.push_str(&print_timeline(plan));
     for c in &plan.custom_passes {
         let args: Vec<String> = c.args.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         let _ = writeln!(out, "  pass {} {}", c.name, args.join(" "));
@@ -277,6 +272,19 @@ pub fn print_plan(plan: &Plan) -> String {
     let _ = writeln!(out, "  cost at seq_len {}", plan.cost.seq_len);
     out.push_str(&cost_text("teacher", &plan.cost.teacher));
     out.push_str(&cost_text("student", &plan.cost.student));
+    out
+}
+
+/// The training timeline: the pretrain stage, then the distillation stages
+/// with their losses, one line each, indented by two.
+pub fn print_timeline(plan: &Plan) -> String {
+    let mut out = String::new();
+    if let Some(p) = &plan.pretrain {
+        out.push_str(&stage_text("pretrain", p));
+    }
+    for s in &plan.stages {
+        out.push_str(&stage_text("distill", s));
+    }
     out
 }
 
@@ -305,9 +313,14 @@ fn stage_text(kind: &str, s: &StagePlan) -> String {
         Warmup::Steps(n) => format!("{n} steps"),
         Warmup::Fraction(f) => format!("{}%", f * 100.0),
     };
+    let title = if s.name == kind {
+        kind.to_string()
+    } else {
+        format!("{kind} {}", s.name)
+    };
     let mut out = format!(
-        "  {kind} {}: {length} data {} {:?} lr {} wd {} {:?} warmup {warmup} batch {} seq {} accumulate {}",
-        s.name, s.data, s.optimizer, s.lr, s.weight_decay, s.schedule, s.batch_size, s.seq_len, s.accumulate
+        "  {title}: {length} data {} {:?} lr {} wd {} {:?} warmup {warmup} batch {} seq {} accumulate {}",
+        s.data, s.optimizer, s.lr, s.weight_decay, s.schedule, s.batch_size, s.seq_len, s.accumulate
     );
     if let Some(c) = s.grad_clip {
         let _ = write!(out, " clip {c}");

@@ -104,3 +104,37 @@ impl Default for PassRegistry {
         PassRegistry::with_builtins()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Program;
+    use crate::pass::PassCx;
+
+    struct Noop;
+
+    impl Pass for Noop {
+        fn name(&self) -> &'static str {
+            "head-floor"
+        }
+
+        fn run(&self, _: &mut Program, _: &mut PassCx) -> Result<(), Diag> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lookup_suggests_registered_names_and_rejects_builtins() {
+        let mut registry = PassRegistry::with_builtins();
+        registry.register(Box::new(Noop)).unwrap();
+        assert_eq!(registry.names().len(), 6);
+        assert!(registry.lookup_custom("head-floor").is_ok());
+        let d = registry.lookup_custom("head-flor").err().unwrap();
+        assert_eq!(d.code, "plcc::pass::unknown");
+        assert_eq!(d.help.as_deref(), Some("did you mean `head-floor`?"));
+        assert!(d.notes[0].contains("head-floor"));
+        let d = registry.lookup_custom("width-prune").err().unwrap();
+        assert_eq!(d.code, "plcc::pass::builtin-called");
+        assert!(registry.register(Box::new(Noop)).is_err());
+    }
+}
