@@ -13,8 +13,8 @@ use serde::Serialize;
 use crate::compile::compile;
 use crate::diag::Diag;
 use crate::ir::{
-    self, model_from_config, print_timeline, Cost, CustomPassPlan, ExitPlan, Model, Op, Program,
-    StagePlan,
+    self, model_from_config, print_timeline, Cost, CustomPassPlan, ExitPlan, LossPlanKind, Model,
+    Op, Program, StagePlan,
 };
 use crate::pass::{DumpAfter, DumpSelect, PassRegistry};
 use crate::syntax::Span;
@@ -337,6 +337,27 @@ pub fn render(program: &Program) -> String {
         out.push_str("  no training: compress only\n");
     }
     out.push_str(&print_timeline(plan));
+    let pairs = plan
+        .stages
+        .iter()
+        .flat_map(|s| &s.losses)
+        .flat_map(|l| match &l.kind {
+            LossPlanKind::HiddenMse { pairs }
+            | LossPlanKind::AttentionKl { pairs }
+            | LossPlanKind::AttentionMse { pairs } => pairs.as_slice(),
+            _ => &[],
+        });
+    let (mut projected, mut averaged) = (false, false);
+    for p in pairs {
+        projected |= p.projection;
+        averaged |= p.average_heads;
+    }
+    if averaged {
+        out.push_str("  ~ head counts differ: attention maps are compared averaged over heads\n");
+    }
+    if projected {
+        out.push_str("  * hidden widths differ: a learned projection maps student to teacher\n");
+    }
 
     let c = &plan.cost;
     let _ = writeln!(out, "\nestimates (seq_len {})", c.seq_len);
