@@ -320,7 +320,12 @@ pub fn render(program: &Program) -> String {
     match &plan.exits {
         None => out.push_str("  none\n"),
         Some(e) => {
-            let _ = writeln!(out, "  {:?} heads, criterion {:?}", e.head, e.criterion);
+            let _ = writeln!(
+                out,
+                "  {} heads, criterion {}",
+                ir::word(&e.head),
+                ir::word(&e.criterion)
+            );
             for c in &plan.cost.student.exits {
                 let _ = writeln!(
                     out,

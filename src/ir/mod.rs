@@ -35,7 +35,7 @@ pub use plan::{
 };
 pub use print::{
     bits_text, granularity_text, print, print_act_quant, print_model, print_plan, print_timeline,
-    print_weight_quant, show_path,
+    print_weight_quant, show_path, word,
 };
 pub use resolve::{load_teacher, resolve, DEFAULT_SEQ_LEN};
 pub use verify::verify;

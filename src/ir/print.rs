@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::recipe::{
-    Bits, CalibrationTarget, Granularity, Negatives, ScaleMethod, StageLength, Task,
+    ArgValue, Bits, CalibrationTarget, Granularity, Negatives, ScaleMethod, StageLength, Task,
 };
 
 use super::node::{ActQuant, HeadKind, Node, Norm, Op, WeightQuant};
@@ -95,23 +95,23 @@ fn op_details(node: &Node) -> String {
             norm(&a.norm)
         ),
         Op::Ffn(f) => format!(
-            " width {} hidden {} {:?} {}",
+            " width {} hidden {} {} {}",
             f.width,
             f.hidden,
-            f.activation,
+            word(&f.activation),
             norm(&f.norm)
         ),
         Op::Exit(e) => format!(
-            " after layer {} {:?} outputs {}{}{}",
+            " after layer {} {} outputs {}{}{}",
             e.after_layer,
-            e.head,
+            word(&e.head),
             e.outputs,
             if e.per_token { " per-token" } else { "" },
             if e.tied { " tied" } else { "" }
         ),
         Op::Head(h) => {
             let mut s = match &h.kind {
-                HeadKind::Pool { pooling } => format!(" pool {pooling:?}"),
+                HeadKind::Pool { pooling } => format!(" pool {}", word(pooling)),
                 HeadKind::Classify { labels, pooler, .. } => {
                     format!(
                         " classify labels {labels}{}",
@@ -199,7 +199,7 @@ pub fn print_plan(plan: &Plan) -> String {
         &t.config_hash[..t.config_hash.len().min(16)]
     );
     let task = match plan.task {
-        Task::Embedding { pooling } => format!("embedding ({pooling:?} pooling)"),
+        Task::Embedding { pooling } => format!("embedding ({} pooling)", word(&pooling)),
         Task::Classification { labels } => format!("classification ({labels} labels)"),
         Task::CausalLm => "causal_lm".into(),
     };
@@ -210,16 +210,17 @@ pub fn print_plan(plan: &Plan) -> String {
         .unwrap_or_else(|| "(default)".into());
     let _ = writeln!(
         out,
-        "  task {task}, seed {}, device {:?}, output {output}",
-        plan.seed, plan.device
+        "  task {task}, seed {}, device {}, output {output}",
+        plan.seed,
+        word(&plan.device)
     );
     for d in &plan.datasets {
         let _ = writeln!(
             out,
-            "  data {} {} {:?}",
+            "  data {} {} {}",
             d.name,
             show_path(&d.path, &plan.base_dir),
-            d.format
+            word(&d.format)
         );
     }
     if let Some(e) = &plan.eval {
@@ -228,9 +229,9 @@ pub fn print_plan(plan: &Plan) -> String {
     if let Some(p) = &plan.prune {
         let _ = writeln!(
             out,
-            "  prune importance {:?} over {:?} data {} batches {}",
-            p.importance,
-            p.over,
+            "  prune importance {} over {} data {} batches {}",
+            word(&p.importance),
+            word(&p.over),
             p.data.as_deref().unwrap_or("(none)"),
             p.batches
         );
@@ -239,10 +240,10 @@ pub fn print_plan(plan: &Plan) -> String {
         let after: Vec<String> = e.after.iter().map(|a| a.to_string()).collect();
         let _ = write!(
             out,
-            "  exits after [{}] {:?} criterion {:?}",
+            "  exits after [{}] {} criterion {}",
             after.join(", "),
-            e.head,
-            e.criterion
+            word(&e.head),
+            word(&e.criterion)
         );
         if let Some(t) = e.threshold {
             let _ = write!(out, " threshold {t}");
@@ -266,7 +267,11 @@ pub fn print_plan(plan: &Plan) -> String {
     }
     out.push_str(&print_timeline(plan));
     for c in &plan.custom_passes {
-        let args: Vec<String> = c.args.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let args: Vec<String> = c
+            .args
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", arg_text(v)))
+            .collect();
         let _ = writeln!(out, "  pass {} {}", c.name, args.join(" "));
     }
     let _ = writeln!(out, "  cost at seq_len {}", plan.cost.seq_len);
@@ -319,8 +324,15 @@ fn stage_text(kind: &str, s: &StagePlan) -> String {
         format!("{kind} {}", s.name)
     };
     let mut out = format!(
-        "  {title}: {length} data {} {:?} lr {} wd {} {:?} warmup {warmup} batch {} seq {} accumulate {}",
-        s.data, s.optimizer, s.lr, s.weight_decay, s.schedule, s.batch_size, s.seq_len, s.accumulate
+        "  {title}: {length} data {} {} lr {} wd {} {} warmup {warmup} batch {} seq {} accumulate {}",
+        s.data,
+        word(&s.optimizer),
+        s.lr,
+        s.weight_decay,
+        word(&s.schedule),
+        s.batch_size,
+        s.seq_len,
+        s.accumulate
     );
     if let Some(c) = s.grad_clip {
         let _ = write!(out, " clip {c}");
@@ -333,7 +345,7 @@ fn stage_text(kind: &str, s: &StagePlan) -> String {
         let _ = write!(out, "    loss {} weight {}", l.kind.name(), l.weight);
         match &l.kind {
             LossPlanKind::LogitKl { temperature, over } => {
-                let _ = write!(out, " temperature {temperature} over {over:?}");
+                let _ = write!(out, " temperature {temperature} over {}", word(over));
             }
             LossPlanKind::HiddenMse { pairs }
             | LossPlanKind::AttentionKl { pairs }
@@ -376,4 +388,49 @@ pub fn pairs_text(pairs: &[LayerPair]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The recipe spelling of a unit enum value: `AllExits` → `all_exits`,
+/// `AdamW` → `adamw`.
+pub fn word(value: &impl std::fmt::Debug) -> String {
+    let name = format!("{value:?}");
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let after_lower = i > 0 && chars[i - 1].is_lowercase();
+        let before_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+        if c.is_uppercase() && after_lower && before_lower {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// A custom pass argument as the recipe writes it.
+fn arg_text(value: &ArgValue) -> String {
+    match value {
+        ArgValue::Number(n) => n.to_string(),
+        ArgValue::Percent(p) => format!("{}%", p * 100.0),
+        ArgValue::Str(s) => format!("{s:?}"),
+        ArgValue::Ident(i) => i.clone(),
+        ArgValue::Bool(b) => b.to_string(),
+        ArgValue::List(items) => format!(
+            "[{}]",
+            items.iter().map(arg_text).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word;
+    use crate::recipe::{ExitScope, OptimizerKind, ScaleMethod};
+
+    #[test]
+    fn words_use_the_recipe_spelling() {
+        assert_eq!(word(&ExitScope::AllExits), "all_exits");
+        assert_eq!(word(&OptimizerKind::AdamW), "adamw");
+        assert_eq!(word(&ScaleMethod::MeanAbs), "mean_abs");
+    }
 }
