@@ -226,11 +226,26 @@ mod tests {
 
     #[test]
     fn fractions_round_half_up_and_keep_at_least_one() {
-        assert_eq!(kept(&amount(Amount::Fraction(0.25)), 4, "heads", 0).unwrap(), 1);
-        assert_eq!(kept(&amount(Amount::Fraction(0.375)), 12, "heads", 0).unwrap(), 5);
-        assert_eq!(kept(&amount(Amount::Fraction(0.3)), 12, "heads", 0).unwrap(), 4);
-        assert_eq!(kept(&amount(Amount::Fraction(0.01)), 4, "heads", 0).unwrap(), 1);
-        assert_eq!(kept(&amount(Amount::Fraction(1.0)), 1536, "FFN neurons", 0).unwrap(), 1536);
+        assert_eq!(
+            kept(&amount(Amount::Fraction(0.25)), 4, "heads", 0).unwrap(),
+            1
+        );
+        assert_eq!(
+            kept(&amount(Amount::Fraction(0.375)), 12, "heads", 0).unwrap(),
+            5
+        );
+        assert_eq!(
+            kept(&amount(Amount::Fraction(0.3)), 12, "heads", 0).unwrap(),
+            4
+        );
+        assert_eq!(
+            kept(&amount(Amount::Fraction(0.01)), 4, "heads", 0).unwrap(),
+            1
+        );
+        assert_eq!(
+            kept(&amount(Amount::Fraction(1.0)), 1536, "FFN neurons", 0).unwrap(),
+            1536
+        );
         assert_eq!(kept(&amount(Amount::Count(7)), 12, "heads", 0).unwrap(), 7);
     }
 
@@ -238,7 +253,11 @@ mod tests {
     fn counts_outside_the_teacher_are_rejected() {
         let d = kept(&amount(Amount::Count(13)), 12, "heads", 2).unwrap_err();
         assert_eq!(d.code, "plcc::prune::more-than-exist");
-        assert!(d.message.contains("teacher layer 2 has only 12"), "{}", d.message);
+        assert!(
+            d.message.contains("teacher layer 2 has only 12"),
+            "{}",
+            d.message
+        );
         assert!(kept(&amount(Amount::Count(0)), 12, "heads", 2).is_err());
     }
 }
