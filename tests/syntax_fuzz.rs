@@ -1,6 +1,7 @@
 //! Property test: mutated recipes (byte flips, deletions, token insertions,
-//! truncations) never make the front end panic or hang, and every diagnostic
-//! points inside the text.
+//! truncations) never make the compiler's front half (parse, schema, resolve
+//! against the teacher, every pass, verify) panic or hang, and every
+//! diagnostic points inside the text.
 
 use std::path::Path;
 
@@ -85,8 +86,15 @@ fn apply(text: &[u8], mutation: &Mutation) -> Vec<u8> {
 }
 
 fn check_front_end(text: &str) {
-    let result =
-        plcc::syntax::parse(text).and_then(|doc| plcc::recipe::from_ast(&doc, Path::new("/base")));
+    // Recipes resolve against the real examples folder, so mutated teachers,
+    // data sets and selectors reach resolve and the passes too.
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let registry = plcc::pass::PassRegistry::with_builtins();
+    let result = plcc::syntax::parse(text)
+        .and_then(|doc| plcc::recipe::from_ast(&doc, &base))
+        .and_then(|recipe| {
+            plcc::compile_recipe(&recipe, &registry, plcc::pass::DumpAfter::none()).map(|_| ())
+        });
     if let Err(diag) = result {
         assert!(
             !diag.labels.is_empty(),

@@ -131,7 +131,11 @@ pub fn main_with(registry: PassRegistry) -> ExitCode {
 /// Runs one parsed command.
 pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode, Diag> {
     match command {
-        Command::Fmt { recipe, write, check } => {
+        Command::Fmt {
+            recipe,
+            write,
+            check,
+        } => {
             let mode = if write {
                 fmt::FmtMode::Write
             } else if check {
