@@ -136,6 +136,6 @@ proptest! {
 fn deep_nesting_is_an_error_not_a_crash() {
     let text = format!("a: {}", "[".repeat(100_000));
     check_front_end(&text);
-    let text = format!("{}", "b {".repeat(100_000));
+    let text = "b {".repeat(100_000);
     check_front_end(&text);
 }
