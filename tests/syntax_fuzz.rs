@@ -12,6 +12,8 @@ const SEEDS: &[&str] = &[
     include_str!("../examples/cost_eff.pc"),
     include_str!("../examples/xtc.pc"),
     include_str!("../examples/quant_gpt.pc"),
+    include_str!("fixtures/syntax/custom_pass.pc"),
+    include_str!("fixtures/syntax/messy.pc"),
 ];
 
 const TOKENS: &[&str] = &[
@@ -86,6 +88,21 @@ fn apply(text: &[u8], mutation: &Mutation) -> Vec<u8> {
 }
 
 fn check_front_end(text: &str) {
+    if let Ok(doc) = plcc::syntax::parse(text) {
+        let formatted = plcc::syntax::format(&doc);
+        let reparsed = plcc::syntax::parse(&formatted)
+            .unwrap_or_else(|d| panic!("formatted text fails to parse: {d}\n{formatted}"));
+        assert_eq!(
+            reparsed.without_layout(),
+            doc.without_layout(),
+            "formatting changed the tree:\n{formatted}"
+        );
+        assert_eq!(
+            plcc::syntax::format(&reparsed),
+            formatted,
+            "formatting is not idempotent"
+        );
+    }
     // Recipes resolve against the real examples folder, so mutated teachers,
     // data sets and selectors reach resolve and the passes too.
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -119,7 +136,7 @@ fn check_front_end(text: &str) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_recipes_never_panic(seed in 0..SEEDS.len(), mutations in prop::collection::vec(mutation(), 1..6)) {
@@ -144,6 +161,6 @@ proptest! {
 fn deep_nesting_is_an_error_not_a_crash() {
     let text = format!("a: {}", "[".repeat(100_000));
     check_front_end(&text);
-    let text = format!("{}", "b {".repeat(100_000));
+    let text = "b {".repeat(100_000);
     check_front_end(&text);
 }

@@ -444,7 +444,7 @@ fn bits(value: &Value, kind: QuantKind) -> Result<Bits, Diag> {
         ValueKind::Int(1) => Bits::Binary,
         ValueKind::Int(b @ (2 | 4 | 8)) => Bits::Int(*b as u8),
         ValueKind::Int(other) => {
-            return Err(unsupported_bits(value.span, &other.to_string(), kind))
+            return Err(unsupported_bits(value.span, &format!("{other} bits"), kind))
         }
         _ => return Err(wrong_type(value, "`binary`, `ternary` or a bit width")),
     };
@@ -452,7 +452,7 @@ fn bits(value: &Value, kind: QuantKind) -> Result<Bits, Diag> {
         let shown = match bits {
             Bits::Binary => "binary".to_string(),
             Bits::Ternary => "ternary".to_string(),
-            Bits::Int(b) => b.to_string(),
+            Bits::Int(b) => format!("{b} bits"),
         };
         return Err(unsupported_bits(value.span, &shown, kind));
     }
@@ -466,7 +466,7 @@ fn unsupported_bits(span: Span, shown: &str, kind: QuantKind) -> Diag {
     };
     Diag::new(
         "plcc::recipe::unsupported-bits",
-        format!("{what} cannot be quantized to {shown} bits"),
+        format!("{what} cannot be quantized to {shown}"),
     )
     .label(span, "unsupported bit width")
     .help(format!("{what} support {supported}"))

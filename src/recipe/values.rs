@@ -123,8 +123,10 @@ pub fn amount(value: &Value) -> Result<Amount, Diag> {
 pub fn amount_or_zero(value: &Value) -> Result<Amount, Diag> {
     match value.kind {
         ValueKind::Int(_) => Ok(Amount::Count(count(value)?)),
-        ValueKind::Percent(p) if p == 0.0 => Ok(Amount::Fraction(0.0)),
-        ValueKind::Percent(p) => Ok(Amount::Fraction(fraction_of(p, value.span)?)),
+        ValueKind::Percent(p) => match p {
+            0.0 => Ok(Amount::Fraction(0.0)),
+            _ => Ok(Amount::Fraction(fraction_of(p, value.span)?)),
+        },
         _ => Err(wrong_type(value, "a count or a percent")),
     }
 }
