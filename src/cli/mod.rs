@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::diag::Diag;
+
+pub mod bench;
+pub mod run;
 use crate::pass::PassRegistry;
 
 #[derive(Parser, Debug)]
@@ -125,6 +128,24 @@ pub fn main_with(registry: PassRegistry) -> ExitCode {
 pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode, Diag> {
     let _ = registry;
     match command {
+        Command::Run {
+            model,
+            input,
+            output,
+            batch_size,
+            max_len,
+            device,
+            threads,
+        } => run::run(&model, &input, output.as_deref(), batch_size, max_len, device, threads),
+        Command::Bench {
+            model,
+            input,
+            threads,
+            batch_size,
+            max_len,
+            device,
+            json,
+        } => bench::run(&model, &input, threads, batch_size, max_len, device, json),
         other => Err(Diag::new(
             "plcc::cli::unavailable",
             format!("this command is not available in this build: {other:?}"),
