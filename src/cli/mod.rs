@@ -10,10 +10,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
+pub mod bench;
 pub mod check;
 pub mod fmt;
 pub mod passes;
 pub mod plan;
+pub mod run;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -152,6 +154,32 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             dump_after,
         } => plan::run(&recipe, json, dump_after.as_deref(), registry),
         Command::Passes => passes::run(registry),
+        Command::Run {
+            model,
+            input,
+            output,
+            batch_size,
+            max_len,
+            device,
+            threads,
+        } => run::run(
+            &model,
+            &input,
+            output.as_deref(),
+            batch_size,
+            max_len,
+            device,
+            threads,
+        ),
+        Command::Bench {
+            model,
+            input,
+            threads,
+            batch_size,
+            max_len,
+            device,
+            json,
+        } => bench::run(&model, &input, threads, batch_size, max_len, device, json),
         other => Err(Diag::new(
             "plcc::cli::unavailable",
             format!("this command is not available in this build: {other:?}"),

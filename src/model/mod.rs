@@ -1,7 +1,28 @@
 //! plcc's own model code on candle: BERT-family encoders and GPT-2, with
-//! per-layer widths, exits and float / fake-quantized / packed linear layers.
+//! per-layer widths, exits and float / fake-quantized linear layers; loading
+//! of checkpoints and built-in models; running them over text.
 
+pub mod bert;
 pub mod builtin;
 pub mod config;
+pub mod gpt2;
+pub mod heads;
+pub mod kernels;
+pub mod layers;
+pub mod linear;
+pub mod loader;
+pub mod output;
+pub mod runner;
+pub mod tokenizer;
+pub mod weights;
 
+pub use bert::BertModel;
 pub use config::{Activation, Arch, LayerShape, ModelConfig};
+pub use gpt2::Gpt2Model;
+pub use heads::{ExitHead, Pooling};
+pub use layers::Mode;
+pub use linear::{Linear, LinearWeight, Quantizer, SymmetricIntPerRow};
+pub use loader::{load_model, LoadedModel, ModelSource, Network};
+pub use output::{ForwardOptions, Inputs, ModelOutput};
+pub use tokenizer::TextTokenizer;
+pub use weights::Checkpoint;

@@ -1,0 +1,97 @@
+//! `plcc run`: run a model on one input per line and write JSON Lines, one
+//! object per input in input order.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use candle_core::Device;
+
+use super::DeviceArg;
+use crate::diag::Diag;
+use crate::model::{load_model, runner};
+
+/// Sets the CPU thread count for candle and gemm (both read
+/// `RAYON_NUM_THREADS` when their pools start, so this must run before any
+/// tensor work).
+pub fn set_threads(threads: Option<usize>) -> Result<(), Diag> {
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(Diag::new(
+                "plcc::cli::bad-threads",
+                "--threads must be at least 1",
+            ));
+        }
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+        // gemm runs on rayon's global pool: size it before anything uses it.
+        candle_core::utils::init_global_threadpool();
+    }
+    Ok(())
+}
+
+/// The candle device for `--device`.
+pub fn select_device(device: DeviceArg) -> Result<Device, Diag> {
+    match device {
+        DeviceArg::Cpu => Ok(Device::Cpu),
+        DeviceArg::Cuda => {
+            if !candle_core::utils::cuda_is_available() {
+                return Err(Diag::new(
+                    "plcc::device::cuda-unavailable",
+                    "--device cuda: this plcc was built without CUDA support",
+                )
+                .help(
+                    "rebuild with `cargo build --release --features cuda`, or use --device cpu",
+                ));
+            }
+            Device::new_cuda(0).map_err(|e| {
+                Diag::new(
+                    "plcc::device::cuda-unavailable",
+                    "--device cuda: no usable CUDA GPU",
+                )
+                .note(e.to_string())
+                .help("use --device cpu")
+            })
+        }
+    }
+}
+
+pub fn run(
+    model: &str,
+    input: &Path,
+    output: Option<&Path>,
+    batch_size: usize,
+    max_len: Option<usize>,
+    device: DeviceArg,
+    threads: Option<usize>,
+) -> Result<ExitCode, Diag> {
+    if batch_size == 0 {
+        return Err(Diag::new(
+            "plcc::cli::bad-batch-size",
+            "--batch-size must be at least 1",
+        ));
+    }
+    set_threads(threads)?;
+    let device = select_device(device)?;
+    let lines = runner::read_lines(input)?;
+    let model = load_model(model, &device)?;
+    let rows = runner::tokenize(&model, &lines, max_len)?;
+    let records = runner::run_all(&model, &rows, batch_size)?;
+    let mut text = String::new();
+    for r in &records {
+        let line = serde_json::to_string(r).map_err(|e| {
+            Diag::new("plcc::run::output", "cannot serialise an output record").note(e.to_string())
+        })?;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    match output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| Diag::io("plcc::run::output", "write output file", path, &e))?,
+        None => std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|e| Diag::io("plcc::run::output", "write to", Path::new("stdout"), &e))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

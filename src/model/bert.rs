@@ -1,0 +1,194 @@
+//! BERT-family encoder (BERT, MiniLM, ...): post-LN layers, erf GELU,
+//! absolute position and token-type embeddings, padding mask. Per-layer head
+//! counts, head widths and FFN widths come from `ModelConfig::layers`.
+//! Tensor names are Hugging Face's (`embeddings.*`, `encoder.layer.{i}.*`).
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Init, VarBuilder};
+
+use super::config::{Activation, LayerShape, ModelConfig};
+use super::heads::{run_exits, ExitHead};
+use super::layers::{activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode};
+use super::linear::Linear;
+use super::output::{ForwardOptions, Inputs, ModelOutput};
+
+/// One encoder layer.
+#[derive(Debug, Clone)]
+pub struct BertLayer {
+    pub shape: LayerShape,
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    /// `attention.output.dense`.
+    pub attn_out: Linear,
+    pub attn_norm: LayerNorm,
+    /// `intermediate.dense`.
+    pub ffn_in: Linear,
+    /// `output.dense`.
+    pub ffn_out: Linear,
+    pub ffn_norm: LayerNorm,
+    pub activation: Activation,
+}
+
+impl BertLayer {
+    pub fn load(vb: VarBuilder, shape: LayerShape, cfg: &ModelConfig) -> Result<Self> {
+        let (h, inner, eps) = (
+            cfg.hidden_size,
+            shape.heads * shape.head_dim,
+            cfg.layer_norm_eps,
+        );
+        let att = vb.pp("attention");
+        let sa = att.pp("self");
+        Ok(BertLayer {
+            shape,
+            query: Linear::load(sa.pp("query"), h, inner)?,
+            key: Linear::load(sa.pp("key"), h, inner)?,
+            value: Linear::load(sa.pp("value"), h, inner)?,
+            attn_out: Linear::load(att.pp("output").pp("dense"), inner, h)?,
+            attn_norm: LayerNorm::load(att.pp("output").pp("LayerNorm"), h, eps)?,
+            ffn_in: Linear::load(vb.pp("intermediate").pp("dense"), h, shape.ffn)?,
+            ffn_out: Linear::load(vb.pp("output").pp("dense"), shape.ffn, h)?,
+            ffn_norm: LayerNorm::load(vb.pp("output").pp("LayerNorm"), h, eps)?,
+            activation: cfg.activation,
+        })
+    }
+
+    /// `x` `[batch, seq, hidden]` → (output, attention probabilities if kept).
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: &AttentionMask,
+        mode: Mode,
+        keep_probs: bool,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let (q, k, v) = (
+            self.query.forward(x)?,
+            self.key.forward(x)?,
+            self.value.forward(x)?,
+        );
+        let (ctx, probs) = multi_head_attention(
+            &q,
+            &k,
+            &v,
+            mask,
+            self.shape.heads,
+            self.shape.head_dim,
+            mode,
+            keep_probs,
+        )?;
+        let x = self
+            .attn_norm
+            .forward(&(self.attn_out.forward(&ctx)? + x)?, mode)?;
+        let f = activate(&self.ffn_in.forward(&x)?, self.activation, mode)?;
+        let out = self
+            .ffn_norm
+            .forward(&(self.ffn_out.forward(&f)? + &x)?, mode)?;
+        Ok((out, probs))
+    }
+}
+
+/// The encoder: embeddings and layers (no pooler; see `heads`).
+#[derive(Debug, Clone)]
+pub struct BertModel {
+    pub config: ModelConfig,
+    pub word_embeddings: Embedding,
+    /// `[max_positions, hidden]`.
+    pub position_embeddings: Tensor,
+    /// `[type_vocab, hidden]`, absent when the type vocabulary is 0.
+    pub token_type_embeddings: Option<Tensor>,
+    pub embedding_norm: LayerNorm,
+    pub layers: Vec<BertLayer>,
+}
+
+impl BertModel {
+    /// `vb` points at the encoder root (the `bert.` prefix already removed).
+    pub fn load(vb: VarBuilder, cfg: &ModelConfig) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let init = Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
+        let emb = vb.pp("embeddings");
+        let token_type_embeddings = if cfg.type_vocab_size > 0 {
+            Some(emb.pp("token_type_embeddings").get_with_hints(
+                (cfg.type_vocab_size, h),
+                "weight",
+                init,
+            )?)
+        } else {
+            None
+        };
+        let layers = cfg
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, shape)| BertLayer::load(vb.pp("encoder").pp("layer").pp(i), *shape, cfg))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(BertModel {
+            config: cfg.clone(),
+            word_embeddings: Embedding::load(
+                &emb,
+                "word_embeddings",
+                cfg.vocab_size,
+                h,
+                cfg.embedding_rank,
+            )?,
+            position_embeddings: emb.pp("position_embeddings").get_with_hints(
+                (cfg.max_positions, h),
+                "weight",
+                init,
+            )?,
+            token_type_embeddings,
+            embedding_norm: LayerNorm::load(emb.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            layers,
+        })
+    }
+
+    /// The embedding output `[batch, seq, hidden]` (after the embedding layer norm).
+    pub fn embed(&self, inputs: &Inputs, mode: Mode) -> Result<Tensor> {
+        let (_, s) = inputs.ids.dims2()?;
+        let mut x = self
+            .word_embeddings
+            .forward(&inputs.ids)?
+            .broadcast_add(&self.position_embeddings.narrow(0, 0, s)?)?;
+        if let Some(tt) = &self.token_type_embeddings {
+            x = match &inputs.token_types {
+                Some(types) => {
+                    let (b, s) = types.dims2()?;
+                    let rows = tt
+                        .index_select(&types.flatten_all()?, 0)?
+                        .reshape((b, s, ()))?;
+                    (x + rows)?
+                }
+                None => x.broadcast_add(&tt.narrow(0, 0, 1)?)?,
+            };
+        }
+        self.embedding_norm.forward(&x, mode)
+    }
+
+    pub fn forward(
+        &self,
+        inputs: &Inputs,
+        exits: &[ExitHead],
+        opts: ForwardOptions,
+    ) -> Result<ModelOutput> {
+        let mask = AttentionMask::new(&inputs.mask, false)?;
+        let mut x = self.embed(inputs, opts.mode)?;
+        let mut hidden_states = vec![x.clone()];
+        let mut attentions = Vec::new();
+        for layer in &self.layers {
+            let (out, probs) = layer.forward(&x, &mask, opts.mode, opts.output_attentions)?;
+            x = out;
+            hidden_states.push(x.clone());
+            attentions.extend(probs);
+        }
+        let exits = run_exits(exits, &hidden_states, &inputs.mask)?;
+        Ok(ModelOutput {
+            hidden_states,
+            last_hidden: x,
+            attentions,
+            logits: None,
+            exits,
+        })
+    }
+}

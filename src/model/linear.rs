@@ -1,0 +1,191 @@
+//! Linear layers whose weight is float or fake-quantized. A fake-quantized
+//! weight is used as `w + (q(w) - w).detach()` (the straight-through
+//! estimator): the forward sees the quantized values, the gradient reaches the
+//! float weight unchanged. Quantizers plug in through the `Quantizer` trait.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use candle_core::{Result, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+/// Maps a float weight `[out, in]` to its quantized-then-dequantized values
+/// (same shape, f32). Implementations: binary, ternary, int-b, learned scales.
+pub trait Quantizer: Debug + Send + Sync {
+    /// A short description (`int8-per-row`) for plans and reports.
+    fn name(&self) -> String;
+    fn quantize(&self, weight: &Tensor) -> Result<Tensor>;
+}
+
+/// Symmetric signed `bits`-bit quantization with one scale per output row:
+/// `scale = max|w_row| / (2^(bits-1) - 1)`, `q = clamp(round(w / scale)) * scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SymmetricIntPerRow {
+    pub bits: u8,
+}
+
+impl Quantizer for SymmetricIntPerRow {
+    fn name(&self) -> String {
+        format!("int{}-per-row", self.bits)
+    }
+
+    fn quantize(&self, weight: &Tensor) -> Result<Tensor> {
+        if !(2..=16).contains(&self.bits) {
+            candle_core::bail!(
+                "symmetric int quantization needs 2..=16 bits, got {}",
+                self.bits
+            )
+        }
+        let qmax = ((1u32 << (self.bits - 1)) - 1) as f64;
+        let scale = (weight.abs()?.max_keepdim(D::Minus1)? / qmax)?;
+        // All-zero rows keep scale 1 so they stay zero instead of NaN.
+        let scale = scale.eq(0.0)?.where_cond(&scale.ones_like()?, &scale)?;
+        let q = weight.broadcast_div(&scale)?.round()?.clamp(-qmax, qmax)?;
+        q.broadcast_mul(&scale)
+    }
+}
+
+/// The state of a linear layer's weight.
+#[derive(Debug, Clone)]
+pub enum LinearWeight {
+    /// A plain f32 weight `[out, in]`.
+    Float(Tensor),
+    /// A float weight `[out, in]` seen through a quantizer with a
+    /// straight-through gradient.
+    FakeQuant {
+        weight: Tensor,
+        quantizer: Arc<dyn Quantizer>,
+    },
+}
+
+/// `y = x Wᵀ + b` with `W` `[out, in]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: LinearWeight,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    /// Loads `weight` `[out, in]` and `bias` `[out]` (PyTorch `nn.Linear` layout).
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (out_dim, in_dim),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
+        )?;
+        let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
+        Ok(Linear {
+            weight: LinearWeight::Float(weight),
+            bias: Some(bias),
+        })
+    }
+
+    /// Loads a GPT-2 `Conv1D`: `weight` stored `[in, out]`, used transposed.
+    pub fn load_conv1d(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (in_dim, out_dim),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
+        )?;
+        let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
+        Ok(Linear {
+            weight: LinearWeight::Float(weight.t()?.contiguous()?),
+            bias: Some(bias),
+        })
+    }
+
+    pub fn from_weights(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear {
+            weight: LinearWeight::Float(weight),
+            bias,
+        }
+    }
+
+    /// `(out, in)`.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        self.float_weight().dims2()
+    }
+
+    /// The underlying float weight (before any quantizer).
+    pub fn float_weight(&self) -> &Tensor {
+        match &self.weight {
+            LinearWeight::Float(w) | LinearWeight::FakeQuant { weight: w, .. } => w,
+        }
+    }
+
+    /// Switches the weight to fake quantization with `quantizer`.
+    pub fn fake_quantize(&mut self, quantizer: Arc<dyn Quantizer>) {
+        let weight = self.float_weight().clone();
+        self.weight = LinearWeight::FakeQuant { weight, quantizer };
+    }
+
+    /// The weight the forward pass multiplies by.
+    pub fn effective_weight(&self) -> Result<Tensor> {
+        match &self.weight {
+            LinearWeight::Float(w) => Ok(w.clone()),
+            LinearWeight::FakeQuant { weight, quantizer } => {
+                let q = quantizer.quantize(&weight.detach())?;
+                weight + (q - weight)?.detach()
+            }
+        }
+    }
+
+    /// `x` `[..., in]` → `[..., out]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.effective_weight()?;
+        let dims = x.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let flat = x.reshape((rows, in_dim))?;
+        let y = flat.matmul(&w.t()?)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out_dims = dims.to_vec();
+        let last = out_dims.len() - 1;
+        out_dims[last] = y.dim(1)?;
+        y.reshape(out_dims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn int_quantizer_rounds_to_levels_per_row() {
+        let w = Tensor::new(&[[1.0f32, -0.5, 0.26], [0.0, 0.0, 0.0]], &Device::Cpu).unwrap();
+        let q = SymmetricIntPerRow { bits: 2 }.quantize(&w).unwrap();
+        let v: Vec<Vec<f32>> = q.to_vec2().unwrap();
+        // bits 2: levels {-1, 0, 1} × max|row|.
+        assert_eq!(v, vec![vec![1.0, -1.0, 0.0], vec![0.0, 0.0, 0.0]]);
+    }
+
+    #[test]
+    fn fake_quant_forward_is_quantized_and_gradient_passes_through() {
+        let dev = Device::Cpu;
+        let w =
+            Var::from_tensor(&Tensor::new(&[[0.3f32, -0.7], [0.05, 0.9]], &dev).unwrap()).unwrap();
+        let mut lin = Linear::from_weights(w.as_tensor().clone(), None);
+        lin.fake_quantize(Arc::new(SymmetricIntPerRow { bits: 2 }));
+        let x = Tensor::new(&[[1.0f32, 2.0]], &dev).unwrap();
+        let y = lin.forward(&x).unwrap();
+        let v: Vec<Vec<f32>> = y.to_vec2().unwrap();
+        // Row 0 quantizes to [0, -0.7], row 1 to [0, 0.9].
+        assert!(
+            (v[0][0] + 1.4).abs() < 1e-6 && (v[0][1] - 1.8).abs() < 1e-6,
+            "{v:?}"
+        );
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let g: Vec<Vec<f32>> = grads.get(w.as_tensor()).unwrap().to_vec2().unwrap();
+        assert_eq!(g, vec![vec![1.0, 2.0], vec![1.0, 2.0]]);
+    }
+}

@@ -1,0 +1,204 @@
+//! Turns a model reference (`builtin:NAME` or a Hugging Face checkpoint
+//! directory) into a ready-to-run `LoadedModel`: configuration, network,
+//! task head and tokenizer. Each kind of source is one `ModelSource` variant
+//! with its own loading function, so further formats (plcc artifacts) slot in
+//! as one more variant.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Result as CResult, Tensor};
+use candle_nn::VarBuilder;
+
+use super::bert::BertModel;
+use super::config::{Arch, ModelConfig};
+use super::gpt2::Gpt2Model;
+use super::heads::{ExitHead, Pooling};
+use super::output::{ForwardOptions, Inputs, ModelOutput};
+use super::tokenizer::TextTokenizer;
+use super::weights::{load_error, Checkpoint};
+use super::{builtin, Mode};
+use crate::diag::Diag;
+
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    Builtin(String),
+    /// A Hugging Face directory with config.json, model.safetensors, tokenizer.json.
+    Checkpoint(PathBuf),
+}
+
+impl ModelSource {
+    /// Parses a command-line model reference.
+    pub fn parse(spec: &str) -> Result<Self, Diag> {
+        if let Some(name) = spec.strip_prefix("builtin:") {
+            return Ok(ModelSource::Builtin(name.to_string()));
+        }
+        let path = PathBuf::from(spec);
+        if !path.exists() {
+            return Err(Diag::new("plcc::model::not-found", format!("model `{spec}` does not exist"))
+                .help("give a checkpoint directory (config.json, model.safetensors, tokenizer.json) or `builtin:NAME`"));
+        }
+        if !path.is_dir() {
+            return Err(Diag::new(
+                "plcc::model::not-a-directory",
+                format!("model `{spec}` is not a directory"),
+            )
+            .help("give the checkpoint directory, not a file inside it"));
+        }
+        Ok(ModelSource::Checkpoint(path))
+    }
+}
+
+/// The network of a loaded model.
+#[derive(Debug, Clone)]
+pub enum Network {
+    Bert(BertModel),
+    Gpt2(Gpt2Model),
+}
+
+impl Network {
+    /// Builds the network for `cfg` from `vb` (a checkpoint, a `VarMap` or seeded weights).
+    pub fn load(vb: VarBuilder, cfg: &ModelConfig) -> CResult<Self> {
+        Ok(match cfg.arch {
+            Arch::Bert => Network::Bert(BertModel::load(vb, cfg)?),
+            Arch::Gpt2 => Network::Gpt2(Gpt2Model::load(vb, cfg)?),
+        })
+    }
+
+    pub fn forward(
+        &self,
+        inputs: &Inputs,
+        exits: &[ExitHead],
+        opts: ForwardOptions,
+    ) -> CResult<ModelOutput> {
+        match self {
+            Network::Bert(m) => m.forward(inputs, exits, opts),
+            Network::Gpt2(m) => m.forward(inputs, exits, opts),
+        }
+    }
+}
+
+/// A model ready to run on text.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    /// The reference it was loaded from (for reports).
+    pub name: String,
+    pub config: ModelConfig,
+    pub network: Network,
+    /// A classification head after the last layer, when the checkpoint has one.
+    pub classifier: Option<ExitHead>,
+    /// Exit heads after inner layers.
+    pub exits: Vec<ExitHead>,
+    pub tokenizer: TextTokenizer,
+    pub device: Device,
+}
+
+impl LoadedModel {
+    /// Runs a batch in inference mode through the network and its heads.
+    pub fn forward(&self, inputs: &Inputs) -> CResult<(ModelOutput, Option<Tensor>)> {
+        let mut heads = self.exits.clone();
+        heads.extend(self.classifier.clone());
+        let opts = ForwardOptions {
+            mode: Mode::Inference,
+            ..Default::default()
+        };
+        let mut out = self.network.forward(inputs, &heads, opts)?;
+        let logits = if self.classifier.is_some() {
+            out.exits.pop()
+        } else {
+            None
+        };
+        Ok((out, logits))
+    }
+}
+
+/// Loads `spec` (`builtin:NAME` or a checkpoint directory) onto `device`.
+pub fn load_model(spec: &str, device: &Device) -> Result<LoadedModel, Diag> {
+    match ModelSource::parse(spec)? {
+        ModelSource::Builtin(name) => load_builtin(&name, device),
+        ModelSource::Checkpoint(dir) => load_checkpoint(&dir, device),
+    }
+}
+
+/// Builds a built-in model from its seed.
+pub fn load_builtin(name: &str, device: &Device) -> Result<LoadedModel, Diag> {
+    let config = builtin::config(name).ok_or_else(|| builtin::unknown(name))?;
+    let tokenizer = builtin::tokenizer(name).ok_or_else(|| builtin::unknown(name))??;
+    let network = Network::load(builtin::var_builder(device), &config).map_err(|e| {
+        Diag::new(
+            "plcc::builtin::build-failed",
+            format!("cannot build builtin:{name}"),
+        )
+        .note(e.to_string())
+    })?;
+    Ok(LoadedModel {
+        name: format!("builtin:{name}"),
+        config,
+        network,
+        classifier: None,
+        exits: Vec::new(),
+        tokenizer,
+        device: device.clone(),
+    })
+}
+
+/// The tensor every checkpoint of `arch` has (used to find the name prefix).
+pub fn anchor_tensor(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Bert => "embeddings.word_embeddings.weight",
+        Arch::Gpt2 => "wte.weight",
+    }
+}
+
+/// Reads the configuration and weights of a checkpoint directory (no tokenizer).
+pub fn load_network(
+    dir: &Path,
+    device: &Device,
+) -> Result<(ModelConfig, Network, Checkpoint), Diag> {
+    let config = ModelConfig::from_dir(dir)?;
+    let weights = dir.join("model.safetensors");
+    if !weights.is_file() {
+        return Err(Diag::new(
+            "plcc::checkpoint::missing-weights",
+            format!("checkpoint directory `{}` has no model.safetensors", dir.display()),
+        )
+        .help("plcc reads safetensors weights (`model.save_pretrained(dir, safe_serialization=True)`)"));
+    }
+    let checkpoint = Checkpoint::load(&weights, anchor_tensor(config.arch), device)?;
+    let network = Network::load(checkpoint.var_builder(device), &config)
+        .map_err(|e| load_error(e, &checkpoint.path))?;
+    Ok((config, network, checkpoint))
+}
+
+/// Loads a Hugging Face checkpoint directory, with a sequence-classification
+/// head when it has `classifier.weight`.
+pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
+    let (config, network, checkpoint) = load_network(dir, device)?;
+    let classifier = match (config.arch, checkpoint.get("classifier.weight")) {
+        (Arch::Bert, Some(w)) => {
+            let labels = w.dims().first().copied().unwrap_or(0);
+            let with_pooler = checkpoint.get("pooler.dense.weight").is_some();
+            let head = ExitHead::load(
+                checkpoint.var_builder(device),
+                config.num_layers(),
+                Pooling::First,
+                config.hidden_size,
+                with_pooler,
+                Some(labels),
+            )
+            .map_err(|e| load_error(e, &checkpoint.path))?;
+            Some(head)
+        }
+        _ => None,
+    };
+    let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
+    Ok(LoadedModel {
+        name: dir.display().to_string(),
+        config,
+        network,
+        classifier,
+        exits: Vec::new(),
+        tokenizer,
+        device: device.clone(),
+    })
+}

@@ -1,0 +1,67 @@
+//! What goes into and comes out of a model's forward pass.
+
+use candle_core::{Result, Tensor};
+
+use super::layers::Mode;
+
+/// One padded batch of token ids.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    /// `[batch, seq]` u32 token ids.
+    pub ids: Tensor,
+    /// `[batch, seq]` u32, 1 for real tokens and 0 for padding.
+    pub mask: Tensor,
+    /// `[batch, seq]` u32 segment ids (BERT only); zeros when absent.
+    pub token_types: Option<Tensor>,
+}
+
+impl Inputs {
+    /// Right-pads `rows` with `pad_id` into one batch on `device`.
+    pub fn from_rows(rows: &[Vec<u32>], pad_id: u32, device: &candle_core::Device) -> Result<Self> {
+        let seq = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(rows.len() * seq);
+        let mut mask = Vec::with_capacity(rows.len() * seq);
+        for row in rows {
+            ids.extend(
+                row.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(pad_id, seq - row.len())),
+            );
+            mask.extend(
+                std::iter::repeat_n(1u32, row.len()).chain(std::iter::repeat_n(0, seq - row.len())),
+            );
+        }
+        Ok(Inputs {
+            ids: Tensor::from_vec(ids, (rows.len(), seq), device)?,
+            mask: Tensor::from_vec(mask, (rows.len(), seq), device)?,
+            token_types: None,
+        })
+    }
+}
+
+/// What a forward pass computes besides the hidden states.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ForwardOptions {
+    pub mode: Mode,
+    /// Keep every layer's attention probabilities `[batch, heads, seq, seq]`.
+    pub output_attentions: bool,
+    /// Compute language-model logits over every position (GPT-2).
+    pub lm_logits: bool,
+}
+
+/// The outputs of a forward pass.
+#[derive(Debug, Clone)]
+pub struct ModelOutput {
+    /// `L + 1` tensors `[batch, seq, hidden]`: index 0 is the embedding
+    /// output, index `i` the output of layer `i` (for GPT-2 the last one is
+    /// taken after the final layer norm, as Hugging Face returns it).
+    pub hidden_states: Vec<Tensor>,
+    /// The final hidden state `[batch, seq, hidden]`.
+    pub last_hidden: Tensor,
+    /// Per layer `[batch, heads_i, seq, seq]`, when requested.
+    pub attentions: Vec<Tensor>,
+    /// `[batch, seq, vocab]` when requested and the model has an LM head.
+    pub logits: Option<Tensor>,
+    /// One `[batch, n]` tensor per exit head passed to the forward, in order.
+    pub exits: Vec<Tensor>,
+}

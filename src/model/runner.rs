@@ -1,0 +1,139 @@
+//! Running a loaded model over many inputs: tokenization, length-sorted
+//! batching (little padding), one output record per input in input order.
+//! Shared by `plcc run` and `plcc bench`.
+
+use candle_core::Tensor;
+use serde::Serialize;
+
+use super::config::Arch;
+use super::heads::{pool, Pooling};
+use super::loader::{LoadedModel, Network};
+use super::output::Inputs;
+use crate::diag::Diag;
+
+/// The output for one input line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    /// Encoders: the mean of the final hidden state over real tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+    /// Classifier outputs (encoders with a head) or next-token logits at the
+    /// last token (causal LMs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logits: Option<Vec<f32>>,
+    /// The layer whose exit produced the result, for models with exits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_layer: Option<usize>,
+}
+
+/// Tokenizes `lines` with special tokens, truncated to `max_len` (default:
+/// the model's maximum positions). Every line must yield a token.
+pub fn tokenize(
+    model: &LoadedModel,
+    lines: &[String],
+    max_len: Option<usize>,
+) -> Result<Vec<Vec<u32>>, Diag> {
+    let limit = model.config.max_positions;
+    let max_len = max_len.unwrap_or(limit);
+    if max_len == 0 || max_len > limit {
+        return Err(Diag::new(
+            "plcc::run::bad-max-len",
+            format!("--max-len {max_len} is outside 1..={limit} (the model's maximum positions)"),
+        ));
+    }
+    let rows = model.tokenizer.encode_all(lines, max_len)?;
+    if let Some(i) = rows.iter().position(Vec::is_empty) {
+        return Err(Diag::new(
+            "plcc::run::empty-input",
+            format!("input line {} yields no tokens", i + 1),
+        )
+        .help("remove empty lines from the input file"));
+    }
+    let vocab = model.config.vocab_size as u32;
+    if let Some((i, id)) = rows
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| r.iter().find(|&&t| t >= vocab).map(|t| (i, *t)))
+    {
+        return Err(Diag::new(
+            "plcc::run::token-out-of-range",
+            format!(
+                "input line {} has token id {id}, but the model's vocabulary has {vocab} entries",
+                i + 1
+            ),
+        )
+        .help("the tokenizer does not belong to this model"));
+    }
+    Ok(rows)
+}
+
+/// Groups row indices into batches of at most `batch_size`, longest rows
+/// first, so rows of similar length share a batch.
+pub fn plan_batches(rows: &[Vec<u32>], batch_size: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(rows[i].len()));
+    order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
+/// Runs one batch of token rows; records in the order of `rows`.
+pub fn run_batch(model: &LoadedModel, rows: &[Vec<u32>]) -> Result<Vec<Record>, Diag> {
+    let failed = |e: candle_core::Error| {
+        Diag::new("plcc::run::forward-failed", "the forward pass failed").note(e.to_string())
+    };
+    let inputs = Inputs::from_rows(rows, model.tokenizer.pad_id, &model.device).map_err(failed)?;
+    let (out, logits) = model.forward(&inputs).map_err(failed)?;
+    let to_rows = |t: Tensor| -> Result<Vec<Vec<f32>>, Diag> { t.to_vec2::<f32>().map_err(failed) };
+    let (embedding, logits) = match (&model.network, model.config.arch) {
+        (Network::Gpt2(m), Arch::Gpt2) => {
+            let last = pool(&out.last_hidden, &inputs.mask, Pooling::Last).map_err(failed)?;
+            (None, Some(to_rows(m.lm_logits(&last).map_err(failed)?)?))
+        }
+        _ => {
+            let mean = pool(&out.last_hidden, &inputs.mask, Pooling::Mean).map_err(failed)?;
+            (Some(to_rows(mean)?), logits.map(to_rows).transpose()?)
+        }
+    };
+    let mut embedding = embedding.map(Vec::into_iter);
+    let mut logits = logits.map(Vec::into_iter);
+    Ok((0..rows.len())
+        .map(|_| Record {
+            embedding: embedding.as_mut().and_then(Iterator::next),
+            logits: logits.as_mut().and_then(Iterator::next),
+            exit_layer: None,
+        })
+        .collect())
+}
+
+/// Runs every row in length-sorted batches; records in input order.
+pub fn run_all(
+    model: &LoadedModel,
+    rows: &[Vec<u32>],
+    batch_size: usize,
+) -> Result<Vec<Record>, Diag> {
+    let mut records: Vec<Option<Record>> = vec![None; rows.len()];
+    for batch in plan_batches(rows, batch_size) {
+        let batch_rows: Vec<Vec<u32>> = batch.iter().map(|&i| rows[i].clone()).collect();
+        for (i, rec) in batch.iter().zip(run_batch(model, &batch_rows)?) {
+            records[*i] = Some(rec);
+        }
+    }
+    Ok(records.into_iter().flatten().collect())
+}
+
+/// Reads one input per line (a trailing newline is not an input).
+pub fn read_lines(path: &std::path::Path) -> Result<Vec<String>, Diag> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Diag::io("plcc::run::bad-input", "read input file", path, &e))?;
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if lines.is_empty() {
+        return Err(Diag::new(
+            "plcc::run::empty-input",
+            format!("input file `{}` is empty", path.display()),
+        )
+        .help("write one input text per line"));
+    }
+    Ok(lines)
+}

@@ -1,0 +1,340 @@
+//! Checkpoint weights: reads a `model.safetensors` file (validating its header
+//! against the file length before any tensor is built), strips a model prefix
+//! (`bert.`, `transformer.`, ...), and serves the tensors to the model code
+//! through a `candle_nn::VarBuilder`. Also the seeded random backend of the
+//! built-in models and the mapping of candle loading errors to `Diag`s.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::safetensors::Load;
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+
+use crate::diag::Diag;
+
+/// The tensors of one checkpoint file, keyed by name with the model prefix
+/// removed.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The file the tensors came from (used in messages).
+    pub path: PathBuf,
+    /// The prefix that was stripped (`""`, `"bert."`, `"transformer."`, ...).
+    pub prefix: String,
+    tensors: HashMap<String, Tensor>,
+}
+
+impl Checkpoint {
+    /// Reads and validates `path`, converting every tensor to f32 on `device`.
+    /// `anchor` is a tensor name the model certainly has (without prefix),
+    /// used to find the prefix: e.g. `embeddings.word_embeddings.weight`.
+    pub fn load(path: &Path, anchor: &str, device: &Device) -> Result<Self, Diag> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            Diag::io(
+                "plcc::checkpoint::missing-weights",
+                "read checkpoint weights",
+                path,
+                &e,
+            )
+        })?;
+        Self::from_bytes(&bytes, path, anchor, device)
+    }
+
+    /// Like `load`, from the bytes of a safetensors file.
+    pub fn from_bytes(
+        bytes: &[u8],
+        path: &Path,
+        anchor: &str,
+        device: &Device,
+    ) -> Result<Self, Diag> {
+        check_header(bytes, path)?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| corrupt(path, e.to_string()))?;
+        let mut raw = HashMap::new();
+        for (name, view) in st.tensors() {
+            let t = view
+                .load(&Device::Cpu)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .and_then(|t| t.to_device(device))
+                .map_err(|e| corrupt(path, format!("tensor `{name}`: {e}")))?;
+            raw.insert(name, t);
+        }
+        let prefix = raw
+            .keys()
+            .filter_map(|k| k.strip_suffix(anchor))
+            .filter(|p| p.is_empty() || p.ends_with('.'))
+            .min_by_key(|p| p.len())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                Diag::new(
+                    "plcc::checkpoint::missing-tensor",
+                    format!(
+                        "checkpoint `{}` has no tensor `{anchor}` (with or without a model prefix)",
+                        path.display()
+                    ),
+                )
+                .help("is this a checkpoint of the architecture named in config.json?")
+            })?;
+        let tensors = raw
+            .into_iter()
+            .map(|(k, t)| match k.strip_prefix(&prefix) {
+                Some(rest) => (rest.to_string(), t),
+                None => (k, t),
+            })
+            .collect();
+        Ok(Checkpoint {
+            path: path.to_path_buf(),
+            prefix,
+            tensors,
+        })
+    }
+
+    /// The tensor called `name` (prefix removed), if present.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// A `VarBuilder` over these tensors; its errors map to `Diag`s with
+    /// `load_error`.
+    pub fn var_builder(&self, device: &Device) -> VarBuilder<'static> {
+        VarBuilder::from_backend(Box::new(self.tensors.clone()), DType::F32, device.clone())
+    }
+}
+
+fn corrupt(path: &Path, detail: String) -> Diag {
+    Diag::new(
+        "plcc::checkpoint::corrupt-weights",
+        format!("`{}` is not a valid safetensors file", path.display()),
+    )
+    .note(detail)
+}
+
+/// Checks the 8-byte header length and the JSON header against the file size.
+fn check_header(bytes: &[u8], path: &Path) -> Result<(), Diag> {
+    let Some(len_bytes) = bytes.get(..8) else {
+        return Err(corrupt(
+            path,
+            format!(
+                "the file has {} bytes, fewer than the 8-byte header length",
+                bytes.len()
+            ),
+        ));
+    };
+    let mut le = [0u8; 8];
+    le.copy_from_slice(len_bytes);
+    let header_len = u64::from_le_bytes(le);
+    let available = (bytes.len() - 8) as u64;
+    if header_len > available {
+        return Err(corrupt(
+            path,
+            format!("the header claims {header_len} bytes but only {available} follow: the file is truncated or not safetensors"),
+        ));
+    }
+    let header = &bytes[8..8 + header_len as usize];
+    let meta: serde_json::Value = serde_json::from_slice(header)
+        .map_err(|e| corrupt(path, format!("the header is not valid JSON: {e}")))?;
+    let data_len = available - header_len;
+    let mut needed = 0u64;
+    if let Some(map) = meta.as_object() {
+        for (name, info) in map.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
+            let end = info
+                .get("data_offsets")
+                .and_then(|o| o.get(1))
+                .and_then(|e| e.as_u64())
+                .ok_or_else(|| corrupt(path, format!("tensor `{name}` has no data_offsets")))?;
+            needed = needed.max(end);
+        }
+    }
+    if needed > data_len {
+        return Err(corrupt(
+            path,
+            format!("the tensors need {needed} data bytes but the file holds {data_len}: the file is truncated"),
+        ));
+    }
+    Ok(())
+}
+
+/// Turns an error raised while building a model from `path`'s tensors into a
+/// `Diag` naming the tensor (and both shapes on a mismatch).
+pub fn load_error(err: candle_core::Error, path: &Path) -> Diag {
+    match innermost(&err) {
+        candle_core::Error::CannotFindTensor { path: name } => Diag::new(
+            "plcc::checkpoint::missing-tensor",
+            format!("checkpoint `{}` has no tensor `{name}`", path.display()),
+        ),
+        candle_core::Error::UnexpectedShape { msg, expected, got } => Diag::new(
+            "plcc::checkpoint::shape-mismatch",
+            format!(
+                "{msg} in `{}`: the checkpoint has {:?}, config.json implies {:?}",
+                path.display(),
+                got.dims(),
+                expected.dims()
+            ),
+        ),
+        other => Diag::new(
+            "plcc::checkpoint::load-failed",
+            format!("cannot build the model from `{}`", path.display()),
+        )
+        .note(other.to_string()),
+    }
+}
+
+fn innermost(err: &candle_core::Error) -> &candle_core::Error {
+    match err {
+        candle_core::Error::Context { inner, .. }
+        | candle_core::Error::WithBacktrace { inner, .. }
+        | candle_core::Error::WithPath { inner, .. } => innermost(inner),
+        e => e,
+    }
+}
+
+/// A backend that makes every requested tensor from a seed and the tensor's
+/// name: normal(0, std) draws for `Randn` hints, constants for `Const`. The
+/// same name always gets the same values, whatever the order of requests.
+pub struct SeededWeights {
+    pub seed: u64,
+}
+
+impl SimpleBackend for SeededWeights {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let n = s.elem_count();
+        let values: Vec<f32> = match h {
+            Init::Const(c) => vec![c as f32; n],
+            Init::Randn { mean, stdev } => {
+                let mut rng = SplitMix64::new(self.seed ^ fnv1a(name));
+                (0..n)
+                    .map(|_| (mean + stdev * rng.normal()) as f32)
+                    .collect()
+            }
+            Init::Uniform { lo, up } => {
+                let mut rng = SplitMix64::new(self.seed ^ fnv1a(name));
+                (0..n)
+                    .map(|_| (lo + (up - lo) * rng.unit()) as f32)
+                    .collect()
+            }
+            other => candle_core::bail!("seeded weights: unsupported init {other:?} for `{name}`"),
+        };
+        Tensor::from_vec(values, s, dev)?.to_dtype(dtype)
+    }
+
+    fn get_unchecked(
+        &self,
+        name: &str,
+        _dtype: DType,
+        _dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        Err(candle_core::Error::CannotFindTensor {
+            path: name.to_string(),
+        })
+    }
+
+    fn contains_tensor(&self, _name: &str) -> bool {
+        false
+    }
+}
+
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// SplitMix64: a small, fully specified PRNG (so built-in weights never change
+/// with a dependency update).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1).
+    fn unit(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Standard normal (Box–Muller).
+    fn normal(&mut self) -> f64 {
+        let (u1, u2) = (self.unit(), self.unit());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_weights_depend_on_name_not_order() {
+        let dev = Device::Cpu;
+        let vb =
+            VarBuilder::from_backend(Box::new(SeededWeights { seed: 7 }), DType::F32, dev.clone());
+        let init = Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
+        let a1 = vb.get_with_hints((4, 3), "a", init).unwrap();
+        let _b = vb.get_with_hints((4, 3), "b", init).unwrap();
+        let a2 = vb.get_with_hints((4, 3), "a", init).unwrap();
+        let diff = (a1 - &a2)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert_eq!(diff, 0.0);
+        let std = a2
+            .sqr()
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .sqrt();
+        assert!(std > 0.005 && std < 0.05, "std {std}");
+    }
+
+    #[test]
+    fn truncated_header_is_a_diag() {
+        let d = Checkpoint::from_bytes(
+            &[1, 0, 0, 0, 0, 0, 0, 0, b'{'],
+            Path::new("x"),
+            "w",
+            &Device::Cpu,
+        )
+        .err()
+        .map(|d| d.code);
+        assert_eq!(d, Some("plcc::checkpoint::corrupt-weights"));
+        let d = Checkpoint::from_bytes(
+            &[200, 0, 0, 0, 0, 0, 0, 0, b'{'],
+            Path::new("x"),
+            "w",
+            &Device::Cpu,
+        )
+        .err()
+        .map(|d| d.code);
+        assert_eq!(d, Some("plcc::checkpoint::corrupt-weights"));
+    }
+}

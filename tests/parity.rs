@@ -1,0 +1,165 @@
+//! Numeric parity of plcc's model code with PyTorch (transformers) on the
+//! fixtures of `tests/fixtures/parity` (random odd-width checkpoints), and of
+//! all-MiniLM-L6-v2's tokenizer and embeddings with `tests/fixtures/minilm`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use plcc::model::loader::{load_checkpoint, load_network};
+use plcc::model::{runner, ForwardOptions, Inputs};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn read_inputs(dir: &Path) -> Inputs {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("inputs.json")).unwrap()).unwrap();
+    let rows = |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(v[key].clone()).unwrap() };
+    let (ids, mask) = (rows("input_ids"), rows("attention_mask"));
+    let (b, s) = (ids.len(), ids[0].len());
+    let dev = Device::Cpu;
+    Inputs {
+        ids: Tensor::from_vec(ids.concat(), (b, s), &dev).unwrap(),
+        mask: Tensor::from_vec(mask.concat(), (b, s), &dev).unwrap(),
+        token_types: None,
+    }
+}
+
+/// Max |a - b| and max |b| over positions whose query token is real.
+/// `query_mask` broadcasts against both tensors.
+fn masked_error(a: &Tensor, b: &Tensor, query_mask: &Tensor) -> (f32, f32) {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let err = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .broadcast_mul(query_mask)
+        .unwrap();
+    let mag = b.abs().unwrap().broadcast_mul(query_mask).unwrap();
+    let max = |t: Tensor| {
+        t.flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    (max(err), max(mag))
+}
+
+fn check_parity(name: &str) {
+    let dir = fixture(&format!("parity/{name}"));
+    let (config, network, _) =
+        load_network(&dir, &Device::Cpu).unwrap_or_else(|d| panic!("{}", d.render_plain()));
+    let reference: HashMap<String, Tensor> =
+        candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
+    let inputs = read_inputs(&dir);
+    let opts = ForwardOptions {
+        output_attentions: true,
+        lm_logits: true,
+        ..Default::default()
+    };
+    let out = network.forward(&inputs, &[], opts).unwrap();
+    let mask = inputs.mask.to_dtype(DType::F32).unwrap();
+    let (b, s) = mask.dims2().unwrap();
+    let seq_mask = mask.reshape((b, s, 1)).unwrap();
+    let query_mask = mask.reshape((b, 1, s, 1)).unwrap();
+    let mut compared = 0;
+    let mut check = |what: String, ours: &Tensor, qm: &Tensor| {
+        let theirs = reference
+            .get(&what)
+            .unwrap_or_else(|| panic!("reference has no {what}"));
+        let (err, mag) = masked_error(ours, theirs, qm);
+        assert!(
+            err <= 1e-4 * mag,
+            "{name} {what}: max abs error {err} vs max |reference| {mag}"
+        );
+        compared += 1;
+    };
+    assert_eq!(out.hidden_states.len(), config.num_layers() + 1);
+    for (i, h) in out.hidden_states.iter().enumerate() {
+        check(format!("hidden_states.{i}"), h, &seq_mask);
+    }
+    for (i, a) in out.attentions.iter().enumerate() {
+        check(format!("attentions.{}", i + 1), a, &query_mask);
+    }
+    if reference.contains_key("logits") {
+        check(
+            "logits".into(),
+            out.logits.as_ref().expect("logits"),
+            &seq_mask,
+        );
+    }
+    assert_eq!(
+        compared,
+        reference.len(),
+        "{name}: every reference tensor is compared"
+    );
+}
+
+#[test]
+fn bert_odd_widths_match_pytorch() {
+    check_parity("bert-odd");
+}
+
+#[test]
+fn bert_with_model_prefix_and_classifier_matches_pytorch() {
+    check_parity("bert-prefixed");
+}
+
+#[test]
+fn gpt2_odd_widths_match_pytorch() {
+    check_parity("gpt2-odd");
+}
+
+fn minilm_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: {} is absent; run scripts/fetch-minilm.sh to fetch all-MiniLM-L6-v2 (CI does)",
+            dir.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn minilm_tokens_and_embeddings_match_pytorch() {
+    let Some(dir) = minilm_dir() else { return };
+    let model =
+        load_checkpoint(&dir, &Device::Cpu).unwrap_or_else(|d| panic!("{}", d.render_plain()));
+    let lines: Vec<String> = std::fs::read_to_string(fixture("minilm/sentences.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("minilm/reference.json")).unwrap())
+            .unwrap();
+    let ref_ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
+    let ref_emb: Vec<Vec<f32>> = serde_json::from_value(reference["embeddings"].clone()).unwrap();
+    let rows = runner::tokenize(&model, &lines, None).unwrap();
+    assert_eq!(rows.len(), 48);
+    for (i, (ours, theirs)) in rows.iter().zip(&ref_ids).enumerate() {
+        assert_eq!(ours, theirs, "token ids of sentence {}", i + 1);
+    }
+    // Batched (padded) run: padding must not change any embedding.
+    let records = runner::run_all(&model, &rows, 16).unwrap();
+    for (i, (rec, theirs)) in records.iter().zip(&ref_emb).enumerate() {
+        let ours = rec.embedding.as_ref().unwrap();
+        let dot: f64 = ours
+            .iter()
+            .zip(theirs)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum();
+        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        let cos = dot / (norm(ours) * norm(theirs));
+        assert!(cos >= 0.99999, "sentence {}: cosine {cos}", i + 1);
+    }
+}
