@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use plcc::ir::Op;
-use plcc::pass::{DumpAfter, PassRegistry};
+use plcc::pass::{DumpAfter, DumpSelect, PassRegistry};
 
 #[allow(dead_code)]
 #[path = "../examples/custom_pass.rs"]
@@ -38,6 +38,18 @@ fn head_floor_raises_pruned_heads() {
         .collect();
     assert_eq!(heads, [2, 3, 2, 2]);
     assert_eq!(program.plan.custom_passes[0].name, "head-floor");
+}
+
+/// How to snapshot-test a pass: dump the IR text after it and snapshot that.
+#[test]
+fn head_floor_ir_after_the_pass() {
+    let mut after = String::new();
+    let dump = DumpAfter::new(DumpSelect::parse("head-floor"), |_, program| {
+        after = plcc::ir::print(program)
+    });
+    plcc::compile(&fixture("head_floor.pc"), &registry(), dump).unwrap();
+    assert!(!after.is_empty(), "the dump hook ran after head-floor");
+    insta::assert_snapshot!(after);
 }
 
 #[test]
