@@ -223,4 +223,37 @@ mod tests {
         let g: Vec<Vec<f32>> = grads.get(w.as_tensor()).unwrap().to_vec2().unwrap();
         assert_eq!(g, vec![vec![1.0, 2.0], vec![1.0, 2.0]]);
     }
+
+    #[test]
+    fn packed_forward_matches_and_fake_quant_drops_the_pack() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (45, 37), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 45, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 37), &dev).unwrap();
+        let plain = Linear::from_weights(w.clone(), Some(b.clone()));
+        let mut packed = plain.clone();
+        packed.prepare_inference().unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(diff(&plain.forward(&x).unwrap(), &packed.forward(&x).unwrap()) < 1e-4);
+        let q = Arc::new(SymmetricIntPerRow { bits: 2 });
+        let mut quantized = plain.clone();
+        quantized.fake_quantize(q.clone());
+        packed.fake_quantize(q);
+        assert_eq!(
+            diff(
+                &quantized.forward(&x).unwrap(),
+                &packed.forward(&x).unwrap()
+            ),
+            0.0
+        );
+    }
 }
