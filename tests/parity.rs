@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use plcc::model::loader::{load_checkpoint, load_network};
-use plcc::model::{runner, ForwardOptions, Inputs};
+use plcc::model::{runner, ForwardOptions, Inputs, ModelOutput};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,12 +58,38 @@ fn check_parity(name: &str) {
     let reference: HashMap<String, Tensor> =
         candle_core::safetensors::load(dir.join("reference.safetensors"), &Device::Cpu).unwrap();
     let inputs = read_inputs(&dir);
-    let opts = ForwardOptions {
-        output_attentions: true,
-        lm_logits: true,
-        ..Default::default()
-    };
-    let out = network.forward(&inputs, &[], opts).unwrap();
+    let mut packed = network.clone();
+    packed.prepare_inference().unwrap();
+    // The training-path kernels, then the inference kernels (packed linears;
+    // fused attention when no probabilities are requested).
+    for (net, output_attentions) in [(&network, true), (&packed, true), (&packed, false)] {
+        let opts = ForwardOptions {
+            output_attentions,
+            lm_logits: true,
+            ..Default::default()
+        };
+        let out = net.forward(&inputs, &[], opts).unwrap();
+        let compared = compare(name, &out, &inputs, &reference);
+        assert_eq!(out.hidden_states.len(), config.num_layers() + 1);
+        let expected = if output_attentions {
+            reference.len()
+        } else {
+            reference.len() - config.num_layers()
+        };
+        assert_eq!(
+            compared, expected,
+            "{name}: every reference tensor is compared"
+        );
+    }
+}
+
+/// Compares every output with its reference; returns how many were compared.
+fn compare(
+    name: &str,
+    out: &ModelOutput,
+    inputs: &Inputs,
+    reference: &HashMap<String, Tensor>,
+) -> usize {
     let mask = inputs.mask.to_dtype(DType::F32).unwrap();
     let (b, s) = mask.dims2().unwrap();
     let seq_mask = mask.reshape((b, s, 1)).unwrap();
@@ -80,7 +106,6 @@ fn check_parity(name: &str) {
         );
         compared += 1;
     };
-    assert_eq!(out.hidden_states.len(), config.num_layers() + 1);
     for (i, h) in out.hidden_states.iter().enumerate() {
         check(format!("hidden_states.{i}"), h, &seq_mask);
     }
@@ -94,11 +119,7 @@ fn check_parity(name: &str) {
             &seq_mask,
         );
     }
-    assert_eq!(
-        compared,
-        reference.len(),
-        "{name}: every reference tensor is compared"
-    );
+    compared
 }
 
 #[test]

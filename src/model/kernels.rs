@@ -55,6 +55,25 @@ fn gelu_erf_chunk(xs: &[f32], out: &mut [f32]) {
     gelu_erf_slice(xs, out)
 }
 
+/// Dot product with eight independent partial sums (vectorizes).
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
 struct GeluErf;
 
 impl CustomOp1 for GeluErf {
@@ -91,6 +110,72 @@ struct Attention {
     /// Real tokens per sequence (right padding).
     lengths: Vec<usize>,
     causal: bool,
+}
+
+/// The attention of one sequence: inputs, their layouts, and the shape.
+struct SequenceAttention<'a> {
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    /// (start offset, batch stride, seq stride) of q, k, v.
+    offsets: [(usize, usize, usize); 3],
+    heads: usize,
+    head_dim: usize,
+    seq: usize,
+    causal: bool,
+}
+
+impl SequenceAttention<'_> {
+    fn run(&self, bi: usize, len: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU supports the features the function is compiled for.
+                return unsafe { self.run_avx2(bi, len, out) };
+            }
+        }
+        self.run_generic(bi, len, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, bi: usize, len: usize, out: &mut [f32]) {
+        self.run_generic(bi, len, out)
+    }
+
+    /// Sequence `bi` with `len` real tokens into `out` `[seq, heads * head_dim]`.
+    #[inline(always)]
+    fn run_generic(&self, bi: usize, len: usize, out: &mut [f32]) {
+        let (d, width) = (self.head_dim, self.heads * self.head_dim);
+        let [qo, ko, vo] = self.offsets;
+        let row =
+            |o: (usize, usize, usize), t: usize, head: usize| o.0 + bi * o.1 + t * o.2 + head * d;
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut probs = vec![0f32; self.seq];
+        for head in 0..self.heads {
+            for i in 0..self.seq {
+                let qi = &self.q[row(qo, i, head)..][..d];
+                let keys = if self.causal { (i + 1).min(len) } else { len };
+                let mut max = f32::NEG_INFINITY;
+                for (j, p) in probs[..keys].iter_mut().enumerate() {
+                    *p = dot(qi, &self.k[row(ko, j, head)..][..d]) * scale;
+                    max = max.max(*p);
+                }
+                let mut total = 0.0;
+                for p in &mut probs[..keys] {
+                    *p = (*p - max).exp();
+                    total += *p;
+                }
+                let ctx = &mut out[i * width + head * d..][..d];
+                for (j, p) in probs[..keys].iter().enumerate() {
+                    let w = p / total;
+                    for (c, x) in ctx.iter_mut().zip(&self.v[row(vo, j, head)..][..d]) {
+                        *c += w * x;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Start offset and (batch, seq) strides of a 3-d layout whose last
@@ -131,43 +216,20 @@ impl candle_core::CustomOp3 for Attention {
             vs.as_slice::<f32>()?,
         );
         let (qo, k_o, vo) = (rows_of(ql)?, rows_of(kl)?, rows_of(vl)?);
-        let scale = 1.0 / (d as f32).sqrt();
+        let job = SequenceAttention {
+            q,
+            k,
+            v,
+            offsets: [qo, k_o, vo],
+            heads: h,
+            head_dim: d,
+            seq: s,
+            causal: self.causal,
+        };
         let mut out = vec![0f32; b * s * width];
         out.par_chunks_mut(s * width)
             .enumerate()
-            .for_each(|(bi, out_b)| {
-                let len = self.lengths[bi].clamp(1, s);
-                let row = |o: (usize, usize, usize), t: usize, head: usize| {
-                    o.0 + bi * o.1 + t * o.2 + head * d
-                };
-                let mut probs = vec![0f32; s];
-                for head in 0..h {
-                    for i in 0..s {
-                        let qi = &q[row(qo, i, head)..][..d];
-                        let keys = if self.causal { (i + 1).min(len) } else { len };
-                        let mut max = f32::NEG_INFINITY;
-                        for (j, p) in probs[..keys].iter_mut().enumerate() {
-                            let kj = &k[row(k_o, j, head)..][..d];
-                            let dot: f32 = qi.iter().zip(kj).map(|(a, b)| a * b).sum();
-                            *p = dot * scale;
-                            max = max.max(*p);
-                        }
-                        let mut total = 0.0;
-                        for p in &mut probs[..keys] {
-                            *p = (*p - max).exp();
-                            total += *p;
-                        }
-                        let ctx = &mut out_b[i * width + head * d..][..d];
-                        for (j, p) in probs[..keys].iter().enumerate() {
-                            let w = p / total;
-                            let vj = &v[row(vo, j, head)..][..d];
-                            for (c, x) in ctx.iter_mut().zip(vj) {
-                                *c += w * x;
-                            }
-                        }
-                    }
-                }
-            });
+            .for_each(|(bi, out_b)| job.run(bi, self.lengths[bi].clamp(1, s), out_b));
         Ok((CpuStorage::F32(out), ql.shape().clone()))
     }
 }

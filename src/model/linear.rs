@@ -6,8 +6,10 @@
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
+
+use super::gemm::{self, PackedWeight};
 
 /// Maps a float weight `[out, in]` to its quantized-then-dequantized values
 /// (same shape, f32). Implementations: binary, ternary, int-b, learned scales.
@@ -63,6 +65,9 @@ pub enum LinearWeight {
 pub struct Linear {
     pub weight: LinearWeight,
     pub bias: Option<Tensor>,
+    /// A packed snapshot of a float weight for the fast CPU kernel
+    /// (`prepare_inference`); dropped when the weight changes state.
+    packed: Option<Arc<PackedWeight>>,
 }
 
 impl Linear {
@@ -80,6 +85,7 @@ impl Linear {
         Ok(Linear {
             weight: LinearWeight::Float(weight),
             bias: Some(bias),
+            packed: None,
         })
     }
 
@@ -97,6 +103,7 @@ impl Linear {
         Ok(Linear {
             weight: LinearWeight::Float(weight.t()?.contiguous()?),
             bias: Some(bias),
+            packed: None,
         })
     }
 
@@ -104,6 +111,7 @@ impl Linear {
         Linear {
             weight: LinearWeight::Float(weight),
             bias,
+            packed: None,
         }
     }
 
@@ -123,6 +131,24 @@ impl Linear {
     pub fn fake_quantize(&mut self, quantizer: Arc<dyn Quantizer>) {
         let weight = self.float_weight().clone();
         self.weight = LinearWeight::FakeQuant { weight, quantizer };
+        self.packed = None;
+    }
+
+    /// Packs a float CPU weight for the fast inference kernel (where the CPU
+    /// has one). The packed copy is a snapshot: call this only on weights
+    /// that will not be trained afterwards.
+    pub fn prepare_inference(&mut self) -> Result<()> {
+        let LinearWeight::Float(w) = &self.weight else {
+            return Ok(());
+        };
+        if !w.device().is_cpu() || w.dtype() != DType::F32 || !gemm::available() {
+            return Ok(());
+        }
+        let (n, k) = w.dims2()?;
+        let data = w.flatten_all()?.to_vec1::<f32>()?;
+        let bias = self.bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
+        self.packed = PackedWeight::new(&data, bias.as_deref(), n, k).map(Arc::new);
+        Ok(())
     }
 
     /// The weight the forward pass multiplies by.
@@ -138,10 +164,19 @@ impl Linear {
 
     /// `x` `[..., in]` → `[..., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = self.effective_weight()?;
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);
+        if let Some(p) = &self.packed {
+            if x.device().is_cpu() && x.dtype() == DType::F32 && p.k == in_dim {
+                let data = x.flatten_all()?.to_vec1::<f32>()?;
+                let mut out_dims = dims.to_vec();
+                let last = out_dims.len() - 1;
+                out_dims[last] = p.n;
+                return Tensor::from_vec(p.matmul(&data, rows), out_dims, x.device());
+            }
+        }
+        let w = self.effective_weight()?;
         let flat = x.reshape((rows, in_dim))?;
         let y = flat.matmul(&w.t()?)?;
         let y = match &self.bias {
@@ -187,5 +222,38 @@ mod tests {
         let grads = y.sum_all().unwrap().backward().unwrap();
         let g: Vec<Vec<f32>> = grads.get(w.as_tensor()).unwrap().to_vec2().unwrap();
         assert_eq!(g, vec![vec![1.0, 2.0], vec![1.0, 2.0]]);
+    }
+
+    #[test]
+    fn packed_forward_matches_and_fake_quant_drops_the_pack() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (45, 37), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 45, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 37), &dev).unwrap();
+        let plain = Linear::from_weights(w.clone(), Some(b.clone()));
+        let mut packed = plain.clone();
+        packed.prepare_inference().unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(diff(&plain.forward(&x).unwrap(), &packed.forward(&x).unwrap()) < 1e-4);
+        let q = Arc::new(SymmetricIntPerRow { bits: 2 });
+        let mut quantized = plain.clone();
+        quantized.fake_quantize(q.clone());
+        packed.fake_quantize(q);
+        assert_eq!(
+            diff(
+                &quantized.forward(&x).unwrap(),
+                &packed.forward(&x).unwrap()
+            ),
+            0.0
+        );
     }
 }

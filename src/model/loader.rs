@@ -13,6 +13,7 @@ use super::bert::BertModel;
 use super::config::{Arch, ModelConfig};
 use super::gpt2::Gpt2Model;
 use super::heads::{ExitHead, Pooling};
+use super::linear::Linear;
 use super::output::{ForwardOptions, Inputs, ModelOutput};
 use super::tokenizer::TextTokenizer;
 use super::weights::{load_error, Checkpoint};
@@ -63,6 +64,30 @@ impl Network {
             Arch::Bert => Network::Bert(BertModel::load(vb, cfg)?),
             Arch::Gpt2 => Network::Gpt2(Gpt2Model::load(vb, cfg)?),
         })
+    }
+
+    /// Packs every layer's float weights for the fast inference kernel (the
+    /// network must not be trained afterwards).
+    pub fn prepare_inference(&mut self) -> CResult<()> {
+        match self {
+            Network::Bert(m) => m.layers.iter_mut().try_for_each(|l| {
+                [
+                    &mut l.query,
+                    &mut l.key,
+                    &mut l.value,
+                    &mut l.attn_out,
+                    &mut l.ffn_in,
+                    &mut l.ffn_out,
+                ]
+                .into_iter()
+                .try_for_each(Linear::prepare_inference)
+            }),
+            Network::Gpt2(m) => m.blocks.iter_mut().try_for_each(|b| {
+                [&mut b.qkv, &mut b.attn_out, &mut b.ffn_in, &mut b.ffn_out]
+                    .into_iter()
+                    .try_for_each(Linear::prepare_inference)
+            }),
+        }
     }
 
     pub fn forward(
@@ -173,7 +198,10 @@ pub fn load_network(
 /// Loads a Hugging Face checkpoint directory, with a sequence-classification
 /// head when it has `classifier.weight`.
 pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
-    let (config, network, checkpoint) = load_network(dir, device)?;
+    let (config, mut network, checkpoint) = load_network(dir, device)?;
+    network
+        .prepare_inference()
+        .map_err(|e| load_error(e, &checkpoint.path))?;
     let classifier = match (config.arch, checkpoint.get("classifier.weight")) {
         (Arch::Bert, Some(w)) => {
             let labels = w.dims().first().copied().unwrap_or(0);
