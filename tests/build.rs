@@ -8,9 +8,11 @@ use std::process::{Command, Output};
 
 use candle_core::Device;
 use plcc::artifact::Artifact;
+use plcc::build::data::Example;
 use plcc::build::equivalence::{check_layer, LayerModules};
 use plcc::build::layout::layer_prefix;
 use plcc::build::slice::{layer_tensors, mask_layer, slice_layer, Kept};
+use plcc::build::taylor::{taylor_scores, TaylorSetup};
 use plcc::build::teacher::load_teacher;
 use plcc::model::{builtin, load_model, LayerShape};
 use plcc::recipe::TeacherRef;
@@ -111,6 +113,11 @@ fn tiny_bert_builds_loads_runs_and_has_the_planned_size() {
     assert!(m.config.layers.iter().all(|l| l.heads == 2 && l.ffn == 96));
     assert_eq!(m.config.embedding_rank, Some(24));
     assert_eq!(m.exits.len(), 2);
+    // Classifier exits start as copies of the final classifier.
+    assert_eq!(
+        artifact.weight_f32("exit.1.classifier.weight").unwrap(),
+        artifact.weight_f32("classifier.weight").unwrap()
+    );
     assert_eq!(m.kept["encoder.layer.1.heads"].len(), 2);
     assert_eq!(m.kept["encoder.layer.1.neurons"].len(), 96);
     assert!(matches!(
@@ -244,6 +251,9 @@ data sentences "data/sentences.txt" {}
 prune {
     heads: 3
     ffn: 128
+    importance: taylor
+    data: sentences
+    batches: 1
 }
 
 exits {
@@ -266,6 +276,7 @@ quantize weights "h.*" {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("perplexity_ratio"));
+    assert!(stderr(&o).contains("importance: taylor"), "{}", stderr(&o));
     let a = Artifact::open(&out).unwrap();
     assert!(matches!(
         a.manifest.weights["h.0.attn.c_attn.weight"].storage,
@@ -336,4 +347,35 @@ fn equivalence_check_accepts_a_right_slice_and_names_a_wrong_one() {
     let bad = slice_layer(&layer, cfg.arch, t, &wrong_neurons).unwrap();
     let err = check_layer(&cfg, (&masked, t), (&bad, small), modules()).unwrap_err();
     assert!(err.message.contains("`encoder.layer.1`"), "{}", err.message);
+}
+
+#[test]
+fn taylor_importance_scores_every_head_and_neuron_through_all_exits() {
+    let teacher = load_teacher(&TeacherRef::Builtin("tiny-bert".into()), &Device::Cpu).unwrap();
+    let examples: Vec<Example> = SENTENCES
+        .lines()
+        .map(|l| Example {
+            text: l.into(),
+            pair: None,
+            label: None,
+        })
+        .collect();
+    let setup = |exit_layers: Vec<usize>| TaylorSetup {
+        task: plcc::recipe::Task::Embedding {
+            pooling: plcc::recipe::Pooling::Mean,
+        },
+        exit_layers,
+        head: None,
+        batches: 2,
+    };
+    let all = taylor_scores(&teacher, &setup(vec![1, 2]), &examples).unwrap();
+    assert_eq!(all.len(), 4);
+    for (heads, neurons) in all.values() {
+        assert_eq!((heads.len(), neurons.len()), (4, 256));
+        assert!(heads.iter().all(|s| s.is_finite() && *s > 0.0), "{heads:?}");
+        assert!(neurons.iter().filter(|s| **s > 0.0).count() > 200);
+    }
+    // Exits change what layer 1 is scored on.
+    let last = taylor_scores(&teacher, &setup(vec![]), &examples).unwrap();
+    assert_ne!(all[&0].0, last[&0].0);
 }

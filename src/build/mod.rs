@@ -14,6 +14,7 @@ pub mod pack;
 pub mod report;
 pub mod slice;
 pub mod student;
+pub mod taylor;
 pub mod teacher;
 
 use std::path::{Path, PathBuf};
@@ -112,18 +113,25 @@ pub fn build(
             )
             .help("add a `data NAME \"file\" {}` block (and `eval: NAME`)")
         })?;
-    let mut examples = Vec::new();
+    let prune_name = program.plan.prune.as_ref().and_then(|p| p.data.clone());
+    let (mut examples, mut prune_data) = (Vec::new(), Vec::new());
     for spec in &recipe.datasets {
         let ex = data::read_dataset(spec, labels).map_err(|d| source.attach(d))?;
+        if Some(&spec.name.value) == prune_name.as_ref() {
+            prune_data = ex.clone();
+        }
         if spec.name.value == eval_spec.name.value {
             examples = ex;
         }
+    }
+    if prune_data.is_empty() {
+        prune_data = examples.clone();
     }
     done("read data", &mut timings);
 
     let teacher = teacher::load_teacher(&recipe.teacher.value, &Device::Cpu)?;
     done("load teacher", &mut timings);
-    let student = student::build_student(&program, &teacher, recipe.seed.value)?;
+    let student = student::build_student(&program, &teacher, recipe.seed.value, &prune_data)?;
     done("reduce, slice and check layers", &mut timings);
     let packed = pack::pack(&program, &student.tensors, &student.module_names)?;
     done("quantize and pack", &mut timings);

@@ -8,17 +8,19 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use super::data::Example;
 use super::equivalence::{check_layer, LayerModules};
-use super::importance::select_by_magnitude;
+use super::importance::{select_by_magnitude, top_k};
 use super::layout::layer_prefix;
 use super::slice::{layer_tensors, mask_layer, slice_layer, with_prefix, Kept};
+use super::taylor::{taylor_scores, TaylorSetup};
 use super::teacher::{tensor_error, Teacher, Tensors};
 use crate::diag::Diag;
 use crate::ir::{HeadKind, Op, Program};
 use crate::linalg::truncated_svd_factors;
 use crate::model::weights::SeededWeights;
 use crate::model::{Arch, LayerShape, ModelConfig};
-use crate::recipe::{ExitHead, Importance};
+use crate::recipe::{ExitHead, ExitScope, Importance};
 
 /// The student before quantization.
 pub struct Student {
@@ -39,19 +41,46 @@ pub struct Student {
 }
 
 /// Builds the student of `program` from `teacher`.
-pub fn build_student(program: &Program, teacher: &Teacher, seed: u64) -> Result<Student, Diag> {
+/// `prune_data` is what Taylor importance is scored on.
+pub fn build_student(
+    program: &Program,
+    teacher: &Teacher,
+    seed: u64,
+    prune_data: &[Example],
+) -> Result<Student, Diag> {
     let arch = teacher.config.arch;
     let tcfg = &teacher.config;
     let mut notes = Vec::new();
-    if let Some(p) = &program.plan.prune {
-        if p.importance == Importance::Taylor {
-            notes.push(
-                "importance: taylor is not implemented yet; heads and neurons were ranked by \
-                 magnitude (L1 norm of their weights) instead"
-                    .to_string(),
-            );
+    let mut head_tensors = Tensors::new();
+    add_heads(program, teacher, seed, &mut head_tensors)?;
+    let taylor = match &program.plan.prune {
+        Some(p) if p.importance == Importance::Taylor => {
+            let ir_layers = program.model.layers();
+            let exit_layers = match p.over {
+                ExitScope::LastExit => Vec::new(),
+                ExitScope::AllExits => program
+                    .plan
+                    .exits
+                    .iter()
+                    .flat_map(|e| e.after.iter())
+                    .filter_map(|&l| ir_layers.get(l.wrapping_sub(1)).map(|x| x.teacher + 1))
+                    .collect(),
+            };
+            let setup = TaylorSetup {
+                task: program.plan.task,
+                exit_layers,
+                head: Some(&head_tensors),
+                batches: p.batches,
+            };
+            notes.push(format!(
+                "importance: taylor, |activation × gradient| over {} exit(s) and the final output, {} batch(es)",
+                setup.exit_layers.len(),
+                p.batches.min(prune_data.len().div_ceil(16)).max(1)
+            ));
+            Some(taylor_scores(teacher, &setup, prune_data)?)
         }
-    }
+        _ => None,
+    };
     let mut tensors: Tensors = teacher
         .tensors
         .iter()
@@ -85,7 +114,13 @@ pub fn build_student(program: &Program, teacher: &Teacher, seed: u64) -> Result<
             ffn: f.width,
         };
         let teacher_layer = layer_tensors(&teacher.tensors, &layer_prefix(arch, t));
-        let kept = select_by_magnitude(&teacher_layer, arch, tshape, shape.heads, shape.ffn)?;
+        let kept = match taylor.as_ref().and_then(|s| s.get(&t)) {
+            Some((h, n)) => Kept {
+                heads: top_k(h, shape.heads),
+                neurons: top_k(n, shape.ffn),
+            },
+            None => select_by_magnitude(&teacher_layer, arch, tshape, shape.heads, shape.ffn)?,
+        };
         let sliced = slice_layer(&teacher_layer, arch, tshape, &kept)?;
         let masked = mask_layer(&teacher_layer, arch, tshape, &kept)?;
         let attention_name = program.model.node(layer.attention).name.clone();
@@ -115,7 +150,6 @@ pub fn build_student(program: &Program, teacher: &Teacher, seed: u64) -> Result<
         tensors.extend(with_prefix(&sliced, &student_prefix));
         layers.push(shape);
         layer_map.push(t);
-        let _: &Kept = &kept;
     }
 
     let mut config = tcfg.clone();
@@ -137,7 +171,7 @@ pub fn build_student(program: &Program, teacher: &Teacher, seed: u64) -> Result<
         config.embedding_rank = e.rank;
     }
 
-    add_heads(program, teacher, seed, &mut tensors)?;
+    tensors.extend(head_tensors);
     for (ix, _) in program.model.linears() {
         for lin in program.model.node(ix).linears() {
             module_names.entry(lin.name.clone()).or_insert(lin.name);
@@ -188,7 +222,10 @@ fn add_heads(
     tensors: &mut Tensors,
 ) -> Result<(), Diag> {
     let hidden = teacher.config.hidden_size;
-    for ix in program.model.ordered_nodes() {
+    // The final head first: classifier exits start as copies of it.
+    let mut nodes = program.model.ordered_nodes();
+    nodes.sort_by_key(|&ix| !matches!(program.model.node(ix).op, Op::Head(_)));
+    for ix in nodes {
         let node = program.model.node(ix);
         match &node.op {
             Op::Head(h) => {
