@@ -25,8 +25,11 @@ pub struct Fidelity {
 
 const BATCH: usize = 16;
 
+/// Token ids and segment ids of one example.
+type Encoded = (Vec<u32>, Vec<u32>);
+
 /// Token ids and segment ids of each example (pairs as one sequence).
-fn encode(model: &LoadedModel, examples: &[Example]) -> Result<Vec<(Vec<u32>, Vec<u32>)>, Diag> {
+fn encode(model: &LoadedModel, examples: &[Example]) -> Result<Vec<Encoded>, Diag> {
     let max_len = model.config.max_positions.min(128);
     let mut tok = model.tokenizer.inner.clone();
     tok.with_truncation(Some(tokenizers::TruncationParams {
@@ -53,7 +56,7 @@ fn encode(model: &LoadedModel, examples: &[Example]) -> Result<Vec<(Vec<u32>, Ve
         .collect()
 }
 
-fn batch_inputs(model: &LoadedModel, rows: &[(Vec<u32>, Vec<u32>)]) -> Result<Inputs, Diag> {
+fn batch_inputs(model: &LoadedModel, rows: &[Encoded]) -> Result<Inputs, Diag> {
     let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
     let mut inputs =
         Inputs::from_rows(&ids, model.tokenizer.pad_id, &model.device).map_err(tensor_error)?;
