@@ -11,6 +11,7 @@ use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
 pub mod bench;
+pub mod build;
 pub mod check;
 pub mod fmt;
 pub mod passes;
@@ -180,9 +181,12 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             device,
             json,
         } => bench::run(&model, &input, threads, batch_size, max_len, device, json),
-        other => Err(Diag::new(
-            "plcc::cli::unavailable",
-            format!("this command is not available in this build: {other:?}"),
-        )),
+        Command::Build {
+            recipe,
+            output,
+            device,
+            max_steps,
+            resume,
+        } => build::run(&recipe, output, device, max_steps, resume, registry),
     }
 }

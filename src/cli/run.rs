@@ -75,6 +75,12 @@ pub fn run(
     let device = select_device(device)?;
     let lines = runner::read_lines(input)?;
     let model = load_model(model, &device)?;
+    if !model.exits.is_empty() {
+        eprintln!(
+            "note: the exits have no calibrated thresholds; every input runs to the last layer ({})",
+            model.config.num_layers()
+        );
+    }
     let rows = runner::tokenize(&model, &lines, max_len)?;
     let records = runner::run_all(&model, &rows, batch_size)?;
     let mut text = String::new();

@@ -26,6 +26,8 @@ pub enum ModelSource {
     Builtin(String),
     /// A Hugging Face directory with config.json, model.safetensors, tokenizer.json.
     Checkpoint(PathBuf),
+    /// A plcc artifact directory (with `manifest.json`).
+    Artifact(PathBuf),
 }
 
 impl ModelSource {
@@ -45,6 +47,9 @@ impl ModelSource {
                 format!("model `{spec}` is not a directory"),
             )
             .help("give the checkpoint directory, not a file inside it"));
+        }
+        if crate::artifact::is_artifact_dir(&path) {
+            return Ok(ModelSource::Artifact(path));
         }
         Ok(ModelSource::Checkpoint(path))
     }
@@ -142,6 +147,7 @@ pub fn load_model(spec: &str, device: &Device) -> Result<LoadedModel, Diag> {
     match ModelSource::parse(spec)? {
         ModelSource::Builtin(name) => load_builtin(&name, device),
         ModelSource::Checkpoint(dir) => load_checkpoint(&dir, device),
+        ModelSource::Artifact(dir) => super::from_artifact::load_artifact(&dir, device),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod bert;
 pub mod builtin;
 pub mod config;
+pub mod from_artifact;
 pub mod gemm;
 pub mod gpt2;
 pub mod heads;

@@ -102,7 +102,8 @@ pub fn run_batch(model: &LoadedModel, rows: &[Vec<u32>]) -> Result<Vec<Record>, 
         .map(|_| Record {
             embedding: embedding.as_mut().and_then(Iterator::next),
             logits: logits.as_mut().and_then(Iterator::next),
-            exit_layer: None,
+            // Without calibrated thresholds every input runs to the last layer.
+            exit_layer: (!model.exits.is_empty()).then_some(model.config.num_layers()),
         })
         .collect())
 }

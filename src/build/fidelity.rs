@@ -1,0 +1,238 @@
+//! Fidelity of the student to the teacher on the evaluation data, measured by
+//! running both: cosine of sentence embeddings (embedding task), prediction
+//! agreement and accuracy (classification), perplexity ratio and top-1
+//! next-token agreement (causal LM).
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Tensor, D};
+use serde::Serialize;
+
+use super::data::Example;
+use super::teacher::tensor_error;
+use crate::diag::Diag;
+use crate::model::heads::pool;
+use crate::model::{ForwardOptions, Inputs, LoadedModel, Mode, Pooling};
+use crate::recipe::{self, Task};
+
+/// Measured fidelity.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fidelity {
+    pub data: String,
+    pub examples: usize,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+const BATCH: usize = 16;
+
+/// Token ids and segment ids of one example.
+type Encoded = (Vec<u32>, Vec<u32>);
+
+/// Token ids and segment ids of each example (pairs as one sequence).
+fn encode(model: &LoadedModel, examples: &[Example]) -> Result<Vec<Encoded>, Diag> {
+    let max_len = model.config.max_positions.min(128);
+    let mut tok = model.tokenizer.inner.clone();
+    tok.with_truncation(Some(tokenizers::TruncationParams {
+        max_length: max_len,
+        ..Default::default()
+    }))
+    .map_err(|e| Diag::new("plcc::build::tokenize", "cannot set truncation").note(e.to_string()))?;
+    examples
+        .iter()
+        .map(|ex| {
+            let enc = match &ex.pair {
+                Some(p) => tok.encode((ex.text.as_str(), p.as_str()), true),
+                None => tok.encode(ex.text.as_str(), true),
+            }
+            .map_err(|e| {
+                Diag::new(
+                    "plcc::build::tokenize",
+                    "cannot tokenize an evaluation example",
+                )
+                .note(e.to_string())
+            })?;
+            Ok((enc.get_ids().to_vec(), enc.get_type_ids().to_vec()))
+        })
+        .collect()
+}
+
+fn batch_inputs(model: &LoadedModel, rows: &[Encoded]) -> Result<Inputs, Diag> {
+    let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut inputs =
+        Inputs::from_rows(&ids, model.tokenizer.pad_id, &model.device).map_err(tensor_error)?;
+    if model.config.type_vocab_size > 0 {
+        let seq = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let types: Vec<u32> = rows
+            .iter()
+            .flat_map(|r| {
+                let mut t = r.1.clone();
+                t.resize(seq, 0);
+                t
+            })
+            .collect();
+        inputs.token_types =
+            Some(Tensor::from_vec(types, (rows.len(), seq), &model.device).map_err(tensor_error)?);
+    }
+    Ok(inputs)
+}
+
+fn rows2(t: &Tensor) -> Result<Vec<Vec<f32>>, Diag> {
+    t.to_dtype(DType::F32)
+        .and_then(|t| t.to_vec2::<f32>())
+        .map_err(tensor_error)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64) * (*y as f64))
+        .sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb).max(1e-12)
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv {
+                (i, x)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}
+
+/// Runs teacher and student over `examples` and compares them.
+pub fn measure(
+    task: Task,
+    teacher: &LoadedModel,
+    student: &LoadedModel,
+    data: &str,
+    examples: &[Example],
+) -> Result<Fidelity, Diag> {
+    let rows = encode(teacher, examples)?;
+    let mut metrics = BTreeMap::new();
+    let mut cos = Vec::new();
+    let (mut agree, mut correct_s, mut correct_t, mut labelled) = (0usize, 0usize, 0usize, 0usize);
+    let (mut nll_t, mut nll_s, mut tokens, mut top1) = (0f64, 0f64, 0usize, 0usize);
+    for (b, chunk) in rows.chunks(BATCH).enumerate() {
+        let inputs = batch_inputs(teacher, chunk)?;
+        let labels: Vec<Option<usize>> = examples[b * BATCH..b * BATCH + chunk.len()]
+            .iter()
+            .map(|e| e.label)
+            .collect();
+        match task {
+            Task::Embedding { pooling } => {
+                let p = match pooling {
+                    recipe::Pooling::Mean => Pooling::Mean,
+                    recipe::Pooling::Cls => Pooling::First,
+                };
+                let emb = |m: &LoadedModel| -> Result<Vec<Vec<f32>>, Diag> {
+                    let (out, _) = m.forward(&inputs).map_err(tensor_error)?;
+                    rows2(&pool(&out.last_hidden, &inputs.mask, p).map_err(tensor_error)?)
+                };
+                let (t, s) = (emb(teacher)?, emb(student)?);
+                cos.extend(t.iter().zip(&s).map(|(a, b)| cosine(a, b)));
+            }
+            Task::Classification { .. } => {
+                let logits = |m: &LoadedModel| -> Result<Vec<Vec<f32>>, Diag> {
+                    let (_, l) = m.forward(&inputs).map_err(tensor_error)?;
+                    let l = l.ok_or_else(|| {
+                        Diag::new(
+                            "plcc::build::no-head",
+                            "the model has no classification head",
+                        )
+                    })?;
+                    rows2(&l)
+                };
+                let (t, s) = (logits(teacher)?, logits(student)?);
+                for ((tl, sl), label) in t.iter().zip(&s).zip(&labels) {
+                    let (tp, sp) = (argmax(tl), argmax(sl));
+                    agree += usize::from(tp == sp);
+                    if let Some(l) = label {
+                        labelled += 1;
+                        correct_t += usize::from(tp == *l);
+                        correct_s += usize::from(sp == *l);
+                    }
+                }
+            }
+            Task::CausalLm => {
+                let opts = ForwardOptions {
+                    mode: Mode::Inference,
+                    lm_logits: true,
+                    ..Default::default()
+                };
+                let lm = |m: &LoadedModel| -> Result<Tensor, Diag> {
+                    let out = m
+                        .network
+                        .forward(&inputs, &[], opts)
+                        .map_err(tensor_error)?;
+                    let l = out.logits.ok_or_else(|| {
+                        Diag::new("plcc::build::no-head", "the model computes no LM logits")
+                    })?;
+                    candle_nn::ops::log_softmax(&l, D::Minus1).map_err(tensor_error)
+                };
+                let (t, s) = (lm(teacher)?, lm(student)?);
+                for (i, (ids, _)) in chunk.iter().enumerate() {
+                    for pos in 0..ids.len().saturating_sub(1) {
+                        let next = ids[pos + 1] as usize;
+                        let row = |x: &Tensor| -> Result<Vec<f32>, Diag> {
+                            x.get(i)
+                                .and_then(|r| r.get(pos))
+                                .and_then(|r| r.to_vec1::<f32>())
+                                .map_err(tensor_error)
+                        };
+                        let (tr, sr) = (row(&t)?, row(&s)?);
+                        nll_t -= tr[next] as f64;
+                        nll_s -= sr[next] as f64;
+                        top1 += usize::from(argmax(&tr) == argmax(&sr));
+                        tokens += 1;
+                    }
+                }
+            }
+        }
+    }
+    let n = examples.len();
+    match task {
+        Task::Embedding { .. } => {
+            metrics.insert(
+                "mean_cosine".into(),
+                cos.iter().sum::<f64>() / cos.len().max(1) as f64,
+            );
+            metrics.insert(
+                "min_cosine".into(),
+                cos.iter().copied().fold(f64::INFINITY, f64::min),
+            );
+        }
+        Task::Classification { .. } => {
+            metrics.insert("agreement".into(), agree as f64 / n.max(1) as f64);
+            if labelled > 0 {
+                metrics.insert(
+                    "student_accuracy".into(),
+                    correct_s as f64 / labelled as f64,
+                );
+                metrics.insert(
+                    "teacher_accuracy".into(),
+                    correct_t as f64 / labelled as f64,
+                );
+            }
+        }
+        Task::CausalLm => {
+            let d = tokens.max(1) as f64;
+            let (pt, ps) = ((nll_t / d).exp(), (nll_s / d).exp());
+            metrics.insert("teacher_perplexity".into(), pt);
+            metrics.insert("student_perplexity".into(), ps);
+            metrics.insert("perplexity_ratio".into(), ps / pt);
+            metrics.insert("top1_agreement".into(), top1 as f64 / d);
+        }
+    }
+    Ok(Fidelity {
+        data: data.to_string(),
+        examples: n,
+        metrics,
+    })
+}

@@ -1,0 +1,289 @@
+//! `plcc build`: executing a compiled program on the teacher's weights and
+//! writing the artifact. Without training (`--max-steps 0`): layer reduction,
+//! width slicing (checked against the masked teacher), embedding
+//! factorization, head initialisation, quantization and packing, then
+//! fidelity measured by running the written artifact against the teacher.
+//! The artifact is committed only when every check passed.
+
+pub mod data;
+pub mod equivalence;
+pub mod fidelity;
+pub mod importance;
+pub mod layout;
+pub mod pack;
+pub mod report;
+pub mod slice;
+pub mod student;
+pub mod taylor;
+pub mod teacher;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Device;
+
+use crate::artifact::{
+    sha256_hex, write_into, ExitRecord, Manifest, RecipeRecord, SourceRecord, StagedDir, FORMAT,
+    FORMAT_VERSION,
+};
+use crate::compile_recipe;
+use crate::diag::Diag;
+use crate::model::from_artifact::load_artifact;
+use crate::model::heads::{ExitHead, Pooling};
+use crate::model::linear::Linear;
+use crate::model::load_model;
+use crate::pass::{DumpAfter, PassRegistry};
+use crate::recipe::{load, Task};
+use report::{Report, Size};
+
+/// Allowed relative difference between the real weight file and the plan's estimate.
+pub const BYTES_TOLERANCE: f64 = 0.05;
+
+/// What `plcc build` was asked to do.
+pub struct BuildOptions<'a> {
+    pub recipe: &'a Path,
+    pub output: Option<PathBuf>,
+    pub max_steps: Option<usize>,
+    pub resume: bool,
+}
+
+/// A finished build.
+pub struct Built {
+    pub dir: PathBuf,
+    pub report: Report,
+}
+
+/// Runs the build, calling `stage(name, seconds)` after each stage.
+pub fn build(
+    opts: &BuildOptions<'_>,
+    registry: &PassRegistry,
+    stage: &mut dyn FnMut(&str, f64),
+) -> Result<Built, Diag> {
+    let mut timings: Vec<(String, f64)> = Vec::new();
+    let mut clock = Instant::now();
+    let mut done = |name: &str, timings: &mut Vec<(String, f64)>| {
+        let secs = clock.elapsed().as_secs_f64();
+        stage(name, secs);
+        timings.push((name.to_string(), secs));
+        clock = Instant::now();
+    };
+
+    let (recipe, source) = load(opts.recipe)?;
+    let program =
+        compile_recipe(&recipe, registry, DumpAfter::none()).map_err(|d| source.attach(d))?;
+    let training = recipe.pretrain.iter().chain(&recipe.stages).next();
+    if opts.resume {
+        return Err(Diag::new(
+            "plcc::build::no-training",
+            "--resume continues training, but training is not implemented yet",
+        )
+        .help("build without --resume (with `--max-steps 0` when the recipe has stages)"));
+    }
+    if let (Some(st), false) = (training, opts.max_steps == Some(0)) {
+        return Err(source.attach(
+            Diag::new(
+                "plcc::build::no-training",
+                "this recipe has training stages, but training is not implemented yet",
+            )
+            .label(st.name.span, "this stage would train")
+            .help("run `plcc build --max-steps 0` to compress without training"),
+        ));
+    }
+    let output = opts
+        .output
+        .clone()
+        .or_else(|| recipe.output.as_ref().map(|o| o.value.clone()))
+        .unwrap_or_else(|| PathBuf::from("out"));
+    let labels = match program.plan.task {
+        Task::Classification { labels } => Some(labels),
+        _ => None,
+    };
+    let eval_name = program
+        .plan
+        .eval
+        .clone()
+        .or_else(|| recipe.datasets.first().map(|d| d.name.value.clone()));
+    let eval_spec = eval_name
+        .as_ref()
+        .and_then(|n| recipe.datasets.iter().find(|d| &d.name.value == n))
+        .ok_or_else(|| {
+            Diag::new(
+                "plcc::build::no-eval-data",
+                "the build measures fidelity on data, but the recipe has no data set",
+            )
+            .help("add a `data NAME \"file\" {}` block (and `eval: NAME`)")
+        })?;
+    let prune_name = program.plan.prune.as_ref().and_then(|p| p.data.clone());
+    let (mut examples, mut prune_data) = (Vec::new(), Vec::new());
+    for spec in &recipe.datasets {
+        let ex = data::read_dataset(spec, labels).map_err(|d| source.attach(d))?;
+        if Some(&spec.name.value) == prune_name.as_ref() {
+            prune_data = ex.clone();
+        }
+        if spec.name.value == eval_spec.name.value {
+            examples = ex;
+        }
+    }
+    if prune_data.is_empty() {
+        prune_data = examples.clone();
+    }
+    done("read data", &mut timings);
+
+    let teacher = teacher::load_teacher(&recipe.teacher.value, &Device::Cpu)?;
+    done("load teacher", &mut timings);
+    let student = student::build_student(&program, &teacher, recipe.seed.value, &prune_data)?;
+    done("reduce, slice and check layers", &mut timings);
+    let packed = pack::pack(&program, &student.tensors, &student.module_names)?;
+    done("quantize and pack", &mut timings);
+
+    let staged = StagedDir::begin(&output)?;
+    let manifest = Manifest {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        plcc_version: env!("CARGO_PKG_VERSION").into(),
+        recipe: RecipeRecord {
+            file: Some(opts.recipe.display().to_string()),
+            text: source.text.clone(),
+            sha256: sha256_hex(source.text.as_bytes()),
+        },
+        source: SourceRecord {
+            teacher: teacher.source.clone(),
+            checkpoint_sha256: teacher.checkpoint_sha256.clone(),
+        },
+        task: program.plan.task,
+        config: student.config.clone(),
+        weights: packed.weights.clone(),
+        activation_quant: packed.activation_quant.clone(),
+        kept: student.kept.clone(),
+        layer_map: student.layer_map.clone(),
+        exits: program
+            .plan
+            .exits
+            .iter()
+            .flat_map(|e| {
+                e.after.iter().map(|&after| ExitRecord {
+                    after,
+                    head: e.head,
+                    criterion: e.criterion,
+                    threshold: e.threshold,
+                    patience: e.patience,
+                })
+            })
+            .collect(),
+        weights_sha256: String::new(),
+    };
+    let tokenizer_json = teacher.tokenizer.inner.to_string(true).map_err(|e| {
+        Diag::new("plcc::build::tokenizer", "cannot serialise the tokenizer").note(e.to_string())
+    })?;
+    write_into(&staged, manifest, &packed.set, tokenizer_json.as_bytes())?;
+    done("write artifact", &mut timings);
+
+    let student_model = load_artifact(staged.path(), &Device::Cpu)?;
+    let mut teacher_model = load_model(&teacher.source, &Device::Cpu)?;
+    if labels.is_some() && teacher_model.classifier.is_none() {
+        let lin = |name: &str| {
+            student.tensors.get(&format!("{name}.weight")).map(|w| {
+                Linear::from_weights(
+                    w.clone(),
+                    student.tensors.get(&format!("{name}.bias")).cloned(),
+                )
+            })
+        };
+        teacher_model.classifier = Some(ExitHead {
+            after_layer: teacher.config.num_layers(),
+            pooling: Pooling::First,
+            pooler: lin("pooler.dense"),
+            classifier: lin("classifier"),
+        });
+    }
+    let fidelity = fidelity::measure(
+        program.plan.task,
+        &teacher_model,
+        &student_model,
+        &eval_spec.name.value,
+        &examples,
+    )?;
+    done("measure fidelity", &mut timings);
+
+    let weights_file = staged.path().join(crate::artifact::WEIGHTS_FILE);
+    let student_bytes = std::fs::metadata(&weights_file)
+        .map_err(|e| Diag::io("plcc::io::read", "measure", &weights_file, &e))?
+        .len();
+    let teacher_bytes = match &recipe.teacher.value {
+        crate::recipe::TeacherRef::Dir(d) => std::fs::metadata(d.join("model.safetensors"))
+            .map(|m| m.len())
+            .unwrap_or(0),
+        crate::recipe::TeacherRef::Builtin(_) => {
+            teacher::to_tensor_set(&teacher.tensors)?.to_bytes()?.len() as u64
+        }
+    };
+    let cost = &program.plan.cost;
+    let planned = cost.student.bytes;
+    let bytes_vs_plan = student_bytes as f64 / planned.max(1) as f64;
+    let mut notes = student.notes.clone();
+    notes.extend(packed.notes.clone());
+    if !packed.activation_quant.is_empty() {
+        notes.push(format!(
+            "{} activation quantizers are recorded in the manifest; fidelity was measured \
+             without fake-quantizing activations",
+            packed.activation_quant.len()
+        ));
+    }
+    if !recipe.stages.is_empty() || recipe.pretrain.is_some() {
+        notes.push("training stages were skipped (--max-steps 0)".into());
+    }
+    let mut ratios = std::collections::BTreeMap::new();
+    ratios.insert(
+        "params".into(),
+        cost.teacher.params as f64 / cost.student.params.max(1) as f64,
+    );
+    ratios.insert(
+        "bytes".into(),
+        teacher_bytes as f64 / student_bytes.max(1) as f64,
+    );
+    ratios.insert(
+        "flops_per_token".into(),
+        cost.teacher.flops_per_token as f64 / cost.student.flops_per_token.max(1) as f64,
+    );
+    let report = Report {
+        recipe: opts.recipe.display().to_string(),
+        teacher: Size {
+            params: cost.teacher.params,
+            bytes: teacher_bytes,
+            flops_per_token: cost.teacher.flops_per_token,
+        },
+        student: Size {
+            params: cost.student.params,
+            bytes: student_bytes,
+            flops_per_token: cost.student.flops_per_token,
+        },
+        ratios,
+        planned_student_bytes: planned,
+        planned_teacher_bytes: cost.teacher.bytes,
+        bytes_vs_plan,
+        layer_map: student.layer_map.clone(),
+        embedding_energy_kept: student.embedding_energy,
+        max_slice_difference: student.max_slice_diff,
+        fidelity,
+        stages: timings.clone(),
+        notes,
+    };
+    if (bytes_vs_plan - 1.0).abs() > BYTES_TOLERANCE {
+        return Err(Diag::new(
+            "plcc::build::size-mismatch",
+            format!(
+                "the weight file has {student_bytes} bytes, {:.1}% off the plan's estimate of {planned} bytes (allowed {:.0}%)",
+                100.0 * (bytes_vs_plan - 1.0),
+                100.0 * BYTES_TOLERANCE
+            ),
+        )
+        .note("nothing was written; an earlier artifact at the output is left as it was"));
+    }
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| {
+        Diag::new("plcc::build::report", "cannot encode the report").note(e.to_string())
+    })?;
+    staged.write("report.json", &json)?;
+    staged.write("report.md", report.markdown().as_bytes())?;
+    let dir = staged.commit()?;
+    Ok(Built { dir, report })
+}

@@ -1,0 +1,129 @@
+//! Quantizing the student's weights as the program's annotations say and
+//! storing them: packed at their real bit width (`artifact::store_weight`) or
+//! float, every tensor recorded in the manifest. Linear weights are stored in
+//! the logical `[out, in]` layout for every architecture.
+
+use std::collections::BTreeMap;
+
+use super::teacher::{tensor_error, Tensors};
+use crate::artifact::{store_weight, ActivationQuant, TensorSet, WeightRecord};
+use crate::diag::Diag;
+use crate::ir::{Program, WeightQuant};
+use crate::quant::{quantize, QuantSpec};
+use crate::recipe::{Bits, Granularity, ScaleMethod};
+
+/// The packed student.
+pub struct Packed {
+    pub set: TensorSet,
+    pub weights: BTreeMap<String, WeightRecord>,
+    pub activation_quant: BTreeMap<String, ActivationQuant>,
+    pub notes: Vec<String>,
+}
+
+/// Initial clipping values for a learned scale without training: per unit,
+/// min(max |w|, 3 · mean |w|) (the `mean_abs` rule).
+fn initial_learned_scales(w: &[f32], rows: usize, cols: usize, g: Granularity) -> Vec<f32> {
+    let clip = |v: &[f32]| {
+        let max = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let mean = v.iter().map(|x| x.abs()).sum::<f32>() / v.len().max(1) as f32;
+        max.min(3.0 * mean)
+    };
+    match g {
+        Granularity::Tensor => vec![clip(w)],
+        Granularity::Row | Granularity::Token => w.chunks(cols.max(1)).map(clip).collect(),
+        Granularity::Group(n) => (0..rows)
+            .flat_map(|r| {
+                let row = &w[r * cols..(r + 1) * cols];
+                row.chunks(n.max(1)).map(clip).collect::<Vec<_>>()
+            })
+            .collect(),
+    }
+}
+
+/// Quantizes and stores every tensor of `student`. `module_names` maps IR
+/// module names to student module names.
+pub fn pack(
+    program: &Program,
+    student: &Tensors,
+    module_names: &BTreeMap<String, String>,
+) -> Result<Packed, Diag> {
+    let mut weight_quant: BTreeMap<String, WeightQuant> = BTreeMap::new();
+    let mut activation_quant = BTreeMap::new();
+    for ix in program.model.ordered_nodes() {
+        for (module, q) in &program.model.node(ix).quant {
+            let name = module_names
+                .get(module)
+                .cloned()
+                .unwrap_or_else(|| module.clone());
+            if let Some(w) = &q.weights {
+                weight_quant.insert(name.clone(), w.clone());
+            }
+            if let Some(a) = &q.activations {
+                let bits = match a.bits {
+                    Bits::Int(b) => b,
+                    Bits::Ternary => 2,
+                    Bits::Binary => 1,
+                };
+                activation_quant.insert(
+                    name,
+                    ActivationQuant {
+                        bits,
+                        symmetric: a.symmetric,
+                        granularity: a.granularity,
+                    },
+                );
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    let mut set = TensorSet::default();
+    let mut weights = BTreeMap::new();
+    let sorted: BTreeMap<_, _> = student.iter().collect();
+    let mut learned = 0usize;
+    for (name, t) in sorted {
+        let values = t
+            .flatten_all()
+            .and_then(|f| f.to_vec1::<f32>())
+            .map_err(tensor_error)?;
+        let shape = t.dims().to_vec();
+        let module = name.strip_suffix(".weight");
+        let quant = module.and_then(|m| weight_quant.get(m));
+        let record = match (quant, shape.as_slice()) {
+            (Some(w), &[rows, cols]) => {
+                let learned_scales = (w.scale == ScaleMethod::Learned).then(|| {
+                    learned += 1;
+                    initial_learned_scales(&values, rows, cols, w.granularity)
+                });
+                let spec = QuantSpec {
+                    bits: w.bits,
+                    symmetric: w.symmetric,
+                    granularity: w.granularity,
+                    scale: w.scale,
+                    learned: learned_scales,
+                };
+                let q = quantize(&values, rows, cols, &spec).map_err(|e| {
+                    Diag::new(
+                        "plcc::build::quantize",
+                        format!("cannot quantize `{name}`: {e}"),
+                    )
+                    .label(w.span, "quantizer placed here")
+                })?;
+                store_weight(&mut set, name, shape, &values, Some(&q))
+            }
+            _ => store_weight(&mut set, name, shape, &values, None),
+        };
+        weights.insert(name.clone(), record);
+    }
+    if learned > 0 {
+        notes.push(format!(
+            "{learned} weight matrices have learned scales; without training they start from \
+             min(max|w|, 3·mean|w|) per unit"
+        ));
+    }
+    Ok(Packed {
+        set,
+        weights,
+        activation_quant,
+        notes,
+    })
+}

@@ -1,0 +1,93 @@
+//! The build report: sizes, compute, ratios to the teacher, the plan's
+//! estimates and the measured fidelity, as `report.json` and `report.md`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::fidelity::Fidelity;
+
+/// One side (teacher or student) of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Size {
+    pub params: u64,
+    /// Real weight-file bytes.
+    pub bytes: u64,
+    pub flops_per_token: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub recipe: String,
+    pub teacher: Size,
+    pub student: Size,
+    /// teacher / student.
+    pub ratios: BTreeMap<String, f64>,
+    /// The plan's estimated bytes of the student's weights.
+    pub planned_student_bytes: u64,
+    pub planned_teacher_bytes: u64,
+    /// real / planned student bytes.
+    pub bytes_vs_plan: f64,
+    pub layer_map: Vec<usize>,
+    pub embedding_energy_kept: Option<f64>,
+    pub max_slice_difference: f32,
+    pub fidelity: Fidelity,
+    pub stages: Vec<(String, f64)>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut s = format!("# plcc build report: {}\n\n", self.recipe);
+        s.push_str("| | teacher | student | ratio |\n|---|---:|---:|---:|\n");
+        let row = |name: &str, t: u64, st: u64| {
+            format!(
+                "| {name} | {t} | {st} | {:.2}x |\n",
+                t as f64 / st.max(1) as f64
+            )
+        };
+        s.push_str(&row("parameters", self.teacher.params, self.student.params));
+        s.push_str(&row(
+            "bytes (weight file)",
+            self.teacher.bytes,
+            self.student.bytes,
+        ));
+        s.push_str(&row(
+            "FLOPs/token",
+            self.teacher.flops_per_token,
+            self.student.flops_per_token,
+        ));
+        s.push_str(&format!(
+            "\nPlanned student bytes: {} (real / planned = {:.4}).\n",
+            self.planned_student_bytes, self.bytes_vs_plan
+        ));
+        s.push_str(&format!(
+            "Layer map (student → teacher): {:?}\n",
+            self.layer_map
+        ));
+        if let Some(e) = self.embedding_energy_kept {
+            s.push_str(&format!(
+                "Embedding factorization keeps {:.2}% of the energy.\n",
+                100.0 * e
+            ));
+        }
+        s.push_str(&format!(
+            "Largest masked-vs-sliced difference: {:.2e}\n\n## Fidelity on `{}` ({} examples)\n\n",
+            self.max_slice_difference, self.fidelity.data, self.fidelity.examples
+        ));
+        for (k, v) in &self.fidelity.metrics {
+            s.push_str(&format!("- {k}: {v:.4}\n"));
+        }
+        s.push_str("\n## Stages\n\n");
+        for (name, secs) in &self.stages {
+            s.push_str(&format!("- {name}: {secs:.2}s\n"));
+        }
+        if !self.notes.is_empty() {
+            s.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                s.push_str(&format!("- {n}\n"));
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,214 @@
+//! The teacher a build starts from: its configuration, every tensor the
+//! runtime reads (recorded while the runtime builds the network, so built-in
+//! seeded models and checkpoints are handled alike), its tokenizer and the
+//! hash of its weights. Linear weights are kept in the logical `[out, in]`
+//! layout; GPT-2's `Conv1D` weights are transposed on the way in and out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use candle_core::{DType, Device, Shape, Tensor};
+use candle_nn::var_builder::SimpleBackend;
+use candle_nn::{Init, VarBuilder};
+
+use crate::artifact::{sha256_hex, RawTensor, TensorSet};
+use crate::diag::Diag;
+use crate::model::loader::{anchor_tensor, Network};
+use crate::model::weights::{load_error, Checkpoint, SeededWeights};
+use crate::model::{builtin, Arch, ModelConfig, TextTokenizer};
+use crate::recipe::TeacherRef;
+
+/// Named f32 tensors (no model prefix), linear weights `[out, in]`.
+pub type Tensors = HashMap<String, Tensor>;
+
+/// The loaded teacher.
+pub struct Teacher {
+    /// `builtin:NAME` or the checkpoint directory.
+    pub source: String,
+    pub config: ModelConfig,
+    pub tensors: Tensors,
+    /// Tensors the checkpoint has beyond the network (`pooler.dense.*`, `classifier.*`).
+    pub extra: Tensors,
+    pub tokenizer: TextTokenizer,
+    pub checkpoint_sha256: String,
+}
+
+/// Wraps a backend and keeps a copy of every tensor handed out.
+struct Recorder {
+    inner: Box<dyn SimpleBackend>,
+    seen: Arc<Mutex<Tensors>>,
+}
+
+impl Recorder {
+    fn keep(&self, name: &str, t: &Tensor) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(name.to_string(), t.clone());
+        }
+    }
+}
+
+impl SimpleBackend for Recorder {
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        h: Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        let t = self.inner.get(s, name, h, dtype, dev)?;
+        self.keep(name, &t);
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
+        let t = self.inner.get_unchecked(name, dtype, dev)?;
+        self.keep(name, &t);
+        Ok(t)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.inner.contains_tensor(name)
+    }
+}
+
+/// Builds the network for `config` from `backend`, returning every tensor it read.
+fn record(
+    backend: Box<dyn SimpleBackend>,
+    config: &ModelConfig,
+    device: &Device,
+) -> candle_core::Result<Tensors> {
+    let seen = Arc::new(Mutex::new(Tensors::new()));
+    let recorder = Recorder {
+        inner: backend,
+        seen: seen.clone(),
+    };
+    let vb = VarBuilder::from_backend(Box::new(recorder), DType::F32, device.clone());
+    Network::load(vb, config)?;
+    let tensors = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(tensors)
+}
+
+/// True for GPT-2 weights stored transposed (`Conv1D`).
+pub fn is_conv1d(arch: Arch, name: &str) -> bool {
+    arch == Arch::Gpt2
+        && name.starts_with("h.")
+        && [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
+            .iter()
+            .any(|s| name.ends_with(s))
+}
+
+/// Transposes the `Conv1D` weights of `tensors` (its own inverse).
+pub fn flip_conv1d(arch: Arch, tensors: &mut Tensors) -> candle_core::Result<()> {
+    let names: Vec<String> = tensors
+        .keys()
+        .filter(|n| is_conv1d(arch, n))
+        .cloned()
+        .collect();
+    for n in names {
+        if let Some(t) = tensors.get(&n) {
+            let flipped = t.t()?.contiguous()?;
+            tensors.insert(n, flipped);
+        }
+    }
+    Ok(())
+}
+
+/// Loads the teacher named by the recipe.
+pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Diag> {
+    match teacher {
+        TeacherRef::Builtin(name) => {
+            let config = builtin::config(name).ok_or_else(|| builtin::unknown(name))?;
+            let tokenizer = builtin::tokenizer(name).ok_or_else(|| builtin::unknown(name))??;
+            let mut tensors = record(
+                Box::new(SeededWeights {
+                    seed: builtin::SEED,
+                }),
+                &config,
+                device,
+            )
+            .map_err(|e| {
+                Diag::new(
+                    "plcc::builtin::build-failed",
+                    format!("cannot build builtin:{name}"),
+                )
+                .note(e.to_string())
+            })?;
+            let checkpoint_sha256 = sha256_hex(&to_tensor_set(&tensors)?.to_bytes()?);
+            flip_conv1d(config.arch, &mut tensors).map_err(tensor_error)?;
+            Ok(Teacher {
+                source: format!("builtin:{name}"),
+                config,
+                tensors,
+                extra: Tensors::new(),
+                tokenizer,
+                checkpoint_sha256,
+            })
+        }
+        TeacherRef::Dir(dir) => {
+            let config = ModelConfig::from_dir(dir)?;
+            let weights = dir.join("model.safetensors");
+            let bytes = std::fs::read(&weights).map_err(|e| {
+                Diag::io(
+                    "plcc::checkpoint::missing-weights",
+                    "read checkpoint weights",
+                    &weights,
+                    &e,
+                )
+            })?;
+            let checkpoint_sha256 = sha256_hex(&bytes);
+            let checkpoint =
+                Checkpoint::from_bytes(&bytes, &weights, anchor_tensor(config.arch), device)?;
+            let mut tensors = record(
+                Box::new(checkpoint_map(&checkpoint, |_| true)),
+                &config,
+                device,
+            )
+            .map_err(|e| load_error(e, &weights))?;
+            flip_conv1d(config.arch, &mut tensors).map_err(tensor_error)?;
+            let extra = checkpoint_map(&checkpoint, |n| {
+                n.starts_with("pooler.") || n.starts_with("classifier.")
+            });
+            let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
+            Ok(Teacher {
+                source: dir.display().to_string(),
+                config,
+                tensors,
+                extra,
+                tokenizer,
+                checkpoint_sha256,
+            })
+        }
+    }
+}
+
+fn checkpoint_map(checkpoint: &Checkpoint, keep: impl Fn(&str) -> bool) -> Tensors {
+    checkpoint
+        .names()
+        .filter(|n| keep(n))
+        .filter_map(|n| checkpoint.get(n).map(|t| (n.to_string(), t.clone())))
+        .collect()
+}
+
+/// Copies tensors into an artifact `TensorSet` (f32), sorted by name.
+pub fn to_tensor_set(tensors: &Tensors) -> Result<TensorSet, Diag> {
+    let sorted: BTreeMap<_, _> = tensors.iter().collect();
+    let mut set = TensorSet::default();
+    for (name, t) in sorted {
+        let values = t
+            .flatten_all()
+            .and_then(|f| f.to_vec1::<f32>())
+            .map_err(tensor_error)?;
+        set.insert(name.clone(), RawTensor::f32(t.dims().to_vec(), &values));
+    }
+    Ok(set)
+}
+
+/// A tensor operation that failed inside the build (a bug, not bad input).
+pub fn tensor_error(e: candle_core::Error) -> Diag {
+    Diag::new(
+        "plcc::build::tensor",
+        "a tensor operation failed during the build",
+    )
+    .note(e.to_string())
+}

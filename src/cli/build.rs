@@ -1,0 +1,71 @@
+//! `plcc build`: compile the recipe, execute it on the teacher's weights and
+//! write the artifact; one line per stage with its time, then a summary table.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::run::select_device;
+use super::DeviceArg;
+use crate::build::{build, BuildOptions};
+use crate::diag::Diag;
+use crate::pass::PassRegistry;
+
+pub fn run(
+    recipe: &Path,
+    output: Option<PathBuf>,
+    device: Option<DeviceArg>,
+    max_steps: Option<usize>,
+    resume: bool,
+    registry: &PassRegistry,
+) -> Result<ExitCode, Diag> {
+    if let Some(d) = device {
+        select_device(d)?;
+        if d == DeviceArg::Cuda {
+            eprintln!("note: without training the build runs on the CPU");
+        }
+    }
+    let opts = BuildOptions {
+        recipe,
+        output,
+        max_steps,
+        resume,
+    };
+    let mut stage = |name: &str, secs: f64| eprintln!("  {name:<32} {secs:>8.2}s");
+    let built = build(&opts, registry, &mut stage)?;
+    let r = &built.report;
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    let ratio = |t: u64, s: u64| t as f64 / s.max(1) as f64;
+    println!(
+        "{:<22} {:>14} {:>14} {:>8}",
+        "", "teacher", "student", "ratio"
+    );
+    for (name, t, s) in [
+        ("parameters", r.teacher.params, r.student.params),
+        ("bytes (weight file)", r.teacher.bytes, r.student.bytes),
+        (
+            "FLOPs/token",
+            r.teacher.flops_per_token,
+            r.student.flops_per_token,
+        ),
+    ] {
+        println!("{name:<22} {t:>14} {s:>14} {:>7.2}x", ratio(t, s));
+    }
+    println!(
+        "planned student bytes  {} (real/planned {:.4})",
+        r.planned_student_bytes, r.bytes_vs_plan
+    );
+    if let Some(e) = r.embedding_energy_kept {
+        println!("embedding energy kept  {:.2}%", 100.0 * e);
+    }
+    println!(
+        "fidelity on `{}` ({} examples):",
+        r.fidelity.data, r.fidelity.examples
+    );
+    for (k, v) in &r.fidelity.metrics {
+        println!("  {k:<20} {v:.4}");
+    }
+    println!("wrote {}", built.dir.display());
+    Ok(ExitCode::SUCCESS)
+}
