@@ -121,13 +121,9 @@ pub fn builtin_wordpiece(vocab_size: usize) -> Result<TextTokenizer, Diag> {
             .filter(|c| c.is_alphanumeric())
             .map(|c| format!("##{c}")),
     );
-    entries.extend(
-        [
-            "##s", "##ed", "##ing", "##er", "##ly", "##es", "##est", "##tion",
-        ]
-        .map(String::from),
-    );
-    for w in WORDS.split_whitespace() {
+    let suffixes = ["##ed", "##ing", "##er", "##ly", "##es", "##est", "##tion"];
+    // Every entry appears once: a repeated token would leave a hole in the ids.
+    for w in suffixes.into_iter().chain(WORDS.split_whitespace()) {
         if entries.len() >= vocab_size {
             break;
         }
