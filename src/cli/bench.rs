@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::run::{select_device, set_threads};
+use super::run::open_model_and_inputs;
 use super::DeviceArg;
 use crate::diag::Diag;
-use crate::model::{load_model, runner};
+use crate::model::runner;
 
 /// Measured numbers (the `--json` output).
 #[derive(Debug, Clone, Serialize)]
@@ -60,16 +60,7 @@ pub fn run(
     device: DeviceArg,
     json: bool,
 ) -> Result<ExitCode, Diag> {
-    if batch_size == 0 {
-        return Err(Diag::new(
-            "plcc::cli::bad-batch-size",
-            "--batch-size must be at least 1",
-        ));
-    }
-    set_threads(threads)?;
-    let device = select_device(device)?;
-    let lines = runner::read_lines(input)?;
-    let model = load_model(model, &device)?;
+    let (lines, model) = open_model_and_inputs(model, input, batch_size, device, threads)?;
     // Warm-up: one full pass.
     let rows = runner::tokenize(&model, &lines, max_len)?;
     runner::run_all(&model, &rows, batch_size)?;

@@ -9,7 +9,29 @@ use candle_core::Device;
 
 use super::DeviceArg;
 use crate::diag::Diag;
-use crate::model::{load_model, runner};
+use crate::model::{load_model, runner, LoadedModel};
+
+/// What `plcc run` and `plcc bench` both start with: check the batch size,
+/// size the thread pool, pick the device, read the input lines, load the model.
+pub fn open_model_and_inputs(
+    model: &str,
+    input: &Path,
+    batch_size: usize,
+    device: DeviceArg,
+    threads: Option<usize>,
+) -> Result<(Vec<String>, LoadedModel), Diag> {
+    if batch_size == 0 {
+        return Err(Diag::new(
+            "plcc::cli::bad-batch-size",
+            "--batch-size must be at least 1",
+        ));
+    }
+    set_threads(threads)?;
+    let device = select_device(device)?;
+    let lines = runner::read_lines(input)?;
+    let model = load_model(model, &device)?;
+    Ok((lines, model))
+}
 
 /// Sets the CPU thread count for candle and gemm (both read
 /// `RAYON_NUM_THREADS` when their pools start, so this must run before any
@@ -65,16 +87,7 @@ pub fn run(
     device: DeviceArg,
     threads: Option<usize>,
 ) -> Result<ExitCode, Diag> {
-    if batch_size == 0 {
-        return Err(Diag::new(
-            "plcc::cli::bad-batch-size",
-            "--batch-size must be at least 1",
-        ));
-    }
-    set_threads(threads)?;
-    let device = select_device(device)?;
-    let lines = runner::read_lines(input)?;
-    let model = load_model(model, &device)?;
+    let (lines, model) = open_model_and_inputs(model, input, batch_size, device, threads)?;
     if !model.exits.is_empty() {
         eprintln!(
             "note: the exits have no calibrated thresholds; every input runs to the last layer ({})",
