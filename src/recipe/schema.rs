@@ -1,5 +1,5 @@
 //! The schema check: a generic syntax tree becomes a typed `Recipe` with
-//! every default filled in (docs/language.md is the contract). Top-level
+//! every default filled in (the language reference in README.md is the contract). Top-level
 //! properties, the task, and checks across blocks (data set references,
 //! duplicate names) live here; each block kind has its own file.
 //!
