@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::Diag;
 
-/// Writes `bytes` to `path` through a temporary sibling and a rename.
+/// Writes `bytes` to `path` through a temporary sibling and a rename. An
+/// existing file keeps its permissions.
 pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diag> {
     let parent = path
         .parent()
@@ -24,6 +25,9 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diag> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
+        if let Ok(meta) = fs::metadata(path) {
+            fs::set_permissions(&tmp, meta.permissions())?;
+        }
         fs::rename(&tmp, path)
     })();
     result.map_err(|e| {

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::artifact::write_file_atomic;
 use crate::diag::Diag;
 use crate::syntax::{format, parse, read_recipe};
 
@@ -44,35 +45,8 @@ pub fn run(recipe: &Path, mode: FmtMode) -> Result<ExitCode, Diag> {
         }
         FmtMode::Write if canonical == source.text => Ok(ExitCode::SUCCESS),
         FmtMode::Write => {
-            write_atomically(recipe, canonical.as_bytes())?;
+            write_file_atomic(recipe, canonical.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Writes `bytes` to a temporary file next to `path`, then renames it over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Diag> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map_or_else(|| "recipe".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.plcc-fmt-{}.tmp", std::process::id()));
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| {
-            if let Ok(meta) = std::fs::metadata(path) {
-                std::fs::set_permissions(&tmp, meta.permissions())?;
-            }
-            std::fs::rename(&tmp, path)
-        });
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Diag::io("plcc::fmt::write", "rewrite", path, &e)
-    })
 }
