@@ -20,6 +20,7 @@ pub mod passes;
 pub mod quant;
 pub mod recipe;
 pub mod syntax;
+pub mod train;
 
 pub use compile::{compile, compile_recipe};
 pub use diag::{Diag, Result};

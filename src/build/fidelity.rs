@@ -5,18 +5,18 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{DType, Tensor, D};
-use serde::Serialize;
+use candle_core::{DType, Device, Tensor, D};
+use serde::{Deserialize, Serialize};
 
 use super::data::Example;
 use super::teacher::tensor_error;
 use crate::diag::Diag;
 use crate::model::heads::pool;
-use crate::model::{ForwardOptions, Inputs, LoadedModel, Mode, Pooling};
+use crate::model::{ForwardOptions, Inputs, LoadedModel, Mode, Pooling, TextTokenizer};
 use crate::recipe::{self, Task};
 
 /// Measured fidelity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fidelity {
     pub data: String,
     pub examples: usize,
@@ -26,12 +26,16 @@ pub struct Fidelity {
 const BATCH: usize = 16;
 
 /// Token ids and segment ids of one example.
-type Encoded = (Vec<u32>, Vec<u32>);
+pub type Encoded = (Vec<u32>, Vec<u32>);
 
-/// Token ids and segment ids of each example (pairs as one sequence).
-fn encode(model: &LoadedModel, examples: &[Example]) -> Result<Vec<Encoded>, Diag> {
-    let max_len = model.config.max_positions.min(128);
-    let mut tok = model.tokenizer.inner.clone();
+/// Token ids and segment ids of each example (pairs as one sequence),
+/// truncated to `max_len`.
+pub fn encode_examples(
+    tokenizer: &TextTokenizer,
+    max_len: usize,
+    examples: &[Example],
+) -> Result<Vec<Encoded>, Diag> {
+    let mut tok = tokenizer.inner.clone();
     tok.with_truncation(Some(tokenizers::TruncationParams {
         max_length: max_len,
         ..Default::default()
@@ -56,11 +60,16 @@ fn encode(model: &LoadedModel, examples: &[Example]) -> Result<Vec<Encoded>, Dia
         .collect()
 }
 
-fn batch_inputs(model: &LoadedModel, rows: &[Encoded]) -> Result<Inputs, Diag> {
+/// One padded batch of encoded rows; segment ids when the model has types.
+pub fn batch_inputs(
+    rows: &[Encoded],
+    pad_id: u32,
+    with_types: bool,
+    device: &Device,
+) -> Result<Inputs, Diag> {
     let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
-    let mut inputs =
-        Inputs::from_rows(&ids, model.tokenizer.pad_id, &model.device).map_err(tensor_error)?;
-    if model.config.type_vocab_size > 0 {
+    let mut inputs = Inputs::from_rows(&ids, pad_id, device).map_err(tensor_error)?;
+    if with_types {
         let seq = ids.iter().map(Vec::len).max().unwrap_or(0);
         let types: Vec<u32> = rows
             .iter()
@@ -71,7 +80,7 @@ fn batch_inputs(model: &LoadedModel, rows: &[Encoded]) -> Result<Inputs, Diag> {
             })
             .collect();
         inputs.token_types =
-            Some(Tensor::from_vec(types, (rows.len(), seq), &model.device).map_err(tensor_error)?);
+            Some(Tensor::from_vec(types, (rows.len(), seq), device).map_err(tensor_error)?);
     }
     Ok(inputs)
 }
@@ -114,13 +123,19 @@ pub fn measure(
     data: &str,
     examples: &[Example],
 ) -> Result<Fidelity, Diag> {
-    let rows = encode(teacher, examples)?;
+    let max_len = teacher.config.max_positions.min(128);
+    let rows = encode_examples(&teacher.tokenizer, max_len, examples)?;
     let mut metrics = BTreeMap::new();
     let mut cos = Vec::new();
     let (mut agree, mut correct_s, mut correct_t, mut labelled) = (0usize, 0usize, 0usize, 0usize);
     let (mut nll_t, mut nll_s, mut tokens, mut top1) = (0f64, 0f64, 0usize, 0usize);
     for (b, chunk) in rows.chunks(BATCH).enumerate() {
-        let inputs = batch_inputs(teacher, chunk)?;
+        let inputs = batch_inputs(
+            chunk,
+            teacher.tokenizer.pad_id,
+            teacher.config.type_vocab_size > 0,
+            &teacher.device,
+        )?;
         let labels: Vec<Option<usize>> = examples[b * BATCH..b * BATCH + chunk.len()]
             .iter()
             .map(|e| e.label)

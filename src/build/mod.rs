@@ -16,6 +16,7 @@ pub mod slice;
 pub mod student;
 pub mod taylor;
 pub mod teacher;
+pub mod training;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -31,10 +32,10 @@ use crate::diag::Diag;
 use crate::model::from_artifact::load_artifact;
 use crate::model::heads::{ExitHead, Pooling};
 use crate::model::linear::Linear;
-use crate::model::load_model;
 use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::{load, Task};
-use report::{Report, Size};
+use report::{Report, Size, TrainingReport};
+use crate::train::Session;
 
 /// Allowed relative difference between the real weight file and the plan's estimate.
 pub const BYTES_TOLERANCE: f64 = 0.05;
@@ -45,6 +46,8 @@ pub struct BuildOptions<'a> {
     pub output: Option<PathBuf>,
     pub max_steps: Option<usize>,
     pub resume: bool,
+    /// No progress bars (tests, scripts).
+    pub quiet: bool,
 }
 
 /// A finished build.
@@ -71,23 +74,14 @@ pub fn build(
     let (recipe, source) = load(opts.recipe)?;
     let program =
         compile_recipe(&recipe, registry, DumpAfter::none()).map_err(|d| source.attach(d))?;
-    let training = recipe.pretrain.iter().chain(&recipe.stages).next();
-    if opts.resume {
+    let training = opts.max_steps != Some(0)
+        && (program.plan.pretrain.is_some() || !program.plan.stages.is_empty());
+    if opts.resume && !training {
         return Err(Diag::new(
-            "plcc::build::no-training",
-            "--resume continues training, but training is not implemented yet",
+            "plcc::build::nothing-to-resume",
+            "--resume continues training, but this build does not train",
         )
-        .help("build without --resume (with `--max-steps 0` when the recipe has stages)"));
-    }
-    if let (Some(st), false) = (training, opts.max_steps == Some(0)) {
-        return Err(source.attach(
-            Diag::new(
-                "plcc::build::no-training",
-                "this recipe has training stages, but training is not implemented yet",
-            )
-            .label(st.name.span, "this stage would train")
-            .help("run `plcc build --max-steps 0` to compress without training"),
-        ));
+        .help("the recipe has no `pretrain` or `distill` stage, or `--max-steps 0` skips them"));
     }
     let output = opts
         .output
@@ -114,26 +108,74 @@ pub fn build(
             .help("add a `data NAME \"file\" {}` block (and `eval: NAME`)")
         })?;
     let prune_name = program.plan.prune.as_ref().and_then(|p| p.data.clone());
-    let (mut examples, mut prune_data) = (Vec::new(), Vec::new());
+    let mut datasets: std::collections::BTreeMap<String, Vec<data::Example>> = Default::default();
     for spec in &recipe.datasets {
         let ex = data::read_dataset(spec, labels).map_err(|d| source.attach(d))?;
-        if Some(&spec.name.value) == prune_name.as_ref() {
-            prune_data = ex.clone();
-        }
-        if spec.name.value == eval_spec.name.value {
-            examples = ex;
-        }
+        datasets.insert(spec.name.value.clone(), ex);
     }
-    if prune_data.is_empty() {
-        prune_data = examples.clone();
-    }
+    let examples = datasets
+        .get(&eval_spec.name.value)
+        .cloned()
+        .unwrap_or_default();
+    let prune_data = prune_name
+        .as_ref()
+        .and_then(|n| datasets.get(n))
+        .cloned()
+        .unwrap_or_else(|| examples.clone());
     done("read data", &mut timings);
 
-    let teacher = teacher::load_teacher(&recipe.teacher.value, &Device::Cpu)?;
+    let mut teacher = teacher::load_teacher(&recipe.teacher.value, &Device::Cpu)?;
     done("load teacher", &mut timings);
+    let recipe_sha256 = sha256_hex(source.text.as_bytes());
+    let mut session = if training {
+        Some(Session::open(
+            training_dir(&output),
+            recipe_sha256.clone(),
+            opts.max_steps,
+            opts.resume,
+            Device::Cpu,
+        )?)
+    } else {
+        None
+    };
+    if let (Some(s), Some(plan)) = (session.as_mut(), &program.plan.pretrain) {
+        s.quiet = opts.quiet;
+        training::pretrain(s, plan, &mut teacher, &datasets).map_err(|d| source.attach(d))?;
+        done("pretrain the teacher", &mut timings);
+    }
+    let teacher_model = teacher.loaded(&Device::Cpu)?;
     let student = student::build_student(&program, &teacher, recipe.seed.value, &prune_data)?;
     done("reduce, slice and check layers", &mut timings);
-    let packed = pack::pack(&program, &student.tensors, &student.module_names)?;
+    let exit_records = exit_records(&program);
+    let (weight_quant, _) = pack::placed_quantizers(&program, &student.module_names);
+    let trained = match session.as_mut() {
+        Some(s) if !program.plan.stages.is_empty() => {
+            s.quiet = opts.quiet;
+            let t = training::distill(
+                s,
+                &training::DistillInputs {
+                    program: &program,
+                    student: &student,
+                    teacher: &teacher,
+                    teacher_model: &teacher_model,
+                    weight_quant: &weight_quant,
+                    exit_records: &exit_records,
+                    datasets: &datasets,
+                    eval_name: &eval_spec.name.value,
+                    eval: &examples,
+                },
+            )
+            .map_err(|d| source.attach(d))?;
+            done("distill", &mut timings);
+            Some(t)
+        }
+        _ => None,
+    };
+    let (final_tensors, scales) = match &trained {
+        Some(t) => (&t.tensors, t.scales.clone()),
+        None => (&student.tensors, Default::default()),
+    };
+    let packed = pack::pack(&program, final_tensors, &student.module_names, &scales)?;
     done("quantize and pack", &mut timings);
 
     let staged = StagedDir::begin(&output)?;
@@ -144,7 +186,7 @@ pub fn build(
         recipe: RecipeRecord {
             file: Some(opts.recipe.display().to_string()),
             text: source.text.clone(),
-            sha256: sha256_hex(source.text.as_bytes()),
+            sha256: recipe_sha256.clone(),
         },
         source: SourceRecord {
             teacher: teacher.source.clone(),
@@ -156,20 +198,7 @@ pub fn build(
         activation_quant: packed.activation_quant.clone(),
         kept: student.kept.clone(),
         layer_map: student.layer_map.clone(),
-        exits: program
-            .plan
-            .exits
-            .iter()
-            .flat_map(|e| {
-                e.after.iter().map(|&after| ExitRecord {
-                    after,
-                    head: e.head,
-                    criterion: e.criterion,
-                    threshold: e.threshold,
-                    patience: e.patience,
-                })
-            })
-            .collect(),
+        exits: exit_records.clone(),
         weights_sha256: String::new(),
     };
     let tokenizer_json = teacher.tokenizer.inner.to_string(true).map_err(|e| {
@@ -178,8 +207,13 @@ pub fn build(
     write_into(&staged, manifest, &packed.set, tokenizer_json.as_bytes())?;
     done("write artifact", &mut timings);
 
+    if let (Some(s), Some(t)) = (&session, &trained) {
+        staged.write("loss.jsonl", s.log.text().as_bytes())?;
+        staged.write("loss.svg", crate::train::log::loss_plot(s.log.records()).as_bytes())?;
+        let _ = t;
+    }
     let student_model = load_artifact(staged.path(), &Device::Cpu)?;
-    let mut teacher_model = load_model(&teacher.source, &Device::Cpu)?;
+    let mut teacher_model = teacher_model;
     if labels.is_some() && teacher_model.classifier.is_none() {
         let lin = |name: &str| {
             student.tensors.get(&format!("{name}.weight")).map(|w| {
@@ -229,8 +263,11 @@ pub fn build(
             packed.activation_quant.len()
         ));
     }
-    if !recipe.stages.is_empty() || recipe.pretrain.is_some() {
+    if !training && (!recipe.stages.is_empty() || recipe.pretrain.is_some()) {
         notes.push("training stages were skipped (--max-steps 0)".into());
+    }
+    if let Some(m) = opts.max_steps.filter(|&m| m > 0 && training) {
+        notes.push(format!("every training stage was capped at {m} steps (--max-steps)"));
     }
     let mut ratios = std::collections::BTreeMap::new();
     ratios.insert(
@@ -266,6 +303,10 @@ pub fn build(
         max_slice_difference: student.max_slice_diff,
         fidelity,
         stages: timings.clone(),
+        training: trained.map(|t| TrainingReport {
+            resumed: opts.resume,
+            ..t.report
+        }),
         notes,
     };
     if (bytes_vs_plan - 1.0).abs() > BYTES_TOLERANCE {
@@ -285,5 +326,37 @@ pub fn build(
     staged.write("report.json", &json)?;
     staged.write("report.md", report.markdown().as_bytes())?;
     let dir = staged.commit()?;
+    if let Some(s) = session {
+        // The artifact holds the loss log; checkpoints are no longer needed.
+        let _ = std::fs::remove_dir_all(&s.dir);
+    }
     Ok(Built { dir, report })
+}
+
+/// Where training keeps its checkpoints and loss log until the artifact is
+/// written: beside the output, `<output>.training`.
+pub fn training_dir(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    output.with_file_name(format!("{name}.training"))
+}
+
+/// One manifest exit record per exit the program places.
+fn exit_records(program: &crate::ir::Program) -> Vec<ExitRecord> {
+    program
+        .plan
+        .exits
+        .iter()
+        .flat_map(|e| {
+            e.after.iter().map(|&after| ExitRecord {
+                after,
+                head: e.head,
+                criterion: e.criterion,
+                threshold: e.threshold,
+                patience: e.patience,
+            })
+        })
+        .collect()
 }

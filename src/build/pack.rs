@@ -40,13 +40,15 @@ fn initial_learned_scales(w: &[f32], rows: usize, cols: usize, g: Granularity) -
     }
 }
 
-/// Quantizes and stores every tensor of `student`. `module_names` maps IR
-/// module names to student module names.
-pub fn pack(
+/// The weight and activation quantizers the program places, by student
+/// module name (`module_names` maps IR module names to student ones).
+pub fn placed_quantizers(
     program: &Program,
-    student: &Tensors,
     module_names: &BTreeMap<String, String>,
-) -> Result<Packed, Diag> {
+) -> (
+    BTreeMap<String, WeightQuant>,
+    BTreeMap<String, ActivationQuant>,
+) {
     let mut weight_quant: BTreeMap<String, WeightQuant> = BTreeMap::new();
     let mut activation_quant = BTreeMap::new();
     for ix in program.model.ordered_nodes() {
@@ -75,6 +77,19 @@ pub fn pack(
             }
         }
     }
+    (weight_quant, activation_quant)
+}
+
+/// Quantizes and stores every tensor of `student`. `module_names` maps IR
+/// module names to student module names; `trained_scales` holds learned
+/// clipping values by module (modules without use the initial rule).
+pub fn pack(
+    program: &Program,
+    student: &Tensors,
+    module_names: &BTreeMap<String, String>,
+    trained_scales: &BTreeMap<String, Vec<f32>>,
+) -> Result<Packed, Diag> {
+    let (weight_quant, activation_quant) = placed_quantizers(program, module_names);
     let mut notes = Vec::new();
     let mut set = TensorSet::default();
     let mut weights = BTreeMap::new();
@@ -91,8 +106,13 @@ pub fn pack(
         let record = match (quant, shape.as_slice()) {
             (Some(w), &[rows, cols]) => {
                 let learned_scales = (w.scale == ScaleMethod::Learned).then(|| {
-                    learned += 1;
-                    initial_learned_scales(&values, rows, cols, w.granularity)
+                    let trained = module.and_then(|m| trained_scales.get(m)).cloned();
+                    if trained.is_none() {
+                        learned += 1;
+                    }
+                    trained.unwrap_or_else(|| {
+                        initial_learned_scales(&values, rows, cols, w.granularity)
+                    })
                 });
                 let spec = QuantSpec {
                     bits: w.bits,
@@ -116,7 +136,7 @@ pub fn pack(
     }
     if learned > 0 {
         notes.push(format!(
-            "{learned} weight matrices have learned scales; without training they start from \
+            "{learned} weight matrices have learned scales that were not trained; they use \
              min(max|w|, 3·mean|w|) per unit"
         ));
     }

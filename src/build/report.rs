@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::fidelity::Fidelity;
+use crate::train::checkpoint::StageTotals;
 
 /// One side (teacher or student) of the report.
 #[derive(Debug, Clone, Serialize)]
@@ -14,6 +15,26 @@ pub struct Size {
     /// Real weight-file bytes.
     pub bytes: u64,
     pub flops_per_token: u64,
+}
+
+/// Fidelity of the student at one point of training (before it, or after a stage).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageEval {
+    /// `before training` or the stage's name.
+    pub after: String,
+    pub fidelity: Fidelity,
+}
+
+/// What training did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainingReport {
+    pub stages: Vec<StageTotals>,
+    pub evaluations: Vec<StageEval>,
+    /// The loss log and its plot, in the artifact directory.
+    pub loss_log: String,
+    pub loss_plot: String,
+    /// Whether the run continued from a checkpoint.
+    pub resumed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +54,7 @@ pub struct Report {
     pub max_slice_difference: f32,
     pub fidelity: Fidelity,
     pub stages: Vec<(String, f64)>,
+    pub training: Option<TrainingReport>,
     pub notes: Vec<String>,
 }
 
@@ -78,6 +100,9 @@ impl Report {
         for (k, v) in &self.fidelity.metrics {
             s.push_str(&format!("- {k}: {v:.4}\n"));
         }
+        if let Some(t) = &self.training {
+            s.push_str(&t.markdown());
+        }
         s.push_str("\n## Stages\n\n");
         for (name, secs) in &self.stages {
             s.push_str(&format!("- {name}: {secs:.2}s\n"));
@@ -88,6 +113,54 @@ impl Report {
                 s.push_str(&format!("- {n}\n"));
             }
         }
+        s
+    }
+}
+
+impl TrainingReport {
+    fn markdown(&self) -> String {
+        let mut s = String::from("\n## Training\n\n| stage | steps | tokens | seconds | tokens/s | final loss |\n|---|---:|---:|---:|---:|---:|\n");
+        for t in &self.stages {
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.1} | {:.0} | {:.4} |\n",
+                t.name,
+                t.steps,
+                t.tokens,
+                t.seconds,
+                t.tokens as f64 / t.seconds.max(1e-9),
+                t.final_loss
+            ));
+        }
+        let keys: Vec<&String> = self
+            .evaluations
+            .first()
+            .map(|e| e.fidelity.metrics.keys().collect())
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            s.push_str("\nFidelity of the student during training (fake-quantized weights):\n\n| after |");
+            for k in &keys {
+                s.push_str(&format!(" {k} |"));
+            }
+            s.push_str("\n|---|");
+            s.push_str(&"---:|".repeat(keys.len()));
+            s.push('\n');
+            for e in &self.evaluations {
+                s.push_str(&format!("| {} |", e.after));
+                for k in &keys {
+                    match e.fidelity.metrics.get(*k) {
+                        Some(v) => s.push_str(&format!(" {v:.4} |")),
+                        None => s.push_str(" |"),
+                    }
+                }
+                s.push('\n');
+            }
+        }
+        s.push_str(&format!(
+            "\nLoss log: `{}`; plot: `{}`{}.\n",
+            self.loss_log,
+            self.loss_plot,
+            if self.resumed { " (resumed from a checkpoint)" } else { "" }
+        ));
         s
     }
 }

@@ -15,7 +15,7 @@ use crate::artifact::{sha256_hex, RawTensor, TensorSet};
 use crate::diag::Diag;
 use crate::model::loader::{anchor_tensor, Network};
 use crate::model::weights::{load_error, Checkpoint, SeededWeights};
-use crate::model::{builtin, Arch, ModelConfig, TextTokenizer};
+use crate::model::{builtin, Arch, ExitHead, Linear, LoadedModel, ModelConfig, Pooling, TextTokenizer};
 use crate::recipe::TeacherRef;
 
 /// Named f32 tensors (no model prefix), linear weights `[out, in]`.
@@ -211,4 +211,36 @@ pub fn tensor_error(e: candle_core::Error) -> Diag {
         "a tensor operation failed during the build",
     )
     .note(e.to_string())
+}
+
+impl Teacher {
+    /// The teacher as a runnable model on `device` (inference kernels
+    /// prepared), with its sequence-classification head when it has one.
+    pub fn loaded(&self, device: &Device) -> Result<LoadedModel, Diag> {
+        let mut tensors = self.tensors.clone();
+        flip_conv1d(self.config.arch, &mut tensors).map_err(tensor_error)?;
+        let vb = VarBuilder::from_backend(Box::new(tensors), DType::F32, device.clone());
+        let mut network = Network::load(vb, &self.config).map_err(tensor_error)?;
+        network.prepare_inference().map_err(tensor_error)?;
+        let lin = |name: &str| {
+            self.extra.get(&format!("{name}.weight")).map(|w| {
+                Linear::from_weights(w.clone(), self.extra.get(&format!("{name}.bias")).cloned())
+            })
+        };
+        let classifier = lin("classifier").map(|c| ExitHead {
+            after_layer: self.config.num_layers(),
+            pooling: Pooling::First,
+            pooler: lin("pooler.dense"),
+            classifier: Some(c),
+        });
+        Ok(LoadedModel {
+            name: self.source.clone(),
+            config: self.config.clone(),
+            network,
+            classifier,
+            exits: Vec::new(),
+            tokenizer: self.tokenizer.clone(),
+            device: device.clone(),
+        })
+    }
 }

@@ -21,7 +21,7 @@ pub fn run(
     if let Some(d) = device {
         select_device(d)?;
         if d == DeviceArg::Cuda {
-            eprintln!("note: without training the build runs on the CPU");
+            eprintln!("note: builds (compression and training) run on the CPU");
         }
     }
     let opts = BuildOptions {
@@ -29,6 +29,7 @@ pub fn run(
         output,
         max_steps,
         resume,
+        quiet: false,
     };
     let mut stage = |name: &str, secs: f64| eprintln!("  {name:<32} {secs:>8.2}s");
     let built = build(&opts, registry, &mut stage)?;

@@ -13,7 +13,7 @@ use super::heads::{ExitHead, Pooling};
 use super::linear::Linear;
 use super::loader::{LoadedModel, Network};
 use super::tokenizer::TextTokenizer;
-use crate::artifact::Artifact;
+use crate::artifact::{Artifact, ExitRecord};
 use crate::build::teacher::flip_conv1d;
 use crate::diag::Diag;
 use crate::recipe::{self, Task};
@@ -51,21 +51,24 @@ fn linear(tensors: &HashMap<String, Tensor>, name: &str) -> Option<Linear> {
     ))
 }
 
-/// Loads the artifact in `dir` onto `device`.
-pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
-    let artifact = Artifact::open(dir)?;
-    let config = artifact.manifest.config.clone();
-    let tensors = artifact_tensors(&artifact, device)?;
-    let vb = VarBuilder::from_backend(Box::new(tensors.clone()), DType::F32, device.clone());
-    let network = Network::load(vb, &config).map_err(|e| load_failed(dir, e))?;
-    let layers = config.num_layers();
-    let classifier = linear(&tensors, "classifier").map(|c| ExitHead {
+/// The task head and exit heads stored in `tensors` (runtime layout): the
+/// classifier (`pooler.dense.*`, `classifier.*`) and one head per exit
+/// record (`exit.{after}.dense.*`, `exit.{after}.classifier.*`; GPT-2 exits
+/// of a causal LM use the tied token embedding).
+pub fn heads_from_tensors(
+    tensors: &HashMap<String, Tensor>,
+    network: &Network,
+    task: Task,
+    records: &[ExitRecord],
+    layers: usize,
+) -> candle_core::Result<(Option<ExitHead>, Vec<ExitHead>)> {
+    let classifier = linear(tensors, "classifier").map(|c| ExitHead {
         after_layer: layers,
         pooling: Pooling::First,
-        pooler: linear(&tensors, "pooler.dense"),
+        pooler: linear(tensors, "pooler.dense"),
         classifier: Some(c),
     });
-    let pooling = match artifact.manifest.task {
+    let pooling = match task {
         Task::Embedding {
             pooling: recipe::Pooling::Cls,
         } => Pooling::First,
@@ -74,22 +77,39 @@ pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
         Task::CausalLm => Pooling::Last,
     };
     let mut exits = Vec::new();
-    for record in &artifact.manifest.exits {
+    for record in records {
         let name = format!("exit.{}", record.after);
-        let classifier = match (&network, artifact.manifest.task) {
-            (Network::Gpt2(m), Task::CausalLm) => Some(Linear::from_weights(
-                m.wte.full_matrix().map_err(|e| load_failed(dir, e))?,
-                None,
-            )),
-            _ => linear(&tensors, &format!("{name}.classifier")),
+        let classifier = match (network, task) {
+            (Network::Gpt2(m), Task::CausalLm) => {
+                Some(Linear::from_weights(m.wte.full_matrix()?, None))
+            }
+            _ => linear(tensors, &format!("{name}.classifier")),
         };
         exits.push(ExitHead {
             after_layer: record.after,
             pooling,
-            pooler: linear(&tensors, &format!("{name}.dense")),
+            pooler: linear(tensors, &format!("{name}.dense")),
             classifier,
         });
     }
+    Ok((classifier, exits))
+}
+
+/// Loads the artifact in `dir` onto `device`.
+pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
+    let artifact = Artifact::open(dir)?;
+    let config = artifact.manifest.config.clone();
+    let tensors = artifact_tensors(&artifact, device)?;
+    let vb = VarBuilder::from_backend(Box::new(tensors.clone()), DType::F32, device.clone());
+    let network = Network::load(vb, &config).map_err(|e| load_failed(dir, e))?;
+    let (classifier, exits) = heads_from_tensors(
+        &tensors,
+        &network,
+        artifact.manifest.task,
+        &artifact.manifest.exits,
+        config.num_layers(),
+    )
+    .map_err(|e| load_failed(dir, e))?;
     let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
     Ok(LoadedModel {
         name: dir.display().to_string(),

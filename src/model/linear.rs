@@ -17,6 +17,14 @@ pub trait Quantizer: Debug + Send + Sync {
     /// A short description (`int8-per-row`) for plans and reports.
     fn name(&self) -> String;
     fn quantize(&self, weight: &Tensor) -> Result<Tensor>;
+
+    /// The weight the forward pass uses while training: by default the
+    /// straight-through form `w + (q(w) − w).detach()`. Quantizers with
+    /// trainable parameters override it so that those receive gradients.
+    fn fake_quant(&self, weight: &Tensor) -> Result<Tensor> {
+        let q = self.quantize(&weight.detach())?;
+        weight + (q - weight)?.detach()
+    }
 }
 
 /// Symmetric signed `bits`-bit quantization with one scale per output row:
@@ -155,10 +163,7 @@ impl Linear {
     pub fn effective_weight(&self) -> Result<Tensor> {
         match &self.weight {
             LinearWeight::Float(w) => Ok(w.clone()),
-            LinearWeight::FakeQuant { weight, quantizer } => {
-                let q = quantizer.quantize(&weight.detach())?;
-                weight + (q - weight)?.detach()
-            }
+            LinearWeight::FakeQuant { weight, quantizer } => quantizer.fake_quant(weight),
         }
     }
 

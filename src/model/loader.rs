@@ -71,28 +71,49 @@ impl Network {
         })
     }
 
+    /// Every linear layer of the network with its checkpoint module name
+    /// (`encoder.layer.0.attention.self.query`, `h.0.attn.c_attn`, ...).
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let mut out = Vec::new();
+        match self {
+            Network::Bert(m) => {
+                for (i, l) in m.layers.iter_mut().enumerate() {
+                    let p = format!("encoder.layer.{i}.");
+                    out.push((format!("{p}attention.self.query"), &mut l.query));
+                    out.push((format!("{p}attention.self.key"), &mut l.key));
+                    out.push((format!("{p}attention.self.value"), &mut l.value));
+                    out.push((format!("{p}attention.output.dense"), &mut l.attn_out));
+                    out.push((format!("{p}intermediate.dense"), &mut l.ffn_in));
+                    out.push((format!("{p}output.dense"), &mut l.ffn_out));
+                }
+            }
+            Network::Gpt2(m) => {
+                for (i, b) in m.blocks.iter_mut().enumerate() {
+                    let p = format!("h.{i}.");
+                    out.push((format!("{p}attn.c_attn"), &mut b.qkv));
+                    out.push((format!("{p}attn.c_proj"), &mut b.attn_out));
+                    out.push((format!("{p}mlp.c_fc"), &mut b.ffn_in));
+                    out.push((format!("{p}mlp.c_proj"), &mut b.ffn_out));
+                }
+            }
+        }
+        out
+    }
+
+    /// The token embedding and its module name (`embeddings.word_embeddings`, `wte`).
+    pub fn word_embeddings_mut(&mut self) -> (&'static str, &mut super::layers::Embedding) {
+        match self {
+            Network::Bert(m) => ("embeddings.word_embeddings", &mut m.word_embeddings),
+            Network::Gpt2(m) => ("wte", &mut m.wte),
+        }
+    }
+
     /// Packs every layer's float weights for the fast inference kernel (the
     /// network must not be trained afterwards).
     pub fn prepare_inference(&mut self) -> CResult<()> {
-        match self {
-            Network::Bert(m) => m.layers.iter_mut().try_for_each(|l| {
-                [
-                    &mut l.query,
-                    &mut l.key,
-                    &mut l.value,
-                    &mut l.attn_out,
-                    &mut l.ffn_in,
-                    &mut l.ffn_out,
-                ]
-                .into_iter()
-                .try_for_each(Linear::prepare_inference)
-            }),
-            Network::Gpt2(m) => m.blocks.iter_mut().try_for_each(|b| {
-                [&mut b.qkv, &mut b.attn_out, &mut b.ffn_in, &mut b.ffn_out]
-                    .into_iter()
-                    .try_for_each(Linear::prepare_inference)
-            }),
-        }
+        self.linears_mut()
+            .into_iter()
+            .try_for_each(|(_, l)| l.prepare_inference())
     }
 
     pub fn forward(

@@ -1,0 +1,468 @@
+//! Training: the `pretrain` stage (a teacher trained from scratch on text,
+//! next-token cross-entropy) and the distillation stages of the plan, run
+//! with the recipe's optimizer, schedule, clipping and accumulation; a
+//! progress bar per stage; the loss log; crash-safe checkpoints every N
+//! steps and at the end of each stage; resumption that reaches the same
+//! weights as an unbroken run; and an evaluation of the student after each
+//! stage.
+
+pub mod batches;
+pub mod checkpoint;
+pub mod fake_quant;
+pub mod log;
+pub mod losses;
+pub mod optim;
+pub mod progress;
+pub mod student_net;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+
+use crate::build::data::Example;
+use crate::build::fidelity::{self, batch_inputs, encode_examples, Encoded};
+use crate::build::report::StageEval;
+use crate::diag::Diag;
+use crate::ir::{LossPlanKind, StagePlan};
+use crate::model::{ForwardOptions, LoadedModel, Mode, Pooling};
+use crate::recipe::{self, StageLength, Task};
+use checkpoint::{Meta, Progress, StageTotals};
+use log::{LossLog, StepRecord};
+use losses::{loss_term, LossInputs, LossState};
+use optim::{clip_grad_norm, learning_rate, Optimizer, Param};
+use student_net::TrainableNet;
+
+/// A training failure inside candle (a bug or an impossible shape).
+pub fn train_error(e: impl std::fmt::Display) -> Diag {
+    Diag::new("plcc::train::failed", "a tensor operation failed during training").note(e.to_string())
+}
+
+/// What stays the same over a whole training run.
+pub struct Session {
+    pub recipe_sha256: String,
+    pub max_steps: Option<usize>,
+    /// Checkpoints and the loss log live here until the artifact is written.
+    pub dir: PathBuf,
+    pub device: Device,
+    pub log: LossLog,
+    pub meta: Meta,
+    /// The checkpoint a resumed run continues from (consumed by the stage it belongs to).
+    pub resume_from: Option<checkpoint::Checkpoint>,
+    /// Teacher tensors to store with every checkpoint (a pretrained teacher).
+    pub teacher_tensors: Option<std::collections::HashMap<String, Tensor>>,
+    pub quiet: bool,
+}
+
+impl Session {
+    /// Starts a run, or continues the one checkpointed in `dir` when `resume`.
+    pub fn open(
+        dir: PathBuf,
+        recipe_sha256: String,
+        max_steps: Option<usize>,
+        resume: bool,
+        device: Device,
+    ) -> Result<Self, Diag> {
+        let resume_from = if resume {
+            let ckpt = checkpoint::load_latest(&dir.join("checkpoints"), &device)?.ok_or_else(|| {
+                Diag::new(
+                    "plcc::train::no-checkpoint",
+                    format!("--resume found no checkpoint in `{}`", dir.display()),
+                )
+                .help("build without --resume to start training from the beginning")
+            })?;
+            if ckpt.meta.recipe_sha256 != recipe_sha256 {
+                return Err(Diag::new(
+                    "plcc::train::recipe-changed",
+                    "the checkpoint was written for a different version of the recipe",
+                )
+                .note(format!("checkpoint in `{}`", dir.display()))
+                .help("build without --resume to start over with the edited recipe"));
+            }
+            if ckpt.meta.max_steps != max_steps {
+                return Err(Diag::new(
+                    "plcc::train::max-steps-changed",
+                    format!(
+                        "the checkpoint was written with --max-steps {:?}, this run has {:?}",
+                        ckpt.meta.max_steps, max_steps
+                    ),
+                )
+                .help("resume with the same --max-steps as the interrupted run"));
+            }
+            Some(ckpt)
+        } else {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Diag::io("plcc::io::write", "clear", &dir, &e))?;
+            }
+            None
+        };
+        std::fs::create_dir_all(&dir).map_err(|e| Diag::io("plcc::io::write", "create", &dir, &e))?;
+        let keep = resume_from.as_ref().map(|c| c.meta.progress.global_step);
+        let log = LossLog::open(&dir.join("loss.jsonl"), keep.or(Some(0)).filter(|_| resume))?;
+        let meta = match &resume_from {
+            Some(c) => c.meta.clone(),
+            None => Meta {
+                recipe_sha256: recipe_sha256.clone(),
+                max_steps,
+                progress: Progress {
+                    stage: 0,
+                    stage_name: String::new(),
+                    step: 0,
+                    global_step: 0,
+                    stage_done: false,
+                },
+                evaluations: Vec::new(),
+                finished: Vec::new(),
+            },
+        };
+        Ok(Session {
+            recipe_sha256,
+            max_steps,
+            dir,
+            device,
+            log,
+            meta,
+            resume_from,
+            teacher_tensors: None,
+            quiet: false,
+        })
+    }
+
+    /// Whether stage `index` finished in an earlier (resumed) run.
+    pub fn stage_finished(&self, index: usize) -> bool {
+        let p = &self.meta.progress;
+        self.resume_from.is_some() && (index < p.stage || (index == p.stage && p.stage_done))
+    }
+
+    /// The teacher tensors of the resumed checkpoint (a pretrained teacher).
+    pub fn resumed_teacher(&self) -> Option<&std::collections::HashMap<String, Tensor>> {
+        self.resume_from.as_ref().and_then(|c| c.teacher.as_ref())
+    }
+}
+
+/// One stage to run.
+pub struct StageJob<'a> {
+    pub index: usize,
+    pub plan: &'a StagePlan,
+    pub examples: &'a [Example],
+    /// The teacher for distillation; `None` for pretraining.
+    pub teacher: Option<&'a LoadedModel>,
+    /// Student layer (1-based) → teacher layer (1-based).
+    pub layer_map: Vec<usize>,
+    /// Student layer (1-based) → kept teacher heads.
+    pub kept_heads: BTreeMap<usize, Vec<usize>>,
+    pub pad_id: u32,
+    pub tokenizer: &'a crate::model::TextTokenizer,
+}
+
+fn pooling_of(task: Task) -> Pooling {
+    match task {
+        Task::Embedding {
+            pooling: recipe::Pooling::Cls,
+        } => Pooling::First,
+        Task::Embedding { .. } => Pooling::Mean,
+        Task::Classification { .. } => Pooling::First,
+        Task::CausalLm => Pooling::Last,
+    }
+}
+
+/// Optimizer steps of a stage with `micro_per_epoch` micro-batches per epoch.
+pub fn stage_steps(plan: &StagePlan, micro_per_epoch: usize, max_steps: Option<usize>) -> usize {
+    let steps = match plan.length {
+        StageLength::Steps(n) => n,
+        StageLength::Epochs(e) => e * micro_per_epoch.div_ceil(plan.accumulate.max(1)),
+    };
+    max_steps.map_or(steps, |m| steps.min(m))
+}
+
+/// Runs one stage on `net`; returns its totals.
+pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) -> Result<StageTotals, Diag> {
+    let plan = job.plan;
+    let task = net.task;
+    let examples = batches::task_examples(job.examples, task);
+    let max_len = plan.seq_len.min(net.config.max_positions).max(2);
+    let encoded: Vec<Encoded> = encode_examples(job.tokenizer, max_len, &examples)?;
+    let labels: Vec<Option<usize>> = examples.iter().map(|e| e.label).collect();
+    let mut stream = batches::BatchStream::new(encoded.iter().map(|e| e.0.len()).collect(), plan.batch_size, plan.seed);
+    let total = stage_steps(plan, stream.per_epoch(), session.max_steps);
+    let accumulate = plan.accumulate.max(1);
+
+    let kinds: Vec<&LossPlanKind> = plan.losses.iter().map(|l| &l.kind).collect();
+    let teacher_hidden = job.teacher.map_or(net.config.hidden_size, |t| t.config.hidden_size);
+    let mut state = LossState::new(&kinds, net.config.hidden_size, teacher_hidden, &session.device).map_err(train_error)?;
+    let mut params: Vec<Param> = net.params();
+    params.extend(state.projections.iter().map(|(n, v)| Param {
+        name: n.clone(),
+        var: v.clone(),
+        decay: true,
+    }));
+    let mut opt = Optimizer::new(plan.optimizer, plan.weight_decay, &params).map_err(train_error)?;
+
+    let mut start = 0;
+    let mut totals = StageTotals {
+        name: plan.name.clone(),
+        steps: total,
+        tokens: 0,
+        seconds: 0.0,
+        final_loss: f64::NAN,
+    };
+    if let Some(ckpt) = session.resume_from.as_ref().filter(|c| c.meta.progress.stage == job.index && !c.meta.progress.stage_done) {
+        for p in &params {
+            let saved = ckpt.state.get(&format!("param.{}", p.name)).ok_or_else(|| {
+                Diag::new("plcc::train::checkpoint", format!("the checkpoint lacks `{}`", p.name))
+                    .help("the checkpoint does not belong to this build; build without --resume")
+            })?;
+            if saved.dims() != p.var.as_tensor().dims() {
+                return Err(Diag::new(
+                    "plcc::train::checkpoint",
+                    format!("the checkpoint's `{}` has shape {:?}, the model's {:?}", p.name, saved.dims(), p.var.as_tensor().dims()),
+                ));
+            }
+            p.var.set(saved).map_err(train_error)?;
+        }
+        let moments: BTreeMap<String, Tensor> = ckpt
+            .state
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("opt.").map(|k| (k.to_string(), v.clone())))
+            .collect();
+        opt.restore(ckpt.meta.progress.step, &moments).map_err(train_error)?;
+        state.bank = ckpt.state.get("bank").cloned();
+        start = ckpt.meta.progress.step;
+        if let Some(partial) = ckpt.meta.finished.iter().find(|t| t.name == "(partial)") {
+            totals.tokens = partial.tokens;
+            totals.seconds = partial.seconds;
+        }
+    }
+
+    let needs_attention = kinds.iter().any(|k| matches!(k, LossPlanKind::AttentionKl { .. } | LossPlanKind::AttentionMse { .. }));
+    let lm = task == Task::CausalLm;
+    let student_opts = ForwardOptions {
+        mode: Mode::Training,
+        output_attentions: needs_attention,
+        lm_logits: lm,
+    };
+    let teacher_opts = ForwardOptions {
+        mode: Mode::Inference,
+        output_attentions: needs_attention,
+        lm_logits: lm,
+    };
+    let n_exits = net.exits.len();
+    let has_task_head = net.classifier.is_some();
+    let with_types = net.config.type_vocab_size > 0;
+    let bar = progress::stage_bar(&plan.name, total, start, session.quiet);
+    let started = Instant::now();
+    let seconds_before = totals.seconds;
+    for step in start..total {
+        let step_clock = Instant::now();
+        let lr = learning_rate(plan.lr, plan.schedule, plan.warmup, step, total);
+        let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
+        let mut loss_sum = 0f64;
+        let mut terms_sum: BTreeMap<String, f64> = BTreeMap::new();
+        let mut step_tokens = 0usize;
+        for micro in 0..accumulate {
+            let idx = stream.get(step * accumulate + micro);
+            let rows: Vec<Encoded> = idx.iter().map(|&i| encoded[i].clone()).collect();
+            step_tokens += rows.iter().map(|r| r.0.len()).sum::<usize>();
+            let inputs = batch_inputs(&rows, job.pad_id, with_types, &session.device)?;
+            let label_tensor = if idx.iter().all(|&i| labels[i].is_some()) && matches!(task, Task::Classification { .. }) {
+                let l: Vec<u32> = idx.iter().map(|&i| labels[i].unwrap_or(0) as u32).collect();
+                Some(Tensor::from_vec(l, idx.len(), &session.device).map_err(train_error)?)
+            } else {
+                None
+            };
+            net.refresh().map_err(train_error)?;
+            let s_out = net.forward(&inputs, student_opts).map_err(train_error)?;
+            let (t_out, t_logits) = match job.teacher {
+                Some(t) => {
+                    let mut heads = Vec::new();
+                    heads.extend(t.classifier.clone());
+                    let mut out = t.network.forward(&inputs, &heads, teacher_opts).map_err(train_error)?;
+                    let logits = if t.classifier.is_some() { out.exits.pop() } else { None };
+                    (Some(out), logits)
+                }
+                None => (None, None),
+            };
+            let li = LossInputs {
+                mask: &inputs.mask,
+                labels: label_tensor.as_ref(),
+                ids: &inputs.ids,
+                pooling: pooling_of(task),
+                student: &s_out,
+                teacher: t_out.as_ref(),
+                n_exits,
+                has_task_head,
+                teacher_logits: t_logits.as_ref(),
+                layer_map: &job.layer_map,
+                kept_heads: &job.kept_heads,
+            };
+            let mut total_loss: Option<Tensor> = None;
+            for l in &plan.losses {
+                let Some(term) = loss_term(&l.kind, &li, &mut state).map_err(train_error)? else {
+                    continue;
+                };
+                let weighted = (term * l.weight).map_err(train_error)?;
+                let v = weighted.to_scalar::<f32>().map_err(train_error)? as f64;
+                *terms_sum.entry(l.kind.name().to_string()).or_default() += v / accumulate as f64;
+                total_loss = Some(match total_loss {
+                    Some(acc) => (acc + weighted).map_err(train_error)?,
+                    None => weighted,
+                });
+            }
+            let Some(total_loss) = total_loss else {
+                return Err(Diag::new(
+                    "plcc::train::no-loss",
+                    format!("stage `{}` has no loss that applies to its data", plan.name),
+                )
+                .help("task cross-entropy needs labelled data; distillation losses need a teacher"));
+            };
+            let scaled = (total_loss / accumulate as f64).map_err(train_error)?;
+            loss_sum += scaled.to_scalar::<f32>().map_err(train_error)? as f64;
+            let g = scaled.backward().map_err(train_error)?;
+            for p in &params {
+                if let Some(gp) = g.get(p.var.as_tensor()) {
+                    let acc = match grads.remove(&p.name) {
+                        Some(prev) => (prev + gp).map_err(train_error)?,
+                        None => gp.clone(),
+                    };
+                    grads.insert(p.name.clone(), acc);
+                }
+            }
+        }
+        if !loss_sum.is_finite() {
+            return Err(Diag::new(
+                "plcc::train::diverged",
+                format!("the loss of stage `{}` became {loss_sum} at step {}", plan.name, step + 1),
+            )
+            .help("lower the stage's `lr` or set `grad_clip`"));
+        }
+        let norm = clip_grad_norm(&mut grads, plan.grad_clip).map_err(train_error)?;
+        opt.step(&params, &grads, lr).map_err(train_error)?;
+        totals.tokens += step_tokens;
+        totals.final_loss = loss_sum;
+        let secs = step_clock.elapsed().as_secs_f64();
+        session.meta.progress.global_step += 1;
+        session.log.append(StepRecord {
+            stage: plan.name.clone(),
+            global_step: session.meta.progress.global_step,
+            step: step + 1,
+            loss: loss_sum,
+            terms: terms_sum,
+            lr,
+            grad_norm: norm,
+            tokens_per_s: step_tokens as f64 / secs.max(1e-9),
+        })?;
+        progress::advance(&bar, loss_sum, lr, step_tokens as f64 / secs.max(1e-9));
+        let done = step + 1 == total;
+        let due = plan.checkpoint_every.is_some_and(|n| n > 0 && (step + 1) % n == 0);
+        if done || due {
+            totals.seconds = seconds_before + started.elapsed().as_secs_f64();
+            session.meta.progress.stage = job.index;
+            session.meta.progress.stage_name = plan.name.clone();
+            session.meta.progress.step = step + 1;
+            session.meta.progress.stage_done = false;
+            if !done {
+                save(session, &params, &opt, &state, &totals)?;
+            }
+        }
+    }
+    progress::finish(&bar);
+    totals.seconds = seconds_before + started.elapsed().as_secs_f64();
+    session.resume_from = None;
+    Ok(totals)
+}
+
+/// Records a finished stage (with its evaluation) and checkpoints it.
+pub fn finish_stage(
+    session: &mut Session,
+    net: &TrainableNet,
+    index: usize,
+    totals: StageTotals,
+    eval: Option<StageEval>,
+) -> Result<(), Diag> {
+    session.meta.finished.retain(|t| t.name != "(partial)");
+    session.meta.finished.push(totals.clone());
+    session.meta.evaluations.extend(eval);
+    session.meta.progress.stage = index;
+    session.meta.progress.stage_name = totals.name.clone();
+    session.meta.progress.step = totals.steps;
+    session.meta.progress.stage_done = true;
+    let params = net.params();
+    let mut state = BTreeMap::new();
+    for p in &params {
+        state.insert(format!("param.{}", p.name), p.var.as_tensor().clone());
+    }
+    checkpoint::save(&session.dir.join("checkpoints"), &session.meta, &state, session.teacher_tensors.as_ref())?;
+    Ok(())
+}
+
+fn save(
+    session: &mut Session,
+    params: &[Param],
+    opt: &Optimizer,
+    state: &LossState,
+    totals: &StageTotals,
+) -> Result<(), Diag> {
+    let mut tensors = BTreeMap::new();
+    for p in params {
+        tensors.insert(format!("param.{}", p.name), p.var.as_tensor().clone());
+    }
+    for (k, v) in opt.state() {
+        tensors.insert(format!("opt.{k}"), v);
+    }
+    if let Some(b) = &state.bank {
+        tensors.insert("bank".into(), b.clone());
+    }
+    let mut meta = session.meta.clone();
+    meta.finished.retain(|t| t.name != "(partial)");
+    meta.finished.push(StageTotals {
+        name: "(partial)".into(),
+        ..totals.clone()
+    });
+    checkpoint::save(&session.dir.join("checkpoints"), &meta, &tensors, session.teacher_tensors.as_ref())?;
+    Ok(())
+}
+
+/// Restores a finished stage's parameters from the resumed checkpoint into `net`.
+pub fn restore_finished(session: &Session, net: &TrainableNet) -> Result<(), Diag> {
+    let Some(ckpt) = &session.resume_from else {
+        return Ok(());
+    };
+    for p in net.params() {
+        if let Some(saved) = ckpt.state.get(&format!("param.{}", p.name)) {
+            p.var.set(saved).map_err(train_error)?;
+        }
+    }
+    Ok(())
+}
+
+/// The student as a runnable model (inference mode, weights fake-quantized).
+pub fn snapshot(net: &mut TrainableNet, template: &LoadedModel, name: &str) -> Result<LoadedModel, Diag> {
+    net.refresh().map_err(train_error)?;
+    Ok(LoadedModel {
+        name: name.to_string(),
+        config: net.config.clone(),
+        network: net.network.clone(),
+        classifier: net.classifier.clone(),
+        exits: net.exits.clone(),
+        tokenizer: template.tokenizer.clone(),
+        device: template.device.clone(),
+    })
+}
+
+/// Measures the student's fidelity to `teacher` on the evaluation data.
+pub fn evaluate(
+    net: &mut TrainableNet,
+    teacher: &LoadedModel,
+    after: &str,
+    eval_name: &str,
+    eval: &[Example],
+) -> Result<StageEval, Diag> {
+    let student = snapshot(net, teacher, "student")?;
+    let f = fidelity::measure(net.task, teacher, &student, eval_name, eval)?;
+    Ok(StageEval {
+        after: after.to_string(),
+        fidelity: f,
+    })
+}

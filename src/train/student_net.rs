@@ -1,0 +1,202 @@
+//! The model being trained: a network whose every tensor is a trainable
+//! variable, with fake-quantized linear layers and embeddings where the
+//! program places weight quantizers, learned clipping scales as variables of
+//! their own, and the task head and exit heads. `export` turns the variables
+//! back into the float tensors and learned scales the packer stores.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::VarBuilder;
+
+use super::fake_quant::{initial_scales, LearnedScaleQuantizer, SpecQuantizer};
+use super::optim::{decays, Param};
+use crate::artifact::ExitRecord;
+use crate::build::teacher::{is_conv1d, Tensors};
+use crate::ir::WeightQuant;
+use crate::model::from_artifact::heads_from_tensors;
+use crate::model::{ExitHead, ForwardOptions, Inputs, ModelConfig, ModelOutput, Network, Quantizer};
+use crate::quant::QuantSpec;
+use crate::recipe::{Granularity, ScaleMethod, Task};
+
+/// A weight quantizer placed on a module, as the trainer applies it.
+#[derive(Debug, Clone)]
+enum Placed {
+    Fixed(Arc<SpecQuantizer>),
+    Learned(Arc<LearnedScaleQuantizer>),
+}
+
+impl Placed {
+    fn quantizer(&self) -> Arc<dyn Quantizer> {
+        match self {
+            Placed::Fixed(q) => q.clone(),
+            Placed::Learned(q) => q.clone(),
+        }
+    }
+}
+
+/// The trainable student.
+pub struct TrainableNet {
+    pub config: ModelConfig,
+    pub task: Task,
+    pub network: Network,
+    pub classifier: Option<ExitHead>,
+    pub exits: Vec<ExitHead>,
+    /// Model variables by tensor name (logical `[out, in]` layout).
+    vars: BTreeMap<String, Var>,
+    /// Learned clipping scales by module name.
+    learned: BTreeMap<String, Arc<LearnedScaleQuantizer>>,
+    /// The token embedding's quantizer and its variable, when quantized.
+    embedding_quant: Option<(Arc<dyn Quantizer>, Var)>,
+}
+
+impl TrainableNet {
+    /// Builds the network of `config` from `tensors` (logical layout) with
+    /// `quant` (student module name → weight quantizer) applied.
+    pub fn new(
+        config: &ModelConfig,
+        task: Task,
+        tensors: &Tensors,
+        quant: &BTreeMap<String, WeightQuant>,
+        exit_records: &[ExitRecord],
+        device: &Device,
+    ) -> std::result::Result<Self, String> {
+        let run = || -> Result<Self> {
+            let mut vars = BTreeMap::new();
+            let mut runtime: HashMap<String, Tensor> = HashMap::new();
+            for (name, t) in tensors {
+                let var = Var::from_tensor(&t.to_device(device)?.to_dtype(DType::F32)?)?;
+                // GPT-2 `Conv1D` weights are read `[in, out]` by the loader:
+                // hand it a transposed view of the variable.
+                let view = if is_conv1d(config.arch, name) {
+                    var.as_tensor().t()?
+                } else {
+                    var.as_tensor().clone()
+                };
+                runtime.insert(name.clone(), view);
+                vars.insert(name.clone(), var);
+            }
+            let vb = VarBuilder::from_backend(Box::new(runtime.clone()), DType::F32, device.clone());
+            let mut network = Network::load(vb, config)?;
+            let (classifier, exits) = heads_from_tensors(
+                &runtime,
+                &network,
+                task,
+                exit_records,
+                config.num_layers(),
+            )?;
+            let mut learned = BTreeMap::new();
+            let mut placed: BTreeMap<String, Placed> = BTreeMap::new();
+            for (module, wq) in quant {
+                let Some(var) = vars.get(&format!("{module}.weight")) else {
+                    continue;
+                };
+                let p = match wq.scale {
+                    ScaleMethod::Learned => {
+                        let init = initial_scales(var.as_tensor(), wq.granularity)?;
+                        let q = Arc::new(LearnedScaleQuantizer {
+                            bits: wq.bits,
+                            scale: Var::from_tensor(&init)?,
+                        });
+                        learned.insert(module.clone(), q.clone());
+                        Placed::Learned(q)
+                    }
+                    _ => Placed::Fixed(Arc::new(SpecQuantizer {
+                        spec: QuantSpec {
+                            bits: wq.bits,
+                            symmetric: wq.symmetric,
+                            granularity: wq.granularity,
+                            scale: wq.scale,
+                            learned: None,
+                        },
+                    })),
+                };
+                placed.insert(module.clone(), p);
+            }
+            for (name, lin) in network.linears_mut() {
+                if let Some(p) = placed.get(&name) {
+                    lin.fake_quantize(p.quantizer());
+                }
+            }
+            let (emb_name, _) = network.word_embeddings_mut();
+            let embedding_quant = match (placed.get(emb_name), vars.get(&format!("{emb_name}.weight"))) {
+                (Some(p), Some(var)) => Some((p.quantizer(), var.clone())),
+                _ => None,
+            };
+            Ok(TrainableNet {
+                config: config.clone(),
+                task,
+                network,
+                classifier,
+                exits,
+                vars,
+                learned,
+                embedding_quant,
+            })
+        };
+        run().map_err(|e| e.to_string())
+    }
+
+    /// Refreshes derived tensors before a forward pass (the fake-quantized
+    /// embedding table, whose weight changes every step).
+    pub fn refresh(&mut self) -> Result<()> {
+        if let Some((q, var)) = &self.embedding_quant {
+            let table = q.fake_quant(var.as_tensor())?;
+            self.network.word_embeddings_mut().1.table = table;
+        }
+        Ok(())
+    }
+
+    /// Every head passed to the forward: exits, then the task head.
+    pub fn heads(&self) -> Vec<ExitHead> {
+        let mut heads = self.exits.clone();
+        heads.extend(self.classifier.clone());
+        heads
+    }
+
+    pub fn forward(&self, inputs: &Inputs, opts: ForwardOptions) -> Result<ModelOutput> {
+        self.network.forward(inputs, &self.heads(), opts)
+    }
+
+    /// Trainable parameters, sorted by name: model tensors, then learned
+    /// scales (`{module}.weight_scale`).
+    pub fn params(&self) -> Vec<Param> {
+        let mut out: Vec<Param> = self
+            .vars
+            .iter()
+            .map(|(n, v)| Param {
+                name: n.clone(),
+                var: v.clone(),
+                decay: decays(n, v.as_tensor().rank()),
+            })
+            .collect();
+        out.extend(self.learned.iter().map(|(m, q)| Param {
+            name: format!("{m}.weight_scale"),
+            var: q.scale.clone(),
+            decay: false,
+        }));
+        out
+    }
+
+    /// The float tensors (logical layout, copied off the variables) and the
+    /// learned clipping values by module.
+    pub fn export(&self) -> Result<(Tensors, BTreeMap<String, Vec<f32>>)> {
+        let mut tensors = Tensors::new();
+        for (n, v) in &self.vars {
+            tensors.insert(n.clone(), v.as_tensor().detach().copy()?.to_device(&Device::Cpu)?);
+        }
+        let mut scales = BTreeMap::new();
+        for (m, q) in &self.learned {
+            scales.insert(m.clone(), q.values()?);
+        }
+        Ok((tensors, scales))
+    }
+}
+
+/// Checks that learned scales can be trained for `wq`: symmetric, per row
+/// or per tensor.
+pub fn learned_scale_supported(wq: &WeightQuant) -> bool {
+    wq.scale != ScaleMethod::Learned
+        || (wq.symmetric && matches!(wq.granularity, Granularity::Row | Granularity::Tensor))
+}
