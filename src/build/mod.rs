@@ -34,8 +34,8 @@ use crate::model::heads::{ExitHead, Pooling};
 use crate::model::linear::Linear;
 use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::{load, Task};
-use report::{Report, Size, TrainingReport};
 use crate::train::Session;
+use report::{Report, Size, TrainingReport};
 
 /// Allowed relative difference between the real weight file and the plan's estimate.
 pub const BYTES_TOLERANCE: f64 = 0.05;
@@ -143,9 +143,27 @@ pub fn build(
         training::pretrain(s, plan, &mut teacher, &datasets).map_err(|d| source.attach(d))?;
         done("pretrain the teacher", &mut timings);
     }
-    let teacher_model = teacher.loaded(&Device::Cpu)?;
+    let mut teacher_model = teacher.loaded(&Device::Cpu)?;
     let student = student::build_student(&program, &teacher, recipe.seed.value, &prune_data)?;
     done("reduce, slice and check layers", &mut timings);
+    // A classification teacher without a head is compared through the
+    // student's initial head (copied from the teacher's when it has one).
+    if labels.is_some() && teacher_model.classifier.is_none() {
+        let lin = |name: &str| {
+            student.tensors.get(&format!("{name}.weight")).map(|w| {
+                Linear::from_weights(
+                    w.clone(),
+                    student.tensors.get(&format!("{name}.bias")).cloned(),
+                )
+            })
+        };
+        teacher_model.classifier = Some(ExitHead {
+            after_layer: teacher.config.num_layers(),
+            pooling: Pooling::First,
+            pooler: lin("pooler.dense"),
+            classifier: lin("classifier"),
+        });
+    }
     let exit_records = exit_records(&program);
     let (weight_quant, _) = pack::placed_quantizers(&program, &student.module_names);
     let trained = match session.as_mut() {
@@ -209,27 +227,13 @@ pub fn build(
 
     if let (Some(s), Some(t)) = (&session, &trained) {
         staged.write("loss.jsonl", s.log.text().as_bytes())?;
-        staged.write("loss.svg", crate::train::log::loss_plot(s.log.records()).as_bytes())?;
+        staged.write(
+            "loss.svg",
+            crate::train::log::loss_plot(s.log.records()).as_bytes(),
+        )?;
         let _ = t;
     }
     let student_model = load_artifact(staged.path(), &Device::Cpu)?;
-    let mut teacher_model = teacher_model;
-    if labels.is_some() && teacher_model.classifier.is_none() {
-        let lin = |name: &str| {
-            student.tensors.get(&format!("{name}.weight")).map(|w| {
-                Linear::from_weights(
-                    w.clone(),
-                    student.tensors.get(&format!("{name}.bias")).cloned(),
-                )
-            })
-        };
-        teacher_model.classifier = Some(ExitHead {
-            after_layer: teacher.config.num_layers(),
-            pooling: Pooling::First,
-            pooler: lin("pooler.dense"),
-            classifier: lin("classifier"),
-        });
-    }
     let fidelity = fidelity::measure(
         program.plan.task,
         &teacher_model,
@@ -267,9 +271,26 @@ pub fn build(
         notes.push("training stages were skipped (--max-steps 0)".into());
     }
     if let Some(m) = opts.max_steps.filter(|&m| m > 0 && training) {
-        notes.push(format!("every training stage was capped at {m} steps (--max-steps)"));
+        notes.push(format!(
+            "every training stage was capped at {m} steps (--max-steps)"
+        ));
     }
+    let count = |t: &crate::build::teacher::Tensors| -> Vec<(String, usize)> {
+        t.iter().map(|(n, x)| (n.clone(), x.elem_count())).collect()
+    };
+    let teacher_parts = report::params_by_part(
+        count(&teacher.tensors)
+            .iter()
+            .chain(count(&teacher.extra).iter())
+            .map(|(n, c)| (n, *c)),
+    );
+    let student_parts = report::params_by_part(count(final_tensors).iter().map(|(n, c)| (n, *c)));
     let mut ratios = std::collections::BTreeMap::new();
+    let part = |m: &std::collections::BTreeMap<String, u64>| m.get("encoder").copied().unwrap_or(0);
+    ratios.insert(
+        "encoder_params".into(),
+        part(&teacher_parts) as f64 / part(&student_parts).max(1) as f64,
+    );
     ratios.insert(
         "params".into(),
         cost.teacher.params as f64 / cost.student.params.max(1) as f64,
@@ -286,11 +307,13 @@ pub fn build(
         recipe: opts.recipe.display().to_string(),
         teacher: Size {
             params: cost.teacher.params,
+            params_by_part: teacher_parts.clone(),
             bytes: teacher_bytes,
             flops_per_token: cost.teacher.flops_per_token,
         },
         student: Size {
             params: cost.student.params,
+            params_by_part: student_parts.clone(),
             bytes: student_bytes,
             flops_per_token: cost.student.flops_per_token,
         },

@@ -12,6 +12,9 @@ use crate::train::checkpoint::StageTotals;
 #[derive(Debug, Clone, Serialize)]
 pub struct Size {
     pub params: u64,
+    /// Parameters by part: `embeddings`, `encoder` (the transformer layers)
+    /// and `heads` (task head, exit heads, final norm), counted on the real tensors.
+    pub params_by_part: BTreeMap<String, u64>,
     /// Real weight-file bytes.
     pub bytes: u64,
     pub flops_per_token: u64,
@@ -69,6 +72,14 @@ impl Report {
             )
         };
         s.push_str(&row("parameters", self.teacher.params, self.student.params));
+        for part in ["embeddings", "encoder", "heads"] {
+            let get = |side: &Size| side.params_by_part.get(part).copied().unwrap_or(0);
+            s.push_str(&row(
+                &format!("· {part} parameters"),
+                get(&self.teacher),
+                get(&self.student),
+            ));
+        }
         s.push_str(&row(
             "bytes (weight file)",
             self.teacher.bytes,
@@ -137,7 +148,9 @@ impl TrainingReport {
             .map(|e| e.fidelity.metrics.keys().collect())
             .unwrap_or_default();
         if !keys.is_empty() {
-            s.push_str("\nFidelity of the student during training (fake-quantized weights):\n\n| after |");
+            s.push_str(
+                "\nFidelity of the student during training (fake-quantized weights):\n\n| after |",
+            );
             for k in &keys {
                 s.push_str(&format!(" {k} |"));
             }
@@ -159,8 +172,34 @@ impl TrainingReport {
             "\nLoss log: `{}`; plot: `{}`{}.\n",
             self.loss_log,
             self.loss_plot,
-            if self.resumed { " (resumed from a checkpoint)" } else { "" }
+            if self.resumed {
+                " (resumed from a checkpoint)"
+            } else {
+                ""
+            }
         ));
         s
     }
+}
+
+/// The part of the model a tensor belongs to (see `Size::params_by_part`).
+pub fn part_of(name: &str) -> &'static str {
+    if name.starts_with("embeddings.") || name.starts_with("wte") || name.starts_with("wpe") {
+        "embeddings"
+    } else if name.starts_with("encoder.layer.") || name.starts_with("h.") {
+        "encoder"
+    } else {
+        "heads"
+    }
+}
+
+/// Parameters by part of named tensors with their element counts.
+pub fn params_by_part<'a>(
+    tensors: impl IntoIterator<Item = (&'a String, usize)>,
+) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (name, n) in tensors {
+        *out.entry(part_of(name).to_string()).or_insert(0) += n as u64;
+    }
+    out
 }

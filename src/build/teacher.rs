@@ -15,7 +15,9 @@ use crate::artifact::{sha256_hex, RawTensor, TensorSet};
 use crate::diag::Diag;
 use crate::model::loader::{anchor_tensor, Network};
 use crate::model::weights::{load_error, Checkpoint, SeededWeights};
-use crate::model::{builtin, Arch, ExitHead, Linear, LoadedModel, ModelConfig, Pooling, TextTokenizer};
+use crate::model::{
+    builtin, Arch, ExitHead, Linear, LoadedModel, ModelConfig, Pooling, TextTokenizer,
+};
 use crate::recipe::TeacherRef;
 
 /// Named f32 tensors (no model prefix), linear weights `[out, in]`.

@@ -31,7 +31,10 @@ fn examples_of<'a>(
     datasets.get(&plan.data).map(Vec::as_slice).ok_or_else(|| {
         Diag::new(
             "plcc::train::no-data",
-            format!("stage `{}` reads data set `{}`, which the recipe does not define", plan.name, plan.data),
+            format!(
+                "stage `{}` reads data set `{}`, which the recipe does not define",
+                plan.name, plan.data
+            ),
         )
     })
 }
@@ -62,7 +65,13 @@ pub fn pretrain(
                 &[],
                 &session.device,
             )
-            .map_err(|e| Diag::new("plcc::train::build-failed", "cannot build the model to pretrain").note(e))?;
+            .map_err(|e| {
+                Diag::new(
+                    "plcc::train::build-failed",
+                    "cannot build the model to pretrain",
+                )
+                .note(e)
+            })?;
             let job = StageJob {
                 index: 0,
                 plan,
@@ -101,10 +110,16 @@ pub struct DistillInputs<'a> {
 
 /// Runs the distillation stages on the student.
 pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag> {
-    if let Some((m, w)) = d.weight_quant.iter().find(|(_, w)| !learned_scale_supported(w)) {
+    if let Some((m, w)) = d
+        .weight_quant
+        .iter()
+        .find(|(_, w)| !learned_scale_supported(w))
+    {
         return Err(Diag::new(
             "plcc::train::learned-scale-unsupported",
-            format!("learned scales on `{m}` train only symmetric, per-row or per-tensor quantizers"),
+            format!(
+                "learned scales on `{m}` train only symmetric, per-row or per-tensor quantizers"
+            ),
         )
         .label(w.span, "placed here")
         .help("use `granularity: row` (or tensor) and `symmetric: true` with `scale: learned`"));
@@ -118,7 +133,13 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         d.exit_records,
         &session.device,
     )
-    .map_err(|e| Diag::new("plcc::train::build-failed", "cannot build the student for training").note(e))?;
+    .map_err(|e| {
+        Diag::new(
+            "plcc::train::build-failed",
+            "cannot build the student for training",
+        )
+        .note(e)
+    })?;
     let base = usize::from(d.program.plan.pretrain.is_some());
     if let Some(c) = &session.resume_from {
         if c.meta.progress.stage_done && c.meta.progress.stage >= base {
@@ -126,7 +147,13 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         }
     }
     if session.meta.evaluations.is_empty() {
-        let before = evaluate(&mut net, d.teacher_model, "before training", d.eval_name, d.eval)?;
+        let before = evaluate(
+            &mut net,
+            d.teacher_model,
+            "before training",
+            d.eval_name,
+            d.eval,
+        )?;
         session.meta.evaluations.push(before);
     }
     let layer_map: Vec<usize> = d.student.layer_map.iter().map(|t| t + 1).collect();
@@ -135,7 +162,9 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         .kept
         .iter()
         .filter_map(|(k, v)| {
-            let rest = k.strip_suffix(".attention.heads").or_else(|| k.strip_suffix(".heads"))?;
+            let rest = k
+                .strip_suffix(".attention.heads")
+                .or_else(|| k.strip_suffix(".heads"))?;
             let layer: usize = rest.rsplit('.').next()?.parse().ok()?;
             Some((layer + 1, v.clone()))
         })
@@ -172,4 +201,3 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         },
     })
 }
-

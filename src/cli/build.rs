@@ -53,6 +53,41 @@ pub fn run(
     ] {
         println!("{name:<22} {t:>14} {s:>14} {:>7.2}x", ratio(t, s));
     }
+    for part in ["embeddings", "encoder", "heads"] {
+        let get = |m: &std::collections::BTreeMap<String, u64>| m.get(part).copied().unwrap_or(0);
+        let (t, s) = (
+            get(&r.teacher.params_by_part),
+            get(&r.student.params_by_part),
+        );
+        println!(
+            "  {:<20} {t:>14} {s:>14} {:>7.2}x",
+            format!("{part} params"),
+            ratio(t, s)
+        );
+    }
+    if let Some(t) = &r.training {
+        println!("training:");
+        for st in &t.stages {
+            println!(
+                "  {:<20} {:>6} steps {:>9} tokens {:>8.1}s {:>8.0} tok/s  final loss {:.4}",
+                st.name,
+                st.steps,
+                st.tokens,
+                st.seconds,
+                st.tokens as f64 / st.seconds.max(1e-9),
+                st.final_loss
+            );
+        }
+        for e in &t.evaluations {
+            let metrics: Vec<String> = e
+                .fidelity
+                .metrics
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
+            println!("  after {:<14} {}", e.after, metrics.join(", "));
+        }
+    }
     println!(
         "planned student bytes  {} (real/planned {:.4})",
         r.planned_student_bytes, r.bytes_vs_plan

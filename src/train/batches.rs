@@ -45,7 +45,12 @@ pub fn task_examples(examples: &[Example], task: Task) -> Vec<Example> {
 }
 
 /// The order of the batches of one epoch over `lengths`.
-pub fn epoch_batches(lengths: &[usize], batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
+pub fn epoch_batches(
+    lengths: &[usize],
+    batch_size: usize,
+    seed: u64,
+    epoch: usize,
+) -> Vec<Vec<usize>> {
     let batch_size = batch_size.max(1);
     let mut rng = StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut order: Vec<usize> = (0..lengths.len()).collect();
@@ -121,6 +126,9 @@ mod tests {
             .sum();
         assert!(spread < 103 * 3, "{spread}");
         let mut stream = BatchStream::new(lengths, 8, 7);
-        assert_eq!(stream.get(stream.per_epoch() + 1), epoch_batches(&stream.lengths.clone(), 8, 7, 1)[1]);
+        assert_eq!(
+            stream.get(stream.per_epoch() + 1),
+            epoch_batches(&stream.lengths.clone(), 8, 7, 1)[1]
+        );
     }
 }

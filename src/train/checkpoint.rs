@@ -64,7 +64,11 @@ pub struct Checkpoint {
 }
 
 fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> Diag {
-    Diag::new("plcc::train::checkpoint", format!("cannot {what} `{}`", path.display())).note(e.to_string())
+    Diag::new(
+        "plcc::train::checkpoint",
+        format!("cannot {what} `{}`", path.display()),
+    )
+    .note(e.to_string())
 }
 
 /// Writes a checkpoint into `dir` and makes it the latest.
@@ -75,10 +79,14 @@ pub fn save(
     teacher: Option<&HashMap<String, Tensor>>,
 ) -> Result<PathBuf, Diag> {
     std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
-    let name = format!("step-{:08}-{}", meta.progress.global_step, meta.progress.stage);
+    let name = format!(
+        "step-{:08}-{}",
+        meta.progress.global_step, meta.progress.stage
+    );
     let target = dir.join(&name);
     let staged = StagedDir::begin(&target)?;
-    let state_map: HashMap<String, Tensor> = state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let state_map: HashMap<String, Tensor> =
+        state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     candle_core::safetensors::save(&state_map, staged.path().join(STATE_FILE))
         .map_err(|e| io("write", &staged.path().join(STATE_FILE), e))?;
     if let Some(t) = teacher {
@@ -109,8 +117,9 @@ pub fn load_latest(dir: &Path, device: &Device) -> Result<Option<Checkpoint>, Di
     };
     let ckpt = dir.join(name.trim());
     let meta_path = ckpt.join(META_FILE);
-    let meta: Meta = serde_json::from_slice(&std::fs::read(&meta_path).map_err(|e| io("read", &meta_path, e))?)
-        .map_err(|e| io("parse", &meta_path, e))?;
+    let meta: Meta =
+        serde_json::from_slice(&std::fs::read(&meta_path).map_err(|e| io("read", &meta_path, e))?)
+            .map_err(|e| io("parse", &meta_path, e))?;
     let state_path = ckpt.join(STATE_FILE);
     let state = candle_core::safetensors::load(&state_path, device)
         .map_err(|e| io("read", &state_path, e))?
@@ -118,9 +127,16 @@ pub fn load_latest(dir: &Path, device: &Device) -> Result<Option<Checkpoint>, Di
         .collect();
     let teacher_path = ckpt.join(TEACHER_FILE);
     let teacher = if teacher_path.is_file() {
-        Some(candle_core::safetensors::load(&teacher_path, device).map_err(|e| io("read", &teacher_path, e))?)
+        Some(
+            candle_core::safetensors::load(&teacher_path, device)
+                .map_err(|e| io("read", &teacher_path, e))?,
+        )
     } else {
         None
     };
-    Ok(Some(Checkpoint { meta, state, teacher }))
+    Ok(Some(Checkpoint {
+        meta,
+        state,
+        teacher,
+    }))
 }

@@ -69,7 +69,11 @@ impl LearnedScaleQuantizer {
 
     /// The current clipping values (absolute, as the packer reads them).
     pub fn values(&self) -> Result<Vec<f32>> {
-        self.scale.as_tensor().abs()?.flatten_all()?.to_vec1::<f32>()
+        self.scale
+            .as_tensor()
+            .abs()?
+            .flatten_all()?
+            .to_vec1::<f32>()
     }
 }
 
@@ -126,7 +130,13 @@ mod tests {
     fn learned_levels_match_the_packer() {
         let dev = Device::Cpu;
         let w = Tensor::randn(0f32, 1.0, (6, 40), &dev).unwrap();
-        for bits in [Bits::Binary, Bits::Ternary, Bits::Int(2), Bits::Int(4), Bits::Int(8)] {
+        for bits in [
+            Bits::Binary,
+            Bits::Ternary,
+            Bits::Int(2),
+            Bits::Int(4),
+            Bits::Int(8),
+        ] {
             let scale = initial_scales(&w, Granularity::Row).unwrap();
             let q = LearnedScaleQuantizer {
                 bits,
@@ -164,10 +174,17 @@ mod tests {
         let v: Vec<Vec<f32>> = y.to_vec2().unwrap();
         assert!((v[0][0] - 1.0 / 3.0).abs() < 1e-6 && (v[0][1] - 1.0).abs() < 1e-6);
         let grads = y.sum_all().unwrap().backward().unwrap();
-        let gs = grads.get(scale.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+        let gs = grads
+            .get(scale.as_tensor())
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         // (L(0.2) − 0.2) + 1 = 1/3 − 0.2 + 1.
         assert!((gs[0][0] - (1.0 / 3.0 - 0.2 + 1.0)).abs() < 1e-5, "{gs:?}");
         let gw = grads.get(w.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
-        assert!((gw[0][0] - 1.0).abs() < 1e-6 && gw[0][1].abs() < 1e-6, "{gw:?}");
+        assert!(
+            (gw[0][0] - 1.0).abs() < 1e-6 && gw[0][1].abs() < 1e-6,
+            "{gw:?}"
+        );
     }
 }

@@ -88,15 +88,25 @@ impl LossLog {
     }
 }
 
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"];
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
+];
 
 /// An SVG chart of the total loss per step, one polyline per stage.
 pub fn loss_plot(records: &[StepRecord]) -> String {
     let (w, h, left, right, top, bottom) = (720.0, 400.0, 70.0, 20.0, 30.0, 50.0);
     let finite: Vec<&StepRecord> = records.iter().filter(|r| r.loss.is_finite()).collect();
-    let max_step = finite.iter().map(|r| r.global_step).max().unwrap_or(1).max(1) as f64;
+    let max_step = finite
+        .iter()
+        .map(|r| r.global_step)
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let lo = finite.iter().map(|r| r.loss).fold(f64::INFINITY, f64::min);
-    let hi = finite.iter().map(|r| r.loss).fold(f64::NEG_INFINITY, f64::max);
+    let hi = finite
+        .iter()
+        .map(|r| r.loss)
+        .fold(f64::NEG_INFINITY, f64::max);
     let log_scale = lo > 0.0 && hi / lo > 20.0;
     let tf = |v: f64| if log_scale { v.ln() } else { v };
     let (ylo, yhi) = if finite.is_empty() {
@@ -184,7 +194,9 @@ fn fmt_tick(v: f64) -> String {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -206,7 +218,12 @@ mod tests {
 
     #[test]
     fn plot_has_one_line_per_stage() {
-        let svg = loss_plot(&[rec("a", 1, 3.0), rec("a", 2, 2.0), rec("b", 3, 1.0), rec("b", 4, 0.5)]);
+        let svg = loss_plot(&[
+            rec("a", 1, 3.0),
+            rec("a", 2, 2.0),
+            rec("b", 3, 1.0),
+            rec("b", 4, 0.5),
+        ]);
         assert_eq!(svg.matches("<polyline").count(), 2);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     }

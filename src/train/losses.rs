@@ -55,7 +55,12 @@ pub struct LossState {
 impl LossState {
     /// Creates a projection for every hidden pair whose widths differ,
     /// initialised to the (rectangular) identity.
-    pub fn new(kinds: &[&LossPlanKind], student_hidden: usize, teacher_hidden: usize, device: &Device) -> Result<Self> {
+    pub fn new(
+        kinds: &[&LossPlanKind],
+        student_hidden: usize,
+        teacher_hidden: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let mut projections = BTreeMap::new();
         for kind in kinds {
             let pairs: &[LayerPair] = match kind {
@@ -150,7 +155,11 @@ fn attention_pair(
         return Ok((s.clone(), t.clone()));
     }
     if inputs.layer_map.get(pair.student.wrapping_sub(1)) == Some(&pair.teacher) {
-        if let Some(kept) = inputs.kept_heads.get(&pair.student).filter(|k| k.len() == sh) {
+        if let Some(kept) = inputs
+            .kept_heads
+            .get(&pair.student)
+            .filter(|k| k.len() == sh)
+        {
             let idx: Vec<u32> = kept.iter().map(|&k| k as u32).collect();
             let idx = Tensor::from_vec(idx, sh, t.device())?;
             return Ok((s.clone(), t.index_select(&idx, 1)?));
@@ -176,7 +185,11 @@ fn attention_loss(
             inputs.student.attentions.get(pair.student - 1),
             teacher.attentions.get(pair.teacher - 1),
         ) else {
-            candle_core::bail!("attention pair {} -> {} has no attention maps", pair.student, pair.teacher)
+            candle_core::bail!(
+                "attention pair {} -> {} has no attention maps",
+                pair.student,
+                pair.teacher
+            )
         };
         let (s, t) = attention_pair(s, t, pair, inputs)?;
         let per_query = if kl {
@@ -189,7 +202,8 @@ fn attention_loss(
         // [batch, heads, seq] masked by the query's reality.
         let qm = query_mask(inputs.mask)?;
         let heads = per_query.dim(1)? as f64;
-        let l = (per_query.broadcast_mul(&qm)?.sum_all()? / (qm.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64 * heads))?;
+        let l = (per_query.broadcast_mul(&qm)?.sum_all()?
+            / (qm.sum_all()?.to_scalar::<f32>()?.max(1.0) as f64 * heads))?;
         total = Some(match total {
             Some(acc) => (acc + l)?,
             None => l,
@@ -210,9 +224,9 @@ pub fn loss_term(
 ) -> Result<Option<Tensor>> {
     let s = inputs.student;
     let need_teacher = || {
-        inputs
-            .teacher
-            .ok_or_else(|| candle_core::Error::Msg(format!("the `{}` loss needs a teacher", kind.name())))
+        inputs.teacher.ok_or_else(|| {
+            candle_core::Error::Msg(format!("the `{}` loss needs a teacher", kind.name()))
+        })
     };
     let exits = &s.exits[..inputs.n_exits];
     let task_logits = if inputs.has_task_head {
@@ -275,7 +289,10 @@ pub fn loss_term(
             let t = need_teacher()?;
             let mut total: Option<Tensor> = None;
             for p in pairs {
-                let (Some(hs), Some(ht)) = (s.hidden_states.get(p.student), t.hidden_states.get(p.teacher)) else {
+                let (Some(hs), Some(ht)) = (
+                    s.hidden_states.get(p.student),
+                    t.hidden_states.get(p.teacher),
+                ) else {
                     candle_core::bail!("hidden pair {} -> {} is out of range", p.student, p.teacher)
                 };
                 let hs = projected(state, p.student, hs)?;
@@ -291,8 +308,12 @@ pub fn loss_term(
                 None => return Ok(None),
             }
         }
-        LossPlanKind::AttentionKl { pairs } => attention_loss(pairs, inputs, need_teacher()?, true)?,
-        LossPlanKind::AttentionMse { pairs } => attention_loss(pairs, inputs, need_teacher()?, false)?,
+        LossPlanKind::AttentionKl { pairs } => {
+            attention_loss(pairs, inputs, need_teacher()?, true)?
+        }
+        LossPlanKind::AttentionMse { pairs } => {
+            attention_loss(pairs, inputs, need_teacher()?, false)?
+        }
         LossPlanKind::Contrastive {
             temperature,
             negatives,
@@ -303,13 +324,18 @@ pub fn loss_term(
                 0 => 0,
                 l => inputs.layer_map.get(l - 1).copied().unwrap_or(l),
             };
-            let (Some(hs), Some(ht)) = (s.hidden_states.get(*layer), t.hidden_states.get(teacher_layer)) else {
+            let (Some(hs), Some(ht)) = (
+                s.hidden_states.get(*layer),
+                t.hidden_states.get(teacher_layer),
+            ) else {
                 candle_core::bail!("contrastive layer {layer} is out of range")
             };
             let zs = l2_normalize(&real_tokens(&projected(state, *layer, hs)?, inputs.mask)?)?;
             let zt = l2_normalize(&real_tokens(ht, inputs.mask)?)?.detach();
             let keys = match (&state.bank, negatives) {
-                (Some(bank), Negatives::Memory(_)) if bank.dim(1)? == zt.dim(1)? => Tensor::cat(&[&zt, bank], 0)?,
+                (Some(bank), Negatives::Memory(_)) if bank.dim(1)? == zt.dim(1)? => {
+                    Tensor::cat(&[&zt, bank], 0)?
+                }
                 _ => zt.clone(),
             };
             // Token i's positive is the teacher's token i (column i).
@@ -349,8 +375,18 @@ mod tests {
         let dev = Device::Cpu;
         let a = Tensor::new(&[[1.0f32, 2.0, 0.5]], &dev).unwrap();
         let b = Tensor::new(&[[0.0f32, 2.0, 1.5]], &dev).unwrap();
-        let same = kl_rows(&a, &a, 2.0).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-        let diff = kl_rows(&a, &b, 2.0).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let same = kl_rows(&a, &a, 2.0)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let diff = kl_rows(&a, &b, 2.0)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(same.abs() < 1e-6 && diff > 1e-3, "{same} {diff}");
     }
 

@@ -36,7 +36,11 @@ use student_net::TrainableNet;
 
 /// A training failure inside candle (a bug or an impossible shape).
 pub fn train_error(e: impl std::fmt::Display) -> Diag {
-    Diag::new("plcc::train::failed", "a tensor operation failed during training").note(e.to_string())
+    Diag::new(
+        "plcc::train::failed",
+        "a tensor operation failed during training",
+    )
+    .note(e.to_string())
 }
 
 /// What stays the same over a whole training run.
@@ -65,13 +69,14 @@ impl Session {
         device: Device,
     ) -> Result<Self, Diag> {
         let resume_from = if resume {
-            let ckpt = checkpoint::load_latest(&dir.join("checkpoints"), &device)?.ok_or_else(|| {
-                Diag::new(
-                    "plcc::train::no-checkpoint",
-                    format!("--resume found no checkpoint in `{}`", dir.display()),
-                )
-                .help("build without --resume to start training from the beginning")
-            })?;
+            let ckpt =
+                checkpoint::load_latest(&dir.join("checkpoints"), &device)?.ok_or_else(|| {
+                    Diag::new(
+                        "plcc::train::no-checkpoint",
+                        format!("--resume found no checkpoint in `{}`", dir.display()),
+                    )
+                    .help("build without --resume to start training from the beginning")
+                })?;
             if ckpt.meta.recipe_sha256 != recipe_sha256 {
                 return Err(Diag::new(
                     "plcc::train::recipe-changed",
@@ -98,7 +103,8 @@ impl Session {
             }
             None
         };
-        std::fs::create_dir_all(&dir).map_err(|e| Diag::io("plcc::io::write", "create", &dir, &e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Diag::io("plcc::io::write", "create", &dir, &e))?;
         let keep = resume_from.as_ref().map(|c| c.meta.progress.global_step);
         let log = LossLog::open(&dir.join("loss.jsonl"), keep.or(Some(0)).filter(|_| resume))?;
         let meta = match &resume_from {
@@ -178,27 +184,44 @@ pub fn stage_steps(plan: &StagePlan, micro_per_epoch: usize, max_steps: Option<u
 }
 
 /// Runs one stage on `net`; returns its totals.
-pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) -> Result<StageTotals, Diag> {
+pub fn run_stage(
+    session: &mut Session,
+    net: &mut TrainableNet,
+    job: &StageJob,
+) -> Result<StageTotals, Diag> {
     let plan = job.plan;
     let task = net.task;
     let examples = batches::task_examples(job.examples, task);
     let max_len = plan.seq_len.min(net.config.max_positions).max(2);
     let encoded: Vec<Encoded> = encode_examples(job.tokenizer, max_len, &examples)?;
     let labels: Vec<Option<usize>> = examples.iter().map(|e| e.label).collect();
-    let mut stream = batches::BatchStream::new(encoded.iter().map(|e| e.0.len()).collect(), plan.batch_size, plan.seed);
+    let mut stream = batches::BatchStream::new(
+        encoded.iter().map(|e| e.0.len()).collect(),
+        plan.batch_size,
+        plan.seed,
+    );
     let total = stage_steps(plan, stream.per_epoch(), session.max_steps);
     let accumulate = plan.accumulate.max(1);
 
     let kinds: Vec<&LossPlanKind> = plan.losses.iter().map(|l| &l.kind).collect();
-    let teacher_hidden = job.teacher.map_or(net.config.hidden_size, |t| t.config.hidden_size);
-    let mut state = LossState::new(&kinds, net.config.hidden_size, teacher_hidden, &session.device).map_err(train_error)?;
+    let teacher_hidden = job
+        .teacher
+        .map_or(net.config.hidden_size, |t| t.config.hidden_size);
+    let mut state = LossState::new(
+        &kinds,
+        net.config.hidden_size,
+        teacher_hidden,
+        &session.device,
+    )
+    .map_err(train_error)?;
     let mut params: Vec<Param> = net.params();
     params.extend(state.projections.iter().map(|(n, v)| Param {
         name: n.clone(),
         var: v.clone(),
         decay: true,
     }));
-    let mut opt = Optimizer::new(plan.optimizer, plan.weight_decay, &params).map_err(train_error)?;
+    let mut opt =
+        Optimizer::new(plan.optimizer, plan.weight_decay, &params).map_err(train_error)?;
 
     let mut start = 0;
     let mut totals = StageTotals {
@@ -208,16 +231,31 @@ pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) 
         seconds: 0.0,
         final_loss: f64::NAN,
     };
-    if let Some(ckpt) = session.resume_from.as_ref().filter(|c| c.meta.progress.stage == job.index && !c.meta.progress.stage_done) {
+    if let Some(ckpt) = session
+        .resume_from
+        .as_ref()
+        .filter(|c| c.meta.progress.stage == job.index && !c.meta.progress.stage_done)
+    {
         for p in &params {
-            let saved = ckpt.state.get(&format!("param.{}", p.name)).ok_or_else(|| {
-                Diag::new("plcc::train::checkpoint", format!("the checkpoint lacks `{}`", p.name))
+            let saved = ckpt
+                .state
+                .get(&format!("param.{}", p.name))
+                .ok_or_else(|| {
+                    Diag::new(
+                        "plcc::train::checkpoint",
+                        format!("the checkpoint lacks `{}`", p.name),
+                    )
                     .help("the checkpoint does not belong to this build; build without --resume")
-            })?;
+                })?;
             if saved.dims() != p.var.as_tensor().dims() {
                 return Err(Diag::new(
                     "plcc::train::checkpoint",
-                    format!("the checkpoint's `{}` has shape {:?}, the model's {:?}", p.name, saved.dims(), p.var.as_tensor().dims()),
+                    format!(
+                        "the checkpoint's `{}` has shape {:?}, the model's {:?}",
+                        p.name,
+                        saved.dims(),
+                        p.var.as_tensor().dims()
+                    ),
                 ));
             }
             p.var.set(saved).map_err(train_error)?;
@@ -227,7 +265,8 @@ pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) 
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("opt.").map(|k| (k.to_string(), v.clone())))
             .collect();
-        opt.restore(ckpt.meta.progress.step, &moments).map_err(train_error)?;
+        opt.restore(ckpt.meta.progress.step, &moments)
+            .map_err(train_error)?;
         state.bank = ckpt.state.get("bank").cloned();
         start = ckpt.meta.progress.step;
         if let Some(partial) = ckpt.meta.finished.iter().find(|t| t.name == "(partial)") {
@@ -236,7 +275,12 @@ pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) 
         }
     }
 
-    let needs_attention = kinds.iter().any(|k| matches!(k, LossPlanKind::AttentionKl { .. } | LossPlanKind::AttentionMse { .. }));
+    let needs_attention = kinds.iter().any(|k| {
+        matches!(
+            k,
+            LossPlanKind::AttentionKl { .. } | LossPlanKind::AttentionMse { .. }
+        )
+    });
     let lm = task == Task::CausalLm;
     let student_opts = ForwardOptions {
         mode: Mode::Training,
@@ -266,7 +310,9 @@ pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) 
             let rows: Vec<Encoded> = idx.iter().map(|&i| encoded[i].clone()).collect();
             step_tokens += rows.iter().map(|r| r.0.len()).sum::<usize>();
             let inputs = batch_inputs(&rows, job.pad_id, with_types, &session.device)?;
-            let label_tensor = if idx.iter().all(|&i| labels[i].is_some()) && matches!(task, Task::Classification { .. }) {
+            let label_tensor = if idx.iter().all(|&i| labels[i].is_some())
+                && matches!(task, Task::Classification { .. })
+            {
                 let l: Vec<u32> = idx.iter().map(|&i| labels[i].unwrap_or(0) as u32).collect();
                 Some(Tensor::from_vec(l, idx.len(), &session.device).map_err(train_error)?)
             } else {
@@ -278,8 +324,15 @@ pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) 
                 Some(t) => {
                     let mut heads = Vec::new();
                     heads.extend(t.classifier.clone());
-                    let mut out = t.network.forward(&inputs, &heads, teacher_opts).map_err(train_error)?;
-                    let logits = if t.classifier.is_some() { out.exits.pop() } else { None };
+                    let mut out = t
+                        .network
+                        .forward(&inputs, &heads, teacher_opts)
+                        .map_err(train_error)?;
+                    let logits = if t.classifier.is_some() {
+                        out.exits.pop()
+                    } else {
+                        None
+                    };
                     (Some(out), logits)
                 }
                 None => (None, None),
@@ -315,7 +368,9 @@ pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) 
                     "plcc::train::no-loss",
                     format!("stage `{}` has no loss that applies to its data", plan.name),
                 )
-                .help("task cross-entropy needs labelled data; distillation losses need a teacher"));
+                .help(
+                    "task cross-entropy needs labelled data; distillation losses need a teacher",
+                ));
             };
             let scaled = (total_loss / accumulate as f64).map_err(train_error)?;
             loss_sum += scaled.to_scalar::<f32>().map_err(train_error)? as f64;
@@ -333,7 +388,11 @@ pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) 
         if !loss_sum.is_finite() {
             return Err(Diag::new(
                 "plcc::train::diverged",
-                format!("the loss of stage `{}` became {loss_sum} at step {}", plan.name, step + 1),
+                format!(
+                    "the loss of stage `{}` became {loss_sum} at step {}",
+                    plan.name,
+                    step + 1
+                ),
             )
             .help("lower the stage's `lr` or set `grad_clip`"));
         }
@@ -355,7 +414,9 @@ pub fn run_stage(session: &mut Session, net: &mut TrainableNet, job: &StageJob) 
         })?;
         progress::advance(&bar, loss_sum, lr, step_tokens as f64 / secs.max(1e-9));
         let done = step + 1 == total;
-        let due = plan.checkpoint_every.is_some_and(|n| n > 0 && (step + 1) % n == 0);
+        let due = plan
+            .checkpoint_every
+            .is_some_and(|n| n > 0 && (step + 1) % n == 0);
         if done || due {
             totals.seconds = seconds_before + started.elapsed().as_secs_f64();
             session.meta.progress.stage = job.index;
@@ -393,7 +454,12 @@ pub fn finish_stage(
     for p in &params {
         state.insert(format!("param.{}", p.name), p.var.as_tensor().clone());
     }
-    checkpoint::save(&session.dir.join("checkpoints"), &session.meta, &state, session.teacher_tensors.as_ref())?;
+    checkpoint::save(
+        &session.dir.join("checkpoints"),
+        &session.meta,
+        &state,
+        session.teacher_tensors.as_ref(),
+    )?;
     Ok(())
 }
 
@@ -420,7 +486,12 @@ fn save(
         name: "(partial)".into(),
         ..totals.clone()
     });
-    checkpoint::save(&session.dir.join("checkpoints"), &meta, &tensors, session.teacher_tensors.as_ref())?;
+    checkpoint::save(
+        &session.dir.join("checkpoints"),
+        &meta,
+        &tensors,
+        session.teacher_tensors.as_ref(),
+    )?;
     Ok(())
 }
 
@@ -438,7 +509,11 @@ pub fn restore_finished(session: &Session, net: &TrainableNet) -> Result<(), Dia
 }
 
 /// The student as a runnable model (inference mode, weights fake-quantized).
-pub fn snapshot(net: &mut TrainableNet, template: &LoadedModel, name: &str) -> Result<LoadedModel, Diag> {
+pub fn snapshot(
+    net: &mut TrainableNet,
+    template: &LoadedModel,
+    name: &str,
+) -> Result<LoadedModel, Diag> {
     net.refresh().map_err(train_error)?;
     Ok(LoadedModel {
         name: name.to_string(),

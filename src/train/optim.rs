@@ -63,7 +63,12 @@ impl Optimizer {
 
     /// Applies one update with learning rate `lr`; `grads` are by parameter
     /// name (parameters without a gradient are left alone).
-    pub fn step(&mut self, params: &[Param], grads: &BTreeMap<String, Tensor>, lr: f64) -> Result<()> {
+    pub fn step(
+        &mut self,
+        params: &[Param],
+        grads: &BTreeMap<String, Tensor>,
+        lr: f64,
+    ) -> Result<()> {
         self.steps += 1;
         let t = self.steps as i32;
         for p in params {
@@ -118,11 +123,15 @@ impl Optimizer {
     pub fn restore(&mut self, steps: usize, state: &BTreeMap<String, Tensor>) -> Result<()> {
         for (prefix, map) in [("m", &mut self.first), ("v", &mut self.second)] {
             for (n, t) in map.iter_mut() {
-                let saved = state
-                    .get(&format!("{prefix}.{n}"))
-                    .ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks {prefix}.{n}")))?;
+                let saved = state.get(&format!("{prefix}.{n}")).ok_or_else(|| {
+                    candle_core::Error::Msg(format!("checkpoint lacks {prefix}.{n}"))
+                })?;
                 if saved.dims() != t.dims() {
-                    candle_core::bail!("checkpoint's {prefix}.{n} has shape {:?}, expected {:?}", saved.dims(), t.dims())
+                    candle_core::bail!(
+                        "checkpoint's {prefix}.{n} has shape {:?}, expected {:?}",
+                        saved.dims(),
+                        t.dims()
+                    )
                 }
                 *t = saved.to_device(t.device())?;
             }
@@ -194,7 +203,10 @@ mod tests {
         assert!((learning_rate(1.0, LrScheduleKind::Linear, w, 10, 100) - 1.0).abs() < 1e-12);
         assert!(learning_rate(1.0, LrScheduleKind::Linear, w, 99, 100) < 0.02);
         assert!(learning_rate(1.0, LrScheduleKind::Cosine, w, 99, 100) < 0.001);
-        assert_eq!(learning_rate(1.0, LrScheduleKind::Constant, w, 50, 100), 1.0);
+        assert_eq!(
+            learning_rate(1.0, LrScheduleKind::Constant, w, 50, 100),
+            1.0
+        );
     }
 
     #[test]
@@ -208,10 +220,16 @@ mod tests {
         }];
         let mut opt = Optimizer::new(OptimizerKind::AdamW, 0.0, &params).unwrap();
         let mut grads = BTreeMap::new();
-        grads.insert("w".to_string(), Tensor::new(&[[0.5f32, -2.0]], &dev).unwrap());
+        grads.insert(
+            "w".to_string(),
+            Tensor::new(&[[0.5f32, -2.0]], &dev).unwrap(),
+        );
         opt.step(&params, &grads, 0.1).unwrap();
         let v: Vec<Vec<f32>> = var.as_tensor().to_vec2().unwrap();
-        assert!((v[0][0] - 0.9).abs() < 1e-5 && (v[0][1] + 0.9).abs() < 1e-5, "{v:?}");
+        assert!(
+            (v[0][0] - 0.9).abs() < 1e-5 && (v[0][1] + 0.9).abs() < 1e-5,
+            "{v:?}"
+        );
     }
 
     #[test]

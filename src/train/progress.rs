@@ -10,11 +10,10 @@ pub fn stage_bar(name: &str, total: usize, start: usize, quiet: bool) -> Progres
     if quiet {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let style = ProgressStyle::with_template(
-        "  {prefix:<12} [{bar:30}] {pos}/{len} {msg} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("  {prefix:<12} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(name.to_string());
     bar.set_position(start as u64);
@@ -23,7 +22,9 @@ pub fn stage_bar(name: &str, total: usize, start: usize, quiet: bool) -> Progres
 
 /// Moves the bar one step and shows the step's numbers.
 pub fn advance(bar: &ProgressBar, loss: f64, lr: f64, tokens_per_s: f64) {
-    bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {tokens_per_s:.0} tok/s"));
+    bar.set_message(format!(
+        "loss {loss:.4} lr {lr:.2e} {tokens_per_s:.0} tok/s"
+    ));
     bar.inc(1);
 }
 

@@ -16,7 +16,9 @@ use crate::artifact::ExitRecord;
 use crate::build::teacher::{is_conv1d, Tensors};
 use crate::ir::WeightQuant;
 use crate::model::from_artifact::heads_from_tensors;
-use crate::model::{ExitHead, ForwardOptions, Inputs, ModelConfig, ModelOutput, Network, Quantizer};
+use crate::model::{
+    ExitHead, ForwardOptions, Inputs, ModelConfig, ModelOutput, Network, Quantizer,
+};
 use crate::quant::QuantSpec;
 use crate::recipe::{Granularity, ScaleMethod, Task};
 
@@ -77,15 +79,11 @@ impl TrainableNet {
                 runtime.insert(name.clone(), view);
                 vars.insert(name.clone(), var);
             }
-            let vb = VarBuilder::from_backend(Box::new(runtime.clone()), DType::F32, device.clone());
+            let vb =
+                VarBuilder::from_backend(Box::new(runtime.clone()), DType::F32, device.clone());
             let mut network = Network::load(vb, config)?;
-            let (classifier, exits) = heads_from_tensors(
-                &runtime,
-                &network,
-                task,
-                exit_records,
-                config.num_layers(),
-            )?;
+            let (classifier, exits) =
+                heads_from_tensors(&runtime, &network, task, exit_records, config.num_layers())?;
             let mut learned = BTreeMap::new();
             let mut placed: BTreeMap<String, Placed> = BTreeMap::new();
             for (module, wq) in quant {
@@ -120,7 +118,10 @@ impl TrainableNet {
                 }
             }
             let (emb_name, _) = network.word_embeddings_mut();
-            let embedding_quant = match (placed.get(emb_name), vars.get(&format!("{emb_name}.weight"))) {
+            let embedding_quant = match (
+                placed.get(emb_name),
+                vars.get(&format!("{emb_name}.weight")),
+            ) {
                 (Some(p), Some(var)) => Some((p.quantizer(), var.clone())),
                 _ => None,
             };
@@ -184,7 +185,10 @@ impl TrainableNet {
     pub fn export(&self) -> Result<(Tensors, BTreeMap<String, Vec<f32>>)> {
         let mut tensors = Tensors::new();
         for (n, v) in &self.vars {
-            tensors.insert(n.clone(), v.as_tensor().detach().copy()?.to_device(&Device::Cpu)?);
+            tensors.insert(
+                n.clone(),
+                v.as_tensor().detach().copy()?.to_device(&Device::Cpu)?,
+            );
         }
         let mut scales = BTreeMap::new();
         for (m, q) in &self.learned {
