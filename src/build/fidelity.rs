@@ -192,20 +192,35 @@ pub fn measure(
                     candle_nn::ops::log_softmax(&l, D::Minus1).map_err(tensor_error)
                 };
                 let (t, s) = (lm(teacher)?, lm(student)?);
-                for (i, (ids, _)) in chunk.iter().enumerate() {
-                    for pos in 0..ids.len().saturating_sub(1) {
-                        let next = ids[pos + 1] as usize;
-                        let row = |x: &Tensor| -> Result<Vec<f32>, Diag> {
-                            x.get(i)
-                                .and_then(|r| r.get(pos))
-                                .and_then(|r| r.to_vec1::<f32>())
-                                .map_err(tensor_error)
-                        };
-                        let (tr, sr) = (row(&t)?, row(&s)?);
-                        nll_t -= tr[next] as f64;
-                        nll_s -= sr[next] as f64;
-                        top1 += usize::from(argmax(&tr) == argmax(&sr));
-                        tokens += 1;
+                // Per position: log-probability of the next token and the argmax.
+                let (b, seq, _) = t.dims3().map_err(tensor_error)?;
+                if seq >= 2 {
+                    let next = inputs
+                        .ids
+                        .narrow(1, 1, seq - 1)
+                        .and_then(|x| x.unsqueeze(2))
+                        .map_err(tensor_error)?;
+                    let stats = |x: &Tensor| -> Result<(Vec<Vec<f32>>, Vec<Vec<u32>>), Diag> {
+                        let head = x.narrow(1, 0, seq - 1).map_err(tensor_error)?;
+                        let lp = head
+                            .gather(&next, 2)
+                            .and_then(|g| g.squeeze(2))
+                            .and_then(|g| g.to_vec2::<f32>())
+                            .map_err(tensor_error)?;
+                        let top = head
+                            .argmax(D::Minus1)
+                            .and_then(|a| a.to_vec2::<u32>())
+                            .map_err(tensor_error)?;
+                        Ok((lp, top))
+                    };
+                    let ((tl, tt), (sl, st)) = (stats(&t)?, stats(&s)?);
+                    for (i, (ids, _)) in chunk.iter().enumerate().take(b) {
+                        for pos in 0..ids.len().saturating_sub(1) {
+                            nll_t -= tl[i][pos] as f64;
+                            nll_s -= sl[i][pos] as f64;
+                            top1 += usize::from(tt[i][pos] == st[i][pos]);
+                            tokens += 1;
+                        }
                     }
                 }
             }

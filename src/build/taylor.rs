@@ -111,7 +111,10 @@ pub fn taylor_scores(
         ..Default::default()
     }))
     .map_err(|e| Diag::new("plcc::build::tokenize", "cannot set truncation").note(e.to_string()))?;
-    for chunk in examples.chunks(BATCH).take(setup.batches.max(1)) {
+    let chunks: Vec<&[Example]> = examples.chunks(BATCH).take(setup.batches.max(1)).collect();
+    let bar = crate::train::progress::bar("importance", chunks.len());
+    for chunk in chunks {
+        bar.inc(1);
         let mut rows = Vec::new();
         for ex in chunk {
             let enc = tok.encode(ex.text.as_str(), true).map_err(|e| {
@@ -146,6 +149,7 @@ pub fn taylor_scores(
             }
         }
     }
+    bar.finish_and_clear();
     Ok(sums.into_iter().enumerate().collect())
 }
 

@@ -20,6 +20,17 @@ pub fn stage_bar(name: &str, total: usize, start: usize, quiet: bool) -> Progres
     bar
 }
 
+/// A bar for a long build step of `total` units (importance scoring, evaluation).
+pub fn bar(name: &str, total: usize) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("  {prefix:<12} [{bar:30}] {pos}/{len} eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(name.to_string());
+    bar
+}
+
 /// Moves the bar one step and shows the step's numbers.
 pub fn advance(bar: &ProgressBar, loss: f64, lr: f64, tokens_per_s: f64) {
     bar.set_message(format!(
