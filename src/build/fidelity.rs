@@ -25,6 +25,9 @@ pub struct Fidelity {
 
 const BATCH: usize = 16;
 
+/// Per row and position: the next token's log-probability and the argmax.
+type NextTokenStats = (Vec<Vec<f32>>, Vec<Vec<u32>>);
+
 /// Token ids and segment ids of one example.
 pub type Encoded = (Vec<u32>, Vec<u32>);
 
@@ -200,7 +203,7 @@ pub fn measure(
                         .narrow(1, 1, seq - 1)
                         .and_then(|x| x.unsqueeze(2))
                         .map_err(tensor_error)?;
-                    let stats = |x: &Tensor| -> Result<(Vec<Vec<f32>>, Vec<Vec<u32>>), Diag> {
+                    let stats = |x: &Tensor| -> Result<NextTokenStats, Diag> {
                         let head = x.narrow(1, 0, seq - 1).map_err(tensor_error)?;
                         let lp = head
                             .gather(&next, 2)
