@@ -9,14 +9,15 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::heads::{ExitHead, Pooling};
+use super::exit_rule::ExitPolicy;
+use super::heads::{ExitHead as ModelExitHead, Pooling};
 use super::linear::Linear;
 use super::loader::{LoadedModel, Network};
 use super::tokenizer::TextTokenizer;
-use crate::artifact::Artifact;
+use crate::artifact::{Artifact, ExitRecord};
 use crate::build::teacher::flip_conv1d;
 use crate::diag::Diag;
-use crate::recipe::{self, Task};
+use crate::recipe::{self, ExitHead, Task};
 
 fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {
     Diag::new(
@@ -59,7 +60,7 @@ pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
     let vb = VarBuilder::from_backend(Box::new(tensors.clone()), DType::F32, device.clone());
     let network = Network::load(vb, &config).map_err(|e| load_failed(dir, e))?;
     let layers = config.num_layers();
-    let classifier = linear(&tensors, "classifier").map(|c| ExitHead {
+    let classifier = linear(&tensors, "classifier").map(|c| ModelExitHead {
         after_layer: layers,
         pooling: Pooling::First,
         pooler: linear(&tensors, "pooler.dense"),
@@ -74,21 +75,33 @@ pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
         Task::CausalLm => Pooling::Last,
     };
     let mut exits = Vec::new();
+    let mut exit_policies = Vec::new();
     for record in &artifact.manifest.exits {
         let name = format!("exit.{}", record.after);
-        let classifier = match (&network, artifact.manifest.task) {
-            (Network::Gpt2(m), Task::CausalLm) => Some(Linear::from_weights(
-                m.wte.full_matrix().map_err(|e| load_failed(dir, e))?,
+        let policy = exit_policy(dir, record)?;
+        let (pooler, classifier) = match (&network, record.head) {
+            (Network::Gpt2(m), ExitHead::Classifier) => (
                 None,
-            )),
-            _ => linear(&tensors, &format!("{name}.classifier")),
+                Some(Linear::from_weights(
+                    m.wte.full_matrix().map_err(|e| load_failed(dir, e))?,
+                    None,
+                )),
+            ),
+            // An embedding exit projects the pooled state linearly (identity
+            // as built), so its output lives in the final embedding's space.
+            (_, ExitHead::Pooler) => (None, linear(&tensors, &format!("{name}.dense"))),
+            (_, ExitHead::Classifier) => (
+                linear(&tensors, &format!("{name}.dense")),
+                linear(&tensors, &format!("{name}.classifier")),
+            ),
         };
-        exits.push(ExitHead {
+        exits.push(ModelExitHead {
             after_layer: record.after,
             pooling,
-            pooler: linear(&tensors, &format!("{name}.dense")),
+            pooler,
             classifier,
         });
+        exit_policies.push(policy);
     }
     let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
     Ok(LoadedModel {
@@ -97,7 +110,31 @@ pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
         network,
         classifier,
         exits,
+        exit_policies,
         tokenizer,
         device: device.clone(),
+    })
+}
+
+/// The policy of one manifest exit; a criterion that reads class
+/// probabilities on an embedding exit is a diagnostic.
+fn exit_policy(dir: &Path, record: &ExitRecord) -> Result<ExitPolicy, Diag> {
+    if record.head == ExitHead::Pooler && ExitPolicy::needs_logits(record.criterion) {
+        return Err(Diag::new(
+            "plcc::artifact::exit-criterion",
+            format!(
+                "the exit after layer {} of `{}` produces embeddings, but its criterion `{}` needs class probabilities",
+                record.after,
+                dir.display(),
+                crate::ir::word(&record.criterion)
+            ),
+        )
+        .help("embedding exits use `criterion: similarity`"));
+    }
+    Ok(ExitPolicy {
+        head: record.head,
+        criterion: record.criterion,
+        threshold: record.threshold,
+        patience: record.patience,
     })
 }
