@@ -12,6 +12,7 @@ use crate::pass::PassRegistry;
 
 pub mod bench;
 pub mod build;
+pub mod calibrate;
 pub mod check;
 pub mod fmt;
 pub mod passes;
@@ -94,6 +95,31 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Choose exit thresholds for a target and write them into the artifact.
+    Calibrate {
+        /// The artifact directory.
+        artifact: PathBuf,
+        /// Calibration text, one input per line.
+        #[arg(long)]
+        data: PathBuf,
+        /// `avg_layer=N`, `speedup=X` or `max_loss=P%`.
+        #[arg(long)]
+        target: String,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long)]
+        max_len: Option<usize>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Show the thresholds without writing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Measure throughput, latency and memory of a model.
     Bench {
         model: String,
@@ -171,6 +197,19 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             max_len,
             device,
             threads,
+        ),
+        Command::Calibrate {
+            artifact,
+            data,
+            target,
+            batch_size,
+            max_len,
+            device,
+            threads,
+            json,
+            dry_run,
+        } => calibrate::run(
+            &artifact, &data, &target, batch_size, max_len, device, threads, json, dry_run,
         ),
         Command::Bench {
             model,

@@ -159,7 +159,11 @@ pub fn run(model: &LoadedModel, inputs: &Inputs) -> Result<Vec<Record>> {
             live.retain(&keep, causal)?;
         }
     }
-    for (j, record) in final_records(model, &live.x, &live.mask)?
+    let last = match network {
+        Network::Gpt2(m) => m.ln_f.forward(&live.x, Mode::Inference)?,
+        Network::Bert(_) => live.x,
+    };
+    for (j, record) in final_records(model, &last, &live.mask)?
         .into_iter()
         .enumerate()
     {
@@ -168,13 +172,14 @@ pub fn run(model: &LoadedModel, inputs: &Inputs) -> Result<Vec<Record>> {
     Ok(records.into_iter().flatten().collect())
 }
 
-/// Records of rows that ran through every layer: `x` is the last layer's
-/// output `[rows, seq, hidden]` (before GPT-2's final layer norm).
+/// Records of rows that ran through every layer: `x` is the final hidden
+/// state `[rows, seq, hidden]` (`ModelOutput::last_hidden`: after GPT-2's
+/// final layer norm).
 pub fn final_records(model: &LoadedModel, x: &Tensor, mask: &Tensor) -> Result<Vec<Record>> {
     let exit_layer = (!model.exits.is_empty()).then_some(model.config.num_layers());
     let (embedding, logits) = match &model.network {
         Network::Gpt2(m) => {
-            let last = pool(&m.ln_f.forward(x, Mode::Inference)?, mask, Pooling::Last)?;
+            let last = pool(x, mask, Pooling::Last)?;
             (None, Some(rows(&m.lm_logits(&last)?)?))
         }
         Network::Bert(_) => {
