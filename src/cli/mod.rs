@@ -11,6 +11,7 @@ use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
 pub mod bench;
+pub mod bench_against;
 pub mod build;
 pub mod calibrate;
 pub mod check;
@@ -120,11 +121,19 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Measure throughput, latency and memory of a model.
+    /// Measure throughput, latency, memory and average exit layer of a model;
+    /// with `--against` (by default, for an artifact: its teacher) compare two.
     Bench {
         model: String,
         #[arg(long)]
         input: PathBuf,
+        /// The model to compare with (checkpoint directory, `builtin:NAME`
+        /// or artifact); default for an artifact: its teacher.
+        #[arg(long, conflicts_with = "alone")]
+        against: Option<String>,
+        /// Measure the model alone (no comparison with the teacher).
+        #[arg(long)]
+        alone: bool,
         #[arg(long)]
         threads: Option<usize>,
         #[arg(long, default_value_t = 32)]
@@ -214,12 +223,24 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
         Command::Bench {
             model,
             input,
+            against,
+            alone,
             threads,
             batch_size,
             max_len,
             device,
             json,
-        } => bench::run(&model, &input, threads, batch_size, max_len, device, json),
+        } => bench::run(&bench::BenchArgs {
+            model: &model,
+            input: &input,
+            against: against.as_deref(),
+            alone,
+            threads,
+            batch_size,
+            max_len,
+            device,
+            json,
+        }),
         Command::Build {
             recipe,
             output,

@@ -5,7 +5,7 @@
 
 use crate::diag::Diag;
 use crate::model::early_exit::final_records;
-use crate::model::exit_rule::{argmax, cosine, signal, Track};
+use crate::model::exit_rule::{signal, Track};
 use crate::model::runner::{failed, plan_batches, Record};
 use crate::model::{Inputs, LoadedModel};
 use crate::recipe::ExitHead;
@@ -24,11 +24,20 @@ pub struct Observation {
 /// Fidelity of an exit output to the full-depth record: cosine to the
 /// embedding for embedding exits, argmax agreement of logits otherwise.
 pub fn exit_fidelity(head: ExitHead, exit_output: &[f32], full: &Record) -> f64 {
-    match (head, &full.embedding, &full.logits) {
-        (ExitHead::Pooler, Some(e), _) => cosine(exit_output, e),
-        (ExitHead::Classifier, _, Some(l)) => f64::from(u8::from(argmax(exit_output) == argmax(l))),
-        _ => 0.0,
-    }
+    let output = exit_output.to_vec();
+    let exit = match head {
+        ExitHead::Pooler => Record {
+            embedding: Some(output),
+            logits: None,
+            exit_layer: None,
+        },
+        ExitHead::Classifier => Record {
+            embedding: None,
+            logits: Some(output),
+            exit_layer: None,
+        },
+    };
+    exit.agreement(full).unwrap_or(0.0)
 }
 
 /// Runs `rows` (token ids) through every layer and every exit of `model`.

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::early_exit;
+use super::exit_rule::{argmax, cosine};
 use super::loader::LoadedModel;
 use super::output::Inputs;
 use crate::diag::Diag;
@@ -24,6 +25,24 @@ pub struct Record {
     /// that ran to the end), for models with exits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_layer: Option<usize>,
+}
+
+impl Record {
+    /// How close this output is to `other`: argmax agreement (1 or 0) when
+    /// both have logits, else the cosine of their embeddings; `None` when
+    /// they share neither or the lengths differ.
+    pub fn agreement(&self, other: &Record) -> Option<f64> {
+        match (
+            (&self.logits, &other.logits),
+            (&self.embedding, &other.embedding),
+        ) {
+            ((Some(a), Some(b)), _) if a.len() == b.len() => {
+                Some(f64::from(u8::from(argmax(a) == argmax(b))))
+            }
+            (_, (Some(a), Some(b))) if a.len() == b.len() => Some(cosine(a, b)),
+            _ => None,
+        }
+    }
 }
 
 /// Tokenizes `lines` with special tokens, truncated to `max_len` (default:
