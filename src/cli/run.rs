@@ -90,7 +90,7 @@ pub fn run(
     let (lines, model) = open_model_and_inputs(model, input, batch_size, device, threads)?;
     if !model.exits.is_empty() && !model.exit_policies.iter().any(|p| p.active()) {
         eprintln!(
-            "note: the exits have no thresholds (see `plcc calibrate`); every input runs to the last layer ({})",
+            "note: the exits have no calibrated thresholds (see `plcc calibrate`); every input runs to the last layer ({})",
             model.config.num_layers()
         );
     }
