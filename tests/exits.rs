@@ -88,6 +88,23 @@ exits {
 }
 "#;
 
+const WITH_TARGET: &str = r#"
+teacher: "builtin:tiny-bert"
+task: embedding
+seed: 3
+eval: held
+data held "data/sentences.txt" {}
+prune {
+    heads: 2
+    ffn: 64
+}
+exits {
+    after: all
+    criterion: similarity
+    target_avg_layer: 3
+}
+"#;
+
 const NO_EXITS: &str = r#"
 teacher: "builtin:tiny-bert"
 task: embedding
@@ -478,4 +495,14 @@ fn bench_without_a_findable_teacher_is_a_diagnostic() {
         err.contains("teacher-not-found") && err.contains("--against"),
         "{err}"
     );
+}
+
+#[test]
+fn build_calibrates_when_the_recipe_gives_a_target() {
+    let dir = build("with-target", WITH_TARGET);
+    let manifest = Artifact::open(&dir).unwrap().manifest;
+    assert!(manifest.exits.iter().all(|e| e.threshold.is_some()));
+    let layers = run_exit_layers(&dir);
+    let avg = layers.iter().sum::<usize>() as f64 / layers.len() as f64;
+    assert!(avg <= 3.0 + 1e-9 && avg > 2.5, "average exit layer {avg}");
 }

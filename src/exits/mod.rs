@@ -18,10 +18,11 @@ use candle_core::Device;
 use serde::Serialize;
 
 use crate::artifact::{write_file_atomic, Artifact, MANIFEST_FILE};
+use crate::build::data::read_dataset;
 use crate::diag::Diag;
 use crate::model::from_artifact::load_artifact;
 use crate::model::runner::tokenize;
-use crate::recipe::{CalibrationTarget, ExitCriterion};
+use crate::recipe::{CalibrationTarget, ExitCriterion, Recipe, Task};
 pub use search::Outcome;
 pub use target::{describe, parse_target};
 
@@ -192,4 +193,35 @@ pub fn write_setting(
     })?;
     write_file_atomic(&dir.join(MANIFEST_FILE), &json)?;
     Artifact::open(dir).map(|_| ())
+}
+
+/// Calibrates the artifact `dir` built from `recipe` when the recipe's
+/// `exits` block gives a target, on the recipe's evaluation data (the first
+/// text of each example); `None` when there is no target.
+pub fn calibrate_for_recipe(dir: &Path, recipe: &Recipe) -> Result<Option<Calibration>, Diag> {
+    let Some(target) = recipe.exits.as_ref().and_then(|e| e.target.as_ref()) else {
+        return Ok(None);
+    };
+    let spec = recipe
+        .eval
+        .as_ref()
+        .and_then(|name| recipe.datasets.iter().find(|d| d.name.value == name.value))
+        .or(recipe.datasets.first())
+        .ok_or_else(|| {
+            Diag::new(
+                "plcc::calibrate::empty-data",
+                "the exit target needs calibration data, but the recipe has no data set",
+            )
+            .label(target.span, "calibrated on the `eval` data set")
+        })?;
+    let labels = match recipe.task.value {
+        Task::Classification { labels } => Some(labels),
+        _ => None,
+    };
+    let lines: Vec<String> = read_dataset(spec, labels)?
+        .into_iter()
+        .map(|e| e.text)
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    calibrate(dir, &lines, target.value).map(Some)
 }
