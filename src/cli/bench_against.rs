@@ -1,6 +1,6 @@
 //! `plcc bench A --against B`: both models measured on the same inputs in
-//! one process, one after the other (A first), each model dropped before
-//! the next loads; a side-by-side table (or JSON) with the speed-up of A
+//! one process: A is loaded and measured, then B (memory is measured at
+//! each model's first pass), then further passes alternate; a side-by-side table (or JSON) with the speed-up of A
 //! over B and the fidelity of A's outputs to B's: mean / min cosine of
 //! embeddings, argmax agreement for classifiers, top-1 next-token agreement
 //! for language models. For an artifact, B defaults to its teacher.
@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use candle_core::Device;
 use serde::Serialize;
 
-use super::bench::{measure, print_json, BenchReport, BenchSetup};
+use super::bench::{measure, print_json, remeasure, BenchReport, BenchSetup};
 use crate::artifact::{is_artifact_dir, Artifact};
 use crate::diag::Diag;
 use crate::model::runner::Record;
@@ -116,16 +116,21 @@ pub fn run(
     setup: BenchSetup,
     json: bool,
 ) -> Result<ExitCode, Diag> {
-    let (ra, records_a) = measure(a, device, lines, setup)?;
-    let (rb, records_b) = measure(b, device, lines, setup)?;
-    let lm = records_a
+    let mut ma = measure(a, device, lines, setup)?;
+    let mut mb = measure(b, device, lines, setup)?;
+    for _ in 1..setup.rounds {
+        remeasure(&mut ma, lines, setup)?;
+        remeasure(&mut mb, lines, setup)?;
+    }
+    let lm = ma
+        .records
         .first()
         .is_some_and(|r| r.embedding.is_none() && r.logits.is_some());
     let comparison = Comparison {
-        speedup: ra.sentences_per_s / rb.sentences_per_s.max(1e-12),
-        fidelity: fidelity(&records_a, &records_b, lm)?,
-        model: ra,
-        against: rb,
+        speedup: ma.report.sentences_per_s / mb.report.sentences_per_s.max(1e-12),
+        fidelity: fidelity(&ma.records, &mb.records, lm)?,
+        model: ma.report,
+        against: mb.report,
         memory: MEMORY_NOTE,
     };
     if json {
@@ -139,8 +144,8 @@ pub fn run(
 fn print_table(c: &Comparison) {
     let (a, b) = (&c.model, &c.against);
     println!(
-        "{} sentences ({} tokens), batch {}, {} threads",
-        a.sentences, a.tokens, a.batch_size, a.threads
+        "{} sentences ({} tokens), batch {}, {} threads, best of {} passes each",
+        a.sentences, a.tokens, a.batch_size, a.threads, a.rounds
     );
     println!("{:<22} {:>14} {:>14}", "", "model", "against");
     println!("{:<22} {:>14} {:>14}", "", short(&a.model), short(&b.model));

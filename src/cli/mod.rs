@@ -134,6 +134,9 @@ pub enum Command {
         /// Measure the model alone (no comparison with the teacher).
         #[arg(long)]
         alone: bool,
+        /// Timed passes per model (alternating between the two); the fastest is reported.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
         #[arg(long)]
         threads: Option<usize>,
         #[arg(long, default_value_t = 32)]
@@ -225,6 +228,7 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             input,
             against,
             alone,
+            repeat,
             threads,
             batch_size,
             max_len,
@@ -240,6 +244,7 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             max_len,
             device,
             json,
+            repeat,
         }),
         Command::Build {
             recipe,
