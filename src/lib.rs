@@ -10,6 +10,7 @@ pub mod build;
 pub mod cli;
 pub mod compile;
 pub mod diag;
+pub mod exits;
 pub mod ir;
 pub mod kernels;
 pub mod linalg;

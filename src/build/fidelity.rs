@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::data::Example;
 use super::teacher::tensor_error;
 use crate::diag::Diag;
+use crate::model::exit_rule::{argmax, cosine};
 use crate::model::heads::pool;
 use crate::model::{ForwardOptions, Inputs, LoadedModel, Mode, Pooling, TextTokenizer};
 use crate::recipe::{self, Task};
@@ -92,30 +93,6 @@ fn rows2(t: &Tensor) -> Result<Vec<Vec<f32>>, Diag> {
     t.to_dtype(DType::F32)
         .and_then(|t| t.to_vec2::<f32>())
         .map_err(tensor_error)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64) * (*y as f64))
-        .sum();
-    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-    dot / (na * nb).max(1e-12)
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
-            if x > bv {
-                (i, x)
-            } else {
-                (bi, bv)
-            }
-        })
-        .0
 }
 
 /// Runs teacher and student over `examples` and compares them.

@@ -241,6 +241,7 @@ impl Teacher {
             network,
             classifier,
             exits: Vec::new(),
+            exit_policies: Vec::new(),
             tokenizer: self.tokenizer.clone(),
             device: device.clone(),
         })

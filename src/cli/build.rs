@@ -103,5 +103,21 @@ pub fn run(
         println!("  {k:<20} {v:.4}");
     }
     println!("wrote {}", built.dir.display());
+    let (recipe, source) = crate::recipe::load(recipe)?;
+    if let Some(c) =
+        crate::exits::calibrate_for_recipe(&built.dir, &recipe).map_err(|d| source.attach(d))?
+    {
+        let o = &c.chosen;
+        println!(
+            "calibrated exits for {} on {} sentences: threshold {}, avg exit layer {:.2} of {}, est. speed-up {:.2}x, fidelity to full depth {:.4}",
+            crate::exits::describe(c.target),
+            c.samples,
+            o.setting.map_or("off".into(), |s| format!("{s:.6}")),
+            o.avg_exit_layer,
+            c.layers,
+            o.est_speedup,
+            o.fidelity
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

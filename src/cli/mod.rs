@@ -11,7 +11,9 @@ use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
 pub mod bench;
+pub mod bench_against;
 pub mod build;
+pub mod calibrate;
 pub mod check;
 pub mod fmt;
 pub mod passes;
@@ -94,11 +96,47 @@ pub enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
-    /// Measure throughput, latency and memory of a model.
+    /// Choose exit thresholds for a target and write them into the artifact.
+    Calibrate {
+        /// The artifact directory.
+        artifact: PathBuf,
+        /// Calibration text, one input per line.
+        #[arg(long)]
+        data: PathBuf,
+        /// `avg_layer=N`, `speedup=X` or `max_loss=P%`.
+        #[arg(long)]
+        target: String,
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
+        #[arg(long)]
+        max_len: Option<usize>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+        /// Show the thresholds without writing them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Measure throughput, latency, memory and average exit layer of a model;
+    /// with `--against` (by default, for an artifact: its teacher) compare two.
     Bench {
         model: String,
         #[arg(long)]
         input: PathBuf,
+        /// The model to compare with (checkpoint directory, `builtin:NAME`
+        /// or artifact); default for an artifact: its teacher.
+        #[arg(long, conflicts_with = "alone")]
+        against: Option<String>,
+        /// Measure the model alone (no comparison with the teacher).
+        #[arg(long)]
+        alone: bool,
+        /// Timed passes per model (alternating between the two); the fastest is reported.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
         #[arg(long)]
         threads: Option<usize>,
         #[arg(long, default_value_t = 32)]
@@ -172,15 +210,42 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             device,
             threads,
         ),
+        Command::Calibrate {
+            artifact,
+            data,
+            target,
+            batch_size,
+            max_len,
+            device,
+            threads,
+            json,
+            dry_run,
+        } => calibrate::run(
+            &artifact, &data, &target, batch_size, max_len, device, threads, json, dry_run,
+        ),
         Command::Bench {
             model,
             input,
+            against,
+            alone,
+            repeat,
             threads,
             batch_size,
             max_len,
             device,
             json,
-        } => bench::run(&model, &input, threads, batch_size, max_len, device, json),
+        } => bench::run(&bench::BenchArgs {
+            model: &model,
+            input: &input,
+            against: against.as_deref(),
+            alone,
+            threads,
+            batch_size,
+            max_len,
+            device,
+            json,
+            repeat,
+        }),
         Command::Build {
             recipe,
             output,

@@ -88,9 +88,9 @@ pub fn run(
     threads: Option<usize>,
 ) -> Result<ExitCode, Diag> {
     let (lines, model) = open_model_and_inputs(model, input, batch_size, device, threads)?;
-    if !model.exits.is_empty() {
+    if !model.exits.is_empty() && !model.exit_policies.iter().any(|p| p.active()) {
         eprintln!(
-            "note: the exits have no calibrated thresholds; every input runs to the last layer ({})",
+            "note: the exits have no calibrated thresholds (see `plcc calibrate`); every input runs to the last layer ({})",
             model.config.num_layers()
         );
     }

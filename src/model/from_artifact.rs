@@ -9,14 +9,15 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::heads::{ExitHead, Pooling};
+use super::exit_rule::ExitPolicy;
+use super::heads::{ExitHead as ModelExitHead, Pooling};
 use super::linear::Linear;
 use super::loader::{LoadedModel, Network};
 use super::tokenizer::TextTokenizer;
 use crate::artifact::{Artifact, ExitRecord};
 use crate::build::teacher::flip_conv1d;
 use crate::diag::Diag;
-use crate::recipe::{self, Task};
+use crate::recipe::{self, ExitHead, Task};
 
 fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {
     Diag::new(
@@ -53,16 +54,18 @@ fn linear(tensors: &HashMap<String, Tensor>, name: &str) -> Option<Linear> {
 
 /// The task head and exit heads stored in `tensors` (runtime layout): the
 /// classifier (`pooler.dense.*`, `classifier.*`) and one head per exit
-/// record (`exit.{after}.dense.*`, `exit.{after}.classifier.*`; GPT-2 exits
-/// of a causal LM use the tied token embedding).
+/// record. An embedding exit (`head: pooler`) maps the pooled state through
+/// its linear `exit.{after}.dense` (identity as built), so its output lives
+/// in the final embedding's space; a classifier exit has a tanh pooler and a
+/// classifier; GPT-2 exits of a causal LM use the tied token embedding.
 pub fn heads_from_tensors(
     tensors: &HashMap<String, Tensor>,
     network: &Network,
     task: Task,
     records: &[ExitRecord],
     layers: usize,
-) -> candle_core::Result<(Option<ExitHead>, Vec<ExitHead>)> {
-    let classifier = linear(tensors, "classifier").map(|c| ExitHead {
+) -> candle_core::Result<(Option<ModelExitHead>, Vec<ModelExitHead>)> {
+    let classifier = linear(tensors, "classifier").map(|c| ModelExitHead {
         after_layer: layers,
         pooling: Pooling::First,
         pooler: linear(tensors, "pooler.dense"),
@@ -79,16 +82,20 @@ pub fn heads_from_tensors(
     let mut exits = Vec::new();
     for record in records {
         let name = format!("exit.{}", record.after);
-        let classifier = match (network, task) {
-            (Network::Gpt2(m), Task::CausalLm) => {
-                Some(Linear::from_weights(m.wte.full_matrix()?, None))
+        let (pooler, classifier) = match (network, record.head) {
+            (Network::Gpt2(m), ExitHead::Classifier) => {
+                (None, Some(Linear::from_weights(m.wte.full_matrix()?, None)))
             }
-            _ => linear(tensors, &format!("{name}.classifier")),
+            (_, ExitHead::Pooler) => (None, linear(tensors, &format!("{name}.dense"))),
+            (_, ExitHead::Classifier) => (
+                linear(tensors, &format!("{name}.dense")),
+                linear(tensors, &format!("{name}.classifier")),
+            ),
         };
-        exits.push(ExitHead {
+        exits.push(ModelExitHead {
             after_layer: record.after,
             pooling,
-            pooler: linear(tensors, &format!("{name}.dense")),
+            pooler,
             classifier,
         });
     }
@@ -110,6 +117,12 @@ pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
         config.num_layers(),
     )
     .map_err(|e| load_failed(dir, e))?;
+    let exit_policies = artifact
+        .manifest
+        .exits
+        .iter()
+        .map(|r| exit_policy(dir, r))
+        .collect::<Result<Vec<_>, Diag>>()?;
     let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
     Ok(LoadedModel {
         name: dir.display().to_string(),
@@ -117,7 +130,31 @@ pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
         network,
         classifier,
         exits,
+        exit_policies,
         tokenizer,
         device: device.clone(),
+    })
+}
+
+/// The policy of one manifest exit; a criterion that reads class
+/// probabilities on an embedding exit is a diagnostic.
+fn exit_policy(dir: &Path, record: &ExitRecord) -> Result<ExitPolicy, Diag> {
+    if record.head == ExitHead::Pooler && ExitPolicy::needs_logits(record.criterion) {
+        return Err(Diag::new(
+            "plcc::artifact::exit-criterion",
+            format!(
+                "the exit after layer {} of `{}` produces embeddings, but its criterion `{}` needs class probabilities",
+                record.after,
+                dir.display(),
+                crate::ir::word(&record.criterion)
+            ),
+        )
+        .help("embedding exits use `criterion: similarity`"));
+    }
+    Ok(ExitPolicy {
+        head: record.head,
+        criterion: record.criterion,
+        threshold: record.threshold,
+        patience: record.patience,
     })
 }

@@ -125,6 +125,14 @@ impl Gpt2Model {
         Linear::from_weights(self.wte.full_matrix()?, None).forward(hidden)
     }
 
+    /// Token plus position embeddings `[batch, seq, hidden]`.
+    pub fn embed(&self, inputs: &Inputs) -> Result<Tensor> {
+        let (_, s) = inputs.ids.dims2()?;
+        self.wte
+            .forward(&inputs.ids)?
+            .broadcast_add(&self.wpe.narrow(0, 0, s)?)
+    }
+
     pub fn forward(
         &self,
         inputs: &Inputs,
@@ -132,11 +140,7 @@ impl Gpt2Model {
         opts: ForwardOptions,
     ) -> Result<ModelOutput> {
         let mask = AttentionMask::new(&inputs.mask, true)?;
-        let (_, s) = inputs.ids.dims2()?;
-        let mut x = self
-            .wte
-            .forward(&inputs.ids)?
-            .broadcast_add(&self.wpe.narrow(0, 0, s)?)?;
+        let mut x = self.embed(inputs)?;
         let mut hidden_states = vec![x.clone()];
         let mut attentions = Vec::new();
         for block in &self.blocks {

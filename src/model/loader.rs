@@ -11,6 +11,7 @@ use candle_nn::VarBuilder;
 
 use super::bert::BertModel;
 use super::config::{Arch, ModelConfig};
+use super::exit_rule::ExitPolicy;
 use super::gpt2::Gpt2Model;
 use super::heads::{ExitHead, Pooling};
 use super::linear::Linear;
@@ -140,6 +141,8 @@ pub struct LoadedModel {
     pub classifier: Option<ExitHead>,
     /// Exit heads after inner layers.
     pub exits: Vec<ExitHead>,
+    /// When samples leave at each exit (parallel to `exits`).
+    pub exit_policies: Vec<ExitPolicy>,
     pub tokenizer: TextTokenizer,
     pub device: Device,
 }
@@ -189,6 +192,7 @@ pub fn load_builtin(name: &str, device: &Device) -> Result<LoadedModel, Diag> {
         network,
         classifier: None,
         exits: Vec::new(),
+        exit_policies: Vec::new(),
         tokenizer,
         device: device.clone(),
     })
@@ -253,6 +257,7 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag>
         network,
         classifier,
         exits: Vec::new(),
+        exit_policies: Vec::new(),
         tokenizer,
         device: device.clone(),
     })

@@ -5,6 +5,8 @@
 pub mod bert;
 pub mod builtin;
 pub mod config;
+pub mod early_exit;
+pub mod exit_rule;
 pub mod from_artifact;
 pub mod gemm;
 pub mod gpt2;
@@ -20,6 +22,7 @@ pub mod weights;
 
 pub use bert::BertModel;
 pub use config::{Activation, Arch, LayerShape, ModelConfig};
+pub use exit_rule::ExitPolicy;
 pub use gpt2::Gpt2Model;
 pub use heads::{ExitHead, Pooling};
 pub use layers::Mode;

@@ -2,28 +2,47 @@
 //! batching (little padding), one output record per input in input order.
 //! Shared by `plcc run` and `plcc bench`.
 
-use candle_core::Tensor;
 use serde::Serialize;
 
-use super::config::Arch;
-use super::heads::{pool, Pooling};
-use super::loader::{LoadedModel, Network};
+use super::early_exit;
+use super::exit_rule::{argmax, cosine};
+use super::loader::LoadedModel;
 use super::output::Inputs;
 use crate::diag::Diag;
 
 /// The output for one input line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {
-    /// Encoders: the mean of the final hidden state over real tokens.
+    /// Encoders: the mean of the final hidden state over real tokens, or the
+    /// output of the embedding exit the input left at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
     /// Classifier outputs (encoders with a head) or next-token logits at the
     /// last token (causal LMs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<f32>>,
-    /// The layer whose exit produced the result, for models with exits.
+    /// The layer whose exit produced the result (the last layer for inputs
+    /// that ran to the end), for models with exits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_layer: Option<usize>,
+}
+
+impl Record {
+    /// How close this output is to `other`: argmax agreement (1 or 0) when
+    /// both have logits, else the cosine of their embeddings; `None` when
+    /// they share neither or the lengths differ.
+    pub fn agreement(&self, other: &Record) -> Option<f64> {
+        match (
+            (&self.logits, &other.logits),
+            (&self.embedding, &other.embedding),
+        ) {
+            ((Some(a), Some(b)), _) if a.len() == b.len() => {
+                Some(f64::from(u8::from(argmax(a) == argmax(b))))
+            }
+            (_, (Some(a), Some(b))) if a.len() == b.len() => Some(cosine(a, b)),
+            _ => None,
+        }
+    }
 }
 
 /// Tokenizes `lines` with special tokens, truncated to `max_len` (default:
@@ -78,34 +97,16 @@ pub fn plan_batches(rows: &[Vec<u32>], batch_size: usize) -> Vec<Vec<usize>> {
         .collect()
 }
 
-/// Runs one batch of token rows; records in the order of `rows`.
+/// Runs one batch of token rows, with early exit where the model's exits
+/// have thresholds; records in the order of `rows`.
 pub fn run_batch(model: &LoadedModel, rows: &[Vec<u32>]) -> Result<Vec<Record>, Diag> {
-    let failed = |e: candle_core::Error| {
-        Diag::new("plcc::run::forward-failed", "the forward pass failed").note(e.to_string())
-    };
     let inputs = Inputs::from_rows(rows, model.tokenizer.pad_id, &model.device).map_err(failed)?;
-    let (out, logits) = model.forward(&inputs).map_err(failed)?;
-    let to_rows = |t: Tensor| -> Result<Vec<Vec<f32>>, Diag> { t.to_vec2::<f32>().map_err(failed) };
-    let (embedding, logits) = match (&model.network, model.config.arch) {
-        (Network::Gpt2(m), Arch::Gpt2) => {
-            let last = pool(&out.last_hidden, &inputs.mask, Pooling::Last).map_err(failed)?;
-            (None, Some(to_rows(m.lm_logits(&last).map_err(failed)?)?))
-        }
-        _ => {
-            let mean = pool(&out.last_hidden, &inputs.mask, Pooling::Mean).map_err(failed)?;
-            (Some(to_rows(mean)?), logits.map(to_rows).transpose()?)
-        }
-    };
-    let mut embedding = embedding.map(Vec::into_iter);
-    let mut logits = logits.map(Vec::into_iter);
-    Ok((0..rows.len())
-        .map(|_| Record {
-            embedding: embedding.as_mut().and_then(Iterator::next),
-            logits: logits.as_mut().and_then(Iterator::next),
-            // Without calibrated thresholds every input runs to the last layer.
-            exit_layer: (!model.exits.is_empty()).then_some(model.config.num_layers()),
-        })
-        .collect())
+    early_exit::run(model, &inputs).map_err(failed)
+}
+
+/// The diagnostic of a failed forward pass.
+pub fn failed(e: candle_core::Error) -> Diag {
+    Diag::new("plcc::run::forward-failed", "the forward pass failed").note(e.to_string())
 }
 
 /// Runs every row in length-sorted batches; records in input order.

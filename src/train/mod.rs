@@ -521,6 +521,8 @@ pub fn snapshot(
         network: net.network.clone(),
         classifier: net.classifier.clone(),
         exits: net.exits.clone(),
+        // Evaluation runs every sample to full depth.
+        exit_policies: Vec::new(),
         tokenizer: template.tokenizer.clone(),
         device: template.device.clone(),
     })

@@ -1,0 +1,183 @@
+//! `plcc bench A --against B`: both models measured on the same inputs in
+//! one process: A is loaded and measured, then B (memory is measured at
+//! each model's first pass), then further passes alternate; a side-by-side table (or JSON) with the speed-up of A
+//! over B and the fidelity of A's outputs to B's: mean / min cosine of
+//! embeddings, argmax agreement for classifiers, top-1 next-token agreement
+//! for language models. For an artifact, B defaults to its teacher.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use candle_core::Device;
+use serde::Serialize;
+
+use super::bench::{measure, print_json, remeasure, BenchReport, BenchSetup};
+use crate::artifact::{is_artifact_dir, Artifact};
+use crate::diag::Diag;
+use crate::model::runner::Record;
+use crate::recipe::{parse_str, TeacherRef};
+
+/// Fidelity of A's outputs to B's on the bench inputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fidelity {
+    /// `embedding_cosine`, `argmax_agreement` or `top1_agreement`.
+    pub metric: String,
+    pub mean: f64,
+    pub min: f64,
+}
+
+/// The `--json` output of a two-model bench.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub model: BenchReport,
+    pub against: BenchReport,
+    /// `model` sentences/s over `against` sentences/s.
+    pub speedup: f64,
+    pub fidelity: Fidelity,
+    /// How memory was measured.
+    pub memory: &'static str,
+}
+
+const MEMORY_NOTE: &str = "rss_growth_mb: peak resident set while loading and running the model minus the resident set just before loading it (peak reset through /proc/self/clear_refs); peak_rss_mb: the process peak after that model ran";
+
+/// The teacher of the artifact `model`, when `model` is an artifact.
+pub fn default_against(model: &str) -> Result<Option<String>, Diag> {
+    let dir = Path::new(model);
+    if !dir.is_dir() || !is_artifact_dir(dir) {
+        return Ok(None);
+    }
+    let manifest = Artifact::open(dir)?.manifest;
+    let recorded = manifest.source.teacher.clone();
+    if recorded.starts_with("builtin:") {
+        return Ok(Some(recorded));
+    }
+    let mut tried = vec![PathBuf::from(&recorded)];
+    if let Some(file) = &manifest.recipe.file {
+        let base = Path::new(file).parent().unwrap_or(Path::new("."));
+        if let Ok(recipe) = parse_str(&manifest.recipe.text, base) {
+            if let TeacherRef::Dir(d) = recipe.teacher.value {
+                tried.push(d);
+            }
+        }
+    }
+    match tried.iter().find(|p| p.is_dir()) {
+        Some(p) => Ok(Some(p.display().to_string())),
+        None => Err(Diag::new(
+            "plcc::bench::teacher-not-found",
+            format!("cannot find the teacher of artifact `{model}`"),
+        )
+        .note(format!(
+            "looked for {}",
+            tried
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .note("the manifest records the teacher relative to the directory the build ran in")
+        .help(
+            "give the teacher with `--against DIR`, or measure the artifact alone with `--alone`",
+        )),
+    }
+}
+
+/// Compares A's records with B's, input by input.
+pub fn fidelity(a: &[Record], b: &[Record], lm: bool) -> Result<Fidelity, Diag> {
+    let scores: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| x.agreement(y))
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            Diag::new(
+                "plcc::bench::incomparable",
+                "the two models' outputs cannot be compared (neither logits nor embeddings of the same size)",
+            )
+            .help("compare a model with its teacher, or two models of the same task and width")
+        })?;
+    let metric = match (a.first(), lm) {
+        (_, true) => "top1_agreement",
+        (Some(r), false) if r.logits.is_some() => "argmax_agreement",
+        _ => "embedding_cosine",
+    };
+    let n = scores.len().max(1) as f64;
+    Ok(Fidelity {
+        metric: metric.into(),
+        mean: scores.iter().sum::<f64>() / n,
+        min: scores.iter().copied().fold(f64::INFINITY, f64::min),
+    })
+}
+
+pub fn run(
+    a: &str,
+    b: &str,
+    device: &Device,
+    lines: &[String],
+    setup: BenchSetup,
+    json: bool,
+) -> Result<ExitCode, Diag> {
+    let mut ma = measure(a, device, lines, setup)?;
+    let mut mb = measure(b, device, lines, setup)?;
+    for _ in 1..setup.rounds {
+        remeasure(&mut ma, lines, setup)?;
+        remeasure(&mut mb, lines, setup)?;
+    }
+    let lm = ma
+        .records
+        .first()
+        .is_some_and(|r| r.embedding.is_none() && r.logits.is_some());
+    let comparison = Comparison {
+        speedup: ma.report.sentences_per_s / mb.report.sentences_per_s.max(1e-12),
+        fidelity: fidelity(&ma.records, &mb.records, lm)?,
+        model: ma.report,
+        against: mb.report,
+        memory: MEMORY_NOTE,
+    };
+    if json {
+        print_json(&comparison)?;
+    } else {
+        print_table(&comparison);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(c: &Comparison) {
+    let (a, b) = (&c.model, &c.against);
+    println!(
+        "{} sentences ({} tokens), batch {}, {} threads, best of {} passes each",
+        a.sentences, a.tokens, a.batch_size, a.threads, a.rounds
+    );
+    println!("{:<22} {:>14} {:>14}", "", "model", "against");
+    println!("{:<22} {:>14} {:>14}", "", short(&a.model), short(&b.model));
+    let row = |name: &str, x: f64, y: f64, digits: usize| {
+        println!("{name:<22} {x:>14.digits$} {y:>14.digits$}");
+    };
+    row("sentences/s", a.sentences_per_s, b.sentences_per_s, 1);
+    row("tokens/s", a.tokens_per_s, b.tokens_per_s, 1);
+    row("batch p50 ms", a.p50_ms, b.p50_ms, 2);
+    row("batch p95 ms", a.p95_ms, b.p95_ms, 2);
+    row("RSS growth MiB", a.rss_growth_mb, b.rss_growth_mb, 1);
+    row("peak RSS MiB", a.peak_rss_mb, b.peak_rss_mb, 1);
+    let exit = |r: &BenchReport| r.avg_exit_layer.map_or("-".into(), |l| format!("{l:.2}"));
+    println!("{:<22} {:>14} {:>14}", "avg exit layer", exit(a), exit(b));
+    println!("speed-up               {:.2}x", c.speedup);
+    println!(
+        "fidelity to against    {} mean {:.4}, min {:.4}",
+        c.fidelity.metric, c.fidelity.mean, c.fidelity.min
+    );
+    println!("memory: {}", c.memory);
+}
+
+/// The last path component of a model name (the table is narrow).
+fn short(name: &str) -> String {
+    let last = Path::new(name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| name.to_string());
+    let chars: Vec<char> = last.chars().collect();
+    if chars.len() > 14 {
+        format!("…{}", chars[chars.len() - 13..].iter().collect::<String>())
+    } else {
+        last
+    }
+}

@@ -1,0 +1,130 @@
+//! `plcc calibrate ARTIFACT --data FILE --target ...`: choose exit thresholds
+//! for a target and write them into the artifact's manifest; print the
+//! threshold curve (or JSON with `--json`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::run::{select_device, set_threads};
+use super::DeviceArg;
+use crate::diag::Diag;
+use crate::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
+use crate::model::runner::read_lines;
+
+/// Rows of the printed curve (the chosen one is always shown).
+const TABLE_ROWS: usize = 12;
+
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    artifact: &Path,
+    data: &Path,
+    target: &str,
+    batch_size: usize,
+    max_len: Option<usize>,
+    device: DeviceArg,
+    threads: Option<usize>,
+    json: bool,
+    dry_run: bool,
+) -> Result<ExitCode, Diag> {
+    let target = parse_target(target)?;
+    if batch_size == 0 {
+        return Err(Diag::new(
+            "plcc::cli::bad-batch-size",
+            "--batch-size must be at least 1",
+        ));
+    }
+    if !crate::artifact::is_artifact_dir(artifact) {
+        return Err(Diag::new(
+            "plcc::calibrate::not-an-artifact",
+            format!(
+                "`{}` is not a plcc artifact (no manifest.json)",
+                artifact.display()
+            ),
+        )
+        .help("give the directory `plcc build` wrote"));
+    }
+    set_threads(threads)?;
+    let options = CalibrateOptions {
+        batch_size,
+        max_len,
+        device: select_device(device)?,
+        write: !dry_run,
+    };
+    let lines = read_lines(data)?;
+    let calibration = exits::calibrate_with(artifact, &lines, target, &options)?;
+    if json {
+        let text = serde_json::to_string_pretty(&calibration).map_err(|e| {
+            Diag::new("plcc::calibrate::output", "cannot serialise the result").note(e.to_string())
+        })?;
+        println!("{text}");
+    } else {
+        print_table(&calibration);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn setting_text(c: &Calibration, o: &Outcome) -> String {
+    match o.setting {
+        None => "off".into(),
+        Some(s) if c.criterion == crate::recipe::ExitCriterion::Patience => format!("{s:.0}"),
+        Some(s) => format!("{s:.6}"),
+    }
+}
+
+fn print_table(c: &Calibration) {
+    println!(
+        "calibrated `{}`: criterion {}, {} sentences, {} layers, exits after {:?}, target {}",
+        c.artifact.display(),
+        crate::ir::word(&c.criterion),
+        c.samples,
+        c.layers,
+        c.exit_layers,
+        describe(c.target)
+    );
+    println!(
+        "{:>10}  {:>14}  {:>13}  {:>13}  {:>12}",
+        "threshold", "avg exit layer", "est. speed-up", "mean fidelity", "min fidelity"
+    );
+    let step = c.curve.len().div_ceil(TABLE_ROWS).max(1);
+    let mut shown: Vec<&Outcome> = c.curve.iter().step_by(step).collect();
+    if let Some(last) = c.curve.last() {
+        if !shown.iter().any(|o| std::ptr::eq(*o, last)) {
+            shown.push(last);
+        }
+    }
+    let same = |a: &Outcome, b: &Outcome| a.exits_taken == b.exits_taken;
+    if !shown.iter().any(|o| same(o, &c.chosen)) {
+        shown.push(&c.chosen);
+        shown.sort_by(|a, b| b.avg_exit_layer.total_cmp(&a.avg_exit_layer));
+    }
+    shown.dedup_by(|a, b| same(a, b));
+    for o in shown {
+        let o = if same(o, &c.chosen) { &c.chosen } else { o };
+        println!(
+            "{:>10}  {:>14.2}  {:>12.2}x  {:>13.4}  {:>12.4}{}",
+            setting_text(c, o),
+            o.avg_exit_layer,
+            o.est_speedup,
+            o.fidelity,
+            o.min_fidelity,
+            if same(o, &c.chosen) {
+                "  <- chosen"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "samples leaving at each exit (then at layer {}): {:?}",
+        c.layers, c.chosen.exits_taken
+    );
+    if c.written {
+        println!(
+            "wrote threshold {} into {}",
+            setting_text(c, &c.chosen),
+            c.artifact.join(crate::artifact::MANIFEST_FILE).display()
+        );
+    } else {
+        println!("--dry-run: the manifest was not changed");
+    }
+}

@@ -1,0 +1,204 @@
+//! Per-sample early exit inside a batch. The network runs layer by layer;
+//! after each layer with an active exit, the exit head is evaluated on the
+//! rows still in the batch, the rows whose signal meets the exit's policy
+//! take that exit's output and leave, and the rest go on as a smaller dense
+//! batch (their hidden states and masks gathered with `index_select`, the
+//! sequence cut to the longest remaining row). Fewer rows and shorter rows
+//! mean fewer FLOPs in every later layer. Records come back in the order of
+//! the batch's rows, each with the layer it left at.
+//!
+//! A row that leaves at exit `k` gets exactly what exit `k`'s head computes
+//! for it in a full forward pass: padding never reaches a real token (keys
+//! are masked, BERT is post-LN per token, GPT-2 is causal), so dropping rows
+//! and trailing padding changes no real token's hidden state.
+
+use candle_core::{DType, Result, Tensor};
+
+use super::exit_rule::{signal, ExitPolicy, Track};
+use super::heads::{pool, ExitHead, Pooling};
+use super::layers::{AttentionMask, Mode};
+use super::loader::{LoadedModel, Network};
+use super::output::Inputs;
+use super::runner::Record;
+use crate::recipe::ExitHead as HeadKind;
+
+/// The rows still running and their state.
+struct Live {
+    /// Hidden states `[rows, seq, hidden]`.
+    x: Tensor,
+    /// `[rows, seq]` u32.
+    mask: Tensor,
+    attention: AttentionMask,
+    /// Batch row of each live row.
+    rows: Vec<usize>,
+    /// Real tokens of each live row.
+    lengths: Vec<usize>,
+}
+
+impl Live {
+    /// Keeps the live rows at positions `keep`, cut to the longest of them.
+    fn retain(&mut self, keep: &[usize], causal: bool) -> Result<()> {
+        let index = Tensor::from_vec(
+            keep.iter().map(|&j| j as u32).collect::<Vec<_>>(),
+            keep.len(),
+            self.x.device(),
+        )?;
+        let seq = keep.iter().map(|&j| self.lengths[j]).max().unwrap_or(1);
+        let (_, full) = self.mask.dims2()?;
+        let mut x = self.x.index_select(&index, 0)?;
+        let mut mask = self.mask.index_select(&index, 0)?;
+        if seq < full {
+            x = x.narrow(1, 0, seq)?.contiguous()?;
+            mask = mask.narrow(1, 0, seq)?.contiguous()?;
+        }
+        self.attention = AttentionMask::new(&mask, causal)?;
+        self.x = x;
+        self.mask = mask;
+        self.rows = keep.iter().map(|&j| self.rows[j]).collect();
+        self.lengths = keep.iter().map(|&j| self.lengths[j]).collect();
+        Ok(())
+    }
+}
+
+fn causal(network: &Network) -> bool {
+    matches!(network, Network::Gpt2(_))
+}
+
+fn embed(network: &Network, inputs: &Inputs) -> Result<Tensor> {
+    match network {
+        Network::Bert(m) => m.embed(inputs, Mode::Inference),
+        Network::Gpt2(m) => m.embed(inputs),
+    }
+}
+
+fn layer(network: &Network, i: usize, x: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
+    let (out, _) = match network {
+        Network::Bert(m) => m.layers[i].forward(x, mask, Mode::Inference, false)?,
+        Network::Gpt2(m) => m.blocks[i].forward(x, mask, Mode::Inference, false)?,
+    };
+    Ok(out)
+}
+
+fn num_layers(network: &Network) -> usize {
+    match network {
+        Network::Bert(m) => m.layers.len(),
+        Network::Gpt2(m) => m.blocks.len(),
+    }
+}
+
+fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    t.to_dtype(DType::F32)?.to_vec2::<f32>()
+}
+
+/// Runs one padded batch with early exit; one record per batch row, in order.
+pub fn run(model: &LoadedModel, inputs: &Inputs) -> Result<Vec<Record>> {
+    let network = &model.network;
+    let causal = causal(network);
+    let (batch, _) = inputs.mask.dims2()?;
+    let lengths: Vec<usize> = inputs
+        .mask
+        .to_dtype(DType::U32)?
+        .sum(1)?
+        .to_vec1::<u32>()?
+        .into_iter()
+        .map(|n| n as usize)
+        .collect();
+    let mut live = Live {
+        x: embed(network, inputs)?,
+        mask: inputs.mask.clone(),
+        attention: AttentionMask::new(&inputs.mask, causal)?,
+        rows: (0..batch).collect(),
+        lengths,
+    };
+    let mut records: Vec<Option<Record>> = vec![None; batch];
+    let mut tracks = vec![Track::default(); batch];
+    let active: Vec<(&ExitHead, &ExitPolicy)> = model
+        .exits
+        .iter()
+        .zip(&model.exit_policies)
+        .filter(|(_, p)| p.active())
+        .collect();
+    let layers = num_layers(network);
+    for i in 0..layers {
+        live.x = layer(network, i, &live.x, &live.attention)?;
+        for &(head, policy) in active.iter().filter(|(h, _)| h.after_layer == i + 1) {
+            let outputs = rows(&head.forward(&live.x, &live.mask)?)?;
+            let mut keep = Vec::with_capacity(outputs.len());
+            let mut leaving = Vec::new();
+            for (j, row) in outputs.into_iter().enumerate() {
+                let track = &mut tracks[live.rows[j]];
+                if signal(policy.criterion, &row, track).is_some_and(|s| policy.meets(s)) {
+                    leaving.push((j, row));
+                } else {
+                    keep.push(j);
+                }
+            }
+            if leaving.is_empty() {
+                continue;
+            }
+            let mean = match (policy.head, network) {
+                (HeadKind::Classifier, Network::Bert(_)) => {
+                    Some(rows(&pool(&live.x, &live.mask, Pooling::Mean)?)?)
+                }
+                _ => None,
+            };
+            for (j, row) in leaving {
+                let (embedding, logits) = match policy.head {
+                    HeadKind::Pooler => (Some(row), None),
+                    HeadKind::Classifier => (mean.as_ref().map(|m| m[j].clone()), Some(row)),
+                };
+                records[live.rows[j]] = Some(Record {
+                    embedding,
+                    logits,
+                    exit_layer: Some(i + 1),
+                });
+            }
+            if keep.is_empty() {
+                return Ok(records.into_iter().flatten().collect());
+            }
+            live.retain(&keep, causal)?;
+        }
+    }
+    let last = match network {
+        Network::Gpt2(m) => m.ln_f.forward(&live.x, Mode::Inference)?,
+        Network::Bert(_) => live.x,
+    };
+    for (j, record) in final_records(model, &last, &live.mask)?
+        .into_iter()
+        .enumerate()
+    {
+        records[live.rows[j]] = Some(record);
+    }
+    Ok(records.into_iter().flatten().collect())
+}
+
+/// Records of rows that ran through every layer: `x` is the final hidden
+/// state `[rows, seq, hidden]` (`ModelOutput::last_hidden`: after GPT-2's
+/// final layer norm).
+pub fn final_records(model: &LoadedModel, x: &Tensor, mask: &Tensor) -> Result<Vec<Record>> {
+    let exit_layer = (!model.exits.is_empty()).then_some(model.config.num_layers());
+    let (embedding, logits) = match &model.network {
+        Network::Gpt2(m) => {
+            let last = pool(x, mask, Pooling::Last)?;
+            (None, Some(rows(&m.lm_logits(&last)?)?))
+        }
+        Network::Bert(_) => {
+            let mean = rows(&pool(x, mask, Pooling::Mean)?)?;
+            let logits = match &model.classifier {
+                Some(c) => Some(rows(&c.forward(x, mask)?)?),
+                None => None,
+            };
+            (Some(mean), logits)
+        }
+    };
+    let n = embedding.as_ref().or(logits.as_ref()).map_or(0, Vec::len);
+    let mut embedding = embedding.map(Vec::into_iter);
+    let mut logits = logits.map(Vec::into_iter);
+    Ok((0..n)
+        .map(|_| Record {
+            embedding: embedding.as_mut().and_then(Iterator::next),
+            logits: logits.as_mut().and_then(Iterator::next),
+            exit_layer,
+        })
+        .collect())
+}
