@@ -5,6 +5,12 @@
 //! steps and at the end of each stage; resumption that reaches the same
 //! weights as an unbroken run; and an evaluation of the student after each
 //! stage.
+//!
+//! With the environment variable `PLCC_DUMP_BATCHES=PATH` set, every
+//! micro-batch a stage trains on is appended to `PATH` as one JSON line
+//! `{"stage", "step", "micro", "ids"}` (`step` 1-based, `ids` the unpadded
+//! token id rows), so that another trainer can replay exactly the same
+//! batches (`scripts/train_pytorch.py`).
 
 pub mod batches;
 pub mod checkpoint;
@@ -16,6 +22,7 @@ pub mod progress;
 pub mod student_net;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -296,6 +303,7 @@ pub fn run_stage(
     let has_task_head = net.classifier.is_some();
     let with_types = net.config.type_vocab_size > 0;
     let bar = progress::stage_bar(&plan.name, total, start, session.quiet);
+    let mut dump = batch_dump()?;
     let started = Instant::now();
     let seconds_before = totals.seconds;
     for step in start..total {
@@ -309,6 +317,16 @@ pub fn run_stage(
             let idx = stream.get(step * accumulate + micro);
             let rows: Vec<Encoded> = idx.iter().map(|&i| encoded[i].clone()).collect();
             step_tokens += rows.iter().map(|r| r.0.len()).sum::<usize>();
+            if let Some((path, file)) = dump.as_mut() {
+                let line = serde_json::json!({
+                    "stage": plan.name,
+                    "step": step + 1,
+                    "micro": micro,
+                    "ids": rows.iter().map(|r| &r.0).collect::<Vec<_>>(),
+                });
+                file.write_all(format!("{line}\n").as_bytes())
+                    .map_err(|e| Diag::io("plcc::io::write", "write", path, &e))?;
+            }
             let inputs = batch_inputs(&rows, job.pad_id, with_types, &session.device)?;
             let label_tensor = if idx.iter().all(|&i| labels[i].is_some())
                 && matches!(task, Task::Classification { .. })
@@ -432,6 +450,19 @@ pub fn run_stage(
     totals.seconds = seconds_before + started.elapsed().as_secs_f64();
     session.resume_from = None;
     Ok(totals)
+}
+
+/// The file named by `PLCC_DUMP_BATCHES`, opened for appending, if set.
+fn batch_dump() -> Result<Option<(PathBuf, std::fs::File)>, Diag> {
+    let Some(path) = std::env::var_os("PLCC_DUMP_BATCHES").map(PathBuf::from) else {
+        return Ok(None);
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| Diag::io("plcc::io::write", "open", &path, &e))?;
+    Ok(Some((path, file)))
 }
 
 /// Records a finished stage (with its evaluation) and checkpoints it.
