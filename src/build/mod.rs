@@ -224,8 +224,8 @@ pub fn build(
     notes.extend(packed.notes.clone());
     if !packed.activation_quant.is_empty() {
         notes.push(format!(
-            "{} activation quantizers are recorded in the manifest; fidelity was measured \
-             without fake-quantizing activations",
+            "{} modules quantize their input activations; fidelity was measured on the \
+             loaded artifact, with them",
             packed.activation_quant.len()
         ));
     }

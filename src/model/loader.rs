@@ -71,28 +71,49 @@ impl Network {
         })
     }
 
+    /// Every layer's linear modules with their checkpoint names
+    /// (`encoder.layer.0.attention.self.query`, `h.0.attn.c_attn`).
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        match self {
+            Network::Bert(m) => m
+                .layers
+                .iter_mut()
+                .enumerate()
+                .flat_map(|(i, l)| {
+                    [
+                        ("attention.self.query", &mut l.query),
+                        ("attention.self.key", &mut l.key),
+                        ("attention.self.value", &mut l.value),
+                        ("attention.output.dense", &mut l.attn_out),
+                        ("intermediate.dense", &mut l.ffn_in),
+                        ("output.dense", &mut l.ffn_out),
+                    ]
+                    .map(|(name, lin)| (format!("encoder.layer.{i}.{name}"), lin))
+                })
+                .collect(),
+            Network::Gpt2(m) => m
+                .blocks
+                .iter_mut()
+                .enumerate()
+                .flat_map(|(i, b)| {
+                    [
+                        ("attn.c_attn", &mut b.qkv),
+                        ("attn.c_proj", &mut b.attn_out),
+                        ("mlp.c_fc", &mut b.ffn_in),
+                        ("mlp.c_proj", &mut b.ffn_out),
+                    ]
+                    .map(|(name, lin)| (format!("h.{i}.{name}"), lin))
+                })
+                .collect(),
+        }
+    }
+
     /// Packs every layer's float weights for the fast inference kernel (the
     /// network must not be trained afterwards).
     pub fn prepare_inference(&mut self) -> CResult<()> {
-        match self {
-            Network::Bert(m) => m.layers.iter_mut().try_for_each(|l| {
-                [
-                    &mut l.query,
-                    &mut l.key,
-                    &mut l.value,
-                    &mut l.attn_out,
-                    &mut l.ffn_in,
-                    &mut l.ffn_out,
-                ]
-                .into_iter()
-                .try_for_each(Linear::prepare_inference)
-            }),
-            Network::Gpt2(m) => m.blocks.iter_mut().try_for_each(|b| {
-                [&mut b.qkv, &mut b.attn_out, &mut b.ffn_in, &mut b.ffn_out]
-                    .into_iter()
-                    .try_for_each(Linear::prepare_inference)
-            }),
-        }
+        self.linears_mut()
+            .into_iter()
+            .try_for_each(|(_, l)| l.prepare_inference())
     }
 
     pub fn forward(

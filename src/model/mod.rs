@@ -12,6 +12,7 @@ pub mod heads;
 pub mod kernels;
 pub mod layers;
 pub mod linear;
+pub mod linear_kernel;
 pub mod loader;
 pub mod output;
 pub mod runner;
