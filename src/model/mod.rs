@@ -6,6 +6,7 @@ pub mod bert;
 pub mod builtin;
 pub mod config;
 pub mod from_artifact;
+pub mod fused;
 pub mod gemm;
 pub mod gpt2;
 pub mod heads;
