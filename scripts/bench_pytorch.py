@@ -7,12 +7,17 @@ Usage (from the repository root; needs torch and sentence-transformers):
     python3 scripts/bench_pytorch.py --model models/all-MiniLM-L6-v2 \\
         --input benches/corpus/sentences-en.txt --threads 2 --batch-size 32 \\
         [--repeat 3] [--warmup-batches 3] [--max-len N] [--quantize-dynamic]
+        [--sort-by-length]
 
 The input file holds one sentence per line. Sentences are encoded in file order,
 `--batch-size` at a time; one `encode` call per batch is timed. After a warm-up of
 `--warmup-batches` batches, the whole file is encoded `--repeat` times.
+`--sort-by-length` first orders the sentences by token count, longest first,
+so that each batch holds sentences of similar length (as `plcc bench` batches).
 `--quantize-dynamic` replaces every nn.Linear by its dynamic int8 version
-(torch.ao.quantization.quantize_dynamic) before timing.
+(`torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
+dtype=torch.qint8)`: int8 weights, activations quantized per batch at run
+time, int8 GEMM by fbgemm) before timing.
 
 Prints one JSON object on stdout with the keys `plcc bench --json` uses:
 sentences_per_s, tokens_per_s (non-padding tokens, [CLS]/[SEP] included, after
@@ -41,6 +46,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup-batches", type=int, default=3)
     parser.add_argument("--max-len", type=int, default=None, help="truncate to this many tokens")
     parser.add_argument("--quantize-dynamic", action="store_true", help="int8 dynamic Linear")
+    parser.add_argument(
+        "--sort-by-length", action="store_true", help="batch sentences of similar token count"
+    )
     args = parser.parse_args()
     if args.batch_size < 1 or args.repeat < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--batch-size, --repeat and --threads must be at least 1")
@@ -84,9 +92,13 @@ def main() -> None:
             warnings.simplefilter("ignore")
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
-    batches = [sentences[i : i + args.batch_size] for i in range(0, len(sentences), args.batch_size)]
     tokenizer = model.tokenizer
     max_len = model.max_seq_length
+    if args.sort_by_length:
+        lengths = [len(ids) for ids in tokenizer(sentences, truncation=True, max_length=max_len)["input_ids"]]
+        order = sorted(range(len(sentences)), key=lambda i: -lengths[i])
+        sentences = [sentences[i] for i in order]
+    batches = [sentences[i : i + args.batch_size] for i in range(0, len(sentences), args.batch_size)]
     tokens_per_pass = sum(
         len(ids)
         for batch in batches
@@ -117,6 +129,7 @@ def main() -> None:
         "torch": torch.__version__,
         "model": args.model,
         "quantized": "dynamic-int8-linear" if args.quantize_dynamic else None,
+        "sorted_by_length": args.sort_by_length,
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
         "max_len": max_len,

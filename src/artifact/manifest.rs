@@ -75,7 +75,7 @@ pub enum Storage {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ActivationQuant {
     pub bits: u8,
     pub symmetric: bool,

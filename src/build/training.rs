@@ -62,6 +62,7 @@ pub fn pretrain(
                 Task::CausalLm,
                 &teacher.tensors,
                 &BTreeMap::new(),
+                &BTreeMap::new(),
                 &[],
                 &session.device,
             )
@@ -102,6 +103,7 @@ pub struct DistillInputs<'a> {
     pub teacher: &'a Teacher,
     pub teacher_model: &'a LoadedModel,
     pub weight_quant: &'a BTreeMap<String, WeightQuant>,
+    pub activation_quant: &'a BTreeMap<String, crate::artifact::ActivationQuant>,
     pub exit_records: &'a [ExitRecord],
     pub datasets: &'a BTreeMap<String, Vec<Example>>,
     pub eval_name: &'a str,
@@ -130,6 +132,7 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         task,
         &d.student.tensors,
         d.weight_quant,
+        d.activation_quant,
         d.exit_records,
         &session.device,
     )

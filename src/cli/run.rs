@@ -36,7 +36,16 @@ pub fn open_model_and_inputs(
 /// Sets the CPU thread count for candle and gemm (both read
 /// `RAYON_NUM_THREADS` when their pools start, so this must run before any
 /// tensor work).
+///
+/// candle's element-wise operations run on a second pool of their own
+/// (`CANDLE_NUM_THREADS`) whose idle workers spin; next to rayon's pool it
+/// oversubscribes the cores, and measured on 2 cores it made a small model
+/// about 3x slower. plcc's inference kernels run on rayon, so candle's pool
+/// is kept to the calling thread unless `CANDLE_NUM_THREADS` is set.
 pub fn set_threads(threads: Option<usize>) -> Result<(), Diag> {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
+    }
     if let Some(n) = threads {
         if n == 0 {
             return Err(Diag::new(
@@ -45,7 +54,6 @@ pub fn set_threads(threads: Option<usize>) -> Result<(), Diag> {
             ));
         }
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
         // gemm runs on rayon's global pool: size it before anything uses it.
         candle_core::utils::init_global_threadpool();
     }

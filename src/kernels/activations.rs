@@ -162,19 +162,20 @@ unsafe fn quantize_bytes_avx512(row: &[f32], dst: *mut u8, flip: u8) -> f32 {
             (1u16 << (n - i)) - 1
         }
     };
-    let sign = _mm512_set1_ps(-0.0);
+    // Only AVX-512F intrinsics, so that every one inlines into this function.
     let mut maxv = _mm512_setzero_ps();
     let mut i = 0;
     while i < n {
         let v = _mm512_maskz_loadu_ps(mask_at(i), row.as_ptr().add(i));
         // A NaN first operand yields the second: NaN is ignored.
-        maxv = _mm512_max_ps(_mm512_andnot_ps(sign, v), maxv);
+        maxv = _mm512_max_ps(_mm512_abs_ps(v), maxv);
         i += 16;
     }
     let (scale, inv) = scale_and_inverse(_mm512_reduce_max_ps(maxv));
     let invv = _mm512_set1_ps(inv);
     let (lo, hi) = (_mm512_set1_epi32(-127), _mm512_set1_epi32(127));
-    let flipv = _mm_set1_epi8(flip as i8);
+    // The flip applies to the low byte, the one the truncating store keeps.
+    let flipv = _mm512_set1_epi32(flip as i32);
     let mut i = 0;
     while i < n {
         let mask = mask_at(i);
@@ -182,8 +183,7 @@ unsafe fn quantize_bytes_avx512(row: &[f32], dst: *mut u8, flip: u8) -> f32 {
         let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(p, p);
         let q = _mm512_maskz_mov_epi32(ordered, _mm512_cvtps_epi32(p));
         let q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
-        let bytes = _mm_xor_si128(_mm512_cvtepi32_epi8(q), flipv);
-        _mm_mask_storeu_epi8(dst.add(i) as *mut i8, mask, bytes);
+        _mm512_mask_cvtepi32_storeu_epi8(dst.add(i) as *mut i8, mask, _mm512_xor_si512(q, flipv));
         i += 16;
     }
     scale

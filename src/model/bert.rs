@@ -78,11 +78,11 @@ impl BertLayer {
         )?;
         let x = self
             .attn_norm
-            .forward(&(self.attn_out.forward(&ctx)? + x)?, mode)?;
+            .forward_residual(&self.attn_out.forward(&ctx)?, x, mode)?;
         let f = activate(&self.ffn_in.forward(&x)?, self.activation, mode)?;
         let out = self
             .ffn_norm
-            .forward(&(self.ffn_out.forward(&f)? + &x)?, mode)?;
+            .forward_residual(&self.ffn_out.forward(&f)?, &x, mode)?;
         Ok((out, probs))
     }
 }

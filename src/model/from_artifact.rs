@@ -1,7 +1,18 @@
 //! Loading a plcc artifact directory (`Artifact::open` validates it) into a
-//! runnable `LoadedModel`: packed weights are dequantized to f32, the
-//! student's per-layer shapes come from the manifest, and the task head and
-//! exit heads are rebuilt from their stored tensors.
+//! runnable `LoadedModel`: the student's per-layer shapes come from the
+//! manifest, and the task head and exit heads are rebuilt from their stored
+//! tensors.
+//!
+//! Linear weights stored packed in a form the integer kernels take (binary,
+//! ternary, symmetric 2/4/8-bit with one scale per row or per tensor) run on
+//! those kernels (`crate::kernels`), which quantize each input token to int8.
+//! Packed weights the kernels do not take (asymmetric, or one scale per group
+//! within a row) are dequantized to f32 and run on the float kernel, as float
+//! weights do. A module with an activation quantizer in the manifest has its
+//! input quantized that way, so what runs (and the build's fidelity, measured
+//! on the loaded artifact) includes activation quantization.
+//! [`LoadOptions::dequantized`] loads every weight as f32 without any
+//! activation quantization instead (a reference to compare the kernels with).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,7 +25,7 @@ use super::heads::{ExitHead as ModelExitHead, Pooling};
 use super::linear::Linear;
 use super::loader::{LoadedModel, Network};
 use super::tokenizer::TextTokenizer;
-use crate::artifact::{Artifact, ExitRecord};
+use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, WEIGHTS_FILE};
 use crate::build::teacher::flip_conv1d;
 use crate::diag::Diag;
 use crate::recipe::{self, ExitHead, Task};
@@ -42,6 +53,58 @@ pub fn artifact_tensors(
     flip_conv1d(artifact.manifest.config.arch, &mut tensors)
         .map_err(|e| load_failed(&artifact.dir, e))?;
     Ok(tensors)
+}
+
+/// How an artifact's weights run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Packed weights on the integer kernels and activation quantizers
+    /// applied; otherwise every weight dequantized to f32 and no activation
+    /// quantization.
+    pub kernels: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { kernels: true }
+    }
+}
+
+impl LoadOptions {
+    /// Every weight as f32, no activation quantization.
+    pub fn dequantized() -> Self {
+        LoadOptions { kernels: false }
+    }
+}
+
+/// Sets up the linear module `name` for inference as the manifest says: the
+/// integer kernel for a supported packed weight, its activation quantizer,
+/// and the float kernel otherwise.
+fn prepare_linear(
+    artifact: &Artifact,
+    name: &str,
+    lin: &mut Linear,
+    options: LoadOptions,
+) -> Result<(), Diag> {
+    if options.kernels {
+        let weight = format!("{name}.weight");
+        if let Some(record) = artifact.manifest.weights.get(&weight) {
+            if matches!(record.storage, Storage::Packed { .. }) {
+                let path = artifact.dir.join(WEIGHTS_FILE);
+                let stored =
+                    crate::artifact::read_weight(&artifact.tensors, &weight, record, &path)?;
+                if let StoredWeight::Packed(q) = stored {
+                    // Unsupported forms keep their dequantized f32 weight.
+                    let _ = lin.use_packed(&q);
+                }
+            }
+        }
+        if let Some(q) = artifact.manifest.activation_quant.get(name) {
+            lin.quantize_inputs(*q);
+        }
+    }
+    lin.prepare_inference()
+        .map_err(|e| load_failed(&artifact.dir, e))
 }
 
 fn linear(tensors: &HashMap<String, Tensor>, name: &str) -> Option<Linear> {
@@ -102,14 +165,26 @@ pub fn heads_from_tensors(
     Ok((classifier, exits))
 }
 
-/// Loads the artifact in `dir` onto `device`.
+/// Loads the artifact in `dir` onto `device`, packed weights on the kernels.
 pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
+    load_artifact_with(dir, device, LoadOptions::default())
+}
+
+/// Loads the artifact in `dir` onto `device` as `options` say.
+pub fn load_artifact_with(
+    dir: &Path,
+    device: &Device,
+    options: LoadOptions,
+) -> Result<LoadedModel, Diag> {
     let artifact = Artifact::open(dir)?;
     let config = artifact.manifest.config.clone();
     let tensors = artifact_tensors(&artifact, device)?;
     let vb = VarBuilder::from_backend(Box::new(tensors.clone()), DType::F32, device.clone());
-    let network = Network::load(vb, &config).map_err(|e| load_failed(dir, e))?;
-    let (classifier, exits) = heads_from_tensors(
+    let mut network = Network::load(vb, &config).map_err(|e| load_failed(dir, e))?;
+    for (name, lin) in network.linears_mut() {
+        prepare_linear(&artifact, &name, lin, options)?;
+    }
+    let (mut classifier, mut exits) = heads_from_tensors(
         &tensors,
         &network,
         artifact.manifest.task,
@@ -117,6 +192,17 @@ pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
         config.num_layers(),
     )
     .map_err(|e| load_failed(dir, e))?;
+    if let Some(head) = classifier.as_mut() {
+        prepare_head(&artifact, head, "pooler.dense", "classifier", options)?;
+    }
+    for (head, record) in exits.iter_mut().zip(&artifact.manifest.exits) {
+        let name = format!("exit.{}", record.after);
+        let (pooler, out) = match record.head {
+            ExitHead::Pooler => (String::new(), format!("{name}.dense")),
+            ExitHead::Classifier => (format!("{name}.dense"), format!("{name}.classifier")),
+        };
+        prepare_head(&artifact, head, &pooler, &out, options)?;
+    }
     let exit_policies = artifact
         .manifest
         .exits
@@ -134,6 +220,23 @@ pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
         tokenizer,
         device: device.clone(),
     })
+}
+
+/// Prepares a head's pooler (module `pooler`) and classifier (module `out`).
+fn prepare_head(
+    artifact: &Artifact,
+    head: &mut ModelExitHead,
+    pooler: &str,
+    out: &str,
+    options: LoadOptions,
+) -> Result<(), Diag> {
+    if let Some(p) = head.pooler.as_mut() {
+        prepare_linear(artifact, pooler, p, options)?;
+    }
+    if let Some(c) = head.classifier.as_mut() {
+        prepare_linear(artifact, out, c, options)?;
+    }
+    Ok(())
 }
 
 /// The policy of one manifest exit; a criterion that reads class

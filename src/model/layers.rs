@@ -36,10 +36,32 @@ impl LayerNorm {
         })
     }
 
+    /// `LN(x + residual)`, fused into one pass for inference on the CPU.
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor, mode: Mode) -> Result<Tensor> {
+        if mode == Mode::Inference {
+            let fused = super::fused::add_layer_norm(
+                x,
+                Some(residual),
+                &self.weight,
+                &self.bias,
+                self.eps,
+            )?;
+            if let Some(y) = fused {
+                return Ok(y);
+            }
+        }
+        self.forward(&(x + residual)?, mode)
+    }
+
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         match mode {
             Mode::Inference => {
-                candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps as f32)
+                match super::fused::add_layer_norm(x, None, &self.weight, &self.bias, self.eps)? {
+                    Some(y) => Ok(y),
+                    None => {
+                        candle_nn::ops::layer_norm(x, &self.weight, &self.bias, self.eps as f32)
+                    }
+                }
             }
             Mode::Training => {
                 let mean = x.mean_keepdim(D::Minus1)?;

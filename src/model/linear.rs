@@ -2,6 +2,10 @@
 //! weight is used as `w + (q(w) - w).detach()` (the straight-through
 //! estimator): the forward sees the quantized values, the gradient reaches the
 //! float weight unchanged. Quantizers plug in through the `Quantizer` trait.
+//!
+//! For inference a layer may also carry a [`LinearKernel`] (its weight packed
+//! for a fast CPU kernel: f32, or the integer kernel of a packed artifact
+//! weight) and an input quantizer (an artifact's activation quantization).
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -10,6 +14,10 @@ use candle_core::{DType, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use super::gemm::{self, PackedWeight};
+use super::linear_kernel::{is_per_token_int8, quantize_input, LinearKernel, PER_TOKEN_INT8};
+use crate::artifact::ActivationQuant;
+use crate::kernels::{KernelError, PackedLinear};
+use crate::quant::Quantized;
 
 /// Maps a float weight `[out, in]` to its quantized-then-dequantized values
 /// (same shape, f32). Implementations: binary, ternary, int-b, learned scales.
@@ -73,9 +81,12 @@ pub enum LinearWeight {
 pub struct Linear {
     pub weight: LinearWeight,
     pub bias: Option<Tensor>,
-    /// A packed snapshot of a float weight for the fast CPU kernel
-    /// (`prepare_inference`); dropped when the weight changes state.
-    packed: Option<Arc<PackedWeight>>,
+    /// A packed snapshot of the weight for a fast CPU kernel
+    /// (`prepare_inference`, `use_packed`); dropped when the weight changes
+    /// state.
+    kernel: Option<Arc<LinearKernel>>,
+    /// How the input is quantized before the product (`quantize_inputs`).
+    input_quant: Option<ActivationQuant>,
 }
 
 impl Linear {
@@ -93,7 +104,8 @@ impl Linear {
         Ok(Linear {
             weight: LinearWeight::Float(weight),
             bias: Some(bias),
-            packed: None,
+            kernel: None,
+            input_quant: None,
         })
     }
 
@@ -111,7 +123,8 @@ impl Linear {
         Ok(Linear {
             weight: LinearWeight::Float(weight.t()?.contiguous()?),
             bias: Some(bias),
-            packed: None,
+            kernel: None,
+            input_quant: None,
         })
     }
 
@@ -119,7 +132,8 @@ impl Linear {
         Linear {
             weight: LinearWeight::Float(weight),
             bias,
-            packed: None,
+            kernel: None,
+            input_quant: None,
         }
     }
 
@@ -139,24 +153,64 @@ impl Linear {
     pub fn fake_quantize(&mut self, quantizer: Arc<dyn Quantizer>) {
         let weight = self.float_weight().clone();
         self.weight = LinearWeight::FakeQuant { weight, quantizer };
-        self.packed = None;
+        self.kernel = None;
     }
 
     /// Packs a float CPU weight for the fast inference kernel (where the CPU
-    /// has one). The packed copy is a snapshot: call this only on weights
-    /// that will not be trained afterwards.
+    /// has one and no kernel is set yet). The packed copy is a snapshot: call
+    /// this only on weights that will not be trained afterwards.
     pub fn prepare_inference(&mut self) -> Result<()> {
         let LinearWeight::Float(w) = &self.weight else {
             return Ok(());
         };
-        if !w.device().is_cpu() || w.dtype() != DType::F32 || !gemm::available() {
+        if self.kernel.is_some()
+            || !w.device().is_cpu()
+            || w.dtype() != DType::F32
+            || !gemm::available()
+        {
             return Ok(());
         }
         let (n, k) = w.dims2()?;
         let data = w.flatten_all()?.to_vec1::<f32>()?;
         let bias = self.bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
-        self.packed = PackedWeight::new(&data, bias.as_deref(), n, k).map(Arc::new);
+        self.kernel =
+            PackedWeight::new(&data, bias.as_deref(), n, k).map(|p| Arc::new(LinearKernel::F32(p)));
         Ok(())
+    }
+
+    /// Runs the layer through the integer kernel on `q`, the quantized form
+    /// of its (float, dequantized) weight: inputs are then quantized to int8
+    /// per token. An error (asymmetric weights, scales per group, a bias of
+    /// the wrong length) leaves the layer unchanged.
+    pub fn use_packed(&mut self, q: &Quantized) -> std::result::Result<(), KernelError> {
+        let bias = match &self.bias {
+            Some(b) => Some(
+                b.to_dtype(DType::F32)
+                    .and_then(|b| b.to_vec1::<f32>())
+                    .map_err(|e| KernelError::Malformed(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let packed = PackedLinear::new(q, bias)?;
+        self.kernel = Some(Arc::new(LinearKernel::Int8(packed)));
+        Ok(())
+    }
+
+    /// Quantizes the input as `q` says before every product (inference).
+    pub fn quantize_inputs(&mut self, q: ActivationQuant) {
+        self.input_quant = Some(q);
+    }
+
+    /// The kernel the layer runs on, if any.
+    pub fn kernel(&self) -> Option<&LinearKernel> {
+        self.kernel.as_deref()
+    }
+
+    /// How the input is quantized: as set by `quantize_inputs`, else per
+    /// token to int8 when the integer kernel is attached.
+    pub fn input_quant(&self) -> Option<ActivationQuant> {
+        let int8 = self.kernel.as_deref().is_some_and(LinearKernel::is_int8);
+        self.input_quant.or(int8.then_some(PER_TOKEN_INT8))
     }
 
     /// The weight the forward pass multiplies by.
@@ -167,20 +221,36 @@ impl Linear {
         }
     }
 
-    /// `x` `[..., in]` → `[..., out]`.
+    /// `x` `[..., in]` → `[..., out]`. With an input quantizer the input is
+    /// quantized first (by the integer kernel itself when it does exactly
+    /// that, else fake-quantized in f32 before the float product).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let quant = self.input_quant();
+        if let Some(k) = self.kernel.as_deref().filter(|k| k.is_int8()) {
+            if quant.as_ref().is_some_and(is_per_token_int8) {
+                if let Some(y) = k.forward(x)? {
+                    return Ok(y);
+                }
+            }
+        }
+        let x = match &quant {
+            // While training, the quantized input passes the gradient
+            // straight through to the float input.
+            Some(q) if x.track_op() => {
+                let qx = quantize_input(&x.detach(), q)?;
+                (x + (qx - x)?.detach())?
+            }
+            Some(q) => quantize_input(x, q)?,
+            None => x.clone(),
+        };
+        if let Some(k) = self.kernel.as_deref().filter(|k| !k.is_int8()) {
+            if let Some(y) = k.forward(&x)? {
+                return Ok(y);
+            }
+        }
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);
-        if let Some(p) = &self.packed {
-            if x.device().is_cpu() && x.dtype() == DType::F32 && p.k == in_dim {
-                let data = x.flatten_all()?.to_vec1::<f32>()?;
-                let mut out_dims = dims.to_vec();
-                let last = out_dims.len() - 1;
-                out_dims[last] = p.n;
-                return Tensor::from_vec(p.matmul(&data, rows), out_dims, x.device());
-            }
-        }
         let w = self.effective_weight()?;
         let flat = x.reshape((rows, in_dim))?;
         let y = flat.matmul(&w.t()?)?;

@@ -72,33 +72,41 @@ impl Network {
         })
     }
 
-    /// Every linear layer of the network with its checkpoint module name
-    /// (`encoder.layer.0.attention.self.query`, `h.0.attn.c_attn`, ...).
+    /// Every layer's linear modules with their checkpoint names
+    /// (`encoder.layer.0.attention.self.query`, `h.0.attn.c_attn`).
     pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
-        let mut out = Vec::new();
         match self {
-            Network::Bert(m) => {
-                for (i, l) in m.layers.iter_mut().enumerate() {
-                    let p = format!("encoder.layer.{i}.");
-                    out.push((format!("{p}attention.self.query"), &mut l.query));
-                    out.push((format!("{p}attention.self.key"), &mut l.key));
-                    out.push((format!("{p}attention.self.value"), &mut l.value));
-                    out.push((format!("{p}attention.output.dense"), &mut l.attn_out));
-                    out.push((format!("{p}intermediate.dense"), &mut l.ffn_in));
-                    out.push((format!("{p}output.dense"), &mut l.ffn_out));
-                }
-            }
-            Network::Gpt2(m) => {
-                for (i, b) in m.blocks.iter_mut().enumerate() {
-                    let p = format!("h.{i}.");
-                    out.push((format!("{p}attn.c_attn"), &mut b.qkv));
-                    out.push((format!("{p}attn.c_proj"), &mut b.attn_out));
-                    out.push((format!("{p}mlp.c_fc"), &mut b.ffn_in));
-                    out.push((format!("{p}mlp.c_proj"), &mut b.ffn_out));
-                }
-            }
+            Network::Bert(m) => m
+                .layers
+                .iter_mut()
+                .enumerate()
+                .flat_map(|(i, l)| {
+                    [
+                        ("attention.self.query", &mut l.query),
+                        ("attention.self.key", &mut l.key),
+                        ("attention.self.value", &mut l.value),
+                        ("attention.output.dense", &mut l.attn_out),
+                        ("intermediate.dense", &mut l.ffn_in),
+                        ("output.dense", &mut l.ffn_out),
+                    ]
+                    .map(|(name, lin)| (format!("encoder.layer.{i}.{name}"), lin))
+                })
+                .collect(),
+            Network::Gpt2(m) => m
+                .blocks
+                .iter_mut()
+                .enumerate()
+                .flat_map(|(i, b)| {
+                    [
+                        ("attn.c_attn", &mut b.qkv),
+                        ("attn.c_proj", &mut b.attn_out),
+                        ("mlp.c_fc", &mut b.ffn_in),
+                        ("mlp.c_proj", &mut b.ffn_out),
+                    ]
+                    .map(|(name, lin)| (format!("h.{i}.{name}"), lin))
+                })
+                .collect(),
         }
-        out
     }
 
     /// The token embedding and its module name (`embeddings.word_embeddings`, `wte`).

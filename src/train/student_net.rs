@@ -1,7 +1,8 @@
 //! The model being trained: a network whose every tensor is a trainable
 //! variable, with fake-quantized linear layers and embeddings where the
 //! program places weight quantizers, learned clipping scales as variables of
-//! their own, and the task head and exit heads. `export` turns the variables
+//! their own, inputs fake-quantized per token where the program places
+//! activation quantizers, and the task head and exit heads. `export` turns the variables
 //! back into the float tensors and learned scales the packer stores.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +13,7 @@ use candle_nn::VarBuilder;
 
 use super::fake_quant::{initial_scales, LearnedScaleQuantizer, SpecQuantizer};
 use super::optim::{decays, Param};
-use crate::artifact::ExitRecord;
+use crate::artifact::{ActivationQuant, ExitRecord};
 use crate::build::teacher::{is_conv1d, Tensors};
 use crate::ir::WeightQuant;
 use crate::model::from_artifact::heads_from_tensors;
@@ -61,6 +62,7 @@ impl TrainableNet {
         task: Task,
         tensors: &Tensors,
         quant: &BTreeMap<String, WeightQuant>,
+        activations: &BTreeMap<String, ActivationQuant>,
         exit_records: &[ExitRecord],
         device: &Device,
     ) -> std::result::Result<Self, String> {
@@ -115,6 +117,9 @@ impl TrainableNet {
             for (name, lin) in network.linears_mut() {
                 if let Some(p) = placed.get(&name) {
                     lin.fake_quantize(p.quantizer());
+                }
+                if let Some(a) = activations.get(&name) {
+                    lin.quantize_inputs(*a);
                 }
             }
             let (emb_name, _) = network.word_embeddings_mut();

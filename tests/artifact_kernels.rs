@@ -1,0 +1,151 @@
+//! Artifacts with packed weights run on the integer kernels: every packed
+//! encoder linear of a built tiny-bert gets the int8 kernel, and the loaded
+//! model's outputs equal the dequantized-f32 model's once that model also
+//! quantizes the linears' inputs per token to int8 (what the kernel does);
+//! without that input quantization they differ by a small, bounded amount.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use candle_core::Device;
+use plcc::model::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
+use plcc::model::linear_kernel::PER_TOKEN_INT8;
+use plcc::model::{runner, LoadedModel};
+
+const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\n";
+
+const LINES: &[&str] = &[
+    "the compiler reads a recipe and writes a smaller model",
+    "hi",
+    "rain is expected across the northern valleys by thursday afternoon",
+    "why does the cache miss rate triple when the batch size doubles",
+    "numbers like 3 and 42",
+];
+
+/// Builds the tiny-bert embedding model with `quantize` blocks and returns
+/// the artifact directory.
+fn build(name: &str, quantize: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("plcc-kernels-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/sentences.txt"), SENTENCES).unwrap();
+    let recipe = format!(
+        "teacher: \"builtin:tiny-bert\"\ntask: embedding\npooling: mean\neval: sentences\n\
+         keep_layers: [0, 2]\n\ndata sentences \"data/sentences.txt\" {{}}\n\n{quantize}"
+    );
+    let path = dir.join("recipe.pc");
+    std::fs::write(&path, recipe).unwrap();
+    let out = dir.join("artifact");
+    let o = Command::new(env!("CARGO_BIN_EXE_plcc"))
+        .args(["build", path.to_str().unwrap(), "--max-steps", "0", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn embeddings(model: &LoadedModel) -> Vec<Vec<f32>> {
+    let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
+    let rows = runner::tokenize(model, &lines, None).unwrap();
+    runner::run_all(model, &rows, 2)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.embedding.unwrap())
+        .collect()
+}
+
+fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn max_abs(a: &[Vec<f32>]) -> f32 {
+    a.iter().flatten().map(|x| x.abs()).fold(0.0, f32::max)
+}
+
+/// Loads `dir` three ways and checks the kernels against the references.
+fn check(dir: &Path, quantized_inputs_in_manifest: bool) {
+    let mut kernels = load_artifact(dir, &Device::Cpu).unwrap();
+    for (name, lin) in kernels.network.linears_mut() {
+        assert!(
+            lin.kernel().is_some_and(|k| k.is_int8()),
+            "{name} is not on the integer kernel"
+        );
+        assert_eq!(lin.input_quant(), Some(PER_TOKEN_INT8), "{name}");
+    }
+    let reference = load_artifact_with(dir, &Device::Cpu, LoadOptions::dequantized()).unwrap();
+    let mut emulated = reference.clone();
+    for (name, lin) in emulated.network.linears_mut() {
+        assert!(lin.kernel().is_none_or(|k| !k.is_int8()), "{name}");
+        lin.quantize_inputs(PER_TOKEN_INT8);
+    }
+    let (k, r, e) = (
+        embeddings(&kernels),
+        embeddings(&reference),
+        embeddings(&emulated),
+    );
+    let scale = max_abs(&r);
+    // The kernel is exact in integers; only f32 rounding of the scales differs.
+    let exact = max_diff(&k, &e);
+    assert!(
+        exact <= 1e-4 * scale,
+        "kernel vs emulated: {exact} (scale {scale})"
+    );
+    // Quantizing activations to 127 levels per token moves outputs a little.
+    let act = max_diff(&k, &r);
+    assert!(
+        act > exact,
+        "activation quantization changed nothing: {act}"
+    );
+    assert!(act <= 0.005 * scale, "kernel vs f32: {act} (scale {scale})");
+    let fidelity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    let notes = fidelity["notes"].to_string();
+    assert_eq!(
+        notes.contains("quantize their input activations"),
+        quantized_inputs_in_manifest,
+        "{notes}"
+    );
+}
+
+#[test]
+fn int8_weights_and_activations_run_on_the_integer_kernel() {
+    let dir = build(
+        "int8",
+        "quantize weights \"encoder.layer.*\" {\n    bits: 8\n}\n\n\
+         quantize activations \"encoder.layer.*\" {\n    bits: 8\n}\n",
+    );
+    check(&dir, true);
+}
+
+#[test]
+fn ternary_weights_run_on_the_integer_kernel() {
+    let dir = build(
+        "ternary",
+        "quantize weights \"encoder.layer.*\" {\n    bits: ternary\n}\n",
+    );
+    check(&dir, false);
+}
+
+#[test]
+fn group_scales_fall_back_to_f32_with_the_recorded_activation_quantizer() {
+    let dir = build(
+        "group",
+        "quantize weights \"encoder.layer.*\" {\n    bits: 4\n    granularity: group\n    group: 16\n}\n\n\
+         quantize activations \"encoder.layer.*.intermediate.dense\" {\n    bits: 4\n}\n",
+    );
+    let mut model = load_artifact(&dir, &Device::Cpu).unwrap();
+    for (name, lin) in model.network.linears_mut() {
+        assert!(lin.kernel().is_none_or(|k| !k.is_int8()), "{name}");
+        let quantized = lin.input_quant().is_some();
+        assert_eq!(quantized, name.ends_with("intermediate.dense"), "{name}");
+    }
+    let reference = load_artifact_with(&dir, &Device::Cpu, LoadOptions::dequantized()).unwrap();
+    let (a, b) = (embeddings(&model), embeddings(&reference));
+    assert!(max_diff(&a, &b) > 0.0);
+    assert!(max_diff(&a, &b) <= 0.2 * max_abs(&b));
+}
