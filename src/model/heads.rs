@@ -76,8 +76,12 @@ pub fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> 
     match pooling {
         Pooling::First => hidden.narrow(1, 0, 1)?.squeeze(1),
         Pooling::Mean => {
-            if let Some(mean) = super::fused::masked_mean(hidden, mask)? {
-                return Ok(mean);
+            // The fused kernel has no backward pass: only for tensors
+            // that need no gradient.
+            if !hidden.track_op() {
+                if let Some(mean) = super::fused::masked_mean(hidden, mask)? {
+                    return Ok(mean);
+                }
             }
             let m = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
             let summed = hidden.broadcast_mul(&m)?.sum(1)?;
@@ -115,4 +119,23 @@ pub fn run_exits(
             ),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn mean_pooling_passes_gradients_to_a_trained_input() {
+        let dev = Device::Cpu;
+        let h = Var::from_tensor(&Tensor::ones((2, 3, 4), DType::F32, &dev).unwrap()).unwrap();
+        let mask = Tensor::new(&[[1u32, 1, 0], [1, 0, 0]], &dev).unwrap();
+        let pooled = pool(h.as_tensor(), &mask, Pooling::Mean).unwrap();
+        let grads = pooled.sum_all().unwrap().backward().unwrap();
+        let g: Vec<Vec<Vec<f32>>> = grads.get(h.as_tensor()).unwrap().to_vec3().unwrap();
+        assert_eq!(g[0][0][0], 0.5);
+        assert_eq!(g[1][0][0], 1.0);
+        assert_eq!(g[1][1][0], 0.0);
+    }
 }

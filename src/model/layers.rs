@@ -38,7 +38,7 @@ impl LayerNorm {
 
     /// `LN(x + residual)`, fused into one pass for inference on the CPU.
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor, mode: Mode) -> Result<Tensor> {
-        if mode == Mode::Inference {
+        if mode == Mode::Inference && !x.track_op() && !residual.track_op() {
             let fused = super::fused::add_layer_norm(
                 x,
                 Some(residual),
