@@ -66,10 +66,7 @@ impl Report {
         let mut s = format!("# plcc build report: {}\n\n", self.recipe);
         s.push_str("| | teacher | student | ratio |\n|---|---:|---:|---:|\n");
         let row = |name: &str, t: u64, st: u64| {
-            format!(
-                "| {name} | {t} | {st} | {:.2}x |\n",
-                t as f64 / st.max(1) as f64
-            )
+            format!("| {name} | {t} | {st} | {} |\n", ratio_text(t, st))
         };
         s.push_str(&row("parameters", self.teacher.params, self.student.params));
         for part in ["embeddings", "encoder", "heads"] {
@@ -202,4 +199,13 @@ pub fn params_by_part<'a>(
         *out.entry(part_of(name).to_string()).or_insert(0) += n as u64;
     }
     out
+}
+
+/// `teacher / student` as `12.34x`, or `-` when the student has none.
+pub fn ratio_text(teacher: u64, student: u64) -> String {
+    if student == 0 {
+        "-".into()
+    } else {
+        format!("{:.2}x", teacher as f64 / student as f64)
+    }
 }

@@ -37,7 +37,7 @@ pub fn run(
     for n in &r.notes {
         eprintln!("note: {n}");
     }
-    let ratio = |t: u64, s: u64| t as f64 / s.max(1) as f64;
+    let ratio = |t: u64, s: u64| crate::build::report::ratio_text(t, s);
     println!(
         "{:<22} {:>14} {:>14} {:>8}",
         "", "teacher", "student", "ratio"
@@ -51,7 +51,7 @@ pub fn run(
             r.student.flops_per_token,
         ),
     ] {
-        println!("{name:<22} {t:>14} {s:>14} {:>7.2}x", ratio(t, s));
+        println!("{name:<22} {t:>14} {s:>14} {:>8}", ratio(t, s));
     }
     for part in ["embeddings", "encoder", "heads"] {
         let get = |m: &std::collections::BTreeMap<String, u64>| m.get(part).copied().unwrap_or(0);
@@ -60,7 +60,7 @@ pub fn run(
             get(&r.student.params_by_part),
         );
         println!(
-            "  {:<20} {t:>14} {s:>14} {:>7.2}x",
+            "  {:<20} {t:>14} {s:>14} {:>8}",
             format!("{part} params"),
             ratio(t, s)
         );
