@@ -5,6 +5,7 @@
 pub mod bert;
 pub mod builtin;
 pub mod config;
+pub mod fastmath;
 pub mod from_artifact;
 pub mod fused;
 pub mod gemm;
