@@ -139,6 +139,9 @@ pub fn load_artifact_with(
     for (name, lin) in network.linears_mut() {
         prepare_linear(&artifact, &name, lin, options)?;
     }
+    network
+        .fuse_projections()
+        .map_err(|e| load_failed(dir, e))?;
     let layers = config.num_layers();
     let classifier = match linear(&artifact, &tensors, "classifier", options)? {
         Some(c) => Some(ExitHead {
