@@ -3,6 +3,7 @@
 //! model's outputs equal the dequantized-f32 model's once that model also
 //! quantizes the linears' inputs per token to int8 (what the kernel does);
 //! without that input quantization they differ by a small, bounded amount.
+//! Query, key and value joined into one product give the same outputs.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,7 +11,7 @@ use std::process::Command;
 use candle_core::Device;
 use plcc::model::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
 use plcc::model::linear_kernel::PER_TOKEN_INT8;
-use plcc::model::{runner, LoadedModel};
+use plcc::model::{runner, LoadedModel, Network};
 
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\n";
 
@@ -70,6 +71,15 @@ fn max_abs(a: &[Vec<f32>]) -> f32 {
 /// Loads `dir` three ways and checks the kernels against the references.
 fn check(dir: &Path, quantized_inputs_in_manifest: bool) {
     let mut kernels = load_artifact(dir, &Device::Cpu).unwrap();
+    let Network::Bert(bert) = &kernels.network else {
+        panic!("tiny-bert is a BERT")
+    };
+    assert!(bert.layers.iter().all(|l| l
+        .qkv
+        .as_ref()
+        .is_some_and(|j| j.kernel().is_some_and(|k| k.is_int8()))));
+    let joined = embeddings(&kernels);
+    // Handing out the linears drops the joined query / key / value product.
     for (name, lin) in kernels.network.linears_mut() {
         assert!(
             lin.kernel().is_some_and(|k| k.is_int8()),
@@ -89,6 +99,7 @@ fn check(dir: &Path, quantized_inputs_in_manifest: bool) {
         embeddings(&emulated),
     );
     let scale = max_abs(&r);
+    assert!(max_diff(&joined, &k) <= 1e-6 * scale, "joined q/k/v differ");
     // The kernel is exact in integers; only f32 rounding of the scales differs.
     let exact = max_diff(&k, &e);
     assert!(

@@ -36,6 +36,21 @@ impl PackedLinear {
         })
     }
 
+    /// A layer on integer weights already packed (for instance the rows of
+    /// several layers joined).
+    pub fn from_integer_weights(
+        weights: IntegerWeights,
+        bias: Option<Vec<f32>>,
+    ) -> Result<Self, KernelError> {
+        match &bias {
+            Some(b) if b.len() != weights.n => Err(KernelError::BiasLength {
+                expected: weights.n,
+                found: b.len(),
+            }),
+            _ => Ok(PackedLinear { weights, bias }),
+        }
+    }
+
     /// Packs binary, ternary or 2-bit `q` as 2-bit codes decoded in
     /// registers by the AVX-512 kernel; `None` for other widths or CPUs.
     pub fn with_codes2(q: &Quantized, bias: Option<Vec<f32>>) -> Result<Option<Self>, KernelError> {

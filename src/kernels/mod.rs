@@ -36,8 +36,8 @@
 //! levels (`{−1,0,1}`, `{−3,−1,1,3}`, `{−1,1}`, `[−7,7]`) in the int8 panel
 //! layout ([`integer_weights`]); the artifact keeps the compact codes.
 //! A kernel that decodes 2-bit codes in registers also exists
-//! ([`integer_weights_codes2`], AVX-512 VBMI: `vpmovzxwq` + `vpmultishiftqb`
-//! + `vpshufb` per 64 weights, see `x86::avx512::tile_codes2`). It is exact
+//! ([`integer_weights_codes2`], AVX-512 VBMI: `vpmovzxwq`, `vpmultishiftqb`
+//! and `vpshufb` per 64 weights, see `x86::avx512::tile_codes2`). It is exact
 //! but measured slower on the MiniLM shapes (m = 1536, Sapphire Rapids, e.g.
 //! 1.9 ms vs 1.5 ms for 384×384 and 11.3 vs 9.6 ms for 384×1536 on one
 //! thread, `cargo bench --bench kernels`): for batched input the product is

@@ -3,13 +3,14 @@
 //! counts, head widths and FFN widths come from `ModelConfig::layers`.
 //! Tensor names are Hugging Face's (`embeddings.*`, `encoder.layer.{i}.*`).
 
-use candle_core::{Result, Tensor};
+use candle_core::{Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use super::config::{Activation, LayerShape, ModelConfig};
 use super::heads::{run_exits, ExitHead};
 use super::layers::{activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode};
 use super::linear::Linear;
+use super::linear_kernel::join_outputs;
 use super::output::{ForwardOptions, Inputs, ModelOutput};
 
 /// One encoder layer.
@@ -28,6 +29,9 @@ pub struct BertLayer {
     pub ffn_out: Linear,
     pub ffn_norm: LayerNorm,
     pub activation: Activation,
+    /// Query, key and value joined into one product for inference
+    /// (`fuse_projections`, a snapshot of their kernels).
+    pub qkv: Option<Linear>,
 }
 
 impl BertLayer {
@@ -50,7 +54,36 @@ impl BertLayer {
             ffn_out: Linear::load(vb.pp("output").pp("dense"), shape.ffn, h)?,
             ffn_norm: LayerNorm::load(vb.pp("output").pp("LayerNorm"), h, eps)?,
             activation: cfg.activation,
+            qkv: None,
         })
+    }
+
+    /// Joins the query, key and value projections into one inference
+    /// product where their kernels allow (`join_outputs`); call it after
+    /// their kernels are set, and again after changing them.
+    pub fn fuse_projections(&mut self) -> Result<()> {
+        self.qkv = join_outputs(&[&self.query, &self.key, &self.value])?;
+        Ok(())
+    }
+
+    /// The query, key and value projections of `x`.
+    fn project(&self, x: &Tensor, mode: Mode) -> Result<(Tensor, Tensor, Tensor)> {
+        match (&self.qkv, mode) {
+            (Some(qkv), Mode::Inference) => {
+                let inner = self.shape.heads * self.shape.head_dim;
+                let y = qkv.forward(x)?;
+                Ok((
+                    y.narrow(D::Minus1, 0, inner)?,
+                    y.narrow(D::Minus1, inner, inner)?,
+                    y.narrow(D::Minus1, 2 * inner, inner)?,
+                ))
+            }
+            _ => Ok((
+                self.query.forward(x)?,
+                self.key.forward(x)?,
+                self.value.forward(x)?,
+            )),
+        }
     }
 
     /// `x` `[batch, seq, hidden]` → (output, attention probabilities if kept).
@@ -61,11 +94,7 @@ impl BertLayer {
         mode: Mode,
         keep_probs: bool,
     ) -> Result<(Tensor, Option<Tensor>)> {
-        let (q, k, v) = (
-            self.query.forward(x)?,
-            self.key.forward(x)?,
-            self.value.forward(x)?,
-        );
+        let (q, k, v) = self.project(x, mode)?;
         let (ctx, probs) = multi_head_attention(
             &q,
             &k,

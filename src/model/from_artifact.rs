@@ -184,6 +184,9 @@ pub fn load_artifact_with(
     for (name, lin) in network.linears_mut() {
         prepare_linear(&artifact, &name, lin, options)?;
     }
+    network
+        .fuse_projections()
+        .map_err(|e| load_failed(dir, e))?;
     let (mut classifier, mut exits) = heads_from_tensors(
         &tensors,
         &network,

@@ -238,9 +238,10 @@ impl CustomOp1 for MaskedMean {
 
 /// The mean of `hidden` `[batch, seq, h]` over the tokens where `mask`
 /// `[batch, seq]` is nonzero (weighted by the mask), as `[batch, h]`; `None`
-/// where the fused kernel does not apply (not f32 on the CPU).
+/// where the fused kernel does not apply (not f32 on the CPU, or a gradient
+/// flows through `hidden`).
 pub fn masked_mean(hidden: &Tensor, mask: &Tensor) -> Result<Option<Tensor>> {
-    if !hidden.device().is_cpu() || hidden.dtype() != DType::F32 {
+    if !hidden.device().is_cpu() || hidden.dtype() != DType::F32 || hidden.track_op() {
         return Ok(None);
     }
     let (b, s, _) = hidden.dims3()?;
@@ -315,5 +316,12 @@ mod tests {
         assert!(max_diff(&want, &got) < 1e-6);
         let via_pool = pool(&hidden, &mask, Pooling::Mean).unwrap();
         assert!(max_diff(&want, &via_pool) < 1e-6);
+        // With a gradient to carry, pooling stays differentiable.
+        let v = candle_core::Var::from_tensor(&hidden).unwrap();
+        let loss = pool(v.as_tensor(), &mask, Pooling::Mean)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        assert!(loss.backward().unwrap().get(v.as_tensor()).is_some());
     }
 }

@@ -62,7 +62,7 @@ impl ExitHead {
     pub fn forward(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let mut x = pool(hidden, mask, self.pooling)?;
         if let Some(p) = &self.pooler {
-            x = p.forward(&x)?.tanh()?;
+            x = super::kernels::tanh(&p.forward(&x)?)?;
         }
         if let Some(c) = &self.classifier {
             x = c.forward(&x)?;

@@ -196,6 +196,11 @@ impl Linear {
         Ok(())
     }
 
+    /// Sets the kernel the layer runs on (a snapshot of its weight).
+    pub(crate) fn set_kernel(&mut self, kernel: LinearKernel) {
+        self.kernel = Some(Arc::new(kernel));
+    }
+
     /// Quantizes the input as `q` says before every product (inference).
     pub fn quantize_inputs(&mut self, q: ActivationQuant) {
         self.input_quant = Some(q);

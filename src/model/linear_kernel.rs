@@ -6,6 +6,7 @@
 //!   symmetric 2/4/8-bit, one scale per row or per tensor) for the integer
 //!   GEMM of `crate::kernels`, which quantizes every input row (token) to int8
 //!   with its own scale on the fly.
+//! - [`join_outputs`]: several linears of one input as one product.
 //! - [`quantize_input`]: the fake quantization (quantize, then dequantize in
 //!   f32) of a layer's input as an artifact's activation quantizer describes
 //!   it, with the same quantizer the weights use (`crate::quant`).
@@ -13,8 +14,9 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 
 use super::gemm::PackedWeight;
+use super::linear::Linear;
 use crate::artifact::ActivationQuant;
-use crate::kernels::PackedLinear;
+use crate::kernels::{IntegerWeights, PackedLinear};
 use crate::quant::{dequantize, quantize, QuantSpec};
 use crate::recipe::{Bits, Granularity, ScaleMethod};
 
@@ -92,6 +94,71 @@ impl CustomOp1 for LinearKernel {
         }
         Ok((CpuStorage::F32(y), Shape::from(dims)))
     }
+}
+
+/// One inference layer computing the outputs of `parts` (linears of the same
+/// input) side by side: their rows joined, on the same kind of kernel, with
+/// the same input quantization, so the input is read (and quantized) once.
+/// `None` when the parts differ in kernel kind, input quantization or input
+/// width, or have no kernel.
+pub fn join_outputs(parts: &[&Linear]) -> Result<Option<Linear>> {
+    let Some(first) = parts.first() else {
+        return Ok(None);
+    };
+    let quant = first.input_quant();
+    let kernels: Option<Vec<&LinearKernel>> = parts.iter().map(|p| p.kernel()).collect();
+    let Some(kernels) = kernels else {
+        return Ok(None);
+    };
+    let k = kernels[0].in_features();
+    if parts.iter().any(|p| p.input_quant() != quant)
+        || kernels.iter().any(|kl| kl.in_features() != k)
+    {
+        return Ok(None);
+    }
+    let weights: Vec<Tensor> = parts.iter().map(|p| p.float_weight().clone()).collect();
+    let weight = Tensor::cat(&weights, 0)?;
+    let biases = parts
+        .iter()
+        .zip(&kernels)
+        .map(|(p, kl)| match &p.bias {
+            Some(b) => Ok(b.clone()),
+            None => Tensor::zeros(kl.out_features(), DType::F32, weight.device()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bias = Tensor::cat(&biases, 0)?;
+    let mut joined = Linear::from_weights(weight, Some(bias.clone()));
+    if let Some(q) = quant {
+        joined.quantize_inputs(q);
+    }
+    let int8: Option<Vec<&PackedLinear>> = kernels
+        .iter()
+        .map(|kl| match kl {
+            LinearKernel::Int8(p) => Some(p),
+            LinearKernel::F32(_) => None,
+        })
+        .collect();
+    match int8 {
+        Some(packed) => {
+            let level = packed[0].level();
+            if packed.iter().any(|p| p.level() != level) {
+                return Ok(None);
+            }
+            let n = packed.iter().map(|p| p.out_features()).sum();
+            let values: Vec<i8> = packed.iter().flat_map(|p| p.weights().values()).collect();
+            let scales = packed
+                .iter()
+                .flat_map(|p| p.weights().scales.iter().copied())
+                .collect();
+            let weights = IntegerWeights::new(&values, n, k, scales, level);
+            let joined_kernel = PackedLinear::from_integer_weights(weights, Some(bias.to_vec1()?))
+                .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+            joined.set_kernel(LinearKernel::Int8(joined_kernel));
+        }
+        None if kernels.iter().all(|kl| !kl.is_int8()) => joined.prepare_inference()?,
+        None => return Ok(None),
+    }
+    Ok(joined.kernel().is_some().then_some(joined))
 }
 
 /// `x` `[.., in]` quantized as `q` says and mapped back to f32: per token

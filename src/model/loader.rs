@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Result as CResult, Tensor};
 use candle_nn::VarBuilder;
 
-use super::bert::BertModel;
+use super::bert::{BertLayer, BertModel};
 use super::config::{Arch, ModelConfig};
 use super::exit_rule::ExitPolicy;
 use super::gpt2::Gpt2Model;
@@ -73,7 +73,9 @@ impl Network {
     }
 
     /// Every layer's linear modules with their checkpoint names
-    /// (`encoder.layer.0.attention.self.query`, `h.0.attn.c_attn`).
+    /// (`encoder.layer.0.attention.self.query`, `h.0.attn.c_attn`). As the
+    /// caller may change them, joined projections are dropped
+    /// (`fuse_projections` joins them again).
     pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         match self {
             Network::Bert(m) => m
@@ -81,6 +83,7 @@ impl Network {
                 .iter_mut()
                 .enumerate()
                 .flat_map(|(i, l)| {
+                    l.qkv = None;
                     [
                         ("attention.self.query", &mut l.query),
                         ("attention.self.key", &mut l.key),
@@ -122,7 +125,21 @@ impl Network {
     pub fn prepare_inference(&mut self) -> CResult<()> {
         self.linears_mut()
             .into_iter()
-            .try_for_each(|(_, l)| l.prepare_inference())
+            .try_for_each(|(_, l)| l.prepare_inference())?;
+        self.fuse_projections()
+    }
+
+    /// Joins each layer's separate query, key and value projections into one
+    /// inference product where their kernels allow (BERT; GPT-2's are one
+    /// module already).
+    pub fn fuse_projections(&mut self) -> CResult<()> {
+        match self {
+            Network::Bert(m) => m
+                .layers
+                .iter_mut()
+                .try_for_each(BertLayer::fuse_projections),
+            Network::Gpt2(_) => Ok(()),
+        }
     }
 
     pub fn forward(

@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod config;
 pub mod early_exit;
 pub mod exit_rule;
+pub mod fastmath;
 pub mod from_artifact;
 pub mod fused;
 pub mod gemm;
