@@ -179,9 +179,13 @@ pub fn measure(
                         .ids
                         .narrow(1, 1, seq - 1)
                         .and_then(|x| x.unsqueeze(2))
+                        .and_then(|x| x.contiguous())
                         .map_err(tensor_error)?;
                     let stats = |x: &Tensor| -> Result<NextTokenStats, Diag> {
-                        let head = x.narrow(1, 0, seq - 1).map_err(tensor_error)?;
+                        let head = x
+                            .narrow(1, 0, seq - 1)
+                            .and_then(|h| h.contiguous())
+                            .map_err(tensor_error)?;
                         let lp = head
                             .gather(&next, 2)
                             .and_then(|g| g.squeeze(2))

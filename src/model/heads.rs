@@ -76,8 +76,11 @@ pub fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> 
     match pooling {
         Pooling::First => hidden.narrow(1, 0, 1)?.squeeze(1),
         Pooling::Mean => {
-            if let Some(mean) = super::fused::masked_mean(hidden, mask)? {
-                return Ok(mean);
+            // The fused kernel records no gradient: only for untracked input.
+            if !hidden.track_op() {
+                if let Some(mean) = super::fused::masked_mean(hidden, mask)? {
+                    return Ok(mean);
+                }
             }
             let m = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
             let summed = hidden.broadcast_mul(&m)?.sum(1)?;
