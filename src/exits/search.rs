@@ -188,3 +188,71 @@ pub fn choose(outcomes: &[Outcome], target: CalibrationTarget) -> Option<&Outcom
             }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(setting: f64, avg: f64, speedup: f64, fidelity: f64) -> Outcome {
+        Outcome {
+            setting: Some(setting),
+            avg_exit_layer: avg,
+            est_speedup: speedup,
+            fidelity,
+            min_fidelity: fidelity,
+            exits_taken: Vec::new(),
+        }
+    }
+
+    fn observations(signals: &[&[Option<f64>]]) -> Vec<Observation> {
+        signals
+            .iter()
+            .map(|s| Observation {
+                tokens: 8,
+                signals: s.to_vec(),
+                fidelity: vec![0.9; s.len()],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn choose_meets_each_kind_of_target() {
+        let curve = [
+            outcome(0.99, 6.0, 1.0, 1.0),
+            outcome(0.95, 4.5, 1.3, 0.97),
+            outcome(0.90, 3.2, 1.8, 0.9),
+            outcome(0.80, 2.0, 2.9, 0.8),
+        ];
+        let pick = |t| choose(&curve, t).map(|o| o.setting);
+        assert_eq!(pick(CalibrationTarget::AvgExitLayer(4.0)), Some(Some(0.90)));
+        assert_eq!(pick(CalibrationTarget::AvgExitLayer(1.5)), None);
+        assert_eq!(pick(CalibrationTarget::Speedup(1.5)), Some(Some(0.90)));
+        assert_eq!(pick(CalibrationTarget::Speedup(3.0)), None);
+        assert_eq!(
+            pick(CalibrationTarget::MaxFidelityLoss(0.05)),
+            Some(Some(0.95))
+        );
+    }
+
+    #[test]
+    fn candidates_run_strict_to_loose_and_margins_keep_the_outcome() {
+        let obs = observations(&[&[None, Some(0.5), Some(0.9)], &[None, Some(0.7), Some(0.8)]]);
+        let sim = candidates(&obs, ExitCriterion::Similarity, 3, 100);
+        assert_eq!(sim, vec![None, Some(0.9), Some(0.8), Some(0.7), Some(0.5)]);
+        let ent = candidates(&obs, ExitCriterion::Entropy, 3, 100);
+        assert_eq!(ent[1], Some(0.5));
+        let pat = candidates(&obs, ExitCriterion::Patience, 3, 100);
+        assert_eq!(pat, vec![None, Some(3.0), Some(2.0), Some(1.0)]);
+        assert_eq!(candidates(&obs, ExitCriterion::Similarity, 3, 2).len(), 4);
+        // Halfway to the next looser signal; the loosest stays as it is.
+        let m = with_margin(&obs, ExitCriterion::Similarity, Some(0.8)).unwrap();
+        assert!((m - 0.75).abs() < 1e-12);
+        assert_eq!(
+            with_margin(&obs, ExitCriterion::Similarity, Some(0.5)),
+            Some(0.5)
+        );
+        let e = with_margin(&obs, ExitCriterion::Entropy, Some(0.7)).unwrap();
+        assert!((e - 0.75).abs() < 1e-12);
+        assert_eq!(with_margin(&obs, ExitCriterion::Entropy, None), None);
+    }
+}
