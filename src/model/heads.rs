@@ -1,8 +1,8 @@
 //! Heads that read a hidden state: pooling over tokens, and the exit head (a
 //! pooler and/or a linear classifier placed after any layer). A Hugging Face
 //! `BertForSequenceClassification` head is an exit head after the last layer
-//! with tensors `pooler.dense.*` and `classifier.*`; plcc's own exits use
-//! `exits.{i}.pooler.*` and `exits.{i}.classifier.*`.
+//! with tensors `pooler.dense.*` and `classifier.*`; plcc's own exits after
+//! layer `l` use `exit.{l}.dense.*` and `exit.{l}.classifier.*`.
 
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
