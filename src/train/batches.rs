@@ -94,12 +94,17 @@ impl BatchStream {
     /// The example indices of global micro-batch `k`.
     pub fn get(&mut self, k: usize) -> Vec<usize> {
         let epoch = k / self.per_epoch;
-        if self.cached.as_ref().map(|c| c.0) != Some(epoch) {
-            let batches = epoch_batches(&self.lengths, self.batch_size, self.seed, epoch);
-            self.cached = Some((epoch, batches));
+        match &self.cached {
+            Some((e, batches)) if *e == epoch => {
+                batches.get(k % self.per_epoch).cloned().unwrap_or_default()
+            }
+            _ => {
+                let batches = epoch_batches(&self.lengths, self.batch_size, self.seed, epoch);
+                let batch = batches.get(k % self.per_epoch).cloned().unwrap_or_default();
+                self.cached = Some((epoch, batches));
+                batch
+            }
         }
-        let batches = &self.cached.as_ref().map(|c| &c.1).expect("cached above");
-        batches[k % self.per_epoch].clone()
     }
 }
 
