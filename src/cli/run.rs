@@ -39,8 +39,8 @@ pub fn open_model_and_inputs(
 ///
 /// candle's element-wise operations run on a second pool of their own
 /// (`CANDLE_NUM_THREADS`) whose idle workers spin; next to rayon's pool it
-/// oversubscribes the cores, and measured on 2 cores it made a small model
-/// about 3x slower. plcc's inference kernels run on rayon, so candle's pool
+/// oversubscribes the cores (measured on 2 cores: up to 3x slower for a
+/// small model). plcc's inference kernels run on rayon, so candle's pool
 /// is kept to the calling thread unless `CANDLE_NUM_THREADS` is set.
 pub fn set_threads(threads: Option<usize>) -> Result<(), Diag> {
     if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
