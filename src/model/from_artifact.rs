@@ -28,7 +28,7 @@ use super::tokenizer::TextTokenizer;
 use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, WEIGHTS_FILE};
 use crate::build::teacher::flip_conv1d;
 use crate::diag::Diag;
-use crate::recipe::{self, ExitHead, Task};
+use crate::recipe::{ExitHead, Task};
 
 fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {
     Diag::new(
@@ -134,14 +134,7 @@ pub fn heads_from_tensors(
         pooler: linear(tensors, "pooler.dense"),
         classifier: Some(c),
     });
-    let pooling = match task {
-        Task::Embedding {
-            pooling: recipe::Pooling::Cls,
-        } => Pooling::First,
-        Task::Embedding { .. } => Pooling::Mean,
-        Task::Classification { .. } => Pooling::First,
-        Task::CausalLm => Pooling::Last,
-    };
+    let pooling = Pooling::of_task(task);
     let mut exits = Vec::new();
     for record in records {
         let name = format!("exit.{}", record.after);

@@ -20,6 +20,22 @@ pub enum Pooling {
     Last,
 }
 
+impl Pooling {
+    /// How a task's heads pool: `[CLS]` for classifiers and CLS-pooled
+    /// embeddings, the mean for other embeddings, the last token for LMs.
+    pub fn of_task(task: crate::recipe::Task) -> Pooling {
+        use crate::recipe::{self, Task};
+        match task {
+            Task::Embedding {
+                pooling: recipe::Pooling::Cls,
+            } => Pooling::First,
+            Task::Embedding { .. } => Pooling::Mean,
+            Task::Classification { .. } => Pooling::First,
+            Task::CausalLm => Pooling::Last,
+        }
+    }
+}
+
 /// A head after layer `after_layer` (0 = embeddings, `L` = the last layer).
 #[derive(Debug, Clone)]
 pub struct ExitHead {

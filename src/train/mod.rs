@@ -34,7 +34,7 @@ use crate::build::report::StageEval;
 use crate::diag::Diag;
 use crate::ir::{LossPlanKind, StagePlan};
 use crate::model::{ForwardOptions, LoadedModel, Mode, Pooling};
-use crate::recipe::{self, StageLength, Task};
+use crate::recipe::{StageLength, Task};
 use checkpoint::{Meta, Progress, StageTotals};
 use log::{LossLog, StepRecord};
 use losses::{loss_term, LossInputs, LossState};
@@ -168,17 +168,6 @@ pub struct StageJob<'a> {
     pub kept_heads: BTreeMap<usize, Vec<usize>>,
     pub pad_id: u32,
     pub tokenizer: &'a crate::model::TextTokenizer,
-}
-
-fn pooling_of(task: Task) -> Pooling {
-    match task {
-        Task::Embedding {
-            pooling: recipe::Pooling::Cls,
-        } => Pooling::First,
-        Task::Embedding { .. } => Pooling::Mean,
-        Task::Classification { .. } => Pooling::First,
-        Task::CausalLm => Pooling::Last,
-    }
 }
 
 /// Optimizer steps of a stage with `micro_per_epoch` micro-batches per epoch.
@@ -359,7 +348,7 @@ pub fn run_stage(
                 mask: &inputs.mask,
                 labels: label_tensor.as_ref(),
                 ids: &inputs.ids,
-                pooling: pooling_of(task),
+                pooling: Pooling::of_task(task),
                 student: &s_out,
                 teacher: t_out.as_ref(),
                 n_exits,
@@ -480,11 +469,7 @@ pub fn finish_stage(
     session.meta.progress.stage_name = totals.name.clone();
     session.meta.progress.step = totals.steps;
     session.meta.progress.stage_done = true;
-    let params = net.params();
-    let mut state = BTreeMap::new();
-    for p in &params {
-        state.insert(format!("param.{}", p.name), p.var.as_tensor().clone());
-    }
+    let state = param_state(&net.params());
     checkpoint::save(
         &session.dir.join("checkpoints"),
         &session.meta,
@@ -501,10 +486,7 @@ fn save(
     state: &LossState,
     totals: &StageTotals,
 ) -> Result<(), Diag> {
-    let mut tensors = BTreeMap::new();
-    for p in params {
-        tensors.insert(format!("param.{}", p.name), p.var.as_tensor().clone());
-    }
+    let mut tensors = param_state(params);
     for (k, v) in opt.state() {
         tensors.insert(format!("opt.{k}"), v);
     }
@@ -524,6 +506,14 @@ fn save(
         session.teacher_tensors.as_ref(),
     )?;
     Ok(())
+}
+
+/// The parameters as checkpoint tensors (`param.NAME`).
+fn param_state(params: &[Param]) -> BTreeMap<String, Tensor> {
+    params
+        .iter()
+        .map(|p| (format!("param.{}", p.name), p.var.as_tensor().clone()))
+        .collect()
 }
 
 /// Restores a finished stage's parameters from the resumed checkpoint into `net`.
