@@ -29,9 +29,8 @@ use crate::artifact::{
 };
 use crate::compile_recipe;
 use crate::diag::Diag;
+use crate::model::from_artifact::classifier_head;
 use crate::model::from_artifact::load_artifact;
-use crate::model::heads::{ExitHead, Pooling};
-use crate::model::linear::Linear;
 use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::{load, Task};
 use crate::train::Session;
@@ -149,20 +148,7 @@ pub fn build(
     // A classification teacher without a head is compared through the
     // student's initial head (copied from the teacher's when it has one).
     if labels.is_some() && teacher_model.classifier.is_none() {
-        let lin = |name: &str| {
-            student.tensors.get(&format!("{name}.weight")).map(|w| {
-                Linear::from_weights(
-                    w.clone(),
-                    student.tensors.get(&format!("{name}.bias")).cloned(),
-                )
-            })
-        };
-        teacher_model.classifier = Some(ExitHead {
-            after_layer: teacher.config.num_layers(),
-            pooling: Pooling::First,
-            pooler: lin("pooler.dense"),
-            classifier: lin("classifier"),
-        });
+        teacher_model.classifier = classifier_head(&student.tensors, teacher.config.num_layers());
     }
     let exit_records = exit_records(&program);
     let (weight_quant, activation_quant) = pack::placed_quantizers(&program, &student.module_names);

@@ -13,11 +13,10 @@ use candle_nn::{Init, VarBuilder};
 
 use crate::artifact::{sha256_hex, RawTensor, TensorSet};
 use crate::diag::Diag;
+use crate::model::from_artifact::classifier_head;
 use crate::model::loader::{anchor_tensor, Network};
 use crate::model::weights::{load_error, Checkpoint, SeededWeights};
-use crate::model::{
-    builtin, Arch, ExitHead, Linear, LoadedModel, ModelConfig, Pooling, TextTokenizer,
-};
+use crate::model::{builtin, Arch, LoadedModel, ModelConfig, TextTokenizer};
 use crate::recipe::TeacherRef;
 
 /// Named f32 tensors (no model prefix), linear weights `[out, in]`.
@@ -224,17 +223,7 @@ impl Teacher {
         let vb = VarBuilder::from_backend(Box::new(tensors), DType::F32, device.clone());
         let mut network = Network::load(vb, &self.config).map_err(tensor_error)?;
         network.prepare_inference().map_err(tensor_error)?;
-        let lin = |name: &str| {
-            self.extra.get(&format!("{name}.weight")).map(|w| {
-                Linear::from_weights(w.clone(), self.extra.get(&format!("{name}.bias")).cloned())
-            })
-        };
-        let classifier = lin("classifier").map(|c| ExitHead {
-            after_layer: self.config.num_layers(),
-            pooling: Pooling::First,
-            pooler: lin("pooler.dense"),
-            classifier: Some(c),
-        });
+        let classifier = classifier_head(&self.extra, self.config.num_layers());
         Ok(LoadedModel {
             name: self.source.clone(),
             config: self.config.clone(),

@@ -115,6 +115,18 @@ fn linear(tensors: &HashMap<String, Tensor>, name: &str) -> Option<Linear> {
     ))
 }
 
+/// A sequence-classification head after layer `layers` from `tensors`
+/// (`classifier.*` and, when present, the tanh pooler `pooler.dense.*`, as
+/// Hugging Face's `BertForSequenceClassification`); `None` without `classifier.weight`.
+pub fn classifier_head(tensors: &HashMap<String, Tensor>, layers: usize) -> Option<ModelExitHead> {
+    linear(tensors, "classifier").map(|c| ModelExitHead {
+        after_layer: layers,
+        pooling: Pooling::First,
+        pooler: linear(tensors, "pooler.dense"),
+        classifier: Some(c),
+    })
+}
+
 /// The task head and exit heads stored in `tensors` (runtime layout): the
 /// classifier (`pooler.dense.*`, `classifier.*`) and one head per exit
 /// record. An embedding exit (`head: pooler`) maps the pooled state through
@@ -128,12 +140,7 @@ pub fn heads_from_tensors(
     records: &[ExitRecord],
     layers: usize,
 ) -> candle_core::Result<(Option<ModelExitHead>, Vec<ModelExitHead>)> {
-    let classifier = linear(tensors, "classifier").map(|c| ModelExitHead {
-        after_layer: layers,
-        pooling: Pooling::First,
-        pooler: linear(tensors, "pooler.dense"),
-        classifier: Some(c),
-    });
+    let classifier = classifier_head(tensors, layers);
     let pooling = Pooling::of_task(task);
     let mut exits = Vec::new();
     for record in records {
