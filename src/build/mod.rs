@@ -10,6 +10,7 @@ pub mod equivalence;
 pub mod fidelity;
 pub mod importance;
 pub mod layout;
+pub mod output_lock;
 pub mod pack;
 pub mod report;
 pub mod slice;
@@ -87,6 +88,7 @@ pub fn build(
         .clone()
         .or_else(|| recipe.output.as_ref().map(|o| o.value.clone()))
         .unwrap_or_else(|| PathBuf::from("out"));
+    let _output_lock = output_lock::OutputLock::acquire(&output)?;
     let labels = match program.plan.task {
         Task::Classification { labels } => Some(labels),
         _ => None,

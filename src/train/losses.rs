@@ -50,6 +50,8 @@ pub struct LossState {
     pub projections: BTreeMap<String, Var>,
     /// Recent teacher token representations (normalised), newest last.
     pub bank: Option<Tensor>,
+    /// The token id of every row of `bank` (u32).
+    pub bank_ids: Option<Tensor>,
 }
 
 impl LossState {
@@ -80,6 +82,7 @@ impl LossState {
         Ok(LossState {
             projections,
             bank: None,
+            bank_ids: None,
         })
     }
 }
@@ -120,9 +123,8 @@ fn l2_normalize(x: &Tensor) -> Result<Tensor> {
     x.broadcast_div(&n)
 }
 
-/// The rows of `[batch, seq, h]` at real tokens, `[n, h]`.
-fn real_tokens(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    let (b, s, h) = x.dims3()?;
+/// Flat indices of the real tokens of a `[batch, seq]` mask.
+fn real_token_index(mask: &Tensor) -> Result<Tensor> {
     let flags: Vec<u32> = mask.flatten_all()?.to_vec1()?;
     let idx: Vec<u32> = flags
         .iter()
@@ -130,8 +132,36 @@ fn real_tokens(x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         .filter(|(_, &f)| f != 0)
         .map(|(i, _)| i as u32)
         .collect();
-    let idx = Tensor::from_vec(idx.clone(), idx.len(), x.device())?;
-    x.reshape((b * s, h))?.index_select(&idx, 0)
+    Tensor::from_vec(idx.clone(), idx.len(), mask.device())
+}
+
+/// The rows of `[batch, seq, h]` at the flat token indices `index`, `[n, h]`.
+fn rows_at(x: &Tensor, index: &Tensor) -> Result<Tensor> {
+    let (b, s, h) = x.dims3()?;
+    x.reshape((b * s, h))?.index_select(index, 0)
+}
+
+/// Additive logit mask `[n, m]` of the contrastive loss: −∞ (a large
+/// negative) where key `j` is the same token type as query `i` but not its
+/// own positive (`j == i`). Another occurrence of the same token is not a
+/// negative: pushing a token away from itself would fight the positive.
+fn same_token_mask(query_ids: &Tensor, key_ids: &Tensor) -> Result<Tensor> {
+    let n = query_ids.dim(0)?;
+    let same = query_ids
+        .unsqueeze(1)?
+        .broadcast_eq(&key_ids.unsqueeze(0)?)?
+        .to_dtype(DType::F32)?;
+    let m = key_ids.dim(0)?;
+    let own = Tensor::eye(n, DType::F32, query_ids.device())?;
+    let own = if m > n {
+        Tensor::cat(
+            &[&own, &Tensor::zeros((n, m - n), DType::F32, own.device())?],
+            1,
+        )?
+    } else {
+        own
+    };
+    (same - own)? * -1e4
 }
 
 /// The student layer's hidden state mapped into the teacher's width.
@@ -330,25 +360,42 @@ pub fn loss_term(
             ) else {
                 candle_core::bail!("contrastive layer {layer} is out of range")
             };
-            let zs = l2_normalize(&real_tokens(&projected(state, *layer, hs)?, inputs.mask)?)?;
-            let zt = l2_normalize(&real_tokens(ht, inputs.mask)?)?.detach();
-            let keys = match (&state.bank, negatives) {
-                (Some(bank), Negatives::Memory(_)) if bank.dim(1)? == zt.dim(1)? => {
-                    Tensor::cat(&[&zt, bank], 0)?
+            let index = real_token_index(inputs.mask)?;
+            let zs = l2_normalize(&rows_at(&projected(state, *layer, hs)?, &index)?)?;
+            let zt = l2_normalize(&rows_at(ht, &index)?)?.detach();
+            let ids = inputs.ids.flatten_all()?.index_select(&index, 0)?;
+            let banked = match (&state.bank, &state.bank_ids, negatives) {
+                (Some(bank), Some(bank_ids), Negatives::Memory(_))
+                    if bank.dim(1)? == zt.dim(1)? =>
+                {
+                    Some((bank, bank_ids))
                 }
-                _ => zt.clone(),
+                _ => None,
+            };
+            let (keys, key_ids) = match banked {
+                Some((bank, bank_ids)) => (
+                    Tensor::cat(&[&zt, bank], 0)?,
+                    Tensor::cat(&[&ids, bank_ids], 0)?,
+                ),
+                None => (zt.clone(), ids.clone()),
             };
             // Token i's positive is the teacher's token i (column i).
-            let logits = (zs.matmul(&keys.t()?)? / *temperature)?;
+            let logits =
+                ((zs.matmul(&keys.t()?)? / *temperature)? + same_token_mask(&ids, &key_ids)?)?;
             let n = zs.dim(0)?;
             let targets = Tensor::arange(0u32, n as u32, zs.device())?;
             if let Negatives::Memory(size) = negatives {
-                let grown = match &state.bank {
-                    Some(bank) if bank.dim(1)? == zt.dim(1)? => Tensor::cat(&[bank, &zt], 0)?,
-                    _ => zt.clone(),
+                let (grown, grown_ids) = match banked {
+                    Some((bank, bank_ids)) => (
+                        Tensor::cat(&[bank, &zt], 0)?,
+                        Tensor::cat(&[bank_ids, &ids], 0)?,
+                    ),
+                    None => (zt.clone(), ids.clone()),
                 };
                 let len = grown.dim(0)?;
-                state.bank = Some(grown.narrow(0, len.saturating_sub(*size), len.min(*size))?);
+                let keep = len.min(*size);
+                state.bank = Some(grown.narrow(0, len - keep, keep)?);
+                state.bank_ids = Some(grown_ids.narrow(0, len - keep, keep)?);
             }
             ce_rows(&logits, &targets)?.mean_all()?
         }
@@ -388,6 +435,20 @@ mod tests {
             .to_scalar::<f32>()
             .unwrap();
         assert!(same.abs() < 1e-6 && diff > 1e-3, "{same} {diff}");
+    }
+
+    #[test]
+    fn same_token_mask_hides_other_occurrences_of_the_token_but_not_the_positive() {
+        let dev = Device::Cpu;
+        let queries = Tensor::new(&[7u32, 3, 7], &dev).unwrap();
+        // Keys: the three queries' own teacher tokens, then a bank of two.
+        let keys = Tensor::new(&[7u32, 3, 7, 3, 9], &dev).unwrap();
+        let m: Vec<Vec<f32>> = same_token_mask(&queries, &keys).unwrap().to_vec2().unwrap();
+        let hidden =
+            |row: &[f32]| -> Vec<usize> { (0..row.len()).filter(|&j| row[j] < -1.0).collect() };
+        assert_eq!(hidden(&m[0]), vec![2]);
+        assert_eq!(hidden(&m[1]), vec![3]);
+        assert_eq!(hidden(&m[2]), vec![0]);
     }
 
     #[test]

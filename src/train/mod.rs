@@ -264,6 +264,7 @@ pub fn run_stage(
         opt.restore(ckpt.meta.progress.step, &moments)
             .map_err(train_error)?;
         state.bank = ckpt.state.get("bank").cloned();
+        state.bank_ids = ckpt.state.get("bank_ids").cloned();
         start = ckpt.meta.progress.step;
         if let Some(partial) = ckpt.meta.finished.iter().find(|t| t.name == "(partial)") {
             totals.tokens = partial.tokens;
@@ -490,8 +491,9 @@ fn save(
     for (k, v) in opt.state() {
         tensors.insert(format!("opt.{k}"), v);
     }
-    if let Some(b) = &state.bank {
+    if let (Some(b), Some(ids)) = (&state.bank, &state.bank_ids) {
         tensors.insert("bank".into(), b.clone());
+        tensors.insert("bank_ids".into(), ids.clone());
     }
     let mut meta = session.meta.clone();
     meta.finished.retain(|t| t.name != "(partial)");
