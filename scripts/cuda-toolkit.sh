@@ -25,7 +25,7 @@ cuda="$dir/nvidia/cu13"
 
 if [ ! -x "$cuda/bin/nvcc" ] || [ ! -e "$dir/.installed-$version" ]; then
     echo "installing cuda-toolkit $version from PyPI into $dir" >&2
-    "$python" -m pip install --quiet --upgrade --target "$dir" \
+    "$python" -m pip install --quiet --upgrade --no-warn-conflicts --target "$dir" \
         "cuda-toolkit[nvcc,cudart,nvrtc,cublas,curand,cccl]==$version" >&2
     touch "$dir/.installed-$version"
 fi
