@@ -32,6 +32,7 @@ use crate::compile_recipe;
 use crate::diag::Diag;
 use crate::model::from_artifact::classifier_head;
 use crate::model::from_artifact::load_artifact;
+use crate::model::LoadedModel;
 use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::{load, Task};
 use crate::train::Session;
@@ -48,12 +49,31 @@ pub struct BuildOptions<'a> {
     pub resume: bool,
     /// No progress bars (tests, scripts).
     pub quiet: bool,
+    /// Where training runs (the student and the teacher it is distilled
+    /// from); compression, packing and the fidelity measurement of the
+    /// artifact run on the CPU.
+    pub device: Device,
 }
 
 /// A finished build.
 pub struct Built {
     pub dir: PathBuf,
     pub report: Report,
+}
+
+/// `model` (the teacher) with the student's initial head (copied from the
+/// teacher's when it has one) when it classifies and has no head of its own,
+/// so that it is compared through that head.
+fn with_stand_in_head(
+    mut model: LoadedModel,
+    student: &student::Student,
+    classifies: bool,
+) -> Result<LoadedModel, Diag> {
+    if classifies && model.classifier.is_none() {
+        let tensors = teacher::tensors_on(&student.tensors, &model.device)?;
+        model.classifier = classifier_head(&tensors, model.config.num_layers());
+    }
+    Ok(model)
 }
 
 /// Runs the build, calling `stage(name, seconds)` after each stage.
@@ -134,7 +154,7 @@ pub fn build(
             recipe_sha256.clone(),
             opts.max_steps,
             opts.resume,
-            Device::Cpu,
+            opts.device.clone(),
         )?)
     } else {
         None
@@ -144,26 +164,32 @@ pub fn build(
         training::pretrain(s, plan, &mut teacher, &datasets).map_err(|d| source.attach(d))?;
         done("pretrain the teacher", &mut timings);
     }
-    let mut teacher_model = teacher.loaded(&Device::Cpu)?;
+    let teacher_model = teacher.loaded(&Device::Cpu)?;
     let student = student::build_student(&program, &teacher, recipe.seed.value, &prune_data)?;
     done("reduce, slice and check layers", &mut timings);
-    // A classification teacher without a head is compared through the
-    // student's initial head (copied from the teacher's when it has one).
-    if labels.is_some() && teacher_model.classifier.is_none() {
-        teacher_model.classifier = classifier_head(&student.tensors, teacher.config.num_layers());
-    }
+    let classifies = labels.is_some();
+    let teacher_model = with_stand_in_head(teacher_model, &student, classifies)?;
     let exit_records = exit_records(&program);
     let (weight_quant, activation_quant) = pack::placed_quantizers(&program, &student.module_names);
     let trained = match session.as_mut() {
         Some(s) if !program.plan.stages.is_empty() => {
             s.quiet = opts.quiet;
+            // The teacher's outputs are computed where the student trains.
+            let on_device = match &s.device {
+                Device::Cpu => None,
+                device => Some(with_stand_in_head(
+                    teacher.loaded(device)?,
+                    &student,
+                    classifies,
+                )?),
+            };
             let t = training::distill(
                 s,
                 &training::DistillInputs {
                     program: &program,
                     student: &student,
                     teacher: &teacher,
-                    teacher_model: &teacher_model,
+                    teacher_model: on_device.as_ref().unwrap_or(&teacher_model),
                     weight_quant: &weight_quant,
                     activation_quant: &activation_quant,
                     exit_records: &exit_records,

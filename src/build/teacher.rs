@@ -214,6 +214,15 @@ pub fn tensor_error(e: candle_core::Error) -> Diag {
     .note(e.to_string())
 }
 
+/// `tensors` copied to `device` (shared, not copied, where they already are).
+pub fn tensors_on(tensors: &Tensors, device: &Device) -> Result<Tensors, Diag> {
+    tensors
+        .iter()
+        .map(|(name, t)| Ok((name.clone(), t.to_device(device)?)))
+        .collect::<candle_core::Result<Tensors>>()
+        .map_err(tensor_error)
+}
+
 impl Teacher {
     /// The teacher as a runnable model on `device` (inference kernels
     /// prepared), with its sequence-classification head when it has one.
@@ -223,7 +232,8 @@ impl Teacher {
         let vb = VarBuilder::from_backend(Box::new(tensors), DType::F32, device.clone());
         let mut network = Network::load(vb, &self.config).map_err(tensor_error)?;
         network.prepare_inference().map_err(tensor_error)?;
-        let classifier = classifier_head(&self.extra, self.config.num_layers());
+        let extra = tensors_on(&self.extra, device)?;
+        let classifier = classifier_head(&extra, self.config.num_layers());
         Ok(LoadedModel {
             name: self.source.clone(),
             config: self.config.clone(),

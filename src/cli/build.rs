@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use candle_core::Device;
+
 use super::run::select_device;
 use super::DeviceArg;
 use crate::build::{build, BuildOptions};
@@ -18,11 +20,14 @@ pub fn run(
     resume: bool,
     registry: &PassRegistry,
 ) -> Result<ExitCode, Diag> {
-    if let Some(d) = device {
-        select_device(d)?;
-        if d == DeviceArg::Cuda {
-            eprintln!("note: builds (compression and training) run on the CPU");
-        }
+    let device = match device {
+        Some(d) => select_device(d)?,
+        None => Device::Cpu,
+    };
+    if device.is_cuda() {
+        eprintln!(
+            "note: training runs on the GPU; compression, packing and the fidelity measurement on the CPU"
+        );
     }
     let opts = BuildOptions {
         recipe,
@@ -30,6 +35,7 @@ pub fn run(
         max_steps,
         resume,
         quiet: false,
+        device,
     };
     let mut stage = |name: &str, secs: f64| eprintln!("  {name:<32} {secs:>8.2}s");
     let built = build(&opts, registry, &mut stage)?;

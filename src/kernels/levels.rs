@@ -20,6 +20,9 @@ pub enum KernelError {
     Malformed(String),
     /// The bias length is not the number of outputs.
     BiasLength { expected: usize, found: usize },
+    /// The weights cannot be placed on the device (no kernel for it in this
+    /// build, or the upload failed).
+    Device(String),
 }
 
 impl std::fmt::Display for KernelError {
@@ -41,6 +44,7 @@ impl std::fmt::Display for KernelError {
                     "bias has {found} values, the layer has {expected} outputs"
                 )
             }
+            KernelError::Device(m) => write!(f, "cannot place packed weights on the device: {m}"),
         }
     }
 }

@@ -1,7 +1,15 @@
 //! `PackedLinear`: a linear layer on packed integer weights, run on candle
-//! CPU tensors through a `CustomOp1`.
+//! tensors through a `CustomOp1`: on the CPU kernels, or with the `cuda`
+//! feature on the GPU kernel for a layer whose weights were placed on that
+//! GPU ([`PackedLinear::to_device`]).
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+#[cfg(feature = "cuda")]
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+
+#[cfg(feature = "cuda")]
+use super::cuda::GpuWeights;
 
 use super::levels::{integer_weights, integer_weights_codes2, KernelError};
 use super::{gemm_f32, quantize_activations, IntegerWeights, SimdLevel};
@@ -14,6 +22,9 @@ use crate::quant::Quantized;
 pub struct PackedLinear {
     weights: IntegerWeights,
     bias: Option<Vec<f32>>,
+    /// A copy of the weights on a GPU, shared by clones.
+    #[cfg(feature = "cuda")]
+    gpu: Option<Arc<GpuWeights>>,
 }
 
 impl PackedLinear {
@@ -30,10 +41,7 @@ impl PackedLinear {
         level: SimdLevel,
     ) -> Result<Self, KernelError> {
         check_bias(q, &bias)?;
-        Ok(PackedLinear {
-            weights: integer_weights(q, level)?,
-            bias,
-        })
+        Ok(Self::assemble(integer_weights(q, level)?, bias))
     }
 
     /// A layer on integer weights already packed (for instance the rows of
@@ -47,7 +55,50 @@ impl PackedLinear {
                 expected: weights.n,
                 found: b.len(),
             }),
-            _ => Ok(PackedLinear { weights, bias }),
+            _ => Ok(Self::assemble(weights, bias)),
+        }
+    }
+
+    fn assemble(weights: IntegerWeights, bias: Option<Vec<f32>>) -> Self {
+        PackedLinear {
+            weights,
+            bias,
+            #[cfg(feature = "cuda")]
+            gpu: None,
+        }
+    }
+
+    /// The layer with its weights also placed on `device`, uploaded once,
+    /// when that is a CUDA GPU (`cuda` feature): its forward pass then runs
+    /// on CUDA inputs too. On the CPU, the layer unchanged.
+    pub fn to_device(self, device: &Device) -> Result<Self, KernelError> {
+        match device {
+            #[cfg(feature = "cuda")]
+            Device::Cuda(gpu) => {
+                let w = &self.weights;
+                let weights =
+                    GpuWeights::upload(&w.values(), w.n, w.k, &w.scales, self.bias.as_deref(), gpu)
+                        .map_err(|e| KernelError::Device(e.to_string()))?;
+                Ok(PackedLinear {
+                    gpu: Some(Arc::new(weights)),
+                    ..self
+                })
+            }
+            Device::Cpu => Ok(self),
+            other => Err(KernelError::Device(format!(
+                "no packed kernel for {:?} in this build",
+                other.location()
+            ))),
+        }
+    }
+
+    /// Whether the forward pass runs on tensors of `device`.
+    pub fn runs_on(&self, device: &Device) -> bool {
+        match device {
+            Device::Cpu => true,
+            #[cfg(feature = "cuda")]
+            Device::Cuda(d) => self.gpu.as_ref().is_some_and(|g| g.device().id() == d.id()),
+            _ => false,
         }
     }
 
@@ -55,7 +106,7 @@ impl PackedLinear {
     /// registers by the AVX-512 kernel; `None` for other widths or CPUs.
     pub fn with_codes2(q: &Quantized, bias: Option<Vec<f32>>) -> Result<Option<Self>, KernelError> {
         check_bias(q, &bias)?;
-        Ok(integer_weights_codes2(q)?.map(|weights| PackedLinear { weights, bias }))
+        Ok(integer_weights_codes2(q)?.map(|weights| Self::assemble(weights, bias)))
     }
 
     pub fn in_features(&self) -> usize {
@@ -78,13 +129,15 @@ impl PackedLinear {
         self.bias.as_deref()
     }
 
-    /// Applies the layer to a CPU tensor of shape `[.., in_features]` (any
-    /// float dtype; computed in f32, returned as f32).
+    /// Applies the layer to a tensor of shape `[.., in_features]` (any float
+    /// dtype; computed in f32, returned as f32) on the CPU, or on the GPU the
+    /// weights were placed on ([`PackedLinear::to_device`]).
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        if !x.device().is_cpu() {
+        if !self.runs_on(x.device()) {
             candle_core::bail!(
-                "PackedLinear runs on the CPU only (this build has no GPU kernel for \
-                 packed weights); move the input to the CPU or use a float layer"
+                "PackedLinear has no copy of its weights on {:?} (build with the `cuda` \
+                 feature and place them there with `to_device`, or move the input to the CPU)",
+                x.device().location()
             );
         }
         match x.dims().last() {
@@ -150,5 +203,17 @@ impl CustomOp1 for PackedLinear {
         let mut out_dims = lead.to_vec();
         out_dims.push(self.out_features());
         Ok((CpuStorage::F32(out), Shape::from(out_dims)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(candle_core::CudaStorage, Shape)> {
+        match &self.gpu {
+            Some(gpu) => gpu.forward(storage, layout),
+            None => candle_core::bail!("PackedLinear: weights not placed on the GPU (to_device)"),
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! CPU kernels for packed low-bit linear layers: `y = x · Wᵀ (+ bias)` with
-//! integer weights and dynamically quantized int8 activations.
+//! Kernels for packed low-bit linear layers: `y = x · Wᵀ (+ bias)` with
+//! integer weights and dynamically quantized int8 activations, on the CPU
+//! and, with the `cuda` feature, on a GPU (see Devices).
 //!
 //! # What is computed
 //! Each row (token) of `x` is quantized symmetrically to int8 with its own
@@ -46,11 +47,24 @@
 //! L2, so the decode's shuffles cost more than the bandwidth they save.
 //!
 //! # Devices
-//! CPU only. No CUDA path is provided: this build environment has no CUDA
-//! toolkit or GPU to test one against, and [`PackedLinear::forward`] on a
-//! non-CPU tensor returns an error saying so.
+//! With the `cuda` cargo feature, [`PackedLinear::to_device`] uploads a
+//! layer's integer weights (int8 values, low-bit weights expanded to their
+//! levels as above), per-row scales and bias once to a GPU, and the layer's
+//! `CustomOp1` then also runs on CUDA tensors (`cuda::GpuWeights`): a kernel
+//! quantizes each input row to int8 with the CPU's formula, and a tiled
+//! kernel multiplies by `__dp4a` (four int8 products per instruction, exact
+//! i32 accumulation), any `m`, `k`, `n`, finishing with the same [`finish`]
+//! formula without fused multiply-add, so the outputs are meant to be the CPU
+//! kernels' bits. The kernels (`cuda/packed_linear.cu`) are compiled to PTX
+//! by `build.rs` and checked by `tests/cuda_kernels.rs` against the plain
+//! references where a GPU is present. Status: written and compiled (CUDA
+//! 13.0, PTX for compute 7.5), not yet run on a GPU; no speed measured.
+//! Without the feature, or for a layer not placed on the GPU,
+//! [`PackedLinear::forward`] on a CUDA tensor returns an error saying so.
 
 mod activations;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod gemm;
 mod levels;
 mod linear;

@@ -5,12 +5,14 @@
 //!
 //! Linear weights stored packed in a form the integer kernels take (binary,
 //! ternary, symmetric 2/4/8-bit with one scale per row or per tensor) run on
-//! those kernels (`crate::kernels`), which quantize each input token to int8.
-//! Packed weights the kernels do not take (asymmetric, or one scale per group
-//! within a row) are dequantized to f32 and run on the float kernel, as float
-//! weights do. A module with an activation quantizer in the manifest has its
-//! input quantized that way, so what runs (and the build's fidelity, measured
-//! on the loaded artifact) includes activation quantization.
+//! those kernels (`crate::kernels`), which quantize each input token to int8;
+//! on a CUDA device (`cuda` feature) the packed weights are uploaded once and
+//! run on the GPU kernel. Packed weights the kernels do not take (asymmetric,
+//! or one scale per group within a row) are dequantized to f32 and run on the
+//! float kernel, as float weights do. A module with an activation quantizer
+//! in the manifest has its input quantized that way, so what runs (and the
+//! build's fidelity, measured on the loaded artifact) includes activation
+//! quantization.
 //! [`LoadOptions::dequantized`] loads every weight as f32 without any
 //! activation quantization instead (a reference to compare the kernels with).
 
@@ -28,6 +30,7 @@ use super::tokenizer::TextTokenizer;
 use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, WEIGHTS_FILE};
 use crate::build::teacher::flip_conv1d;
 use crate::diag::Diag;
+use crate::kernels::KernelError;
 use crate::recipe::{ExitHead, Task};
 
 fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {
@@ -94,8 +97,15 @@ fn prepare_linear(
                 let stored =
                     crate::artifact::read_weight(&artifact.tensors, &weight, record, &path)?;
                 if let StoredWeight::Packed(q) = stored {
-                    // Unsupported forms keep their dequantized f32 weight.
-                    let _ = lin.use_packed(&q);
+                    // Unsupported forms keep their dequantized f32 weight; a
+                    // device that cannot take the packed weights is an error.
+                    if let Err(KernelError::Device(e)) = lin.use_packed(&q) {
+                        return Err(Diag::new(
+                            "plcc::artifact::load-failed",
+                            format!("cannot place the packed weight `{weight}` on the device"),
+                        )
+                        .note(e));
+                    }
                 }
             }
         }

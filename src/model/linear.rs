@@ -4,8 +4,9 @@
 //! float weight unchanged. Quantizers plug in through the `Quantizer` trait.
 //!
 //! For inference a layer may also carry a [`LinearKernel`] (its weight packed
-//! for a fast CPU kernel: f32, or the integer kernel of a packed artifact
-//! weight) and an input quantizer (an artifact's activation quantization).
+//! for a fast kernel: f32 on the CPU, or the integer kernel of a packed
+//! artifact weight, on the CPU or the GPU) and an input quantizer (an
+//! artifact's activation quantization).
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -180,8 +181,10 @@ impl Linear {
 
     /// Runs the layer through the integer kernel on `q`, the quantized form
     /// of its (float, dequantized) weight: inputs are then quantized to int8
-    /// per token. An error (asymmetric weights, scales per group, a bias of
-    /// the wrong length) leaves the layer unchanged.
+    /// per token. The packed weights go where the float weight is (a copy
+    /// uploaded to the GPU for a CUDA weight). An error (asymmetric weights,
+    /// scales per group, a bias of the wrong length, a failed upload) leaves
+    /// the layer unchanged.
     pub fn use_packed(&mut self, q: &Quantized) -> std::result::Result<(), KernelError> {
         let bias = match &self.bias {
             Some(b) => Some(
@@ -191,7 +194,7 @@ impl Linear {
             ),
             None => None,
         };
-        let packed = PackedLinear::new(q, bias)?;
+        let packed = PackedLinear::new(q, bias)?.to_device(self.float_weight().device())?;
         self.kernel = Some(Arc::new(LinearKernel::Int8(packed)));
         Ok(())
     }

@@ -1,17 +1,18 @@
 //! Inference-only forms of a linear layer: the weight packed once for a fast
-//! CPU kernel, and the quantization of a layer's input.
+//! kernel, and the quantization of a layer's input.
 //!
 //! - [`LinearKernel::F32`]: a float weight for the AVX-512 f32 GEMM (`gemm.rs`).
 //! - [`LinearKernel::Int8`]: a packed artifact weight (binary, ternary,
 //!   symmetric 2/4/8-bit, one scale per row or per tensor) for the integer
 //!   GEMM of `crate::kernels`, which quantizes every input row (token) to int8
-//!   with its own scale on the fly.
+//!   with its own scale on the fly; on the CPU, or on the GPU its weights were
+//!   placed on (`cuda` feature).
 //! - [`join_outputs`]: several linears of one input as one product.
 //! - [`quantize_input`]: the fake quantization (quantize, then dequantize in
 //!   f32) of a layer's input as an artifact's activation quantizer describes
 //!   it, with the same quantizer the weights use (`crate::quant`).
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 
 use super::gemm::PackedWeight;
 use super::linear::Linear;
@@ -33,7 +34,7 @@ pub fn is_per_token_int8(q: &ActivationQuant) -> bool {
     q.bits == 8 && q.symmetric && matches!(q.granularity, Granularity::Token | Granularity::Row)
 }
 
-/// A weight packed for one CPU kernel (a snapshot: training does not reach it).
+/// A weight packed for one kernel (a snapshot: training does not reach it).
 #[derive(Debug, Clone)]
 pub enum LinearKernel {
     F32(PackedWeight),
@@ -59,10 +60,20 @@ impl LinearKernel {
         matches!(self, LinearKernel::Int8(_))
     }
 
+    /// Whether the kernel runs on tensors of `device`: the CPU, or for the
+    /// integer kernel the GPU its weights were placed on.
+    pub fn runs_on(&self, device: &Device) -> bool {
+        match self {
+            LinearKernel::F32(_) => device.is_cpu(),
+            LinearKernel::Int8(p) => p.runs_on(device),
+        }
+    }
+
     /// `x` `[.., in]` → `[.., out]` (bias included), or `None` where the
-    /// kernel does not apply (not an f32 CPU tensor of the right width).
+    /// kernel does not apply (not an f32 tensor of the right width on a
+    /// device the kernel runs on).
     pub fn forward(&self, x: &Tensor) -> Result<Option<Tensor>> {
-        if !x.device().is_cpu()
+        if !self.runs_on(x.device())
             || x.dtype() != DType::F32
             || x.dims().last() != Some(&self.in_features())
         {
@@ -93,6 +104,20 @@ impl CustomOp1 for LinearKernel {
             *last = self.out_features();
         }
         Ok((CpuStorage::F32(y), Shape::from(dims)))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        storage: &candle_core::CudaStorage,
+        layout: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        match self {
+            LinearKernel::Int8(p) => p.cuda_fwd(storage, layout),
+            LinearKernel::F32(_) => {
+                candle_core::bail!("the f32 linear kernel runs on the CPU only")
+            }
+        }
     }
 }
 
@@ -152,6 +177,7 @@ pub fn join_outputs(parts: &[&Linear]) -> Result<Option<Linear>> {
                 .collect();
             let weights = IntegerWeights::new(&values, n, k, scales, level);
             let joined_kernel = PackedLinear::from_integer_weights(weights, Some(bias.to_vec1()?))
+                .and_then(|p| p.to_device(bias.device()))
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
             joined.set_kernel(LinearKernel::Int8(joined_kernel));
         }
