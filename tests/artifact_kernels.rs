@@ -6,12 +6,14 @@
 //! Query, key and value joined into one product give the same outputs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use candle_core::Device;
 use plcc::model::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
 use plcc::model::linear_kernel::PER_TOKEN_INT8;
 use plcc::model::{runner, LoadedModel, Network};
+
+#[path = "common/tiny_artifact.rs"]
+mod tiny_artifact;
 
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\n";
 
@@ -23,27 +25,9 @@ const LINES: &[&str] = &[
     "numbers like 3 and 42",
 ];
 
-/// Builds the tiny-bert embedding model with `quantize` blocks and returns
-/// the artifact directory.
+/// Builds the tiny-bert embedding model with `quantize` blocks.
 fn build(name: &str, quantize: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("plcc-kernels-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::write(dir.join("data/sentences.txt"), SENTENCES).unwrap();
-    let recipe = format!(
-        "teacher: \"builtin:tiny-bert\"\ntask: embedding\npooling: mean\neval: sentences\n\
-         keep_layers: [0, 2]\n\ndata sentences \"data/sentences.txt\" {{}}\n\n{quantize}"
-    );
-    let path = dir.join("recipe.pc");
-    std::fs::write(&path, recipe).unwrap();
-    let out = dir.join("artifact");
-    let o = Command::new(env!("CARGO_BIN_EXE_plcc"))
-        .args(["build", path.to_str().unwrap(), "--max-steps", "0", "-o"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    out
+    tiny_artifact::build_tiny_bert(&format!("kernels-{name}"), SENTENCES, quantize)
 }
 
 fn embeddings(model: &LoadedModel) -> Vec<Vec<f32>> {

@@ -9,7 +9,6 @@
 #![cfg(feature = "cuda")]
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use candle_core::{Device, Tensor};
 use plcc::kernels::{
@@ -101,6 +100,9 @@ fn assert_close(got: &[f32], want: &[f32], what: &str) {
         );
     }
 }
+
+#[path = "common/tiny_artifact.rs"]
+mod tiny_artifact;
 
 const ALL_BITS: [Bits; 5] = [
     Bits::Int(8),
@@ -226,24 +228,7 @@ const LINES: &[&str] = &[
 
 /// Builds the tiny-bert embedding model with `quantize` blocks.
 fn build_artifact(name: &str, quantize: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("plcc-cuda-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::write(dir.join("data/sentences.txt"), LINES.join("\n")).unwrap();
-    let recipe = format!(
-        "teacher: \"builtin:tiny-bert\"\ntask: embedding\npooling: mean\neval: sentences\n\
-         keep_layers: [0, 2]\n\ndata sentences \"data/sentences.txt\" {{}}\n\n{quantize}"
-    );
-    let path = dir.join("recipe.pc");
-    std::fs::write(&path, recipe).unwrap();
-    let out = dir.join("artifact");
-    let o = Command::new(env!("CARGO_BIN_EXE_plcc"))
-        .args(["build", path.to_str().unwrap(), "--max-steps", "0", "-o"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    out
+    tiny_artifact::build_tiny_bert(&format!("cuda-{name}"), &LINES.join("\n"), quantize)
 }
 
 fn embeddings(model: &LoadedModel) -> Vec<f32> {
