@@ -4,7 +4,6 @@
 //! diagnostics.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use candle_core::Device;
 use plcc::artifact::Artifact;
@@ -17,28 +16,18 @@ use plcc::build::teacher::load_teacher;
 use plcc::model::{builtin, load_model, LayerShape};
 use plcc::recipe::TeacherRef;
 
+mod common;
+use common::{plcc, stderr};
+
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\n";
 const PAIRS: &str = "the cat sleeps\ta cat naps\t1\nthe train leaves\tbananas are yellow\t0\nit rains\tthe weather is wet\t1\n";
 
 /// A fresh temporary directory with the data files.
 fn workdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("plcc-build-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::write(dir.join("data/sentences.txt"), SENTENCES).unwrap();
-    std::fs::write(dir.join("data/pairs.tsv"), PAIRS).unwrap();
-    dir
-}
-
-fn plcc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plcc"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    common::workdir(
+        &format!("build-{name}"),
+        &[("data/sentences.txt", SENTENCES), ("data/pairs.tsv", PAIRS)],
+    )
 }
 
 const BERT_RECIPE: &str = r#"

@@ -5,7 +5,7 @@
 //! full-depth outputs; calibration hits its target; bad input is diagnosed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 use std::sync::{Mutex, OnceLock};
 
 use candle_core::Device;
@@ -15,6 +15,9 @@ use plcc::model::early_exit::final_records;
 use plcc::model::runner::{run_all, run_batch, tokenize, Record};
 use plcc::model::{load_model, Inputs, LoadedModel};
 use plcc::recipe::{CalibrationTarget, ExitHead};
+
+mod common;
+use common::{plcc, stderr};
 
 const LINES: &[&str] = &[
     "the model reads a recipe",
@@ -114,17 +117,6 @@ prune {
     heads: 2
 }
 "#;
-
-fn plcc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plcc"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();

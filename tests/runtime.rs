@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
@@ -13,6 +13,9 @@ use plcc::model::loader::{load_builtin, load_checkpoint, load_network, Network};
 use plcc::model::{
     builtin, runner, ExitHead, ForwardOptions, Inputs, Mode, Pooling, SymmetricIntPerRow,
 };
+
+mod common;
+use common::plcc;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -234,13 +237,6 @@ fn broken_checkpoints_are_diagnostics() {
     // A checkpoint without tokenizer cannot run on text.
     let d = load_checkpoint(&fixture("parity/bert-odd"), &Device::Cpu).unwrap_err();
     assert_eq!(d.code, "plcc::checkpoint::missing-tokenizer");
-}
-
-fn plcc(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_plcc"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn json_lines(text: &[u8]) -> Vec<serde_json::Value> {

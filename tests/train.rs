@@ -4,8 +4,11 @@
 //! distilled to 2 bits with learned scales.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{plcc, stderr};
 
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\nthe river runs past the old mill\nshe writes code in the morning\na quiet street after the storm\n";
 
@@ -65,22 +68,10 @@ distill polish {
 "#;
 
 fn workdir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("plcc-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    std::fs::write(dir.join("data/sentences.txt"), SENTENCES).unwrap();
-    dir
-}
-
-fn plcc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_plcc"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    common::workdir(
+        &format!("train-{name}"),
+        &[("data/sentences.txt", SENTENCES)],
+    )
 }
 
 fn losses(artifact: &Path) -> Vec<f64> {
