@@ -1,5 +1,6 @@
 //! Fidelity of the student to the teacher on the evaluation data, measured by
-//! running both: cosine of sentence embeddings (embedding task), prediction
+//! running both: cosine of sentence embeddings and the similarity-ranking
+//! Spearman over all pairs of sentences (embedding task), prediction
 //! agreement and accuracy (classification), perplexity ratio and top-1
 //! next-token agreement (causal LM).
 
@@ -9,6 +10,7 @@ use candle_core::{DType, Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
 use super::data::Example;
+use super::ranking::similarity_spearman;
 use super::teacher::tensor_error;
 use crate::diag::Diag;
 use crate::model::exit_rule::{argmax, cosine};
@@ -107,6 +109,7 @@ pub fn measure(
     let rows = encode_examples(&teacher.tokenizer, max_len, examples)?;
     let mut metrics = BTreeMap::new();
     let mut cos = Vec::new();
+    let (mut teacher_emb, mut student_emb) = (Vec::new(), Vec::new());
     let (mut agree, mut correct_s, mut correct_t, mut labelled) = (0usize, 0usize, 0usize, 0usize);
     let (mut nll_t, mut nll_s, mut tokens, mut top1) = (0f64, 0f64, 0usize, 0usize);
     for (b, chunk) in rows.chunks(BATCH).enumerate() {
@@ -132,6 +135,8 @@ pub fn measure(
                 };
                 let (t, s) = (emb(teacher)?, emb(student)?);
                 cos.extend(t.iter().zip(&s).map(|(a, b)| cosine(a, b)));
+                teacher_emb.extend(t);
+                student_emb.extend(s);
             }
             Task::Classification { .. } => {
                 let logits = |m: &LoadedModel| -> Result<Vec<Vec<f32>>, Diag> {
@@ -221,6 +226,9 @@ pub fn measure(
                 "min_cosine".into(),
                 cos.iter().copied().fold(f64::INFINITY, f64::min),
             );
+            if let Some(rho) = similarity_spearman(&teacher_emb, &student_emb) {
+                metrics.insert("similarity_spearman".into(), rho);
+            }
         }
         Task::Classification { .. } => {
             metrics.insert("agreement".into(), agree as f64 / n.max(1) as f64);

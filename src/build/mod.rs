@@ -12,6 +12,7 @@ pub mod importance;
 pub mod layout;
 pub mod output_lock;
 pub mod pack;
+pub mod ranking;
 pub mod report;
 pub mod slice;
 pub mod student;

@@ -2,7 +2,8 @@
 //! one process: A is loaded and measured, then B (memory is measured at
 //! each model's first pass), then further passes alternate; a side-by-side table (or JSON) with the speed-up of A
 //! over B and the fidelity of A's outputs to B's: mean / min cosine of
-//! embeddings, argmax agreement for classifiers, top-1 next-token agreement
+//! embeddings and the similarity-ranking Spearman over all pairs of inputs,
+//! argmax agreement for classifiers, top-1 next-token agreement
 //! for language models. For an artifact, B defaults to its teacher.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use serde::Serialize;
 
 use super::bench::{measure, print_json, remeasure, BenchReport, BenchSetup};
 use crate::artifact::{is_artifact_dir, Artifact};
+use crate::build::ranking::similarity_spearman;
 use crate::diag::Diag;
 use crate::model::runner::Record;
 use crate::recipe::{parse_str, TeacherRef};
@@ -24,6 +26,10 @@ pub struct Fidelity {
     pub metric: String,
     pub mean: f64,
     pub min: f64,
+    /// Embeddings only: Spearman correlation of A's and B's cosine
+    /// similarities over all pairs of inputs (`build::ranking`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub similarity_spearman: Option<f64>,
 }
 
 /// The `--json` output of a two-model bench.
@@ -101,10 +107,18 @@ pub fn fidelity(a: &[Record], b: &[Record], lm: bool) -> Result<Fidelity, Diag> 
         _ => "embedding_cosine",
     };
     let n = scores.len().max(1) as f64;
+    let embeddings = |records: &[Record]| -> Option<Vec<Vec<f32>>> {
+        records.iter().map(|r| r.embedding.clone()).collect()
+    };
+    let similarity_spearman = match (metric, embeddings(a), embeddings(b)) {
+        ("embedding_cosine", Some(ea), Some(eb)) => similarity_spearman(&eb, &ea),
+        _ => None,
+    };
     Ok(Fidelity {
         metric: metric.into(),
         mean: scores.iter().sum::<f64>() / n,
         min: scores.iter().copied().fold(f64::INFINITY, f64::min),
+        similarity_spearman,
     })
 }
 
@@ -165,6 +179,9 @@ fn print_table(c: &Comparison) {
         "fidelity to against    {} mean {:.4}, min {:.4}",
         c.fidelity.metric, c.fidelity.mean, c.fidelity.min
     );
+    if let Some(rho) = c.fidelity.similarity_spearman {
+        println!("similarity ranking     Spearman {rho:.4} over all pairs of inputs");
+    }
     println!("memory: {}", c.memory);
 }
 
