@@ -10,12 +10,15 @@
 //! glob, a selector matching no module (saying when the module was removed by
 //! layer reduction), two quantizers of one kind on one module (both spans), a
 //! group size that does not divide a matched module's row length, activation
-//! granularities other than `token` / `tensor`.
+//! granularities other than `token` / `tensor`, `method: gptq` on a module
+//! without a calibration path (embedding tables, heads).
 
 use std::collections::HashMap;
 
 use crate::diag::{did_you_mean, Diag};
-use crate::ir::{model_from_config, ActQuant, Linear, LinearUse, NodeIndex, Program, WeightQuant};
+use crate::ir::{
+    model_from_config, ActQuant, Linear, LinearUse, NodeIndex, Op, Program, WeightQuant,
+};
 use crate::pass::{Facts, Pass, PassCx};
 use crate::recipe::{Granularity, QuantKind, QuantSpec};
 use crate::syntax::Span;
@@ -77,6 +80,9 @@ impl Pass for QuantPlace {
                 return Err(no_match(spec, &pattern, &modules, program));
             }
             for (ix, linear) in matched {
+                if !spec.method.value.is_rtn() {
+                    check_calibration_path(spec, linear, &program.model.node(*ix).op)?;
+                }
                 if let Granularity::Group(g) = spec.granularity.value {
                     if g == 0 || linear.inp % g != 0 {
                         return Err(Diag::new(
@@ -121,6 +127,7 @@ impl Pass for QuantPlace {
                         symmetric: spec.symmetric.value,
                         granularity: spec.granularity.value,
                         scale: spec.scale.value,
+                        method: spec.method.value.clone(),
                         span: spec.span,
                     })
                 }
@@ -137,6 +144,27 @@ impl Pass for QuantPlace {
         }
         Ok(())
     }
+}
+
+/// GPTQ calibrates a module on the inputs it sees inside the network's
+/// layers: an embedding table (a lookup) and the heads have no such path.
+fn check_calibration_path(spec: &QuantSpec, linear: &Linear, op: &Op) -> Result<(), Diag> {
+    if linear.usage != LinearUse::Lookup && matches!(op, Op::Attention(_) | Op::Ffn(_)) {
+        return Ok(());
+    }
+    let what = if linear.usage == LinearUse::Lookup {
+        "an embedding table is looked up, not multiplied: it has no inputs to calibrate on"
+    } else {
+        "GPTQ calibrates the linear modules of the encoder / decoder layers; heads are not"
+    };
+    Err(Diag::new(
+        "plcc::quantize::gptq-no-data-path",
+        format!("`method: gptq` cannot quantize `{}`", linear.name),
+    )
+    .label(spec.method.span, "GPTQ needs the module's inputs on calibration text")
+    .label(spec.selector.span, format!("matches `{}`", linear.name))
+    .note(what)
+    .help("quantize it in a separate `quantize weights` block with round-to-nearest (the default `method: rtn`)"))
 }
 
 /// The diagnostic for a selector that matches nothing.

@@ -14,7 +14,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::model::Activation;
-use crate::recipe::{Bits, ExitHead, Granularity, Pooling, ScaleMethod};
+use crate::recipe::{Bits, ExitHead, Granularity, Pooling, QuantMethod, ScaleMethod};
 use crate::syntax::Span;
 
 /// One dimension of a tensor type.
@@ -214,6 +214,9 @@ pub struct WeightQuant {
     pub symmetric: bool,
     pub granularity: Granularity,
     pub scale: ScaleMethod,
+    /// Round to nearest, or GPTQ with its calibration set.
+    #[serde(skip_serializing_if = "QuantMethod::is_rtn")]
+    pub method: QuantMethod,
     /// The `quantize` directive that placed it.
     #[serde(skip)]
     pub span: Span,

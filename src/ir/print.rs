@@ -8,7 +8,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::recipe::{
-    ArgValue, Bits, CalibrationTarget, Granularity, Negatives, ScaleMethod, StageLength, Task,
+    ArgValue, Bits, CalibrationTarget, Granularity, Negatives, QuantMethod, ScaleMethod,
+    StageLength, Task,
 };
 
 use super::node::{ActQuant, HeadKind, Node, Norm, Op, WeightQuant};
@@ -137,9 +138,19 @@ fn norm(n: &Norm) -> String {
     }
 }
 
-/// `ternary sym row mean_abs`.
+/// `ternary sym row mean_abs`, then `gptq on DATA (N samples)` for GPTQ.
 pub fn print_weight_quant(w: &WeightQuant) -> String {
-    quant_text(w.bits, w.symmetric, w.granularity, w.scale)
+    let text = quant_text(w.bits, w.symmetric, w.granularity, w.scale);
+    match &w.method {
+        QuantMethod::Rtn => text,
+        QuantMethod::Gptq(g) => format!(
+            "{text} gptq on {} ({} samples, damp {}%{})",
+            g.data.value,
+            g.samples.value,
+            g.damp * 100.0,
+            if g.act_order { ", act_order" } else { "" }
+        ),
+    }
 }
 
 pub fn print_act_quant(a: &ActQuant) -> String {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::recipe::{
     Amount, Bits, Device, ExitCriterion, ExitHead, ExitLayers, ExitScope, ExitSpec, Granularity,
     Importance, LossKind, LossSpec, LrScheduleKind, OptimizerKind, Pooling, PruneSpec, QuantKind,
-    QuantSpec, Recipe, ScaleMethod, StageLength, StageSpec, Task, TeacherRef, WidthSpec,
+    QuantMethod, QuantSpec, Recipe, ScaleMethod, StageLength, StageSpec, Task, TeacherRef, WidthSpec,
 };
 use crate::syntax::{Span, Spanned};
 
@@ -78,6 +78,7 @@ pub fn weights(selector: &str, bits: Bits, granularity: Granularity) -> QuantSpe
         symmetric: s(true),
         granularity: s(granularity),
         scale: s(ScaleMethod::Max),
+        method: s(QuantMethod::Rtn),
     }
 }
 

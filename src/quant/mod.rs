@@ -11,9 +11,20 @@
 //! mean of the kept |w|), and symmetric / asymmetric uniform 2/4/8-bit, whose
 //! clipping range is the max |w|, the mean |w| (scaled), or a learned clipping
 //! scale supplied by training (module-wise dynamic scaling).
+//!
+//! Codes are chosen by rounding each weight to its nearest level
+//! (`quantize`) or by GPTQ (`gptq`), which rounds column by column and
+//! compensates each column's error on the columns still to come, using the
+//! layer's inputs on calibration text. Both produce the same `Quantized`
+//! form.
 
+mod gptq;
 mod pack;
 mod quantize;
 
+pub use gptq::{gptq, GptqError, GptqOptions};
 pub use pack::{pack_rows, packed_row_bytes, unpack_rows};
-pub use quantize::{dequantize, quantize, QuantError, QuantSpec, Quantized};
+pub use quantize::{
+    decode, dequantize, encode, quantize, unit_params, Layout, QuantError, QuantSpec, Quantized,
+    UnitParams,
+};

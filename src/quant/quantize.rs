@@ -145,165 +145,188 @@ fn max_abs(v: &[f32]) -> f32 {
     v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
 }
 
-/// Quantizes `w` (`rows × cols`, row-major).
-pub fn quantize(
-    w: &[f32],
-    rows: usize,
-    cols: usize,
-    spec: &QuantSpec,
-) -> Result<Quantized, QuantError> {
-    if w.len() != rows * cols {
-        return Err(QuantError::ShapeMismatch {
-            rows,
-            cols,
-            len: w.len(),
-        });
-    }
-    if let Bits::Int(b) = spec.bits {
-        if !matches!(b, 2 | 4 | 8) {
-            return Err(QuantError::UnsupportedBits(b));
-        }
-    }
-    let (unit_len, n_units) = units(rows, cols, spec.granularity)?;
-    let members = unit_members(w, rows, cols, unit_len, n_units);
-    let learned = match spec.scale {
-        ScaleMethod::Learned => {
-            let l = spec.learned.as_deref().unwrap_or(&[]);
-            if l.len() != n_units {
-                return Err(QuantError::LearnedScales {
-                    expected: n_units,
-                    found: l.len(),
-                });
-            }
-            Some(l)
-        }
-        _ => None,
-    };
-    let binary_or_ternary = matches!(spec.bits, Bits::Binary | Bits::Ternary);
-    let asymmetric = !spec.symmetric && !binary_or_ternary;
-
-    // Per-unit parameters: scale (α or step) and, for asymmetric, zero point.
-    let mut scales = Vec::with_capacity(n_units);
-    let mut zeros = Vec::with_capacity(n_units);
-    let mut thresholds = Vec::with_capacity(n_units);
-    for (u, m) in members.iter().enumerate() {
-        let clip = match (spec.scale, learned) {
-            (_, Some(l)) => l[u].abs(),
-            (ScaleMethod::Max, _) => max_abs(m),
-            (ScaleMethod::MeanAbs, _) if binary_or_ternary => mean_abs(m),
-            (ScaleMethod::MeanAbs, _) => max_abs(m).min(3.0 * mean_abs(m)),
-            (ScaleMethod::Learned, None) => unreachable!("learned scales were checked above"),
-        };
-        match spec.bits {
-            Bits::Binary => {
-                scales.push(clip);
-                thresholds.push(0.0);
-            }
-            Bits::Ternary => {
-                if spec.scale == ScaleMethod::MeanAbs && learned.is_none() {
-                    let delta = 0.7 * clip;
-                    let kept: Vec<f32> = m.iter().map(|x| x.abs()).filter(|a| *a > delta).collect();
-                    scales.push(if kept.is_empty() {
-                        0.0
-                    } else {
-                        kept.iter().sum::<f32>() / kept.len() as f32
-                    });
-                    thresholds.push(delta);
-                } else {
-                    scales.push(clip);
-                    thresholds.push(clip / 2.0);
-                }
-            }
-            Bits::Int(b) if asymmetric => {
-                let (lo, hi) = if learned.is_some() {
-                    (-clip, clip)
-                } else {
-                    let lo = m.iter().cloned().fold(f32::INFINITY, f32::min).min(0.0);
-                    let hi = m.iter().cloned().fold(f32::NEG_INFINITY, f32::max).max(0.0);
-                    (lo, hi)
-                };
-                let levels = ((1u32 << b) - 1) as f32;
-                let step = (hi - lo) / levels;
-                scales.push(step);
-                zeros.push(if step > 0.0 {
-                    (-lo / step).round()
-                } else {
-                    0.0
-                });
-                thresholds.push(0.0);
-            }
-            Bits::Int(_) => {
-                scales.push(clip);
-                thresholds.push(0.0);
-            }
-        }
-    }
-
-    let mut codes = Vec::with_capacity(w.len());
-    for r in 0..rows {
-        for c in 0..cols {
-            let x = w[r * cols + c];
-            let u = unit_index(rows, cols, unit_len, r, c);
-            let a = scales[u];
-            let code = match spec.bits {
-                Bits::Binary => u8::from(x >= 0.0),
-                Bits::Ternary => {
-                    if x > thresholds[u] {
-                        2
-                    } else if x < -thresholds[u] {
-                        0
-                    } else {
-                        1
-                    }
-                }
-                Bits::Int(b) if asymmetric => {
-                    let levels = ((1u32 << b) - 1) as f32;
-                    if a > 0.0 {
-                        ((x / a).round() + zeros[u]).clamp(0.0, levels) as u8
-                    } else {
-                        zeros[u].clamp(0.0, levels) as u8
-                    }
-                }
-                Bits::Int(2) => {
-                    // Mid-rise levels {-3, -1, 1, 3}·α/3 → codes 0..4.
-                    if a > 0.0 {
-                        // Level k sits at t = k; decision boundaries at k + 0.5.
-                        let t = (x / a).clamp(-1.0, 1.0) * 1.5 + 1.5;
-                        t.round() as u8
-                    } else {
-                        2
-                    }
-                }
-                Bits::Int(b) => {
-                    let qmax = ((1i32 << (b - 1)) - 1) as f32;
-                    let q = if a > 0.0 {
-                        (x / a * qmax).round().clamp(-qmax, qmax)
-                    } else {
-                        0.0
-                    };
-                    (q as i32 + (1i32 << (b - 1))) as u8
-                }
-            };
-            codes.push(code);
-        }
-    }
-    // Store ternary codes so that value = (code - 1)·α: code 2 = +α, 0 = -α.
-    Ok(Quantized {
-        bits: spec.bits,
-        symmetric: !asymmetric,
-        rows,
-        cols,
-        unit_len,
-        codes,
-        scales,
-        zero_points: asymmetric.then_some(zeros),
-    })
+/// The parameters of one quantization unit: its scale (α for symmetric,
+/// binary and ternary quantizers, the step for asymmetric ones), its zero
+/// point (asymmetric only) and its ternary threshold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitParams {
+    pub scale: f32,
+    pub zero: f32,
+    pub threshold: f32,
 }
 
-/// The value a code stands for.
-fn code_value(q: &Quantized, code: u8, unit: usize) -> f32 {
-    let a = q.scales[unit];
-    match q.bits {
+/// How a spec lays out a `rows × cols` matrix, checked: the unit length along
+/// a row, the number of units, and whether the quantizer is asymmetric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub rows: usize,
+    pub cols: usize,
+    pub unit_len: usize,
+    pub units: usize,
+    pub asymmetric: bool,
+}
+
+impl Layout {
+    /// Checks `spec` against a matrix of `len` values.
+    pub fn new(len: usize, rows: usize, cols: usize, spec: &QuantSpec) -> Result<Self, QuantError> {
+        if len != rows * cols {
+            return Err(QuantError::ShapeMismatch { rows, cols, len });
+        }
+        if let Bits::Int(b) = spec.bits {
+            if !matches!(b, 2 | 4 | 8) {
+                return Err(QuantError::UnsupportedBits(b));
+            }
+        }
+        let (unit_len, units) = units(rows, cols, spec.granularity)?;
+        if spec.scale == ScaleMethod::Learned {
+            let found = spec.learned.as_deref().map_or(0, <[f32]>::len);
+            if found != units {
+                return Err(QuantError::LearnedScales {
+                    expected: units,
+                    found,
+                });
+            }
+        }
+        let binary_or_ternary = matches!(spec.bits, Bits::Binary | Bits::Ternary);
+        Ok(Layout {
+            rows,
+            cols,
+            unit_len,
+            units,
+            asymmetric: !spec.symmetric && !binary_or_ternary,
+        })
+    }
+
+    /// Index of the unit that weight `(r, c)` belongs to.
+    pub fn unit_of(&self, r: usize, c: usize) -> usize {
+        unit_index(self.rows, self.cols, self.unit_len, r, c)
+    }
+
+    /// The quantized matrix of `codes` and per-unit `params`.
+    pub fn assemble(&self, spec: &QuantSpec, codes: Vec<u8>, params: &[UnitParams]) -> Quantized {
+        Quantized {
+            bits: spec.bits,
+            symmetric: !self.asymmetric,
+            rows: self.rows,
+            cols: self.cols,
+            unit_len: self.unit_len,
+            codes,
+            scales: params.iter().map(|p| p.scale).collect(),
+            zero_points: self
+                .asymmetric
+                .then(|| params.iter().map(|p| p.zero).collect()),
+        }
+    }
+}
+
+/// The parameters of unit `unit` whose weights are `m`, as `spec` says.
+pub fn unit_params(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) -> UnitParams {
+    let binary_or_ternary = matches!(spec.bits, Bits::Binary | Bits::Ternary);
+    let learned = spec
+        .learned
+        .as_deref()
+        .filter(|_| spec.scale == ScaleMethod::Learned)
+        .map(|l| l[unit].abs());
+    let clip = match (spec.scale, learned) {
+        (_, Some(l)) => l,
+        (ScaleMethod::MeanAbs, _) if binary_or_ternary => mean_abs(m),
+        (ScaleMethod::MeanAbs, _) => max_abs(m).min(3.0 * mean_abs(m)),
+        // `Learned` without values is rejected by `Layout::new`.
+        (ScaleMethod::Max | ScaleMethod::Learned, _) => max_abs(m),
+    };
+    let plain = |scale| UnitParams {
+        scale,
+        zero: 0.0,
+        threshold: 0.0,
+    };
+    match spec.bits {
+        Bits::Ternary if spec.scale == ScaleMethod::MeanAbs && learned.is_none() => {
+            let delta = 0.7 * clip;
+            let (sum, n) = m
+                .iter()
+                .map(|x| x.abs())
+                .filter(|a| *a > delta)
+                .fold((0f32, 0usize), |(s, n), a| (s + a, n + 1));
+            UnitParams {
+                scale: if n == 0 { 0.0 } else { sum / n as f32 },
+                zero: 0.0,
+                threshold: delta,
+            }
+        }
+        Bits::Ternary => UnitParams {
+            scale: clip,
+            zero: 0.0,
+            threshold: clip / 2.0,
+        },
+        Bits::Int(b) if layout.asymmetric => {
+            let (lo, hi) = if learned.is_some() {
+                (-clip, clip)
+            } else {
+                let lo = m.iter().cloned().fold(f32::INFINITY, f32::min).min(0.0);
+                let hi = m.iter().cloned().fold(f32::NEG_INFINITY, f32::max).max(0.0);
+                (lo, hi)
+            };
+            let levels = ((1u32 << b) - 1) as f32;
+            let step = (hi - lo) / levels;
+            UnitParams {
+                scale: step,
+                zero: if step > 0.0 { (-lo / step).round() } else { 0.0 },
+                threshold: 0.0,
+            }
+        }
+        Bits::Binary | Bits::Int(_) => plain(clip),
+    }
+}
+
+/// The code of weight `x` in a unit with parameters `p`.
+pub fn encode(x: f32, bits: Bits, asymmetric: bool, p: &UnitParams) -> u8 {
+    let a = p.scale;
+    match bits {
+        Bits::Binary => u8::from(x >= 0.0),
+        // Ternary codes: value = (code - 1)·α, so 2 = +α and 0 = -α.
+        Bits::Ternary => {
+            if x > p.threshold {
+                2
+            } else if x < -p.threshold {
+                0
+            } else {
+                1
+            }
+        }
+        Bits::Int(b) if asymmetric => {
+            let levels = ((1u32 << b) - 1) as f32;
+            if a > 0.0 {
+                ((x / a).round() + p.zero).clamp(0.0, levels) as u8
+            } else {
+                p.zero.clamp(0.0, levels) as u8
+            }
+        }
+        Bits::Int(2) => {
+            // Mid-rise levels {-3, -1, 1, 3}·α/3 → codes 0..4.
+            if a > 0.0 {
+                // Level k sits at t = k; decision boundaries at k + 0.5.
+                let t = (x / a).clamp(-1.0, 1.0) * 1.5 + 1.5;
+                t.round() as u8
+            } else {
+                2
+            }
+        }
+        Bits::Int(b) => {
+            let qmax = ((1i32 << (b - 1)) - 1) as f32;
+            let q = if a > 0.0 {
+                (x / a * qmax).round().clamp(-qmax, qmax)
+            } else {
+                0.0
+            };
+            (q as i32 + (1i32 << (b - 1))) as u8
+        }
+    }
+}
+
+/// The value `code` stands for in a unit of scale `scale` and zero point `zero`.
+pub fn decode(code: u8, bits: Bits, asymmetric: bool, scale: f32, zero: f32) -> f32 {
+    let a = scale;
+    match bits {
         Bits::Binary => {
             if code == 1 {
                 a
@@ -312,16 +335,44 @@ fn code_value(q: &Quantized, code: u8, unit: usize) -> f32 {
             }
         }
         Bits::Ternary => (code as f32 - 1.0) * a,
-        Bits::Int(_) if !q.symmetric => {
-            let z = q.zero_points.as_ref().map_or(0.0, |z| z[unit]);
-            (code as f32 - z) * a
-        }
+        Bits::Int(_) if asymmetric => (code as f32 - zero) * a,
         Bits::Int(2) => (2.0 * code as f32 - 3.0) * a / 3.0,
         Bits::Int(b) => {
             let qmax = ((1i32 << (b - 1)) - 1) as f32;
             (code as i32 - (1i32 << (b - 1))) as f32 * a / qmax
         }
     }
+}
+
+/// Quantizes `w` (`rows × cols`, row-major) to the nearest level of each
+/// unit (round to nearest).
+pub fn quantize(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    spec: &QuantSpec,
+) -> Result<Quantized, QuantError> {
+    let layout = Layout::new(w.len(), rows, cols, spec)?;
+    let members = unit_members(w, rows, cols, layout.unit_len, layout.units);
+    let params: Vec<UnitParams> = members
+        .iter()
+        .enumerate()
+        .map(|(u, m)| unit_params(m, u, spec, &layout))
+        .collect();
+    let mut codes = Vec::with_capacity(w.len());
+    for r in 0..rows {
+        for c in 0..cols {
+            let p = &params[layout.unit_of(r, c)];
+            codes.push(encode(w[r * cols + c], spec.bits, layout.asymmetric, p));
+        }
+    }
+    Ok(layout.assemble(spec, codes, &params))
+}
+
+/// The value a code stands for.
+fn code_value(q: &Quantized, code: u8, unit: usize) -> f32 {
+    let zero = q.zero_points.as_ref().map_or(0.0, |z| z[unit]);
+    decode(code, q.bits, !q.symmetric, q.scales[unit], zero)
 }
 
 /// The f32 matrix a quantized matrix stands for.

@@ -13,8 +13,9 @@ use super::values::{
 use crate::diag::Diag;
 use crate::recipe::{
     ArgValue, Bits, CalibrationTarget, Column, CustomPassCall, DataFormat, DataSpec, ExitCriterion,
-    ExitHead, ExitLayers, ExitScope, ExitSpec, Granularity, Importance, LayerWidth, PruneSpec,
-    QuantKind, QuantSpec, ScaleMethod, Task, WidthSpec,
+    ExitHead, ExitLayers, ExitScope, ExitSpec, GptqSpec, Granularity, Importance, LayerWidth,
+    PruneSpec, QuantKind, QuantMethod, QuantSpec, ScaleMethod, Task, WidthSpec,
+    DEFAULT_GPTQ_DAMP, DEFAULT_GPTQ_SAMPLES,
 };
 use crate::syntax::{Block, Item, Span, Spanned, Statement, Value, ValueKind};
 
@@ -323,7 +324,9 @@ enum GranularityName {
     Token,
 }
 
-/// `quantize weights|activations "SELECTOR" { bits, symmetric, granularity, group, scale }`
+/// `quantize weights|activations "SELECTOR" { bits, symmetric, granularity,
+/// group, scale }`; weights also take `method` (`rtn` or `gptq`) and, with
+/// `gptq`, `data`, `samples`, `damp` and `act_order`.
 pub fn quantize(block: &Block, errs: &mut Errors) -> Option<QuantSpec> {
     errs.ok(arg_count(
         block,
@@ -377,6 +380,7 @@ pub fn quantize(block: &Block, errs: &mut Errors) -> Option<QuantSpec> {
             ],
         )
     });
+    let method = quant_method(&mut body, kind, block.name.span, errs);
     body.finish(&[], errs);
     let default_granularity = match kind {
         QuantKind::Weights => GranularityName::Row,
@@ -417,7 +421,106 @@ pub fn quantize(block: &Block, errs: &mut Errors) -> Option<QuantSpec> {
         symmetric,
         granularity: Spanned::new(granularity, granularity_span),
         scale,
+        method: method?,
     })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum MethodName {
+    Rtn,
+    Gptq,
+}
+
+/// `method` and the calibration keys of `method: gptq`. Calibration keys
+/// without `method: gptq`, or `method` on activations, are errors.
+fn quant_method(
+    body: &mut Body<'_>,
+    kind: QuantKind,
+    owner: Span,
+    errs: &mut Errors,
+) -> Option<Spanned<QuantMethod>> {
+    let name = body.take("method", errs, |v| {
+        if kind == QuantKind::Activations {
+            return Err(Diag::new(
+                "plcc::recipe::conflicting-keys",
+                "`method` applies only to weight quantizers",
+            )
+            .label(v.span, "activations are rounded to nearest as they are computed")
+            .help("remove `method`, or move it to a `quantize weights` block"));
+        }
+        choice(v, &[("rtn", MethodName::Rtn), ("gptq", MethodName::Gptq)])
+    });
+    if body.get("method").is_some() && name.is_none() {
+        // The key was given but invalid; its error is recorded.
+        for key in ["data", "samples", "damp", "act_order"] {
+            let _ = body.get(key);
+        }
+        return None;
+    }
+    let data = body.take("data", errs, ident);
+    let samples = body.take("samples", errs, positive);
+    let damp = body.take("damp", errs, |v| match v.kind {
+        ValueKind::Percent(_) => fraction(v),
+        _ => {
+            let x = positive_number(v)?;
+            if x <= 1.0 {
+                Ok(x)
+            } else {
+                Err(out_of_range(
+                    v.span,
+                    format!("damping is a fraction of the mean diagonal, found {x}"),
+                    "give a percent (`1%`) or a number in (0, 1]",
+                ))
+            }
+        }
+    });
+    let act_order = body.take("act_order", errs, boolean);
+    let gptq = name.as_ref().is_some_and(|n| n.value == MethodName::Gptq);
+    if !gptq {
+        let given = [
+            ("data", data.as_ref().map(|d| d.span)),
+            ("samples", samples.as_ref().map(|d| d.span)),
+            ("damp", damp.as_ref().map(|d| d.span)),
+            ("act_order", act_order.as_ref().map(|d| d.span)),
+        ];
+        for (key, span) in given {
+            if let Some(span) = span {
+                errs.push(
+                    Diag::new(
+                        "plcc::recipe::conflicting-keys",
+                        format!("`{key}` applies only with `method: gptq`"),
+                    )
+                    .label(span, "round-to-nearest needs no calibration")
+                    .help("add `method: gptq`, or remove the calibration keys"),
+                );
+            }
+        }
+    }
+    let span = name.as_ref().map_or(owner, |n| n.span);
+    if !gptq {
+        return Some(Spanned::new(QuantMethod::Rtn, span));
+    }
+    let Some(data) = data else {
+        if body.get("data").is_none() {
+            errs.push(
+                Diag::new(
+                    "plcc::recipe::missing-key",
+                    "`method: gptq` needs calibration text",
+                )
+                .label(span, "add `data: NAME` (a data set of this recipe)"),
+            );
+        }
+        return None;
+    };
+    Some(Spanned::new(
+        QuantMethod::Gptq(GptqSpec {
+            data,
+            samples: samples.unwrap_or(Spanned::new(DEFAULT_GPTQ_SAMPLES, span)),
+            damp: damp.map_or(DEFAULT_GPTQ_DAMP, |d| d.value),
+            act_order: act_order.is_some_and(|a| a.value),
+        }),
+        span,
+    ))
 }
 
 /// A module-name glob; its syntax is checked here, what it matches later.

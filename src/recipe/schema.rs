@@ -129,9 +129,14 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
         errs,
     );
     let names: Vec<&str> = datasets.iter().map(|d| d.name.value.as_str()).collect();
+    let gptq_data = quantizers.iter().filter_map(|q| match &q.method.value {
+        crate::recipe::QuantMethod::Gptq(g) => Some(&g.data),
+        crate::recipe::QuantMethod::Rtn => None,
+    });
     let references = eval
         .iter()
         .chain(prune.as_ref().and_then(|p| p.data.as_ref()))
+        .chain(gptq_data)
         .chain(pretrain.iter().chain(stages.iter()).map(|s| &s.data));
     for reference in references {
         check_dataset(reference, &names, errs);

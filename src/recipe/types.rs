@@ -252,7 +252,45 @@ pub struct QuantSpec {
     pub symmetric: Spanned<bool>,
     pub granularity: Spanned<Granularity>,
     pub scale: Spanned<ScaleMethod>,
+    /// How weights are rounded (weights only; activations are always
+    /// rounded to nearest at run time).
+    pub method: Spanned<QuantMethod>,
 }
+
+/// How a weight quantizer chooses its codes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum QuantMethod {
+    /// Round to nearest: each weight independently.
+    Rtn,
+    /// GPTQ: column by column, each column's rounding error compensated on
+    /// the columns not yet quantized through the inverse Hessian of the
+    /// layer's inputs on calibration text.
+    Gptq(GptqSpec),
+}
+
+impl QuantMethod {
+    pub fn is_rtn(&self) -> bool {
+        matches!(self, QuantMethod::Rtn)
+    }
+}
+
+/// The calibration of a `method: gptq` quantizer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GptqSpec {
+    /// The data set whose text calibrates the quantizer.
+    pub data: Spanned<String>,
+    /// How many of its examples (the first ones) are run.
+    pub samples: Spanned<usize>,
+    /// Damping added to the Hessian's diagonal, as a fraction of its mean.
+    pub damp: f64,
+    /// Quantize columns in order of decreasing Hessian diagonal.
+    pub act_order: bool,
+}
+
+/// Calibration examples of a `method: gptq` quantizer when `samples` is not given.
+pub const DEFAULT_GPTQ_SAMPLES: usize = 128;
+/// Hessian damping of a `method: gptq` quantizer when `damp` is not given (1%).
+pub const DEFAULT_GPTQ_DAMP: f64 = 0.01;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum StageLength {
