@@ -8,6 +8,7 @@
 pub mod data;
 pub mod equivalence;
 pub mod fidelity;
+pub mod gptq;
 pub mod importance;
 pub mod layout;
 pub mod output_lock;
@@ -209,7 +210,26 @@ pub fn build(
         Some(t) => (&t.tensors, t.scales.clone()),
         None => (&student.tensors, Default::default()),
     };
-    let packed = pack::pack(&program, final_tensors, &student.module_names, &scales)?;
+    let calibrated = gptq::calibrate(&gptq::CalibrationInputs {
+        program: &program,
+        config: &student.config,
+        tensors: final_tensors,
+        module_names: &student.module_names,
+        trained_scales: &scales,
+        datasets: &datasets,
+        tokenizer: &teacher.tokenizer,
+    })
+    .map_err(|d| source.attach(d))?;
+    if !calibrated.quantized.is_empty() {
+        done("calibrate (gptq)", &mut timings);
+    }
+    let packed = pack::pack(
+        &program,
+        final_tensors,
+        &student.module_names,
+        &scales,
+        &calibrated.quantized,
+    )?;
     done("quantize and pack", &mut timings);
 
     let staged = StagedDir::begin(&output)?;
@@ -275,6 +295,7 @@ pub fn build(
     let planned = cost.student.bytes;
     let bytes_vs_plan = student_bytes as f64 / planned.max(1) as f64;
     let mut notes = student.notes.clone();
+    notes.extend(calibrated.notes);
     notes.extend(packed.notes.clone());
     if !packed.activation_quant.is_empty() {
         notes.push(format!(

@@ -9,7 +9,7 @@ use super::teacher::{tensor_error, Tensors};
 use crate::artifact::{store_weight, ActivationQuant, TensorSet, WeightRecord};
 use crate::diag::Diag;
 use crate::ir::{Program, WeightQuant};
-use crate::quant::{quantize, QuantSpec};
+use crate::quant::{quantize, QuantSpec, Quantized};
 use crate::recipe::{Bits, Granularity, ScaleMethod};
 
 /// The packed student.
@@ -80,14 +80,58 @@ pub fn placed_quantizers(
     (weight_quant, activation_quant)
 }
 
+/// The quantizer `w` as it applies to `values` (`rows × cols`): learned
+/// clipping values are the trained ones of the module when training gave
+/// some, else the initial rule (then `untrained` is set).
+pub struct WeightSpec {
+    pub spec: QuantSpec,
+    pub untrained: bool,
+}
+
+pub fn weight_spec(
+    w: &WeightQuant,
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    trained: Option<&Vec<f32>>,
+) -> WeightSpec {
+    let learned = (w.scale == ScaleMethod::Learned).then(|| {
+        trained
+            .cloned()
+            .unwrap_or_else(|| initial_learned_scales(values, rows, cols, w.granularity))
+    });
+    WeightSpec {
+        spec: QuantSpec {
+            bits: w.bits,
+            symmetric: w.symmetric,
+            granularity: w.granularity,
+            scale: w.scale,
+            learned,
+        },
+        untrained: w.scale == ScaleMethod::Learned && trained.is_none(),
+    }
+}
+
+/// The error of quantizing `name` as a diagnostic at the quantizer's span.
+pub fn quantize_error(name: &str, w: &WeightQuant, e: impl std::fmt::Display) -> Diag {
+    Diag::new(
+        "plcc::build::quantize",
+        format!("cannot quantize `{name}`: {e}"),
+    )
+    .label(w.span, "quantizer placed here")
+}
+
 /// Quantizes and stores every tensor of `student`. `module_names` maps IR
 /// module names to student module names; `trained_scales` holds learned
-/// clipping values by module (modules without use the initial rule).
+/// clipping values by module (modules without use the initial rule);
+/// `calibrated` holds the codes GPTQ chose, by module (the others are
+/// rounded to nearest here).
 pub fn pack(
     program: &Program,
     student: &Tensors,
     module_names: &BTreeMap<String, String>,
     trained_scales: &BTreeMap<String, Vec<f32>>,
+    calibrated: &BTreeMap<String, Quantized>,
 ) -> Result<Packed, Diag> {
     let (weight_quant, activation_quant) = placed_quantizers(program, module_names);
     let mut notes = Vec::new();
@@ -105,29 +149,21 @@ pub fn pack(
         let quant = module.and_then(|m| weight_quant.get(m));
         let record = match (quant, shape.as_slice()) {
             (Some(w), &[rows, cols]) => {
-                let learned_scales = (w.scale == ScaleMethod::Learned).then(|| {
-                    let trained = module.and_then(|m| trained_scales.get(m)).cloned();
-                    if trained.is_none() {
-                        learned += 1;
+                let q = match module.and_then(|m| calibrated.get(m)) {
+                    Some(q) => q.clone(),
+                    None => {
+                        let ws = weight_spec(
+                            w,
+                            &values,
+                            rows,
+                            cols,
+                            module.and_then(|m| trained_scales.get(m)),
+                        );
+                        learned += usize::from(ws.untrained);
+                        quantize(&values, rows, cols, &ws.spec)
+                            .map_err(|e| quantize_error(name, w, e))?
                     }
-                    trained.unwrap_or_else(|| {
-                        initial_learned_scales(&values, rows, cols, w.granularity)
-                    })
-                });
-                let spec = QuantSpec {
-                    bits: w.bits,
-                    symmetric: w.symmetric,
-                    granularity: w.granularity,
-                    scale: w.scale,
-                    learned: learned_scales,
                 };
-                let q = quantize(&values, rows, cols, &spec).map_err(|e| {
-                    Diag::new(
-                        "plcc::build::quantize",
-                        format!("cannot quantize `{name}`: {e}"),
-                    )
-                    .label(w.span, "quantizer placed here")
-                })?;
                 store_weight(&mut set, name, shape, &values, Some(&q))
             }
             _ => store_weight(&mut set, name, shape, &values, None),

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use crate::recipe::{
     Amount, Bits, Device, ExitCriterion, ExitHead, ExitLayers, ExitScope, ExitSpec, Granularity,
     Importance, LossKind, LossSpec, LrScheduleKind, OptimizerKind, Pooling, PruneSpec, QuantKind,
-    QuantMethod, QuantSpec, Recipe, ScaleMethod, StageLength, StageSpec, Task, TeacherRef, WidthSpec,
+    QuantMethod, QuantSpec, Recipe, ScaleMethod, StageLength, StageSpec, Task, TeacherRef,
+    WidthSpec,
 };
 use crate::syntax::{Span, Spanned};
 

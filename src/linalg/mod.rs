@@ -7,8 +7,6 @@ mod cholesky;
 mod eigen;
 mod svd;
 
-pub use cholesky::{
-    cholesky_lower, inverse_upper_factor, spd_inverse, NotPositiveDefinite,
-};
+pub use cholesky::{cholesky_lower, inverse_upper_factor, spd_inverse, NotPositiveDefinite};
 pub use eigen::symmetric_eigen;
 pub use svd::{truncated_svd_factors, LowRankFactors};

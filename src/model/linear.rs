@@ -15,6 +15,7 @@ use candle_core::{DType, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use super::gemm::{self, PackedWeight};
+use super::input_tap::InputTap;
 use super::linear_kernel::{is_per_token_int8, quantize_input, LinearKernel, PER_TOKEN_INT8};
 use crate::artifact::ActivationQuant;
 use crate::kernels::{KernelError, PackedLinear};
@@ -88,6 +89,8 @@ pub struct Linear {
     kernel: Option<Arc<LinearKernel>>,
     /// How the input is quantized before the product (`quantize_inputs`).
     input_quant: Option<ActivationQuant>,
+    /// Records the inputs (calibration), when attached.
+    tap: Option<Arc<InputTap>>,
 }
 
 impl Linear {
@@ -107,6 +110,7 @@ impl Linear {
             bias: Some(bias),
             kernel: None,
             input_quant: None,
+            tap: None,
         })
     }
 
@@ -126,6 +130,7 @@ impl Linear {
             bias: Some(bias),
             kernel: None,
             input_quant: None,
+            tap: None,
         })
     }
 
@@ -135,6 +140,7 @@ impl Linear {
             bias,
             kernel: None,
             input_quant: None,
+            tap: None,
         }
     }
 
@@ -199,6 +205,18 @@ impl Linear {
         Ok(())
     }
 
+    /// Replaces the weight by a plain float one (same shape), dropping any
+    /// quantizer and kernel snapshot of the old one.
+    pub fn set_weight(&mut self, weight: Tensor) {
+        self.weight = LinearWeight::Float(weight);
+        self.kernel = None;
+    }
+
+    /// Attaches (or with `None` removes) a tap that records every input.
+    pub fn set_tap(&mut self, tap: Option<Arc<InputTap>>) {
+        self.tap = tap;
+    }
+
     /// Sets the kernel the layer runs on (a snapshot of its weight).
     pub(crate) fn set_kernel(&mut self, kernel: LinearKernel) {
         self.kernel = Some(Arc::new(kernel));
@@ -234,6 +252,12 @@ impl Linear {
     /// that, else fake-quantized in f32 before the float product).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let quant = self.input_quant();
+        if let Some(tap) = &self.tap {
+            match &quant {
+                Some(q) => tap.record(&quantize_input(&x.detach(), q)?)?,
+                None => tap.record(x)?,
+            }
+        }
         if let Some(k) = self.kernel.as_deref().filter(|k| k.is_int8()) {
             if quant.as_ref().is_some_and(is_per_token_int8) {
                 if let Some(y) = k.forward(x)? {

@@ -49,11 +49,16 @@ pub struct GptqOptions {
 pub enum GptqError {
     Quant(QuantError),
     /// The Hessian is not `cols × cols`.
-    HessianShape { cols: usize, len: usize },
+    HessianShape {
+        cols: usize,
+        len: usize,
+    },
     /// No calibration token reached the layer (an all-zero Hessian).
     NoData,
     /// The damped Hessian stayed indefinite even with ten times the damping.
-    Indefinite { damp: f64 },
+    Indefinite {
+        damp: f64,
+    },
 }
 
 impl std::fmt::Display for GptqError {
@@ -61,7 +66,10 @@ impl std::fmt::Display for GptqError {
         match self {
             GptqError::Quant(e) => write!(f, "{e}"),
             GptqError::HessianShape { cols, len } => {
-                write!(f, "a {cols}-column weight needs a {cols}×{cols} Hessian, got {len} values")
+                write!(
+                    f,
+                    "a {cols}-column weight needs a {cols}×{cols} Hessian, got {len} values"
+                )
             }
             GptqError::NoData => write!(f, "no calibration token reached the layer"),
             GptqError::Indefinite { damp } => write!(

@@ -270,7 +270,11 @@ pub fn unit_params(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) ->
             let step = (hi - lo) / levels;
             UnitParams {
                 scale: step,
-                zero: if step > 0.0 { (-lo / step).round() } else { 0.0 },
+                zero: if step > 0.0 {
+                    (-lo / step).round()
+                } else {
+                    0.0
+                },
                 threshold: 0.0,
             }
         }

@@ -14,8 +14,8 @@ use crate::diag::Diag;
 use crate::recipe::{
     ArgValue, Bits, CalibrationTarget, Column, CustomPassCall, DataFormat, DataSpec, ExitCriterion,
     ExitHead, ExitLayers, ExitScope, ExitSpec, GptqSpec, Granularity, Importance, LayerWidth,
-    PruneSpec, QuantKind, QuantMethod, QuantSpec, ScaleMethod, Task, WidthSpec,
-    DEFAULT_GPTQ_DAMP, DEFAULT_GPTQ_SAMPLES,
+    PruneSpec, QuantKind, QuantMethod, QuantSpec, ScaleMethod, Task, WidthSpec, DEFAULT_GPTQ_DAMP,
+    DEFAULT_GPTQ_SAMPLES,
 };
 use crate::syntax::{Block, Item, Span, Spanned, Statement, Value, ValueKind};
 
@@ -445,7 +445,10 @@ fn quant_method(
                 "plcc::recipe::conflicting-keys",
                 "`method` applies only to weight quantizers",
             )
-            .label(v.span, "activations are rounded to nearest as they are computed")
+            .label(
+                v.span,
+                "activations are rounded to nearest as they are computed",
+            )
             .help("remove `method`, or move it to a `quantize weights` block"));
         }
         choice(v, &[("rtn", MethodName::Rtn), ("gptq", MethodName::Gptq)])
