@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
     --mirror) mirror="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --no-update) update=0; shift ;;
-    -h|--help) sed -n '2,24p' "$0" | sed -e 's/^# //' -e 's/^#$//'; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed -e 's/^# //' -e 's/^#$//'; exit 0 ;;
     *) echo "fetch-corpus: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
   esac
 done
