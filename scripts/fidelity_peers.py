@@ -22,7 +22,8 @@ the teacher's max_seq_length (256 tokens for all-MiniLM-L6-v2):
     a check of the ONNX pipeline itself;
   - onnx int8: that export quantized by optimum's ORTQuantizer with
     `AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)`
-    (ONNX Runtime dynamic quantization, int8 weights per channel);
+    (ONNX Runtime dynamic quantization: int8 weights per channel for MatMul
+    and Gather, the word embeddings included; uint8 activations per batch);
   - each plcc artifact: `plcc run DIR --input FILE --max-len L` (JSON Lines,
     one `embedding` per sentence: the mean over real tokens).
 The ONNX models are mean-pooled over real tokens and L2-normalised like the
@@ -42,6 +43,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -158,10 +160,17 @@ def cpu_model() -> str:
 
 def main() -> None:
     args = parse_args()
+    work = tempfile.mkdtemp(prefix="fidelity-peers-")  # the int8 state_dict and ONNX models
+    try:
+        evaluate(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def evaluate(args: argparse.Namespace, work: str) -> None:
     torch = import_torch(args.threads)
     sentences = read_sentences(args.input, args.limit)
     os.makedirs(args.out_dir, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="fidelity-peers-")
     sentences_file = os.path.join(args.out_dir, "sentences.txt")
     with open(sentences_file, "w", encoding="utf-8") as f:
         f.write("".join(s + "\n" for s in sentences))
