@@ -5,7 +5,8 @@
 # and dynamically quantized to int8; prints one table with each model's speed
 # relative to the plcc teacher and to PyTorch int8.
 #
-# Usage (from anywhere; needs cargo, python3 with torch + sentence-transformers):
+# Usage (from anywhere; needs cargo, and python3 with torch + sentence-transformers
+# or the .venv-peers/ that scripts/fidelity-vs-peers.sh installs, used if present):
 #   scripts/bench-vs-pytorch.sh [--teacher DIR] [--artifact DIR]... [--input FILE]
 #                               [--threads N] [--batch-size N] [--repeat K]
 #                               [--rounds R]
@@ -41,6 +42,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 out_dir="${OUT_DIR:-out/bench}"
+python=python3
+[ -x .venv-peers/bin/python ] && python=.venv-peers/bin/python
 mkdir -p "$out_dir"
 rm -f "$out_dir"/*.json
 
@@ -54,7 +57,7 @@ plcc_bench() { # NAME MODEL ROUND
 }
 torch_bench() { # NAME ROUND [--quantize-dynamic]
   echo "round $2: pytorch bench $teacher ${3:-}" >&2
-  python3 scripts/bench_pytorch.py --model "$teacher" --input "$input" --threads "$threads" \
+  "$python" scripts/bench_pytorch.py --model "$teacher" --input "$input" --threads "$threads" \
     --batch-size "$batch_size" --repeat "$repeat" --sort-by-length ${3:-} \
     2>/dev/null > "$out_dir/$1.$2.json"
 }

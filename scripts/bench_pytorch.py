@@ -31,9 +31,9 @@ import argparse
 import json
 import os
 import resource
-import sys
 import time
-import warnings
+
+from peers_common import import_torch, load_sentence_transformer, quantize_dynamic_int8, read_sentences
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,30 +67,11 @@ def percentile(sorted_values: list, q: float) -> float:
 
 def main() -> None:
     args = parse_args()
-    if args.threads is not None:
-        # Before torch starts its pools.
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)
-        os.environ["MKL_NUM_THREADS"] = str(args.threads)
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-        torch.set_num_interop_threads(1)
-
-    with open(args.input, encoding="utf-8") as f:
-        sentences = [line.strip() for line in f if line.strip()]
-    if not sentences:
-        sys.exit(f"{args.input}: no sentences")
-
-    model = SentenceTransformer(args.model, device="cpu")
-    model.eval()
-    if args.max_len is not None:
-        model.max_seq_length = args.max_len
+    torch = import_torch(args.threads)
+    sentences = read_sentences(args.input)
+    model = load_sentence_transformer(args.model, args.max_len)
     if args.quantize_dynamic:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        model = quantize_dynamic_int8(model)
 
     tokenizer = model.tokenizer
     max_len = model.max_seq_length
