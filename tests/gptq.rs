@@ -1,0 +1,158 @@
+//! `plcc build` with GPTQ quantizers on the built-in tiny BERT, without
+//! training: the calibrated codes are packed and run, they differ from
+//! round-to-nearest's and lower the calibration output error, and bad
+//! calibration data is a located diagnostic that writes nothing.
+
+use std::path::{Path, PathBuf};
+
+use plcc::artifact::Artifact;
+
+mod common;
+use common::{plcc, stderr};
+
+const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\nthe river bends around the old mill\nshe packed the books into two boxes\n";
+
+fn workdir(name: &str) -> PathBuf {
+    common::workdir(
+        &format!("gptq-{name}"),
+        &[("data/sentences.txt", SENTENCES), ("data/empty.txt", "\n")],
+    )
+}
+
+/// A recipe quantizing every encoder linear to 4 bits per group of 16 with
+/// `method`'s extra lines (a data set `empty` is declared when they use it).
+fn recipe(dir: &Path, name: &str, method: &str) -> PathBuf {
+    let empty = if method.contains("data: empty") {
+        "data empty \"data/empty.txt\" {}"
+    } else {
+        ""
+    };
+    let text = format!(
+        r#"
+teacher: "builtin:tiny-bert"
+task: embedding
+eval: text
+
+data text "data/sentences.txt" {{}}
+{empty}
+
+quantize weights "encoder.layer.*" {{
+    bits: 4
+    granularity: group
+    group: 16
+{method}
+}}
+"#
+    );
+    let path = dir.join(format!("{name}.pc"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn build(recipe: &Path, out: &Path) -> std::process::Output {
+    plcc(&[
+        "build",
+        recipe.to_str().unwrap(),
+        "--max-steps",
+        "0",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn gptq_codes_are_packed_run_and_beat_rounding_on_the_calibration_text() {
+    let dir = workdir("build");
+    let gptq = recipe(
+        &dir,
+        "gptq",
+        "    method: gptq\n    data: text\n    samples: 6\n    act_order: true",
+    );
+    let rtn = recipe(&dir, "rtn", "");
+    let (out_g, out_r) = (dir.join("gptq-out"), dir.join("rtn-out"));
+    let o = build(&gptq, &out_g);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = build(&rtn, &out_r);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_g.join("report.json")).unwrap()).unwrap();
+    let note = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .find(|n| n.starts_with("gptq:"))
+        .expect("a gptq note")
+        .to_string();
+    assert!(
+        note.contains("24 modules calibrated on `text` (6 sentences"),
+        "{note}"
+    );
+    // "... their output error on it is X% of round-to-nearest's"
+    let percent: f64 = note
+        .split("is ")
+        .last()
+        .and_then(|s| s.split('%').next())
+        .and_then(|s| s.parse().ok())
+        .expect("a percentage");
+    assert!(percent < 100.0, "{note}");
+    let metrics = &report["fidelity"]["metrics"];
+    assert!(
+        metrics["similarity_spearman"].as_f64().is_some(),
+        "{metrics}"
+    );
+
+    // Same quantizer layout, different codes.
+    let (a, b) = (
+        Artifact::open(&out_g).unwrap(),
+        Artifact::open(&out_r).unwrap(),
+    );
+    let name = "encoder.layer.1.intermediate.dense.weight";
+    assert!(matches!(
+        a.manifest.weights[name].storage,
+        plcc::artifact::Storage::Packed { .. }
+    ));
+    assert_eq!(a.weights_file_bytes, b.weights_file_bytes);
+    assert_ne!(a.weight_f32(name).unwrap(), b.weight_f32(name).unwrap());
+
+    let input = dir.join("input.txt");
+    std::fs::write(&input, "one line\nanother line of text\n").unwrap();
+    let o = plcc(&[
+        "run",
+        out_g.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+}
+
+#[test]
+fn calibration_sets_too_small_or_empty_are_located_and_write_nothing() {
+    let dir = workdir("bad");
+    let cases = [
+        (
+            "small",
+            "    method: gptq\n    data: text\n    samples: 50",
+            "plcc::build::calibration-too-small",
+            "samples: 50",
+        ),
+        (
+            "empty",
+            "    method: gptq\n    data: empty",
+            "plcc::data::empty",
+            "data/empty.txt",
+        ),
+    ];
+    for (name, method, code, shown) in cases {
+        let path = recipe(&dir, name, method);
+        let out = dir.join(format!("{name}-out"));
+        let o = build(&path, &out);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(code), "{name}: {err}");
+        assert!(err.contains(shown), "{name}: the span is shown: {err}");
+        assert!(!out.exists(), "{name}: nothing is written");
+    }
+}
