@@ -95,8 +95,8 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
     let mut sets: BTreeMap<(String, usize), Vec<Encoded>> = BTreeMap::new();
     for t in &targets {
         let key = (t.gptq.data.value.clone(), t.gptq.samples.value);
-        if !sets.contains_key(&key) {
-            sets.insert(key, calibration_set(t.gptq, inputs)?);
+        if let std::collections::btree_map::Entry::Vacant(e) = sets.entry(key) {
+            e.insert(calibration_set(t.gptq, inputs)?);
         }
     }
 

@@ -156,7 +156,7 @@ pub fn gptq(
 
     // Each row independently: its codes and, for lazy groups, its units'
     // parameters.
-    let per_row: Vec<(Vec<u8>, Vec<(usize, UnitParams)>)> = (0..rows)
+    let per_row: Vec<RowResult> = (0..rows)
         .into_par_iter()
         .map(|r| {
             let mut row: Vec<f64> = order.iter().map(|&c| w[r * cols + c] as f64).collect();
@@ -165,7 +165,7 @@ pub fn gptq(
             for p in 0..cols {
                 let c = order[p];
                 let unit = layout.unit_of(r, c);
-                if lazy_groups && c % layout.unit_len == 0 {
+                if lazy_groups && c.is_multiple_of(layout.unit_len) {
                     // Without act_order, order is the identity: the group's
                     // columns are positions p..p + unit_len.
                     let end = (p + layout.unit_len).min(cols);
@@ -199,6 +199,9 @@ pub fn gptq(
     }
     Ok(layout.assemble(spec, codes, &params))
 }
+
+/// One row's codes and, for lazy groups, the parameters of its units.
+type RowResult = (Vec<u8>, Vec<(usize, UnitParams)>);
 
 /// The upper factor of the inverse of `h` damped by `damp` × its mean
 /// diagonal, retrying with ten times the damping if `h` is indefinite.
