@@ -22,19 +22,20 @@
 //!   the post-processor's special tokens, the padding id); the result is
 //!   loaded back with `Tokenizer::from_str` and checked piece by piece.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
+use rayon::prelude::*;
 use serde_json::Value;
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizer, Tokenizer, TruncationParams};
 
 use crate::build::data::Example;
 use crate::diag::Diag;
 use crate::model::{builtin, TextTokenizer};
 use crate::recipe::{TeacherRef, VocabRule, VocabSpec};
 
-/// Texts tokenized per call while counting (bounds the memory of encodings).
-const COUNT_CHUNK: usize = 8192;
+/// Texts per unit of parallel work while counting.
+const COUNT_CHUNK: usize = 4096;
 
 /// A WordPiece tokenizer's vocabulary and what pruning must keep of it.
 #[derive(Debug, Clone)]
@@ -235,30 +236,99 @@ pub fn texts_of(examples: &[Example]) -> Vec<&str> {
 }
 
 /// How often `texts` use each teacher id (no special tokens added, no
-/// truncation), over `size` ids.
+/// truncation), over `size` ids: exactly the ids encoding each text gives
+/// (added tokens split out, the rest normalized, pre-tokenized and split
+/// into pieces by the model, as `Tokenizer::encode` does). With a
+/// per-character normalizer and a pre-tokenizer that splits at white space
+/// (BERT's), a text's pieces are those of its white-space separated chunks,
+/// so each distinct chunk is tokenized once per worker and then looked up: a
+/// large data set costs about what its distinct words cost.
 pub fn count_pieces(
     tokenizer: &TextTokenizer,
     texts: &[&str],
     size: usize,
 ) -> Result<Vec<u64>, Diag> {
-    let mut tok = tokenizer.inner.clone();
-    tok.with_padding(None);
-    tok.with_truncation(None::<TruncationParams>)
-        .map_err(|e| tokenize_error(e.to_string()))?;
-    let mut counts = vec![0u64; size];
-    for chunk in texts.chunks(COUNT_CHUNK) {
-        let encodings = tok
-            .encode_batch_fast(chunk.to_vec(), false)
-            .map_err(|e| tokenize_error(e.to_string()))?;
-        for e in &encodings {
-            for &id in e.get_ids() {
-                if let Some(c) = counts.get_mut(id as usize) {
-                    *c += 1;
+    let tok = &tokenizer.inner;
+    let by_chunk = splits_at_white_space(tok);
+    texts
+        .par_chunks(COUNT_CHUNK)
+        .try_fold(
+            || (HashMap::<String, Vec<u32>>::new(), vec![0u64; size]),
+            |(mut cache, mut counts), chunk| -> tokenizers::Result<_> {
+                let mut add = |ids: &[u32]| {
+                    for &id in ids {
+                        if let Some(c) = counts.get_mut(id as usize) {
+                            *c += 1;
+                        }
+                    }
+                };
+                for text in chunk {
+                    if !by_chunk {
+                        add(&pieces_of(tok, text)?);
+                        continue;
+                    }
+                    for word in text.split(char::is_whitespace).filter(|w| !w.is_empty()) {
+                        match cache.get(word) {
+                            Some(ids) => add(ids),
+                            None => {
+                                let ids = pieces_of(tok, word)?;
+                                add(&ids);
+                                cache.insert(word.to_string(), ids);
+                            }
+                        }
+                    }
                 }
-            }
+                Ok((cache, counts))
+            },
+        )
+        .map(|r| r.map(|(_, counts)| counts))
+        .try_reduce(
+            || vec![0u64; size],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                Ok(a)
+            },
+        )
+        .map_err(|e| tokenize_error(e.to_string()))
+}
+
+/// Whether `tok` tokenizes a text as the concatenation of its white-space
+/// separated chunks: BERT's normalizer works character by character and
+/// turns white space into spaces, BERT's (and the white-space) pre-tokenizers
+/// split there, and no added token contains white space.
+fn splits_at_white_space(tok: &Tokenizer) -> bool {
+    use tokenizers::normalizers::NormalizerWrapper as N;
+    use tokenizers::pre_tokenizers::PreTokenizerWrapper as P;
+    let normalizer = matches!(tok.get_normalizer(), None | Some(N::BertNormalizer(_)));
+    let pre = matches!(
+        tok.get_pre_tokenizer(),
+        Some(P::BertPreTokenizer(_) | P::Whitespace(_) | P::WhitespaceSplit(_))
+    );
+    let added = tok
+        .get_added_tokens_decoder()
+        .values()
+        .all(|t| !t.content.chars().any(char::is_whitespace));
+    normalizer && pre && added
+}
+
+/// The ids encoding `text` gives without special tokens (no truncation).
+fn pieces_of(tok: &Tokenizer, text: &str) -> tokenizers::Result<Vec<u32>> {
+    let mut split = tok
+        .get_added_vocabulary()
+        .extract_and_normalize(tok.get_normalizer(), text);
+    if let Some(pre) = tok.get_pre_tokenizer() {
+        pre.pre_tokenize(&mut split)?;
+    }
+    let mut ids = Vec::new();
+    for (word, _, tokens) in split.get_splits(OffsetReferential::Normalized, OffsetType::None) {
+        match tokens {
+            Some(tokens) => ids.extend(tokens.iter().map(|t| t.id)),
+            None => ids.extend(tok.get_model().tokenize(word)?.iter().map(|t| t.id)),
         }
     }
-    Ok(counts)
+    Ok(ids)
 }
 
 /// The vocabulary data set tokenizes to nothing.
@@ -651,6 +721,24 @@ mod tests {
         assert_eq!(v.special_tokens(), 5);
         // 997 characters in both forms and the five special tokens.
         assert_eq!(v.always_kept(), 1999);
+        // Counting agrees with encoding on a thousand sentences.
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("benches/corpus/sentences-en.txt"),
+        )
+        .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let counts = count_pieces(&t, &lines, v.id_space()).unwrap();
+        let mut expected = vec![0u64; v.id_space()];
+        let mut plain = t.inner.clone();
+        plain.with_truncation(None).unwrap();
+        for e in plain.encode_batch(lines, false).unwrap() {
+            for &id in e.get_ids() {
+                expected[id as usize] += 1;
+            }
+        }
+        assert_eq!(counts, expected);
+
         let corpus = ["the model reads a recipe", "a smaller model runs faster"];
         let counts = count_pieces(&t, &corpus, v.id_space()).unwrap();
         let kept = select(&v, &counts, VocabRule::Keep(v.always_kept() + 20));
@@ -690,6 +778,29 @@ mod tests {
             .map(|&i| p.new_id(i).unwrap())
             .collect();
         assert_eq!(same, mapped);
+    }
+
+    #[test]
+    fn counting_gives_exactly_the_pieces_encoding_gives() {
+        let t = builtin_wordpiece(1024).unwrap();
+        let texts = [
+            "The model reads a recipe; the MODEL reads it again.",
+            "unbelievably café-style [MASK] tokens\t[SEP]and 3.14 numbers\u{3000}ÉTÉ 中文字",
+            "",
+            "\u{7}",
+        ];
+        let counts = count_pieces(&t, &texts, 1024).unwrap();
+        let mut expected = vec![0u64; 1024];
+        for e in t.inner.encode_batch(texts.to_vec(), false).unwrap() {
+            for &id in e.get_ids() {
+                expected[id as usize] += 1;
+            }
+        }
+        assert_eq!(counts, expected);
+        assert!(
+            counts[4] == 1 && counts[3] == 1,
+            "special tokens in text count"
+        );
     }
 
     #[test]

@@ -174,7 +174,10 @@ distill general {
         m.weights["embeddings.word_embeddings.weight"].shape,
         vec![kept, 16]
     );
-    assert!(r["training"]["stages"][0]["steps"].as_u64() == Some(2), "{r}");
+    assert!(
+        r["training"]["stages"][0]["steps"].as_u64() == Some(2),
+        "{r}"
+    );
     // The evaluation text uses pruned pieces: some texts tokenize otherwise.
     assert!(r["vocab"]["eval_unchanged_texts"].as_f64().unwrap() < 1.0);
 }
