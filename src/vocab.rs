@@ -240,58 +240,73 @@ pub fn texts_of(examples: &[Example]) -> Vec<&str> {
 /// (added tokens split out, the rest normalized, pre-tokenized and split
 /// into pieces by the model, as `Tokenizer::encode` does). With a
 /// per-character normalizer and a pre-tokenizer that splits at white space
-/// (BERT's), a text's pieces are those of its white-space separated chunks,
-/// so each distinct chunk is tokenized once per worker and then looked up: a
-/// large data set costs about what its distinct words cost.
+/// (BERT's), a text's pieces are those of its white-space separated words,
+/// so the words are counted first and each distinct word is tokenized once:
+/// a large data set costs about what its distinct words cost.
 pub fn count_pieces(
     tokenizer: &TextTokenizer,
     texts: &[&str],
     size: usize,
 ) -> Result<Vec<u64>, Diag> {
     let tok = &tokenizer.inner;
-    let by_chunk = splits_at_white_space(tok);
-    texts
-        .par_chunks(COUNT_CHUNK)
-        .try_fold(
-            || (HashMap::<String, Vec<u32>>::new(), vec![0u64; size]),
-            |(mut cache, mut counts), chunk| -> tokenizers::Result<_> {
-                let mut add = |ids: &[u32]| {
-                    for &id in ids {
-                        if let Some(c) = counts.get_mut(id as usize) {
-                            *c += 1;
-                        }
-                    }
-                };
-                for text in chunk {
-                    if !by_chunk {
-                        add(&pieces_of(tok, text)?);
-                        continue;
-                    }
-                    for word in text.split(char::is_whitespace).filter(|w| !w.is_empty()) {
-                        match cache.get(word) {
-                            Some(ids) => add(ids),
-                            None => {
-                                let ids = pieces_of(tok, word)?;
-                                add(&ids);
-                                cache.insert(word.to_string(), ids);
-                            }
-                        }
+    let add = |counts: &mut Vec<u64>, ids: &[u32], times: u64| {
+        for &id in ids {
+            if let Some(c) = counts.get_mut(id as usize) {
+                *c += times;
+            }
+        }
+    };
+    let sum = |mut a: Vec<u64>, b: Vec<u64>| -> tokenizers::Result<Vec<u64>> {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x += y;
+        }
+        Ok(a)
+    };
+    let counted = if splits_at_white_space(tok) {
+        let words: HashMap<&str, u64> = texts
+            .par_chunks(COUNT_CHUNK)
+            .fold(HashMap::new, |mut words, chunk| {
+                for word in chunk.iter().flat_map(|t| t.split(char::is_whitespace)) {
+                    if !word.is_empty() {
+                        *words.entry(word).or_insert(0) += 1;
                     }
                 }
-                Ok((cache, counts))
-            },
-        )
-        .map(|r| r.map(|(_, counts)| counts))
-        .try_reduce(
-            || vec![0u64; size],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(b) {
-                    *x += y;
+                words
+            })
+            .reduce(HashMap::new, |mut a, b| {
+                for (word, n) in b {
+                    *a.entry(word).or_insert(0) += n;
                 }
-                Ok(a)
-            },
-        )
-        .map_err(|e| tokenize_error(e.to_string()))
+                a
+            });
+        let words: Vec<(&str, u64)> = words.into_iter().collect();
+        words
+            .par_chunks(COUNT_CHUNK)
+            .try_fold(
+                || vec![0u64; size],
+                |mut counts, chunk| {
+                    for &(word, times) in chunk {
+                        add(&mut counts, &pieces_of(tok, word)?, times);
+                    }
+                    Ok(counts)
+                },
+            )
+            .try_reduce(|| vec![0u64; size], sum)
+    } else {
+        texts
+            .par_chunks(COUNT_CHUNK)
+            .try_fold(
+                || vec![0u64; size],
+                |mut counts, chunk| {
+                    for text in chunk {
+                        add(&mut counts, &pieces_of(tok, text)?, 1);
+                    }
+                    Ok(counts)
+                },
+            )
+            .try_reduce(|| vec![0u64; size], sum)
+    };
+    counted.map_err(|e| tokenize_error(e.to_string()))
 }
 
 /// Whether `tok` tokenizes a text as the concatenation of its white-space
