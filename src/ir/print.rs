@@ -9,7 +9,6 @@ use std::path::Path;
 
 use crate::recipe::{
     ArgValue, Bits, CalibrationTarget, Granularity, Negatives, ScaleMethod, StageLength, Task,
-    VocabRule,
 };
 
 use super::node::{ActQuant, HeadKind, Node, Norm, Op, WeightQuant};
@@ -293,10 +292,10 @@ pub fn print_plan(plan: &Plan) -> String {
 }
 
 /// `keep 8000` / `min_count 3`.
-pub fn vocab_rule_text(rule: VocabRule) -> String {
+pub fn vocab_rule_text(rule: crate::recipe::VocabRule) -> String {
     match rule {
-        VocabRule::Keep(n) => format!("keep {n}"),
-        VocabRule::MinCount(k) => format!("min_count {k}"),
+        crate::recipe::VocabRule::Keep(n) => format!("keep {n}"),
+        crate::recipe::VocabRule::MinCount(k) => format!("min_count {k}"),
     }
 }
 

@@ -135,10 +135,12 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
     let references = eval
         .iter()
         .chain(prune.as_ref().and_then(|p| p.data.as_ref()))
-        .chain(vocab_spec.as_ref().map(|v| &v.data))
         .chain(pretrain.iter().chain(stages.iter()).map(|s| &s.data));
     for reference in references {
         check_dataset(reference, &names, errs);
+    }
+    if let Some(v) = &vocab_spec {
+        check_dataset(&v.data, &names, errs);
     }
     if let Some(prune) = prune.as_mut() {
         if prune.data.is_none() {
