@@ -1,6 +1,6 @@
 //! The built-in compiler passes, one file each, in their run order:
-//! `layer-reduce`, `width-prune`, `exit-insert`, `quant-place`,
-//! `distill-schedule`. Each decides shapes and plans only; a pass first
+//! `layer-reduce`, `width-prune`, `vocab-prune`, `exit-insert`,
+//! `quant-place`, `distill-schedule`. Each decides shapes and plans only; a pass first
 //! collects its changes, then applies them. They are also the examples to
 //! follow when writing a custom pass (`examples/custom_pass.rs`).
 
@@ -8,12 +8,14 @@ mod distill_schedule;
 mod exit_insert;
 mod layer_reduce;
 mod quant_place;
+mod vocab_prune;
 mod width_prune;
 
 pub use distill_schedule::DistillSchedule;
 pub use exit_insert::ExitInsert;
 pub use layer_reduce::LayerReduce;
 pub use quant_place::QuantPlace;
+pub use vocab_prune::VocabPrune;
 pub use width_prune::WidthPrune;
 
 use crate::pass::Pass;
@@ -23,6 +25,7 @@ pub fn builtins() -> Vec<Box<dyn Pass>> {
     vec![
         Box::new(LayerReduce),
         Box::new(WidthPrune),
+        Box::new(VocabPrune),
         Box::new(ExitInsert),
         Box::new(QuantPlace),
         Box::new(DistillSchedule),

@@ -22,6 +22,7 @@ pub mod quant;
 pub mod recipe;
 pub mod syntax;
 pub mod train;
+pub mod vocab;
 
 pub use compile::{compile, compile_recipe};
 pub use diag::{Diag, Result};

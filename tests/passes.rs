@@ -23,7 +23,7 @@ fn compile_with_dumps(path: &Path) -> (Program, Vec<(String, String)>) {
 fn fixtures_snapshot_ir_after_every_pass_and_the_plan() {
     insta::glob!("fixtures/*.pc", |path| {
         let (program, dumps) = compile_with_dumps(path);
-        assert_eq!(dumps.len(), 5, "one dump per built-in pass");
+        assert_eq!(dumps.len(), 6, "one dump per built-in pass");
         for (pass, text) in dumps {
             insta::assert_snapshot!(format!("after-{pass}"), text);
         }

@@ -97,7 +97,9 @@ fn rows2(t: &Tensor) -> Result<Vec<Vec<f32>>, Diag> {
         .map_err(tensor_error)
 }
 
-/// Runs teacher and student over `examples` and compares them.
+/// Runs teacher and student over `examples` and compares them. Each model
+/// reads the examples through its own tokenizer (a pruned vocabulary gives
+/// the student other ids, and some words other pieces, than the teacher).
 pub fn measure(
     task: Task,
     teacher: &LoadedModel,
@@ -106,20 +108,25 @@ pub fn measure(
     examples: &[Example],
 ) -> Result<Fidelity, Diag> {
     let max_len = teacher.config.max_positions.min(128);
-    let rows = encode_examples(&teacher.tokenizer, max_len, examples)?;
+    let rows_t = encode_examples(&teacher.tokenizer, max_len, examples)?;
+    let rows_s = encode_examples(&student.tokenizer, max_len, examples)?;
     let mut metrics = BTreeMap::new();
     let mut cos = Vec::new();
     let (mut teacher_emb, mut student_emb) = (Vec::new(), Vec::new());
     let (mut agree, mut correct_s, mut correct_t, mut labelled) = (0usize, 0usize, 0usize, 0usize);
-    let (mut nll_t, mut nll_s, mut tokens, mut top1) = (0f64, 0f64, 0usize, 0usize);
-    for (b, chunk) in rows.chunks(BATCH).enumerate() {
-        let inputs = batch_inputs(
-            chunk,
-            teacher.tokenizer.pad_id,
-            teacher.config.type_vocab_size > 0,
-            &teacher.device,
-        )?;
-        let labels: Vec<Option<usize>> = examples[b * BATCH..b * BATCH + chunk.len()]
+    let (mut nll_t, mut nll_s, mut tokens_t, mut tokens_s) = (0f64, 0f64, 0usize, 0usize);
+    let (mut top1, mut compared) = (0usize, 0usize);
+    for (b, (chunk_t, chunk_s)) in rows_t.chunks(BATCH).zip(rows_s.chunks(BATCH)).enumerate() {
+        let inputs_of = |m: &LoadedModel, rows: &[Encoded]| {
+            batch_inputs(
+                rows,
+                m.tokenizer.pad_id,
+                m.config.type_vocab_size > 0,
+                &m.device,
+            )
+        };
+        let (inputs_t, inputs_s) = (inputs_of(teacher, chunk_t)?, inputs_of(student, chunk_s)?);
+        let labels: Vec<Option<usize>> = examples[b * BATCH..b * BATCH + chunk_t.len()]
             .iter()
             .map(|e| e.label)
             .collect();
@@ -129,18 +136,18 @@ pub fn measure(
                     recipe::Pooling::Mean => Pooling::Mean,
                     recipe::Pooling::Cls => Pooling::First,
                 };
-                let emb = |m: &LoadedModel| -> Result<Vec<Vec<f32>>, Diag> {
-                    let (out, _) = m.forward(&inputs).map_err(tensor_error)?;
+                let emb = |m: &LoadedModel, inputs: &Inputs| -> Result<Vec<Vec<f32>>, Diag> {
+                    let (out, _) = m.forward(inputs).map_err(tensor_error)?;
                     rows2(&pool(&out.last_hidden, &inputs.mask, p).map_err(tensor_error)?)
                 };
-                let (t, s) = (emb(teacher)?, emb(student)?);
+                let (t, s) = (emb(teacher, &inputs_t)?, emb(student, &inputs_s)?);
                 cos.extend(t.iter().zip(&s).map(|(a, b)| cosine(a, b)));
                 teacher_emb.extend(t);
                 student_emb.extend(s);
             }
             Task::Classification { .. } => {
-                let logits = |m: &LoadedModel| -> Result<Vec<Vec<f32>>, Diag> {
-                    let (_, l) = m.forward(&inputs).map_err(tensor_error)?;
+                let logits = |m: &LoadedModel, inputs: &Inputs| -> Result<Vec<Vec<f32>>, Diag> {
+                    let (_, l) = m.forward(inputs).map_err(tensor_error)?;
                     let l = l.ok_or_else(|| {
                         Diag::new(
                             "plcc::build::no-head",
@@ -149,7 +156,7 @@ pub fn measure(
                     })?;
                     rows2(&l)
                 };
-                let (t, s) = (logits(teacher)?, logits(student)?);
+                let (t, s) = (logits(teacher, &inputs_t)?, logits(student, &inputs_s)?);
                 for ((tl, sl), label) in t.iter().zip(&s).zip(&labels) {
                     let (tp, sp) = (argmax(tl), argmax(sl));
                     agree += usize::from(tp == sp);
@@ -161,54 +168,23 @@ pub fn measure(
                 }
             }
             Task::CausalLm => {
-                let opts = ForwardOptions {
-                    mode: Mode::Inference,
-                    lm_logits: true,
-                    ..Default::default()
-                };
-                let lm = |m: &LoadedModel| -> Result<Tensor, Diag> {
-                    let out = m
-                        .network
-                        .forward(&inputs, &[], opts)
-                        .map_err(tensor_error)?;
-                    let l = out.logits.ok_or_else(|| {
-                        Diag::new("plcc::build::no-head", "the model computes no LM logits")
-                    })?;
-                    candle_nn::ops::log_softmax(&l, D::Minus1).map_err(tensor_error)
-                };
-                let (t, s) = (lm(teacher)?, lm(student)?);
-                // Per position: log-probability of the next token and the argmax.
-                let (b, seq, _) = t.dims3().map_err(tensor_error)?;
-                if seq >= 2 {
-                    let next = inputs
-                        .ids
-                        .narrow(1, 1, seq - 1)
-                        .and_then(|x| x.unsqueeze(2))
-                        .and_then(|x| x.contiguous())
-                        .map_err(tensor_error)?;
-                    let stats = |x: &Tensor| -> Result<NextTokenStats, Diag> {
-                        let head = x
-                            .narrow(1, 0, seq - 1)
-                            .and_then(|h| h.contiguous())
-                            .map_err(tensor_error)?;
-                        let lp = head
-                            .gather(&next, 2)
-                            .and_then(|g| g.squeeze(2))
-                            .and_then(|g| g.to_vec2::<f32>())
-                            .map_err(tensor_error)?;
-                        let top = head
-                            .argmax(D::Minus1)
-                            .and_then(|a| a.to_vec2::<u32>())
-                            .map_err(tensor_error)?;
-                        Ok((lp, top))
-                    };
-                    let ((tl, tt), (sl, st)) = (stats(&t)?, stats(&s)?);
-                    for (i, (ids, _)) in chunk.iter().enumerate().take(b) {
-                        for pos in 0..ids.len().saturating_sub(1) {
-                            nll_t -= tl[i][pos] as f64;
-                            nll_s -= sl[i][pos] as f64;
-                            top1 += usize::from(tt[i][pos] == st[i][pos]);
-                            tokens += 1;
+                let (t_lp, t_top) = next_token_stats(teacher, &inputs_t)?;
+                let (s_lp, s_top) = next_token_stats(student, &inputs_s)?;
+                for (i, ((ids_t, _), (ids_s, _))) in chunk_t.iter().zip(chunk_s).enumerate() {
+                    let (nt, ns) = (ids_t.len().saturating_sub(1), ids_s.len().saturating_sub(1));
+                    nll_t -= t_lp
+                        .get(i)
+                        .map_or(0.0, |r| r[..nt].iter().map(|&x| x as f64).sum());
+                    nll_s -= s_lp
+                        .get(i)
+                        .map_or(0.0, |r| r[..ns].iter().map(|&x| x as f64).sum());
+                    tokens_t += nt;
+                    tokens_s += ns;
+                    // Next-token agreement where both read the same tokens.
+                    if ids_t == ids_s {
+                        if let (Some(a), Some(b)) = (t_top.get(i), s_top.get(i)) {
+                            top1 += a[..nt].iter().zip(&b[..nt]).filter(|(x, y)| x == y).count();
+                            compared += nt;
                         }
                     }
                 }
@@ -244,12 +220,15 @@ pub fn measure(
             }
         }
         Task::CausalLm => {
-            let d = tokens.max(1) as f64;
-            let (pt, ps) = ((nll_t / d).exp(), (nll_s / d).exp());
+            let pt = (nll_t / tokens_t.max(1) as f64).exp();
+            let ps = (nll_s / tokens_s.max(1) as f64).exp();
             metrics.insert("teacher_perplexity".into(), pt);
             metrics.insert("student_perplexity".into(), ps);
             metrics.insert("perplexity_ratio".into(), ps / pt);
-            metrics.insert("top1_agreement".into(), top1 as f64 / d);
+            metrics.insert(
+                "top1_agreement".into(),
+                top1 as f64 / compared.max(1) as f64,
+            );
         }
     }
     Ok(Fidelity {
@@ -257,4 +236,43 @@ pub fn measure(
         examples: n,
         metrics,
     })
+}
+
+/// Per row and position of `inputs`: the log-probability `m` gives the next
+/// token, and its most likely next token (empty rows for one-token batches).
+fn next_token_stats(m: &LoadedModel, inputs: &Inputs) -> Result<NextTokenStats, Diag> {
+    let opts = ForwardOptions {
+        mode: Mode::Inference,
+        lm_logits: true,
+        ..Default::default()
+    };
+    let out = m.network.forward(inputs, &[], opts).map_err(tensor_error)?;
+    let logits = out
+        .logits
+        .ok_or_else(|| Diag::new("plcc::build::no-head", "the model computes no LM logits"))?;
+    let x = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(tensor_error)?;
+    let (b, seq, _) = x.dims3().map_err(tensor_error)?;
+    if seq < 2 {
+        return Ok((vec![Vec::new(); b], vec![Vec::new(); b]));
+    }
+    let next = inputs
+        .ids
+        .narrow(1, 1, seq - 1)
+        .and_then(|x| x.unsqueeze(2))
+        .and_then(|x| x.contiguous())
+        .map_err(tensor_error)?;
+    let head = x
+        .narrow(1, 0, seq - 1)
+        .and_then(|h| h.contiguous())
+        .map_err(tensor_error)?;
+    let lp = head
+        .gather(&next, 2)
+        .and_then(|g| g.squeeze(2))
+        .and_then(|g| g.to_vec2::<f32>())
+        .map_err(tensor_error)?;
+    let top = head
+        .argmax(D::Minus1)
+        .and_then(|a| a.to_vec2::<u32>())
+        .map_err(tensor_error)?;
+    Ok((lp, top))
 }

@@ -1,7 +1,8 @@
 //! `plcc build`: executing a compiled program on the teacher's weights and
 //! writing the artifact. Without training (`--max-steps 0`): layer reduction,
 //! width slicing (checked against the masked teacher), embedding
-//! factorization, head initialisation, quantization and packing, then
+//! factorization, vocabulary pruning (the kept word-embedding rows and a
+//! rewritten tokenizer), head initialisation, quantization and packing, then
 //! fidelity measured by running the written artifact against the teacher.
 //! The artifact is committed only when every check passed.
 
@@ -20,6 +21,7 @@ pub mod student;
 pub mod taylor;
 pub mod teacher;
 pub mod training;
+pub mod vocab;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -167,7 +169,22 @@ pub fn build(
         done("pretrain the teacher", &mut timings);
     }
     let teacher_model = teacher.loaded(&Device::Cpu)?;
-    let student = student::build_student(&program, &teacher, recipe.seed.value, &prune_data)?;
+    let pruning = match (&program.plan.vocab, &recipe.vocab) {
+        (Some(plan), Some(spec)) => {
+            let p = vocab::prune_vocabulary(plan, spec, &teacher, &datasets)
+                .map_err(|d| source.attach(d))?;
+            done("prune the vocabulary", &mut timings);
+            Some(p)
+        }
+        _ => None,
+    };
+    let student = student::build_student(
+        &program,
+        &teacher,
+        recipe.seed.value,
+        &prune_data,
+        pruning.as_ref().map(|p| p.vocab.clone()),
+    )?;
     done("reduce, slice and check layers", &mut timings);
     let classifies = labels.is_some();
     let teacher_model = with_stand_in_head(teacher_model, &student, classifies)?;
@@ -255,9 +272,13 @@ pub fn build(
         exits: exit_records.clone(),
         weights_sha256: String::new(),
     };
-    let tokenizer_json = teacher.tokenizer.inner.to_string(true).map_err(|e| {
-        Diag::new("plcc::build::tokenizer", "cannot serialise the tokenizer").note(e.to_string())
-    })?;
+    let tokenizer_json = match &student.vocab {
+        Some(v) => v.json.clone(),
+        None => teacher.tokenizer.inner.to_string(true).map_err(|e| {
+            Diag::new("plcc::build::tokenizer", "cannot serialise the tokenizer")
+                .note(e.to_string())
+        })?,
+    };
     write_into(&staged, manifest, &packed.set, tokenizer_json.as_bytes())?;
     done("write artifact", &mut timings);
 
@@ -340,6 +361,17 @@ pub fn build(
         "flops_per_token".into(),
         cost.teacher.flops_per_token as f64 / cost.student.flops_per_token.max(1) as f64,
     );
+    let vocab_report = match (&program.plan.vocab, &pruning) {
+        (Some(plan), Some(p)) => Some(vocab::VocabReport::new(
+            plan,
+            p,
+            &teacher,
+            crate::ir::cost::vocab_bytes_saved(&program.model, plan.before),
+            &eval_spec.name.value,
+            &examples,
+        )?),
+        _ => None,
+    };
     let report = Report {
         recipe: opts.recipe.display().to_string(),
         teacher: Size {
@@ -362,6 +394,7 @@ pub fn build(
         embedding_energy_kept: student.embedding_energy,
         max_slice_difference: student.max_slice_diff,
         fidelity,
+        vocab: vocab_report,
         stages: timings.clone(),
         training: trained.map(|t| TrainingReport {
             resumed: opts.resume,

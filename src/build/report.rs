@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::fidelity::Fidelity;
+use super::vocab::VocabReport;
 use crate::train::checkpoint::StageTotals;
 
 /// One side (teacher or student) of the report.
@@ -56,6 +57,9 @@ pub struct Report {
     pub embedding_energy_kept: Option<f64>,
     pub max_slice_difference: f32,
     pub fidelity: Fidelity,
+    /// Vocabulary pruning, when the recipe prunes the vocabulary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<VocabReport>,
     pub stages: Vec<(String, f64)>,
     pub training: Option<TrainingReport>,
     pub notes: Vec<String>,
@@ -107,6 +111,9 @@ impl Report {
         ));
         for (k, v) in &self.fidelity.metrics {
             s.push_str(&format!("- {k}: {v:.4}\n"));
+        }
+        if let Some(v) = &self.vocab {
+            s.push_str(&v.markdown());
         }
         if let Some(t) = &self.training {
             s.push_str(&t.markdown());

@@ -1,7 +1,9 @@
 //! The student's float weights from the teacher's, as the compiled program
 //! says: layer reduction (student layer i is the plan's teacher layer), width
 //! slicing of heads and neurons (each layer checked against its masked
-//! teacher layer), embedding factorization, and the task head and exit heads.
+//! teacher layer), vocabulary pruning (the kept rows of the word embedding,
+//! before any factorization), embedding factorization, and the task head and
+//! exit heads.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +23,7 @@ use crate::linalg::truncated_svd_factors;
 use crate::model::weights::SeededWeights;
 use crate::model::{Arch, LayerShape, ModelConfig};
 use crate::recipe::{ExitHead, ExitScope, Importance};
+use crate::vocab::PrunedVocab;
 
 /// The student before quantization.
 pub struct Student {
@@ -38,15 +41,28 @@ pub struct Student {
     pub max_slice_diff: f32,
     /// Notes for the build output and report.
     pub notes: Vec<String>,
+    /// The pruned vocabulary (its tokenizer is the student's), if pruned.
+    pub vocab: Option<PrunedVocab>,
+}
+
+impl Student {
+    /// The tokenizer the student reads: the pruned one, else the teacher's.
+    pub fn tokenizer<'a>(&'a self, teacher: &'a Teacher) -> &'a crate::model::TextTokenizer {
+        self.vocab
+            .as_ref()
+            .map_or(&teacher.tokenizer, |v| &v.tokenizer)
+    }
 }
 
 /// Builds the student of `program` from `teacher`.
-/// `prune_data` is what Taylor importance is scored on.
+/// `prune_data` is what Taylor importance is scored on; `vocab` the pruned
+/// vocabulary, whose kept rows the word embedding keeps.
 pub fn build_student(
     program: &Program,
     teacher: &Teacher,
     seed: u64,
     prune_data: &[Example],
+    vocab: Option<PrunedVocab>,
 ) -> Result<Student, Diag> {
     let arch = teacher.config.arch;
     let tcfg = &teacher.config;
@@ -160,6 +176,21 @@ pub fn build_student(
         .find_op(|op| matches!(op, Op::Embeddings(_)))
         .map(|ix| &program.model.node(ix).op)
     {
+        if let Some(v) = &vocab {
+            let name = format!("{}.weight", e.word);
+            let table = tensors.get(&name).ok_or_else(|| {
+                Diag::new(
+                    "plcc::build::missing-tensor",
+                    format!("the teacher has no `{name}`"),
+                )
+            })?;
+            let rows = Tensor::from_vec(v.kept.clone(), v.kept.len(), table.device())
+                .and_then(|ix| table.index_select(&ix, 0))
+                .map_err(tensor_error)?;
+            tensors.insert(name, rows);
+            config.vocab_size = v.len();
+            config.pad_token_id = config.pad_token_id.and_then(|p| v.new_id(p));
+        }
         if let (Some(r), None) = (e.rank, tcfg.embedding_rank) {
             embedding_energy = Some(factorize(
                 &mut tensors,
@@ -186,6 +217,7 @@ pub fn build_student(
         embedding_energy,
         max_slice_diff,
         notes,
+        vocab,
     })
 }
 

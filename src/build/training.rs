@@ -82,6 +82,7 @@ pub fn pretrain(
                 kept_heads: BTreeMap::new(),
                 pad_id: teacher.tokenizer.pad_id,
                 tokenizer: &teacher.tokenizer,
+                teacher_ids: None,
             };
             let totals = run_stage(session, &mut net, &job)?;
             let (tensors, _) = net.export().map_err(tensor_error)?;
@@ -144,6 +145,10 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         .note(e)
     })?;
     let base = usize::from(d.program.plan.pretrain.is_some());
+    // The student reads its own (possibly pruned) vocabulary; the teacher
+    // reads the same pieces through the kept teacher ids.
+    let tokenizer = d.student.tokenizer(d.teacher);
+    let teacher_ids = d.student.vocab.as_ref().map(|v| v.kept.as_slice());
     if let Some(c) = &session.resume_from {
         if c.meta.progress.stage_done && c.meta.progress.stage >= base {
             restore_finished(session, &net)?;
@@ -153,6 +158,7 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         let before = evaluate(
             &mut net,
             d.teacher_model,
+            tokenizer,
             "before training",
             d.eval_name,
             d.eval,
@@ -184,11 +190,19 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
             teacher: Some(d.teacher_model),
             layer_map: layer_map.clone(),
             kept_heads: kept_heads.clone(),
-            pad_id: d.teacher.tokenizer.pad_id,
-            tokenizer: &d.teacher.tokenizer,
+            pad_id: tokenizer.pad_id,
+            tokenizer,
+            teacher_ids,
         };
         let totals = run_stage(session, &mut net, &job)?;
-        let eval: StageEval = evaluate(&mut net, d.teacher_model, &plan.name, d.eval_name, d.eval)?;
+        let eval: StageEval = evaluate(
+            &mut net,
+            d.teacher_model,
+            tokenizer,
+            &plan.name,
+            d.eval_name,
+            d.eval,
+        )?;
         finish_stage(session, &net, index, totals, Some(eval))?;
     }
     let (tensors, scales) = net.export().map_err(tensor_error)?;

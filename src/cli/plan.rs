@@ -1,6 +1,7 @@
 //! `plcc plan RECIPE [--json] [--dump-after PASS|all]`: shows what a build
 //! would do before any weight is touched: every module's shape before →
-//! after with its quantizers, the per-layer widths, the exits, the
+//! after with its quantizers, the per-layer widths, the vocabulary before →
+//! after with the bytes it saves, the exits, the
 //! distillation timeline, and estimated parameters / bytes / FLOPs per token
 //! of teacher and student. `--json` prints the same as a stable document.
 
@@ -100,6 +101,18 @@ pub struct TeacherDoc {
     pub config_sha256: String,
 }
 
+/// Vocabulary pruning: sizes before and after and the bytes it saves.
+#[derive(Debug, Clone, Serialize)]
+pub struct VocabDoc {
+    pub data: String,
+    pub rule: crate::recipe::VocabRule,
+    pub before: usize,
+    pub after: usize,
+    pub always_kept: usize,
+    /// Bytes the smaller word embedding saves (at its planned storage).
+    pub bytes_saved: u64,
+}
+
 /// The `--json` document.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlanDocument {
@@ -109,6 +122,8 @@ pub struct PlanDocument {
     pub student_layers: usize,
     pub layers: Vec<LayerRow>,
     pub modules: Vec<ModuleRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<VocabDoc>,
     pub exits: Option<ExitPlan>,
     pub pretrain: Option<StagePlan>,
     pub stages: Vec<StagePlan>,
@@ -134,6 +149,7 @@ pub fn document(program: &Program) -> PlanDocument {
         student_layers: program.model.num_layers(),
         layers: layer_rows(program),
         modules: module_rows(program),
+        vocab: vocab_doc(program),
         exits: plan.exits.clone(),
         pretrain: plan.pretrain.clone(),
         stages: plan.stages.clone(),
@@ -149,6 +165,19 @@ pub fn document(program: &Program) -> PlanDocument {
             },
         },
     }
+}
+
+/// The vocabulary section, when the recipe prunes the vocabulary.
+pub fn vocab_doc(program: &Program) -> Option<VocabDoc> {
+    let v = program.plan.vocab.as_ref()?;
+    Some(VocabDoc {
+        data: v.data.clone(),
+        rule: v.rule,
+        before: v.before,
+        after: v.after,
+        always_kept: v.always_kept,
+        bytes_saved: ir::cost::vocab_bytes_saved(&program.model, v.before),
+    })
 }
 
 fn ratio(teacher: u64, student: u64) -> f64 {
@@ -315,6 +344,23 @@ pub fn render(program: &Program) -> String {
         ]);
     }
     out.push_str(&columns(&table));
+
+    if let Some(v) = vocab_doc(program) {
+        out.push_str("\nvocabulary\n");
+        let _ = writeln!(
+            out,
+            "  {} pieces ({} on `{}`, {} always kept)",
+            arrow(v.before, v.after),
+            ir::vocab_rule_text(v.rule),
+            v.data,
+            v.always_kept
+        );
+        let _ = writeln!(
+            out,
+            "  word embedding {} smaller",
+            human(v.bytes_saved as f64, "B")
+        );
+    }
 
     out.push_str("\nexits\n");
     match &plan.exits {

@@ -166,3 +166,17 @@ fn bias_elems(l: &Linear) -> u64 {
         0
     }
 }
+
+/// Bytes the word embedding of `model` saves against the same embedding
+/// (same rank and quantizer) with `teacher_vocab` rows; 0 without embeddings.
+pub fn vocab_bytes_saved(model: &Model, teacher_vocab: usize) -> u64 {
+    let Some(ix) = model.find_op(|op| matches!(op, Op::Embeddings(_))) else {
+        return 0;
+    };
+    let node = model.node(ix);
+    let mut full = node.clone();
+    if let Op::Embeddings(e) = &mut full.op {
+        e.vocab = teacher_vocab;
+    }
+    node_bytes(&full).saturating_sub(node_bytes(node))
+}

@@ -31,11 +31,11 @@ pub use node::{
 };
 pub use plan::{
     CostPlan, CustomPassPlan, DatasetInfo, ExitPlan, LayerPair, LossPlan, LossPlanKind, Plan,
-    Program, PrunePlan, StagePlan, TeacherInfo, Warmup,
+    Program, PrunePlan, StagePlan, TeacherInfo, VocabPlan, Warmup,
 };
 pub use print::{
     bits_text, granularity_text, print, print_act_quant, print_model, print_plan, print_timeline,
-    print_weight_quant, show_path, word,
+    print_weight_quant, show_path, vocab_rule_text, word,
 };
 pub use resolve::{load_teacher, resolve, DEFAULT_SEQ_LEN};
 pub use verify::verify;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::model::ModelConfig;
 use crate::recipe::{
     Amount, ArgValue, CalibrationTarget, DataFormat, Device, ExitCriterion, ExitHead, ExitScope,
-    Importance, LrScheduleKind, Negatives, OptimizerKind, StageLength, Task,
+    Importance, LrScheduleKind, Negatives, OptimizerKind, StageLength, Task, VocabRule,
 };
 use crate::syntax::Span;
 
@@ -37,6 +37,8 @@ pub struct Plan {
     pub eval: Option<String>,
     /// Set by `width-prune` when the recipe prunes.
     pub prune: Option<PrunePlan>,
+    /// Set by `vocab-prune` when the recipe prunes the vocabulary.
+    pub vocab: Option<VocabPlan>,
     /// Set by `exit-insert` when the recipe has exits.
     pub exits: Option<ExitPlan>,
     /// Set by `distill-schedule`.
@@ -74,6 +76,25 @@ pub struct PrunePlan {
     /// Data set importance is scored on, if any.
     pub data: Option<String>,
     pub batches: usize,
+}
+
+/// Vocabulary pruning: the student's vocabulary size is the embeddings
+/// node's `vocab`; which pieces survive is decided at execution time (the
+/// same counts give the same choice).
+#[derive(Debug, Clone, Serialize)]
+pub struct VocabPlan {
+    /// Data set the pieces are counted on.
+    pub data: String,
+    pub rule: VocabRule,
+    /// Rows of the teacher's word embedding.
+    pub before: usize,
+    /// Pieces the student keeps: its vocabulary size.
+    pub after: usize,
+    /// Pieces of the teacher's tokenizer.
+    pub pieces: usize,
+    /// Pieces kept whatever the data says (special tokens, single characters
+    /// and their `##` forms).
+    pub always_kept: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -247,6 +247,17 @@ pub fn print_plan(plan: &Plan) -> String {
             p.batches
         );
     }
+    if let Some(v) = &plan.vocab {
+        let _ = writeln!(
+            out,
+            "  vocab data {} {}: vocabulary {} -> {} ({} always kept)",
+            v.data,
+            vocab_rule_text(v.rule),
+            v.before,
+            v.after,
+            v.always_kept
+        );
+    }
     if let Some(e) = &plan.exits {
         let after: Vec<String> = e.after.iter().map(|a| a.to_string()).collect();
         let _ = write!(
@@ -289,6 +300,14 @@ pub fn print_plan(plan: &Plan) -> String {
     out.push_str(&cost_text("teacher", &plan.cost.teacher));
     out.push_str(&cost_text("student", &plan.cost.student));
     out
+}
+
+/// `keep 8000` / `min_count 3`.
+pub fn vocab_rule_text(rule: crate::recipe::VocabRule) -> String {
+    match rule {
+        crate::recipe::VocabRule::Keep(n) => format!("keep {n}"),
+        crate::recipe::VocabRule::MinCount(k) => format!("min_count {k}"),
+    }
 }
 
 /// The training timeline: the pretrain stage, then the distillation stages

@@ -44,6 +44,7 @@ pub fn resolve(recipe: &Recipe) -> Result<Program, Diag> {
             .collect(),
         eval: recipe.eval.as_ref().map(|e| e.value.clone()),
         prune: None,
+        vocab: None,
         exits: None,
         pretrain: None,
         stages: Vec::new(),

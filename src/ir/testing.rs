@@ -28,6 +28,7 @@ pub fn recipe(builtin: &str, task: Task) -> Recipe {
         eval: None,
         keep_layers: None,
         prune: None,
+        vocab: None,
         exits: None,
         quantizers: Vec::new(),
         pretrain: None,

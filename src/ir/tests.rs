@@ -173,6 +173,7 @@ fn passes_run_in_order_and_dump() {
         [
             "layer-reduce",
             "width-prune",
+            "vocab-prune",
             "exit-insert",
             "quant-place",
             "distill-schedule"

@@ -17,14 +17,16 @@ impl Facts {
     pub const EXITS_PLACED: Facts = Facts(1 << 3);
     pub const QUANT_PLACED: Facts = Facts(1 << 4);
     pub const SCHEDULED: Facts = Facts(1 << 5);
+    pub const VOCAB_PRUNED: Facts = Facts(1 << 6);
 
-    const NAMES: [(Facts, &'static str); 6] = [
+    const NAMES: [(Facts, &'static str); 7] = [
         (Facts::SHAPES, "shapes"),
         (Facts::LAYERS_REDUCED, "layers-reduced"),
         (Facts::WIDTH_PLANNED, "width-planned"),
         (Facts::EXITS_PLACED, "exits-placed"),
         (Facts::QUANT_PLACED, "quant-placed"),
         (Facts::SCHEDULED, "scheduled"),
+        (Facts::VOCAB_PRUNED, "vocab-pruned"),
     ];
 
     /// A fact of a custom pass: bits 16..32 are free for user passes.

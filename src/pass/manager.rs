@@ -173,6 +173,7 @@ fn builtin_directive_span(pass: &str, recipe: &Recipe) -> Span {
     let span = match pass {
         "layer-reduce" => recipe.keep_layers.as_ref().map(|k| k.span),
         "width-prune" => recipe.prune.as_ref().map(|p| p.span),
+        "vocab-prune" => recipe.vocab.as_ref().map(|v| v.span),
         "exit-insert" => recipe.exits.as_ref().map(|e| e.span),
         "quant-place" => recipe.quantizers.first().map(|q| q.span),
         "distill-schedule" => recipe

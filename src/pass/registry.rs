@@ -127,7 +127,7 @@ mod tests {
     fn lookup_suggests_registered_names_and_rejects_builtins() {
         let mut registry = PassRegistry::with_builtins();
         registry.register(Box::new(Noop)).unwrap();
-        assert_eq!(registry.names().len(), 6);
+        assert_eq!(registry.names().len(), 7);
         assert!(registry.lookup_custom("head-floor").is_ok());
         let d = registry.lookup_custom("head-flor").err().unwrap();
         assert_eq!(d.code, "plcc::pass::unknown");

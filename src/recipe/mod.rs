@@ -7,6 +7,7 @@ mod schema;
 mod stages;
 mod types;
 mod values;
+mod vocab;
 
 pub use load::{load, parse_str};
 pub use schema::from_ast;

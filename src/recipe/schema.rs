@@ -14,6 +14,7 @@ use super::blocks;
 use super::fields::{Body, Errors};
 use super::stages;
 use super::values::{choice, count, index_list, non_empty_string, positive, strictly_increasing};
+use super::vocab;
 use crate::diag::{did_you_mean, Diag};
 use crate::model::builtin;
 use crate::model::config::{Arch, ModelConfig};
@@ -22,7 +23,7 @@ use crate::syntax::{Document, Span, Spanned, Statement, Value};
 
 /// Blocks allowed at the top level.
 const TOP_BLOCKS: &[&str] = &[
-    "data", "prune", "exits", "quantize", "distill", "pretrain", "pass",
+    "data", "prune", "vocab", "exits", "quantize", "distill", "pretrain", "pass",
 ];
 
 /// Checks `doc` against the recipe schema and builds the typed recipe.
@@ -76,6 +77,7 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
 
     let mut datasets: Vec<DataSpec> = Vec::new();
     let mut prune = None;
+    let mut vocab_spec = None;
     let mut exits_block = None;
     let mut quantizers = Vec::new();
     let mut pretrain: Option<StageSpec> = None;
@@ -84,7 +86,7 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
     let mut singles: BTreeMap<&str, Span> = BTreeMap::new();
     for block in top.blocks.clone() {
         let name = block.name.text.as_str();
-        if matches!(name, "prune" | "exits" | "pretrain") {
+        if matches!(name, "prune" | "vocab" | "exits" | "pretrain") {
             if let Some(first) = singles.get(name) {
                 errs.push(
                     Diag::new(
@@ -102,6 +104,7 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
         match name {
             "data" => datasets.extend(blocks::data(block, base_dir, errs)),
             "prune" => prune = blocks::prune(block, errs),
+            "vocab" => vocab_spec = vocab::vocab(block, errs),
             "exits" => exits_block = Some(block),
             "quantize" => quantizers.extend(blocks::quantize(block, errs)),
             "distill" => stages.extend(stages::stage(block, false, seed_value, errs)),
@@ -141,6 +144,9 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
     for reference in references {
         check_dataset(reference, &names, errs);
     }
+    if let Some(v) = &vocab_spec {
+        check_dataset(&v.data, &names, errs);
+    }
     if let Some(prune) = prune.as_mut() {
         if prune.data.is_none() {
             let first_stage = stages.first().or(pretrain.as_ref()).map(|s| s.data.clone());
@@ -159,6 +165,7 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
         eval,
         keep_layers,
         prune,
+        vocab: vocab_spec,
         exits,
         quantizers,
         pretrain,

@@ -29,6 +29,8 @@ pub struct Recipe {
     /// Layer reduction: 0-based teacher layer indices the student keeps, in order.
     pub keep_layers: Option<Spanned<Vec<Spanned<usize>>>>,
     pub prune: Option<PruneSpec>,
+    /// Vocabulary pruning (`vocab { ... }`).
+    pub vocab: Option<VocabSpec>,
     pub exits: Option<ExitSpec>,
     pub quantizers: Vec<QuantSpec>,
     /// Optional stage that trains the teacher itself before compression
@@ -151,6 +153,28 @@ pub struct PruneSpec {
     pub data: Option<Spanned<String>>,
     /// Number of batches importance is accumulated over.
     pub batches: Spanned<usize>,
+}
+
+/// Which WordPiece pieces a pruned vocabulary keeps besides the always-kept
+/// ones (special tokens, single characters and their `##` forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum VocabRule {
+    /// Keep this many pieces in all, the always-kept ones included: the
+    /// most frequent others fill the rest (ties by lower id).
+    Keep(usize),
+    /// Keep every piece seen at least this many times (≥ 1).
+    MinCount(u64),
+}
+
+/// `vocab { data, keep | min_count }`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VocabSpec {
+    pub span: Span,
+    /// The `vocab` keyword (where diagnostics about the whole block point).
+    pub keyword: Span,
+    /// The data set whose piece frequencies decide what is kept.
+    pub data: Spanned<String>,
+    pub rule: Spanned<VocabRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -167,7 +167,12 @@ pub struct StageJob<'a> {
     /// Student layer (1-based) → kept teacher heads.
     pub kept_heads: BTreeMap<usize, Vec<usize>>,
     pub pad_id: u32,
+    /// The student's tokenizer: batches are its ids.
     pub tokenizer: &'a crate::model::TextTokenizer,
+    /// With a pruned vocabulary: the teacher id of each student id. The
+    /// teacher then reads the student's pieces through it (the same tokens
+    /// at the same positions, so every loss compares aligned tokens).
+    pub teacher_ids: Option<&'a [u32]>,
 }
 
 /// Optimizer steps of a stage with `micro_per_epoch` micro-batches per epoch.
@@ -318,6 +323,20 @@ pub fn run_stage(
                     .map_err(|e| Diag::io("plcc::io::write", "write", path, &e))?;
             }
             let inputs = batch_inputs(&rows, job.pad_id, with_types, &session.device)?;
+            let teacher_inputs = match (job.teacher_ids, job.teacher) {
+                (Some(map), Some(_)) => {
+                    let to_teacher = |i: u32| map.get(i as usize).copied().unwrap_or(i);
+                    let mapped: Vec<Encoded> = rows
+                        .iter()
+                        .map(|(ids, types)| {
+                            (ids.iter().map(|&i| to_teacher(i)).collect(), types.clone())
+                        })
+                        .collect();
+                    let pad = to_teacher(job.pad_id);
+                    Some(batch_inputs(&mapped, pad, with_types, &session.device)?)
+                }
+                _ => None,
+            };
             let label_tensor = if idx.iter().all(|&i| labels[i].is_some())
                 && matches!(task, Task::Classification { .. })
             {
@@ -334,7 +353,11 @@ pub fn run_stage(
                     heads.extend(t.classifier.clone());
                     let mut out = t
                         .network
-                        .forward(&inputs, &heads, teacher_opts)
+                        .forward(
+                            teacher_inputs.as_ref().unwrap_or(&inputs),
+                            &heads,
+                            teacher_opts,
+                        )
                         .map_err(train_error)?;
                     let logits = if t.classifier.is_some() {
                         out.exits.pop()
@@ -531,10 +554,12 @@ pub fn restore_finished(session: &Session, net: &TrainableNet) -> Result<(), Dia
     Ok(())
 }
 
-/// The student as a runnable model (inference mode, weights fake-quantized).
+/// The student as a runnable model (inference mode, weights fake-quantized)
+/// reading `tokenizer`, on `template`'s device.
 pub fn snapshot(
     net: &mut TrainableNet,
     template: &LoadedModel,
+    tokenizer: &crate::model::TextTokenizer,
     name: &str,
 ) -> Result<LoadedModel, Diag> {
     net.refresh().map_err(train_error)?;
@@ -546,20 +571,22 @@ pub fn snapshot(
         exits: net.exits.clone(),
         // Evaluation runs every sample to full depth.
         exit_policies: Vec::new(),
-        tokenizer: template.tokenizer.clone(),
+        tokenizer: tokenizer.clone(),
         device: template.device.clone(),
     })
 }
 
-/// Measures the student's fidelity to `teacher` on the evaluation data.
+/// Measures the student's fidelity to `teacher` on the evaluation data, each
+/// reading it through its own tokenizer (`tokenizer`: the student's).
 pub fn evaluate(
     net: &mut TrainableNet,
     teacher: &LoadedModel,
+    tokenizer: &crate::model::TextTokenizer,
     after: &str,
     eval_name: &str,
     eval: &[Example],
 ) -> Result<StageEval, Diag> {
-    let student = snapshot(net, teacher, "student")?;
+    let student = snapshot(net, teacher, tokenizer, "student")?;
     let f = fidelity::measure(net.task, teacher, &student, eval_name, eval)?;
     Ok(StageEval {
         after: after.to_string(),
