@@ -234,7 +234,10 @@ pub fn build(
         module_names: &student.module_names,
         trained_scales: &scales,
         datasets: &datasets,
-        tokenizer: &teacher.tokenizer,
+        tokenizer: student
+            .vocab
+            .as_ref()
+            .map_or(&teacher.tokenizer, |v| &v.tokenizer),
     })
     .map_err(|d| source.attach(d))?;
     if !calibrated.quantized.is_empty() {
