@@ -699,6 +699,75 @@ mod tests {
     }
 
     #[test]
+    fn every_stored_id_follows_its_piece() {
+        // Special tokens last, so pruning earlier pieces moves them; padding
+        // configured in the file.
+        let mut entries: Vec<String> = Vec::new();
+        for c in "abcdefghijklmnopqrstuvwxyz".chars() {
+            entries.push(c.to_string());
+            entries.push(format!("##{c}"));
+        }
+        entries.extend(
+            [
+                "the", "cat", "dog", "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+            ]
+            .map(String::from),
+        );
+        let id = |p: &str| entries.iter().position(|e| e == p).unwrap() as u32;
+        let vocab: tokenizers::models::bpe::Vocab = entries
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.clone(), i as u32))
+            .collect();
+        let model = WordPiece::builder()
+            .vocab(vocab)
+            .unk_token("[UNK]".into())
+            .build()
+            .unwrap();
+        let mut inner = Tokenizer::new(model);
+        inner.with_normalizer(Some(BertNormalizer::new(true, true, None, true)));
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.with_post_processor(Some(BertProcessing::new(
+            ("[SEP]".into(), id("[SEP]")),
+            ("[CLS]".into(), id("[CLS]")),
+        )));
+        inner.add_special_tokens(
+            &["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|s| AddedToken::from(s, true)),
+        );
+        inner.with_padding(Some(tokenizers::PaddingParams {
+            pad_id: id("[PAD]"),
+            pad_token: "[PAD]".into(),
+            ..Default::default()
+        }));
+        let t = TextTokenizer {
+            inner,
+            pad_id: id("[PAD]"),
+        };
+        let v = vocab_of(&t);
+        let counts = count_pieces(&t, &["the the"], v.id_space()).unwrap();
+        let p = prune(&v, &select(&v, &counts, VocabRule::MinCount(1)), t.pad_id).unwrap();
+        // 52 characters, `the`, then the five special tokens.
+        assert_eq!(p.len(), 58);
+        assert_eq!(p.tokenizer.pad_id, 53);
+        let written: Value = serde_json::from_str(&p.json).unwrap();
+        assert_eq!(written["padding"]["pad_id"], 53);
+        assert_eq!(written["post_processor"]["cls"][1], 55);
+        assert_eq!(written["post_processor"]["sep"][1], 56);
+        let added: Vec<u64> = written["added_tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(added, [53, 54, 55, 56, 57]);
+        let ids = p.tokenizer.encode("The dog", 16).unwrap();
+        let piece = |i: &u32| p.tokenizer.inner.id_to_token(*i).unwrap();
+        let tokens: Vec<String> = ids.iter().map(piece).collect();
+        assert_eq!(tokens, ["[CLS]", "the", "d", "##o", "##g", "[SEP]"]);
+        assert_eq!((ids[0], ids[5]), (55, 56));
+    }
+
+    #[test]
     fn renumbering_keeps_relative_order_and_remaps_template_specials() {
         // The built-in tokenizer uses TemplateProcessing.
         let t = builtin_wordpiece(1024).unwrap();
