@@ -42,6 +42,12 @@ pub fn store_float(
     }
 }
 
+/// Whether units of `unit_len` weights of a `rows × cols` matrix are groups
+/// within rows, whose scales and zero points are stored as F16.
+pub fn half_precision_units(unit_len: usize, rows: usize, cols: usize) -> bool {
+    unit_len < cols && unit_len != rows * cols
+}
+
 /// Stores a weight: packed when `quantized` is given, else float.
 pub fn store_weight(
     set: &mut TensorSet,
@@ -59,12 +65,16 @@ pub fn store_weight(
         format!("{name}.codes"),
         RawTensor::u8(vec![q.rows, packed_row_bytes(q.cols, bits)], packed),
     );
-    set.insert(
-        format!("{name}.scales"),
-        RawTensor::f32(vec![q.scales.len()], &q.scales),
-    );
+    let per_unit = |v: &[f32]| {
+        if half_precision_units(q.unit_len, q.rows, q.cols) {
+            RawTensor::f16(vec![v.len()], v)
+        } else {
+            RawTensor::f32(vec![v.len()], v)
+        }
+    };
+    set.insert(format!("{name}.scales"), per_unit(&q.scales));
     if let Some(z) = &q.zero_points {
-        set.insert(format!("{name}.zeros"), RawTensor::f32(vec![z.len()], z));
+        set.insert(format!("{name}.zeros"), per_unit(z));
     }
     WeightRecord {
         shape: vec![q.rows, q.cols],
@@ -157,14 +167,19 @@ pub fn read_weight(
                 &[rows, packed_row_bytes(cols, storage_bits)],
                 path,
             )?;
+            let unit_dtype = if half_precision_units(*unit_len, rows, cols) {
+                Dtype::F16
+            } else {
+                Dtype::F32
+            };
             let scales = set
-                .get(&format!("{name}.scales"), Dtype::F32, &[n_units], path)?
+                .get(&format!("{name}.scales"), unit_dtype, &[n_units], path)?
                 .to_f32()
                 .unwrap_or_default();
             let asymmetric = !symmetric && matches!(bits, Bits::Int(_));
             let zero_points = if asymmetric {
                 Some(
-                    set.get(&format!("{name}.zeros"), Dtype::F32, &[n_units], path)?
+                    set.get(&format!("{name}.zeros"), unit_dtype, &[n_units], path)?
                         .to_f32()
                         .unwrap_or_default(),
                 )

@@ -3,8 +3,11 @@
 //! name, dtype and shape checked.
 //!
 //! A packed weight `NAME` of shape `[rows, cols]` is stored as
-//! `NAME.codes` (U8, `[rows, packed_row_bytes]`), `NAME.scales` (F32, one per
-//! unit) and, when asymmetric, `NAME.zeros` (F32, one per unit).
+//! `NAME.codes` (U8, `[rows, packed_row_bytes]`), `NAME.scales` (one per
+//! unit) and, when asymmetric, `NAME.zeros` (one per unit). Scales and zero
+//! points are F32 for tensor and row units and F16 for groups, where they
+//! are numerous (one per 32 or 64 weights) and the quantizer rounds them to
+//! F16 before choosing codes, so the stored values are the ones used.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -31,6 +34,18 @@ impl RawTensor {
         }
     }
 
+    /// Half-precision values (each rounded to the nearest F16).
+    pub fn f16(shape: Vec<usize>, values: &[f32]) -> Self {
+        RawTensor {
+            dtype: Dtype::F16,
+            shape,
+            bytes: values
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect(),
+        }
+    }
+
     pub fn u8(shape: Vec<usize>, bytes: Vec<u8>) -> Self {
         RawTensor {
             dtype: Dtype::U8,
@@ -41,12 +56,21 @@ impl RawTensor {
 
     /// The values of an F32 tensor.
     pub fn to_f32(&self) -> Option<Vec<f32>> {
-        (self.dtype == Dtype::F32).then(|| {
-            self.bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        })
+        match self.dtype {
+            Dtype::F32 => Some(
+                self.bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            ),
+            Dtype::F16 => Some(
+                self.bytes
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            _ => None,
+        }
     }
 
     pub fn numel(&self) -> usize {

@@ -175,7 +175,7 @@ fn student_network(config: &ModelConfig, tensors: &Tensors) -> Result<Network, D
 }
 
 /// Replaces the weights of every module rounded to nearest (the linears
-/// and the word embedding) by their quantized values.
+/// and the word and position tables) by their quantized values.
 fn round_to_nearest_in_place(
     network: &mut Network,
     weight_quant: &BTreeMap<String, WeightQuant>,
@@ -205,6 +205,10 @@ fn round_to_nearest_in_place(
     let (name, embedding) = network.word_embeddings_mut();
     if let Some(table) = rtn(name)? {
         embedding.table = table;
+    }
+    let (name, positions) = network.position_embeddings_mut();
+    if let Some(table) = rtn(name)? {
+        *positions = table;
     }
     Ok(())
 }

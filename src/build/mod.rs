@@ -234,10 +234,7 @@ pub fn build(
         module_names: &student.module_names,
         trained_scales: &scales,
         datasets: &datasets,
-        tokenizer: student
-            .vocab
-            .as_ref()
-            .map_or(&teacher.tokenizer, |v| &v.tokenizer),
+        tokenizer: student.tokenizer(&teacher),
     })
     .map_err(|d| source.attach(d))?;
     if !calibrated.quantized.is_empty() {

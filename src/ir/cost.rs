@@ -4,9 +4,9 @@
 //! - Parameters: every weight matrix (tied ones count once, at their owner),
 //!   biases, layer norms, position and token-type tables.
 //! - Bytes: float tensors take 4 bytes per element. A `b`-bit weight matrix of
-//!   `n` elements takes `ceil(n·b/8)` bytes plus one f32 scale per tensor, row
-//!   (output channel) or group (`ceil(inp/group)` per row), and as many f32
-//!   zero points when asymmetric. Biases and norms stay f32. Activation
+//!   `n` elements takes `ceil(n·b/8)` bytes plus one scale per tensor, row
+//!   (output channel) or group (`ceil(inp/group)` per row), and as many
+//!   zero points when asymmetric: f32 for tensors and rows, f16 for groups. Biases and norms stay f32. Activation
 //!   quantizers store nothing except a learned clipping scale (one f32).
 //! - FLOPs per token: 2 × multiply-accumulates of every per-token linear, plus
 //!   attention scores and context (`2·heads·head_dim·seq` each) at the plan's
@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::model::Model;
 use super::node::{Linear, LinearUse, ModuleQuant, Node, Op};
-use crate::recipe::{Granularity, ScaleMethod};
+use crate::recipe::{Bits, Granularity, ScaleMethod};
 
 /// Size and compute of one model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -129,7 +129,15 @@ pub fn weight_bytes(linear: &Linear, quant: Option<&ModuleQuant>) -> u64 {
         Granularity::Row | Granularity::Token => rows,
         Granularity::Group(g) => rows * (linear.inp as u64).div_ceil(g.max(1) as u64),
     };
-    let per_scale = if w.symmetric { 4 } else { 8 };
+    // Scales (and zero points) of groups within rows are F16, the others
+    // F32 (`artifact::half_precision_units`).
+    let value = match w.granularity {
+        Granularity::Group(g) if g < linear.inp => 2,
+        _ => 4,
+    };
+    // Binary and ternary quantizers are symmetric whatever the recipe says.
+    let asymmetric = !w.symmetric && matches!(w.bits, Bits::Int(_));
+    let per_scale = if asymmetric { 2 * value } else { value };
     data + scales * per_scale
 }
 

@@ -307,34 +307,45 @@ impl Node {
         };
         match &self.op {
             Op::Input => Vec::new(),
-            Op::Embeddings(e) => match e.rank {
-                None => vec![Linear {
-                    name: e.word.clone(),
-                    out: e.vocab,
+            Op::Embeddings(e) => {
+                let mut tables = match e.rank {
+                    None => vec![Linear {
+                        name: e.word.clone(),
+                        out: e.vocab,
+                        inp: e.hidden,
+                        bias: false,
+                        usage: LinearUse::Lookup,
+                        tied: false,
+                    }],
+                    Some(r) => vec![
+                        Linear {
+                            name: e.word.clone(),
+                            out: e.vocab,
+                            inp: r,
+                            bias: false,
+                            usage: LinearUse::Lookup,
+                            tied: false,
+                        },
+                        Linear {
+                            name: format!("{}_proj", e.word),
+                            out: e.hidden,
+                            inp: r,
+                            bias: false,
+                            usage: LinearUse::PerToken,
+                            tied: false,
+                        },
+                    ],
+                };
+                tables.push(Linear {
+                    name: e.position.clone(),
+                    out: e.positions,
                     inp: e.hidden,
                     bias: false,
                     usage: LinearUse::Lookup,
                     tied: false,
-                }],
-                Some(r) => vec![
-                    Linear {
-                        name: e.word.clone(),
-                        out: e.vocab,
-                        inp: r,
-                        bias: false,
-                        usage: LinearUse::Lookup,
-                        tied: false,
-                    },
-                    Linear {
-                        name: format!("{}_proj", e.word),
-                        out: e.hidden,
-                        inp: r,
-                        bias: false,
-                        usage: LinearUse::PerToken,
-                        tied: false,
-                    },
-                ],
-            },
+                });
+                tables
+            }
             Op::Attention(a) => {
                 let inner = a.heads * a.head_dim;
                 if a.causal {
@@ -422,15 +433,15 @@ impl Node {
         }
     }
 
-    /// Float parameters outside the weight matrices: layer norms, position and
-    /// token-type tables.
+    /// Float parameters outside the weight matrices: layer norms and
+    /// token-type tables (the position table is a lookup matrix of its own).
     pub fn extra_params(&self) -> u64 {
         let n = |x: usize| x as u64;
         match &self.op {
             Op::Input | Op::Exit(_) => 0,
             Op::Embeddings(e) => {
                 let norm = if e.norm.is_some() { 2 * n(e.hidden) } else { 0 };
-                n(e.positions) * n(e.hidden) + n(e.token_types) * n(e.hidden) + norm
+                n(e.token_types) * n(e.hidden) + norm
             }
             Op::Attention(a) => 2 * n(a.hidden),
             Op::Ffn(f) => 2 * n(f.hidden),

@@ -66,8 +66,9 @@ fn packed_bytes_follow_bits_and_scales() {
     let words = 65_536 + 4 * 1_024;
     // ternary tensor: 4096·2/8 bytes + 1 scale
     let query = 1_024 + 4;
-    // binary, groups of 32 over 64 inputs, 256 rows, asymmetric: 16384/8 + 256·2·(4+4)
-    let inter = 2_048 + 256 * 2 * 8;
+    // binary (symmetric whatever the recipe says), groups of 32 over 64
+    // inputs, 256 rows, f16 group scales: 16384/8 + 256·2·2
+    let inter = 2_048 + 256 * 2 * 2;
     let saved = (4 * 65_536 - words) + (4 * 4_096 - query) + (4 * 16_384 - inter);
     assert_eq!(p.plan.cost.student.bytes, teacher - saved);
     assert_eq!(p.plan.cost.student.params, p.plan.cost.teacher.params);

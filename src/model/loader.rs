@@ -120,6 +120,14 @@ impl Network {
         }
     }
 
+    /// The position table's module name and the table `[max_positions, hidden]`.
+    pub fn position_embeddings_mut(&mut self) -> (&'static str, &mut Tensor) {
+        match self {
+            Network::Bert(m) => ("embeddings.position_embeddings", &mut m.position_embeddings),
+            Network::Gpt2(m) => ("wpe", &mut m.wpe),
+        }
+    }
+
     /// Packs every layer's float weights for the fast inference kernel (the
     /// network must not be trained afterwards).
     pub fn prepare_inference(&mut self) -> CResult<()> {

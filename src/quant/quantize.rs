@@ -220,7 +220,21 @@ impl Layout {
 }
 
 /// The parameters of unit `unit` whose weights are `m`, as `spec` says.
+/// Group scales and zero points are rounded to F16, as they are stored.
 pub fn unit_params(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) -> UnitParams {
+    let p = unit_params_exact(m, unit, spec, layout);
+    if let Granularity::Group(_) = spec.granularity {
+        let half = |x: f32| half::f16::from_f32(x).to_f32();
+        return UnitParams {
+            scale: half(p.scale),
+            zero: half(p.zero),
+            threshold: p.threshold,
+        };
+    }
+    p
+}
+
+fn unit_params_exact(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) -> UnitParams {
     let binary_or_ternary = matches!(spec.bits, Bits::Binary | Bits::Ternary);
     let learned = spec
         .learned

@@ -52,6 +52,8 @@ pub struct TrainableNet {
     learned: BTreeMap<String, Arc<LearnedScaleQuantizer>>,
     /// The token embedding's quantizer and its variable, when quantized.
     embedding_quant: Option<(Arc<dyn Quantizer>, Var)>,
+    /// The position table's quantizer and its variable, when quantized.
+    position_quant: Option<(Arc<dyn Quantizer>, Var)>,
 }
 
 impl TrainableNet {
@@ -122,14 +124,13 @@ impl TrainableNet {
                     lin.quantize_inputs(*a);
                 }
             }
-            let (emb_name, _) = network.word_embeddings_mut();
-            let embedding_quant = match (
-                placed.get(emb_name),
-                vars.get(&format!("{emb_name}.weight")),
-            ) {
-                (Some(p), Some(var)) => Some((p.quantizer(), var.clone())),
-                _ => None,
-            };
+            let table_quant =
+                |name: &str| match (placed.get(name), vars.get(&format!("{name}.weight"))) {
+                    (Some(p), Some(var)) => Some((p.quantizer(), var.clone())),
+                    _ => None,
+                };
+            let embedding_quant = table_quant(network.word_embeddings_mut().0);
+            let position_quant = table_quant(network.position_embeddings_mut().0);
             Ok(TrainableNet {
                 config: config.clone(),
                 task,
@@ -139,17 +140,21 @@ impl TrainableNet {
                 vars,
                 learned,
                 embedding_quant,
+                position_quant,
             })
         };
         run().map_err(|e| e.to_string())
     }
 
     /// Refreshes derived tensors before a forward pass (the fake-quantized
-    /// embedding table, whose weight changes every step).
+    /// word and position tables, whose weights change every step).
     pub fn refresh(&mut self) -> Result<()> {
         if let Some((q, var)) = &self.embedding_quant {
             let table = q.fake_quant(var.as_tensor())?;
             self.network.word_embeddings_mut().1.table = table;
+        }
+        if let Some((q, var)) = &self.position_quant {
+            *self.network.position_embeddings_mut().1 = q.fake_quant(var.as_tensor())?;
         }
         Ok(())
     }
