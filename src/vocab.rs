@@ -576,21 +576,11 @@ mod tests {
     use tokenizers::processors::bert::BertProcessing;
     use tokenizers::AddedToken;
 
-    /// A tiny lower-casing WordPiece: specials, a few characters in both
-    /// forms, and longer pieces; `[CLS] x [SEP]` by `BertProcessing`.
-    fn tiny() -> TextTokenizer {
-        let mut entries: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-            .map(String::from)
-            .to_vec();
-        for c in "abcdefghijklmnopqrstuvwxyz".chars() {
-            entries.push(c.to_string());
-            entries.push(format!("##{c}"));
-        }
-        for w in [
-            "the", "cat", "sat", "on", "mat", "##at", "un", "##happy", "dog",
-        ] {
-            entries.push(w.to_string());
-        }
+    /// A lower-casing WordPiece tokenizer over `entries` (id = position)
+    /// with `[CLS] x [SEP]` by `BertProcessing` and the five BERT specials
+    /// as added tokens.
+    fn wordpiece(entries: &[String]) -> Tokenizer {
+        let id = |p: &str| entries.iter().position(|e| e == p).unwrap() as u32;
         let vocab: tokenizers::models::bpe::Vocab = entries
             .iter()
             .enumerate()
@@ -605,13 +595,34 @@ mod tests {
         inner.with_normalizer(Some(BertNormalizer::new(true, true, None, true)));
         inner.with_pre_tokenizer(Some(BertPreTokenizer));
         inner.with_post_processor(Some(BertProcessing::new(
-            ("[SEP]".into(), 3),
-            ("[CLS]".into(), 2),
+            ("[SEP]".into(), id("[SEP]")),
+            ("[CLS]".into(), id("[CLS]")),
         )));
         inner.add_special_tokens(
             &["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|s| AddedToken::from(s, true)),
         );
-        TextTokenizer { inner, pad_id: 0 }
+        inner
+    }
+
+    /// A tiny WordPiece: specials, a few characters in both forms, and
+    /// longer pieces.
+    fn tiny() -> TextTokenizer {
+        let mut entries: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .map(String::from)
+            .to_vec();
+        for c in "abcdefghijklmnopqrstuvwxyz".chars() {
+            entries.push(c.to_string());
+            entries.push(format!("##{c}"));
+        }
+        for w in [
+            "the", "cat", "sat", "on", "mat", "##at", "un", "##happy", "dog",
+        ] {
+            entries.push(w.to_string());
+        }
+        TextTokenizer {
+            inner: wordpiece(&entries),
+            pad_id: 0,
+        }
     }
 
     fn vocab_of(t: &TextTokenizer) -> WordPieceVocab {
@@ -714,26 +725,7 @@ mod tests {
             .map(String::from),
         );
         let id = |p: &str| entries.iter().position(|e| e == p).unwrap() as u32;
-        let vocab: tokenizers::models::bpe::Vocab = entries
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.clone(), i as u32))
-            .collect();
-        let model = WordPiece::builder()
-            .vocab(vocab)
-            .unk_token("[UNK]".into())
-            .build()
-            .unwrap();
-        let mut inner = Tokenizer::new(model);
-        inner.with_normalizer(Some(BertNormalizer::new(true, true, None, true)));
-        inner.with_pre_tokenizer(Some(BertPreTokenizer));
-        inner.with_post_processor(Some(BertProcessing::new(
-            ("[SEP]".into(), id("[SEP]")),
-            ("[CLS]".into(), id("[CLS]")),
-        )));
-        inner.add_special_tokens(
-            &["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map(|s| AddedToken::from(s, true)),
-        );
+        let mut inner = wordpiece(&entries);
         inner.with_padding(Some(tokenizers::PaddingParams {
             pad_id: id("[PAD]"),
             pad_token: "[PAD]".into(),

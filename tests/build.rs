@@ -3,7 +3,7 @@
 //! checked, corruption and failed builds are diagnosed, bad inputs are
 //! diagnostics.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use candle_core::Device;
 use plcc::artifact::Artifact;
@@ -17,7 +17,7 @@ use plcc::model::{builtin, load_model, LayerShape};
 use plcc::recipe::TeacherRef;
 
 mod common;
-use common::{plcc, stderr};
+use common::{plcc, stderr, write_recipe};
 
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\n";
 const PAIRS: &str = "the cat sleeps\ta cat naps\t1\nthe train leaves\tbananas are yellow\t0\nit rains\tthe weather is wet\t1\n";
@@ -71,12 +71,6 @@ distill task {
     loss logit_kl {}
 }
 "#;
-
-fn write_recipe(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("recipe.pc");
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 #[test]
 fn tiny_bert_builds_loads_runs_and_has_the_planned_size() {

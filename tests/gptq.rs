@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use plcc::artifact::Artifact;
 
 mod common;
-use common::{plcc, stderr};
+use common::stderr;
+
+fn build(recipe: &Path, out: &Path) -> std::process::Output {
+    common::build(recipe, out, "0")
+}
 
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\nthe river bends around the old mill\nshe packed the books into two boxes\n";
 
@@ -20,10 +24,13 @@ fn workdir(name: &str) -> PathBuf {
 }
 
 /// A recipe quantizing every encoder linear to 4 bits per group of 16 with
-/// `method`'s extra lines (a data set `empty` is declared when they use it).
+/// `method`'s extra lines (a data set `empty` or `missing` is declared when
+/// they use it).
 fn recipe(dir: &Path, name: &str, method: &str) -> PathBuf {
     let empty = if method.contains("data: empty") {
         "data empty \"data/empty.txt\" {}"
+    } else if method.contains("data: missing") {
+        "data missing \"data/nope.txt\" {}"
     } else {
         ""
     };
@@ -47,17 +54,6 @@ quantize weights "encoder.layer.*" {{
     let path = dir.join(format!("{name}.pc"));
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn build(recipe: &Path, out: &Path) -> std::process::Output {
-    plcc(&[
-        "build",
-        recipe.to_str().unwrap(),
-        "--max-steps",
-        "0",
-        "-o",
-        out.to_str().unwrap(),
-    ])
 }
 
 #[test]
@@ -116,20 +112,13 @@ fn gptq_codes_are_packed_run_and_beat_rounding_on_the_calibration_text() {
     assert_eq!(a.weights_file_bytes, b.weights_file_bytes);
     assert_ne!(a.weight_f32(name).unwrap(), b.weight_f32(name).unwrap());
 
-    let input = dir.join("input.txt");
-    std::fs::write(&input, "one line\nanother line of text\n").unwrap();
-    let o = plcc(&[
-        "run",
-        out_g.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+    let records = common::run_lines(&out_g, &dir, "one line\nanother line of text\n");
+    assert_eq!(records.len(), 2);
+    assert!(records[0]["embedding"].is_array());
 }
 
 #[test]
-fn calibration_sets_too_small_or_empty_are_located_and_write_nothing() {
+fn calibration_sets_too_small_empty_or_missing_are_located_and_write_nothing() {
     let dir = workdir("bad");
     let cases = [
         (
@@ -143,6 +132,12 @@ fn calibration_sets_too_small_or_empty_are_located_and_write_nothing() {
             "    method: gptq\n    data: empty",
             "plcc::data::empty",
             "data/empty.txt",
+        ),
+        (
+            "missing",
+            "    method: gptq\n    data: missing",
+            "plcc::data::unreadable",
+            "data/nope.txt",
         ),
     ];
     for (name, method, code, shown) in cases {

@@ -11,7 +11,7 @@ use plcc::model::builtin;
 use plcc::vocab::WordPieceVocab;
 
 mod common;
-use common::{plcc, stderr};
+use common::{build, plcc, stderr, write_recipe};
 
 const CORPUS: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\n";
 /// Words the corpus does not use: their pieces are pruned.
@@ -22,23 +22,6 @@ fn workdir(name: &str) -> PathBuf {
         &format!("vocab-{name}"),
         &[("data/corpus.txt", CORPUS), ("data/other.txt", OTHER)],
     )
-}
-
-fn write_recipe(dir: &Path, text: &str) -> PathBuf {
-    let path = dir.join("recipe.pc");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-fn build(recipe: &Path, out: &Path, steps: &str) -> std::process::Output {
-    plcc(&[
-        "build",
-        recipe.to_str().unwrap(),
-        "--max-steps",
-        steps,
-        "-o",
-        out.to_str().unwrap(),
-    ])
 }
 
 fn report(out: &Path) -> serde_json::Value {

@@ -33,3 +33,44 @@ pub fn workdir(tag: &str, files: &[(&str, &str)]) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Runs `plcc run MODEL` on `lines` (written to `dir/input.txt`), checks
+/// that it succeeded, and returns its JSON records, one per line.
+pub fn run_lines(
+    model: &std::path::Path,
+    dir: &std::path::Path,
+    lines: &str,
+) -> Vec<serde_json::Value> {
+    let input = dir.join("input.txt");
+    std::fs::write(&input, lines).unwrap();
+    let o = plcc(&[
+        "run",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Writes `text` as `dir/recipe.pc` and returns its path.
+pub fn write_recipe(dir: &std::path::Path, text: &str) -> PathBuf {
+    let path = dir.join("recipe.pc");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `plcc build RECIPE --max-steps STEPS -o OUT`.
+pub fn build(recipe: &std::path::Path, out: &std::path::Path, steps: &str) -> Output {
+    plcc(&[
+        "build",
+        recipe.to_str().unwrap(),
+        "--max-steps",
+        steps,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
