@@ -12,6 +12,7 @@ use std::path::Path;
 
 use super::blocks;
 use super::fields::{Body, Errors};
+use super::quantize;
 use super::stages;
 use super::values::{choice, count, index_list, non_empty_string, positive, strictly_increasing};
 use super::vocab;
@@ -106,7 +107,7 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
             "prune" => prune = blocks::prune(block, errs),
             "vocab" => vocab_spec = vocab::vocab(block, errs),
             "exits" => exits_block = Some(block),
-            "quantize" => quantizers.extend(blocks::quantize(block, errs)),
+            "quantize" => quantizers.extend(quantize::quantize(block, errs)),
             "distill" => stages.extend(stages::stage(block, false, seed_value, errs)),
             "pretrain" => pretrain = stages::stage(block, true, seed_value, errs),
             "pass" => custom_passes.extend(blocks::custom_pass(block, errs)),
