@@ -12,6 +12,7 @@ pub mod fidelity;
 pub mod gptq;
 pub mod importance;
 pub mod layout;
+pub mod output_check;
 pub mod output_lock;
 pub mod pack;
 pub mod ranking;
@@ -112,7 +113,9 @@ pub fn build(
         .clone()
         .or_else(|| recipe.output.as_ref().map(|o| o.value.clone()))
         .unwrap_or_else(|| PathBuf::from("out"));
+    check_output(opts, &recipe, &output).map_err(|d| source.attach(d))?;
     let _output_lock = output_lock::OutputLock::acquire(&output)?;
+    output_check::remove_stale_staging(&output);
     let labels = match program.plan.task {
         Task::Classification { labels } => Some(labels),
         _ => None,
@@ -418,12 +421,46 @@ pub fn build(
     })?;
     staged.write("report.json", &json)?;
     staged.write("report.md", report.markdown().as_bytes())?;
+    // Checked again: the output may have changed while the build ran.
+    output_check::replaceable(&output)?;
     let dir = staged.commit()?;
     if let Some(s) = session {
         // The artifact holds the loss log; checkpoints are no longer needed.
         let _ = std::fs::remove_dir_all(&s.dir);
     }
     Ok(Built { dir, report })
+}
+
+/// Refuses an output path that is not plcc's to replace (see
+/// [`output_check`]); when the path came from the recipe's `output:` key,
+/// the diagnostic points at it.
+fn check_output(
+    opts: &BuildOptions<'_>,
+    recipe: &crate::recipe::Recipe,
+    output: &Path,
+) -> Result<(), Diag> {
+    let mut inputs = vec![output_check::Input {
+        what: "the recipe",
+        path: opts.recipe,
+    }];
+    if let crate::recipe::TeacherRef::Dir(d) = &recipe.teacher.value {
+        inputs.push(output_check::Input {
+            what: "the teacher's checkpoint folder",
+            path: d,
+        });
+    }
+    for spec in &recipe.datasets {
+        inputs.push(output_check::Input {
+            what: "a data file of the recipe",
+            path: &spec.path.value,
+        });
+    }
+    output_check::check_output(output, &inputs).map_err(|d| match &recipe.output {
+        Some(o) if opts.output.is_none() && o.span != crate::syntax::Span::default() => {
+            d.label(o.span, "the output directory named here")
+        }
+        _ => d,
+    })
 }
 
 /// Where training keeps its checkpoints and loss log until the artifact is
