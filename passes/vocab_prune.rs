@@ -15,13 +15,12 @@
 //! (`min_count`) a data set that is missing, empty or yields no tokens.
 
 use crate::build::data::read_dataset;
+use crate::build::teacher::teacher_tokenizer;
 use crate::diag::Diag;
 use crate::ir::{Op, Program, VocabPlan};
 use crate::pass::{Facts, Pass, PassCx};
 use crate::recipe::{Task, VocabRule};
-use crate::vocab::{
-    count_pieces, no_tokens, select, teacher_tokenizer, texts_of, NotWordPiece, WordPieceVocab,
-};
+use crate::vocab::{count_pieces, no_tokens, select, texts_of, NotWordPiece, WordPieceVocab};
 
 pub struct VocabPrune;
 
@@ -116,11 +115,7 @@ impl Pass for VocabPrune {
                         )
                         .label(spec.data.span, "no `data` block declares this name")
                     })?;
-                let labels = match program.plan.task {
-                    Task::Classification { labels } => Some(labels),
-                    _ => None,
-                };
-                let examples = read_dataset(data, labels)?;
+                let examples = read_dataset(data, program.plan.task.labels())?;
                 let counts = count_pieces(&tokenizer, &texts_of(&examples), vocab.id_space())?;
                 if counts.iter().all(|&c| c == 0) {
                     return Err(no_tokens(spec));

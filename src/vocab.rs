@@ -31,8 +31,8 @@ use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizer, Tokenizer, 
 
 use crate::build::data::Example;
 use crate::diag::Diag;
-use crate::model::{builtin, TextTokenizer};
-use crate::recipe::{TeacherRef, VocabRule, VocabSpec};
+use crate::model::TextTokenizer;
+use crate::recipe::{VocabRule, VocabSpec};
 
 /// Texts per unit of parallel work while counting.
 const COUNT_CHUNK: usize = 4096;
@@ -215,16 +215,6 @@ fn remap_processor(processor: &mut Value, map: &dyn Fn(u64) -> Option<u64>) -> R
         Some(other) => return Err(format!("unknown post-processor `{other}`")),
     }
     Ok(())
-}
-
-/// The tokenizer of the recipe's teacher (`pad_id`: the config's padding id).
-pub fn teacher_tokenizer(teacher: &TeacherRef, pad_id: Option<u32>) -> Result<TextTokenizer, Diag> {
-    match teacher {
-        TeacherRef::Builtin(name) => {
-            builtin::tokenizer(name).ok_or_else(|| builtin::unknown(name))?
-        }
-        TeacherRef::Dir(dir) => TextTokenizer::from_dir(dir, pad_id),
-    }
 }
 
 /// Every text of `examples` (both texts of a pair).

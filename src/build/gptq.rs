@@ -17,13 +17,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{Device, Tensor};
 
 use super::data::Example;
 use super::fidelity::{batch_inputs, encode_examples, Encoded};
 use super::pack::{placed_quantizers, quantize_error, weight_spec};
-use super::teacher::{flip_conv1d, tensor_error, Tensors};
+use super::teacher::{network_from, tensor_error, Tensors};
 use crate::diag::Diag;
 use crate::ir::{Program, WeightQuant};
 use crate::model::{ForwardOptions, InputTap, ModelConfig, Network, TextTokenizer};
@@ -83,7 +82,7 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
     if targets.is_empty() {
         return Ok(Calibrated::default());
     }
-    let mut network = student_network(inputs.config, inputs.tensors)?;
+    let mut network = network_from(inputs.config, inputs.tensors, &Device::Cpu)?;
     for (name, linear) in network.linears_mut() {
         if let Some(a) = activation_quant.get(&name) {
             linear.quantize_inputs(*a);
@@ -118,12 +117,7 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
         for t in &group {
             let tap = &taps[&t.name];
             let (gram, _) = tap.gram();
-            let weight = tensor_of(inputs.tensors, &t.name)?;
-            let (rows, cols) = weight.dims2().map_err(tensor_error)?;
-            let values = weight
-                .flatten_all()
-                .and_then(|f| f.to_vec1::<f32>())
-                .map_err(tensor_error)?;
+            let (values, rows, cols) = matrix_of(inputs.tensors, &t.name)?;
             let ws = weight_spec(
                 t.quant,
                 &values,
@@ -166,14 +160,6 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
     Ok(out)
 }
 
-/// The float student as a network on the CPU.
-fn student_network(config: &ModelConfig, tensors: &Tensors) -> Result<Network, Diag> {
-    let mut tensors = tensors.clone();
-    flip_conv1d(config.arch, &mut tensors).map_err(tensor_error)?;
-    let vb = VarBuilder::from_backend(Box::new(tensors), DType::F32, Device::Cpu);
-    Network::load(vb, config).map_err(tensor_error)
-}
-
 /// Replaces the weights of every module rounded to nearest (the linears
 /// and the word and position tables) by their quantized values.
 fn round_to_nearest_in_place(
@@ -185,12 +171,7 @@ fn round_to_nearest_in_place(
         let Some(w) = weight_quant.get(name).filter(|w| w.method.is_rtn()) else {
             return Ok(None);
         };
-        let t = tensor_of(inputs.tensors, name)?;
-        let (rows, cols) = t.dims2().map_err(tensor_error)?;
-        let values = t
-            .flatten_all()
-            .and_then(|f| f.to_vec1::<f32>())
-            .map_err(tensor_error)?;
+        let (values, rows, cols) = matrix_of(inputs.tensors, name)?;
         let ws = weight_spec(w, &values, rows, cols, inputs.trained_scales.get(name));
         let q = quantize(&values, rows, cols, &ws.spec).map_err(|e| quantize_error(name, w, e))?;
         Tensor::from_vec(dequantize(&q), (rows, cols), &Device::Cpu)
@@ -308,13 +289,20 @@ fn run_set(
     Ok(tokens)
 }
 
-fn tensor_of<'t>(tensors: &'t Tensors, module: &str) -> Result<&'t Tensor, Diag> {
-    tensors.get(&format!("{module}.weight")).ok_or_else(|| {
+/// The weight of `module` as row-major values and its `(rows, cols)`.
+fn matrix_of(tensors: &Tensors, module: &str) -> Result<(Vec<f32>, usize, usize), Diag> {
+    let t = tensors.get(&format!("{module}.weight")).ok_or_else(|| {
         Diag::new(
             "plcc::build::missing-tensor",
             format!("the student has no weight `{module}.weight`"),
         )
-    })
+    })?;
+    let (rows, cols) = t.dims2().map_err(tensor_error)?;
+    let values = t
+        .flatten_all()
+        .and_then(|f| f.to_vec1::<f32>())
+        .map_err(tensor_error)?;
+    Ok((values, rows, cols))
 }
 
 fn set_weight(

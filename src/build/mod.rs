@@ -39,7 +39,7 @@ use crate::model::from_artifact::classifier_head;
 use crate::model::from_artifact::load_artifact;
 use crate::model::LoadedModel;
 use crate::pass::{DumpAfter, PassRegistry};
-use crate::recipe::{load, Task};
+use crate::recipe::load;
 use crate::train::Session;
 use report::{Report, Size, TrainingReport};
 
@@ -116,10 +116,7 @@ pub fn build(
     check_output(opts, &recipe, &output).map_err(|d| source.attach(d))?;
     let _output_lock = output_lock::OutputLock::acquire(&output)?;
     output_check::remove_stale_staging(&output);
-    let labels = match program.plan.task {
-        Task::Classification { labels } => Some(labels),
-        _ => None,
-    };
+    let labels = program.plan.task.labels();
     let eval_name = program
         .plan
         .eval

@@ -116,11 +116,36 @@ pub fn flip_conv1d(arch: Arch, tensors: &mut Tensors) -> candle_core::Result<()>
 }
 
 /// Loads the teacher named by the recipe.
+/// The tokenizer of the recipe's teacher (`pad_id`: the config's padding
+/// id; built-in models know their own).
+pub fn teacher_tokenizer(teacher: &TeacherRef, pad_id: Option<u32>) -> Result<TextTokenizer, Diag> {
+    match teacher {
+        TeacherRef::Builtin(name) => {
+            builtin::tokenizer(name).ok_or_else(|| builtin::unknown(name))?
+        }
+        TeacherRef::Dir(dir) => TextTokenizer::from_dir(dir, pad_id),
+    }
+}
+
+/// A network of `config` on `device` from logical-layout `tensors`
+/// (GPT-2 `Conv1D` weights flipped back to the checkpoint layout the loader
+/// reads).
+pub fn network_from(
+    config: &ModelConfig,
+    tensors: &Tensors,
+    device: &Device,
+) -> Result<Network, Diag> {
+    let mut tensors = tensors.clone();
+    flip_conv1d(config.arch, &mut tensors).map_err(tensor_error)?;
+    let vb = VarBuilder::from_backend(Box::new(tensors), DType::F32, device.clone());
+    Network::load(vb, config).map_err(tensor_error)
+}
+
 pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Diag> {
     match teacher {
         TeacherRef::Builtin(name) => {
             let config = builtin::config(name).ok_or_else(|| builtin::unknown(name))?;
-            let tokenizer = builtin::tokenizer(name).ok_or_else(|| builtin::unknown(name))??;
+            let tokenizer = teacher_tokenizer(teacher, config.pad_token_id)?;
             let mut tensors = record(
                 Box::new(SeededWeights {
                     seed: builtin::SEED,
@@ -170,7 +195,7 @@ pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Di
             let extra = checkpoint_map(&checkpoint, |n| {
                 n.starts_with("pooler.") || n.starts_with("classifier.")
             });
-            let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
+            let tokenizer = teacher_tokenizer(teacher, config.pad_token_id)?;
             Ok(Teacher {
                 source: dir.display().to_string(),
                 config,
@@ -227,10 +252,7 @@ impl Teacher {
     /// The teacher as a runnable model on `device` (inference kernels
     /// prepared), with its sequence-classification head when it has one.
     pub fn loaded(&self, device: &Device) -> Result<LoadedModel, Diag> {
-        let mut tensors = self.tensors.clone();
-        flip_conv1d(self.config.arch, &mut tensors).map_err(tensor_error)?;
-        let vb = VarBuilder::from_backend(Box::new(tensors), DType::F32, device.clone());
-        let mut network = Network::load(vb, &self.config).map_err(tensor_error)?;
+        let mut network = network_from(&self.config, &self.tensors, device)?;
         network.prepare_inference().map_err(tensor_error)?;
         let extra = tensors_on(&self.extra, device)?;
         let classifier = classifier_head(&extra, self.config.num_layers());

@@ -22,7 +22,7 @@ use crate::build::data::read_dataset;
 use crate::diag::Diag;
 use crate::model::from_artifact::load_artifact;
 use crate::model::runner::tokenize;
-use crate::recipe::{CalibrationTarget, ExitCriterion, Recipe, Task};
+use crate::recipe::{CalibrationTarget, ExitCriterion, Recipe};
 pub use search::Outcome;
 pub use target::{describe, parse_target};
 
@@ -214,10 +214,7 @@ pub fn calibrate_for_recipe(dir: &Path, recipe: &Recipe) -> Result<Option<Calibr
             )
             .label(target.span, "calibrated on the `eval` data set")
         })?;
-    let labels = match recipe.task.value {
-        Task::Classification { labels } => Some(labels),
-        _ => None,
-    };
+    let labels = recipe.task.value.labels();
     let lines: Vec<String> = read_dataset(spec, labels)?
         .into_iter()
         .map(|e| e.text)

@@ -134,25 +134,8 @@ pub fn gptq(
         .map(|(i, &x)| if dead[i % cols] { 0.0 } else { x })
         .collect();
     let lazy_groups = matches!(spec.granularity, Granularity::Group(_)) && !opts.act_order;
-    let mut params = vec![
-        UnitParams {
-            scale: 0.0,
-            zero: 0.0,
-            threshold: 0.0,
-        };
-        layout.units
-    ];
-    if !lazy_groups {
-        let mut members: Vec<Vec<f32>> = vec![Vec::new(); layout.units];
-        for r in 0..rows {
-            for c in 0..cols {
-                members[layout.unit_of(r, c)].push(w[r * cols + c]);
-            }
-        }
-        for (unit, m) in members.iter().enumerate() {
-            params[unit] = unit_params(m, unit, spec, &layout);
-        }
-    }
+    // Lazy groups overwrite these with the values they reach.
+    let mut params = layout.params(&w, spec);
 
     // Each row independently: its codes and, for lazy groups, its units'
     // parameters.

@@ -202,6 +202,15 @@ impl Layout {
         unit_index(self.rows, self.cols, self.unit_len, r, c)
     }
 
+    /// The parameters of every unit of `w` (`rows × cols`, row-major).
+    pub fn params(&self, w: &[f32], spec: &QuantSpec) -> Vec<UnitParams> {
+        unit_members(w, self.rows, self.cols, self.unit_len, self.units)
+            .iter()
+            .enumerate()
+            .map(|(u, m)| unit_params(m, u, spec, self))
+            .collect()
+    }
+
     /// The quantized matrix of `codes` and per-unit `params`.
     pub fn assemble(&self, spec: &QuantSpec, codes: Vec<u8>, params: &[UnitParams]) -> Quantized {
         Quantized {
@@ -371,12 +380,7 @@ pub fn quantize(
     spec: &QuantSpec,
 ) -> Result<Quantized, QuantError> {
     let layout = Layout::new(w.len(), rows, cols, spec)?;
-    let members = unit_members(w, rows, cols, layout.unit_len, layout.units);
-    let params: Vec<UnitParams> = members
-        .iter()
-        .enumerate()
-        .map(|(u, m)| unit_params(m, u, spec, &layout))
-        .collect();
+    let params = layout.params(w, spec);
     let mut codes = Vec::with_capacity(w.len());
     for r in 0..rows {
         for c in 0..cols {

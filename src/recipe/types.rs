@@ -60,6 +60,16 @@ pub enum Task {
     CausalLm,
 }
 
+impl Task {
+    /// The number of classes of a classification task.
+    pub fn labels(self) -> Option<usize> {
+        match self {
+            Task::Classification { labels } => Some(labels),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Pooling {
     Mean,
