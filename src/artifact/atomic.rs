@@ -8,6 +8,17 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::Diag;
 
+/// The tag of a directory being assembled: `.<name>.staging-<pid>`.
+pub const STAGING: &str = "staging";
+/// The tag of an earlier output moved aside while the new one is renamed
+/// into place: `.<name>.old-<pid>`.
+pub const MOVED_ASIDE: &str = "old";
+
+/// The sibling name `.<name>.<tag>-<pid>` a directory write uses for `name`.
+pub fn leftover_name(name: &str, tag: &str, pid: u32) -> String {
+    format!(".{name}.{tag}-{pid}")
+}
+
 /// Writes `bytes` to `path` through a temporary sibling and a rename. An
 /// existing file keeps its permissions.
 pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<(), Diag> {
@@ -61,7 +72,7 @@ impl StagedDir {
                     format!("`{}` is not a directory name", target.display()),
                 )
             })?;
-        let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+        let staging = parent.join(leftover_name(&name, STAGING, std::process::id()));
         if staging.exists() {
             fs::remove_dir_all(&staging)
                 .map_err(|e| Diag::io("plcc::io::write", "clear", &staging, &e))?;
@@ -92,13 +103,14 @@ impl StagedDir {
 
     /// Moves the staged directory into place, replacing any earlier one.
     pub fn commit(mut self) -> Result<PathBuf, Diag> {
-        let old = self.target.with_file_name(format!(
-            ".{}.old-{}",
-            self.target
+        let old = self.target.with_file_name(leftover_name(
+            &self
+                .target
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            std::process::id()
+            MOVED_ASIDE,
+            std::process::id(),
         ));
         let had_old = self.target.exists();
         if had_old {

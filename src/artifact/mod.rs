@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use atomic::{write_file_atomic, StagedDir};
+pub use atomic::{leftover_name, write_file_atomic, StagedDir, MOVED_ASIDE, STAGING};
 pub use manifest::{
     ActivationQuant, ExitRecord, Manifest, RecipeRecord, SourceRecord, Storage, WeightRecord,
     FORMAT, FORMAT_VERSION,

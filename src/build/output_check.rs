@@ -12,7 +12,7 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
-use crate::artifact::is_artifact_dir;
+use crate::artifact::{is_artifact_dir, MOVED_ASIDE, STAGING};
 use crate::diag::Diag;
 
 /// One of the build's inputs, which the output must not replace.
@@ -133,9 +133,11 @@ fn has_final_name(path: &Path) -> bool {
 /// process ids in their names: `.<name>.staging-<pid>` and `.<name>.old-<pid>`.
 fn leftover_pid(output_name: &str, entry: &str) -> Option<(u32, bool)> {
     let rest = entry.strip_prefix('.')?.strip_prefix(output_name)?;
-    let (pid, staging) = if let Some(p) = rest.strip_prefix(".staging-") {
+    let rest = rest.strip_prefix('.')?;
+    let tagged = |tag: &str| rest.strip_prefix(tag).and_then(|r| r.strip_prefix('-'));
+    let (pid, staging) = if let Some(p) = tagged(STAGING) {
         (p, true)
-    } else if let Some(p) = rest.strip_prefix(".old-") {
+    } else if let Some(p) = tagged(MOVED_ASIDE) {
         (p, false)
     } else {
         return None;
