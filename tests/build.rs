@@ -17,7 +17,7 @@ use plcc::model::{builtin, load_model, LayerShape};
 use plcc::recipe::TeacherRef;
 
 mod common;
-use common::{plcc, stderr, write_recipe};
+use common::{build, plcc, stderr, write_recipe};
 
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\n";
 const PAIRS: &str = "the cat sleeps\ta cat naps\t1\nthe train leaves\tbananas are yellow\t0\nit rains\tthe weather is wet\t1\n";
@@ -77,14 +77,7 @@ fn tiny_bert_builds_loads_runs_and_has_the_planned_size() {
     let dir = workdir("bert");
     let recipe = write_recipe(&dir, BERT_RECIPE);
     let out = dir.join("artifact");
-    let o = plcc(&[
-        "build",
-        recipe.to_str().unwrap(),
-        "--max-steps",
-        "0",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = build(&recipe, &out, "0");
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("agreement"), "{text}");

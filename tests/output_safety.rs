@@ -143,14 +143,7 @@ fn a_recipe_output_naming_the_recipes_folder_is_refused_with_its_span() {
     refused(&o, "plcc::build::output-holds-input");
     // `.`, `..` and names ending in them are not folder names.
     for p in [".", "..", "x/.."] {
-        let o = plcc(&[
-            "build",
-            recipe.to_str().unwrap(),
-            "--max-steps",
-            "0",
-            "-o",
-            p,
-        ]);
+        let o = build(&recipe, std::path::Path::new(p), "0");
         refused(&o, "plcc::build::output-not-a-name");
     }
     assert_eq!(snapshot(&inner), before);
