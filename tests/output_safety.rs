@@ -131,6 +131,14 @@ fn a_recipe_output_naming_the_recipes_folder_is_refused_with_its_span() {
     let recipe = write_recipe(&inner, &format!("output: \"../inner\"\n{RECIPE}"));
     let before = snapshot(&inner);
     let o = plcc(&["build", recipe.to_str().unwrap(), "--max-steps", "0"]);
+    refused(&o, "plcc::build::output-outside");
+    let o = plcc(&[
+        "build",
+        recipe.to_str().unwrap(),
+        "--max-steps",
+        "0",
+        "--allow-outside",
+    ]);
     let err = refused(&o, "plcc::build::output-holds-input");
     assert!(err.contains("recipe.pc`)"), "{err}");
     assert!(err.contains("output: \"../inner\""), "span shown: {err}");
@@ -189,4 +197,58 @@ fn stale_staging_of_a_dead_build_is_removed_and_a_live_ones_kept() {
     }
     assert!(live_staging.is_dir(), "live build's staging kept");
     assert!(lookalike.is_dir(), "only exact names are touched");
+}
+
+#[test]
+fn a_recipe_output_outside_its_folder_needs_allow_outside() {
+    let dir = workdir("confine");
+    let inner = dir.join("recipes");
+    std::fs::create_dir_all(inner.join("data")).unwrap();
+    std::fs::write(inner.join("data/pairs.tsv"), PAIRS).unwrap();
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, inner.join("link")).unwrap();
+    let absolute = dir.join("abs-model");
+    let escaping = [
+        "../escaped".to_string(),
+        "out/../../escaped".to_string(),
+        absolute.to_string_lossy().into_owned(),
+        "link/model".to_string(),
+    ];
+    for target in &escaping {
+        let recipe = write_recipe(&inner, &format!("output: \"{target}\"\n{RECIPE}"));
+        let o = plcc(&["build", recipe.to_str().unwrap(), "--max-steps", "0"]);
+        let err = refused(&o, "plcc::build::output-outside");
+        assert!(
+            err.contains(&format!("output: \"{target}\"")),
+            "span shown: {err}"
+        );
+        assert!(err.contains("--allow-outside"), "{err}");
+    }
+    assert_eq!(
+        extra_entries(&dir, &["recipes", "elsewhere", "data"]),
+        Vec::<String>::new()
+    );
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+
+    // Inside the folder (even through `..` that stays inside) is fine.
+    let recipe = write_recipe(&inner, &format!("output: \"out/../models/m\"\n{RECIPE}"));
+    let o = plcc(&["build", recipe.to_str().unwrap(), "--max-steps", "0"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(inner.join("models/m/manifest.json").is_file());
+
+    // --allow-outside lifts the rule; so does -o, which is the user's own choice.
+    let recipe = write_recipe(&inner, &format!("output: \"../escaped\"\n{RECIPE}"));
+    let o = plcc(&[
+        "build",
+        recipe.to_str().unwrap(),
+        "--max-steps",
+        "0",
+        "--allow-outside",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(dir.join("escaped/manifest.json").is_file());
+    let o = build(&recipe, &absolute, "0");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(absolute.join("manifest.json").is_file());
 }

@@ -52,6 +52,8 @@ pub struct BuildOptions<'a> {
     pub output: Option<PathBuf>,
     pub max_steps: Option<usize>,
     pub resume: bool,
+    /// Let the recipe's `output:` name a path outside the recipe's folder.
+    pub allow_outside: bool,
     /// No progress bars (tests, scripts).
     pub quiet: bool,
     /// Where training runs (the student and the teacher it is distilled
@@ -452,12 +454,22 @@ fn check_output(
             path: &spec.path.value,
         });
     }
-    output_check::check_output(output, &inputs).map_err(|d| match &recipe.output {
-        Some(o) if opts.output.is_none() && o.span != crate::syntax::Span::default() => {
-            d.label(o.span, "the output directory named here")
-        }
-        _ => d,
-    })
+    let from_recipe = recipe
+        .output
+        .as_ref()
+        .filter(|o| opts.output.is_none() && o.span != crate::syntax::Span::default());
+    let located = |d: Diag| match from_recipe {
+        Some(o) => d.label(o.span, "the output directory named here"),
+        None => d,
+    };
+    if from_recipe.is_some() && !opts.allow_outside {
+        let recipe_dir = match opts.recipe.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        output_check::confine(output, recipe_dir).map_err(located)?;
+    }
+    output_check::check_output(output, &inputs).map_err(located)
 }
 
 /// Where training keeps its checkpoints and loss log until the artifact is

@@ -5,6 +5,10 @@
 //! symbolic link, a checkpoint or any other folder with files, `.` or `..` —
 //! is refused before any work starts, and nothing is touched.
 //!
+//! A recipe's own `output:` must also stay inside the recipe's folder (after
+//! resolving symbolic links), so that a shared recipe cannot write anywhere
+//! its user can; `-o` on the command line or `--allow-outside` lifts that.
+//!
 //! Also here: removing the staging folders that an earlier, killed build left
 //! beside the output (`.<name>.staging-<pid>`, `.<name>.old-<pid>`) once the
 //! process that made them is gone.
@@ -109,6 +113,60 @@ pub fn replaceable(output: &Path) -> Result<(), Diag> {
     Err(refuse(
         "is a directory that is not a plcc artifact (it has no plcc manifest)",
     ))
+}
+
+/// Refuses an output outside `recipe_dir`: an absolute path elsewhere, a
+/// `..` that climbs out, or a symbolic link on the way that leads out.
+pub fn confine(output: &Path, recipe_dir: &Path) -> Result<(), Diag> {
+    let (Some(out), Some(dir)) = (resolved(output), resolved(recipe_dir)) else {
+        return Ok(());
+    };
+    if out.starts_with(&dir) && out != dir {
+        return Ok(());
+    }
+    Err(Diag::new(
+        "plcc::build::output-outside",
+        format!(
+            "the recipe's output `{}` is outside the recipe's folder `{}`",
+            output.display(),
+            recipe_dir.display()
+        ),
+    )
+    .note(format!("it resolves to `{}`", out.display()))
+    .help("name a path inside the recipe's folder, give the output on the command line with `-o`, or pass `--allow-outside`"))
+}
+
+/// `path` made absolute with its symbolic links resolved: the deepest part
+/// that exists is canonicalized, the rest (which cannot hold links) is
+/// joined lexically. `None` when the working directory is unknown.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    let mut existing = absolute.as_path();
+    let mut rest: Vec<Component<'_>> = Vec::new();
+    let mut base = loop {
+        if let Ok(c) = fs::canonicalize(existing) {
+            break c;
+        }
+        let Some(last) = existing.components().next_back() else {
+            return Some(absolute);
+        };
+        rest.push(last);
+        existing = existing.parent()?;
+    };
+    for c in rest.into_iter().rev() {
+        match c {
+            Component::ParentDir => {
+                base.pop();
+            }
+            Component::Normal(n) => base.push(n),
+            _ => {}
+        }
+    }
+    Some(base)
 }
 
 fn absent(e: &std::io::Error) -> bool {

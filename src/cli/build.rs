@@ -12,9 +12,16 @@ use crate::build::{build, BuildOptions};
 use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
+/// Where the artifact goes: `-o`, and whether the recipe's own `output:`
+/// may leave the recipe's folder.
+pub struct Where {
+    pub output: Option<PathBuf>,
+    pub allow_outside: bool,
+}
+
 pub fn run(
     recipe: &Path,
-    output: Option<PathBuf>,
+    place: Where,
     device: Option<DeviceArg>,
     max_steps: Option<usize>,
     resume: bool,
@@ -31,7 +38,8 @@ pub fn run(
     }
     let opts = BuildOptions {
         recipe,
-        output,
+        output: place.output,
+        allow_outside: place.allow_outside,
         max_steps,
         resume,
         quiet: false,

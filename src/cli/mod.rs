@@ -78,6 +78,9 @@ pub enum Command {
         /// Continue from the last training checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Let the recipe's `output:` write outside the recipe's folder.
+        #[arg(long)]
+        allow_outside: bool,
     },
     /// Run a model on one input per line; JSON Lines out.
     Run {
@@ -252,6 +255,17 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             device,
             max_steps,
             resume,
-        } => build::run(&recipe, output, device, max_steps, resume, registry),
+            allow_outside,
+        } => build::run(
+            &recipe,
+            build::Where {
+                output,
+                allow_outside,
+            },
+            device,
+            max_steps,
+            resume,
+            registry,
+        ),
     }
 }
