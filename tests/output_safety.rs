@@ -155,6 +155,15 @@ fn a_recipe_output_naming_the_recipes_folder_is_refused_with_its_span() {
         refused(&o, "plcc::build::output-not-a-name");
     }
     assert_eq!(snapshot(&inner), before);
+
+    // A symbolic link loop, at the output or on the way to it.
+    std::os::unix::fs::symlink(dir.join("loop"), dir.join("loop")).unwrap();
+    for p in [dir.join("loop"), dir.join("loop/model")] {
+        let o = build(&recipe, &p, "0");
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(!err.contains("read data"), "refused before any work: {err}");
+    }
 }
 
 #[test]
