@@ -115,6 +115,9 @@ pub fn build(
         .unwrap_or_else(|| PathBuf::from("out"));
     check_output(opts, &recipe, &output).map_err(|d| source.attach(d))?;
     let _output_lock = output_lock::OutputLock::acquire(&output)?;
+    if training {
+        output_check::check_training_dir(&training_dir(&output))?;
+    }
     output_check::remove_stale_staging(&output);
     let labels = program.plan.task.labels();
     let eval_name = program
@@ -280,6 +283,7 @@ pub fn build(
         })?,
     };
     write_into(&staged, manifest, &packed.set, tokenizer_json.as_bytes())?;
+    crate::fault::point("artifact-write");
     done("write artifact", &mut timings);
 
     if let (Some(s), Some(t)) = (&session, &trained) {
@@ -315,7 +319,8 @@ pub fn build(
     let cost = &program.plan.cost;
     let planned = cost.student.bytes;
     let bytes_vs_plan = student_bytes as f64 / planned.max(1) as f64;
-    let mut notes = student.notes.clone();
+    let mut notes: Vec<String> = session.iter().flat_map(|s| s.notes.clone()).collect();
+    notes.extend(student.notes.clone());
     notes.extend(calibrated.notes);
     notes.extend(packed.notes.clone());
     if !packed.activation_quant.is_empty() {
@@ -421,6 +426,7 @@ pub fn build(
     // Checked again: the output may have changed while the build ran.
     output_check::replaceable(&output)?;
     let dir = staged.commit()?;
+    crate::fault::point("artifact-commit");
     if let Some(s) = session {
         // The artifact holds the loss log; checkpoints are no longer needed.
         let _ = std::fs::remove_dir_all(&s.dir);

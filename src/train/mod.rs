@@ -2,9 +2,9 @@
 //! next-token cross-entropy) and the distillation stages of the plan, run
 //! with the recipe's optimizer, schedule, clipping and accumulation; a
 //! progress bar per stage; the loss log; crash-safe checkpoints every N
-//! steps and at the end of each stage; resumption that reaches the same
-//! weights as an unbroken run; and an evaluation of the student after each
-//! stage.
+//! steps, every M minutes and at the end of each stage (see [`checkpoint`]);
+//! resumption from any of them that reaches the same weights as an unbroken
+//! run; and an evaluation of the student after each stage.
 //!
 //! With the environment variable `PLCC_DUMP_BATCHES=PATH` set, every
 //! micro-batch a stage trains on is appended to `PATH` as one JSON line
@@ -64,10 +64,41 @@ pub struct Session {
     /// Teacher tensors to store with every checkpoint (a pretrained teacher).
     pub teacher_tensors: Option<std::collections::HashMap<String, Tensor>>,
     pub quiet: bool,
+    /// What opening the run found and did (a resumed or skipped checkpoint,
+    /// a discarded earlier run), one line each for the build's notes.
+    pub notes: Vec<String>,
+}
+
+/// Removes the training folder `dir` if it exists.
+fn clear(dir: &std::path::Path) -> Result<(), Diag> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| Diag::io("plcc::io::write", "clear", dir, &e))?;
+    }
+    Ok(())
+}
+
+/// What an earlier run left in the training folder `dir`, in words; `None`
+/// when there is nothing.
+fn held_by(dir: &std::path::Path) -> Option<String> {
+    let mut entries = std::fs::read_dir(dir).ok()?;
+    entries.next()?.ok()?;
+    Some(
+        match checkpoint::latest_progress(&dir.join("checkpoints")) {
+            Some(p) => format!("its latest checkpoint was taken at {}", p.describe()),
+            None => "a loss log and no checkpoint".to_string(),
+        },
+    )
 }
 
 impl Session {
-    /// Starts a run, or continues the one checkpointed in `dir` when `resume`.
+    /// Starts a run, or continues the one checkpointed in `dir` when
+    /// `resume`. `dir` must be plcc's training folder or absent (the build
+    /// checks it with [`crate::build::output_check::check_training_dir`]).
+    ///
+    /// Resuming continues from the newest whole checkpoint (a damaged latest
+    /// one is passed over for the one before it); with none, training starts
+    /// from the beginning. Without `resume`, an earlier run's folder is
+    /// cleared. Each of these is told in [`Session::notes`].
     pub fn open(
         dir: PathBuf,
         recipe_sha256: String,
@@ -75,15 +106,39 @@ impl Session {
         resume: bool,
         device: Device,
     ) -> Result<Self, Diag> {
+        let checkpoints = dir.join("checkpoints");
+        let mut notes = Vec::new();
         let resume_from = if resume {
-            let ckpt =
-                checkpoint::load_latest(&dir.join("checkpoints"), &device)?.ok_or_else(|| {
-                    Diag::new(
-                        "plcc::train::no-checkpoint",
-                        format!("--resume found no checkpoint in `{}`", dir.display()),
-                    )
-                    .help("build without --resume to start training from the beginning")
-                })?;
+            let found = checkpoint::load_usable(&checkpoints, &device);
+            for (name, why) in &found.skipped {
+                notes.push(format!(
+                    "skipped checkpoint `{}`: {why}",
+                    checkpoints.join(name).display()
+                ));
+            }
+            match found.checkpoint {
+                Some(ckpt) => Some(ckpt),
+                None => {
+                    notes.push(format!(
+                        "--resume found no usable checkpoint in `{}`; training starts from the beginning",
+                        dir.display()
+                    ));
+                    clear(&dir)?;
+                    None
+                }
+            }
+        } else {
+            if let Some(held) = held_by(&dir) {
+                notes.push(format!(
+                    "discarded the training folder `{}` of an earlier build ({held}); \
+                     build with --resume to continue from it",
+                    dir.display()
+                ));
+            }
+            clear(&dir)?;
+            None
+        };
+        if let Some(ckpt) = &resume_from {
             if ckpt.meta.recipe_sha256 != recipe_sha256 {
                 return Err(Diag::new(
                     "plcc::train::recipe-changed",
@@ -102,18 +157,19 @@ impl Session {
                 )
                 .help("resume with the same --max-steps as the interrupted run"));
             }
-            Some(ckpt)
-        } else {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| Diag::io("plcc::io::write", "clear", &dir, &e))?;
-            }
-            None
-        };
+            checkpoint::continue_from(&checkpoints, &ckpt.name)?;
+            notes.push(format!(
+                "resumed from checkpoint `{}` at {}",
+                checkpoints.join(&ckpt.name).display(),
+                ckpt.meta.progress.describe()
+            ));
+        }
         std::fs::create_dir_all(&dir)
             .map_err(|e| Diag::io("plcc::io::write", "create", &dir, &e))?;
-        let keep = resume_from.as_ref().map(|c| c.meta.progress.global_step);
-        let log = LossLog::open(&dir.join("loss.jsonl"), keep.or(Some(0)).filter(|_| resume))?;
+        let keep = resume_from
+            .as_ref()
+            .map_or(0, |c| c.meta.progress.global_step);
+        let log = LossLog::open(&dir.join("loss.jsonl"), Some(keep))?;
         let meta = match &resume_from {
             Some(c) => c.meta.clone(),
             None => Meta {
@@ -140,6 +196,7 @@ impl Session {
             resume_from,
             teacher_tensors: None,
             quiet: false,
+            notes,
         })
     }
 
@@ -301,6 +358,8 @@ pub fn run_stage(
     let mut dump = batch_dump()?;
     let started = Instant::now();
     let seconds_before = totals.seconds;
+    let checkpoint_interval = checkpoint::interval(plan.checkpoint_minutes)?;
+    let mut last_checkpoint = Instant::now();
     for step in start..total {
         let step_clock = Instant::now();
         let lr = learning_rate(plan.lr, plan.schedule, plan.warmup, step, total);
@@ -444,10 +503,12 @@ pub fn run_stage(
             tokens_per_s: step_tokens as f64 / secs.max(1e-9),
         })?;
         progress::advance(&bar, loss_sum, lr, step_tokens as f64 / secs.max(1e-9));
+        crate::fault::point("step");
         let done = step + 1 == total;
         let due = plan
             .checkpoint_every
-            .is_some_and(|n| n > 0 && (step + 1) % n == 0);
+            .is_some_and(|n| n > 0 && (step + 1) % n == 0)
+            || last_checkpoint.elapsed() >= checkpoint_interval;
         if done || due {
             totals.seconds = seconds_before + started.elapsed().as_secs_f64();
             session.meta.progress.stage = job.index;
@@ -456,6 +517,7 @@ pub fn run_stage(
             session.meta.progress.stage_done = false;
             if !done {
                 save(session, &params, &opt, &state, &totals)?;
+                last_checkpoint = Instant::now();
             }
         }
     }
