@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 mod common;
 use common::stderr;
@@ -65,13 +65,51 @@ distill second {
 }
 "#;
 
-/// A fresh folder with the data and the recipe; returns it and the recipe.
+/// A GPT-2 teacher pretrained (4 steps), then distilled (3 steps): its
+/// checkpoints from the end of pretraining on hold the teacher's tensors.
+const GPT_RECIPE: &str = r#"
+teacher: "builtin:tiny-gpt2"
+task: causal_lm
+seed: 4
+eval: sentences
+
+data sentences "data/sentences.txt" {}
+
+pretrain {
+    steps: 4
+    data: sentences
+    lr: 3e-3
+    batch_size: 2
+    seq_len: 12
+}
+
+quantize weights "h.*" {
+    bits: 2
+    scale: learned
+}
+
+distill two_bit {
+    steps: 3
+    data: sentences
+    lr: 1e-3
+    batch_size: 2
+    seq_len: 12
+    loss logit_kl {}
+}
+"#;
+
+/// A fresh folder with the data and `RECIPE`; returns it and the recipe.
 fn setup(tag: &str) -> (PathBuf, PathBuf) {
+    setup_with(tag, RECIPE)
+}
+
+/// A fresh folder with the data and the recipe `text`.
+fn setup_with(tag: &str, text: &str) -> (PathBuf, PathBuf) {
     let dir = common::workdir(
         &format!("fault-{tag}"),
         &[("data/sentences.txt", SENTENCES)],
     );
-    let recipe = common::write_recipe(&dir, RECIPE);
+    let recipe = common::write_recipe(&dir, text);
     (dir, recipe)
 }
 
@@ -119,17 +157,23 @@ fn resumed(recipe: &Path, out: &Path) -> String {
     stderr(&o)
 }
 
-/// The artifact of one unbroken build, shared by every test of this file.
-fn unbroken() -> &'static Path {
-    static OUT: OnceLock<PathBuf> = OnceLock::new();
-    OUT.get_or_init(|| {
-        let (dir, recipe) = setup("unbroken");
-        let out = dir.join("out");
-        let o = build(&recipe, &out, false, &[]);
-        assert!(o.status.success(), "{}", stderr(&o));
-        assert!(!dir.join("out.training").exists());
-        out
-    })
+/// The artifact of one unbroken build of the recipe `text`, shared by every
+/// test of this file.
+fn unbroken(text: &'static str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<&'static str, PathBuf>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let count = built.len();
+    built
+        .entry(text)
+        .or_insert_with(|| {
+            let (dir, recipe) = setup_with(&format!("unbroken-{count}"), text);
+            let out = dir.join("out");
+            let o = build(&recipe, &out, false, &[]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            assert!(!dir.join("out.training").exists());
+            out
+        })
+        .clone()
 }
 
 /// Every file of the artifact `dir`, as compared (see the module header).
@@ -171,10 +215,15 @@ fn comparable(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
-/// Asserts that `out` is the unbroken build's artifact, naming the first
-/// file that differs.
+/// Asserts that `out` is the artifact of an unbroken build of `RECIPE`,
+/// naming the first file that differs.
 fn assert_identical(out: &Path) {
-    let (want, got) = (comparable(unbroken()), comparable(out));
+    assert_identical_to(out, RECIPE)
+}
+
+/// Asserts that `out` is the artifact of an unbroken build of `text`.
+fn assert_identical_to(out: &Path, text: &'static str) {
+    let (want, got) = (comparable(&unbroken(text)), comparable(out));
     assert_eq!(
         want.keys().collect::<Vec<_>>(),
         got.keys().collect::<Vec<_>>(),
@@ -379,4 +428,30 @@ fn a_foreign_training_folder_is_refused_and_left_alone() {
         assert_eq!(tree(&foreign), before, "the foreign folder was changed");
         assert!(!out.exists());
     }
+}
+
+#[test]
+fn a_pretrained_teacher_resumes_from_any_checkpoint() {
+    let (dir, recipe) = setup_with("gpt", GPT_RECIPE);
+    let out = dir.join("out");
+    // Mid-pretraining: the checkpoints hold no teacher yet.
+    killed(&recipe, &out, false, "step:2");
+    // Resumed from global step 1, killed after the first distillation step
+    // (global 5): the latest checkpoint is the end of pretraining, with the
+    // teacher's tensors.
+    killed(&recipe, &out, true, "step:4");
+    let latest = std::fs::read_to_string(checkpoints(&out).join("latest")).unwrap();
+    assert_eq!(latest, "step-00000004-0");
+    let teacher = checkpoints(&out).join(&latest).join("teacher.safetensors");
+    let mut bytes = std::fs::read(&teacher).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&teacher, bytes).unwrap();
+    let err = resumed(&recipe, &out);
+    assert!(
+        err.contains("`teacher.safetensors` does not match its recorded SHA-256")
+            && err.contains("resumed from checkpoint `out.training/checkpoints/step-00000003-0`"),
+        "{err}"
+    );
+    assert_identical_to(&out, GPT_RECIPE);
 }
