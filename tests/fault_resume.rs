@@ -216,7 +216,7 @@ fn comparable(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Asserts that `out` is the artifact of an unbroken build of `RECIPE`,
-/// naming the first file that differs.
+/// naming the files that differ.
 fn assert_identical(out: &Path) {
     assert_identical_to(out, RECIPE)
 }
@@ -229,12 +229,15 @@ fn assert_identical_to(out: &Path, text: &'static str) {
         got.keys().collect::<Vec<_>>(),
         "the artifacts hold different files"
     );
-    for (name, bytes) in &want {
-        assert!(
-            got[name] == *bytes,
-            "`{name}` differs from the unbroken build's"
-        );
-    }
+    let differing: Vec<&String> = want
+        .iter()
+        .filter(|(name, bytes)| got[*name] != **bytes)
+        .map(|(name, _)| name)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "{differing:?} differ from the unbroken build's"
+    );
     assert!(
         !out.with_file_name("out.training").exists(),
         "the training folder is removed after success"
