@@ -6,7 +6,8 @@
 //! (`PLCC_CHECKPOINT_SECONDS=0`, the time-based interval made deterministic)
 //! unless a test says otherwise. Also: a damaged latest checkpoint is passed
 //! over for the one before it, a rerun without `--resume` says what it
-//! discards, and a foreign `<output>.training` folder is refused untouched.
+//! discards, a foreign `<output>.training` folder is refused untouched, and
+//! a malformed `PLCC_CHECKPOINT_SECONDS` is a diagnostic.
 //!
 //! Artifacts are compared file by file. `loss.jsonl` is compared without
 //! its `tokens_per_s` (a measured speed), `report.json` without the
@@ -457,4 +458,19 @@ fn a_pretrained_teacher_resumes_from_any_checkpoint() {
         "{err}"
     );
     assert_identical_to(&out, GPT_RECIPE);
+}
+
+#[test]
+fn a_bad_checkpoint_interval_is_a_diagnostic() {
+    let (dir, recipe) = setup("interval");
+    let out = dir.join("out");
+    let o = build(&recipe, &out, false, &[("PLCC_CHECKPOINT_SECONDS", "soon")]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("plcc::train::checkpoint-seconds")
+            && err.contains("PLCC_CHECKPOINT_SECONDS is `soon`"),
+        "{err}"
+    );
+    assert!(!out.exists());
 }

@@ -302,6 +302,40 @@ mod tests {
     }
 
     #[test]
+    fn a_training_folder_is_ours_only_with_what_training_writes() {
+        let dir = std::env::temp_dir().join(format!("plcc-training-dir-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        assert!(check_training_dir(&dir).is_ok(), "absent");
+        fs::create_dir_all(dir.join("checkpoints/step-00000004-0")).unwrap();
+        fs::create_dir_all(dir.join("checkpoints/.step-00000005-0.staging-12")).unwrap();
+        for file in [
+            "loss.jsonl",
+            ".loss.jsonl.tmp-12",
+            "checkpoints/latest",
+            "checkpoints/.latest.tmp-12",
+        ] {
+            fs::write(dir.join(file), "").unwrap();
+        }
+        assert!(check_training_dir(&dir).is_ok());
+        for foreign in [
+            "notes.txt",
+            ".loss.jsonlx",
+            "checkpoints/step-1",
+            "checkpoints/mine",
+        ] {
+            fs::write(dir.join(foreign), "").unwrap();
+            let d = check_training_dir(&dir).unwrap_err();
+            assert_eq!(d.code, "plcc::build::training-dir-not-ours", "{foreign}");
+            assert!(d.message.contains(foreign), "{foreign}: {}", d.message);
+            fs::remove_file(dir.join(foreign)).unwrap();
+        }
+        fs::remove_dir_all(&dir).unwrap();
+        fs::write(&dir, "").unwrap();
+        assert!(check_training_dir(&dir).is_err(), "a file");
+        fs::remove_file(&dir).unwrap();
+    }
+
+    #[test]
     fn names_that_are_not_folders_are_refused() {
         for p in [".", "..", "/", "a/..", "a/.", "./", "a/./"] {
             assert!(!has_final_name(Path::new(p)), "{p}");

@@ -282,6 +282,9 @@ type Loaded = (
 /// Reads one checkpoint folder, checking every file against `sha256.json`;
 /// the error says what is wrong, in words.
 fn load_verified(ckpt: &Path, device: &Device) -> Result<Loaded, String> {
+    if !ckpt.is_dir() {
+        return Err("it is not a folder (missing)".into());
+    }
     let sums: BTreeMap<String, String> = std::fs::read(ckpt.join(CHECKSUMS_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
