@@ -22,6 +22,7 @@ pub mod student;
 pub mod taylor;
 pub mod teacher;
 pub mod training;
+pub mod training_folder;
 pub mod vocab;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::load;
 use crate::train::Session;
 use report::{Report, Size, TrainingReport};
+pub use training_folder::training_dir;
 
 /// Allowed relative difference between the real weight file and the plan's estimate.
 pub const BYTES_TOLERANCE: f64 = 0.05;
@@ -116,7 +118,7 @@ pub fn build(
     check_output(opts, &recipe, &output).map_err(|d| source.attach(d))?;
     let _output_lock = output_lock::OutputLock::acquire(&output)?;
     if training {
-        output_check::check_training_dir(&training_dir(&output))?;
+        training_folder::check_training_dir(&training_dir(&output))?;
     }
     output_check::remove_stale_staging(&output);
     let labels = program.plan.task.labels();
@@ -464,16 +466,6 @@ fn check_output(
         }
         _ => d,
     })
-}
-
-/// Where training keeps its checkpoints and loss log until the artifact is
-/// written: beside the output, `<output>.training`.
-pub fn training_dir(output: &Path) -> PathBuf {
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    output.with_file_name(format!("{name}.training"))
 }
 
 /// One manifest exit record per exit the program places.
