@@ -161,6 +161,7 @@ fn stage_plan(stage: &StageSpec, start: Option<usize>, shapes: &Shapes) -> Resul
         grad_clip: stage.grad_clip.as_ref().map(|c| c.value),
         accumulate: stage.accumulate.value,
         checkpoint_every: stage.checkpoint_every.as_ref().map(|c| c.value),
+        checkpoint_minutes: stage.checkpoint_minutes.value,
         seed: stage.seed.value,
         losses,
     })

@@ -22,6 +22,7 @@ pub mod student;
 pub mod taylor;
 pub mod teacher;
 pub mod training;
+pub mod training_folder;
 pub mod vocab;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::load;
 use crate::train::Session;
 use report::{Report, Size, TrainingReport};
+pub use training_folder::training_dir;
 
 /// Allowed relative difference between the real weight file and the plan's estimate.
 pub const BYTES_TOLERANCE: f64 = 0.05;
@@ -117,6 +119,9 @@ pub fn build(
         .unwrap_or_else(|| PathBuf::from("out"));
     check_output(opts, &recipe, &output).map_err(|d| source.attach(d))?;
     let _output_lock = output_lock::OutputLock::acquire(&output)?;
+    if training {
+        training_folder::check_training_dir(&training_dir(&output))?;
+    }
     output_check::remove_stale_staging(&output);
     let labels = program.plan.task.labels();
     let eval_name = program
@@ -282,6 +287,7 @@ pub fn build(
         })?,
     };
     write_into(&staged, manifest, &packed.set, tokenizer_json.as_bytes())?;
+    crate::fault::point("artifact-write");
     done("write artifact", &mut timings);
 
     if let (Some(s), Some(t)) = (&session, &trained) {
@@ -317,7 +323,8 @@ pub fn build(
     let cost = &program.plan.cost;
     let planned = cost.student.bytes;
     let bytes_vs_plan = student_bytes as f64 / planned.max(1) as f64;
-    let mut notes = student.notes.clone();
+    let mut notes: Vec<String> = session.iter().flat_map(|s| s.notes.clone()).collect();
+    notes.extend(student.notes.clone());
     notes.extend(calibrated.notes);
     notes.extend(packed.notes.clone());
     if !packed.activation_quant.is_empty() {
@@ -423,6 +430,7 @@ pub fn build(
     // Checked again: the output may have changed while the build ran.
     output_check::replaceable(&output)?;
     let dir = staged.commit()?;
+    crate::fault::point("artifact-commit");
     if let Some(s) = session {
         // The artifact holds the loss log; checkpoints are no longer needed.
         let _ = std::fs::remove_dir_all(&s.dir);
@@ -470,16 +478,6 @@ fn check_output(
         output_check::confine(output, recipe_dir).map_err(located)?;
     }
     output_check::check_output(output, &inputs).map_err(located)
-}
-
-/// Where training keeps its checkpoints and loss log until the artifact is
-/// written: beside the output, `<output>.training`.
-pub fn training_dir(output: &Path) -> PathBuf {
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    output.with_file_name(format!("{name}.training"))
 }
 
 /// One manifest exit record per exit the program places.

@@ -169,7 +169,8 @@ fn resolved(path: &Path) -> Option<PathBuf> {
     Some(base)
 }
 
-fn absent(e: &std::io::Error) -> bool {
+/// Whether `e` says the path (or a folder above it) does not exist.
+pub(crate) fn absent(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory

@@ -127,6 +127,8 @@ pub struct StagePlan {
     pub grad_clip: Option<f64>,
     pub accumulate: usize,
     pub checkpoint_every: Option<usize>,
+    /// A checkpoint is taken at least this often, in minutes of training.
+    pub checkpoint_minutes: f64,
     pub seed: u64,
     pub losses: Vec<LossPlan>,
 }

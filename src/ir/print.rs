@@ -367,9 +367,11 @@ fn stage_text(kind: &str, s: &StagePlan) -> String {
     if let Some(c) = s.grad_clip {
         let _ = write!(out, " clip {c}");
     }
-    if let Some(c) = s.checkpoint_every {
-        let _ = write!(out, " checkpoint every {c}");
-    }
+    let minutes = s.checkpoint_minutes;
+    let _ = match s.checkpoint_every {
+        Some(c) => write!(out, " checkpoint every {c} steps and {minutes} min"),
+        None => write!(out, " checkpoint every {minutes} min"),
+    };
     let _ = writeln!(out, " seed {}", s.seed);
     for l in &s.losses {
         let _ = write!(out, "    loss {} weight {}", l.kind.name(), l.weight);

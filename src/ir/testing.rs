@@ -108,6 +108,7 @@ pub fn stage(name: &str, steps: usize, losses: Vec<LossKind>) -> StageSpec {
         grad_clip: None,
         accumulate: s(1),
         checkpoint_every: None,
+        checkpoint_minutes: s(5.0),
         seed: s(0),
     }
 }

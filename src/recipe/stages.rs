@@ -15,6 +15,9 @@ use crate::recipe::{
 };
 use crate::syntax::{Block, Span, Spanned, Value, ValueKind};
 
+/// `checkpoint_minutes` when a stage does not set it.
+pub const DEFAULT_CHECKPOINT_MINUTES: f64 = 5.0;
+
 /// Loss kinds a `loss` block may name.
 const LOSS_KINDS: &[&str] = &[
     "logit_kl",
@@ -105,6 +108,12 @@ pub fn stage(
     let grad_clip = body.take("grad_clip", errs, positive_number);
     let accumulate = body.take_or("accumulate", errs, 1, positive);
     let checkpoint_every = body.take("checkpoint_every", errs, positive);
+    let checkpoint_minutes = body.take_or(
+        "checkpoint_minutes",
+        errs,
+        DEFAULT_CHECKPOINT_MINUTES,
+        positive_number,
+    );
     let seed = body.take_or("seed", errs, recipe_seed, |v| count(v).map(|n| n as u64));
 
     let mut losses = Vec::new();
@@ -176,6 +185,7 @@ pub fn stage(
         grad_clip,
         accumulate,
         checkpoint_every,
+        checkpoint_minutes,
         seed,
     })
 }

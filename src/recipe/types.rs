@@ -408,6 +408,8 @@ pub struct StageSpec {
     pub grad_clip: Option<Spanned<f64>>,
     pub accumulate: Spanned<usize>,
     pub checkpoint_every: Option<Spanned<usize>>,
+    /// The longest stretch of training between two checkpoints, in minutes.
+    pub checkpoint_minutes: Spanned<f64>,
     pub seed: Spanned<u64>,
 }
 

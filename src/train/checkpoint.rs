@@ -1,25 +1,43 @@
 //! Training checkpoints, crash-safe: each one is a complete directory
-//! `step-NNNNNNNN/` (the trainable tensors and optimizer moments in
-//! safetensors, a pretrained teacher's tensors when the recipe pretrains
-//! one, and `meta.json`), assembled under a temporary name and renamed into
-//! place; then the one-line file `latest` is replaced atomically to point at
-//! it, and older checkpoints are removed. A process killed at any instant
-//! leaves `latest` naming a complete checkpoint.
+//! `step-NNNNNNNN-S/` (global step, stage index) holding the trainable
+//! tensors and optimizer moments in safetensors, a pretrained teacher's
+//! tensors when the recipe pretrains one, `meta.json`, and `sha256.json`
+//! with the SHA-256 of each of those files. It is assembled under a
+//! temporary name and renamed into place; then the one-line file `latest` is
+//! replaced atomically to name it, and checkpoints older than the one
+//! `latest` named before are removed. So the two newest complete checkpoints
+//! are always on disk: when the latest one fails to load or its files do not
+//! match their recorded checksums (truncated, altered), [`load_usable`]
+//! falls back to the one before it and says why.
+//!
+//! Checkpoints are taken every `checkpoint_every` steps, at least every
+//! `checkpoint_minutes` of training, and at the end of each stage. The
+//! environment variable `PLCC_CHECKPOINT_SECONDS=S` replaces the minutes of
+//! every stage with `S` seconds (`0`: after every step), which makes
+//! time-based checkpoints deterministic for tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{write_file_atomic, StagedDir};
+use crate::artifact::{sha256_hex, write_file_atomic, StagedDir};
 use crate::build::report::StageEval;
 use crate::diag::Diag;
+use crate::fault;
 
 const STATE_FILE: &str = "state.safetensors";
 const TEACHER_FILE: &str = "teacher.safetensors";
 const META_FILE: &str = "meta.json";
-const LATEST: &str = "latest";
+const CHECKSUMS_FILE: &str = "sha256.json";
+/// The file naming the newest complete checkpoint.
+pub const LATEST: &str = "latest";
+/// The prefix of every checkpoint folder's name.
+pub const STEP_PREFIX: &str = "step-";
+/// Overrides the checkpoint interval of every stage, in seconds.
+pub const SECONDS_VAR: &str = "PLCC_CHECKPOINT_SECONDS";
 
 /// Where training is: the stage (0 = pretrain when the recipe has one, then
 /// the distillation stages in order) and the optimizer steps done in it.
@@ -32,6 +50,23 @@ pub struct Progress {
     /// Steps completed over all stages.
     pub global_step: usize,
     pub stage_done: bool,
+}
+
+impl Progress {
+    /// "stage `NAME` step S (global step G)", or "the end of stage `NAME`".
+    pub fn describe(&self) -> String {
+        if self.stage_done {
+            format!(
+                "the end of stage `{}` (global step {})",
+                self.stage_name, self.global_step
+            )
+        } else {
+            format!(
+                "stage `{}` step {} (global step {})",
+                self.stage_name, self.step, self.global_step
+            )
+        }
+    }
 }
 
 /// Everything besides tensors a resumed run needs.
@@ -58,6 +93,8 @@ pub struct StageTotals {
 
 /// A loaded checkpoint.
 pub struct Checkpoint {
+    /// Its folder's name, `step-…`.
+    pub name: String,
     pub meta: Meta,
     pub state: BTreeMap<String, Tensor>,
     pub teacher: Option<HashMap<String, Tensor>>,
@@ -71,6 +108,46 @@ fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> Diag {
     .note(e.to_string())
 }
 
+/// How long training may run between two checkpoints: `minutes`, or
+/// `PLCC_CHECKPOINT_SECONDS` when set.
+pub fn interval(minutes: f64) -> Result<Duration, Diag> {
+    let seconds = match std::env::var(SECONDS_VAR) {
+        Ok(text) => text
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| {
+                Diag::new(
+                    "plcc::train::checkpoint-seconds",
+                    format!("{SECONDS_VAR} is `{text}`, not a number of seconds"),
+                )
+                .help(format!(
+                    "set {SECONDS_VAR} to 0 or more seconds, or unset it"
+                ))
+            })?,
+        Err(_) => minutes * 60.0,
+    };
+    Ok(Duration::from_secs_f64(seconds.min(1e12)))
+}
+
+/// The name `latest` holds, if it can be read.
+fn latest_name(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(LATEST)).ok()?;
+    let name = text.trim();
+    is_checkpoint_name(name).then(|| name.to_string())
+}
+
+/// `(global step, stage)` of a checkpoint folder's name `step-G-S`.
+fn order_key(name: &str) -> Option<(usize, usize)> {
+    let (global, stage) = name.strip_prefix(STEP_PREFIX)?.split_once('-')?;
+    Some((global.parse().ok()?, stage.parse().ok()?))
+}
+
+fn is_checkpoint_name(name: &str) -> bool {
+    order_key(name).is_some()
+}
+
 /// Writes a checkpoint into `dir` and makes it the latest.
 pub fn save(
     dir: &Path,
@@ -79,64 +156,170 @@ pub fn save(
     teacher: Option<&HashMap<String, Tensor>>,
 ) -> Result<PathBuf, Diag> {
     std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+    let previous = latest_name(dir);
     let name = format!(
-        "step-{:08}-{}",
+        "{STEP_PREFIX}{:08}-{}",
         meta.progress.global_step, meta.progress.stage
     );
     let target = dir.join(&name);
     let staged = StagedDir::begin(&target)?;
     let state_map: HashMap<String, Tensor> =
         state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut files = vec![STATE_FILE];
     candle_core::safetensors::save(&state_map, staged.path().join(STATE_FILE))
         .map_err(|e| io("write", &staged.path().join(STATE_FILE), e))?;
     if let Some(t) = teacher {
         candle_core::safetensors::save(t, staged.path().join(TEACHER_FILE))
             .map_err(|e| io("write", &staged.path().join(TEACHER_FILE), e))?;
+        files.push(TEACHER_FILE);
     }
+    fault::point("checkpoint-write");
     let json = serde_json::to_vec_pretty(meta).map_err(|e| io("encode", &target, e))?;
     staged.write(META_FILE, &json)?;
-    staged.commit()?;
-    write_file_atomic(&dir.join(LATEST), name.as_bytes())?;
-    // Older checkpoints are no longer needed once `latest` moved on.
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with("step-") && n != name && e.path().is_dir() {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
+    files.push(META_FILE);
+    let mut sums = BTreeMap::new();
+    for file in files {
+        let path = staged.path().join(file);
+        let bytes = std::fs::read(&path).map_err(|e| io("read", &path, e))?;
+        sums.insert(file.to_string(), sha256_hex(&bytes));
     }
+    let sums = serde_json::to_vec_pretty(&sums).map_err(|e| io("encode", &target, e))?;
+    staged.write(CHECKSUMS_FILE, &sums)?;
+    staged.commit()?;
+    fault::point("checkpoint-latest");
+    write_file_atomic(&dir.join(LATEST), name.as_bytes())?;
+    let mut keep = vec![name.as_str()];
+    keep.extend(previous.as_deref());
+    remove_all_but(dir, &keep);
     Ok(target)
 }
 
-/// Loads the latest checkpoint of `dir`, or `None` when there is none.
-pub fn load_latest(dir: &Path, device: &Device) -> Result<Option<Checkpoint>, Diag> {
-    let latest = dir.join(LATEST);
-    let Ok(name) = std::fs::read_to_string(&latest) else {
-        return Ok(None);
+/// Removes every checkpoint folder of `dir` not named in `keep`, and the
+/// staging folders of checkpoint writes that never finished.
+fn remove_all_but(dir: &Path, keep: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
     };
-    let ckpt = dir.join(name.trim());
-    let meta_path = ckpt.join(META_FILE);
-    let meta: Meta =
-        serde_json::from_slice(&std::fs::read(&meta_path).map_err(|e| io("read", &meta_path, e))?)
-            .map_err(|e| io("parse", &meta_path, e))?;
-    let state_path = ckpt.join(STATE_FILE);
-    let state = candle_core::safetensors::load(&state_path, device)
-        .map_err(|e| io("read", &state_path, e))?
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        let leftover = n.starts_with(&format!(".{STEP_PREFIX}"));
+        let stale = is_checkpoint_name(&n) && !keep.contains(&n.as_str());
+        if (leftover || stale) && e.path().is_dir() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Makes `name` the latest checkpoint of `dir` and removes every other (a
+/// resumed run continues from it; newer ones are retaken).
+pub fn continue_from(dir: &Path, name: &str) -> Result<(), Diag> {
+    write_file_atomic(&dir.join(LATEST), name.as_bytes())?;
+    remove_all_but(dir, &[name]);
+    Ok(())
+}
+
+/// The progress recorded by the latest checkpoint of `dir`, read without
+/// checking its tensors.
+pub fn latest_progress(dir: &Path) -> Option<Progress> {
+    let name = latest_name(dir)?;
+    let bytes = std::fs::read(dir.join(name).join(META_FILE)).ok()?;
+    serde_json::from_slice::<Meta>(&bytes)
+        .ok()
+        .map(|m| m.progress)
+}
+
+/// What [`load_usable`] found.
+pub struct Found {
+    /// The newest checkpoint that loaded and matched its checksums.
+    pub checkpoint: Option<Checkpoint>,
+    /// Each newer checkpoint passed over, with the reason.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Loads the checkpoint `latest` names or, when it is damaged, the newest
+/// one before it that is whole.
+pub fn load_usable(dir: &Path, device: &Device) -> Found {
+    let latest = latest_name(dir);
+    let mut others: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| is_checkpoint_name(n) && Some(n) != latest.as_ref())
+                .collect()
+        })
+        .unwrap_or_default();
+    others.sort_by_key(|n| std::cmp::Reverse(order_key(n)));
+    let mut skipped = Vec::new();
+    for name in latest.into_iter().chain(others) {
+        match load_verified(&dir.join(&name), device) {
+            Ok((meta, state, teacher)) => {
+                return Found {
+                    checkpoint: Some(Checkpoint {
+                        name,
+                        meta,
+                        state,
+                        teacher,
+                    }),
+                    skipped,
+                }
+            }
+            Err(why) => skipped.push((name, why)),
+        }
+    }
+    Found {
+        checkpoint: None,
+        skipped,
+    }
+}
+
+type Loaded = (
+    Meta,
+    BTreeMap<String, Tensor>,
+    Option<HashMap<String, Tensor>>,
+);
+
+/// Reads one checkpoint folder, checking every file against `sha256.json`;
+/// the error says what is wrong, in words.
+fn load_verified(ckpt: &Path, device: &Device) -> Result<Loaded, String> {
+    if !ckpt.is_dir() {
+        return Err("it is not a folder (missing)".into());
+    }
+    let sums: BTreeMap<String, String> = std::fs::read(ckpt.join(CHECKSUMS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| format!("its `{CHECKSUMS_FILE}` is missing or unreadable"))?;
+    let read = |file: &str| -> Result<Option<Vec<u8>>, String> {
+        let present = ckpt.join(file).exists();
+        match sums.get(file) {
+            None if present => Err(format!("`{file}` has no recorded checksum")),
+            None => Ok(None),
+            Some(sum) => {
+                let bytes = std::fs::read(ckpt.join(file))
+                    .map_err(|e| format!("`{file}` cannot be read ({e})"))?;
+                if &sha256_hex(&bytes) != sum {
+                    return Err(format!(
+                        "`{file}` does not match its recorded SHA-256 (truncated or altered)"
+                    ));
+                }
+                Ok(Some(bytes))
+            }
+        }
+    };
+    let required =
+        |file: &str| read(file)?.ok_or_else(|| format!("`{file}` has no recorded checksum"));
+    let meta: Meta = serde_json::from_slice(&required(META_FILE)?)
+        .map_err(|e| format!("`{META_FILE}` cannot be parsed ({e})"))?;
+    let tensors = |file: &str, bytes: &[u8]| {
+        candle_core::safetensors::load_buffer(bytes, device)
+            .map_err(|e| format!("`{file}` cannot be read ({e})"))
+    };
+    let state = tensors(STATE_FILE, &required(STATE_FILE)?)?
         .into_iter()
         .collect();
-    let teacher_path = ckpt.join(TEACHER_FILE);
-    let teacher = if teacher_path.is_file() {
-        Some(
-            candle_core::safetensors::load(&teacher_path, device)
-                .map_err(|e| io("read", &teacher_path, e))?,
-        )
-    } else {
-        None
+    let teacher = match read(TEACHER_FILE)? {
+        Some(bytes) => Some(tensors(TEACHER_FILE, &bytes)?),
+        None => None,
     };
-    Ok(Some(Checkpoint {
-        meta,
-        state,
-        teacher,
-    }))
+    Ok((meta, state, teacher))
 }

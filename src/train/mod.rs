@@ -2,9 +2,9 @@
 //! next-token cross-entropy) and the distillation stages of the plan, run
 //! with the recipe's optimizer, schedule, clipping and accumulation; a
 //! progress bar per stage; the loss log; crash-safe checkpoints every N
-//! steps and at the end of each stage; resumption that reaches the same
-//! weights as an unbroken run; and an evaluation of the student after each
-//! stage.
+//! steps, every M minutes and at the end of each stage (see [`checkpoint`]);
+//! resumption from any of them that reaches the same weights as an unbroken
+//! run; and an evaluation of the student after each stage.
 //!
 //! With the environment variable `PLCC_DUMP_BATCHES=PATH` set, every
 //! micro-batch a stage trains on is appended to `PATH` as one JSON line
@@ -19,14 +19,17 @@ pub mod log;
 pub mod losses;
 pub mod optim;
 pub mod progress;
+pub mod session;
 pub mod student_net;
+
+pub use session::Session;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 use crate::build::data::Example;
 use crate::build::fidelity::{self, batch_inputs, encode_examples, Encoded};
@@ -35,8 +38,8 @@ use crate::diag::Diag;
 use crate::ir::{LossPlanKind, StagePlan};
 use crate::model::{ForwardOptions, LoadedModel, Mode, Pooling};
 use crate::recipe::{StageLength, Task};
-use checkpoint::{Meta, Progress, StageTotals};
-use log::{LossLog, StepRecord};
+use checkpoint::StageTotals;
+use log::StepRecord;
 use losses::{loss_term, LossInputs, LossState};
 use optim::{clip_grad_norm, learning_rate, Optimizer, Param};
 use student_net::TrainableNet;
@@ -48,111 +51,6 @@ pub fn train_error(e: impl std::fmt::Display) -> Diag {
         "a tensor operation failed during training",
     )
     .note(e.to_string())
-}
-
-/// What stays the same over a whole training run.
-pub struct Session {
-    pub recipe_sha256: String,
-    pub max_steps: Option<usize>,
-    /// Checkpoints and the loss log live here until the artifact is written.
-    pub dir: PathBuf,
-    pub device: Device,
-    pub log: LossLog,
-    pub meta: Meta,
-    /// The checkpoint a resumed run continues from (consumed by the stage it belongs to).
-    pub resume_from: Option<checkpoint::Checkpoint>,
-    /// Teacher tensors to store with every checkpoint (a pretrained teacher).
-    pub teacher_tensors: Option<std::collections::HashMap<String, Tensor>>,
-    pub quiet: bool,
-}
-
-impl Session {
-    /// Starts a run, or continues the one checkpointed in `dir` when `resume`.
-    pub fn open(
-        dir: PathBuf,
-        recipe_sha256: String,
-        max_steps: Option<usize>,
-        resume: bool,
-        device: Device,
-    ) -> Result<Self, Diag> {
-        let resume_from = if resume {
-            let ckpt =
-                checkpoint::load_latest(&dir.join("checkpoints"), &device)?.ok_or_else(|| {
-                    Diag::new(
-                        "plcc::train::no-checkpoint",
-                        format!("--resume found no checkpoint in `{}`", dir.display()),
-                    )
-                    .help("build without --resume to start training from the beginning")
-                })?;
-            if ckpt.meta.recipe_sha256 != recipe_sha256 {
-                return Err(Diag::new(
-                    "plcc::train::recipe-changed",
-                    "the checkpoint was written for a different version of the recipe",
-                )
-                .note(format!("checkpoint in `{}`", dir.display()))
-                .help("build without --resume to start over with the edited recipe"));
-            }
-            if ckpt.meta.max_steps != max_steps {
-                return Err(Diag::new(
-                    "plcc::train::max-steps-changed",
-                    format!(
-                        "the checkpoint was written with --max-steps {:?}, this run has {:?}",
-                        ckpt.meta.max_steps, max_steps
-                    ),
-                )
-                .help("resume with the same --max-steps as the interrupted run"));
-            }
-            Some(ckpt)
-        } else {
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| Diag::io("plcc::io::write", "clear", &dir, &e))?;
-            }
-            None
-        };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Diag::io("plcc::io::write", "create", &dir, &e))?;
-        let keep = resume_from.as_ref().map(|c| c.meta.progress.global_step);
-        let log = LossLog::open(&dir.join("loss.jsonl"), keep.or(Some(0)).filter(|_| resume))?;
-        let meta = match &resume_from {
-            Some(c) => c.meta.clone(),
-            None => Meta {
-                recipe_sha256: recipe_sha256.clone(),
-                max_steps,
-                progress: Progress {
-                    stage: 0,
-                    stage_name: String::new(),
-                    step: 0,
-                    global_step: 0,
-                    stage_done: false,
-                },
-                evaluations: Vec::new(),
-                finished: Vec::new(),
-            },
-        };
-        Ok(Session {
-            recipe_sha256,
-            max_steps,
-            dir,
-            device,
-            log,
-            meta,
-            resume_from,
-            teacher_tensors: None,
-            quiet: false,
-        })
-    }
-
-    /// Whether stage `index` finished in an earlier (resumed) run.
-    pub fn stage_finished(&self, index: usize) -> bool {
-        let p = &self.meta.progress;
-        self.resume_from.is_some() && (index < p.stage || (index == p.stage && p.stage_done))
-    }
-
-    /// The teacher tensors of the resumed checkpoint (a pretrained teacher).
-    pub fn resumed_teacher(&self) -> Option<&std::collections::HashMap<String, Tensor>> {
-        self.resume_from.as_ref().and_then(|c| c.teacher.as_ref())
-    }
 }
 
 /// One stage to run.
@@ -301,6 +199,8 @@ pub fn run_stage(
     let mut dump = batch_dump()?;
     let started = Instant::now();
     let seconds_before = totals.seconds;
+    let checkpoint_interval = checkpoint::interval(plan.checkpoint_minutes)?;
+    let mut last_checkpoint = Instant::now();
     for step in start..total {
         let step_clock = Instant::now();
         let lr = learning_rate(plan.lr, plan.schedule, plan.warmup, step, total);
@@ -444,10 +344,12 @@ pub fn run_stage(
             tokens_per_s: step_tokens as f64 / secs.max(1e-9),
         })?;
         progress::advance(&bar, loss_sum, lr, step_tokens as f64 / secs.max(1e-9));
+        crate::fault::point("step");
         let done = step + 1 == total;
         let due = plan
             .checkpoint_every
-            .is_some_and(|n| n > 0 && (step + 1) % n == 0);
+            .is_some_and(|n| n > 0 && (step + 1) % n == 0)
+            || last_checkpoint.elapsed() >= checkpoint_interval;
         if done || due {
             totals.seconds = seconds_before + started.elapsed().as_secs_f64();
             session.meta.progress.stage = job.index;
@@ -456,6 +358,7 @@ pub fn run_stage(
             session.meta.progress.stage_done = false;
             if !done {
                 save(session, &params, &opt, &state, &totals)?;
+                last_checkpoint = Instant::now();
             }
         }
     }
