@@ -148,3 +148,54 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Diag> {
     validate::validate(&manifest, dir)?;
     Ok(manifest)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifact::{RecipeRecord, SourceRecord};
+    use crate::recipe::Task;
+
+    fn manifest() -> Manifest {
+        let config = crate::model::builtin::config("tiny-bert").unwrap();
+        Manifest {
+            manifest_sha256: String::new(),
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            plcc_version: "test".into(),
+            recipe: RecipeRecord {
+                file: None,
+                text: "teacher: \"manifest_sha256\": \"x\"".into(),
+                sha256: String::new(),
+            },
+            source: SourceRecord {
+                teacher: "builtin:tiny-bert".into(),
+                checkpoint_sha256: String::new(),
+                layers: config.num_layers(),
+            },
+            task: Task::CausalLm,
+            layer_map: (0..config.num_layers()).collect(),
+            config,
+            weights: Default::default(),
+            activation_quant: Default::default(),
+            kept: Default::default(),
+            exits: Vec::new(),
+            files: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_seal_holds_for_the_written_text_and_breaks_at_any_changed_byte() {
+        let text = encode(&manifest()).unwrap();
+        let (recorded, actual) = seal_of(&text).unwrap();
+        assert_eq!(recorded, actual);
+        let parsed: Manifest = serde_json::from_slice(&text).unwrap();
+        assert_eq!(parsed.manifest_sha256, recorded);
+        for i in (0..text.len()).step_by(7) {
+            let mut changed = text.clone();
+            changed[i] ^= 0x04;
+            if let Some((recorded, actual)) = seal_of(&changed) {
+                assert_ne!(recorded, actual, "byte {i}");
+            }
+        }
+    }
+}
