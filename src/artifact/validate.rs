@@ -76,7 +76,7 @@ fn check_weight_shapes(manifest: &Manifest, dir: &Path) -> Result<(), Diag> {
             .shape
             .iter()
             .try_fold(1u64, |n, &d| n.checked_mul(d as u64));
-        if !count.is_some_and(|c| c <= file_bytes.saturating_mul(8)) {
+        if count.is_none_or(|c| c > file_bytes.saturating_mul(8)) {
             return Err(bad_field(
                 dir,
                 &format!("weights.{name}.shape"),
