@@ -137,7 +137,7 @@ fn tiny_bert_builds_loads_runs_and_has_the_planned_size() {
     assert_eq!(lines[0]["logits"].as_array().unwrap().len(), 2);
     assert!(stderr(&o).contains("no calibrated thresholds"));
 
-    // A corrupted weight file is a hash mismatch.
+    // A corrupted weight file does not match the manifest.
     let weights = out.join("model.safetensors");
     let mut bytes = std::fs::read(&weights).unwrap();
     let n = bytes.len();
@@ -150,7 +150,7 @@ fn tiny_bert_builds_loads_runs_and_has_the_planned_size() {
         input.to_str().unwrap(),
     ]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("hash-mismatch"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("file-changed"), "{}", stderr(&o));
 }
 
 #[test]

@@ -469,12 +469,14 @@ fn bench_against_reports_both_models_as_json() {
 #[test]
 fn bench_without_a_findable_teacher_is_a_diagnostic() {
     let dir = copy_artifact(&build("embedding", EMBEDDING), "lost-teacher");
-    let path = dir.join("manifest.json");
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    manifest["source"]["teacher"] = "/nonexistent/teacher".into();
-    manifest["recipe"]["file"] = serde_json::Value::Null;
-    std::fs::write(&path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let mut manifest = plcc::artifact::read_manifest(&dir).unwrap();
+    manifest.source.teacher = "/nonexistent/teacher".into();
+    manifest.recipe.file = None;
+    std::fs::write(
+        dir.join("manifest.json"),
+        plcc::artifact::encode_manifest(&manifest).unwrap(),
+    )
+    .unwrap();
     let o = plcc(&[
         "bench",
         dir.to_str().unwrap(),

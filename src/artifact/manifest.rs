@@ -2,7 +2,10 @@
 //! compressed model back and to know where it came from: format version, the
 //! recipe and its hash, the source checkpoint's hash, the student's shapes,
 //! each weight's storage (float or packed bits with its scale layout), the
-//! kept head / neuron indices, exits and their thresholds.
+//! kept head / neuron indices, exits and their thresholds, and the size and
+//! SHA-256 of every file the loader reads. The manifest is sealed with a hash
+//! of its own text (`manifest_file`), so every byte of an artifact that
+//! loading reads is checked.
 
 use std::collections::BTreeMap;
 
@@ -12,10 +15,15 @@ use crate::model::ModelConfig;
 use crate::recipe::{Bits, ExitCriterion, ExitHead, Granularity, Task};
 
 pub const FORMAT: &str = "plcc-artifact";
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2 added `files` (every loaded file's size and hash, replacing
+/// `weights_sha256`), `manifest_sha256` and `source.layers`.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// SHA-256 of this file's text with this value left empty; the first
+    /// field, so it is found before anything the hash covers.
+    pub manifest_sha256: String,
     pub format: String,
     pub format_version: u32,
     pub plcc_version: String,
@@ -34,8 +42,27 @@ pub struct Manifest {
     /// Teacher layer index of each student layer.
     pub layer_map: Vec<usize>,
     pub exits: Vec<ExitRecord>,
-    /// SHA-256 of `model.safetensors`.
-    pub weights_sha256: String,
+    /// Every file of the artifact that loading reads (`model.safetensors`,
+    /// `tokenizer.json`) by name. The report files are not loaded and not
+    /// listed.
+    pub files: BTreeMap<String, FileRecord>,
+}
+
+/// Size and hash of one artifact file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl FileRecord {
+    /// The record of a file with contents `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        FileRecord {
+            bytes: bytes.len() as u64,
+            sha256: super::sha256_hex(bytes),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,8 +76,11 @@ pub struct RecipeRecord {
 pub struct SourceRecord {
     /// `builtin:NAME` or the checkpoint directory.
     pub teacher: String,
-    /// SHA-256 of the teacher's weights file (or of the built-in model's bytes).
+    /// SHA-256 of the teacher's weights file (or of the built-in model's
+    /// bytes); see `build::teacher::checkpoint_sha256`.
     pub checkpoint_sha256: String,
+    /// Layers of the teacher; `layer_map` indexes them.
+    pub layers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

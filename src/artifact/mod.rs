@@ -1,13 +1,17 @@
 //! The compressed-model artifact: one directory holding `model.safetensors`
 //! (float and packed low-bit weights), `manifest.json`, `tokenizer.json` and the
 //! build report. It is assembled in a staging directory and renamed into place.
-//! `Artifact::open` loads it back, checking the format version, the weights'
-//! hash and every tensor's presence, dtype and shape.
+//! `Artifact::open` loads it back: the manifest's seal, format version and
+//! fields (`manifest_file`, `validate`), the size and hash of every file it
+//! lists (`verify`), and every tensor's presence, dtype and shape.
 
 mod atomic;
 mod manifest;
+mod manifest_file;
 mod packed;
 mod tensors;
+mod validate;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -15,11 +19,13 @@ use sha2::{Digest, Sha256};
 
 pub use atomic::{leftover_name, write_file_atomic, StagedDir, MOVED_ASIDE, STAGING};
 pub use manifest::{
-    ActivationQuant, ExitRecord, Manifest, RecipeRecord, SourceRecord, Storage, WeightRecord,
-    FORMAT, FORMAT_VERSION,
+    ActivationQuant, ExitRecord, FileRecord, Manifest, RecipeRecord, SourceRecord, Storage,
+    WeightRecord, FORMAT, FORMAT_VERSION,
 };
+pub use manifest_file::{encode as encode_manifest, read_manifest, REBUILD_HELP};
 pub use packed::{read_weight, store_weight, StoredWeight};
 pub use tensors::{RawTensor, TensorSet};
+pub use verify::read_verified;
 
 use crate::diag::Diag;
 
@@ -41,6 +47,8 @@ pub struct Artifact {
     pub tensors: TensorSet,
     /// Size of `model.safetensors` on disk.
     pub weights_file_bytes: u64,
+    /// The contents of `tokenizer.json`, checked against the manifest.
+    pub tokenizer_json: Vec<u8>,
 }
 
 /// True when `dir` looks like a plcc artifact (has a manifest).
@@ -48,8 +56,9 @@ pub fn is_artifact_dir(dir: &Path) -> bool {
     dir.join(MANIFEST_FILE).is_file()
 }
 
-/// Writes a complete artifact to `staged`: weights, manifest (with the weights'
-/// hash filled in) and tokenizer. The caller adds report files and commits.
+/// Writes a complete artifact to `staged`: weights, tokenizer and the sealed
+/// manifest, which records both files' sizes and hashes. The caller adds
+/// report files and commits.
 pub fn write_into(
     staged: &StagedDir,
     mut manifest: Manifest,
@@ -57,69 +66,28 @@ pub fn write_into(
     tokenizer_json: &[u8],
 ) -> Result<Manifest, Diag> {
     let bytes = tensors.to_bytes()?;
-    manifest.weights_sha256 = sha256_hex(&bytes);
+    manifest.files = [
+        (WEIGHTS_FILE, bytes.as_slice()),
+        (TOKENIZER_FILE, tokenizer_json),
+    ]
+    .into_iter()
+    .map(|(name, contents)| (name.to_string(), FileRecord::of(contents)))
+    .collect();
     staged.write(WEIGHTS_FILE, &bytes)?;
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| {
-        Diag::new("plcc::artifact::write", "cannot encode the manifest").note(e.to_string())
-    })?;
-    staged.write(MANIFEST_FILE, &json)?;
     staged.write(TOKENIZER_FILE, tokenizer_json)?;
+    staged.write(MANIFEST_FILE, &encode_manifest(&manifest)?)?;
     Ok(manifest)
 }
 
 impl Artifact {
-    /// Loads and validates the artifact in `dir`.
+    /// Loads and checks the artifact in `dir`.
     pub fn open(dir: &Path) -> Result<Self, Diag> {
-        let manifest_path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
-            Diag::io(
-                "plcc::artifact::missing-file",
-                "read the artifact manifest",
-                &manifest_path,
-                &e,
-            )
-        })?;
-        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
-            Diag::new(
-                "plcc::artifact::corrupt",
-                format!("`{}` is not a valid plcc manifest", manifest_path.display()),
-            )
-            .note(e.to_string())
-        })?;
-        if manifest.format != FORMAT || manifest.format_version != FORMAT_VERSION {
-            return Err(Diag::new(
-                "plcc::artifact::version",
-                format!(
-                    "`{}` is format `{}` version {}, this plcc reads `{FORMAT}` version {FORMAT_VERSION}",
-                    manifest_path.display(),
-                    manifest.format,
-                    manifest.format_version
-                ),
-            ));
-        }
+        let manifest = read_manifest(dir)?;
+        let read =
+            |name: &str| read_verified(dir, name, validate::file_record(&manifest, dir, name)?);
         let weights_path = dir.join(WEIGHTS_FILE);
-        let bytes = std::fs::read(&weights_path).map_err(|e| {
-            Diag::io(
-                "plcc::artifact::missing-file",
-                "read the artifact weights",
-                &weights_path,
-                &e,
-            )
-        })?;
-        let hash = sha256_hex(&bytes);
-        if hash != manifest.weights_sha256 {
-            return Err(Diag::new(
-                "plcc::artifact::hash-mismatch",
-                format!(
-                    "`{}` does not match its manifest (the file is corrupt or was replaced)",
-                    weights_path.display()
-                ),
-            )
-            .note(format!(
-                "expected sha256 {}, found {hash}",
-                manifest.weights_sha256
-            )));
-        }
+        let bytes = read(WEIGHTS_FILE)?;
+        let tokenizer_json = read(TOKENIZER_FILE)?;
         let tensors = TensorSet::from_bytes(&bytes, &weights_path)?;
         for (name, record) in &manifest.weights {
             packed::check_weight(&tensors, name, record, &weights_path)?;
@@ -129,6 +97,7 @@ impl Artifact {
             manifest,
             tensors,
             weights_file_bytes: bytes.len() as u64,
+            tokenizer_json,
         })
     }
 

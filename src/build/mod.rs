@@ -258,6 +258,7 @@ pub fn build(
 
     let staged = StagedDir::begin(&output)?;
     let manifest = Manifest {
+        manifest_sha256: String::new(),
         format: FORMAT.into(),
         format_version: FORMAT_VERSION,
         plcc_version: env!("CARGO_PKG_VERSION").into(),
@@ -269,6 +270,7 @@ pub fn build(
         source: SourceRecord {
             teacher: teacher.source.clone(),
             checkpoint_sha256: teacher.checkpoint_sha256.clone(),
+            layers: teacher.config.num_layers(),
         },
         task: program.plan.task,
         config: student.config.clone(),
@@ -277,7 +279,7 @@ pub fn build(
         kept: student.kept.clone(),
         layer_map: student.layer_map.clone(),
         exits: exit_records.clone(),
-        weights_sha256: String::new(),
+        files: Default::default(),
     };
     let tokenizer_json = match &student.vocab {
         Some(v) => v.json.clone(),

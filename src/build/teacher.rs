@@ -5,6 +5,7 @@
 //! layout; GPT-2's `Conv1D` weights are transposed on the way in and out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use candle_core::{DType, Device, Shape, Tensor};
@@ -146,21 +147,8 @@ pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Di
         TeacherRef::Builtin(name) => {
             let config = builtin::config(name).ok_or_else(|| builtin::unknown(name))?;
             let tokenizer = teacher_tokenizer(teacher, config.pad_token_id)?;
-            let mut tensors = record(
-                Box::new(SeededWeights {
-                    seed: builtin::SEED,
-                }),
-                &config,
-                device,
-            )
-            .map_err(|e| {
-                Diag::new(
-                    "plcc::builtin::build-failed",
-                    format!("cannot build builtin:{name}"),
-                )
-                .note(e.to_string())
-            })?;
-            let checkpoint_sha256 = sha256_hex(&to_tensor_set(&tensors)?.to_bytes()?);
+            let mut tensors = builtin_tensors(name, &config, device)?;
+            let checkpoint_sha256 = builtin_sha256(&tensors)?;
             flip_conv1d(config.arch, &mut tensors).map_err(tensor_error)?;
             Ok(Teacher {
                 source: format!("builtin:{name}"),
@@ -173,15 +161,7 @@ pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Di
         }
         TeacherRef::Dir(dir) => {
             let config = ModelConfig::from_dir(dir)?;
-            let weights = dir.join("model.safetensors");
-            let bytes = std::fs::read(&weights).map_err(|e| {
-                Diag::io(
-                    "plcc::checkpoint::missing-weights",
-                    "read checkpoint weights",
-                    &weights,
-                    &e,
-                )
-            })?;
+            let (weights, bytes) = checkpoint_weights(dir)?;
             let checkpoint_sha256 = sha256_hex(&bytes);
             let checkpoint =
                 Checkpoint::from_bytes(&bytes, &weights, anchor_tensor(config.arch), device)?;
@@ -206,6 +186,57 @@ pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Di
             })
         }
     }
+}
+
+/// The hash that identifies a teacher's weights (what a manifest records as
+/// `checkpoint_sha256`): over the bytes of a checkpoint's
+/// `model.safetensors`, or, for a built-in model, over the tensors the
+/// runtime reads (checkpoint layout) serialised as safetensors.
+pub fn checkpoint_sha256(teacher: &TeacherRef) -> Result<String, Diag> {
+    match teacher {
+        TeacherRef::Builtin(name) => {
+            let config = builtin::config(name).ok_or_else(|| builtin::unknown(name))?;
+            builtin_sha256(&builtin_tensors(name, &config, &Device::Cpu)?)
+        }
+        TeacherRef::Dir(dir) => Ok(sha256_hex(&checkpoint_weights(dir)?.1)),
+    }
+}
+
+/// Every tensor the runtime reads from the seeded built-in model `name`.
+fn builtin_tensors(name: &str, config: &ModelConfig, device: &Device) -> Result<Tensors, Diag> {
+    record(
+        Box::new(SeededWeights {
+            seed: builtin::SEED,
+        }),
+        config,
+        device,
+    )
+    .map_err(|e| {
+        Diag::new(
+            "plcc::builtin::build-failed",
+            format!("cannot build builtin:{name}"),
+        )
+        .note(e.to_string())
+    })
+}
+
+/// The hash of a built-in model's tensors (checkpoint layout).
+fn builtin_sha256(tensors: &Tensors) -> Result<String, Diag> {
+    Ok(sha256_hex(&to_tensor_set(tensors)?.to_bytes()?))
+}
+
+/// The path and bytes of the checkpoint's `model.safetensors`.
+fn checkpoint_weights(dir: &Path) -> Result<(PathBuf, Vec<u8>), Diag> {
+    let weights = dir.join("model.safetensors");
+    let bytes = std::fs::read(&weights).map_err(|e| {
+        Diag::io(
+            "plcc::checkpoint::missing-weights",
+            "read checkpoint weights",
+            &weights,
+            &e,
+        )
+    })?;
+    Ok((weights, bytes))
 }
 
 fn checkpoint_map(checkpoint: &Checkpoint, keep: impl Fn(&str) -> bool) -> Tensors {

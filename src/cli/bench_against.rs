@@ -4,7 +4,8 @@
 //! over B and the fidelity of A's outputs to B's: mean / min cosine of
 //! embeddings and the similarity-ranking Spearman over all pairs of inputs,
 //! argmax agreement for classifiers, top-1 next-token agreement
-//! for language models. For an artifact, B defaults to its teacher.
+//! for language models. For an artifact, B defaults to its teacher, which
+//! must have the weights the manifest records (`checkpoint_sha256`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,11 +14,12 @@ use candle_core::Device;
 use serde::Serialize;
 
 use super::bench::{measure, print_json, remeasure, BenchReport, BenchSetup};
-use crate::artifact::{is_artifact_dir, Artifact};
+use crate::artifact::{is_artifact_dir, read_manifest, Manifest};
 use crate::build::ranking::similarity_spearman;
+use crate::build::teacher::checkpoint_sha256;
 use crate::diag::Diag;
 use crate::model::runner::Record;
-use crate::recipe::{parse_str, TeacherRef};
+use crate::recipe::{parse_str, Recipe, TeacherRef};
 
 /// Fidelity of A's outputs to B's on the bench inputs.
 #[derive(Debug, Clone, Serialize)]
@@ -46,28 +48,45 @@ pub struct Comparison {
 
 const MEMORY_NOTE: &str = "rss_growth_mb: peak resident set while loading and running the model minus the resident set just before loading it (peak reset through /proc/self/clear_refs); peak_rss_mb: the process peak after that model ran";
 
-/// The teacher of the artifact `model`, when `model` is an artifact.
+/// The teacher of the artifact `model`, when `model` is an artifact: the
+/// one its manifest records, which must still have the weights the artifact
+/// was built from.
 pub fn default_against(model: &str) -> Result<Option<String>, Diag> {
     let dir = Path::new(model);
     if !dir.is_dir() || !is_artifact_dir(dir) {
         return Ok(None);
     }
-    let manifest = Artifact::open(dir)?.manifest;
-    let recorded = manifest.source.teacher.clone();
-    if recorded.starts_with("builtin:") {
-        return Ok(Some(recorded));
-    }
-    let mut tried = vec![PathBuf::from(&recorded)];
-    if let Some(file) = &manifest.recipe.file {
+    let manifest = read_manifest(dir)?;
+    let recipe = manifest.recipe.file.as_ref().and_then(|file| {
         let base = Path::new(file).parent().unwrap_or(Path::new("."));
-        if let Ok(recipe) = parse_str(&manifest.recipe.text, base) {
-            if let TeacherRef::Dir(d) = recipe.teacher.value {
-                tried.push(d);
-            }
-        }
+        parse_str(&manifest.recipe.text, base).ok()
+    });
+    let teacher = find_teacher(model, &manifest, recipe.as_ref())?;
+    let pretrained = recipe.as_ref().is_some_and(|r| r.pretrain.is_some());
+    check_teacher(model, &manifest, &teacher, pretrained)?;
+    Ok(Some(match teacher {
+        TeacherRef::Builtin(name) => format!("builtin:{name}"),
+        TeacherRef::Dir(d) => d.display().to_string(),
+    }))
+}
+
+/// Where the teacher the manifest records is now: as recorded, or relative
+/// to the recipe's folder.
+fn find_teacher(
+    model: &str,
+    manifest: &Manifest,
+    recipe: Option<&Recipe>,
+) -> Result<TeacherRef, Diag> {
+    let recorded = &manifest.source.teacher;
+    if let Some(name) = recorded.strip_prefix("builtin:") {
+        return Ok(TeacherRef::Builtin(name.to_string()));
+    }
+    let mut tried = vec![PathBuf::from(recorded)];
+    if let Some(TeacherRef::Dir(d)) = recipe.map(|r| &r.teacher.value) {
+        tried.push(d.clone());
     }
     match tried.iter().find(|p| p.is_dir()) {
-        Some(p) => Ok(Some(p.display().to_string())),
+        Some(p) => Ok(TeacherRef::Dir(p.clone())),
         None => Err(Diag::new(
             "plcc::bench::teacher-not-found",
             format!("cannot find the teacher of artifact `{model}`"),
@@ -85,6 +104,39 @@ pub fn default_against(model: &str) -> Result<Option<String>, Diag> {
             "give the teacher with `--against DIR`, or measure the artifact alone with `--alone`",
         )),
     }
+}
+
+/// Refuses a teacher whose weights are not those the artifact was built
+/// from (hashed as the build hashed them). `pretrained`: the recipe
+/// pretrained the teacher during the build, so its weights exist nowhere.
+fn check_teacher(
+    model: &str,
+    manifest: &Manifest,
+    teacher: &TeacherRef,
+    pretrained: bool,
+) -> Result<(), Diag> {
+    let found = checkpoint_sha256(teacher)?;
+    let recorded = &manifest.source.checkpoint_sha256;
+    if &found == recorded {
+        return Ok(());
+    }
+    let shown = match teacher {
+        TeacherRef::Builtin(name) => format!("builtin:{name}"),
+        TeacherRef::Dir(d) => d.join("model.safetensors").display().to_string(),
+    };
+    let mut d = Diag::new(
+        "plcc::bench::teacher-changed",
+        format!("the teacher at `{shown}` is not the one artifact `{model}` was built from"),
+    )
+    .note(format!(
+        "its weights hash to sha256 {found}; the manifest records {recorded}"
+    ))
+    .note("fidelity measured against it would not be fidelity to the artifact's teacher");
+    if pretrained {
+        d = d.note("the recipe pretrains the teacher during the build; that teacher is not kept");
+    }
+    Err(d
+    .help("rebuild the artifact from this teacher, compare with this model anyway by naming it with `--against`, or measure the artifact alone with `--alone`"))
 }
 
 /// Compares A's records with B's, input by input.

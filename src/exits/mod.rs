@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use serde::Serialize;
 
-use crate::artifact::{write_file_atomic, Artifact, MANIFEST_FILE};
+use crate::artifact::{encode_manifest, read_manifest, write_file_atomic, MANIFEST_FILE};
 use crate::build::data::read_dataset;
 use crate::diag::Diag;
 use crate::model::from_artifact::load_artifact;
@@ -94,8 +94,7 @@ pub fn calibrate_with(
         .help("give a file with one input text per line"));
     }
     let model = load_artifact(dir, &options.device)?;
-    let artifact = Artifact::open(dir)?;
-    let manifest = &artifact.manifest;
+    let manifest = &read_manifest(dir)?;
     let Some(first) = model.exit_policies.first() else {
         return Err(Diag::new(
             "plcc::calibrate::no-exits",
@@ -175,24 +174,21 @@ pub fn calibrate_with(
 
 /// Writes `setting` (a threshold, or a patience for the patience criterion;
 /// `None` turns the exits off) into every exit of the artifact's manifest,
-/// atomically, and checks that the artifact still opens.
+/// atomically (sealed again), and checks that the manifest reads back.
 pub fn write_setting(
     dir: &Path,
     criterion: ExitCriterion,
     setting: Option<f64>,
 ) -> Result<(), Diag> {
-    let mut manifest = Artifact::open(dir)?.manifest;
+    let mut manifest = read_manifest(dir)?;
     for exit in &mut manifest.exits {
         match criterion {
             ExitCriterion::Patience => exit.patience = setting.map(|k| k.round() as usize),
             _ => exit.threshold = setting,
         }
     }
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| {
-        Diag::new("plcc::artifact::write", "cannot encode the manifest").note(e.to_string())
-    })?;
-    write_file_atomic(&dir.join(MANIFEST_FILE), &json)?;
-    Artifact::open(dir).map(|_| ())
+    write_file_atomic(&dir.join(MANIFEST_FILE), &encode_manifest(&manifest)?)?;
+    read_manifest(dir).map(|_| ())
 }
 
 /// Calibrates the artifact `dir` built from `recipe` when the recipe's

@@ -27,7 +27,7 @@ use super::heads::{ExitHead as ModelExitHead, Pooling};
 use super::linear::Linear;
 use super::loader::{LoadedModel, Network};
 use super::tokenizer::TextTokenizer;
-use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, WEIGHTS_FILE};
+use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::build::teacher::flip_conv1d;
 use crate::diag::Diag;
 use crate::kernels::KernelError;
@@ -222,7 +222,11 @@ pub fn load_artifact_with(
         .iter()
         .map(|r| exit_policy(dir, r))
         .collect::<Result<Vec<_>, Diag>>()?;
-    let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
+    let tokenizer = TextTokenizer::from_bytes(
+        &artifact.tokenizer_json,
+        &dir.join(TOKENIZER_FILE),
+        config.pad_token_id,
+    )?;
     Ok(LoadedModel {
         name: dir.display().to_string(),
         config,

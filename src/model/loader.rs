@@ -52,8 +52,35 @@ impl ModelSource {
         if crate::artifact::is_artifact_dir(&path) {
             return Ok(ModelSource::Artifact(path));
         }
+        if !path.join("config.json").is_file() {
+            return Err(neither_artifact_nor_checkpoint(spec, &path));
+        }
         Ok(ModelSource::Checkpoint(path))
     }
+}
+
+/// A directory with neither `manifest.json` nor `config.json`; when it
+/// holds a build report it is an artifact whose manifest is missing.
+fn neither_artifact_nor_checkpoint(spec: &str, dir: &Path) -> Diag {
+    let report = ["report.json", "report.md"]
+        .into_iter()
+        .find(|f| dir.join(f).is_file());
+    let d = match report {
+        Some(report) => Diag::new(
+            "plcc::artifact::missing-manifest",
+            format!("`{spec}` has no `manifest.json`, so it is not a plcc artifact"),
+        )
+        .note(format!(
+            "it holds `{report}` as plcc artifacts do, but without the manifest nothing in it can be loaded or checked"
+        ))
+        .help(crate::artifact::REBUILD_HELP),
+        None => Diag::new(
+            "plcc::model::not-a-model",
+            format!("`{spec}` is neither a plcc artifact nor a checkpoint"),
+        )
+        .help("give an artifact directory (with manifest.json), a checkpoint directory (config.json, model.safetensors, tokenizer.json) or `builtin:NAME`"),
+    };
+    d.note("it has no `manifest.json` (plcc artifacts have one) and no `config.json` (checkpoints have one)")
 }
 
 /// The network of a loaded model.

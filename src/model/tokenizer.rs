@@ -50,7 +50,15 @@ impl TextTokenizer {
             )
             .help("save the tokenizer next to the model (`tokenizer.save_pretrained(dir)`)"));
         }
-        let mut inner = Tokenizer::from_file(&path).map_err(|e| {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| Diag::io("plcc::checkpoint::bad-tokenizer", "read", &path, &e))?;
+        Self::from_bytes(&bytes, &path, pad_id)
+    }
+
+    /// Parses the contents of a `tokenizer.json` (`path` is only used in
+    /// messages), as `from_dir` does.
+    pub fn from_bytes(bytes: &[u8], path: &Path, pad_id: Option<u32>) -> Result<Self, Diag> {
+        let mut inner = Tokenizer::from_bytes(bytes).map_err(|e| {
             Diag::new(
                 "plcc::checkpoint::bad-tokenizer",
                 format!("cannot read tokenizer `{}`", path.display()),
