@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use candle_core::Device;
 
-use super::run::select_device;
+use super::run::{select_device, set_threads};
 use super::DeviceArg;
 use crate::build::{build, BuildOptions};
 use crate::diag::Diag;
@@ -22,11 +22,13 @@ pub struct Where {
 pub fn run(
     recipe: &Path,
     place: Where,
+    threads: Option<usize>,
     device: Option<DeviceArg>,
     max_steps: Option<usize>,
     resume: bool,
     registry: &PassRegistry,
 ) -> Result<ExitCode, Diag> {
+    set_threads(threads)?;
     let device = match device {
         Some(d) => select_device(d)?,
         None => Device::Cpu,

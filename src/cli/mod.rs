@@ -81,6 +81,9 @@ pub enum Command {
         /// Let the recipe's `output:` write outside the recipe's folder.
         #[arg(long)]
         allow_outside: bool,
+        /// CPU threads for training and measuring (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Run a model on one input per line; JSON Lines out.
     Run {
@@ -256,12 +259,14 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             max_steps,
             resume,
             allow_outside,
+            threads,
         } => build::run(
             &recipe,
             build::Where {
                 output,
                 allow_outside,
             },
+            threads,
             device,
             max_steps,
             resume,

@@ -20,6 +20,7 @@ pub mod losses;
 pub mod optim;
 pub mod progress;
 pub mod session;
+pub mod sparse_rows;
 pub mod student_net;
 
 pub use session::Session;
@@ -205,6 +206,7 @@ pub fn run_stage(
         let step_clock = Instant::now();
         let lr = learning_rate(plan.lr, plan.schedule, plan.warmup, step, total);
         let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
+        let mut row_grad: Option<sparse_rows::RowGrad> = None;
         let mut loss_sum = 0f64;
         let mut terms_sum: BTreeMap<String, f64> = BTreeMap::new();
         let mut step_tokens = 0usize;
@@ -245,8 +247,9 @@ pub fn run_stage(
             } else {
                 None
             };
-            net.refresh().map_err(train_error)?;
-            let s_out = net.forward(&inputs, student_opts).map_err(train_error)?;
+            let s_out = net
+                .forward_training(&inputs, student_opts)
+                .map_err(train_error)?;
             let (t_out, t_logits) = match job.teacher {
                 Some(t) => {
                     let mut heads = Vec::new();
@@ -315,6 +318,12 @@ pub fn run_stage(
                     grads.insert(p.name.clone(), acc);
                 }
             }
+            if let Some(rg) = net.take_row_grad(&g) {
+                row_grad = Some(match row_grad.take() {
+                    Some(prev) => prev.merge(rg).map_err(train_error)?,
+                    None => rg,
+                });
+            }
         }
         if !loss_sum.is_finite() {
             return Err(Diag::new(
@@ -327,8 +336,10 @@ pub fn run_stage(
             )
             .help("lower the stage's `lr` or set `grad_clip`"));
         }
-        let norm = clip_grad_norm(&mut grads, plan.grad_clip).map_err(train_error)?;
-        opt.step(&params, &grads, lr).map_err(train_error)?;
+        let norm =
+            clip_grad_norm(&mut grads, row_grad.as_mut(), plan.grad_clip).map_err(train_error)?;
+        opt.step(&params, &grads, row_grad.as_ref(), lr)
+            .map_err(train_error)?;
         totals.tokens += step_tokens;
         totals.final_loss = loss_sum;
         let secs = step_clock.elapsed().as_secs_f64();

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{Result, Tensor, Var};
 
+use super::sparse_rows::RowGrad;
 use crate::ir::Warmup;
 use crate::recipe::{LrScheduleKind, OptimizerKind};
 
@@ -62,48 +63,78 @@ impl Optimizer {
     }
 
     /// Applies one update with learning rate `lr`; `grads` are by parameter
-    /// name (parameters without a gradient are left alone).
+    /// name (parameters without a gradient are left alone); `rows` is the
+    /// gradient of a table's rows, which updates those rows only.
     pub fn step(
         &mut self,
         params: &[Param],
         grads: &BTreeMap<String, Tensor>,
+        rows: Option<&RowGrad>,
         lr: f64,
     ) -> Result<()> {
         self.steps += 1;
-        let t = self.steps as i32;
         for p in params {
-            let Some(g) = grads.get(&p.name) else {
-                continue;
-            };
-            let theta = p.var.as_tensor();
-            let decayed = if p.decay && self.weight_decay > 0.0 {
-                (theta * (1.0 - lr * self.weight_decay))?
-            } else {
-                theta.clone()
-            };
-            let m_prev = &self.first[&p.name];
-            let updated = match self.kind {
-                OptimizerKind::AdamW => {
-                    let v_prev = &self.second[&p.name];
-                    let m = ((m_prev * BETA1)? + (g * (1.0 - BETA1))?)?;
-                    let v = ((v_prev * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-                    let m_hat = (&m / (1.0 - BETA1.powi(t)))?;
-                    let v_hat = (&v / (1.0 - BETA2.powi(t)))?;
-                    let delta = (m_hat / (v_hat.sqrt()? + EPS)?)?;
-                    self.first.insert(p.name.clone(), m);
+            if let Some(g) = grads.get(&p.name) {
+                let moments = (
+                    self.first[&p.name].clone(),
+                    self.second.get(&p.name).cloned(),
+                );
+                let (theta, m, v) = self.update(p, p.var.as_tensor(), moments, g, lr)?;
+                p.var.set(&theta)?;
+                self.first.insert(p.name.clone(), m);
+                if let Some(v) = v {
                     self.second.insert(p.name.clone(), v);
-                    (decayed - (delta * lr)?)?
                 }
-                OptimizerKind::Sgd => {
-                    let m = ((m_prev * MOMENTUM)? + g)?;
-                    let next = (decayed - (&m * lr)?)?;
-                    self.first.insert(p.name.clone(), m);
-                    next
+            }
+            if let Some(r) = rows.filter(|r| r.name == p.name) {
+                let (ids, scatter) = r.indexes()?;
+                let pick = |t: &Tensor| t.index_select(&ids, 0);
+                let moments = (
+                    pick(&self.first[&p.name])?,
+                    self.second.get(&p.name).map(pick).transpose()?,
+                );
+                let theta = pick(p.var.as_tensor())?;
+                let (theta, m, v) = self.update(p, &theta, moments, &r.grad, lr)?;
+                p.var.as_tensor().scatter_set(&scatter, &theta, 0)?;
+                self.first[&p.name].scatter_set(&scatter, &m, 0)?;
+                if let Some(v) = v {
+                    self.second[&p.name].scatter_set(&scatter, &v, 0)?;
                 }
-            };
-            p.var.set(&updated)?;
+            }
         }
         Ok(())
+    }
+
+    /// One update of `theta` (with first and second moments `m`, `v`) by
+    /// gradient `g`: the new values and moments.
+    fn update(
+        &self,
+        p: &Param,
+        theta: &Tensor,
+        (m_prev, v_prev): (Tensor, Option<Tensor>),
+        g: &Tensor,
+        lr: f64,
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        let t = self.steps as i32;
+        let decayed = if p.decay && self.weight_decay > 0.0 {
+            (theta * (1.0 - lr * self.weight_decay))?
+        } else {
+            theta.clone()
+        };
+        match (self.kind, v_prev) {
+            (OptimizerKind::AdamW, Some(v_prev)) => {
+                let m = ((m_prev * BETA1)? + (g * (1.0 - BETA1))?)?;
+                let v = ((v_prev * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+                let m_hat = (&m / (1.0 - BETA1.powi(t)))?;
+                let v_hat = (&v / (1.0 - BETA2.powi(t)))?;
+                let delta = (m_hat / (v_hat.sqrt()? + EPS)?)?;
+                Ok(((decayed - (delta * lr)?)?, m, Some(v)))
+            }
+            _ => {
+                let m = ((m_prev * MOMENTUM)? + g)?;
+                Ok(((decayed - (&m * lr)?)?, m, None))
+            }
+        }
     }
 
     /// The state as named tensors (`m.NAME`, `v.NAME`) for a checkpoint.
@@ -166,24 +197,32 @@ pub fn learning_rate(
     }
 }
 
-/// The global L2 norm of `grads`.
-pub fn global_norm(grads: &BTreeMap<String, Tensor>) -> Result<f64> {
+/// The global L2 norm of `grads` and a table's row gradient (its other
+/// rows' gradient is zero).
+pub fn global_norm(grads: &BTreeMap<String, Tensor>, rows: Option<&RowGrad>) -> Result<f64> {
     let mut total = 0f64;
-    for g in grads.values() {
+    for g in grads.values().chain(rows.map(|r| &r.grad)) {
         total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
     }
     Ok(total.sqrt())
 }
 
-/// Scales `grads` so their global norm is at most `max_norm`; returns the
-/// norm before clipping.
-pub fn clip_grad_norm(grads: &mut BTreeMap<String, Tensor>, max_norm: Option<f64>) -> Result<f64> {
-    let norm = global_norm(grads)?;
+/// Scales `grads` and `rows` so their global norm is at most `max_norm`;
+/// returns the norm before clipping.
+pub fn clip_grad_norm(
+    grads: &mut BTreeMap<String, Tensor>,
+    mut rows: Option<&mut RowGrad>,
+    max_norm: Option<f64>,
+) -> Result<f64> {
+    let norm = global_norm(grads, rows.as_deref())?;
     if let Some(max) = max_norm {
         if norm > max && norm.is_finite() {
             let factor = max / (norm + 1e-6);
             for g in grads.values_mut() {
                 *g = (&*g * factor)?;
+            }
+            if let Some(r) = rows.as_mut() {
+                r.grad = (&r.grad * factor)?;
             }
         }
     }
@@ -224,7 +263,7 @@ mod tests {
             "w".to_string(),
             Tensor::new(&[[0.5f32, -2.0]], &dev).unwrap(),
         );
-        opt.step(&params, &grads, 0.1).unwrap();
+        opt.step(&params, &grads, None, 0.1).unwrap();
         let v: Vec<Vec<f32>> = var.as_tensor().to_vec2().unwrap();
         assert!(
             (v[0][0] - 0.9).abs() < 1e-5 && (v[0][1] + 0.9).abs() < 1e-5,
@@ -233,13 +272,54 @@ mod tests {
     }
 
     #[test]
+    fn a_row_gradient_updates_those_rows_as_a_dense_one_would() {
+        let dev = Device::Cpu;
+        let table = Tensor::arange(0f32, 8.0, &dev)
+            .unwrap()
+            .reshape((4, 2))
+            .unwrap();
+        let dense_grad =
+            Tensor::new(&[[0f32, 0.0], [0.5, -1.0], [0.0, 0.0], [2.0, 3.0]], &dev).unwrap();
+        let run = |rows: bool| {
+            let var = Var::from_tensor(&table).unwrap();
+            let params = vec![Param {
+                name: "w".into(),
+                var: var.clone(),
+                decay: true,
+            }];
+            let mut opt = Optimizer::new(OptimizerKind::AdamW, 0.1, &params).unwrap();
+            let mut grads = BTreeMap::new();
+            let row_grad = RowGrad {
+                name: "w".into(),
+                rows: vec![1, 3],
+                grad: Tensor::new(&[[0.5f32, -1.0], [2.0, 3.0]], &dev).unwrap(),
+            };
+            if rows {
+                opt.step(&params, &grads, Some(&row_grad), 0.1).unwrap();
+            } else {
+                grads.insert("w".to_string(), dense_grad.clone());
+                opt.step(&params, &grads, None, 0.1).unwrap();
+            }
+            var.as_tensor().to_vec2::<f32>().unwrap()
+        };
+        let (sparse, dense) = (run(true), run(false));
+        let original = table.to_vec2::<f32>().unwrap();
+        // Rows 0 and 2 are untouched (no decay either); 1 and 3 as dense.
+        assert_eq!(sparse[0], original[0]);
+        assert_eq!(sparse[2], original[2]);
+        assert_eq!(sparse[1], dense[1]);
+        assert_eq!(sparse[3], dense[3]);
+        assert_ne!(sparse[1], original[1]);
+    }
+
+    #[test]
     fn clipping_bounds_the_global_norm() {
         let dev = Device::Cpu;
         let mut grads = BTreeMap::new();
         grads.insert("a".to_string(), Tensor::new(&[3.0f32], &dev).unwrap());
         grads.insert("b".to_string(), Tensor::new(&[4.0f32], &dev).unwrap());
-        let before = clip_grad_norm(&mut grads, Some(1.0)).unwrap();
+        let before = clip_grad_norm(&mut grads, None, Some(1.0)).unwrap();
         assert!((before - 5.0).abs() < 1e-6);
-        assert!((global_norm(&grads).unwrap() - 1.0).abs() < 1e-4);
+        assert!((global_norm(&grads, None).unwrap() - 1.0).abs() < 1e-4);
     }
 }

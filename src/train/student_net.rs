@@ -13,12 +13,13 @@ use candle_nn::VarBuilder;
 
 use super::fake_quant::{initial_scales, LearnedScaleQuantizer, SpecQuantizer};
 use super::optim::{decays, Param};
+use super::sparse_rows::{RowGrad, RowSparseTable};
 use crate::artifact::{ActivationQuant, ExitRecord};
 use crate::build::teacher::{is_conv1d, Tensors};
 use crate::ir::WeightQuant;
 use crate::model::from_artifact::heads_from_tensors;
 use crate::model::{
-    ExitHead, ForwardOptions, Inputs, ModelConfig, ModelOutput, Network, Quantizer,
+    Arch, ExitHead, ForwardOptions, Inputs, ModelConfig, ModelOutput, Network, Quantizer,
 };
 use crate::quant::QuantSpec;
 use crate::recipe::{Granularity, ScaleMethod, Task};
@@ -37,6 +38,11 @@ impl Placed {
             Placed::Learned(q) => q.clone(),
         }
     }
+
+    /// Whether each row of the quantized matrix is quantized on its own.
+    fn row_local(&self) -> bool {
+        matches!(self, Placed::Fixed(q) if matches!(q.spec.granularity, Granularity::Row | Granularity::Group(_)))
+    }
 }
 
 /// The trainable student.
@@ -54,6 +60,8 @@ pub struct TrainableNet {
     embedding_quant: Option<(Arc<dyn Quantizer>, Var)>,
     /// The position table's quantizer and its variable, when quantized.
     position_quant: Option<(Arc<dyn Quantizer>, Var)>,
+    /// The word table, when it is trained a few rows at a time.
+    sparse_words: Option<RowSparseTable>,
 }
 
 impl TrainableNet {
@@ -129,8 +137,21 @@ impl TrainableNet {
                     (Some(p), Some(var)) => Some((p.quantizer(), var.clone())),
                     _ => None,
                 };
-            let embedding_quant = table_quant(network.word_embeddings_mut().0);
+            let words = network.word_embeddings_mut().0;
+            let embedding_quant = table_quant(words);
             let position_quant = table_quant(network.position_embeddings_mut().0);
+            let word_var = vars.get(&format!("{words}.weight")).cloned();
+            let sparse_words = match (config.arch, word_var, placed.get(words)) {
+                (Arch::Bert, Some(var), None) => {
+                    Some(RowSparseTable::new(format!("{words}.weight"), var, None))
+                }
+                (Arch::Bert, Some(var), Some(p)) if p.row_local() => Some(RowSparseTable::new(
+                    format!("{words}.weight"),
+                    var,
+                    Some(p.quantizer()),
+                )),
+                _ => None,
+            };
             Ok(TrainableNet {
                 config: config.clone(),
                 task,
@@ -141,22 +162,59 @@ impl TrainableNet {
                 learned,
                 embedding_quant,
                 position_quant,
+                sparse_words,
             })
         };
         run().map_err(|e| e.to_string())
     }
 
-    /// Refreshes derived tensors before a forward pass (the fake-quantized
-    /// word and position tables, whose weights change every step).
+    /// Refreshes derived tensors for a forward pass over any ids: the whole
+    /// word table (fake-quantized, or the variable itself after a training
+    /// step replaced it with a few rows) and the fake-quantized position
+    /// table, whose weights change every step.
     pub fn refresh(&mut self) -> Result<()> {
         if let Some((q, var)) = &self.embedding_quant {
             let table = q.fake_quant(var.as_tensor())?;
             self.network.word_embeddings_mut().1.table = table;
+        } else if let Some(t) = &self.sparse_words {
+            self.network.word_embeddings_mut().1.table = t.var.as_tensor().clone();
         }
+        self.refresh_positions()
+    }
+
+    fn refresh_positions(&mut self) -> Result<()> {
         if let Some((q, var)) = &self.position_quant {
             *self.network.position_embeddings_mut().1 = q.fake_quant(var.as_tensor())?;
         }
         Ok(())
+    }
+
+    /// One training forward pass: derived tensors refreshed, and the word
+    /// table looked up through the rows `inputs` uses when it is trained a
+    /// few rows at a time (`take_row_grad` then collects their gradient).
+    pub fn forward_training(
+        &mut self,
+        inputs: &Inputs,
+        opts: ForwardOptions,
+    ) -> Result<ModelOutput> {
+        let Some(table) = self.sparse_words.as_mut() else {
+            self.refresh()?;
+            return self.forward(inputs, opts);
+        };
+        let (rows, local) = table.lookup(&inputs.ids)?;
+        self.network.word_embeddings_mut().1.table = rows;
+        self.refresh_positions()?;
+        let renumbered = Inputs {
+            ids: local,
+            mask: inputs.mask.clone(),
+            token_types: inputs.token_types.clone(),
+        };
+        self.forward(&renumbered, opts)
+    }
+
+    /// The gradient of the word-table rows the last `forward_training` used.
+    pub fn take_row_grad(&mut self, grads: &candle_core::backprop::GradStore) -> Option<RowGrad> {
+        self.sparse_words.as_mut()?.take_grad(grads)
     }
 
     /// Every head passed to the forward: exits, then the task head.
