@@ -11,6 +11,7 @@ pub mod cli;
 pub mod compile;
 pub mod diag;
 pub mod exits;
+pub mod fsio;
 pub mod ir;
 pub mod kernels;
 pub mod linalg;

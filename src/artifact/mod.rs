@@ -22,6 +22,7 @@ pub use packed::{read_weight, store_weight, StoredWeight};
 pub use tensors::{RawTensor, TensorSet};
 
 use crate::diag::Diag;
+use crate::fsio;
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -71,14 +72,7 @@ impl Artifact {
     /// Loads and validates the artifact in `dir`.
     pub fn open(dir: &Path) -> Result<Self, Diag> {
         let manifest_path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
-            Diag::io(
-                "plcc::artifact::missing-file",
-                "read the artifact manifest",
-                &manifest_path,
-                &e,
-            )
-        })?;
+        let text = fsio::read_text(&manifest_path, &fsio::MANIFEST)?;
         let manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
             Diag::new(
                 "plcc::artifact::corrupt",
@@ -98,14 +92,7 @@ impl Artifact {
             ));
         }
         let weights_path = dir.join(WEIGHTS_FILE);
-        let bytes = std::fs::read(&weights_path).map_err(|e| {
-            Diag::io(
-                "plcc::artifact::missing-file",
-                "read the artifact weights",
-                &weights_path,
-                &e,
-            )
-        })?;
+        let bytes = fsio::read_regular(&weights_path, &fsio::ARTIFACT_WEIGHTS)?;
         let hash = sha256_hex(&bytes);
         if hash != manifest.weights_sha256 {
             return Err(Diag::new(

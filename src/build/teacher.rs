@@ -174,14 +174,7 @@ pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Di
         TeacherRef::Dir(dir) => {
             let config = ModelConfig::from_dir(dir)?;
             let weights = dir.join("model.safetensors");
-            let bytes = std::fs::read(&weights).map_err(|e| {
-                Diag::io(
-                    "plcc::checkpoint::missing-weights",
-                    "read checkpoint weights",
-                    &weights,
-                    &e,
-                )
-            })?;
+            let bytes = crate::fsio::read_regular(&weights, &crate::fsio::WEIGHTS)?;
             let checkpoint_sha256 = sha256_hex(&bytes);
             let checkpoint =
                 Checkpoint::from_bytes(&bytes, &weights, anchor_tensor(config.arch), device)?;

@@ -41,6 +41,14 @@ use losses::{loss_term, LossInputs, LossState};
 use optim::{clip_grad_norm, learning_rate, Optimizer, Param};
 use student_net::TrainableNet;
 
+/// `--max-steps 100`, or `no --max-steps`, as messages show the option.
+fn max_steps_text(max_steps: Option<usize>) -> String {
+    match max_steps {
+        Some(n) => format!("--max-steps {n}"),
+        None => "no --max-steps".into(),
+    }
+}
+
 /// A training failure inside candle (a bug or an impossible shape).
 pub fn train_error(e: impl std::fmt::Display) -> Diag {
     Diag::new(
@@ -96,8 +104,9 @@ impl Session {
                 return Err(Diag::new(
                     "plcc::train::max-steps-changed",
                     format!(
-                        "the checkpoint was written with --max-steps {:?}, this run has {:?}",
-                        ckpt.meta.max_steps, max_steps
+                        "the checkpoint was written with {}, this run has {}",
+                        max_steps_text(ckpt.meta.max_steps),
+                        max_steps_text(max_steps)
                     ),
                 )
                 .help("resume with the same --max-steps as the interrupted run"));
@@ -252,10 +261,10 @@ pub fn run_stage(
                 return Err(Diag::new(
                     "plcc::train::checkpoint",
                     format!(
-                        "the checkpoint's `{}` has shape {:?}, the model's {:?}",
+                        "the checkpoint's `{}` has shape {}, the model's {}",
                         p.name,
-                        saved.dims(),
-                        p.var.as_tensor().dims()
+                        crate::diag::shape_text(saved.dims()),
+                        crate::diag::shape_text(p.var.as_tensor().dims())
                     ),
                 ));
             }
