@@ -217,7 +217,7 @@ fn broken_checkpoints_are_diagnostics() {
     let d = load_error(&dir);
     assert_eq!(d.code, "plcc::checkpoint::shape-mismatch");
     assert!(
-        d.message.contains("[136, 80]") && d.message.contains("[140, 80]"),
+        d.message.contains("136×80") && d.message.contains("140×80"),
         "{}",
         d.message
     );
