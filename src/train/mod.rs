@@ -602,3 +602,14 @@ pub fn evaluate(
         fidelity: f,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::max_steps_text;
+
+    #[test]
+    fn max_steps_read_as_the_command_line_option() {
+        assert_eq!(max_steps_text(Some(100)), "--max-steps 100");
+        assert_eq!(max_steps_text(None), "no --max-steps");
+    }
+}
