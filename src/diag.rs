@@ -8,6 +8,23 @@ use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 
 use crate::syntax::Span;
 
+/// A tensor shape as messages show it: `384×30522`, `scalar` for no dimensions.
+pub fn shape_text(dims: &[usize]) -> String {
+    if dims.is_empty() {
+        return "scalar".into();
+    }
+    dims.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("×")
+}
+
+/// A list of counts or indices as messages show it: `[0, 3, 5]`.
+pub fn list_text(items: &[usize]) -> String {
+    let items: Vec<String> = items.iter().map(usize::to_string).collect();
+    format!("[{}]", items.join(", "))
+}
+
 /// A labelled span inside the recipe text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Label {

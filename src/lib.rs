@@ -12,6 +12,7 @@ pub mod compile;
 pub mod diag;
 pub mod exits;
 pub mod fault;
+pub mod fsio;
 pub mod ir;
 pub mod kernels;
 pub mod linalg;

@@ -472,8 +472,10 @@ pub fn prune(vocab: &WordPieceVocab, kept: &[u32], pad_id: u32) -> Result<Pruned
         let piece = vocab.piece(old).unwrap_or_default();
         if inner.token_to_id(piece) != Some(new as u32) {
             return Err(rewrite_error(format!(
-                "piece `{piece}` should have id {new} but has {:?}",
-                inner.token_to_id(piece)
+                "piece `{piece}` should have id {new} but has {}",
+                inner
+                    .token_to_id(piece)
+                    .map_or("none".to_string(), |id| format!("id {id}"))
             )));
         }
     }

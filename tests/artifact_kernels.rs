@@ -32,7 +32,7 @@ fn build(name: &str, quantize: &str) -> PathBuf {
 
 fn embeddings(model: &LoadedModel) -> Vec<Vec<f32>> {
     let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
-    let rows = runner::tokenize(model, &lines, None).unwrap();
+    let rows = runner::tokenize(model, &lines, None).unwrap().rows;
     runner::run_all(model, &rows, 2)
         .unwrap()
         .into_iter()

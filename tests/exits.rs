@@ -230,7 +230,7 @@ fn check_exact(dir: &Path, batch: usize) {
         load_model(dir.to_str().unwrap(), &Device::Cpu).unwrap(),
     );
     let depth = model.config.num_layers();
-    let rows = tokenize(&model, &lines(), None).unwrap();
+    let rows = tokenize(&model, &lines(), None).unwrap().rows;
     let records = run_all(&model, &rows, batch).unwrap();
     assert_eq!(records.len(), rows.len());
     let layers: Vec<usize> = records.iter().map(|r| r.exit_layer.unwrap()).collect();
@@ -275,7 +275,7 @@ fn thresholds_that_exit_nobody_reproduce_full_depth_outputs() {
         let mut none = full.clone();
         none.exit_policies = with_setting(&full.exit_policies, Some(never));
         assert!(none.exit_policies.iter().all(|p| p.active()));
-        let rows = tokenize(&full, &lines(), None).unwrap();
+        let rows = tokenize(&full, &lines(), None).unwrap().rows;
         let a = run_batch(&full, &rows).unwrap();
         let b = run_batch(&none, &rows).unwrap();
         let depth = full.config.num_layers();

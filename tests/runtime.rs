@@ -54,7 +54,7 @@ fn batch_size_does_not_change_results() {
     let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
     for name in builtin::NAMES {
         let model = load_builtin(name, &Device::Cpu).unwrap();
-        let rows = runner::tokenize(&model, &lines, None).unwrap();
+        let rows = runner::tokenize(&model, &lines, None).unwrap().rows;
         let one = runner::run_all(&model, &rows, 1).unwrap();
         for batch in [3, 32] {
             let many = runner::run_all(&model, &rows, batch).unwrap();
@@ -217,7 +217,7 @@ fn broken_checkpoints_are_diagnostics() {
     let d = load_error(&dir);
     assert_eq!(d.code, "plcc::checkpoint::shape-mismatch");
     assert!(
-        d.message.contains("[136, 80]") && d.message.contains("[140, 80]"),
+        d.message.contains("136×80") && d.message.contains("140×80"),
         "{}",
         d.message
     );

@@ -74,6 +74,9 @@ fn manifest_message(dir: &Path, what: &str) -> String {
 /// Reads, checks and validates the manifest of the artifact in `dir`.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, Diag> {
     let path = dir.join(MANIFEST_FILE);
+    if path.exists() {
+        crate::fsio::check_regular(&path, &crate::fsio::MANIFEST)?;
+    }
     let text = std::fs::read(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Diag::new(

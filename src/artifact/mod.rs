@@ -28,6 +28,7 @@ pub use tensors::{RawTensor, TensorSet};
 pub use verify::read_verified;
 
 use crate::diag::Diag;
+use crate::fsio;
 
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -83,11 +84,17 @@ impl Artifact {
     /// Loads and checks the artifact in `dir`.
     pub fn open(dir: &Path) -> Result<Self, Diag> {
         let manifest = read_manifest(dir)?;
-        let read =
-            |name: &str| read_verified(dir, name, validate::file_record(&manifest, dir, name)?);
+        let read = |name: &str, kind: &fsio::FileKind| {
+            read_verified(
+                dir,
+                name,
+                kind,
+                validate::file_record(&manifest, dir, name)?,
+            )
+        };
         let weights_path = dir.join(WEIGHTS_FILE);
-        let bytes = read(WEIGHTS_FILE)?;
-        let tokenizer_json = read(TOKENIZER_FILE)?;
+        let bytes = read(WEIGHTS_FILE, &fsio::ARTIFACT_WEIGHTS)?;
+        let tokenizer_json = read(TOKENIZER_FILE, &fsio::TOKENIZER)?;
         let tensors = TensorSet::from_bytes(&bytes, &weights_path)?;
         for (name, record) in &manifest.weights {
             packed::check_weight(&tensors, name, record, &weights_path)?;

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
-use crate::diag::Diag;
+use crate::diag::{shape_text, Diag};
 
 /// One owned tensor: dtype, shape and little-endian bytes.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,12 +158,12 @@ impl TensorSet {
             return Err(Diag::new(
                 "plcc::artifact::shape-mismatch",
                 format!(
-                    "tensor `{name}` in `{}` is {:?} {:?}, expected {:?} {:?}",
+                    "tensor `{name}` in `{}` is {} {}, expected {} {}",
                     path.display(),
                     t.dtype,
-                    t.shape,
+                    shape_text(&t.shape),
                     dtype,
-                    shape
+                    shape_text(shape)
                 ),
             ));
         }

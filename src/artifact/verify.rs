@@ -9,11 +9,21 @@ use super::manifest::FileRecord;
 use super::manifest_file::REBUILD_HELP;
 use super::sha256_hex;
 use crate::diag::Diag;
+use crate::fsio::{check_regular, FileKind};
 
-/// The contents of file `name` of the artifact in `dir`, which must match `record`.
-pub fn read_verified(dir: &Path, name: &str, record: &FileRecord) -> Result<Vec<u8>, Diag> {
+/// The contents of file `name` of the artifact in `dir`, which must match
+/// `record` and be a regular file within `kind`'s limit.
+pub fn read_verified(
+    dir: &Path,
+    name: &str,
+    kind: &FileKind,
+    record: &FileRecord,
+) -> Result<Vec<u8>, Diag> {
     let path = dir.join(name);
     let in_artifact = format!("`{name}` in `{}`", dir.display());
+    if path.exists() {
+        check_regular(&path, kind)?;
+    }
     let bytes = std::fs::read(&path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Diag::new(
@@ -61,19 +71,22 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let record = FileRecord::of(b"weights");
         std::fs::write(dir.join("w.bin"), b"weights").unwrap();
-        assert_eq!(read_verified(&dir, "w.bin", &record).unwrap(), b"weights");
+        assert_eq!(
+            read_verified(&dir, "w.bin", &crate::fsio::ARTIFACT_WEIGHTS, &record).unwrap(),
+            b"weights"
+        );
 
         std::fs::write(dir.join("w.bin"), b"weighTs").unwrap();
-        let e = read_verified(&dir, "w.bin", &record).unwrap_err();
+        let e = read_verified(&dir, "w.bin", &crate::fsio::ARTIFACT_WEIGHTS, &record).unwrap_err();
         assert_eq!(e.code, "plcc::artifact::file-changed");
         assert!(e.message.contains("`w.bin`") && e.message.contains("sha256"));
 
         std::fs::write(dir.join("w.bin"), b"weig").unwrap();
-        let e = read_verified(&dir, "w.bin", &record).unwrap_err();
+        let e = read_verified(&dir, "w.bin", &crate::fsio::ARTIFACT_WEIGHTS, &record).unwrap_err();
         assert!(e.message.contains("4 bytes, expected 7"), "{}", e.message);
 
         std::fs::remove_file(dir.join("w.bin")).unwrap();
-        let e = read_verified(&dir, "w.bin", &record).unwrap_err();
+        let e = read_verified(&dir, "w.bin", &crate::fsio::ARTIFACT_WEIGHTS, &record).unwrap_err();
         assert_eq!(e.code, "plcc::artifact::missing-file");
         let _ = std::fs::remove_dir_all(&dir);
     }

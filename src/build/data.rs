@@ -3,6 +3,7 @@
 //! missing or empty file, a missing column, or a label outside the task's range.
 
 use crate::diag::Diag;
+use crate::fsio;
 use crate::recipe::{Column, DataFormat, DataSpec};
 
 /// One example of a data set.
@@ -17,10 +18,8 @@ pub struct Example {
 /// task) bounds the labels.
 pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Example>, Diag> {
     let path = &spec.path.value;
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diag::io("plcc::data::unreadable", "read data file", path, &e)
-            .label(spec.path.span, "this data file")
-    })?;
+    let text = fsio::read_text(path, &fsio::DATA)
+        .map_err(|d| d.or_span(spec.path.span, "this data file"))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -76,7 +75,7 @@ pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Exampl
                     };
                     found
                         .cloned()
-                        .ok_or_else(|| at(format!("field {c:?} is missing")))
+                        .ok_or_else(|| at(format!("field {c} is missing")))
                 };
                 let as_text = |x: serde_json::Value| match x {
                     serde_json::Value::String(s) => s,

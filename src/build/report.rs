@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fidelity::Fidelity;
 use super::vocab::VocabReport;
+use crate::diag::list_text;
 use crate::train::checkpoint::StageTotals;
 
 /// One side (teacher or student) of the report.
@@ -96,8 +97,8 @@ impl Report {
             self.planned_student_bytes, self.bytes_vs_plan
         ));
         s.push_str(&format!(
-            "Layer map (student → teacher): {:?}\n",
-            self.layer_map
+            "Layer map (student → teacher): {}\n",
+            list_text(&self.layer_map)
         ));
         if let Some(e) = self.embedding_energy_kept {
             s.push_str(&format!(

@@ -228,14 +228,7 @@ fn builtin_sha256(tensors: &Tensors) -> Result<String, Diag> {
 /// The path and bytes of the checkpoint's `model.safetensors`.
 fn checkpoint_weights(dir: &Path) -> Result<(PathBuf, Vec<u8>), Diag> {
     let weights = dir.join("model.safetensors");
-    let bytes = std::fs::read(&weights).map_err(|e| {
-        Diag::io(
-            "plcc::checkpoint::missing-weights",
-            "read checkpoint weights",
-            &weights,
-            &e,
-        )
-    })?;
+    let bytes = crate::fsio::read_regular(&weights, &crate::fsio::WEIGHTS)?;
     Ok((weights, bytes))
 }
 

@@ -113,8 +113,11 @@ pub fn measure(
     let peak_reset = reset_peak_rss();
     let before = rss_mb();
     let model = load_model(spec, device)?;
-    let rows = runner::tokenize(&model, lines, setup.max_len)?;
-    runner::run_all(&model, &rows, setup.batch_size)?;
+    let tokenized = runner::tokenize(&model, lines, setup.max_len)?;
+    if let Some(note) = tokenized.truncation_note() {
+        eprintln!("note: {spec}: {note}");
+    }
+    runner::run_all(&model, &tokenized.rows, setup.batch_size)?;
     let (mut report, records) = time_model(&model, lines, setup)?;
     report.peak_rss_mb = peak_rss_mb();
     report.rss_growth_mb = if peak_reset {
@@ -157,7 +160,7 @@ fn time_model(
     setup: BenchSetup,
 ) -> Result<(BenchReport, Vec<Record>), Diag> {
     let start = Instant::now();
-    let rows = runner::tokenize(model, lines, setup.max_len)?;
+    let rows = runner::tokenize(model, lines, setup.max_len)?.rows;
     let tokenize_s = start.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
     let mut records: Vec<Option<Record>> = vec![None; rows.len()];

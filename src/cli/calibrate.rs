@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
-use crate::diag::Diag;
+use crate::diag::{list_text, Diag};
 use crate::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
 use crate::model::runner::read_lines;
 
@@ -73,12 +73,12 @@ fn setting_text(c: &Calibration, o: &Outcome) -> String {
 
 fn print_table(c: &Calibration) {
     println!(
-        "calibrated `{}`: criterion {}, {} sentences, {} layers, exits after {:?}, target {}",
+        "calibrated `{}`: criterion {}, {} sentences, {} layers, exits after {}, target {}",
         c.artifact.display(),
         crate::ir::word(&c.criterion),
         c.samples,
         c.layers,
-        c.exit_layers,
+        list_text(&c.exit_layers),
         describe(c.target)
     );
     println!(
@@ -115,8 +115,9 @@ fn print_table(c: &Calibration) {
         );
     }
     println!(
-        "samples leaving at each exit (then at layer {}): {:?}",
-        c.layers, c.chosen.exits_taken
+        "samples leaving at each exit (then at layer {}): {}",
+        c.layers,
+        list_text(&c.chosen.exits_taken)
     );
     if c.written {
         println!(

@@ -35,7 +35,8 @@ pub fn open_model_and_inputs(
 
 /// Sets the CPU thread count for candle and gemm (both read
 /// `RAYON_NUM_THREADS` when their pools start, so this must run before any
-/// tensor work).
+/// tensor work). A `--threads` above the machine's cores is lowered to the
+/// core count, with a note on stderr.
 ///
 /// candle's element-wise operations run on a second pool of their own
 /// (`CANDLE_NUM_THREADS`) whose idle workers spin; next to rayon's pool it
@@ -53,6 +54,15 @@ pub fn set_threads(threads: Option<usize>) -> Result<(), Diag> {
                 "--threads must be at least 1",
             ));
         }
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        let n = if n > cores {
+            eprintln!(
+                "note: --threads {n} is more than the {cores} cores of this machine; using {cores}"
+            );
+            cores
+        } else {
+            n
+        };
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
         // gemm runs on rayon's global pool: size it before anything uses it.
         candle_core::utils::init_global_threadpool();
@@ -102,8 +112,11 @@ pub fn run(
             model.config.num_layers()
         );
     }
-    let rows = runner::tokenize(&model, &lines, max_len)?;
-    let records = runner::run_all(&model, &rows, batch_size)?;
+    let tokenized = runner::tokenize(&model, &lines, max_len)?;
+    if let Some(note) = tokenized.truncation_note() {
+        eprintln!("note: {note}");
+    }
+    let records = runner::run_all(&model, &tokenized.rows, batch_size)?;
     let mut text = String::new();
     for r in &records {
         let line = serde_json::to_string(r).map_err(|e| {

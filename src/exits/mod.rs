@@ -118,7 +118,7 @@ pub fn calibrate_with(
             ));
         }
     }
-    let rows = tokenize(&model, lines, options.max_len)?;
+    let rows = tokenize(&model, lines, options.max_len)?.rows;
     let observations = observe::observe(&model, &rows, options.batch_size.max(1))?;
     let after: Vec<usize> = model.exits.iter().map(|h| h.after_layer).collect();
     let depth = model.config.num_layers();

@@ -6,6 +6,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::diag::Diag;
+use crate::fsio;
 use crate::model::{builtin, ModelConfig};
 use crate::recipe::{Recipe, TeacherRef};
 
@@ -94,23 +95,16 @@ pub fn load_teacher(recipe: &Recipe) -> Result<TeacherInfo, Diag> {
                 .help("the path is relative to the recipe's folder; a checkpoint folder holds config.json, model.safetensors and tokenizer.json"));
             }
             let path = dir.join("config.json");
-            let text = std::fs::read(&path).map_err(|e| {
-                Diag::new(
-                    "plcc::checkpoint::missing-config",
-                    format!("cannot read `{shown}/config.json`"),
-                )
-                .label(span, "this checkpoint has no readable config.json")
-                .note(e.to_string())
-            })?;
-            let text_str = String::from_utf8_lossy(&text);
-            let config = ModelConfig::from_json_str(
-                &text_str,
-                std::path::Path::new(&format!("{shown}/config.json")),
-            )
-            .map_err(|d| d.label(span, "teacher checkpoint"))?;
+            let shown_path = std::path::PathBuf::from(format!("{shown}/config.json"));
+            let bytes = fsio::read_named(&path, &shown_path, &fsio::CONFIG)
+                .map_err(|d| d.label(span, "this checkpoint has no readable config.json"))?;
+            let config_hash = sha256_hex(&bytes);
+            let config = fsio::decode_utf8(&shown_path, &fsio::CONFIG, bytes)
+                .and_then(|text| ModelConfig::from_json_str(&text, &shown_path))
+                .map_err(|d| d.label(span, "teacher checkpoint"))?;
             Ok(TeacherInfo {
                 source: shown,
-                config_hash: sha256_hex(&text),
+                config_hash,
                 config,
                 span,
             })

@@ -36,7 +36,7 @@ impl std::fmt::Display for KernelError {
                 "packed kernels need one scale per row or per tensor, \
                  not groups of {unit_len} in rows of {cols}"
             ),
-            KernelError::Bits(b) => write!(f, "no packed kernel for {b:?} weights"),
+            KernelError::Bits(b) => write!(f, "no packed kernel for {b} weights"),
             KernelError::Malformed(m) => write!(f, "malformed quantized weight: {m}"),
             KernelError::BiasLength { expected, found } => {
                 write!(
@@ -95,7 +95,7 @@ pub fn integer_levels(q: &Quantized) -> Result<(Vec<i8>, Vec<f32>), KernelError>
     };
     if let Some(bad) = q.codes.iter().find(|&&c| c as u16 >= code_limit) {
         return Err(KernelError::Malformed(format!(
-            "code {bad} out of range for {:?}",
+            "code {bad} out of range for {}",
             q.bits
         )));
     }

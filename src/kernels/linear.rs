@@ -86,8 +86,8 @@ impl PackedLinear {
             }
             Device::Cpu => Ok(self),
             other => Err(KernelError::Device(format!(
-                "no packed kernel for {:?} in this build",
-                other.location()
+                "no packed kernel for {} in this build",
+                device_name(other)
             ))),
         }
     }
@@ -135,17 +135,17 @@ impl PackedLinear {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if !self.runs_on(x.device()) {
             candle_core::bail!(
-                "PackedLinear has no copy of its weights on {:?} (build with the `cuda` \
+                "PackedLinear has no copy of its weights on {} (build with the `cuda` \
                  feature and place them there with `to_device`, or move the input to the CPU)",
-                x.device().location()
+                device_name(x.device())
             );
         }
         match x.dims().last() {
             Some(&k) if k == self.in_features() => {}
             _ => candle_core::bail!(
-                "PackedLinear expects inputs of shape [.., {}], got {:?}",
+                "PackedLinear expects inputs of shape …×{}, got {}",
                 self.in_features(),
-                x.dims()
+                crate::diag::shape_text(x.dims())
             ),
         }
         let x = x.to_dtype(DType::F32)?.contiguous()?;
@@ -215,5 +215,13 @@ impl CustomOp1 for PackedLinear {
             Some(gpu) => gpu.forward(storage, layout),
             None => candle_core::bail!("PackedLinear: weights not placed on the GPU (to_device)"),
         }
+    }
+}
+/// `the CPU`, `CUDA GPU 0`, `Metal GPU 0`.
+fn device_name(device: &Device) -> String {
+    match device.location() {
+        candle_core::DeviceLocation::Cpu => "the CPU".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("CUDA GPU {gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("Metal GPU {gpu_id}"),
     }
 }

@@ -277,7 +277,7 @@ fn unsupported_weights_and_inputs_are_errors() {
     let layer = PackedLinear::new(&q, None).unwrap();
     let wrong = Tensor::zeros((2, 31), candle_core::DType::F32, &Device::Cpu).unwrap();
     let err = layer.forward(&wrong).unwrap_err().to_string();
-    assert!(err.contains("[.., 32]"), "{err}");
+    assert!(err.contains("…×32, got 2×31"), "{err}");
 }
 
 #[test]

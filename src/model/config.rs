@@ -7,7 +7,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::config_json::{self, ConfigJson};
 use crate::diag::Diag;
+use crate::fsio;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,34 +63,11 @@ impl ModelConfig {
         self.layers.len()
     }
 
-    /// Parses a Hugging Face `config.json`. `path` is only used in messages.
+    /// Parses a Hugging Face `config.json`, every size within the limits of
+    /// `config_json`. `path` is only used in messages.
     pub fn from_json_str(text: &str, path: &Path) -> Result<Self, Diag> {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            Diag::new(
-                "plcc::checkpoint::bad-config",
-                format!("`{}` is not valid JSON", path.display()),
-            )
-            .note(e.to_string())
-        })?;
-        let model_type = v
-            .get("model_type")
-            .and_then(|m| m.as_str())
-            .unwrap_or("")
-            .to_string();
-        let get = |keys: &[&str]| -> Option<&serde_json::Value> {
-            keys.iter().find_map(|k| v.get(*k).filter(|x| !x.is_null()))
-        };
-        let need = |keys: &[&str]| -> Result<usize, Diag> {
-            get(keys)
-                .and_then(|x| x.as_u64())
-                .map(|x| x as usize)
-                .ok_or_else(|| {
-                    Diag::new(
-                        "plcc::checkpoint::bad-config",
-                        format!("`{}` has no integer `{}`", path.display(), keys[0]),
-                    )
-                })
-        };
+        let json = ConfigJson::parse(text, path)?;
+        let model_type = json.str(&["model_type"]).unwrap_or("").to_string();
         let arch = match model_type.as_str() {
             "bert" | "roberta" | "xlm-roberta" | "distilbert-like" | "minilm" | "electra" => {
                 Arch::Bert
@@ -102,95 +81,92 @@ impl ModelConfig {
                 .help("plcc supports BERT-family encoders (`bert`) and `gpt2`"))
             }
         };
+        let (hidden_keys, heads_keys, layers_keys): (&[&str], &[&str], &[&str]) = match arch {
+            Arch::Bert => (
+                &["hidden_size"],
+                &["num_attention_heads"],
+                &["num_hidden_layers"],
+            ),
+            Arch::Gpt2 => (
+                &["n_embd", "hidden_size"],
+                &["n_head", "num_attention_heads"],
+                &["n_layer", "num_hidden_layers"],
+            ),
+        };
+        let hidden = json.count(hidden_keys, config_json::HIDDEN)?;
+        let heads = json.count(heads_keys, config_json::HEADS)?;
+        if hidden % heads != 0 {
+            return Err(json
+                .at(
+                    config_json::OUT_OF_RANGE,
+                    heads_keys[0],
+                    format!(
+                        "`{}` {hidden} is not divisible by `{}` {heads}",
+                        hidden_keys[0], heads_keys[0]
+                    ),
+                )
+                .help("every attention head has the same width: hidden size / heads"));
+        }
+        let layers = json.count(layers_keys, config_json::LAYERS)?;
+        let vocab_size = json.count(&["vocab_size"], config_json::VOCAB)?;
+        let layer = |ffn| LayerShape {
+            heads,
+            head_dim: hidden / heads,
+            ffn,
+        };
         let cfg = match arch {
             Arch::Bert => {
-                let hidden = need(&["hidden_size"])?;
-                let heads = need(&["num_attention_heads"])?;
-                let layers = need(&["num_hidden_layers"])?;
-                let ffn = need(&["intermediate_size"])?;
-                if heads == 0 || hidden % heads != 0 {
-                    return Err(Diag::new(
-                        "plcc::checkpoint::bad-config",
-                        format!(
-                            "hidden_size {hidden} is not divisible by num_attention_heads {heads}"
-                        ),
-                    ));
-                }
-                let act = match get(&["hidden_act"])
-                    .and_then(|a| a.as_str())
-                    .unwrap_or("gelu")
-                {
-                    "gelu" => Activation::Gelu,
-                    "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-                    "relu" => Activation::Relu,
-                    other => {
-                        return Err(Diag::new(
-                            "plcc::checkpoint::bad-config",
-                            format!("unsupported hidden_act `{other}` in `{}`", path.display()),
-                        ))
-                    }
-                };
+                let act =
+                    match json.str(&["hidden_act"]).unwrap_or("gelu") {
+                        "gelu" => Activation::Gelu,
+                        "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+                        "relu" => Activation::Relu,
+                        other => return Err(json
+                            .at(
+                                config_json::BAD_CONFIG,
+                                "hidden_act",
+                                format!("unsupported hidden_act `{other}`"),
+                            )
+                            .help(
+                                "plcc supports `gelu`, `gelu_new`, `gelu_pytorch_tanh` and `relu`",
+                            )),
+                    };
+                let ffn = json.count(&["intermediate_size"], config_json::INTERMEDIATE)?;
                 ModelConfig {
                     arch,
                     model_type,
-                    vocab_size: need(&["vocab_size"])?,
+                    vocab_size,
                     hidden_size: hidden,
-                    max_positions: need(&["max_position_embeddings"])?,
-                    type_vocab_size: get(&["type_vocab_size"])
-                        .and_then(|x| x.as_u64())
-                        .unwrap_or(2) as usize,
-                    layer_norm_eps: get(&["layer_norm_eps"])
-                        .and_then(|x| x.as_f64())
-                        .unwrap_or(1e-12),
+                    max_positions: json
+                        .count(&["max_position_embeddings"], config_json::POSITIONS)?,
+                    type_vocab_size: json.count_or(
+                        &["type_vocab_size"],
+                        2,
+                        config_json::TYPE_VOCAB,
+                    )?,
+                    layer_norm_eps: json.epsilon_or(&["layer_norm_eps"], 1e-12)?,
                     activation: act,
-                    pad_token_id: get(&["pad_token_id"])
-                        .and_then(|x| x.as_u64())
-                        .map(|x| x as u32),
-                    layers: vec![
-                        LayerShape {
-                            heads,
-                            head_dim: hidden / heads,
-                            ffn
-                        };
-                        layers
-                    ],
+                    pad_token_id: json.token_id(&["pad_token_id"], vocab_size)?,
+                    layers: vec![layer(ffn); layers],
                     embedding_rank: None,
                 }
             }
             Arch::Gpt2 => {
-                let hidden = need(&["n_embd", "hidden_size"])?;
-                let heads = need(&["n_head", "num_attention_heads"])?;
-                let layers = need(&["n_layer", "num_hidden_layers"])?;
-                let ffn = get(&["n_inner"])
-                    .and_then(|x| x.as_u64())
-                    .map(|x| x as usize)
-                    .unwrap_or(4 * hidden);
-                if heads == 0 || hidden % heads != 0 {
-                    return Err(Diag::new(
-                        "plcc::checkpoint::bad-config",
-                        format!("n_embd {hidden} is not divisible by n_head {heads}"),
-                    ));
-                }
+                let ffn = json.count_or(&["n_inner"], 4 * hidden, config_json::INTERMEDIATE)?;
                 ModelConfig {
                     arch,
                     model_type,
-                    vocab_size: need(&["vocab_size"])?,
+                    vocab_size,
                     hidden_size: hidden,
-                    max_positions: need(&["n_positions", "max_position_embeddings"])?,
+                    max_positions: json.count(
+                        &["n_positions", "max_position_embeddings"],
+                        config_json::POSITIONS,
+                    )?,
                     type_vocab_size: 0,
-                    layer_norm_eps: get(&["layer_norm_epsilon"])
-                        .and_then(|x| x.as_f64())
-                        .unwrap_or(1e-5),
+                    layer_norm_eps: json.epsilon_or(&["layer_norm_epsilon"], 1e-5)?,
                     activation: Activation::GeluTanh,
                     pad_token_id: None,
-                    layers: vec![
-                        LayerShape {
-                            heads,
-                            head_dim: hidden / heads,
-                            ffn
-                        };
-                        layers
-                    ],
+                    layers: vec![layer(ffn); layers],
                     embedding_rank: None,
                 }
             }
@@ -201,14 +177,7 @@ impl ModelConfig {
     /// Reads `dir/config.json`.
     pub fn from_dir(dir: &Path) -> Result<Self, Diag> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            Diag::io(
-                "plcc::checkpoint::missing-config",
-                "read checkpoint config",
-                &path,
-                &e,
-            )
-        })?;
+        let text = fsio::read_text(&path, &fsio::CONFIG)?;
         Self::from_json_str(&text, &path)
     }
 }

@@ -247,9 +247,9 @@ pub fn masked_mean(hidden: &Tensor, mask: &Tensor) -> Result<Option<Tensor>> {
     let (b, s, _) = hidden.dims3()?;
     if mask.dims() != [b, s] {
         candle_core::bail!(
-            "mean pool: mask {:?} for hidden {:?}",
-            mask.dims(),
-            hidden.dims()
+            "mean pool: mask {} for hidden {}",
+            crate::diag::shape_text(mask.dims()),
+            crate::diag::shape_text(hidden.dims())
         )
     }
     let weights = mask.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;

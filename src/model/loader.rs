@@ -273,7 +273,7 @@ pub fn load_network(
 ) -> Result<(ModelConfig, Network, Checkpoint), Diag> {
     let config = ModelConfig::from_dir(dir)?;
     let weights = dir.join("model.safetensors");
-    if !weights.is_file() {
+    if !weights.exists() {
         return Err(Diag::new(
             "plcc::checkpoint::missing-weights",
             format!("checkpoint directory `{}` has no model.safetensors", dir.display()),

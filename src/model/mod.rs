@@ -5,6 +5,7 @@
 pub mod bert;
 pub mod builtin;
 pub mod config;
+pub mod config_json;
 pub mod early_exit;
 pub mod exit_rule;
 pub mod fastmath;
@@ -21,6 +22,7 @@ pub mod linear_kernel;
 pub mod loader;
 pub mod output;
 pub mod runner;
+pub mod safetensors_check;
 pub mod tokenizer;
 pub mod weights;
 

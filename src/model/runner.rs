@@ -45,13 +45,37 @@ impl Record {
     }
 }
 
+/// Token rows of the input lines, and how many lines were cut to fit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tokenized {
+    pub rows: Vec<Vec<u32>>,
+    /// Lines longer than the length limit, cut to it.
+    pub truncated: usize,
+    /// The length limit in tokens.
+    pub max_len: usize,
+}
+
+impl Tokenized {
+    /// The note to show when lines were cut (the library does not print it).
+    pub fn truncation_note(&self) -> Option<String> {
+        (self.truncated > 0).then(|| {
+            format!(
+                "{} of {} inputs are longer than {} tokens and were cut to that length",
+                self.truncated,
+                self.rows.len(),
+                self.max_len
+            )
+        })
+    }
+}
+
 /// Tokenizes `lines` with special tokens, truncated to `max_len` (default:
 /// the model's maximum positions). Every line must yield a token.
 pub fn tokenize(
     model: &LoadedModel,
     lines: &[String],
     max_len: Option<usize>,
-) -> Result<Vec<Vec<u32>>, Diag> {
+) -> Result<Tokenized, Diag> {
     let limit = model.config.max_positions;
     let max_len = max_len.unwrap_or(limit);
     if max_len == 0 || max_len > limit {
@@ -60,7 +84,7 @@ pub fn tokenize(
             format!("--max-len {max_len} is outside 1..={limit} (the model's maximum positions)"),
         ));
     }
-    let rows = model.tokenizer.encode_all(lines, max_len)?;
+    let (rows, truncated) = model.tokenizer.encode_all(lines, max_len)?;
     if let Some(i) = rows.iter().position(Vec::is_empty) {
         return Err(Diag::new(
             "plcc::run::empty-input",
@@ -83,7 +107,11 @@ pub fn tokenize(
         )
         .help("the tokenizer does not belong to this model"));
     }
-    Ok(rows)
+    Ok(Tokenized {
+        rows,
+        truncated,
+        max_len,
+    })
 }
 
 /// Groups row indices into batches of at most `batch_size`, longest rows
@@ -127,8 +155,7 @@ pub fn run_all(
 
 /// Reads one input per line (a trailing newline is not an input).
 pub fn read_lines(path: &std::path::Path) -> Result<Vec<String>, Diag> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Diag::io("plcc::run::bad-input", "read input file", path, &e))?;
+    let text = crate::fsio::read_text(path, &crate::fsio::INPUT)?;
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
     if lines.is_empty() {
         return Err(Diag::new(

@@ -15,6 +15,7 @@ use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer, TruncationParams};
 
 use crate::diag::Diag;
+use crate::fsio;
 
 /// A tokenizer plus what plcc needs to know about it.
 #[derive(Clone)]
@@ -40,7 +41,7 @@ impl TextTokenizer {
     /// the file are dropped (plcc pads and truncates itself).
     pub fn from_dir(dir: &Path, pad_id: Option<u32>) -> Result<Self, Diag> {
         let path = dir.join("tokenizer.json");
-        if !path.is_file() {
+        if !path.exists() {
             return Err(Diag::new(
                 "plcc::checkpoint::missing-tokenizer",
                 format!(
@@ -50,8 +51,7 @@ impl TextTokenizer {
             )
             .help("save the tokenizer next to the model (`tokenizer.save_pretrained(dir)`)"));
         }
-        let bytes = std::fs::read(&path)
-            .map_err(|e| Diag::io("plcc::checkpoint::bad-tokenizer", "read", &path, &e))?;
+        let bytes = fsio::read_regular(&path, &fsio::TOKENIZER)?;
         Self::from_bytes(&bytes, &path, pad_id)
     }
 
@@ -86,8 +86,13 @@ impl TextTokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
-    /// Encodes many lines (in parallel), each truncated to `max_len`.
-    pub fn encode_all(&self, lines: &[String], max_len: usize) -> Result<Vec<Vec<u32>>, Diag> {
+    /// Encodes many lines (in parallel), each truncated to `max_len`; also
+    /// returns how many lines were longer and lost tokens.
+    pub fn encode_all(
+        &self,
+        lines: &[String],
+        max_len: usize,
+    ) -> Result<(Vec<Vec<u32>>, usize), Diag> {
         let mut tok = self.inner.clone();
         tok.with_truncation(Some(TruncationParams {
             max_length: max_len,
@@ -101,7 +106,14 @@ impl TextTokenizer {
             .map_err(|e| {
                 Diag::new("plcc::run::tokenize", "cannot tokenize input").note(e.to_string())
             })?;
-        Ok(encs.iter().map(|e| e.get_ids().to_vec()).collect())
+        let truncated = encs
+            .iter()
+            .filter(|e| !e.get_overflowing().is_empty())
+            .count();
+        Ok((
+            encs.iter().map(|e| e.get_ids().to_vec()).collect(),
+            truncated,
+        ))
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -1,5 +1,5 @@
-//! Checkpoint weights: reads a `model.safetensors` file (validating its header
-//! against the file length before any tensor is built), strips a model prefix
+//! Checkpoint weights: reads a `model.safetensors` file (validated by
+//! `safetensors_check` before any tensor is built), strips a model prefix
 //! (`bert.`, `transformer.`, ...), and serves the tensors to the model code
 //! through a `candle_nn::VarBuilder`. Also the seeded random backend of the
 //! built-in models and the mapping of candle loading errors to `Diag`s.
@@ -12,7 +12,9 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
-use crate::diag::Diag;
+use super::safetensors_check::{check_finite, check_header, corrupt};
+use crate::diag::{shape_text, Diag};
+use crate::fsio;
 
 /// The tensors of one checkpoint file, keyed by name with the model prefix
 /// removed.
@@ -30,14 +32,7 @@ impl Checkpoint {
     /// `anchor` is a tensor name the model certainly has (without prefix),
     /// used to find the prefix: e.g. `embeddings.word_embeddings.weight`.
     pub fn load(path: &Path, anchor: &str, device: &Device) -> Result<Self, Diag> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Diag::io(
-                "plcc::checkpoint::missing-weights",
-                "read checkpoint weights",
-                path,
-                &e,
-            )
-        })?;
+        let bytes = fsio::read_regular(path, &fsio::WEIGHTS)?;
         Self::from_bytes(&bytes, path, anchor, device)
     }
 
@@ -53,6 +48,7 @@ impl Checkpoint {
             .map_err(|e| corrupt(path, e.to_string()))?;
         let mut raw = HashMap::new();
         for (name, view) in st.tensors() {
+            check_finite(path, &name, view.dtype(), view.data())?;
             let t = view
                 .load(&Device::Cpu)
                 .and_then(|t| t.to_dtype(DType::F32))
@@ -106,59 +102,6 @@ impl Checkpoint {
     }
 }
 
-fn corrupt(path: &Path, detail: String) -> Diag {
-    Diag::new(
-        "plcc::checkpoint::corrupt-weights",
-        format!("`{}` is not a valid safetensors file", path.display()),
-    )
-    .note(detail)
-}
-
-/// Checks the 8-byte header length and the JSON header against the file size.
-fn check_header(bytes: &[u8], path: &Path) -> Result<(), Diag> {
-    let Some(len_bytes) = bytes.get(..8) else {
-        return Err(corrupt(
-            path,
-            format!(
-                "the file has {} bytes, fewer than the 8-byte header length",
-                bytes.len()
-            ),
-        ));
-    };
-    let mut le = [0u8; 8];
-    le.copy_from_slice(len_bytes);
-    let header_len = u64::from_le_bytes(le);
-    let available = (bytes.len() - 8) as u64;
-    if header_len > available {
-        return Err(corrupt(
-            path,
-            format!("the header claims {header_len} bytes but only {available} follow: the file is truncated or not safetensors"),
-        ));
-    }
-    let header = &bytes[8..8 + header_len as usize];
-    let meta: serde_json::Value = serde_json::from_slice(header)
-        .map_err(|e| corrupt(path, format!("the header is not valid JSON: {e}")))?;
-    let data_len = available - header_len;
-    let mut needed = 0u64;
-    if let Some(map) = meta.as_object() {
-        for (name, info) in map.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
-            let end = info
-                .get("data_offsets")
-                .and_then(|o| o.get(1))
-                .and_then(|e| e.as_u64())
-                .ok_or_else(|| corrupt(path, format!("tensor `{name}` has no data_offsets")))?;
-            needed = needed.max(end);
-        }
-    }
-    if needed > data_len {
-        return Err(corrupt(
-            path,
-            format!("the tensors need {needed} data bytes but the file holds {data_len}: the file is truncated"),
-        ));
-    }
-    Ok(())
-}
-
 /// Turns an error raised while building a model from `path`'s tensors into a
 /// `Diag` naming the tensor (and both shapes on a mismatch).
 pub fn load_error(err: candle_core::Error, path: &Path) -> Diag {
@@ -170,10 +113,10 @@ pub fn load_error(err: candle_core::Error, path: &Path) -> Diag {
         candle_core::Error::UnexpectedShape { msg, expected, got } => Diag::new(
             "plcc::checkpoint::shape-mismatch",
             format!(
-                "{msg} in `{}`: the checkpoint has {:?}, config.json implies {:?}",
+                "{msg} in `{}`: the checkpoint has {}, config.json implies {}",
                 path.display(),
-                got.dims(),
-                expected.dims()
+                shape_text(got.dims()),
+                shape_text(expected.dims())
             ),
         ),
         other => Diag::new(

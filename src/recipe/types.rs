@@ -112,6 +112,16 @@ pub enum Column {
     Key(String),
 }
 
+impl std::fmt::Display for Column {
+    /// An index as a number (`2`), a key in backquotes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Column::Index(i) => write!(f, "{i}"),
+            Column::Key(k) => write!(f, "`{k}`"),
+        }
+    }
+}
+
 /// How much of a structure to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum Amount {
@@ -246,6 +256,17 @@ pub enum Bits {
     Ternary,
     /// 2, 4 or 8-bit integers.
     Int(u8),
+}
+
+impl std::fmt::Display for Bits {
+    /// `binary`, `ternary`, `int4`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bits::Binary => f.write_str("binary"),
+            Bits::Ternary => f.write_str("ternary"),
+            Bits::Int(n) => write!(f, "int{n}"),
+        }
+    }
 }
 
 impl Bits {

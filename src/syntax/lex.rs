@@ -36,7 +36,7 @@ pub fn scan(text: &str) -> Result<(), Diag> {
             other => {
                 let end = pos + other.len_utf8();
                 let shown = if other.is_control() {
-                    format!("{:?}", other)
+                    format!("U+{:04X} (a control character)", other as u32)
                 } else {
                     format!("`{other}`")
                 };

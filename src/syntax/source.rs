@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::diag::Diag;
+use crate::fsio;
 
 /// A recipe file's path and text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,42 +25,19 @@ impl SourceText {
     }
 }
 
-/// Reads a recipe file. A missing file or bytes that are not UTF-8 are
-/// diagnostics (the latter with the byte offset and line of the first bad byte).
+/// Reads a recipe file (a regular file of at most 1 MiB). A missing file or
+/// bytes that are not UTF-8 are diagnostics (the latter with the byte offset
+/// and line of the first bad byte).
 pub fn read_recipe(path: &Path) -> Result<SourceText, Diag> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Diag::io("plcc::recipe::unreadable", "read recipe", path, &e))?;
-    decode(path, bytes)
+    decode(path, fsio::read_regular(path, &fsio::RECIPE)?)
 }
 
 /// Decodes the bytes of the recipe at `path`.
 pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<SourceText, Diag> {
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok(SourceText {
-            path: path.to_path_buf(),
-            text,
-        }),
-        Err(e) => {
-            let offset = e.utf8_error().valid_up_to();
-            let bytes = e.as_bytes();
-            let line = bytes[..offset].iter().filter(|b| **b == b'\n').count() + 1;
-            let column = offset
-                - bytes[..offset]
-                    .iter()
-                    .rposition(|b| *b == b'\n')
-                    .map_or(0, |p| p + 1)
-                + 1;
-            Err(Diag::new(
-                "plcc::syntax::invalid-utf8",
-                format!(
-                    "`{}` is not valid UTF-8: bad byte 0x{:02X} at offset {offset} (line {line}, column {column})",
-                    path.display(),
-                    bytes.get(offset).copied().unwrap_or(0)
-                ),
-            )
-            .help("save the recipe as UTF-8"))
-        }
-    }
+    Ok(SourceText {
+        path: path.to_path_buf(),
+        text: fsio::decode_utf8(path, &fsio::RECIPE, bytes)?,
+    })
 }
 
 #[cfg(test)]

@@ -151,10 +151,10 @@ pub fn run_stage(
                 return Err(Diag::new(
                     "plcc::train::checkpoint",
                     format!(
-                        "the checkpoint's `{}` has shape {:?}, the model's {:?}",
+                        "the checkpoint's `{}` has shape {}, the model's {}",
                         p.name,
-                        saved.dims(),
-                        p.var.as_tensor().dims()
+                        crate::diag::shape_text(saved.dims()),
+                        crate::diag::shape_text(p.var.as_tensor().dims())
                     ),
                 ));
             }

@@ -159,9 +159,9 @@ impl Optimizer {
                 })?;
                 if saved.dims() != t.dims() {
                     candle_core::bail!(
-                        "checkpoint's {prefix}.{n} has shape {:?}, expected {:?}",
-                        saved.dims(),
-                        t.dims()
+                        "checkpoint's {prefix}.{n} has shape {}, expected {}",
+                        crate::diag::shape_text(saved.dims()),
+                        crate::diag::shape_text(t.dims())
                     )
                 }
                 *t = saved.to_device(t.device())?;

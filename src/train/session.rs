@@ -112,8 +112,9 @@ impl Session {
                 return Err(Diag::new(
                     "plcc::train::max-steps-changed",
                     format!(
-                        "the checkpoint was written with --max-steps {:?}, this run has {:?}",
-                        ckpt.meta.max_steps, max_steps
+                        "the checkpoint was written with {}, this run has {}",
+                        max_steps_text(ckpt.meta.max_steps),
+                        max_steps_text(max_steps)
                     ),
                 )
                 .help("resume with the same --max-steps as the interrupted run"));
@@ -170,5 +171,24 @@ impl Session {
     /// The teacher tensors of the resumed checkpoint (a pretrained teacher).
     pub fn resumed_teacher(&self) -> Option<&std::collections::HashMap<String, Tensor>> {
         self.resume_from.as_ref().and_then(|c| c.teacher.as_ref())
+    }
+}
+
+/// `--max-steps 100`, or `no --max-steps`, as messages show the option.
+fn max_steps_text(max_steps: Option<usize>) -> String {
+    match max_steps {
+        Some(n) => format!("--max-steps {n}"),
+        None => "no --max-steps".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_steps_text;
+
+    #[test]
+    fn max_steps_read_as_the_command_line_option() {
+        assert_eq!(max_steps_text(Some(100)), "--max-steps 100");
+        assert_eq!(max_steps_text(None), "no --max-steps");
     }
 }
