@@ -303,6 +303,48 @@ fn inputs_longer_than_the_model_are_cut_with_one_note() {
 }
 
 #[test]
+fn build_examples_longer_than_read_are_counted_in_notes() {
+    let long = "word ".repeat(200);
+    let dir = common::workdir(
+        "fault-inputs-long-build",
+        &[(
+            "data/sentences.txt",
+            &format!("a short one\n{long}\nanother short one\n{long}end\n"),
+        )],
+    );
+    let recipe = common::write_recipe(
+        &dir,
+        r#"
+teacher: "builtin:tiny-bert"
+task: embedding
+pooling: mean
+keep_layers: [0, 2]
+data s "data/sentences.txt" {}
+distill d {
+    steps: 1
+    data: s
+    batch_size: 4
+    seq_len: 16
+    loss cosine {}
+}
+"#,
+    );
+    let o = common::build(&recipe, &dir.join("out"), "1");
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("stage `d`: 2 of 4 examples are longer than 16 tokens"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "2 of 4 examples of `s` are longer than 128 tokens; fidelity compares their first 128"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn threads_beyond_the_cores_are_capped_with_a_note() {
     let dir = with_teacher("threads", false);
     let input = dir.join("input.txt");

@@ -19,11 +19,32 @@ use crate::model::{ForwardOptions, Inputs, LoadedModel, Mode, Pooling, TextToken
 use crate::recipe::{self, Task};
 
 /// Measured fidelity.
+///
+/// Examples are compared on their first `max_tokens` tokens; `note_cuts`
+/// words how many were longer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fidelity {
     pub data: String,
     pub examples: usize,
+    /// Examples longer than the measurement reads (`max_tokens`), of which
+    /// only the first `max_tokens` tokens were compared.
+    #[serde(default)]
+    pub truncated: usize,
+    #[serde(default)]
+    pub max_tokens: usize,
     pub metrics: BTreeMap<String, f64>,
+}
+
+impl Fidelity {
+    /// A note for the report when some examples were cut, else `None`.
+    pub fn note_cuts(&self) -> Option<String> {
+        (self.truncated > 0).then(|| {
+            format!(
+                "{} of {} examples of `{}` are longer than {} tokens; fidelity compares their first {}",
+                self.truncated, self.examples, self.data, self.max_tokens, self.max_tokens
+            )
+        })
+    }
 }
 
 const BATCH: usize = 16;
@@ -41,13 +62,24 @@ pub fn encode_examples(
     max_len: usize,
     examples: &[Example],
 ) -> Result<Vec<Encoded>, Diag> {
+    Ok(encode_counting_cuts(tokenizer, max_len, examples)?.0)
+}
+
+/// `encode_examples`, also counting the examples longer than `max_len`
+/// tokens (cut to their first `max_len`).
+pub fn encode_counting_cuts(
+    tokenizer: &TextTokenizer,
+    max_len: usize,
+    examples: &[Example],
+) -> Result<(Vec<Encoded>, usize), Diag> {
     let mut tok = tokenizer.inner.clone();
     tok.with_truncation(Some(tokenizers::TruncationParams {
         max_length: max_len,
         ..Default::default()
     }))
     .map_err(|e| Diag::new("plcc::build::tokenize", "cannot set truncation").note(e.to_string()))?;
-    examples
+    let mut cut = 0;
+    let rows = examples
         .iter()
         .map(|ex| {
             let enc = match &ex.pair {
@@ -61,9 +93,11 @@ pub fn encode_examples(
                 )
                 .note(e.to_string())
             })?;
+            cut += usize::from(!enc.get_overflowing().is_empty());
             Ok((enc.get_ids().to_vec(), enc.get_type_ids().to_vec()))
         })
-        .collect()
+        .collect::<Result<Vec<_>, Diag>>()?;
+    Ok((rows, cut))
 }
 
 /// One padded batch of encoded rows; segment ids when the model has types.
@@ -108,7 +142,7 @@ pub fn measure(
     examples: &[Example],
 ) -> Result<Fidelity, Diag> {
     let max_len = teacher.config.max_positions.min(128);
-    let rows_t = encode_examples(&teacher.tokenizer, max_len, examples)?;
+    let (rows_t, truncated) = encode_counting_cuts(&teacher.tokenizer, max_len, examples)?;
     let rows_s = encode_examples(&student.tokenizer, max_len, examples)?;
     let mut metrics = BTreeMap::new();
     let mut cos = Vec::new();
@@ -234,6 +268,8 @@ pub fn measure(
     Ok(Fidelity {
         data: data.to_string(),
         examples: n,
+        truncated,
+        max_tokens: max_len,
         metrics,
     })
 }

@@ -329,6 +329,7 @@ pub fn build(
     notes.extend(student.notes.clone());
     notes.extend(calibrated.notes);
     notes.extend(packed.notes.clone());
+    notes.extend(fidelity.note_cuts());
     if !packed.activation_quant.is_empty() {
         notes.push(format!(
             "{} modules quantize their input activations; fidelity was measured on the \

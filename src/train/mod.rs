@@ -33,7 +33,7 @@ use std::time::Instant;
 use candle_core::Tensor;
 
 use crate::build::data::Example;
-use crate::build::fidelity::{self, batch_inputs, encode_examples, Encoded};
+use crate::build::fidelity::{self, batch_inputs, encode_counting_cuts, Encoded};
 use crate::build::report::StageEval;
 use crate::diag::Diag;
 use crate::ir::{LossPlanKind, StagePlan};
@@ -93,7 +93,15 @@ pub fn run_stage(
     let task = net.task;
     let examples = batches::task_examples(job.examples, task);
     let max_len = plan.seq_len.min(net.config.max_positions).max(2);
-    let encoded: Vec<Encoded> = encode_examples(job.tokenizer, max_len, &examples)?;
+    let (encoded, cut): (Vec<Encoded>, usize) =
+        encode_counting_cuts(job.tokenizer, max_len, &examples)?;
+    if cut > 0 {
+        session.notes.push(format!(
+            "stage `{}`: {cut} of {} examples are longer than {max_len} tokens and train on their first {max_len} (`seq_len`)",
+            plan.name,
+            examples.len()
+        ));
+    }
     let labels: Vec<Option<usize>> = examples.iter().map(|e| e.label).collect();
     let mut stream = batches::BatchStream::new(
         encoded.iter().map(|e| e.0.len()).collect(),
