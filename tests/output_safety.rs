@@ -49,6 +49,13 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     out
 }
 
+/// `plcc build RECIPE --max-steps 0 EXTRA…`, writing to the recipe's `output:`.
+fn build_at_recipe_output(recipe: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["build", recipe.to_str().unwrap(), "--max-steps", "0"];
+    args.extend_from_slice(extra);
+    plcc(&args)
+}
+
 fn refused(o: &std::process::Output, code: &str) -> String {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -130,15 +137,9 @@ fn a_recipe_output_naming_the_recipes_folder_is_refused_with_its_span() {
     std::fs::write(inner.join("data/pairs.tsv"), PAIRS).unwrap();
     let recipe = write_recipe(&inner, &format!("output: \"../inner\"\n{RECIPE}"));
     let before = snapshot(&inner);
-    let o = plcc(&["build", recipe.to_str().unwrap(), "--max-steps", "0"]);
+    let o = build_at_recipe_output(&recipe, &[]);
     refused(&o, "plcc::build::output-outside");
-    let o = plcc(&[
-        "build",
-        recipe.to_str().unwrap(),
-        "--max-steps",
-        "0",
-        "--allow-outside",
-    ]);
+    let o = build_at_recipe_output(&recipe, &["--allow-outside"]);
     let err = refused(&o, "plcc::build::output-holds-input");
     assert!(err.contains("recipe.pc`)"), "{err}");
     assert!(err.contains("output: \"../inner\""), "span shown: {err}");
@@ -226,7 +227,7 @@ fn a_recipe_output_outside_its_folder_needs_allow_outside() {
     ];
     for target in &escaping {
         let recipe = write_recipe(&inner, &format!("output: \"{target}\"\n{RECIPE}"));
-        let o = plcc(&["build", recipe.to_str().unwrap(), "--max-steps", "0"]);
+        let o = build_at_recipe_output(&recipe, &[]);
         let err = refused(&o, "plcc::build::output-outside");
         assert!(
             err.contains(&format!("output: \"{target}\"")),
@@ -242,19 +243,13 @@ fn a_recipe_output_outside_its_folder_needs_allow_outside() {
 
     // Inside the folder (even through `..` that stays inside) is fine.
     let recipe = write_recipe(&inner, &format!("output: \"out/../models/m\"\n{RECIPE}"));
-    let o = plcc(&["build", recipe.to_str().unwrap(), "--max-steps", "0"]);
+    let o = build_at_recipe_output(&recipe, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(inner.join("models/m/manifest.json").is_file());
 
     // --allow-outside lifts the rule; so does -o, which is the user's own choice.
     let recipe = write_recipe(&inner, &format!("output: \"../escaped\"\n{RECIPE}"));
-    let o = plcc(&[
-        "build",
-        recipe.to_str().unwrap(),
-        "--max-steps",
-        "0",
-        "--allow-outside",
-    ]);
+    let o = build_at_recipe_output(&recipe, &["--allow-outside"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(dir.join("escaped/manifest.json").is_file());
     let o = build(&recipe, &absolute, "0");

@@ -103,14 +103,15 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Diag> {
             return Err(changed(dir).note(format!("sha256 {actual}, expected {recorded}")));
         }
     }
-    let header: Header = serde_json::from_slice(&text).map_err(|e| {
+    let not_valid = |e: serde_json::Error| {
         Diag::new(
             "plcc::artifact::corrupt",
             manifest_message(dir, "is not a valid plcc manifest"),
         )
         .note(e.to_string())
         .help(REBUILD_HELP)
-    })?;
+    };
+    let header: Header = serde_json::from_slice(&text).map_err(not_valid)?;
     if header.format != FORMAT || header.format_version != FORMAT_VERSION {
         let mut d = Diag::new(
             "plcc::artifact::version",
@@ -140,14 +141,7 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Diag> {
         .note("the file was rewritten by something other than plcc")
         .help(REBUILD_HELP));
     }
-    let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| {
-        Diag::new(
-            "plcc::artifact::corrupt",
-            manifest_message(dir, "is not a valid plcc manifest"),
-        )
-        .note(e.to_string())
-        .help(REBUILD_HELP)
-    })?;
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(not_valid)?;
     validate::validate(&manifest, dir)?;
     Ok(manifest)
 }
