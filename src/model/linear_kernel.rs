@@ -18,7 +18,7 @@ use super::gemm::PackedWeight;
 use super::linear::Linear;
 use crate::artifact::ActivationQuant;
 use crate::kernels::{IntegerWeights, PackedLinear};
-use crate::quant::{dequantize, quantize, QuantSpec};
+use crate::quant::{fake_quantize, QuantSpec};
 use crate::recipe::{Bits, Granularity, ScaleMethod};
 
 /// The input quantization the integer kernel applies: symmetric int8, one
@@ -209,9 +209,9 @@ pub fn quantize_input(x: &Tensor, q: &ActivationQuant) -> Result<Tensor> {
         scale: ScaleMethod::Max,
         learned: None,
     };
-    let quantized = quantize(&values, rows, cols, &spec)
+    let quantized = fake_quantize(&values, rows, cols, &spec)
         .map_err(|e| candle_core::Error::Msg(format!("activation quantizer: {e}")))?;
-    Tensor::from_vec(dequantize(&quantized), dims, x.device())?.to_dtype(x.dtype())
+    Tensor::from_vec(quantized, dims, x.device())?.to_dtype(x.dtype())
 }
 
 #[cfg(test)]

@@ -25,6 +25,6 @@ mod quantize;
 pub use gptq::{gptq, GptqError, GptqOptions};
 pub use pack::{pack_rows, packed_row_bytes, unpack_rows};
 pub use quantize::{
-    decode, dequantize, encode, quantize, unit_params, Layout, QuantError, QuantSpec, Quantized,
-    UnitParams,
+    decode, dequantize, encode, fake_quantize, quantize, unit_params, Layout, QuantError,
+    QuantSpec, Quantized, UnitParams,
 };

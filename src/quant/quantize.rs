@@ -116,23 +116,6 @@ fn units(rows: usize, cols: usize, granularity: Granularity) -> Result<(usize, u
     }
 }
 
-/// Collects each unit's weights (by index) in row-major order.
-fn unit_members(
-    w: &[f32],
-    rows: usize,
-    cols: usize,
-    unit_len: usize,
-    n_units: usize,
-) -> Vec<Vec<f32>> {
-    let mut members: Vec<Vec<f32>> = vec![Vec::new(); n_units];
-    for r in 0..rows {
-        for c in 0..cols {
-            members[unit_index(rows, cols, unit_len, r, c)].push(w[r * cols + c]);
-        }
-    }
-    members
-}
-
 fn mean_abs(v: &[f32]) -> f32 {
     if v.is_empty() {
         0.0
@@ -202,12 +185,33 @@ impl Layout {
         unit_index(self.rows, self.cols, self.unit_len, r, c)
     }
 
-    /// The parameters of every unit of `w` (`rows × cols`, row-major).
+    /// Where each unit's weights lie in the row-major matrix, in unit
+    /// order: a unit is always one contiguous run (the whole matrix, a row,
+    /// or a group within a row; a row's last group may be shorter).
+    pub fn unit_ranges(&self) -> Vec<std::ops::Range<usize>> {
+        let len = self.rows * self.cols;
+        if self.units == 1 {
+            return vec![0..len];
+        }
+        let per_row = self.cols.div_ceil(self.unit_len);
+        (0..self.rows)
+            .flat_map(|r| {
+                (0..per_row).map(move |g| {
+                    let start = r * self.cols + g * self.unit_len;
+                    start..(start + self.unit_len).min((r + 1) * self.cols)
+                })
+            })
+            .collect()
+    }
+
+    /// The parameters of every unit of `w` (`rows × cols`, row-major),
+    /// units in parallel.
     pub fn params(&self, w: &[f32], spec: &QuantSpec) -> Vec<UnitParams> {
-        unit_members(w, self.rows, self.cols, self.unit_len, self.units)
-            .iter()
+        use rayon::prelude::*;
+        self.unit_ranges()
+            .into_par_iter()
             .enumerate()
-            .map(|(u, m)| unit_params(m, u, spec, self))
+            .map(|(u, range)| unit_params(&w[range], u, spec, self))
             .collect()
     }
 
@@ -391,6 +395,31 @@ pub fn quantize(
     Ok(layout.assemble(spec, codes, &params))
 }
 
+/// The values `dequantize(quantize(w))` holds, without storing codes: the
+/// forward pass of training's fake quantization. Rows in parallel.
+pub fn fake_quantize(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    spec: &QuantSpec,
+) -> Result<Vec<f32>, QuantError> {
+    use rayon::prelude::*;
+    let layout = Layout::new(w.len(), rows, cols, spec)?;
+    let params = layout.params(w, spec);
+    let mut out = vec![0f32; w.len()];
+    out.par_chunks_mut(cols.max(1))
+        .zip(w.par_chunks(cols.max(1)))
+        .enumerate()
+        .for_each(|(r, (out_row, row))| {
+            for (c, (o, &x)) in out_row.iter_mut().zip(row).enumerate() {
+                let p = &params[layout.unit_of(r, c)];
+                let code = encode(x, spec.bits, layout.asymmetric, p);
+                *o = decode(code, spec.bits, layout.asymmetric, p.scale, p.zero);
+            }
+        });
+    Ok(out)
+}
+
 /// The value a code stands for.
 fn code_value(q: &Quantized, code: u8, unit: usize) -> f32 {
     let zero = q.zero_points.as_ref().map_or(0.0, |z| z[unit]);
@@ -411,6 +440,36 @@ pub fn dequantize(q: &Quantized) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fake_quantization_equals_quantize_then_dequantize() {
+        let (rows, cols) = (7, 45);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * (1.0 + (i % 13) as f32))
+            .collect();
+        for bits in [
+            Bits::Binary,
+            Bits::Ternary,
+            Bits::Int(2),
+            Bits::Int(4),
+            Bits::Int(8),
+        ] {
+            for granularity in [
+                Granularity::Tensor,
+                Granularity::Row,
+                Granularity::Group(16),
+            ] {
+                for symmetric in [true, false] {
+                    for scale in [ScaleMethod::Max, ScaleMethod::MeanAbs] {
+                        let s = spec(bits, symmetric, granularity, scale);
+                        let q = quantize(&w, rows, cols, &s).unwrap();
+                        let fake = fake_quantize(&w, rows, cols, &s).unwrap();
+                        assert_eq!(fake, dequantize(&q), "{bits:?} {granularity:?} {symmetric}");
+                    }
+                }
+            }
+        }
+    }
 
     fn spec(
         bits: Bits,

@@ -1,7 +1,8 @@
 //! Quantizers seen through the straight-through estimator while training.
 //!
 //! - `SpecQuantizer` runs the very quantizer that packs the artifact
-//!   (`quant::quantize` then `dequantize`) on the detached weight, so the
+//!   (`quant::fake_quantize`: `quantize` then `dequantize`, without storing
+//!   the codes) on the detached weight, so the
 //!   forward pass during training sees exactly the values the artifact will
 //!   hold. The gradient reaches the float weight unchanged.
 //! - `LearnedScaleQuantizer` is module-wise dynamic scaling (Tao et al.):
@@ -16,7 +17,7 @@
 use candle_core::{Result, Tensor, Var, D};
 
 use crate::model::Quantizer;
-use crate::quant::{dequantize, quantize, QuantSpec};
+use crate::quant::{fake_quantize, QuantSpec};
 use crate::recipe::{Bits, Granularity};
 
 /// The packing quantizer, applied to detached values.
@@ -33,9 +34,9 @@ impl Quantizer for SpecQuantizer {
     fn quantize(&self, weight: &Tensor) -> Result<Tensor> {
         let (rows, cols) = weight.dims2()?;
         let values = weight.flatten_all()?.to_vec1::<f32>()?;
-        let q = quantize(&values, rows, cols, &self.spec)
+        let q = fake_quantize(&values, rows, cols, &self.spec)
             .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        Tensor::from_vec(dequantize(&q), (rows, cols), weight.device())
+        Tensor::from_vec(q, (rows, cols), weight.device())
     }
 }
 
