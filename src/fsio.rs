@@ -75,20 +75,28 @@ pub const INPUT: FileKind = FileKind {
     max_bytes: 4 * GIB,
 };
 
-/// An artifact's manifest.
+/// An artifact's manifest (a missing one is the reader's own diagnostic).
 pub const MANIFEST: FileKind = FileKind {
     what: "artifact manifest",
-    unreadable: "plcc::artifact::missing-file",
+    unreadable: "plcc::artifact::unreadable",
     invalid_utf8: "plcc::artifact::corrupt",
     max_bytes: 64 * MIB,
 };
 
-/// An artifact's weights.
+/// An artifact's weights (a missing file is the reader's own diagnostic).
 pub const ARTIFACT_WEIGHTS: FileKind = FileKind {
     what: "artifact weights",
-    unreadable: "plcc::artifact::missing-file",
+    unreadable: "plcc::artifact::unreadable",
     invalid_utf8: "plcc::artifact::corrupt",
     max_bytes: 64 * GIB,
+};
+
+/// An artifact's `tokenizer.json`.
+pub const ARTIFACT_TOKENIZER: FileKind = FileKind {
+    what: "artifact tokenizer",
+    unreadable: "plcc::artifact::unreadable",
+    invalid_utf8: "plcc::artifact::corrupt",
+    max_bytes: 64 * MIB,
 };
 
 /// Checks that `path` is a regular file (symbolic links followed) within

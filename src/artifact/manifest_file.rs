@@ -74,29 +74,18 @@ fn manifest_message(dir: &Path, what: &str) -> String {
 /// Reads, checks and validates the manifest of the artifact in `dir`.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, Diag> {
     let path = dir.join(MANIFEST_FILE);
-    if path.exists() {
-        crate::fsio::check_regular(&path, &crate::fsio::MANIFEST)?;
+    if !path.exists() {
+        return Err(Diag::new(
+            "plcc::artifact::missing-manifest",
+            format!(
+                "`{}` has no `{MANIFEST_FILE}`, so it is not a plcc artifact",
+                dir.display()
+            ),
+        )
+        .note("every directory `plcc build` writes has a manifest; without it nothing in the folder can be checked")
+        .help(format!("give the directory `plcc build` wrote, or {REBUILD_HELP}")));
     }
-    let text = std::fs::read(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Diag::new(
-                "plcc::artifact::missing-manifest",
-                format!(
-                    "`{}` has no `{MANIFEST_FILE}`, so it is not a plcc artifact",
-                    dir.display()
-                ),
-            )
-            .note("every directory `plcc build` writes has a manifest; without it nothing in the folder can be checked")
-            .help(format!("give the directory `plcc build` wrote, or {REBUILD_HELP}"))
-        } else {
-            Diag::io(
-                "plcc::artifact::unreadable",
-                "read the artifact manifest",
-                &path,
-                &e,
-            )
-        }
-    })?;
+    let text = crate::fsio::read_regular(&path, &crate::fsio::MANIFEST)?;
     let seal = seal_of(&text);
     if let Some((recorded, actual)) = &seal {
         if recorded != actual {

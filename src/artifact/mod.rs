@@ -94,7 +94,7 @@ impl Artifact {
         };
         let weights_path = dir.join(WEIGHTS_FILE);
         let bytes = read(WEIGHTS_FILE, &fsio::ARTIFACT_WEIGHTS)?;
-        let tokenizer_json = read(TOKENIZER_FILE, &fsio::TOKENIZER)?;
+        let tokenizer_json = read(TOKENIZER_FILE, &fsio::ARTIFACT_TOKENIZER)?;
         let tensors = TensorSet::from_bytes(&bytes, &weights_path)?;
         for (name, record) in &manifest.weights {
             packed::check_weight(&tensors, name, record, &weights_path)?;

@@ -9,7 +9,7 @@ use super::manifest::FileRecord;
 use super::manifest_file::REBUILD_HELP;
 use super::sha256_hex;
 use crate::diag::Diag;
-use crate::fsio::{check_regular, FileKind};
+use crate::fsio::{read_regular, FileKind};
 
 /// The contents of file `name` of the artifact in `dir`, which must match
 /// `record` and be a regular file within `kind`'s limit.
@@ -21,20 +21,14 @@ pub fn read_verified(
 ) -> Result<Vec<u8>, Diag> {
     let path = dir.join(name);
     let in_artifact = format!("`{name}` in `{}`", dir.display());
-    if path.exists() {
-        check_regular(&path, kind)?;
+    if !path.exists() {
+        return Err(Diag::new(
+            "plcc::artifact::missing-file",
+            format!("{in_artifact} is missing; the manifest lists it"),
+        )
+        .help(REBUILD_HELP));
     }
-    let bytes = std::fs::read(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Diag::new(
-                "plcc::artifact::missing-file",
-                format!("{in_artifact} is missing; the manifest lists it"),
-            )
-            .help(REBUILD_HELP)
-        } else {
-            Diag::io("plcc::artifact::unreadable", "read", &path, &e)
-        }
-    })?;
+    let bytes = read_regular(&path, kind)?;
     if bytes.len() as u64 != record.bytes {
         return Err(Diag::new(
             "plcc::artifact::file-changed",
