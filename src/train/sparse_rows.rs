@@ -10,8 +10,6 @@
 //! A table quantized per tensor or with learned scales, and GPT-2's table
 //! (tied to the language-model head), are trained whole as before.
 
-use std::sync::Arc;
-
 use candle_core::{DType, Result, Tensor, Var};
 
 use crate::model::Quantizer;
@@ -22,8 +20,6 @@ pub struct RowSparseTable {
     pub name: String,
     /// The whole table, as a variable (also a parameter of the net).
     pub var: Var,
-    /// Its quantizer, which must work row by row.
-    pub quant: Option<Arc<dyn Quantizer>>,
     /// The rows of the current micro-batch: their ids, sorted and distinct,
     /// and the variable holding their values.
     current: Option<(Vec<u32>, Var)>,
@@ -41,25 +37,29 @@ pub struct RowGrad {
 }
 
 impl RowSparseTable {
-    pub fn new(name: String, var: Var, quant: Option<Arc<dyn Quantizer>>) -> Self {
+    pub fn new(name: String, var: Var) -> Self {
         RowSparseTable {
             name,
             var,
-            quant,
             current: None,
         }
     }
 
-    /// Looks up the rows `ids` uses: returns the (fake-quantized) rows and
-    /// `ids` renumbered into them; keeps the rows' variable for `take_grad`.
-    pub fn lookup(&mut self, ids: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// Looks up the rows `ids` uses: returns the rows, fake-quantized by
+    /// `quant` (which must work row by row), and `ids` renumbered into them;
+    /// keeps the rows' variable for `take_grad`.
+    pub fn lookup(
+        &mut self,
+        ids: &Tensor,
+        quant: Option<&dyn Quantizer>,
+    ) -> Result<(Tensor, Tensor)> {
         let flat = ids.flatten_all()?.to_dtype(DType::U32)?.to_vec1::<u32>()?;
         let mut rows = flat.clone();
         rows.sort_unstable();
         rows.dedup();
         let index = Tensor::new(rows.as_slice(), ids.device())?;
         let values = Var::from_tensor(&self.var.as_tensor().index_select(&index, 0)?.detach())?;
-        let table = match &self.quant {
+        let table = match quant {
             Some(q) => q.fake_quant(values.as_tensor())?,
             None => values.as_tensor().clone(),
         };
@@ -135,9 +135,9 @@ mod tests {
             .unwrap()
             .reshape((6, 2))
             .unwrap();
-        let mut t = RowSparseTable::new("w".into(), Var::from_tensor(&table).unwrap(), None);
+        let mut t = RowSparseTable::new("w".into(), Var::from_tensor(&table).unwrap());
         let ids = Tensor::new(&[[4u32, 1, 4]], &dev).unwrap();
-        let (rows, local) = t.lookup(&ids).unwrap();
+        let (rows, local) = t.lookup(&ids, None).unwrap();
         assert_eq!(
             rows.to_vec2::<f32>().unwrap(),
             vec![vec![2.0, 3.0], vec![8.0, 9.0]]

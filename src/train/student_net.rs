@@ -140,18 +140,11 @@ impl TrainableNet {
             let words = network.word_embeddings_mut().0;
             let embedding_quant = table_quant(words);
             let position_quant = table_quant(network.position_embeddings_mut().0);
-            let word_var = vars.get(&format!("{words}.weight")).cloned();
-            let sparse_words = match (config.arch, word_var, placed.get(words)) {
-                (Arch::Bert, Some(var), None) => {
-                    Some(RowSparseTable::new(format!("{words}.weight"), var, None))
-                }
-                (Arch::Bert, Some(var), Some(p)) if p.row_local() => Some(RowSparseTable::new(
-                    format!("{words}.weight"),
-                    var,
-                    Some(p.quantizer()),
-                )),
-                _ => None,
-            };
+            let row_local = placed.get(words).is_none_or(Placed::row_local);
+            let sparse_words = vars
+                .get(&format!("{words}.weight"))
+                .filter(|_| config.arch == Arch::Bert && row_local)
+                .map(|var| RowSparseTable::new(format!("{words}.weight"), var.clone()));
             Ok(TrainableNet {
                 config: config.clone(),
                 task,
@@ -201,7 +194,8 @@ impl TrainableNet {
             self.refresh()?;
             return self.forward(inputs, opts);
         };
-        let (rows, local) = table.lookup(&inputs.ids)?;
+        let quant = self.embedding_quant.as_ref().map(|(q, _)| q.as_ref());
+        let (rows, local) = table.lookup(&inputs.ids, quant)?;
         self.network.word_embeddings_mut().1.table = rows;
         self.refresh_positions()?;
         let renumbered = Inputs {
