@@ -163,26 +163,22 @@ pub fn save(
     );
     let target = dir.join(&name);
     let staged = StagedDir::begin(&target)?;
-    let state_map: HashMap<String, Tensor> =
-        state.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let mut files = vec![STATE_FILE];
-    candle_core::safetensors::save(&state_map, staged.path().join(STATE_FILE))
-        .map_err(|e| io("write", &staged.path().join(STATE_FILE), e))?;
+    let encode = |file: &str, tensors: &mut dyn Iterator<Item = (&String, &Tensor)>| {
+        safetensors::serialize(tensors, None).map_err(|e| io("encode", &target.join(file), e))
+    };
+    let mut files = vec![(STATE_FILE, encode(STATE_FILE, &mut state.iter())?)];
     if let Some(t) = teacher {
-        candle_core::safetensors::save(t, staged.path().join(TEACHER_FILE))
-            .map_err(|e| io("write", &staged.path().join(TEACHER_FILE), e))?;
-        files.push(TEACHER_FILE);
+        files.push((TEACHER_FILE, encode(TEACHER_FILE, &mut t.iter())?));
+    }
+    let mut sums = BTreeMap::new();
+    for (file, bytes) in &files {
+        staged.write(file, bytes)?;
+        sums.insert(file.to_string(), sha256_hex(bytes));
     }
     fault::point("checkpoint-write");
     let json = serde_json::to_vec_pretty(meta).map_err(|e| io("encode", &target, e))?;
     staged.write(META_FILE, &json)?;
-    files.push(META_FILE);
-    let mut sums = BTreeMap::new();
-    for file in files {
-        let path = staged.path().join(file);
-        let bytes = std::fs::read(&path).map_err(|e| io("read", &path, e))?;
-        sums.insert(file.to_string(), sha256_hex(&bytes));
-    }
+    sums.insert(META_FILE.to_string(), sha256_hex(&json));
     let sums = serde_json::to_vec_pretty(&sums).map_err(|e| io("encode", &target, e))?;
     staged.write(CHECKSUMS_FILE, &sums)?;
     staged.commit()?;
