@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Module, Tensor};
+use plcc::base::{Bits, Granularity, ScaleMethod};
 use plcc::kernels::{gemm_f32, quantize_activations, PackedLinear, SimdLevel};
 use plcc::quant::{quantize, QuantSpec};
-use plcc::recipe::{Bits, Granularity, ScaleMethod};
 
 const TOKENS: usize = 32 * 48;
 const SHAPES: [(usize, usize); 3] = [(384, 384), (384, 1536), (1536, 384)];

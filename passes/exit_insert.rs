@@ -11,10 +11,11 @@
 //! `keep_layers` removed it), the last layer, a layer listed twice, a head
 //! that does not fit the task.
 
+use crate::base::{ExitHead, Task};
 use crate::diag::Diag;
 use crate::ir::{exit_node, ExitPlan, Program};
 use crate::pass::{Facts, Pass, PassCx};
-use crate::recipe::{ExitHead, ExitLayers, Task};
+use crate::recipe::ExitLayers;
 
 pub struct ExitInsert;
 
@@ -61,7 +62,7 @@ impl Pass for ExitInsert {
 
         let layers = program.model.layers();
         let depth = layers.len();
-        let after: Vec<(usize, crate::syntax::Span)> = match &spec.after.value {
+        let after: Vec<(usize, crate::diag::Span)> = match &spec.after.value {
             ExitLayers::All => (1..depth).map(|l| (l, spec.after.span)).collect(),
             ExitLayers::List(list) => list.iter().map(|l| (l.value, l.span)).collect(),
         };

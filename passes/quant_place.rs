@@ -15,13 +15,14 @@
 
 use std::collections::HashMap;
 
+use crate::base::Granularity;
+use crate::diag::Span;
 use crate::diag::{did_you_mean, Diag};
 use crate::ir::{
     model_from_config, ActQuant, Linear, LinearUse, NodeIndex, Op, Program, WeightQuant,
 };
 use crate::pass::{Facts, Pass, PassCx};
-use crate::recipe::{Granularity, QuantKind, QuantSpec};
-use crate::syntax::Span;
+use crate::recipe::{QuantKind, QuantSpec};
 
 pub struct QuantPlace;
 

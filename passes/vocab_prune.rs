@@ -14,12 +14,13 @@
 //! `keep` above the teacher's vocabulary or below the always-kept pieces, and
 //! (`min_count`) a data set that is missing, empty or yields no tokens.
 
+use crate::base::Task;
 use crate::build::data::read_dataset;
 use crate::build::teacher::teacher_tokenizer;
 use crate::diag::Diag;
 use crate::ir::{Op, Program, VocabPlan};
 use crate::pass::{Facts, Pass, PassCx};
-use crate::recipe::{Task, VocabRule};
+use crate::recipe::VocabRule;
 use crate::vocab::{count_pieces, no_tokens, select, texts_of, NotWordPiece, WordPieceVocab};
 
 pub struct VocabPrune;

@@ -17,10 +17,10 @@
 use std::collections::HashMap;
 
 use crate::diag::Diag;
+use crate::diag::{Span, Spanned};
 use crate::ir::{Op, Program, PrunePlan};
 use crate::pass::{Facts, Pass, PassCx};
 use crate::recipe::Amount;
-use crate::syntax::{Span, Spanned};
 
 pub struct WidthPrune;
 

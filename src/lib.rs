@@ -6,6 +6,7 @@
 //! → `ir::verify` → lowering and execution (`model`, build stages).
 
 pub mod artifact;
+pub mod base;
 pub mod build;
 pub mod cli;
 pub mod compile;

@@ -7,14 +7,15 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use plcc::artifact::Artifact;
+use plcc::base::TeacherRef;
+use plcc::base::{builtin, LayerShape};
 use plcc::build::data::Example;
 use plcc::build::equivalence::{check_layer, LayerModules};
 use plcc::build::layout::layer_prefix;
 use plcc::build::slice::{layer_tensors, mask_layer, slice_layer, Kept};
 use plcc::build::taylor::{taylor_scores, TaylorSetup};
 use plcc::build::teacher::load_teacher;
-use plcc::model::{builtin, load_model, LayerShape};
-use plcc::recipe::TeacherRef;
+use plcc::model::load_model;
 
 mod common;
 use common::{build, plcc, stderr, write_recipe};
@@ -271,7 +272,7 @@ quantize weights "h.*" {
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"exit_layer\":3"));
 }
 
-fn tiny_bert_layer() -> (plcc::model::ModelConfig, plcc::build::teacher::Tensors) {
+fn tiny_bert_layer() -> (plcc::base::ModelConfig, plcc::build::teacher::Tensors) {
     let teacher = load_teacher(&TeacherRef::Builtin("tiny-bert".into()), &Device::Cpu).unwrap();
     let cfg = builtin::config("tiny-bert").unwrap();
     let layer = layer_tensors(&teacher.tensors, &layer_prefix(cfg.arch, 1));
@@ -334,8 +335,8 @@ fn taylor_importance_scores_every_head_and_neuron_through_all_exits() {
         })
         .collect();
     let setup = |exit_layers: Vec<usize>| TaylorSetup {
-        task: plcc::recipe::Task::Embedding {
-            pooling: plcc::recipe::Pooling::Mean,
+        task: plcc::base::Task::Embedding {
+            pooling: plcc::base::Pooling::Mean,
         },
         exit_layers,
         head: None,

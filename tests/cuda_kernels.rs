@@ -11,13 +11,13 @@
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
+use plcc::base::{Bits, Granularity, ScaleMethod};
 use plcc::kernels::{
     integer_levels, quantize_activations, reference_f32, reference_i32, PackedLinear, SimdLevel,
 };
 use plcc::model::from_artifact::load_artifact;
 use plcc::model::{runner, Linear, LoadedModel};
 use plcc::quant::{dequantize, quantize, QuantSpec, Quantized};
-use plcc::recipe::{Bits, Granularity, ScaleMethod};
 
 /// The first CUDA device, or `None` (with a note) where there is none.
 fn gpu(test: &str) -> Option<Device> {

@@ -10,11 +10,12 @@ use std::sync::{Mutex, OnceLock};
 
 use candle_core::Device;
 use plcc::artifact::Artifact;
-use plcc::exits::{calibrate_with, search::with_setting, CalibrateOptions};
+use plcc::base::{CalibrationTarget, ExitHead};
+use plcc::exits::search::with_setting;
+use plcc::exits::{calibrate_with, CalibrateOptions};
 use plcc::model::early_exit::final_records;
 use plcc::model::runner::{run_all, run_batch, tokenize, Record};
 use plcc::model::{load_model, Inputs, LoadedModel};
-use plcc::recipe::{CalibrationTarget, ExitHead};
 
 mod common;
 use common::{plcc, stderr};

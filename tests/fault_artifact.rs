@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use common::{build, plcc, stderr, workdir, write_recipe};
 use plcc::artifact::{encode_manifest, read_manifest, ActivationQuant, Manifest};
-use plcc::recipe::Granularity;
+use plcc::base::Granularity;
 
 const LINES: &str = "the cat sat on the mat\na quiet street\ndogs bark at night\n";
 
@@ -350,7 +350,7 @@ fn bench_refuses_a_teacher_that_changed_after_the_build() {
     changed[n - 5] ^= 0x10;
     std::fs::write(&weights, &changed).unwrap();
     let recorded = read_manifest(&out).unwrap().source.checkpoint_sha256;
-    let found = plcc::artifact::sha256_hex(&changed);
+    let found = plcc::base::sha256_hex(&changed);
     assert_diagnostic(
         &bench_model(&out),
         &[

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use plcc::base::*;
 use plcc::recipe::*;
 
 fn recipe(text: &str) -> Recipe {

@@ -9,10 +9,9 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use plcc::base::{builtin, Pooling};
 use plcc::model::loader::{load_builtin, load_checkpoint, load_network, Network};
-use plcc::model::{
-    builtin, runner, ExitHead, ForwardOptions, Inputs, Mode, Pooling, SymmetricIntPerRow,
-};
+use plcc::model::{runner, ExitHead, ForwardOptions, Inputs, Mode, SymmetricIntPerRow};
 
 mod common;
 use common::plcc;
@@ -112,7 +111,7 @@ fn every_trainable_variable_gets_a_gradient() {
         let exit = ExitHead::load(
             vb.pp("exits.0"),
             2,
-            Pooling::First,
+            Pooling::Cls,
             cfg.hidden_size,
             true,
             Some(3),

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use plcc::artifact::Artifact;
-use plcc::model::builtin;
 use plcc::vocab::WordPieceVocab;
 
 mod common;
@@ -30,7 +29,9 @@ fn report(out: &Path) -> serde_json::Value {
 
 /// Pieces every pruned tiny-bert vocabulary keeps.
 fn always_kept() -> usize {
-    let t = builtin::tokenizer("tiny-bert").unwrap().unwrap();
+    let t = plcc::model::tokenizer::builtin("tiny-bert")
+        .unwrap()
+        .unwrap();
     WordPieceVocab::of(&t).unwrap().unwrap().always_kept()
 }
 

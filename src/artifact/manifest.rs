@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::ModelConfig;
-use crate::recipe::{Bits, ExitCriterion, ExitHead, Granularity, Task};
+use crate::base::ModelConfig;
+use crate::base::{Bits, ExitCriterion, ExitHead, Granularity, Task};
 
 pub const FORMAT: &str = "plcc-artifact";
 /// Version 2 added `files` (every loaded file's size and hash, replacing
@@ -60,7 +60,7 @@ impl FileRecord {
     pub fn of(bytes: &[u8]) -> Self {
         FileRecord {
             bytes: bytes.len() as u64,
-            sha256: super::sha256_hex(bytes),
+            sha256: crate::base::sha256_hex(bytes),
         }
     }
 }

@@ -10,7 +10,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::manifest::{Manifest, FORMAT, FORMAT_VERSION};
-use super::{sha256_hex, validate, MANIFEST_FILE};
+use super::{validate, MANIFEST_FILE};
+use crate::base::sha256_hex;
 use crate::diag::Diag;
 
 /// How the seal's key opens in the written text.
@@ -139,10 +140,10 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, Diag> {
 mod tests {
     use super::*;
     use crate::artifact::{RecipeRecord, SourceRecord};
-    use crate::recipe::Task;
+    use crate::base::Task;
 
     fn manifest() -> Manifest {
-        let config = crate::model::builtin::config("tiny-bert").unwrap();
+        let config = crate::base::builtin::config("tiny-bert").unwrap();
         Manifest {
             manifest_sha256: String::new(),
             format: FORMAT.into(),

@@ -15,8 +15,6 @@ mod verify;
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 pub use atomic::{leftover_name, write_file_atomic, StagedDir, MOVED_ASIDE, STAGING};
 pub use manifest::{
     ActivationQuant, ExitRecord, FileRecord, Manifest, RecipeRecord, SourceRecord, Storage,
@@ -33,12 +31,6 @@ use crate::fsio;
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
-
-/// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// A loaded artifact.
 #[derive(Debug, Clone)]

@@ -7,9 +7,9 @@ use safetensors::tensor::Dtype;
 
 use super::manifest::{Storage, WeightRecord};
 use super::tensors::{RawTensor, TensorSet};
+use crate::base::Bits;
 use crate::diag::Diag;
 use crate::quant::{dequantize, pack_rows, packed_row_bytes, unpack_rows, Quantized};
-use crate::recipe::Bits;
 
 /// A weight as read back from an artifact.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,8 +87,8 @@ pub fn store_weight(
     }
 }
 
-fn granularity_of(q: &Quantized) -> crate::recipe::Granularity {
-    use crate::recipe::Granularity;
+fn granularity_of(q: &Quantized) -> crate::base::Granularity {
+    use crate::base::Granularity;
     if q.unit_len == q.rows * q.cols && q.rows != 1 {
         Granularity::Tensor
     } else if q.unit_len == q.cols {
@@ -204,8 +204,8 @@ pub fn read_weight(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::{Granularity, ScaleMethod};
     use crate::quant::{quantize, QuantSpec};
-    use crate::recipe::{Granularity, ScaleMethod};
 
     #[test]
     fn packed_weights_round_trip_exactly_at_their_bit_width() {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::manifest::FileRecord;
 use super::manifest_file::REBUILD_HELP;
-use super::sha256_hex;
+use crate::base::sha256_hex;
 use crate::diag::Diag;
 use crate::fsio::{read_regular, FileKind};
 

@@ -2,9 +2,10 @@
 //! optional label), with diagnostics pointing at the `data` block for a
 //! missing or empty file, a missing column, or a label outside the task's range.
 
+use crate::base::{Column, DataFormat};
 use crate::diag::Diag;
 use crate::fsio;
-use crate::recipe::{Column, DataFormat, DataSpec};
+use crate::recipe::DataSpec;
 
 /// One example of a data set.
 #[derive(Debug, Clone, PartialEq)]

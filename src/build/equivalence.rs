@@ -9,11 +9,12 @@ use candle_nn::VarBuilder;
 use super::layout::layer_prefix;
 use super::slice::with_prefix;
 use super::teacher::{flip_conv1d, tensor_error, Tensors};
+use crate::base::{Arch, LayerShape, ModelConfig};
 use crate::diag::Diag;
 use crate::model::bert::BertLayer;
 use crate::model::gpt2::Gpt2Block;
 use crate::model::layers::AttentionMask;
-use crate::model::{Arch, LayerShape, Mode, ModelConfig};
+use crate::model::Mode;
 
 /// Largest absolute difference allowed between masked and sliced outputs.
 pub const TOLERANCE: f32 = 1e-4;

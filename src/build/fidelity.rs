@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use super::data::Example;
 use super::ranking::similarity_spearman;
 use super::teacher::tensor_error;
+use crate::base::Task;
 use crate::diag::Diag;
 use crate::model::exit_rule::{argmax, cosine};
 use crate::model::heads::pool;
-use crate::model::{ForwardOptions, Inputs, LoadedModel, Mode, Pooling, TextTokenizer};
-use crate::recipe::{self, Task};
+use crate::model::{ForwardOptions, Inputs, LoadedModel, Mode, TextTokenizer};
 
 /// Measured fidelity.
 ///
@@ -166,10 +166,7 @@ pub fn measure(
             .collect();
         match task {
             Task::Embedding { pooling } => {
-                let p = match pooling {
-                    recipe::Pooling::Mean => Pooling::Mean,
-                    recipe::Pooling::Cls => Pooling::First,
-                };
+                let p = pooling;
                 let emb = |m: &LoadedModel, inputs: &Inputs| -> Result<Vec<Vec<f32>>, Diag> {
                     let (out, _) = m.forward(inputs).map_err(tensor_error)?;
                     rows2(&pool(&out.last_hidden, &inputs.mask, p).map_err(tensor_error)?)

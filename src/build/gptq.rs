@@ -23,9 +23,10 @@ use super::data::Example;
 use super::fidelity::{batch_inputs, encode_examples, Encoded};
 use super::pack::{placed_quantizers, quantize_error, weight_spec};
 use super::teacher::{network_from, tensor_error, Tensors};
+use crate::base::ModelConfig;
 use crate::diag::Diag;
 use crate::ir::{Program, WeightQuant};
-use crate::model::{ForwardOptions, InputTap, ModelConfig, Network, TextTokenizer};
+use crate::model::{ForwardOptions, InputTap, Network, TextTokenizer};
 use crate::quant::{dequantize, gptq, quantize, GptqOptions, Quantized};
 use crate::recipe::{GptqSpec, QuantMethod};
 

@@ -7,8 +7,8 @@ use candle_core::Tensor;
 use super::layout::{head_parts, neuron_parts, Axis, Part};
 use super::slice::Kept;
 use super::teacher::{tensor_error, Tensors};
+use crate::base::{Arch, LayerShape};
 use crate::diag::Diag;
-use crate::model::{Arch, LayerShape};
 
 /// L1 norm per index along `axis` of a weight matrix.
 fn l1_along(t: &Tensor, axis: Axis) -> Result<Vec<f32>, Diag> {

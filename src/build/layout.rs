@@ -5,7 +5,7 @@
 //! (`attention.self.query.weight`, `attn.c_attn.weight`); linear weights are
 //! `[out, in]`.
 
-use crate::model::{Arch, LayerShape};
+use crate::base::{Arch, LayerShape};
 
 /// The tensor name prefix of layer `i`.
 pub fn layer_prefix(arch: Arch, i: usize) -> String {

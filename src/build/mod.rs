@@ -31,9 +31,9 @@ use std::time::Instant;
 use candle_core::Device;
 
 use crate::artifact::{
-    sha256_hex, write_into, ExitRecord, Manifest, RecipeRecord, SourceRecord, StagedDir, FORMAT,
-    FORMAT_VERSION,
+    write_into, ExitRecord, Manifest, RecipeRecord, SourceRecord, StagedDir, FORMAT, FORMAT_VERSION,
 };
+use crate::base::sha256_hex;
 use crate::compile_recipe;
 use crate::diag::Diag;
 use crate::model::from_artifact::classifier_head;
@@ -315,10 +315,10 @@ pub fn build(
         .map_err(|e| Diag::io("plcc::io::read", "measure", &weights_file, &e))?
         .len();
     let teacher_bytes = match &recipe.teacher.value {
-        crate::recipe::TeacherRef::Dir(d) => std::fs::metadata(d.join("model.safetensors"))
+        crate::base::TeacherRef::Dir(d) => std::fs::metadata(d.join("model.safetensors"))
             .map(|m| m.len())
             .unwrap_or(0),
-        crate::recipe::TeacherRef::Builtin(_) => {
+        crate::base::TeacherRef::Builtin(_) => {
             teacher::to_tensor_set(&teacher.tensors)?.to_bytes()?.len() as u64
         }
     };
@@ -453,7 +453,7 @@ fn check_output(
         what: "the recipe",
         path: opts.recipe,
     }];
-    if let crate::recipe::TeacherRef::Dir(d) = &recipe.teacher.value {
+    if let crate::base::TeacherRef::Dir(d) = &recipe.teacher.value {
         inputs.push(output_check::Input {
             what: "the teacher's checkpoint folder",
             path: d,
@@ -468,7 +468,7 @@ fn check_output(
     let from_recipe = recipe
         .output
         .as_ref()
-        .filter(|o| opts.output.is_none() && o.span != crate::syntax::Span::default());
+        .filter(|o| opts.output.is_none() && o.span != crate::diag::Span::default());
     let located = |d: Diag| match from_recipe {
         Some(o) => d.label(o.span, "the output directory named here"),
         None => d,

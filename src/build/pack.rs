@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use super::teacher::{tensor_error, Tensors};
 use crate::artifact::{store_weight, ActivationQuant, TensorSet, WeightRecord};
+use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::diag::Diag;
 use crate::ir::{Program, WeightQuant};
 use crate::quant::{quantize, QuantSpec, Quantized};
-use crate::recipe::{Bits, Granularity, ScaleMethod};
 
 /// The packed student.
 pub struct Packed {

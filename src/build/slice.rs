@@ -6,8 +6,8 @@ use candle_core::{Tensor, D};
 
 use super::layout::{head_elements, head_parts, neuron_parts, Axis, Part};
 use super::teacher::{tensor_error, Tensors};
+use crate::base::{Arch, LayerShape};
 use crate::diag::Diag;
-use crate::model::{Arch, LayerShape};
 
 /// What one student layer keeps of its teacher layer (indices ascending).
 #[derive(Debug, Clone, PartialEq, Eq)]

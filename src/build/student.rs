@@ -17,12 +17,13 @@ use super::layout::layer_prefix;
 use super::slice::{layer_tensors, mask_layer, slice_layer, with_prefix, Kept};
 use super::taylor::{taylor_scores, TaylorSetup};
 use super::teacher::{tensor_error, Teacher, Tensors};
+use crate::base::ExitHead;
+use crate::base::{Arch, LayerShape, ModelConfig};
 use crate::diag::Diag;
 use crate::ir::{HeadKind, Op, Program};
 use crate::linalg::truncated_svd_factors;
 use crate::model::weights::SeededWeights;
-use crate::model::{Arch, LayerShape, ModelConfig};
-use crate::recipe::{ExitHead, ExitScope, Importance};
+use crate::recipe::{ExitScope, Importance};
 use crate::vocab::PrunedVocab;
 
 /// The student before quantization.

@@ -17,12 +17,13 @@ use candle_nn::VarBuilder;
 
 use super::data::Example;
 use super::teacher::{flip_conv1d, tensor_error, Teacher, Tensors};
+use crate::base::Pooling;
+use crate::base::Task;
 use crate::diag::Diag;
 use crate::model::heads::{pool, ExitHead};
 use crate::model::linear::Linear;
 use crate::model::loader::Network;
-use crate::model::{ForwardOptions, Inputs, Mode, Pooling};
-use crate::recipe::{self, Task};
+use crate::model::{ForwardOptions, Inputs, Mode};
 
 const BATCH: usize = 16;
 const MAX_LEN: usize = 64;
@@ -96,7 +97,7 @@ pub fn taylor_scores(
     };
     let head = ExitHead {
         after_layer: cfg.num_layers(),
-        pooling: Pooling::First,
+        pooling: Pooling::Cls,
         pooler: lin("pooler.dense"),
         classifier: lin("classifier"),
     };
@@ -177,10 +178,7 @@ fn batch_loss(
     };
     match setup.task {
         Task::Embedding { pooling } => {
-            let p = match pooling {
-                recipe::Pooling::Mean => Pooling::Mean,
-                recipe::Pooling::Cls => Pooling::First,
-            };
+            let p = pooling;
             let target = pool(&out.last_hidden, &inputs.mask, p)?.detach();
             let norm = |x: &Tensor| -> candle_core::Result<Tensor> {
                 x.broadcast_div(

@@ -12,13 +12,15 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 
-use crate::artifact::{sha256_hex, RawTensor, TensorSet};
+use crate::artifact::{RawTensor, TensorSet};
+use crate::base::sha256_hex;
+use crate::base::TeacherRef;
+use crate::base::{builtin, Arch, ModelConfig};
 use crate::diag::Diag;
 use crate::model::from_artifact::classifier_head;
 use crate::model::loader::{anchor_tensor, Network};
 use crate::model::weights::{load_error, Checkpoint, SeededWeights};
-use crate::model::{builtin, Arch, LoadedModel, ModelConfig, TextTokenizer};
-use crate::recipe::TeacherRef;
+use crate::model::{LoadedModel, TextTokenizer};
 
 /// Named f32 tensors (no model prefix), linear weights `[out, in]`.
 pub type Tensors = HashMap<String, Tensor>;
@@ -122,7 +124,7 @@ pub fn flip_conv1d(arch: Arch, tensors: &mut Tensors) -> candle_core::Result<()>
 pub fn teacher_tokenizer(teacher: &TeacherRef, pad_id: Option<u32>) -> Result<TextTokenizer, Diag> {
     match teacher {
         TeacherRef::Builtin(name) => {
-            builtin::tokenizer(name).ok_or_else(|| builtin::unknown(name))?
+            crate::model::tokenizer::builtin(name).ok_or_else(|| builtin::unknown(name))?
         }
         TeacherRef::Dir(dir) => TextTokenizer::from_dir(dir, pad_id),
     }

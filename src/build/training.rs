@@ -9,11 +9,12 @@ use super::data::Example;
 use super::report::{StageEval, TrainingReport};
 use super::student::Student;
 use super::teacher::{tensor_error, to_tensor_set, Teacher, Tensors};
-use crate::artifact::{sha256_hex, ExitRecord};
+use crate::artifact::ExitRecord;
+use crate::base::sha256_hex;
+use crate::base::Task;
 use crate::diag::Diag;
 use crate::ir::{Program, StagePlan, WeightQuant};
 use crate::model::LoadedModel;
-use crate::recipe::Task;
 use crate::train::student_net::{learned_scale_supported, TrainableNet};
 use crate::train::{evaluate, finish_stage, restore_finished, run_stage, Session, StageJob};
 
@@ -47,7 +48,7 @@ pub fn pretrain(
     teacher: &mut Teacher,
     datasets: &BTreeMap<String, Vec<Example>>,
 ) -> Result<(), Diag> {
-    if teacher.config.arch != crate::model::Arch::Gpt2 {
+    if teacher.config.arch != crate::base::Arch::Gpt2 {
         return Err(Diag::new(
             "plcc::train::pretrain-unsupported",
             "`pretrain` trains causal language models (GPT-2 layout) with next-token prediction",

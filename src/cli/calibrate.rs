@@ -66,7 +66,7 @@ pub fn run(
 fn setting_text(c: &Calibration, o: &Outcome) -> String {
     match o.setting {
         None => "off".into(),
-        Some(s) if c.criterion == crate::recipe::ExitCriterion::Patience => format!("{s:.0}"),
+        Some(s) if c.criterion == crate::base::ExitCriterion::Patience => format!("{s:.0}"),
         Some(s) => format!("{s:.6}"),
     }
 }

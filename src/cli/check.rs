@@ -5,12 +5,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::base::TeacherRef;
 use crate::cli::plan::human;
 use crate::compile::compile_recipe;
 use crate::diag::Diag;
 use crate::fsio;
 use crate::pass::{DumpAfter, PassRegistry};
-use crate::recipe::{load, Recipe, TeacherRef};
+use crate::recipe::{load, Recipe};
 
 /// Runs `plcc check`.
 pub fn run(path: &Path, registry: &PassRegistry) -> Result<ExitCode, Diag> {

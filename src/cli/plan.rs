@@ -13,12 +13,12 @@ use serde::Serialize;
 
 use crate::compile::compile;
 use crate::diag::Diag;
+use crate::diag::Span;
 use crate::ir::{
     self, model_from_config, print_timeline, Cost, CustomPassPlan, ExitPlan, LossPlanKind, Model,
     Op, Program, StagePlan,
 };
 use crate::pass::{DumpAfter, DumpSelect, PassRegistry};
-use crate::syntax::Span;
 
 /// Runs `plcc plan`.
 pub fn run(
@@ -118,7 +118,7 @@ pub struct VocabDoc {
 pub struct PlanDocument {
     pub format: u32,
     pub teacher: TeacherDoc,
-    pub task: crate::recipe::Task,
+    pub task: crate::base::Task,
     pub student_layers: usize,
     pub layers: Vec<LayerRow>,
     pub modules: Vec<ModuleRow>,

@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 
 use crate::artifact::ExitRecord;
+use crate::base::ModelConfig;
+use crate::base::Task;
+use crate::diag::Span;
 use crate::ir::cost::node_flops_per_sequence;
 use crate::ir::{exit_node, model_from_config, Model, NodeIndex, Op};
-use crate::model::ModelConfig;
-use crate::recipe::Task;
-use crate::syntax::Span;
 
 /// FLOPs of the parts of one sequence of a given length.
 #[derive(Debug, Clone)]

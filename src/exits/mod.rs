@@ -18,11 +18,12 @@ use candle_core::Device;
 use serde::Serialize;
 
 use crate::artifact::{encode_manifest, read_manifest, write_file_atomic, MANIFEST_FILE};
+use crate::base::{CalibrationTarget, ExitCriterion};
 use crate::build::data::read_dataset;
 use crate::diag::Diag;
 use crate::model::from_artifact::load_artifact;
 use crate::model::runner::tokenize;
-use crate::recipe::{CalibrationTarget, ExitCriterion, Recipe};
+use crate::recipe::Recipe;
 pub use search::Outcome;
 pub use target::{describe, parse_target};
 

@@ -3,12 +3,12 @@
 //! output is to the sample's full-depth output (cosine for embeddings, 1 or
 //! 0 for argmax agreement of logits). Threshold search then needs no model.
 
+use crate::base::ExitHead;
 use crate::diag::Diag;
 use crate::model::early_exit::final_records;
 use crate::model::exit_rule::{signal, Track};
 use crate::model::runner::{failed, plan_batches, Record};
 use crate::model::{Inputs, LoadedModel};
-use crate::recipe::ExitHead;
 
 /// What the exits saw for one sample.
 #[derive(Debug, Clone, PartialEq)]

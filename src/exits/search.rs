@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::cost::ExitCosts;
 use super::observe::Observation;
+use crate::base::{CalibrationTarget, ExitCriterion};
 use crate::model::ExitPolicy;
-use crate::recipe::{CalibrationTarget, ExitCriterion};
 
 /// The outcome of one exit setting on the calibration data.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,8 +1,8 @@
 //! The calibration target as written on the command line:
 //! `avg_layer=3.5`, `speedup=2` (or `2x`), `max_loss=2%` (or `0.02`).
 
+use crate::base::CalibrationTarget;
 use crate::diag::Diag;
-use crate::recipe::CalibrationTarget;
 
 const FORMS: &str = "give `avg_layer=N` (average exit layer), `speedup=X` (X > 1, estimated from per-layer FLOPs) or `max_loss=P%` (largest fidelity loss to the full-depth output)";
 

@@ -2,9 +2,9 @@
 //! input → embeddings → (attention → FFN) per layer → task head, every node
 //! named by its checkpoint path.
 
-use crate::model::{Arch, ModelConfig};
-use crate::recipe::{ExitHead, Task};
-use crate::syntax::Span;
+use crate::base::{Arch, ModelConfig};
+use crate::base::{ExitHead, Task};
+use crate::diag::Span;
 
 use super::model::Model;
 use super::node::{AttentionOp, EmbeddingsOp, ExitOp, FfnOp, HeadKind, HeadOp, Node, Norm, Op};

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::model::Model;
 use super::node::{Linear, LinearUse, ModuleQuant, Node, Op};
-use crate::recipe::{Bits, Granularity, ScaleMethod};
+use crate::base::{Bits, Granularity, ScaleMethod};
 
 /// Size and compute of one model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -13,9 +13,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::model::Activation;
-use crate::recipe::{Bits, ExitHead, Granularity, Pooling, QuantMethod, ScaleMethod};
-use crate::syntax::Span;
+use crate::base::Activation;
+use crate::base::{Bits, ExitHead, Granularity, Pooling, ScaleMethod};
+use crate::diag::Span;
+use crate::recipe::QuantMethod;
 
 /// One dimension of a tensor type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -6,12 +6,13 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::model::ModelConfig;
+use crate::base::ModelConfig;
+use crate::base::{CalibrationTarget, DataFormat, ExitCriterion, ExitHead, Task};
+use crate::diag::Span;
 use crate::recipe::{
-    Amount, ArgValue, CalibrationTarget, DataFormat, Device, ExitCriterion, ExitHead, ExitScope,
-    Importance, LrScheduleKind, Negatives, OptimizerKind, StageLength, Task, VocabRule,
+    Amount, ArgValue, Device, ExitScope, Importance, LrScheduleKind, Negatives, OptimizerKind,
+    StageLength, VocabRule,
 };
-use crate::syntax::Span;
 
 use super::cost::Cost;
 

@@ -7,10 +7,8 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::recipe::{
-    ArgValue, Bits, CalibrationTarget, Granularity, Negatives, QuantMethod, ScaleMethod,
-    StageLength, Task,
-};
+use crate::base::{Bits, CalibrationTarget, Granularity, ScaleMethod, Task};
+use crate::recipe::{ArgValue, Negatives, QuantMethod, StageLength};
 
 use super::node::{ActQuant, HeadKind, Node, Norm, Op, WeightQuant};
 use super::plan::{LayerPair, LossPlanKind, Plan, Program, StagePlan, Warmup};
@@ -457,7 +455,8 @@ fn arg_text(value: &ArgValue) -> String {
 #[cfg(test)]
 mod tests {
     use super::word;
-    use crate::recipe::{ExitScope, OptimizerKind, ScaleMethod};
+    use crate::base::ScaleMethod;
+    use crate::recipe::{ExitScope, OptimizerKind};
 
     #[test]
     fn words_use_the_recipe_spelling() {

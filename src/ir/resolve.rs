@@ -3,12 +3,13 @@
 //! teacher graph, and fills the plan with what the recipe says directly. The
 //! passes then turn the teacher program into the student program.
 
-use sha2::{Digest, Sha256};
+use crate::base::sha256_hex;
 
+use crate::base::TeacherRef;
+use crate::base::{builtin, ModelConfig};
 use crate::diag::Diag;
 use crate::fsio;
-use crate::model::{builtin, ModelConfig};
-use crate::recipe::{Recipe, TeacherRef};
+use crate::recipe::Recipe;
 
 use super::build::model_from_config;
 use super::cost::estimate;
@@ -110,11 +111,4 @@ pub fn load_teacher(recipe: &Recipe) -> Result<TeacherInfo, Diag> {
             })
         }
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

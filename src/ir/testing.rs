@@ -3,13 +3,15 @@
 
 use std::path::PathBuf;
 
-use crate::recipe::{
-    Amount, Bits, Device, ExitCriterion, ExitHead, ExitLayers, ExitScope, ExitSpec, Granularity,
-    Importance, LossKind, LossSpec, LrScheduleKind, OptimizerKind, Pooling, PruneSpec, QuantKind,
-    QuantMethod, QuantSpec, Recipe, ScaleMethod, StageLength, StageSpec, Task, TeacherRef,
-    WidthSpec,
+use crate::base::{
+    Bits, ExitCriterion, ExitHead, Granularity, Pooling, ScaleMethod, Task, TeacherRef,
 };
-use crate::syntax::{Span, Spanned};
+use crate::diag::{Span, Spanned};
+use crate::recipe::{
+    Amount, Device, ExitLayers, ExitScope, ExitSpec, Importance, LossKind, LossSpec,
+    LrScheduleKind, OptimizerKind, PruneSpec, QuantKind, QuantMethod, QuantSpec, Recipe,
+    StageLength, StageSpec, WidthSpec,
+};
 
 pub fn s<T>(value: T) -> Spanned<T> {
     Spanned::new(value, Span::default())

@@ -3,8 +3,9 @@
 
 use super::testing::*;
 use super::*;
+use crate::base::{Bits, ExitHead, Granularity, Task};
 use crate::pass::{run_passes, DumpAfter, PassRegistry};
-use crate::recipe::{Amount, Bits, ExitHead, Granularity, LossKind, Task};
+use crate::recipe::{Amount, LossKind};
 
 fn compile(recipe: &crate::recipe::Recipe) -> Result<Program, crate::Diag> {
     crate::compile_recipe(recipe, &PassRegistry::with_builtins(), DumpAfter::none())
@@ -137,13 +138,13 @@ fn verify_rejects_mismatched_edges_and_empty_heads() {
 #[test]
 fn missing_checkpoint_is_a_diag_on_the_teacher() {
     let mut r = recipe("tiny-bert", embedding());
-    r.teacher = crate::syntax::Spanned::new(
-        crate::recipe::TeacherRef::Dir("/nonexistent/plcc-checkpoint".into()),
-        crate::syntax::Span::new(9, 20),
+    r.teacher = crate::diag::Spanned::new(
+        crate::base::TeacherRef::Dir("/nonexistent/plcc-checkpoint".into()),
+        crate::diag::Span::new(9, 20),
     );
     let d = resolve(&r).unwrap_err();
     assert_eq!(d.code, "plcc::checkpoint::missing");
-    assert_eq!(d.labels[0].span, crate::syntax::Span::new(9, 20));
+    assert_eq!(d.labels[0].span, crate::diag::Span::new(9, 20));
 }
 
 #[test]

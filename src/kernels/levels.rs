@@ -4,8 +4,8 @@
 
 use super::weights::IntegerWeights;
 use super::SimdLevel;
+use crate::base::Bits;
 use crate::quant::Quantized;
-use crate::recipe::Bits;
 
 /// Why a quantized weight cannot run on the integer kernels.
 #[derive(Debug, Clone, PartialEq)]

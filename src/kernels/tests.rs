@@ -4,8 +4,8 @@
 use candle_core::{Device, Tensor};
 
 use super::*;
+use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::quant::{quantize, QuantSpec, Quantized};
-use crate::recipe::{Bits, Granularity, ScaleMethod};
 
 struct Lcg(u64);
 

@@ -6,12 +6,12 @@
 use candle_core::{Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
-use super::config::{Activation, LayerShape, ModelConfig};
 use super::heads::{run_exits, ExitHead};
 use super::layers::{activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode};
 use super::linear::Linear;
 use super::linear_kernel::join_outputs;
 use super::output::{ForwardOptions, Inputs, ModelOutput};
+use crate::base::{Activation, LayerShape, ModelConfig};
 
 /// One encoder layer.
 #[derive(Debug, Clone)]

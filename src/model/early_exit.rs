@@ -15,12 +15,13 @@
 use candle_core::{DType, Result, Tensor};
 
 use super::exit_rule::{signal, ExitPolicy, Track};
-use super::heads::{pool, ExitHead, Pooling};
+use super::heads::{pool, ExitHead};
 use super::layers::{AttentionMask, Mode};
 use super::loader::{LoadedModel, Network};
 use super::output::Inputs;
 use super::runner::Record;
-use crate::recipe::ExitHead as HeadKind;
+use crate::base::ExitHead as HeadKind;
+use crate::base::Pooling;
 
 /// The rows still running and their state.
 struct Live {

@@ -12,7 +12,7 @@
 //!   leaves when ≥ threshold (the first exit has no predecessor and never
 //!   leaves).
 
-use crate::recipe::{ExitCriterion, ExitHead};
+use crate::base::{ExitCriterion, ExitHead};
 
 /// The exit policy of one exit head.
 #[derive(Debug, Clone, Copy, PartialEq)]

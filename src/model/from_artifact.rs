@@ -23,15 +23,16 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::exit_rule::ExitPolicy;
-use super::heads::{ExitHead as ModelExitHead, Pooling};
+use super::heads::ExitHead as ModelExitHead;
 use super::linear::Linear;
 use super::loader::{LoadedModel, Network};
 use super::tokenizer::TextTokenizer;
 use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::base::Pooling;
+use crate::base::{ExitHead, Task};
 use crate::build::teacher::flip_conv1d;
 use crate::diag::Diag;
 use crate::kernels::KernelError;
-use crate::recipe::{ExitHead, Task};
 
 fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {
     Diag::new(
@@ -131,7 +132,7 @@ fn linear(tensors: &HashMap<String, Tensor>, name: &str) -> Option<Linear> {
 pub fn classifier_head(tensors: &HashMap<String, Tensor>, layers: usize) -> Option<ModelExitHead> {
     linear(tensors, "classifier").map(|c| ModelExitHead {
         after_layer: layers,
-        pooling: Pooling::First,
+        pooling: Pooling::Cls,
         pooler: linear(tensors, "pooler.dense"),
         classifier: Some(c),
     })

@@ -260,7 +260,8 @@ pub fn masked_mean(hidden: &Tensor, mask: &Tensor) -> Result<Option<Tensor>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::heads::{pool, Pooling};
+    use crate::base::Pooling;
+    use crate::model::heads::pool;
     use crate::model::layers::{LayerNorm, Mode};
     use candle_core::Device;
 

@@ -7,11 +7,11 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::config::{Activation, LayerShape, ModelConfig};
 use super::heads::{run_exits, ExitHead};
 use super::layers::{activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode};
 use super::linear::Linear;
 use super::output::{ForwardOptions, Inputs, ModelOutput};
+use crate::base::{Activation, LayerShape, ModelConfig};
 
 /// One decoder block.
 #[derive(Debug, Clone)]

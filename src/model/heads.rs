@@ -8,33 +8,7 @@ use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 use super::linear::Linear;
-
-/// How a head reduces `[batch, seq, hidden]` to `[batch, hidden]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pooling {
-    /// The first token (`[CLS]`).
-    First,
-    /// The mean over real (non-padding) tokens.
-    Mean,
-    /// The last real token (causal models).
-    Last,
-}
-
-impl Pooling {
-    /// How a task's heads pool: `[CLS]` for classifiers and CLS-pooled
-    /// embeddings, the mean for other embeddings, the last token for LMs.
-    pub fn of_task(task: crate::recipe::Task) -> Pooling {
-        use crate::recipe::{self, Task};
-        match task {
-            Task::Embedding {
-                pooling: recipe::Pooling::Cls,
-            } => Pooling::First,
-            Task::Embedding { .. } => Pooling::Mean,
-            Task::Classification { .. } => Pooling::First,
-            Task::CausalLm => Pooling::Last,
-        }
-    }
-}
+use crate::base::Pooling;
 
 /// A head after layer `after_layer` (0 = embeddings, `L` = the last layer).
 #[derive(Debug, Clone)]
@@ -90,7 +64,7 @@ impl ExitHead {
 /// Reduces `[batch, seq, hidden]` to `[batch, hidden]`.
 pub fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> {
     match pooling {
-        Pooling::First => hidden.narrow(1, 0, 1)?.squeeze(1),
+        Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1),
         Pooling::Mean => {
             // The fused kernel has no backward pass: only for tensors
             // that need no gradient.

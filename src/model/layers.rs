@@ -6,7 +6,7 @@
 use candle_core::{Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
-use super::config::Activation;
+use crate::base::Activation;
 
 /// Whether a forward pass must be differentiable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

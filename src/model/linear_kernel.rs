@@ -17,9 +17,9 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, T
 use super::gemm::PackedWeight;
 use super::linear::Linear;
 use crate::artifact::ActivationQuant;
+use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::kernels::{IntegerWeights, PackedLinear};
 use crate::quant::{fake_quantize, QuantSpec};
-use crate::recipe::{Bits, Granularity, ScaleMethod};
 
 /// The input quantization the integer kernel applies: symmetric int8, one
 /// scale per token.

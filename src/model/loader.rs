@@ -10,15 +10,17 @@ use candle_core::{Device, Result as CResult, Tensor};
 use candle_nn::VarBuilder;
 
 use super::bert::{BertLayer, BertModel};
-use super::config::{Arch, ModelConfig};
 use super::exit_rule::ExitPolicy;
 use super::gpt2::Gpt2Model;
-use super::heads::{ExitHead, Pooling};
+use super::heads::ExitHead;
 use super::linear::Linear;
 use super::output::{ForwardOptions, Inputs, ModelOutput};
 use super::tokenizer::TextTokenizer;
 use super::weights::{load_error, Checkpoint};
-use super::{builtin, Mode};
+use super::Mode;
+use crate::base::builtin;
+use crate::base::Pooling;
+use crate::base::{Arch, ModelConfig};
 use crate::diag::Diag;
 
 /// Where a model comes from.
@@ -238,14 +240,15 @@ pub fn load_model(spec: &str, device: &Device) -> Result<LoadedModel, Diag> {
 /// Builds a built-in model from its seed.
 pub fn load_builtin(name: &str, device: &Device) -> Result<LoadedModel, Diag> {
     let config = builtin::config(name).ok_or_else(|| builtin::unknown(name))?;
-    let tokenizer = builtin::tokenizer(name).ok_or_else(|| builtin::unknown(name))??;
-    let network = Network::load(builtin::var_builder(device), &config).map_err(|e| {
-        Diag::new(
-            "plcc::builtin::build-failed",
-            format!("cannot build builtin:{name}"),
-        )
-        .note(e.to_string())
-    })?;
+    let tokenizer = super::tokenizer::builtin(name).ok_or_else(|| builtin::unknown(name))??;
+    let network =
+        Network::load(super::builtin_weights::var_builder(device), &config).map_err(|e| {
+            Diag::new(
+                "plcc::builtin::build-failed",
+                format!("cannot build builtin:{name}"),
+            )
+            .note(e.to_string())
+        })?;
     Ok(LoadedModel {
         name: format!("builtin:{name}"),
         config,
@@ -300,7 +303,7 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag>
             let head = ExitHead::load(
                 checkpoint.var_builder(device),
                 config.num_layers(),
-                Pooling::First,
+                Pooling::Cls,
                 config.hidden_size,
                 with_pooler,
                 Some(labels),

@@ -3,9 +3,7 @@
 //! of checkpoints and built-in models; running them over text.
 
 pub mod bert;
-pub mod builtin;
-pub mod config;
-pub mod config_json;
+pub mod builtin_weights;
 pub mod early_exit;
 pub mod exit_rule;
 pub mod fastmath;
@@ -27,10 +25,9 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use bert::BertModel;
-pub use config::{Activation, Arch, LayerShape, ModelConfig};
 pub use exit_rule::ExitPolicy;
 pub use gpt2::Gpt2Model;
-pub use heads::{ExitHead, Pooling};
+pub use heads::ExitHead;
 pub use input_tap::InputTap;
 pub use layers::Mode;
 pub use linear::{Linear, LinearWeight, Quantizer, SymmetricIntPerRow};

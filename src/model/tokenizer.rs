@@ -124,6 +124,15 @@ impl TextTokenizer {
 /// Special tokens of the built-in WordPiece tokenizer, ids 0..5.
 pub const BERT_SPECIALS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
+/// The tokenizer of a built-in model, or `None` for an unknown name.
+pub fn builtin(name: &str) -> Option<Result<TextTokenizer, Diag>> {
+    let cfg = crate::base::builtin::config(name)?;
+    Some(match cfg.arch {
+        crate::base::Arch::Bert => builtin_wordpiece(cfg.vocab_size),
+        crate::base::Arch::Gpt2 => builtin_byte_bpe(cfg.vocab_size),
+    })
+}
+
 /// The tokenizer of `builtin:tiny-bert`: BERT normalizer (lower case) and
 /// pre-tokenizer, WordPiece over specials, single characters (plain and
 /// `##`-continued) and the built-in word list, at most `vocab_size` entries;

@@ -6,9 +6,9 @@
 //! pass.
 
 use crate::diag::{did_you_mean, Diag};
+use crate::diag::{Span, Spanned};
 use crate::ir::{estimate, verify, CustomPassPlan, Program};
 use crate::recipe::{ArgValue, Recipe};
-use crate::syntax::{Span, Spanned};
 
 use super::{Facts, Pass, PassRegistry};
 

@@ -32,8 +32,8 @@ use rayon::prelude::*;
 
 use super::quantize::{decode, encode, unit_params, Layout, QuantError, QuantSpec, UnitParams};
 use super::Quantized;
+use crate::base::Granularity;
 use crate::linalg::inverse_upper_factor;
-use crate::recipe::Granularity;
 
 /// How GPTQ runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -207,8 +207,8 @@ fn damped_factor(h: &[f64], n: usize, damp: f64) -> Result<Vec<f64>, GptqError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::{Bits, ScaleMethod};
     use crate::quant::{dequantize, quantize};
-    use crate::recipe::{Bits, ScaleMethod};
 
     struct Rng(u64);
     impl Rng {

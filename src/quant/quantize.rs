@@ -15,7 +15,7 @@
 //! The clipping value α of uniform quantizers comes from the scale method:
 //! `max` = max |w|; `mean_abs` = min(max |w|, 3·mean |w|); `learned` = given.
 
-use crate::recipe::{Bits, Granularity, ScaleMethod};
+use crate::base::{Bits, Granularity, ScaleMethod};
 
 /// What to quantize to.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,12 +11,14 @@ use super::values::{
     amount, choice, count, fraction, ident, index_list, non_empty_string, number, out_of_range,
     positive, positive_number, strictly_increasing, unknown_value, wrong_type,
 };
+use crate::base::{CalibrationTarget, Column, DataFormat, ExitCriterion, ExitHead, Task};
 use crate::diag::Diag;
+use crate::diag::{Span, Spanned};
 use crate::recipe::{
-    ArgValue, CalibrationTarget, Column, CustomPassCall, DataFormat, DataSpec, ExitCriterion,
-    ExitHead, ExitLayers, ExitScope, ExitSpec, Importance, LayerWidth, PruneSpec, Task, WidthSpec,
+    ArgValue, CustomPassCall, DataSpec, ExitLayers, ExitScope, ExitSpec, Importance, LayerWidth,
+    PruneSpec, WidthSpec,
 };
-use crate::syntax::{Block, Item, Span, Spanned, Statement, Value, ValueKind};
+use crate::syntax::{Block, Item, Statement, Value, ValueKind};
 
 /// `data NAME "PATH" { format, text, text_pair, label }`
 pub fn data(block: &Block, base_dir: &Path, errs: &mut Errors) -> Option<DataSpec> {

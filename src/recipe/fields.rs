@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::diag::{did_you_mean, Diag};
-use crate::syntax::{Block, Item, Property, Span, Spanned, Statement, Value};
+use crate::diag::{Span, Spanned};
+use crate::syntax::{Block, Item, Property, Statement, Value};
 
 /// Diagnostics collected while checking a recipe.
 #[derive(Default)]

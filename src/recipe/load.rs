@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::schema::from_ast;
 use crate::diag::Diag;
+use crate::diag::{Span, Spanned};
 use crate::recipe::Recipe;
-use crate::syntax::{parse, read_recipe, SourceText, Span, Spanned};
+use crate::syntax::{parse, read_recipe, SourceText};
 
 /// Reads, parses and checks the recipe at `path`. A diagnostic comes back
 /// with the recipe text attached, ready to render; the source is returned so

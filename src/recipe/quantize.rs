@@ -7,12 +7,13 @@ use super::values::{
     boolean, choice, fraction, ident, non_empty_string, out_of_range, positive, positive_number,
     unknown_value, wrong_type,
 };
+use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::diag::Diag;
+use crate::diag::{Span, Spanned};
 use crate::recipe::{
-    Bits, GptqSpec, Granularity, QuantKind, QuantMethod, QuantSpec, ScaleMethod, DEFAULT_GPTQ_DAMP,
-    DEFAULT_GPTQ_SAMPLES,
+    GptqSpec, QuantKind, QuantMethod, QuantSpec, DEFAULT_GPTQ_DAMP, DEFAULT_GPTQ_SAMPLES,
 };
-use crate::syntax::{Block, Span, Spanned, Value, ValueKind};
+use crate::syntax::{Block, Value, ValueKind};
 
 #[derive(Clone, Copy)]
 enum GranularityName {

@@ -16,11 +16,13 @@ use super::quantize;
 use super::stages;
 use super::values::{choice, count, index_list, non_empty_string, positive, strictly_increasing};
 use super::vocab;
+use crate::base::builtin;
+use crate::base::config::{Arch, ModelConfig};
+use crate::base::{Pooling, Task, TeacherRef};
 use crate::diag::{did_you_mean, Diag};
-use crate::model::builtin;
-use crate::model::config::{Arch, ModelConfig};
-use crate::recipe::{DataSpec, Device, Pooling, Recipe, StageSpec, Task, TeacherRef};
-use crate::syntax::{Document, Span, Spanned, Statement, Value};
+use crate::diag::{Span, Spanned};
+use crate::recipe::{DataSpec, Device, Recipe, StageSpec};
+use crate::syntax::{Document, Statement, Value};
 
 /// Blocks allowed at the top level.
 const TOP_BLOCKS: &[&str] = &[

@@ -9,11 +9,12 @@ use super::values::{
     unknown_value, wrong_type,
 };
 use crate::diag::Diag;
+use crate::diag::{Span, Spanned};
 use crate::recipe::{
     Amount, ExitScope, LossKind, LossSpec, LrScheduleKind, Negatives, OptimizerKind, StageLength,
     StageSpec,
 };
-use crate::syntax::{Block, Span, Spanned, Value, ValueKind};
+use crate::syntax::{Block, Value, ValueKind};
 
 /// `checkpoint_minutes` when a stage does not set it.
 pub const DEFAULT_CHECKPOINT_MINUTES: f64 = 5.0;

@@ -10,7 +10,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::syntax::{Span, Spanned};
+use crate::base::{
+    Bits, CalibrationTarget, Column, DataFormat, ExitCriterion, ExitHead, Granularity, ScaleMethod,
+    Task, TeacherRef,
+};
+use crate::diag::{Span, Spanned};
 
 /// A whole recipe.
 #[derive(Debug, Clone, Serialize)]
@@ -42,40 +46,6 @@ pub struct Recipe {
     pub custom_passes: Vec<CustomPassCall>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum TeacherRef {
-    /// `builtin:NAME`, e.g. `builtin:tiny-bert`.
-    Builtin(String),
-    /// A Hugging Face style checkpoint directory, already resolved against `base_dir`.
-    Dir(PathBuf),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum Task {
-    /// Sentence embedding by pooling the final hidden states.
-    Embedding { pooling: Pooling },
-    /// Sequence classification with `labels` classes.
-    Classification { labels: usize },
-    /// Next-token prediction.
-    CausalLm,
-}
-
-impl Task {
-    /// The number of classes of a classification task.
-    pub fn labels(self) -> Option<usize> {
-        match self {
-            Task::Classification { labels } => Some(labels),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum Pooling {
-    Mean,
-    Cls,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Device {
     Cpu,
@@ -94,32 +64,6 @@ pub struct DataSpec {
     /// Optional second text (sentence pairs).
     pub text_pair: Option<Column>,
     pub label: Option<Column>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum DataFormat {
-    /// One example per line.
-    Text,
-    /// JSON Lines: one object per line.
-    Jsonl,
-    /// Tab-separated values.
-    Tsv,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum Column {
-    Index(usize),
-    Key(String),
-}
-
-impl std::fmt::Display for Column {
-    /// An index as a number (`2`), a key in backquotes.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Column::Index(i) => write!(f, "{i}"),
-            Column::Key(k) => write!(f, "`{k}`"),
-        }
-    }
 }
 
 /// How much of a structure to keep.
@@ -205,32 +149,6 @@ pub enum ExitLayers {
     List(Vec<Spanned<usize>>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum ExitHead {
-    /// Linear classifier over the pooled representation (classification / LM head for causal LMs).
-    Classifier,
-    /// Pooling head (optionally with a projection) for embedding tasks.
-    Pooler,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum ExitCriterion {
-    Entropy,
-    MaxProb,
-    /// `patience` consecutive exits agree.
-    Patience,
-    /// Cosine similarity of consecutive exits' representations (embedding models).
-    Similarity,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub enum CalibrationTarget {
-    AvgExitLayer(f64),
-    Speedup(f64),
-    /// Maximum allowed fidelity loss, as a fraction (1% = 0.01).
-    MaxFidelityLoss(f64),
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ExitSpec {
     pub span: Span,
@@ -246,55 +164,6 @@ pub struct ExitSpec {
 pub enum QuantKind {
     Weights,
     Activations,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum Bits {
-    /// 1 bit: sign × scale.
-    Binary,
-    /// {-1, 0, +1} × scale, stored in 2 bits.
-    Ternary,
-    /// 2, 4 or 8-bit integers.
-    Int(u8),
-}
-
-impl std::fmt::Display for Bits {
-    /// `binary`, `ternary`, `int4`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Bits::Binary => f.write_str("binary"),
-            Bits::Ternary => f.write_str("ternary"),
-            Bits::Int(n) => write!(f, "int{n}"),
-        }
-    }
-}
-
-impl Bits {
-    /// Bits per stored weight in a packed artifact.
-    pub fn storage_bits(self) -> u32 {
-        match self {
-            Bits::Binary => 1,
-            Bits::Ternary => 2,
-            Bits::Int(b) => b as u32,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum Granularity {
-    Tensor,
-    Row,
-    Group(usize),
-    /// Per token (activations only).
-    Token,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum ScaleMethod {
-    Max,
-    MeanAbs,
-    /// A learned clipping scale per module (module-wise dynamic scaling).
-    Learned,
 }
 
 #[derive(Debug, Clone, Serialize)]

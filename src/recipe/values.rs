@@ -3,8 +3,9 @@
 //! or an impossible magnitude ("expected an integer, found a string").
 
 use crate::diag::{did_you_mean, Diag};
+use crate::diag::{Span, Spanned};
 use crate::recipe::Amount;
-use crate::syntax::{Span, Spanned, Value, ValueKind};
+use crate::syntax::{Value, ValueKind};
 
 /// "expected WHAT, found KIND" at the value.
 pub fn wrong_type(value: &Value, expected: &str) -> Diag {

@@ -2,7 +2,7 @@
 //! values and comments, each with its byte span. It knows nothing of the
 //! recipe schema; `recipe::from_ast` gives it meaning.
 
-use crate::syntax::Span;
+use crate::diag::Span;
 
 /// A whole recipe file.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 //! that neither the parser nor the tree builder can recurse without limit.
 
 use crate::diag::Diag;
-use crate::syntax::Span;
+use crate::diag::Span;
 
 /// Deepest nesting of lists and blocks a recipe may use.
 pub const MAX_NESTING: usize = 32;

@@ -6,10 +6,8 @@ mod fmt;
 mod lex;
 mod parse;
 mod source;
-mod span;
 
 pub use ast::{Block, Comment, Document, Item, Name, Property, Statement, Value, ValueKind};
 pub use fmt::{format, format_value};
 pub use parse::parse;
 pub use source::{decode, read_recipe, SourceText};
-pub use span::{Span, Spanned};

@@ -13,7 +13,7 @@ use pest_derive::Parser;
 use super::ast::{Block, Comment, Document, Item, Name, Property, Statement, Value, ValueKind};
 use super::lex;
 use crate::diag::Diag;
-use crate::syntax::Span;
+use crate::diag::Span;
 
 #[derive(Parser)]
 #[grammar = "../grammar/recipe.pest"]

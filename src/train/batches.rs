@@ -9,8 +9,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use crate::base::Task;
 use crate::build::data::Example;
-use crate::recipe::Task;
 
 /// Batches drawn together for bucketing: sorted by length within a pool of
 /// this many batches.

@@ -23,7 +23,8 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{sha256_hex, write_file_atomic, StagedDir};
+use crate::artifact::{write_file_atomic, StagedDir};
+use crate::base::sha256_hex;
 use crate::build::report::StageEval;
 use crate::diag::Diag;
 use crate::fault;

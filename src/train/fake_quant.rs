@@ -16,9 +16,9 @@
 
 use candle_core::{Result, Tensor, Var, D};
 
+use crate::base::{Bits, Granularity};
 use crate::model::Quantizer;
 use crate::quant::{fake_quantize, QuantSpec};
-use crate::recipe::{Bits, Granularity};
 
 /// The packing quantizer, applied to detached values.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ pub fn initial_scales(weight: &Tensor, granularity: Granularity) -> Result<Tenso
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recipe::ScaleMethod;
+    use crate::base::ScaleMethod;
     use candle_core::Device;
 
     fn spec(bits: Bits, learned: Vec<f32>) -> QuantSpec {

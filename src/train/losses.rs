@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::ops::log_softmax;
 
+use crate::base::Pooling;
 use crate::ir::{LayerPair, LossPlanKind};
 use crate::model::heads::pool;
-use crate::model::{Linear, ModelOutput, Pooling};
+use crate::model::{Linear, ModelOutput};
 use crate::recipe::{ExitScope, Negatives};
 
 /// What the losses need besides the two models' outputs.

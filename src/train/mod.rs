@@ -32,13 +32,15 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
+use crate::base::Pooling;
+use crate::base::Task;
 use crate::build::data::Example;
 use crate::build::fidelity::{self, batch_inputs, encode_counting_cuts, Encoded};
 use crate::build::report::StageEval;
 use crate::diag::Diag;
 use crate::ir::{LossPlanKind, StagePlan};
-use crate::model::{ForwardOptions, LoadedModel, Mode, Pooling};
-use crate::recipe::{StageLength, Task};
+use crate::model::{ForwardOptions, LoadedModel, Mode};
+use crate::recipe::StageLength;
 use checkpoint::StageTotals;
 use log::StepRecord;
 use losses::{loss_term, LossInputs, LossState};

@@ -15,14 +15,13 @@ use super::fake_quant::{initial_scales, LearnedScaleQuantizer, SpecQuantizer};
 use super::optim::{decays, Param};
 use super::sparse_rows::{RowGrad, RowSparseTable};
 use crate::artifact::{ActivationQuant, ExitRecord};
+use crate::base::{Arch, ModelConfig};
+use crate::base::{Granularity, ScaleMethod, Task};
 use crate::build::teacher::{is_conv1d, Tensors};
 use crate::ir::WeightQuant;
 use crate::model::from_artifact::heads_from_tensors;
-use crate::model::{
-    Arch, ExitHead, ForwardOptions, Inputs, ModelConfig, ModelOutput, Network, Quantizer,
-};
+use crate::model::{ExitHead, ForwardOptions, Inputs, ModelOutput, Network, Quantizer};
 use crate::quant::QuantSpec;
-use crate::recipe::{Granularity, ScaleMethod, Task};
 
 /// A weight quantizer placed on a module, as the trainer applies it.
 #[derive(Debug, Clone)]

@@ -6,7 +6,9 @@ use std::fmt;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 
-use crate::syntax::Span;
+mod span;
+
+pub use span::{Span, Spanned};
 
 /// A tensor shape as messages show it: `384×30522`, `scalar` for no dimensions.
 pub fn shape_text(dims: &[usize]) -> String {

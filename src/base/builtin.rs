@@ -1,14 +1,10 @@
 //! Built-in seeded models (`builtin:tiny-bert`, `builtin:tiny-gpt2`): their
-//! configurations. They need no download and serve the embedded default and
-//! the tests. Their weights are seeded random numbers and their tokenizers are
-//! built by plcc (see `tokenizer`).
-
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
+//! names and configurations. They need no download and serve the embedded
+//! default and the tests. Their weights are seeded random numbers
+//! (`runtime::builtin_weights`) and their tokenizers are built by plcc
+//! (`text::tokenizer`).
 
 use super::config::{Activation, Arch, LayerShape, ModelConfig};
-use super::tokenizer::TextTokenizer;
-use super::weights::SeededWeights;
 use crate::diag::{did_you_mean, Diag};
 
 /// Names accepted after `builtin:`.
@@ -54,25 +50,6 @@ pub fn config(name: &str) -> Option<ModelConfig> {
 
 /// The seed of every built-in model's weights.
 pub const SEED: u64 = 0x706c_6363; // "plcc"
-
-/// The tokenizer of a built-in model, or `None` for an unknown name.
-pub fn tokenizer(name: &str) -> Option<Result<TextTokenizer, Diag>> {
-    let cfg = config(name)?;
-    Some(match cfg.arch {
-        Arch::Bert => super::tokenizer::builtin_wordpiece(cfg.vocab_size),
-        Arch::Gpt2 => super::tokenizer::builtin_byte_bpe(cfg.vocab_size),
-    })
-}
-
-/// A `VarBuilder` that makes the built-in models' deterministic weights
-/// (normal, std 0.02; layer norms 1 and 0; biases 0).
-pub fn var_builder(device: &Device) -> VarBuilder<'static> {
-    VarBuilder::from_backend(
-        Box::new(SeededWeights { seed: SEED }),
-        DType::F32,
-        device.clone(),
-    )
-}
 
 /// `Diag` for an unknown built-in name, with a suggestion.
 pub fn unknown(name: &str) -> Diag {

@@ -1,0 +1,22 @@
+//! The ground floor: the vocabulary every stage shares, free of candle and of
+//! the compiler. Model configurations and architectures, the built-in
+//! models' configurations, bit widths, granularities and scale methods,
+//! tasks and pooling, exit heads and criteria, teacher and data sources, and
+//! content hashes. The front end, the IR, the passes, the runtime and the
+//! artifact all import from here; this module imports only `diag` and `fsio`.
+
+pub mod builtin;
+pub mod config;
+pub mod config_json;
+pub mod exits;
+pub mod hash;
+pub mod quant;
+pub mod sources;
+pub mod task;
+
+pub use config::{Activation, Arch, LayerShape, ModelConfig};
+pub use exits::{CalibrationTarget, ExitCriterion, ExitHead};
+pub use hash::sha256_hex;
+pub use quant::{Bits, Granularity, ScaleMethod};
+pub use sources::{Column, DataFormat, TeacherRef};
+pub use task::{Pooling, Task};

@@ -1,0 +1,39 @@
+//! Where a teacher comes from and how data files are laid out.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum TeacherRef {
+    /// `builtin:NAME`, e.g. `builtin:tiny-bert`.
+    Builtin(String),
+    /// A Hugging Face style checkpoint directory, already resolved against `base_dir`.
+    Dir(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DataFormat {
+    /// One example per line.
+    Text,
+    /// JSON Lines: one object per line.
+    Jsonl,
+    /// Tab-separated values.
+    Tsv,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Column {
+    Index(usize),
+    Key(String),
+}
+
+impl std::fmt::Display for Column {
+    /// An index as a number (`2`), a key in backquotes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Column::Index(i) => write!(f, "{i}"),
+            Column::Key(k) => write!(f, "`{k}`"),
+        }
+    }
+}
