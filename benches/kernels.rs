@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use candle_core::{Device, Module, Tensor};
 use plcc::base::{Bits, Granularity, ScaleMethod};
-use plcc::kernels::{gemm_f32, quantize_activations, PackedLinear, SimdLevel};
 use plcc::quant::{quantize, QuantSpec};
+use plcc::runtime::kernels::{int_gemm_f32, quantize_activations, PackedLinear, SimdLevel};
 
 const TOKENS: usize = 32 * 48;
 const SHAPES: [(usize, usize); 3] = [(384, 384), (384, 1536), (1536, 384)];
@@ -114,7 +114,8 @@ fn main() -> candle_core::Result<()> {
                 let t_int8 = time(|| {
                     int8.forward(&x).expect("int8 forward");
                 });
-                let t_gemm = time(|| gemm_f32(&activations, int8.weights(), int8.bias(), &mut out));
+                let t_gemm =
+                    time(|| int_gemm_f32(&activations, int8.weights(), int8.bias(), &mut out));
                 let t_avx2 = int8_avx2.as_ref().map(|l| {
                     time(|| {
                         l.forward(&x).expect("avx2 forward");

@@ -2,7 +2,7 @@
 //! `vocab` block (TextPruner-style pruning of a WordPiece vocabulary) and
 //! sets the embeddings node's `vocab`, so the cost model counts the word
 //! embedding's real rows; records the rule in the plan. Which pieces survive
-//! is decided at execution time from the same counts (`crate::vocab`).
+//! is decided at execution time from the same counts (`crate::text::vocab`).
 //!
 //! `keep: N` gives the size directly. `min_count: K` depends on the data: the
 //! pass reads the vocabulary data set and counts its pieces with the
@@ -15,13 +15,13 @@
 //! (`min_count`) a data set that is missing, empty or yields no tokens.
 
 use crate::base::Task;
-use crate::build::data::read_dataset;
-use crate::build::teacher::teacher_tokenizer;
 use crate::diag::Diag;
 use crate::ir::{Op, Program, VocabPlan};
 use crate::pass::{Facts, Pass, PassCx};
 use crate::recipe::VocabRule;
-use crate::vocab::{count_pieces, no_tokens, select, texts_of, NotWordPiece, WordPieceVocab};
+use crate::text::data::read_dataset;
+use crate::text::tokenizer::of_teacher;
+use crate::text::vocab::{count_pieces, no_tokens, select, texts_of, NotWordPiece, WordPieceVocab};
 
 pub struct VocabPrune;
 
@@ -47,7 +47,7 @@ impl Pass for VocabPrune {
             return Ok(());
         };
         let teacher_span = program.plan.teacher.span;
-        let tokenizer = teacher_tokenizer(
+        let tokenizer = of_teacher(
             &cx.recipe.teacher.value,
             program.plan.teacher.config.pad_token_id,
         )

@@ -7,25 +7,23 @@
 
 pub mod artifact;
 pub mod base;
-pub mod build;
 pub mod cli;
 pub mod compile;
 pub mod diag;
-pub mod exits;
+pub mod eval;
 pub mod fault;
 pub mod fsio;
 pub mod ir;
-pub mod kernels;
 pub mod linalg;
-pub mod model;
+pub mod lower;
 pub mod pass;
 #[path = "../passes/mod.rs"]
 pub mod passes;
 pub mod quant;
 pub mod recipe;
+pub mod runtime;
 pub mod syntax;
-pub mod train;
-pub mod vocab;
+pub mod text;
 
 pub use compile::{compile, compile_recipe};
 pub use diag::{Diag, Result};

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use plcc::model::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
-use plcc::model::linear_kernel::PER_TOKEN_INT8;
-use plcc::model::{runner, LoadedModel, Network};
+use plcc::runtime::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
+use plcc::runtime::linear_kernel::PER_TOKEN_INT8;
+use plcc::runtime::{runner, LoadedModel, Network};
 
 #[path = "common/tiny_artifact.rs"]
 mod tiny_artifact;

@@ -9,13 +9,13 @@ use candle_core::Device;
 use plcc::artifact::Artifact;
 use plcc::base::TeacherRef;
 use plcc::base::{builtin, LayerShape};
-use plcc::build::data::Example;
-use plcc::build::equivalence::{check_layer, LayerModules};
-use plcc::build::layout::layer_prefix;
-use plcc::build::slice::{layer_tensors, mask_layer, slice_layer, Kept};
-use plcc::build::taylor::{taylor_scores, TaylorSetup};
-use plcc::build::teacher::load_teacher;
-use plcc::model::load_model;
+use plcc::lower::equivalence::{check_layer, LayerModules};
+use plcc::lower::layout::layer_prefix;
+use plcc::lower::slice::{layer_tensors, mask_layer, slice_layer, Kept};
+use plcc::lower::taylor::{taylor_scores, TaylorSetup};
+use plcc::lower::teacher::load_teacher;
+use plcc::runtime::load_model;
+use plcc::text::data::Example;
 
 mod common;
 use common::{build, plcc, stderr, write_recipe};
@@ -272,7 +272,7 @@ quantize weights "h.*" {
     assert!(String::from_utf8_lossy(&o.stdout).contains("\"exit_layer\":3"));
 }
 
-fn tiny_bert_layer() -> (plcc::base::ModelConfig, plcc::build::teacher::Tensors) {
+fn tiny_bert_layer() -> (plcc::base::ModelConfig, plcc::lower::teacher::Tensors) {
     let teacher = load_teacher(&TeacherRef::Builtin("tiny-bert".into()), &Device::Cpu).unwrap();
     let cfg = builtin::config("tiny-bert").unwrap();
     let layer = layer_tensors(&teacher.tensors, &layer_prefix(cfg.arch, 1));

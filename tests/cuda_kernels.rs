@@ -1,5 +1,5 @@
 //! The CUDA kernel for packed weights (`cuda` feature) against the plain CPU
-//! references of `plcc::kernels`: the same int8 activations, the same i32
+//! references of `plcc::runtime::kernels`: the same int8 activations, the same i32
 //! accumulators and the same `finish` formula, so outputs agree to 1e-6
 //! relative on every shape (odd sizes included) and weight width; a linear
 //! layer and a whole artifact loaded on the GPU run their packed weights
@@ -12,12 +12,12 @@ use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
 use plcc::base::{Bits, Granularity, ScaleMethod};
-use plcc::kernels::{
+use plcc::quant::{dequantize, quantize, QuantSpec, Quantized};
+use plcc::runtime::from_artifact::load_artifact;
+use plcc::runtime::kernels::{
     integer_levels, quantize_activations, reference_f32, reference_i32, PackedLinear, SimdLevel,
 };
-use plcc::model::from_artifact::load_artifact;
-use plcc::model::{runner, Linear, LoadedModel};
-use plcc::quant::{dequantize, quantize, QuantSpec, Quantized};
+use plcc::runtime::{runner, Linear, LoadedModel};
 
 /// The first CUDA device, or `None` (with a note) where there is none.
 fn gpu(test: &str) -> Option<Device> {

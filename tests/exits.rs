@@ -11,11 +11,11 @@ use std::sync::{Mutex, OnceLock};
 use candle_core::Device;
 use plcc::artifact::Artifact;
 use plcc::base::{CalibrationTarget, ExitHead};
-use plcc::exits::search::with_setting;
-use plcc::exits::{calibrate_with, CalibrateOptions};
-use plcc::model::early_exit::final_records;
-use plcc::model::runner::{run_all, run_batch, tokenize, Record};
-use plcc::model::{load_model, Inputs, LoadedModel};
+use plcc::eval::exits::search::with_setting;
+use plcc::eval::exits::{calibrate_with, CalibrateOptions};
+use plcc::runtime::early_exit::final_records;
+use plcc::runtime::runner::{run_all, run_batch, tokenize, Record};
+use plcc::runtime::{load_model, Inputs, LoadedModel};
 
 mod common;
 use common::{plcc, stderr};

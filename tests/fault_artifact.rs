@@ -318,7 +318,7 @@ fn teacher_checkpoint(dir: &Path) -> PathBuf {
     for f in ["config.json", "model.safetensors"] {
         std::fs::copy(fixture.join(f), teacher.join(f)).unwrap();
     }
-    let tokenizer = plcc::model::tokenizer::builtin_wordpiece(301).unwrap();
+    let tokenizer = plcc::text::tokenizer::builtin_wordpiece(301).unwrap();
     std::fs::write(
         teacher.join("tokenizer.json"),
         tokenizer.inner.to_string(false).unwrap(),

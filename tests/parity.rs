@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use plcc::model::loader::{load_checkpoint, load_network};
-use plcc::model::{runner, ForwardOptions, Inputs, ModelOutput};
+use plcc::runtime::loader::{load_checkpoint, load_network};
+use plcc::runtime::{runner, ForwardOptions, Inputs, ModelOutput};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use plcc::base::{builtin, Pooling};
-use plcc::model::loader::{load_builtin, load_checkpoint, load_network, Network};
-use plcc::model::{runner, ExitHead, ForwardOptions, Inputs, Mode, SymmetricIntPerRow};
+use plcc::runtime::loader::{load_builtin, load_checkpoint, load_network, Network};
+use plcc::runtime::{runner, ExitHead, ForwardOptions, Inputs, Mode, SymmetricIntPerRow};
 
 mod common;
 use common::plcc;

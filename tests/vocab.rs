@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use plcc::artifact::Artifact;
-use plcc::vocab::WordPieceVocab;
+use plcc::text::vocab::WordPieceVocab;
 
 mod common;
 use common::{build, plcc, stderr, write_recipe};
@@ -29,7 +29,7 @@ fn report(out: &Path) -> serde_json::Value {
 
 /// Pieces every pruned tiny-bert vocabulary keeps.
 fn always_kept() -> usize {
-    let t = plcc::model::tokenizer::builtin("tiny-bert")
+    let t = plcc::text::tokenizer::builtin("tiny-bert")
         .unwrap()
         .unwrap();
     WordPieceVocab::of(&t).unwrap().unwrap().always_kept()
@@ -195,7 +195,7 @@ fn bad_vocabulary_data_is_a_located_diagnostic_and_nothing_is_written() {
     failed(&o, "plcc::data::empty", "data/vocab.txt");
     std::fs::write(dir.join("data/vocab.txt"), "\u{7}\n").unwrap();
     let o = build(&recipe, &out, "0");
-    failed(&o, "plcc::vocab::no-tokens", "data: corpus");
+    failed(&o, "plcc::text::vocab::no-tokens", "data: corpus");
 
     // With `min_count` the size depends on the data: `plcc check` counts it.
     let text = std::fs::read_to_string(&recipe)
@@ -203,7 +203,7 @@ fn bad_vocabulary_data_is_a_located_diagnostic_and_nothing_is_written() {
         .replace(&format!("keep: {keep}"), "min_count: 2");
     std::fs::write(&recipe, text).unwrap();
     let o = plcc(&["check", recipe.to_str().unwrap()]);
-    failed(&o, "plcc::vocab::no-tokens", "data: corpus");
+    failed(&o, "plcc::text::vocab::no-tokens", "data: corpus");
     std::fs::remove_file(dir.join("data/vocab.txt")).unwrap();
     let o = plcc(&["check", recipe.to_str().unwrap()]);
     failed(&o, "plcc::data::unreadable", "data/vocab.txt");

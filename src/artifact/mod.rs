@@ -8,6 +8,8 @@
 mod atomic;
 mod manifest;
 mod manifest_file;
+pub mod output_check;
+pub mod output_lock;
 mod packed;
 mod tensors;
 mod validate;

@@ -18,5 +18,5 @@ pub use config::{Activation, Arch, LayerShape, ModelConfig};
 pub use exits::{CalibrationTarget, ExitCriterion, ExitHead};
 pub use hash::sha256_hex;
 pub use quant::{Bits, Granularity, ScaleMethod};
-pub use sources::{Column, DataFormat, TeacherRef};
+pub use sources::{Column, DataFormat, DataSpec, TeacherRef};
 pub use task::{Pooling, Task};

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::diag::{Span, Spanned};
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum TeacherRef {
     /// `builtin:NAME`, e.g. `builtin:tiny-bert`.
@@ -36,4 +38,18 @@ impl std::fmt::Display for Column {
             Column::Key(k) => write!(f, "`{k}`"),
         }
     }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DataSpec {
+    pub span: Span,
+    pub name: Spanned<String>,
+    /// Resolved against the recipe's folder.
+    pub path: Spanned<PathBuf>,
+    pub format: DataFormat,
+    /// Which column/field holds the text (TSV index or JSONL key). Text files have one.
+    pub text: Column,
+    /// Optional second text (sentence pairs).
+    pub text_pair: Option<Column>,
+    pub label: Option<Column>,
 }

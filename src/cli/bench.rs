@@ -23,8 +23,8 @@ use super::bench_against;
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
 use crate::diag::Diag;
-use crate::model::runner::{self, Record};
-use crate::model::{load_model, LoadedModel};
+use crate::runtime::runner::{self, Record};
+use crate::runtime::{load_model, LoadedModel};
 
 /// Measured numbers of one model (the `--json` output of a single model).
 #[derive(Debug, Clone, Serialize)]

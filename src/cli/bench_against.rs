@@ -16,11 +16,11 @@ use serde::Serialize;
 use super::bench::{measure, print_json, remeasure, BenchReport, BenchSetup};
 use crate::artifact::{is_artifact_dir, read_manifest, Manifest};
 use crate::base::TeacherRef;
-use crate::build::ranking::similarity_spearman;
-use crate::build::teacher::checkpoint_sha256;
 use crate::diag::Diag;
-use crate::model::runner::Record;
+use crate::eval::ranking::similarity_spearman;
+use crate::lower::teacher::checkpoint_sha256;
 use crate::recipe::{parse_str, Recipe};
+use crate::runtime::runner::Record;
 
 /// Fidelity of A's outputs to B's on the bench inputs.
 #[derive(Debug, Clone, Serialize)]

@@ -8,8 +8,8 @@ use candle_core::Device;
 
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
-use crate::build::{build, BuildOptions};
 use crate::diag::Diag;
+use crate::lower::{build, BuildOptions};
 use crate::pass::PassRegistry;
 
 /// Where the artifact goes: `-o`, and whether the recipe's own `output:`
@@ -53,7 +53,7 @@ pub fn run(
     for n in &r.notes {
         eprintln!("note: {n}");
     }
-    let ratio = |t: u64, s: u64| crate::build::report::ratio_text(t, s);
+    let ratio = |t: u64, s: u64| crate::eval::report::ratio_text(t, s);
     println!(
         "{:<22} {:>14} {:>14} {:>8}",
         "", "teacher", "student", "ratio"
@@ -120,13 +120,13 @@ pub fn run(
     }
     println!("wrote {}", built.dir.display());
     let (recipe, source) = crate::recipe::load(recipe)?;
-    if let Some(c) =
-        crate::exits::calibrate_for_recipe(&built.dir, &recipe).map_err(|d| source.attach(d))?
+    if let Some(c) = crate::eval::exits::calibrate_for_recipe(&built.dir, &recipe)
+        .map_err(|d| source.attach(d))?
     {
         let o = &c.chosen;
         println!(
             "calibrated exits for {} on {} sentences: threshold {}, avg exit layer {:.2} of {}, est. speed-up {:.2}x, fidelity to full depth {:.4}",
-            crate::exits::describe(c.target),
+            crate::eval::exits::describe(c.target),
             c.samples,
             o.setting.map_or("off".into(), |s| format!("{s:.6}")),
             o.avg_exit_layer,

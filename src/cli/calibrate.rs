@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
 use crate::diag::{list_text, Diag};
-use crate::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
-use crate::model::runner::read_lines;
+use crate::eval::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
+use crate::runtime::runner::read_lines;
 
 /// Rows of the printed curve (the chosen one is always shown).
 const TABLE_ROWS: usize = 12;

@@ -9,7 +9,7 @@ use candle_core::Device;
 
 use super::DeviceArg;
 use crate::diag::Diag;
-use crate::model::{load_model, runner, LoadedModel};
+use crate::runtime::{load_model, runner, LoadedModel};
 
 /// What `plcc run` and `plcc bench` both start with: check the batch size,
 /// size the thread pool, pick the device, read the input lines, load the model.

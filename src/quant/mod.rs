@@ -18,12 +18,12 @@
 //! layer's inputs on calibration text. Both produce the same `Quantized`
 //! form.
 
+mod bitpack;
 mod gptq;
-mod pack;
 mod quantize;
 
+pub use bitpack::{pack_rows, packed_row_bytes, unpack_rows};
 pub use gptq::{gptq, GptqError, GptqOptions};
-pub use pack::{pack_rows, packed_row_bytes, unpack_rows};
 pub use quantize::{
     decode, dequantize, encode, fake_quantize, quantize, unit_params, Layout, QuantError,
     QuantSpec, Quantized, UnitParams,

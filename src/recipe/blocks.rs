@@ -11,12 +11,13 @@ use super::values::{
     amount, choice, count, fraction, ident, index_list, non_empty_string, number, out_of_range,
     positive, positive_number, strictly_increasing, unknown_value, wrong_type,
 };
+use crate::base::DataSpec;
 use crate::base::{CalibrationTarget, Column, DataFormat, ExitCriterion, ExitHead, Task};
 use crate::diag::Diag;
 use crate::diag::{Span, Spanned};
 use crate::recipe::{
-    ArgValue, CustomPassCall, DataSpec, ExitLayers, ExitScope, ExitSpec, Importance, LayerWidth,
-    PruneSpec, WidthSpec,
+    ArgValue, CustomPassCall, ExitLayers, ExitScope, ExitSpec, Importance, LayerWidth, PruneSpec,
+    WidthSpec,
 };
 use crate::syntax::{Block, Item, Statement, Value, ValueKind};
 

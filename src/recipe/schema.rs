@@ -18,10 +18,11 @@ use super::values::{choice, count, index_list, non_empty_string, positive, stric
 use super::vocab;
 use crate::base::builtin;
 use crate::base::config::{Arch, ModelConfig};
+use crate::base::DataSpec;
 use crate::base::{Pooling, Task, TeacherRef};
 use crate::diag::{did_you_mean, Diag};
 use crate::diag::{Span, Spanned};
-use crate::recipe::{DataSpec, Device, Recipe, StageSpec};
+use crate::recipe::{Device, Recipe, StageSpec};
 use crate::syntax::{Document, Statement, Value};
 
 /// Blocks allowed at the top level.

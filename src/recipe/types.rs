@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::base::DataSpec;
 use crate::base::{
-    Bits, CalibrationTarget, Column, DataFormat, ExitCriterion, ExitHead, Granularity, ScaleMethod,
-    Task, TeacherRef,
+    Bits, CalibrationTarget, ExitCriterion, ExitHead, Granularity, ScaleMethod, Task, TeacherRef,
 };
 use crate::diag::{Span, Spanned};
 
@@ -50,20 +50,6 @@ pub struct Recipe {
 pub enum Device {
     Cpu,
     Cuda,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DataSpec {
-    pub span: Span,
-    pub name: Spanned<String>,
-    /// Resolved against `Recipe::base_dir`.
-    pub path: Spanned<PathBuf>,
-    pub format: DataFormat,
-    /// Which column/field holds the text (TSV index or JSONL key). Text files have one.
-    pub text: Column,
-    /// Optional second text (sentence pairs).
-    pub text_pair: Option<Column>,
-    pub label: Option<Column>,
 }
 
 /// How much of a structure to keep.

@@ -1,0 +1,221 @@
+//! Exit-threshold calibration. `calibrate` runs an artifact once at full
+//! depth over calibration text, recording every exit's signal and how close
+//! its output is to the full-depth output (`observe`), searches thresholds
+//! offline for a target average exit layer, speed-up or fidelity loss
+//! (`search`, with per-sample FLOPs from `cost`), and writes the chosen
+//! threshold into the artifact's manifest (atomically; the weights are not
+//! touched). `plcc calibrate` and builds whose recipe gives an exit target
+//! call it.
+
+pub mod cost;
+pub mod observe;
+pub mod search;
+pub mod target;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde::Serialize;
+
+use crate::artifact::{encode_manifest, read_manifest, write_file_atomic, MANIFEST_FILE};
+use crate::base::{CalibrationTarget, ExitCriterion};
+use crate::diag::Diag;
+use crate::recipe::Recipe;
+use crate::runtime::from_artifact::load_artifact;
+use crate::runtime::runner::tokenize;
+use crate::text::data::read_dataset;
+pub use search::Outcome;
+pub use target::{describe, parse_target};
+
+/// How calibration runs the model.
+#[derive(Debug, Clone)]
+pub struct CalibrateOptions {
+    pub batch_size: usize,
+    /// Token limit per line (default: the model's maximum positions).
+    pub max_len: Option<usize>,
+    pub device: Device,
+    /// Write the chosen setting into the manifest.
+    pub write: bool,
+}
+
+impl Default for CalibrateOptions {
+    fn default() -> Self {
+        CalibrateOptions {
+            batch_size: 32,
+            max_len: None,
+            device: Device::Cpu,
+            write: true,
+        }
+    }
+}
+
+/// The result of a calibration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub artifact: PathBuf,
+    pub criterion: ExitCriterion,
+    pub target: CalibrationTarget,
+    pub samples: usize,
+    /// Layers of the model; exits sit after the layers in `exit_layers`.
+    pub layers: usize,
+    pub exit_layers: Vec<usize>,
+    /// The chosen setting and what it does on the calibration data.
+    pub chosen: Outcome,
+    /// Every setting tried, strictest first.
+    pub curve: Vec<Outcome>,
+    /// Whether the manifest was rewritten.
+    pub written: bool,
+}
+
+/// At most this many thresholds are tried.
+const CANDIDATES: usize = 400;
+
+/// Calibrates the artifact in `dir` on `lines` for `target` and writes the
+/// threshold into its manifest.
+pub fn calibrate(
+    dir: &Path,
+    lines: &[String],
+    target: CalibrationTarget,
+) -> Result<Calibration, Diag> {
+    calibrate_with(dir, lines, target, &CalibrateOptions::default())
+}
+
+/// `calibrate` with explicit options.
+pub fn calibrate_with(
+    dir: &Path,
+    lines: &[String],
+    target: CalibrationTarget,
+    options: &CalibrateOptions,
+) -> Result<Calibration, Diag> {
+    if lines.is_empty() {
+        return Err(Diag::new(
+            "plcc::calibrate::empty-data",
+            "calibration needs at least one line of text",
+        )
+        .help("give a file with one input text per line"));
+    }
+    let model = load_artifact(dir, &options.device)?;
+    let manifest = &read_manifest(dir)?;
+    let Some(first) = model.exit_policies.first() else {
+        return Err(Diag::new(
+            "plcc::calibrate::no-exits",
+            format!("artifact `{}` has no exits to calibrate", dir.display()),
+        )
+        .help("add an `exits { after: ... }` block to the recipe and build again"));
+    };
+    let criterion = first.criterion;
+    if model.exit_policies.iter().any(|p| p.criterion != criterion) {
+        return Err(Diag::new(
+            "plcc::calibrate::mixed-criteria",
+            "the artifact's exits use different criteria; one threshold cannot serve them all",
+        ));
+    }
+    if let CalibrationTarget::AvgExitLayer(t) = target {
+        let layers = model.config.num_layers();
+        if t > layers as f64 {
+            return Err(Diag::new(
+                "plcc::calibrate::bad-target",
+                format!("target average exit layer {t} is beyond the model's {layers} layers"),
+            ));
+        }
+    }
+    let rows = tokenize(&model, lines, options.max_len)?.rows;
+    let observations = observe::observe(&model, &rows, options.batch_size.max(1))?;
+    let after: Vec<usize> = model.exits.iter().map(|h| h.after_layer).collect();
+    let depth = model.config.num_layers();
+    let mut costs = cost::ExitCosts::new(&manifest.config, manifest.task, &manifest.exits);
+    let curve: Vec<Outcome> = search::candidates(&observations, criterion, after.len(), CANDIDATES)
+        .into_iter()
+        .map(|setting| {
+            search::evaluate(
+                &observations,
+                &model.exit_policies,
+                &after,
+                depth,
+                &mut costs,
+                setting,
+            )
+        })
+        .collect();
+    let chosen = search::choose(&curve, target).cloned().ok_or_else(|| {
+        let best = curve.last();
+        Diag::new(
+            "plcc::calibrate::unreachable",
+            format!(
+                "no threshold reaches {} on this data",
+                describe(target)
+            ),
+        )
+        .note(format!(
+            "the most any threshold gives here: average exit layer {:.2}, estimated speed-up {:.2}x",
+            best.map_or(depth as f64, |o| o.avg_exit_layer),
+            best.map_or(1.0, |o| o.est_speedup)
+        ))
+        .help("ask for less, or add exits after earlier layers")
+    })?;
+    let chosen = Outcome {
+        setting: search::with_margin(&observations, criterion, chosen.setting),
+        ..chosen
+    };
+    if options.write {
+        write_setting(dir, criterion, chosen.setting)?;
+    }
+    Ok(Calibration {
+        artifact: dir.to_path_buf(),
+        criterion,
+        target,
+        samples: observations.len(),
+        layers: depth,
+        exit_layers: after,
+        chosen,
+        curve,
+        written: options.write,
+    })
+}
+
+/// Writes `setting` (a threshold, or a patience for the patience criterion;
+/// `None` turns the exits off) into every exit of the artifact's manifest,
+/// atomically (sealed again), and checks that the manifest reads back.
+pub fn write_setting(
+    dir: &Path,
+    criterion: ExitCriterion,
+    setting: Option<f64>,
+) -> Result<(), Diag> {
+    let mut manifest = read_manifest(dir)?;
+    for exit in &mut manifest.exits {
+        match criterion {
+            ExitCriterion::Patience => exit.patience = setting.map(|k| k.round() as usize),
+            _ => exit.threshold = setting,
+        }
+    }
+    write_file_atomic(&dir.join(MANIFEST_FILE), &encode_manifest(&manifest)?)?;
+    read_manifest(dir).map(|_| ())
+}
+
+/// Calibrates the artifact `dir` built from `recipe` when the recipe's
+/// `exits` block gives a target, on the recipe's evaluation data (the first
+/// text of each example); `None` when there is no target.
+pub fn calibrate_for_recipe(dir: &Path, recipe: &Recipe) -> Result<Option<Calibration>, Diag> {
+    let Some(target) = recipe.exits.as_ref().and_then(|e| e.target.as_ref()) else {
+        return Ok(None);
+    };
+    let spec = recipe
+        .eval
+        .as_ref()
+        .and_then(|name| recipe.datasets.iter().find(|d| d.name.value == name.value))
+        .or(recipe.datasets.first())
+        .ok_or_else(|| {
+            Diag::new(
+                "plcc::calibrate::empty-data",
+                "the exit target needs calibration data, but the recipe has no data set",
+            )
+            .label(target.span, "calibrated on the `eval` data set")
+        })?;
+    let labels = recipe.task.value.labels();
+    let lines: Vec<String> = read_dataset(spec, labels)?
+        .into_iter()
+        .map(|e| e.text)
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    calibrate(dir, &lines, target.value).map(Some)
+}

@@ -1,0 +1,312 @@
+//! Fidelity of the student to the teacher on the evaluation data, measured by
+//! running both: cosine of sentence embeddings and the similarity-ranking
+//! Spearman over all pairs of sentences (embedding task), prediction
+//! agreement and accuracy (classification), perplexity ratio and top-1
+//! next-token agreement (causal LM).
+
+use std::collections::BTreeMap;
+
+use candle_core::{DType, Device, Tensor, D};
+use serde::{Deserialize, Serialize};
+
+use super::ranking::similarity_spearman;
+use crate::base::Task;
+use crate::diag::Diag;
+use crate::runtime::exit_rule::{argmax, cosine};
+use crate::runtime::heads::pool;
+use crate::runtime::tensor_error;
+use crate::runtime::{ForwardOptions, Inputs, LoadedModel, Mode};
+use crate::text::data::Example;
+use crate::text::TextTokenizer;
+
+/// Measured fidelity.
+///
+/// Examples are compared on their first `max_tokens` tokens; `note_cuts`
+/// words how many were longer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fidelity {
+    pub data: String,
+    pub examples: usize,
+    /// Examples longer than the measurement reads (`max_tokens`), of which
+    /// only the first `max_tokens` tokens were compared.
+    #[serde(default)]
+    pub truncated: usize,
+    #[serde(default)]
+    pub max_tokens: usize,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl Fidelity {
+    /// A note for the report when some examples were cut, else `None`.
+    pub fn note_cuts(&self) -> Option<String> {
+        (self.truncated > 0).then(|| {
+            format!(
+                "{} of {} examples of `{}` are longer than {} tokens; fidelity compares their first {}",
+                self.truncated, self.examples, self.data, self.max_tokens, self.max_tokens
+            )
+        })
+    }
+}
+
+const BATCH: usize = 16;
+
+/// Per row and position: the next token's log-probability and the argmax.
+type NextTokenStats = (Vec<Vec<f32>>, Vec<Vec<u32>>);
+
+/// Token ids and segment ids of one example.
+pub type Encoded = (Vec<u32>, Vec<u32>);
+
+/// Token ids and segment ids of each example (pairs as one sequence),
+/// truncated to `max_len`.
+pub fn encode_examples(
+    tokenizer: &TextTokenizer,
+    max_len: usize,
+    examples: &[Example],
+) -> Result<Vec<Encoded>, Diag> {
+    Ok(encode_counting_cuts(tokenizer, max_len, examples)?.0)
+}
+
+/// `encode_examples`, also counting the examples longer than `max_len`
+/// tokens (cut to their first `max_len`).
+pub fn encode_counting_cuts(
+    tokenizer: &TextTokenizer,
+    max_len: usize,
+    examples: &[Example],
+) -> Result<(Vec<Encoded>, usize), Diag> {
+    let mut tok = tokenizer.inner.clone();
+    tok.with_truncation(Some(tokenizers::TruncationParams {
+        max_length: max_len,
+        ..Default::default()
+    }))
+    .map_err(|e| Diag::new("plcc::build::tokenize", "cannot set truncation").note(e.to_string()))?;
+    let mut cut = 0;
+    let rows = examples
+        .iter()
+        .map(|ex| {
+            let enc = match &ex.pair {
+                Some(p) => tok.encode((ex.text.as_str(), p.as_str()), true),
+                None => tok.encode(ex.text.as_str(), true),
+            }
+            .map_err(|e| {
+                Diag::new(
+                    "plcc::build::tokenize",
+                    "cannot tokenize an evaluation example",
+                )
+                .note(e.to_string())
+            })?;
+            cut += usize::from(!enc.get_overflowing().is_empty());
+            Ok((enc.get_ids().to_vec(), enc.get_type_ids().to_vec()))
+        })
+        .collect::<Result<Vec<_>, Diag>>()?;
+    Ok((rows, cut))
+}
+
+/// One padded batch of encoded rows; segment ids when the model has types.
+pub fn batch_inputs(
+    rows: &[Encoded],
+    pad_id: u32,
+    with_types: bool,
+    device: &Device,
+) -> Result<Inputs, Diag> {
+    let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut inputs = Inputs::from_rows(&ids, pad_id, device).map_err(tensor_error)?;
+    if with_types {
+        let seq = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let types: Vec<u32> = rows
+            .iter()
+            .flat_map(|r| {
+                let mut t = r.1.clone();
+                t.resize(seq, 0);
+                t
+            })
+            .collect();
+        inputs.token_types =
+            Some(Tensor::from_vec(types, (rows.len(), seq), device).map_err(tensor_error)?);
+    }
+    Ok(inputs)
+}
+
+fn rows2(t: &Tensor) -> Result<Vec<Vec<f32>>, Diag> {
+    t.to_dtype(DType::F32)
+        .and_then(|t| t.to_vec2::<f32>())
+        .map_err(tensor_error)
+}
+
+/// Runs teacher and student over `examples` and compares them. Each model
+/// reads the examples through its own tokenizer (a pruned vocabulary gives
+/// the student other ids, and some words other pieces, than the teacher).
+pub fn measure(
+    task: Task,
+    teacher: &LoadedModel,
+    student: &LoadedModel,
+    data: &str,
+    examples: &[Example],
+) -> Result<Fidelity, Diag> {
+    let max_len = teacher.config.max_positions.min(128);
+    let (rows_t, truncated) = encode_counting_cuts(&teacher.tokenizer, max_len, examples)?;
+    let rows_s = encode_examples(&student.tokenizer, max_len, examples)?;
+    let mut metrics = BTreeMap::new();
+    let mut cos = Vec::new();
+    let (mut teacher_emb, mut student_emb) = (Vec::new(), Vec::new());
+    let (mut agree, mut correct_s, mut correct_t, mut labelled) = (0usize, 0usize, 0usize, 0usize);
+    let (mut nll_t, mut nll_s, mut tokens_t, mut tokens_s) = (0f64, 0f64, 0usize, 0usize);
+    let (mut top1, mut compared) = (0usize, 0usize);
+    for (b, (chunk_t, chunk_s)) in rows_t.chunks(BATCH).zip(rows_s.chunks(BATCH)).enumerate() {
+        let inputs_of = |m: &LoadedModel, rows: &[Encoded]| {
+            batch_inputs(
+                rows,
+                m.tokenizer.pad_id,
+                m.config.type_vocab_size > 0,
+                &m.device,
+            )
+        };
+        let (inputs_t, inputs_s) = (inputs_of(teacher, chunk_t)?, inputs_of(student, chunk_s)?);
+        let labels: Vec<Option<usize>> = examples[b * BATCH..b * BATCH + chunk_t.len()]
+            .iter()
+            .map(|e| e.label)
+            .collect();
+        match task {
+            Task::Embedding { pooling } => {
+                let p = pooling;
+                let emb = |m: &LoadedModel, inputs: &Inputs| -> Result<Vec<Vec<f32>>, Diag> {
+                    let (out, _) = m.forward(inputs).map_err(tensor_error)?;
+                    rows2(&pool(&out.last_hidden, &inputs.mask, p).map_err(tensor_error)?)
+                };
+                let (t, s) = (emb(teacher, &inputs_t)?, emb(student, &inputs_s)?);
+                cos.extend(t.iter().zip(&s).map(|(a, b)| cosine(a, b)));
+                teacher_emb.extend(t);
+                student_emb.extend(s);
+            }
+            Task::Classification { .. } => {
+                let logits = |m: &LoadedModel, inputs: &Inputs| -> Result<Vec<Vec<f32>>, Diag> {
+                    let (_, l) = m.forward(inputs).map_err(tensor_error)?;
+                    let l = l.ok_or_else(|| {
+                        Diag::new(
+                            "plcc::build::no-head",
+                            "the model has no classification head",
+                        )
+                    })?;
+                    rows2(&l)
+                };
+                let (t, s) = (logits(teacher, &inputs_t)?, logits(student, &inputs_s)?);
+                for ((tl, sl), label) in t.iter().zip(&s).zip(&labels) {
+                    let (tp, sp) = (argmax(tl), argmax(sl));
+                    agree += usize::from(tp == sp);
+                    if let Some(l) = label {
+                        labelled += 1;
+                        correct_t += usize::from(tp == *l);
+                        correct_s += usize::from(sp == *l);
+                    }
+                }
+            }
+            Task::CausalLm => {
+                let (t_lp, t_top) = next_token_stats(teacher, &inputs_t)?;
+                let (s_lp, s_top) = next_token_stats(student, &inputs_s)?;
+                for (i, ((ids_t, _), (ids_s, _))) in chunk_t.iter().zip(chunk_s).enumerate() {
+                    let (nt, ns) = (ids_t.len().saturating_sub(1), ids_s.len().saturating_sub(1));
+                    nll_t -= t_lp
+                        .get(i)
+                        .map_or(0.0, |r| r[..nt].iter().map(|&x| x as f64).sum());
+                    nll_s -= s_lp
+                        .get(i)
+                        .map_or(0.0, |r| r[..ns].iter().map(|&x| x as f64).sum());
+                    tokens_t += nt;
+                    tokens_s += ns;
+                    // Next-token agreement where both read the same tokens.
+                    if ids_t == ids_s {
+                        if let (Some(a), Some(b)) = (t_top.get(i), s_top.get(i)) {
+                            top1 += a[..nt].iter().zip(&b[..nt]).filter(|(x, y)| x == y).count();
+                            compared += nt;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let n = examples.len();
+    match task {
+        Task::Embedding { .. } => {
+            metrics.insert(
+                "mean_cosine".into(),
+                cos.iter().sum::<f64>() / cos.len().max(1) as f64,
+            );
+            metrics.insert(
+                "min_cosine".into(),
+                cos.iter().copied().fold(f64::INFINITY, f64::min),
+            );
+            if let Some(rho) = similarity_spearman(&teacher_emb, &student_emb) {
+                metrics.insert("similarity_spearman".into(), rho);
+            }
+        }
+        Task::Classification { .. } => {
+            metrics.insert("agreement".into(), agree as f64 / n.max(1) as f64);
+            if labelled > 0 {
+                metrics.insert(
+                    "student_accuracy".into(),
+                    correct_s as f64 / labelled as f64,
+                );
+                metrics.insert(
+                    "teacher_accuracy".into(),
+                    correct_t as f64 / labelled as f64,
+                );
+            }
+        }
+        Task::CausalLm => {
+            let pt = (nll_t / tokens_t.max(1) as f64).exp();
+            let ps = (nll_s / tokens_s.max(1) as f64).exp();
+            metrics.insert("teacher_perplexity".into(), pt);
+            metrics.insert("student_perplexity".into(), ps);
+            metrics.insert("perplexity_ratio".into(), ps / pt);
+            metrics.insert(
+                "top1_agreement".into(),
+                top1 as f64 / compared.max(1) as f64,
+            );
+        }
+    }
+    Ok(Fidelity {
+        data: data.to_string(),
+        examples: n,
+        truncated,
+        max_tokens: max_len,
+        metrics,
+    })
+}
+
+/// Per row and position of `inputs`: the log-probability `m` gives the next
+/// token, and its most likely next token (empty rows for one-token batches).
+fn next_token_stats(m: &LoadedModel, inputs: &Inputs) -> Result<NextTokenStats, Diag> {
+    let opts = ForwardOptions {
+        mode: Mode::Inference,
+        lm_logits: true,
+        ..Default::default()
+    };
+    let out = m.network.forward(inputs, &[], opts).map_err(tensor_error)?;
+    let logits = out
+        .logits
+        .ok_or_else(|| Diag::new("plcc::build::no-head", "the model computes no LM logits"))?;
+    let x = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(tensor_error)?;
+    let (b, seq, _) = x.dims3().map_err(tensor_error)?;
+    if seq < 2 {
+        return Ok((vec![Vec::new(); b], vec![Vec::new(); b]));
+    }
+    let next = inputs
+        .ids
+        .narrow(1, 1, seq - 1)
+        .and_then(|x| x.unsqueeze(2))
+        .and_then(|x| x.contiguous())
+        .map_err(tensor_error)?;
+    let head = x
+        .narrow(1, 0, seq - 1)
+        .and_then(|h| h.contiguous())
+        .map_err(tensor_error)?;
+    let lp = head
+        .gather(&next, 2)
+        .and_then(|g| g.squeeze(2))
+        .and_then(|g| g.to_vec2::<f32>())
+        .map_err(tensor_error)?;
+    let top = head
+        .argmax(D::Minus1)
+        .and_then(|a| a.to_vec2::<u32>())
+        .map_err(tensor_error)?;
+    Ok((lp, top))
+}

@@ -1,0 +1,9 @@
+//! Measuring what a build produced: the fidelity of a student to its teacher
+//! on held-out data, the build report, and the calibration of exit
+//! thresholds on an artifact.
+
+pub mod exits;
+pub mod fidelity;
+pub mod ranking;
+pub mod report;
+pub mod vocab_report;

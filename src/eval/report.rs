@@ -1,0 +1,219 @@
+//! The build report: sizes, compute, ratios to the teacher, the plan's
+//! estimates and the measured fidelity, as `report.json` and `report.md`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::fidelity::Fidelity;
+use super::vocab_report::VocabReport;
+use crate::diag::list_text;
+use crate::lower::train::checkpoint::StageTotals;
+
+/// One side (teacher or student) of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Size {
+    pub params: u64,
+    /// Parameters by part: `embeddings`, `encoder` (the transformer layers)
+    /// and `heads` (task head, exit heads, final norm), counted on the real tensors.
+    pub params_by_part: BTreeMap<String, u64>,
+    /// Real weight-file bytes.
+    pub bytes: u64,
+    pub flops_per_token: u64,
+}
+
+/// Fidelity of the student at one point of training (before it, or after a stage).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageEval {
+    /// `before training` or the stage's name.
+    pub after: String,
+    pub fidelity: Fidelity,
+}
+
+/// What training did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainingReport {
+    pub stages: Vec<StageTotals>,
+    pub evaluations: Vec<StageEval>,
+    /// The loss log and its plot, in the artifact directory.
+    pub loss_log: String,
+    pub loss_plot: String,
+    /// Whether the run continued from a checkpoint.
+    pub resumed: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub recipe: String,
+    pub teacher: Size,
+    pub student: Size,
+    /// teacher / student.
+    pub ratios: BTreeMap<String, f64>,
+    /// The plan's estimated bytes of the student's weights.
+    pub planned_student_bytes: u64,
+    pub planned_teacher_bytes: u64,
+    /// real / planned student bytes.
+    pub bytes_vs_plan: f64,
+    pub layer_map: Vec<usize>,
+    pub embedding_energy_kept: Option<f64>,
+    pub max_slice_difference: f32,
+    pub fidelity: Fidelity,
+    /// Vocabulary pruning, when the recipe prunes the vocabulary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<VocabReport>,
+    pub stages: Vec<(String, f64)>,
+    pub training: Option<TrainingReport>,
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut s = format!("# plcc build report: {}\n\n", self.recipe);
+        s.push_str("| | teacher | student | ratio |\n|---|---:|---:|---:|\n");
+        let row = |name: &str, t: u64, st: u64| {
+            format!("| {name} | {t} | {st} | {} |\n", ratio_text(t, st))
+        };
+        s.push_str(&row("parameters", self.teacher.params, self.student.params));
+        for part in ["embeddings", "encoder", "heads"] {
+            let get = |side: &Size| side.params_by_part.get(part).copied().unwrap_or(0);
+            s.push_str(&row(
+                &format!("· {part} parameters"),
+                get(&self.teacher),
+                get(&self.student),
+            ));
+        }
+        s.push_str(&row(
+            "bytes (weight file)",
+            self.teacher.bytes,
+            self.student.bytes,
+        ));
+        s.push_str(&row(
+            "FLOPs/token",
+            self.teacher.flops_per_token,
+            self.student.flops_per_token,
+        ));
+        s.push_str(&format!(
+            "\nPlanned student bytes: {} (real / planned = {:.4}).\n",
+            self.planned_student_bytes, self.bytes_vs_plan
+        ));
+        s.push_str(&format!(
+            "Layer map (student → teacher): {}\n",
+            list_text(&self.layer_map)
+        ));
+        if let Some(e) = self.embedding_energy_kept {
+            s.push_str(&format!(
+                "Embedding factorization keeps {:.2}% of the energy.\n",
+                100.0 * e
+            ));
+        }
+        s.push_str(&format!(
+            "Largest masked-vs-sliced difference: {:.2e}\n\n## Fidelity on `{}` ({} examples)\n\n",
+            self.max_slice_difference, self.fidelity.data, self.fidelity.examples
+        ));
+        for (k, v) in &self.fidelity.metrics {
+            s.push_str(&format!("- {k}: {v:.4}\n"));
+        }
+        if let Some(v) = &self.vocab {
+            s.push_str(&v.markdown());
+        }
+        if let Some(t) = &self.training {
+            s.push_str(&t.markdown());
+        }
+        s.push_str("\n## Stages\n\n");
+        for (name, secs) in &self.stages {
+            s.push_str(&format!("- {name}: {secs:.2}s\n"));
+        }
+        if !self.notes.is_empty() {
+            s.push_str("\n## Notes\n\n");
+            for n in &self.notes {
+                s.push_str(&format!("- {n}\n"));
+            }
+        }
+        s
+    }
+}
+
+impl TrainingReport {
+    fn markdown(&self) -> String {
+        let mut s = String::from("\n## Training\n\n| stage | steps | tokens | seconds | tokens/s | final loss |\n|---|---:|---:|---:|---:|---:|\n");
+        for t in &self.stages {
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.1} | {:.0} | {:.4} |\n",
+                t.name,
+                t.steps,
+                t.tokens,
+                t.seconds,
+                t.tokens as f64 / t.seconds.max(1e-9),
+                t.final_loss
+            ));
+        }
+        let keys: Vec<&String> = self
+            .evaluations
+            .first()
+            .map(|e| e.fidelity.metrics.keys().collect())
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            s.push_str(
+                "\nFidelity of the student during training (fake-quantized weights):\n\n| after |",
+            );
+            for k in &keys {
+                s.push_str(&format!(" {k} |"));
+            }
+            s.push_str("\n|---|");
+            s.push_str(&"---:|".repeat(keys.len()));
+            s.push('\n');
+            for e in &self.evaluations {
+                s.push_str(&format!("| {} |", e.after));
+                for k in &keys {
+                    match e.fidelity.metrics.get(*k) {
+                        Some(v) => s.push_str(&format!(" {v:.4} |")),
+                        None => s.push_str(" |"),
+                    }
+                }
+                s.push('\n');
+            }
+        }
+        s.push_str(&format!(
+            "\nLoss log: `{}`; plot: `{}`{}.\n",
+            self.loss_log,
+            self.loss_plot,
+            if self.resumed {
+                " (resumed from a checkpoint)"
+            } else {
+                ""
+            }
+        ));
+        s
+    }
+}
+
+/// The part of the model a tensor belongs to (see `Size::params_by_part`).
+pub fn part_of(name: &str) -> &'static str {
+    if name.starts_with("embeddings.") || name.starts_with("wte") || name.starts_with("wpe") {
+        "embeddings"
+    } else if name.starts_with("encoder.layer.") || name.starts_with("h.") {
+        "encoder"
+    } else {
+        "heads"
+    }
+}
+
+/// Parameters by part of named tensors with their element counts.
+pub fn params_by_part<'a>(
+    tensors: impl IntoIterator<Item = (&'a String, usize)>,
+) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (name, n) in tensors {
+        *out.entry(part_of(name).to_string()).or_insert(0) += n as u64;
+    }
+    out
+}
+
+/// `teacher / student` as `12.34x`, or `-` when the student has none.
+pub fn ratio_text(teacher: u64, student: u64) -> String {
+    if student == 0 {
+        "-".into()
+    } else {
+        format!("{:.2}x", teacher as f64 / student as f64)
+    }
+}

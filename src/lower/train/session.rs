@@ -1,0 +1,194 @@
+//! One training run of a build: its folder (checkpoints and loss log), the
+//! checkpoint it resumes from, and what opening it found — a resumed or
+//! skipped checkpoint, no usable checkpoint (training starts over), or an
+//! earlier run's folder discarded — as notes for the build's report.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+
+use super::checkpoint::{self, Meta, Progress};
+use super::log::LossLog;
+use crate::diag::Diag;
+
+/// What stays the same over a whole training run.
+pub struct Session {
+    pub recipe_sha256: String,
+    pub max_steps: Option<usize>,
+    /// Checkpoints and the loss log live here until the artifact is written.
+    pub dir: PathBuf,
+    pub device: Device,
+    pub log: LossLog,
+    pub meta: Meta,
+    /// The checkpoint a resumed run continues from (consumed by the stage it belongs to).
+    pub resume_from: Option<checkpoint::Checkpoint>,
+    /// Teacher tensors to store with every checkpoint (a pretrained teacher).
+    pub teacher_tensors: Option<std::collections::HashMap<String, Tensor>>,
+    pub quiet: bool,
+    /// What opening the run found and did (a resumed or skipped checkpoint,
+    /// a discarded earlier run), one line each for the build's notes.
+    pub notes: Vec<String>,
+}
+
+/// Removes the training folder `dir` if it exists.
+fn clear(dir: &Path) -> Result<(), Diag> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| Diag::io("plcc::io::write", "clear", dir, &e))?;
+    }
+    Ok(())
+}
+
+/// What an earlier run left in the training folder `dir`, in words; `None`
+/// when there is nothing.
+fn held_by(dir: &Path) -> Option<String> {
+    let mut entries = std::fs::read_dir(dir).ok()?;
+    entries.next()?.ok()?;
+    Some(
+        match checkpoint::latest_progress(&dir.join("checkpoints")) {
+            Some(p) => format!("its latest checkpoint was taken at {}", p.describe()),
+            None => "a loss log and no checkpoint".to_string(),
+        },
+    )
+}
+
+impl Session {
+    /// Starts a run, or continues the one checkpointed in `dir` when
+    /// `resume`. `dir` must be plcc's training folder or absent (the build
+    /// checks it with [`crate::lower::train::folder::check_training_dir`]).
+    ///
+    /// Resuming continues from the newest whole checkpoint (a damaged latest
+    /// one is passed over for the one before it); with none, training starts
+    /// from the beginning. Without `resume`, an earlier run's folder is
+    /// cleared. Each of these is told in [`Session::notes`].
+    pub fn open(
+        dir: PathBuf,
+        recipe_sha256: String,
+        max_steps: Option<usize>,
+        resume: bool,
+        device: Device,
+    ) -> Result<Self, Diag> {
+        let checkpoints = dir.join("checkpoints");
+        let mut notes = Vec::new();
+        let resume_from = if resume {
+            let found = checkpoint::load_usable(&checkpoints, &device);
+            for (name, why) in &found.skipped {
+                notes.push(format!(
+                    "skipped checkpoint `{}`: {why}",
+                    checkpoints.join(name).display()
+                ));
+            }
+            match found.checkpoint {
+                Some(ckpt) => Some(ckpt),
+                None => {
+                    notes.push(format!(
+                        "--resume found no usable checkpoint in `{}`; training starts from the beginning",
+                        dir.display()
+                    ));
+                    clear(&dir)?;
+                    None
+                }
+            }
+        } else {
+            if let Some(held) = held_by(&dir) {
+                notes.push(format!(
+                    "discarded the training folder `{}` of an earlier build ({held}); \
+                     build with --resume to continue from it",
+                    dir.display()
+                ));
+            }
+            clear(&dir)?;
+            None
+        };
+        if let Some(ckpt) = &resume_from {
+            if ckpt.meta.recipe_sha256 != recipe_sha256 {
+                return Err(Diag::new(
+                    "plcc::train::recipe-changed",
+                    "the checkpoint was written for a different version of the recipe",
+                )
+                .note(format!("checkpoint in `{}`", dir.display()))
+                .help("build without --resume to start over with the edited recipe"));
+            }
+            if ckpt.meta.max_steps != max_steps {
+                return Err(Diag::new(
+                    "plcc::train::max-steps-changed",
+                    format!(
+                        "the checkpoint was written with {}, this run has {}",
+                        max_steps_text(ckpt.meta.max_steps),
+                        max_steps_text(max_steps)
+                    ),
+                )
+                .help("resume with the same --max-steps as the interrupted run"));
+            }
+            checkpoint::continue_from(&checkpoints, &ckpt.name)?;
+            notes.push(format!(
+                "resumed from checkpoint `{}` at {}",
+                checkpoints.join(&ckpt.name).display(),
+                ckpt.meta.progress.describe()
+            ));
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Diag::io("plcc::io::write", "create", &dir, &e))?;
+        let keep = resume_from
+            .as_ref()
+            .map_or(0, |c| c.meta.progress.global_step);
+        let log = LossLog::open(&dir.join("loss.jsonl"), Some(keep))?;
+        let meta = match &resume_from {
+            Some(c) => c.meta.clone(),
+            None => Meta {
+                recipe_sha256: recipe_sha256.clone(),
+                max_steps,
+                progress: Progress {
+                    stage: 0,
+                    stage_name: String::new(),
+                    step: 0,
+                    global_step: 0,
+                    stage_done: false,
+                },
+                evaluations: Vec::new(),
+                finished: Vec::new(),
+            },
+        };
+        Ok(Session {
+            recipe_sha256,
+            max_steps,
+            dir,
+            device,
+            log,
+            meta,
+            resume_from,
+            teacher_tensors: None,
+            quiet: false,
+            notes,
+        })
+    }
+
+    /// Whether stage `index` finished in an earlier (resumed) run.
+    pub fn stage_finished(&self, index: usize) -> bool {
+        let p = &self.meta.progress;
+        self.resume_from.is_some() && (index < p.stage || (index == p.stage && p.stage_done))
+    }
+
+    /// The teacher tensors of the resumed checkpoint (a pretrained teacher).
+    pub fn resumed_teacher(&self) -> Option<&std::collections::HashMap<String, Tensor>> {
+        self.resume_from.as_ref().and_then(|c| c.teacher.as_ref())
+    }
+}
+
+/// `--max-steps 100`, or `no --max-steps`, as messages show the option.
+fn max_steps_text(max_steps: Option<usize>) -> String {
+    match max_steps {
+        Some(n) => format!("--max-steps {n}"),
+        None => "no --max-steps".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::max_steps_text;
+
+    #[test]
+    fn max_steps_read_as_the_command_line_option() {
+        assert_eq!(max_steps_text(Some(100)), "--max-steps 100");
+        assert_eq!(max_steps_text(None), "no --max-steps");
+    }
+}

@@ -1,0 +1,267 @@
+//! The model being trained: a network whose every tensor is a trainable
+//! variable, with fake-quantized linear layers and embeddings where the
+//! program places weight quantizers, learned clipping scales as variables of
+//! their own, inputs fake-quantized per token where the program places
+//! activation quantizers, and the task head and exit heads. `export` turns the variables
+//! back into the float tensors and learned scales the packer stores.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::VarBuilder;
+
+use super::fake_quant::{initial_scales, LearnedScaleQuantizer, SpecQuantizer};
+use super::optim::{decays, Param};
+use super::sparse_rows::{RowGrad, RowSparseTable};
+use crate::artifact::{ActivationQuant, ExitRecord};
+use crate::base::{Arch, ModelConfig};
+use crate::base::{Granularity, ScaleMethod, Task};
+use crate::ir::WeightQuant;
+use crate::lower::teacher::{is_conv1d, Tensors};
+use crate::quant::QuantSpec;
+use crate::runtime::from_artifact::heads_from_tensors;
+use crate::runtime::{ExitHead, ForwardOptions, Inputs, ModelOutput, Network, Quantizer};
+
+/// A weight quantizer placed on a module, as the trainer applies it.
+#[derive(Debug, Clone)]
+enum Placed {
+    Fixed(Arc<SpecQuantizer>),
+    Learned(Arc<LearnedScaleQuantizer>),
+}
+
+impl Placed {
+    fn quantizer(&self) -> Arc<dyn Quantizer> {
+        match self {
+            Placed::Fixed(q) => q.clone(),
+            Placed::Learned(q) => q.clone(),
+        }
+    }
+
+    /// Whether each row of the quantized matrix is quantized on its own.
+    fn row_local(&self) -> bool {
+        matches!(self, Placed::Fixed(q) if matches!(q.spec.granularity, Granularity::Row | Granularity::Group(_)))
+    }
+}
+
+/// The trainable student.
+pub struct TrainableNet {
+    pub config: ModelConfig,
+    pub task: Task,
+    pub network: Network,
+    pub classifier: Option<ExitHead>,
+    pub exits: Vec<ExitHead>,
+    /// Model variables by tensor name (logical `[out, in]` layout).
+    vars: BTreeMap<String, Var>,
+    /// Learned clipping scales by module name.
+    learned: BTreeMap<String, Arc<LearnedScaleQuantizer>>,
+    /// The token embedding's quantizer and its variable, when quantized.
+    embedding_quant: Option<(Arc<dyn Quantizer>, Var)>,
+    /// The position table's quantizer and its variable, when quantized.
+    position_quant: Option<(Arc<dyn Quantizer>, Var)>,
+    /// The word table, when it is trained a few rows at a time.
+    sparse_words: Option<RowSparseTable>,
+}
+
+impl TrainableNet {
+    /// Builds the network of `config` from `tensors` (logical layout) with
+    /// `quant` (student module name → weight quantizer) applied.
+    pub fn new(
+        config: &ModelConfig,
+        task: Task,
+        tensors: &Tensors,
+        quant: &BTreeMap<String, WeightQuant>,
+        activations: &BTreeMap<String, ActivationQuant>,
+        exit_records: &[ExitRecord],
+        device: &Device,
+    ) -> std::result::Result<Self, String> {
+        let run = || -> Result<Self> {
+            let mut vars = BTreeMap::new();
+            let mut runtime: HashMap<String, Tensor> = HashMap::new();
+            for (name, t) in tensors {
+                let var = Var::from_tensor(&t.to_device(device)?.to_dtype(DType::F32)?)?;
+                // GPT-2 `Conv1D` weights are read `[in, out]` by the loader:
+                // hand it a transposed view of the variable.
+                let view = if is_conv1d(config.arch, name) {
+                    var.as_tensor().t()?
+                } else {
+                    var.as_tensor().clone()
+                };
+                runtime.insert(name.clone(), view);
+                vars.insert(name.clone(), var);
+            }
+            let vb =
+                VarBuilder::from_backend(Box::new(runtime.clone()), DType::F32, device.clone());
+            let mut network = Network::load(vb, config)?;
+            let (classifier, exits) =
+                heads_from_tensors(&runtime, &network, task, exit_records, config.num_layers())?;
+            let mut learned = BTreeMap::new();
+            let mut placed: BTreeMap<String, Placed> = BTreeMap::new();
+            for (module, wq) in quant {
+                let Some(var) = vars.get(&format!("{module}.weight")) else {
+                    continue;
+                };
+                let p = match wq.scale {
+                    ScaleMethod::Learned => {
+                        let init = initial_scales(var.as_tensor(), wq.granularity)?;
+                        let q = Arc::new(LearnedScaleQuantizer {
+                            bits: wq.bits,
+                            scale: Var::from_tensor(&init)?,
+                        });
+                        learned.insert(module.clone(), q.clone());
+                        Placed::Learned(q)
+                    }
+                    _ => Placed::Fixed(Arc::new(SpecQuantizer {
+                        spec: QuantSpec {
+                            bits: wq.bits,
+                            symmetric: wq.symmetric,
+                            granularity: wq.granularity,
+                            scale: wq.scale,
+                            learned: None,
+                        },
+                    })),
+                };
+                placed.insert(module.clone(), p);
+            }
+            for (name, lin) in network.linears_mut() {
+                if let Some(p) = placed.get(&name) {
+                    lin.fake_quantize(p.quantizer());
+                }
+                if let Some(a) = activations.get(&name) {
+                    lin.quantize_inputs(*a);
+                }
+            }
+            let table_quant =
+                |name: &str| match (placed.get(name), vars.get(&format!("{name}.weight"))) {
+                    (Some(p), Some(var)) => Some((p.quantizer(), var.clone())),
+                    _ => None,
+                };
+            let words = network.word_embeddings_mut().0;
+            let embedding_quant = table_quant(words);
+            let position_quant = table_quant(network.position_embeddings_mut().0);
+            let row_local = placed.get(words).is_none_or(Placed::row_local);
+            let sparse_words = vars
+                .get(&format!("{words}.weight"))
+                .filter(|_| config.arch == Arch::Bert && row_local)
+                .map(|var| RowSparseTable::new(format!("{words}.weight"), var.clone()));
+            Ok(TrainableNet {
+                config: config.clone(),
+                task,
+                network,
+                classifier,
+                exits,
+                vars,
+                learned,
+                embedding_quant,
+                position_quant,
+                sparse_words,
+            })
+        };
+        run().map_err(|e| e.to_string())
+    }
+
+    /// Refreshes derived tensors for a forward pass over any ids: the whole
+    /// word table (fake-quantized, or the variable itself after a training
+    /// step replaced it with a few rows) and the fake-quantized position
+    /// table, whose weights change every step.
+    pub fn refresh(&mut self) -> Result<()> {
+        if let Some((q, var)) = &self.embedding_quant {
+            let table = q.fake_quant(var.as_tensor())?;
+            self.network.word_embeddings_mut().1.table = table;
+        } else if let Some(t) = &self.sparse_words {
+            self.network.word_embeddings_mut().1.table = t.var.as_tensor().clone();
+        }
+        self.refresh_positions()
+    }
+
+    fn refresh_positions(&mut self) -> Result<()> {
+        if let Some((q, var)) = &self.position_quant {
+            *self.network.position_embeddings_mut().1 = q.fake_quant(var.as_tensor())?;
+        }
+        Ok(())
+    }
+
+    /// One training forward pass: derived tensors refreshed, and the word
+    /// table looked up through the rows `inputs` uses when it is trained a
+    /// few rows at a time (`take_row_grad` then collects their gradient).
+    pub fn forward_training(
+        &mut self,
+        inputs: &Inputs,
+        opts: ForwardOptions,
+    ) -> Result<ModelOutput> {
+        let Some(table) = self.sparse_words.as_mut() else {
+            self.refresh()?;
+            return self.forward(inputs, opts);
+        };
+        let quant = self.embedding_quant.as_ref().map(|(q, _)| q.as_ref());
+        let (rows, local) = table.lookup(&inputs.ids, quant)?;
+        self.network.word_embeddings_mut().1.table = rows;
+        self.refresh_positions()?;
+        let renumbered = Inputs {
+            ids: local,
+            mask: inputs.mask.clone(),
+            token_types: inputs.token_types.clone(),
+        };
+        self.forward(&renumbered, opts)
+    }
+
+    /// The gradient of the word-table rows the last `forward_training` used.
+    pub fn take_row_grad(&mut self, grads: &candle_core::backprop::GradStore) -> Option<RowGrad> {
+        self.sparse_words.as_mut()?.take_grad(grads)
+    }
+
+    /// Every head passed to the forward: exits, then the task head.
+    pub fn heads(&self) -> Vec<ExitHead> {
+        let mut heads = self.exits.clone();
+        heads.extend(self.classifier.clone());
+        heads
+    }
+
+    pub fn forward(&self, inputs: &Inputs, opts: ForwardOptions) -> Result<ModelOutput> {
+        self.network.forward(inputs, &self.heads(), opts)
+    }
+
+    /// Trainable parameters, sorted by name: model tensors, then learned
+    /// scales (`{module}.weight_scale`).
+    pub fn params(&self) -> Vec<Param> {
+        let mut out: Vec<Param> = self
+            .vars
+            .iter()
+            .map(|(n, v)| Param {
+                name: n.clone(),
+                var: v.clone(),
+                decay: decays(n, v.as_tensor().rank()),
+            })
+            .collect();
+        out.extend(self.learned.iter().map(|(m, q)| Param {
+            name: format!("{m}.weight_scale"),
+            var: q.scale.clone(),
+            decay: false,
+        }));
+        out
+    }
+
+    /// The float tensors (logical layout, copied off the variables) and the
+    /// learned clipping values by module.
+    pub fn export(&self) -> Result<(Tensors, BTreeMap<String, Vec<f32>>)> {
+        let mut tensors = Tensors::new();
+        for (n, v) in &self.vars {
+            tensors.insert(
+                n.clone(),
+                v.as_tensor().detach().copy()?.to_device(&Device::Cpu)?,
+            );
+        }
+        let mut scales = BTreeMap::new();
+        for (m, q) in &self.learned {
+            scales.insert(m.clone(), q.values()?);
+        }
+        Ok((tensors, scales))
+    }
+}
+
+/// Checks that learned scales can be trained for `wq`: symmetric, per row
+/// or per tensor.
+pub fn learned_scale_supported(wq: &WeightQuant) -> bool {
+    wq.scale != ScaleMethod::Learned
+        || (wq.symmetric && matches!(wq.granularity, Granularity::Row | Granularity::Tensor))
+}

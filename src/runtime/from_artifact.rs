@@ -1,0 +1,281 @@
+//! Loading a plcc artifact directory (`Artifact::open` validates it) into a
+//! runnable `LoadedModel`: the student's per-layer shapes come from the
+//! manifest, and the task head and exit heads are rebuilt from their stored
+//! tensors.
+//!
+//! Linear weights stored packed in a form the integer kernels take (binary,
+//! ternary, symmetric 2/4/8-bit with one scale per row or per tensor) run on
+//! those kernels (`crate::runtime::kernels`), which quantize each input token to int8;
+//! on a CUDA device (`cuda` feature) the packed weights are uploaded once and
+//! run on the GPU kernel. Packed weights the kernels do not take (asymmetric,
+//! or one scale per group within a row) are dequantized to f32 and run on the
+//! float kernel, as float weights do. A module with an activation quantizer
+//! in the manifest has its input quantized that way, so what runs (and the
+//! build's fidelity, measured on the loaded artifact) includes activation
+//! quantization.
+//! [`LoadOptions::dequantized`] loads every weight as f32 without any
+//! activation quantization instead (a reference to compare the kernels with).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+
+use super::exit_rule::ExitPolicy;
+use super::heads::ExitHead as ModelExitHead;
+use super::linear::Linear;
+use super::loader::{LoadedModel, Network};
+use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::base::Pooling;
+use crate::base::{ExitHead, Task};
+use crate::diag::Diag;
+use crate::lower::teacher::flip_conv1d;
+use crate::runtime::kernels::KernelError;
+use crate::text::TextTokenizer;
+
+fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {
+    Diag::new(
+        "plcc::artifact::load-failed",
+        format!("cannot build the model of artifact `{}`", dir.display()),
+    )
+    .note(e.to_string())
+}
+
+/// Every tensor of the artifact as f32 on `device`, in the runtime's layout.
+pub fn artifact_tensors(
+    artifact: &Artifact,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>, Diag> {
+    let mut tensors = HashMap::new();
+    for (name, record) in &artifact.manifest.weights {
+        let values = artifact.weight_f32(name)?;
+        let t = Tensor::from_vec(values, record.shape.as_slice(), device)
+            .map_err(|e| load_failed(&artifact.dir, e))?;
+        tensors.insert(name.clone(), t);
+    }
+    flip_conv1d(artifact.manifest.config.arch, &mut tensors)
+        .map_err(|e| load_failed(&artifact.dir, e))?;
+    Ok(tensors)
+}
+
+/// How an artifact's weights run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Packed weights on the integer kernels and activation quantizers
+    /// applied; otherwise every weight dequantized to f32 and no activation
+    /// quantization.
+    pub kernels: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { kernels: true }
+    }
+}
+
+impl LoadOptions {
+    /// Every weight as f32, no activation quantization.
+    pub fn dequantized() -> Self {
+        LoadOptions { kernels: false }
+    }
+}
+
+/// Sets up the linear module `name` for inference as the manifest says: the
+/// integer kernel for a supported packed weight, its activation quantizer,
+/// and the float kernel otherwise.
+fn prepare_linear(
+    artifact: &Artifact,
+    name: &str,
+    lin: &mut Linear,
+    options: LoadOptions,
+) -> Result<(), Diag> {
+    if options.kernels {
+        let weight = format!("{name}.weight");
+        if let Some(record) = artifact.manifest.weights.get(&weight) {
+            if matches!(record.storage, Storage::Packed { .. }) {
+                let path = artifact.dir.join(WEIGHTS_FILE);
+                let stored =
+                    crate::artifact::read_weight(&artifact.tensors, &weight, record, &path)?;
+                if let StoredWeight::Packed(q) = stored {
+                    // Unsupported forms keep their dequantized f32 weight; a
+                    // device that cannot take the packed weights is an error.
+                    if let Err(KernelError::Device(e)) = lin.use_packed(&q) {
+                        return Err(Diag::new(
+                            "plcc::artifact::load-failed",
+                            format!("cannot place the packed weight `{weight}` on the device"),
+                        )
+                        .note(e));
+                    }
+                }
+            }
+        }
+        if let Some(q) = artifact.manifest.activation_quant.get(name) {
+            lin.quantize_inputs(*q);
+        }
+    }
+    lin.prepare_inference()
+        .map_err(|e| load_failed(&artifact.dir, e))
+}
+
+fn linear(tensors: &HashMap<String, Tensor>, name: &str) -> Option<Linear> {
+    let w = tensors.get(&format!("{name}.weight"))?;
+    Some(Linear::from_weights(
+        w.clone(),
+        tensors.get(&format!("{name}.bias")).cloned(),
+    ))
+}
+
+/// A sequence-classification head after layer `layers` from `tensors`
+/// (`classifier.*` and, when present, the tanh pooler `pooler.dense.*`, as
+/// Hugging Face's `BertForSequenceClassification`); `None` without `classifier.weight`.
+pub fn classifier_head(tensors: &HashMap<String, Tensor>, layers: usize) -> Option<ModelExitHead> {
+    linear(tensors, "classifier").map(|c| ModelExitHead {
+        after_layer: layers,
+        pooling: Pooling::Cls,
+        pooler: linear(tensors, "pooler.dense"),
+        classifier: Some(c),
+    })
+}
+
+/// The task head and exit heads stored in `tensors` (runtime layout): the
+/// classifier (`pooler.dense.*`, `classifier.*`) and one head per exit
+/// record. An embedding exit (`head: pooler`) maps the pooled state through
+/// its linear `exit.{after}.dense` (identity as built), so its output lives
+/// in the final embedding's space; a classifier exit has a tanh pooler and a
+/// classifier; GPT-2 exits of a causal LM use the tied token embedding.
+pub fn heads_from_tensors(
+    tensors: &HashMap<String, Tensor>,
+    network: &Network,
+    task: Task,
+    records: &[ExitRecord],
+    layers: usize,
+) -> candle_core::Result<(Option<ModelExitHead>, Vec<ModelExitHead>)> {
+    let classifier = classifier_head(tensors, layers);
+    let pooling = Pooling::of_task(task);
+    let mut exits = Vec::new();
+    for record in records {
+        let name = format!("exit.{}", record.after);
+        let (pooler, classifier) = match (network, record.head) {
+            (Network::Gpt2(m), ExitHead::Classifier) => {
+                (None, Some(Linear::from_weights(m.wte.full_matrix()?, None)))
+            }
+            (_, ExitHead::Pooler) => (None, linear(tensors, &format!("{name}.dense"))),
+            (_, ExitHead::Classifier) => (
+                linear(tensors, &format!("{name}.dense")),
+                linear(tensors, &format!("{name}.classifier")),
+            ),
+        };
+        exits.push(ModelExitHead {
+            after_layer: record.after,
+            pooling,
+            pooler,
+            classifier,
+        });
+    }
+    Ok((classifier, exits))
+}
+
+/// Loads the artifact in `dir` onto `device`, packed weights on the kernels.
+pub fn load_artifact(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
+    load_artifact_with(dir, device, LoadOptions::default())
+}
+
+/// Loads the artifact in `dir` onto `device` as `options` say.
+pub fn load_artifact_with(
+    dir: &Path,
+    device: &Device,
+    options: LoadOptions,
+) -> Result<LoadedModel, Diag> {
+    let artifact = Artifact::open(dir)?;
+    let config = artifact.manifest.config.clone();
+    let tensors = artifact_tensors(&artifact, device)?;
+    let vb = VarBuilder::from_backend(Box::new(tensors.clone()), DType::F32, device.clone());
+    let mut network = Network::load(vb, &config).map_err(|e| load_failed(dir, e))?;
+    for (name, lin) in network.linears_mut() {
+        prepare_linear(&artifact, &name, lin, options)?;
+    }
+    network
+        .fuse_projections()
+        .map_err(|e| load_failed(dir, e))?;
+    let (mut classifier, mut exits) = heads_from_tensors(
+        &tensors,
+        &network,
+        artifact.manifest.task,
+        &artifact.manifest.exits,
+        config.num_layers(),
+    )
+    .map_err(|e| load_failed(dir, e))?;
+    if let Some(head) = classifier.as_mut() {
+        prepare_head(&artifact, head, "pooler.dense", "classifier", options)?;
+    }
+    for (head, record) in exits.iter_mut().zip(&artifact.manifest.exits) {
+        let name = format!("exit.{}", record.after);
+        let (pooler, out) = match record.head {
+            ExitHead::Pooler => (String::new(), format!("{name}.dense")),
+            ExitHead::Classifier => (format!("{name}.dense"), format!("{name}.classifier")),
+        };
+        prepare_head(&artifact, head, &pooler, &out, options)?;
+    }
+    let exit_policies = artifact
+        .manifest
+        .exits
+        .iter()
+        .map(|r| exit_policy(dir, r))
+        .collect::<Result<Vec<_>, Diag>>()?;
+    let tokenizer = TextTokenizer::from_bytes(
+        &artifact.tokenizer_json,
+        &dir.join(TOKENIZER_FILE),
+        config.pad_token_id,
+    )?;
+    Ok(LoadedModel {
+        name: dir.display().to_string(),
+        config,
+        network,
+        classifier,
+        exits,
+        exit_policies,
+        tokenizer,
+        device: device.clone(),
+    })
+}
+
+/// Prepares a head's pooler (module `pooler`) and classifier (module `out`).
+fn prepare_head(
+    artifact: &Artifact,
+    head: &mut ModelExitHead,
+    pooler: &str,
+    out: &str,
+    options: LoadOptions,
+) -> Result<(), Diag> {
+    if let Some(p) = head.pooler.as_mut() {
+        prepare_linear(artifact, pooler, p, options)?;
+    }
+    if let Some(c) = head.classifier.as_mut() {
+        prepare_linear(artifact, out, c, options)?;
+    }
+    Ok(())
+}
+
+/// The policy of one manifest exit; a criterion that reads class
+/// probabilities on an embedding exit is a diagnostic.
+fn exit_policy(dir: &Path, record: &ExitRecord) -> Result<ExitPolicy, Diag> {
+    if record.head == ExitHead::Pooler && ExitPolicy::needs_logits(record.criterion) {
+        return Err(Diag::new(
+            "plcc::artifact::exit-criterion",
+            format!(
+                "the exit after layer {} of `{}` produces embeddings, but its criterion `{}` needs class probabilities",
+                record.after,
+                dir.display(),
+                crate::ir::word(&record.criterion)
+            ),
+        )
+        .help("embedding exits use `criterion: similarity`"));
+    }
+    Ok(ExitPolicy {
+        head: record.head,
+        criterion: record.criterion,
+        threshold: record.threshold,
+        patience: record.patience,
+    })
+}

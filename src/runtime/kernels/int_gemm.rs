@@ -1,0 +1,280 @@
+//! The integer GEMM driver: splits `x · Wᵀ` into rayon tasks of
+//! (row block × panel block), runs the level's micro-kernel on each
+//! micro-tile, removes the VNNI activation shift and hands the exact i32
+//! accumulators to an epilogue (store as i32, or scale to f32).
+
+use rayon::prelude::*;
+
+use super::activations::{ActivationData, QuantizedActivations};
+use super::weights::{IntegerWeights, WeightForm};
+use super::{finish, scalar, SimdLevel};
+
+/// Largest micro-tile, in accumulators (8 rows × 48 columns).
+pub(crate) const TILE_MAX: usize = 8 * 48;
+
+/// Below this many multiply-accumulates the product runs on the calling
+/// thread.
+const SERIAL_MACS: usize = 1 << 18;
+
+/// Exact i32 accumulators `acc[i, j] = Σ_k qx[i, k] · w[j, k]`, `m × n`.
+pub fn int_gemm_i32(a: &QuantizedActivations, w: &IntegerWeights) -> Vec<i32> {
+    let mut out = vec![0i32; a.m * w.n];
+    let ptr = SharedOut(out.as_mut_ptr());
+    let n = w.n;
+    run(a, w, &|row, col, accs: &[i32]| {
+        // SAFETY: each (row, col) is written by exactly one micro-tile, and
+        // row < m, col + accs.len() <= n, so the write stays inside `out`.
+        let dst = unsafe { std::slice::from_raw_parts_mut(ptr.at(row * n + col), accs.len()) };
+        dst.copy_from_slice(accs);
+    });
+    out
+}
+
+/// `out[i, j] = (acc[i, j] · sx[i]) · sw[j] + bias[j]`, `m × n` row-major.
+pub fn int_gemm_f32(
+    a: &QuantizedActivations,
+    w: &IntegerWeights,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    assert_eq!(out.len(), a.m * w.n, "output length does not match m × n");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), w.n, "bias length does not match n");
+    }
+    let ptr = SharedOut(out.as_mut_ptr());
+    let n = w.n;
+    run(a, w, &|row, col, accs: &[i32]| {
+        // SAFETY: as in `int_gemm_i32`: disjoint, in-bounds writes.
+        let dst = unsafe { std::slice::from_raw_parts_mut(ptr.at(row * n + col), accs.len()) };
+        let bias = bias.map(|b| &b[col..col + accs.len()]);
+        finish_row(
+            dst,
+            accs,
+            a.scales[row],
+            &w.scales[col..col + accs.len()],
+            bias,
+        );
+    });
+}
+
+/// `dst[c] = finish(accs[c], sx, sw[c], bias[c])`, vectorized for the
+/// widest instruction set this CPU has (the same IEEE operations in the same
+/// order on every path).
+fn finish_row(dst: &mut [f32], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&[f32]>) {
+    #[cfg(target_arch = "x86_64")]
+    if SimdLevel::Avx512Vnni.is_available() {
+        // SAFETY: AVX-512F is available, checked just above.
+        return unsafe { finish_row_avx512(dst, accs, sx, sw, bias) };
+    }
+    finish_row_portable(dst, accs, sx, sw, bias)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn finish_row_avx512(
+    dst: &mut [f32],
+    accs: &[i32],
+    sx: f32,
+    sw: &[f32],
+    bias: Option<&[f32]>,
+) {
+    finish_row_portable(dst, accs, sx, sw, bias)
+}
+
+#[inline(always)]
+fn finish_row_portable(dst: &mut [f32], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&[f32]>) {
+    match bias {
+        Some(b) => {
+            for (((d, &acc), &s), &bj) in dst.iter_mut().zip(accs).zip(sw).zip(b) {
+                *d = finish(acc, sx, s, bj);
+            }
+        }
+        None => {
+            for ((d, &acc), &s) in dst.iter_mut().zip(accs).zip(sw) {
+                *d = finish(acc, sx, s, 0.0);
+            }
+        }
+    }
+}
+
+/// A raw output pointer shared by tasks that write disjoint regions.
+#[derive(Clone, Copy)]
+struct SharedOut<T>(*mut T);
+// SAFETY: the tasks write disjoint elements (see the callers).
+unsafe impl<T> Send for SharedOut<T> {}
+unsafe impl<T> Sync for SharedOut<T> {}
+impl<T> SharedOut<T> {
+    /// # Safety
+    /// `offset` must be inside the allocation.
+    unsafe fn at(self, offset: usize) -> *mut T {
+        self.0.add(offset)
+    }
+}
+
+/// Runs every micro-tile and calls `epilogue(row, first_col, accs)` for each
+/// real row of each tile with the corrected accumulators of its real columns.
+fn run(
+    a: &QuantizedActivations,
+    w: &IntegerWeights,
+    epilogue: &(dyn Fn(usize, usize, &[i32]) + Sync),
+) {
+    assert_eq!(
+        a.level, w.level,
+        "activations and weights packed for different kernels"
+    );
+    assert_eq!(a.k, w.k, "activation and weight widths differ");
+    assert!(
+        w.level.is_available() && (w.form == WeightForm::Int8 || codes2_available()),
+        "{:?} {:?} kernels do not run on this CPU",
+        w.level,
+        w.form
+    );
+    let tiling = w.level.tiling();
+    let (mr, panel_cols) = (tiling.rows, tiling.panel_cols());
+    let row_tiles = a.m_padded / mr;
+    let n_panels = w.n.div_ceil(panel_cols);
+    if a.m == 0 || w.n == 0 {
+        return;
+    }
+
+    let threads = rayon::current_num_threads().max(1);
+    let serial = a.m * w.n * w.k.max(1) < SERIAL_MACS || threads == 1;
+    let wanted_tasks = if serial { 1 } else { 4 * threads };
+    let tiles_per_block = (row_tiles / wanted_tasks).clamp(1, 8);
+    let row_blocks = row_tiles.div_ceil(tiles_per_block);
+    let panel_splits = wanted_tasks.div_ceil(row_blocks).clamp(1, n_panels);
+    let panels_per_block = n_panels.div_ceil(panel_splits);
+    let panel_blocks = n_panels.div_ceil(panels_per_block);
+
+    let task = |t: usize| {
+        let (rb, pb) = (t / panel_blocks, t % panel_blocks);
+        let panels = pb * panels_per_block..((pb + 1) * panels_per_block).min(n_panels);
+        let tiles = rb * tiles_per_block..((rb + 1) * tiles_per_block).min(row_tiles);
+        let mut acc = [0i32; TILE_MAX];
+        for p in panels {
+            let first_col = p * panel_cols;
+            let real_cols = panel_cols.min(w.n - first_col);
+            let vectors = real_cols.div_ceil(tiling.lanes);
+            let panel = &w.data[w.panel_offset(first_col)..];
+            for tile in tiles.clone() {
+                let first_row = tile * mr;
+                micro_tile(a, w.level, w.form, first_row, panel, vectors, &mut acc);
+                if matches!(a.data, ActivationData::U8(_)) {
+                    let sums = &w.shifted_sums[first_col..first_col + real_cols];
+                    for r in 0..mr {
+                        for (v, s) in acc[r * panel_cols..].iter_mut().zip(sums) {
+                            *v -= s;
+                        }
+                    }
+                }
+                for r in 0..mr.min(a.m - first_row) {
+                    let row_acc = &acc[r * panel_cols..r * panel_cols + real_cols];
+                    epilogue(first_row + r, first_col, row_acc);
+                }
+            }
+        }
+    };
+    let tasks = row_blocks * panel_blocks;
+    if serial {
+        (0..tasks).for_each(task);
+    } else {
+        (0..tasks).into_par_iter().for_each(task);
+    }
+}
+
+/// Computes one micro-tile (`rows` rows from `first_row`, `vectors` vectors
+/// of the panel) into `acc[r · panel_cols + c]`.
+fn micro_tile(
+    a: &QuantizedActivations,
+    level: SimdLevel,
+    form: WeightForm,
+    first_row: usize,
+    panel: &[i8],
+    vectors: usize,
+    acc: &mut [i32; TILE_MAX],
+) {
+    let tiling = level.tiling();
+    let steps = a.k_padded / tiling.group;
+    let width = vectors * tiling.lanes;
+    let panel_bytes = match form {
+        WeightForm::Int8 => steps * width * tiling.group,
+        WeightForm::Codes2 { .. } => steps * width * tiling.group / 4,
+    };
+    assert!(panel.len() >= panel_bytes, "panel too short");
+    let start = first_row * a.k_padded;
+    let end = start + tiling.rows * a.k_padded;
+    match (&a.data, level, form) {
+        #[cfg(target_arch = "x86_64")]
+        (ActivationData::U8(x), SimdLevel::Avx512Vnni, WeightForm::Codes2 { levels }) => {
+            let x = &x[start..end];
+            // SAFETY: AVX-512 VNNI and VBMI are available (checked in `run`);
+            // the rows and the panel hold the tile (checked above).
+            unsafe {
+                super::x86::avx512::tile_codes2(
+                    vectors,
+                    x.as_ptr(),
+                    a.k_padded,
+                    panel.as_ptr(),
+                    steps,
+                    levels,
+                    acc,
+                )
+            }
+        }
+        (ActivationData::I8(x), SimdLevel::Scalar, WeightForm::Int8) => {
+            scalar::tile(&x[start..end], a.k_padded, panel, steps, acc)
+        }
+        #[cfg(target_arch = "x86_64")]
+        (ActivationData::I16(x), SimdLevel::Avx2, WeightForm::Int8) => {
+            let x = &x[start..end];
+            // SAFETY: AVX2 is available (checked in `run`); the activation rows and the panel
+            // hold the tile's `steps` groups (checked above).
+            unsafe {
+                super::x86::avx2::tile(vectors, x.as_ptr(), a.k_padded, panel.as_ptr(), steps, acc)
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        (ActivationData::U8(x), SimdLevel::AvxVnni, WeightForm::Int8) => {
+            let x = &x[start..end];
+            // SAFETY: as above, for AVX-VNNI.
+            unsafe {
+                super::x86::avxvnni::tile(
+                    vectors,
+                    x.as_ptr(),
+                    a.k_padded,
+                    panel.as_ptr(),
+                    steps,
+                    acc,
+                )
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        (ActivationData::U8(x), SimdLevel::Avx512Vnni, WeightForm::Int8) => {
+            let x = &x[start..end];
+            // SAFETY: as above, for AVX-512 VNNI.
+            unsafe {
+                super::x86::avx512::tile(
+                    vectors,
+                    x.as_ptr(),
+                    a.k_padded,
+                    panel.as_ptr(),
+                    steps,
+                    acc,
+                )
+            }
+        }
+        _ => unreachable!("activations and weights are always packed for their level"),
+    }
+}
+
+/// Whether this CPU runs the in-register 2-bit decoding kernel.
+pub fn codes2_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        SimdLevel::Avx512Vnni.is_available() && is_x86_feature_detected!("avx512vbmi")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}

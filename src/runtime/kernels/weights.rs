@@ -1,0 +1,185 @@
+//! Integer weights repacked at load time into the panel layout a
+//! [`SimdLevel`]'s kernel reads, with their per-column scales and sums.
+
+use super::SimdLevel;
+
+/// An `n × k` integer weight matrix (`y = x · Wᵀ`: `n` outputs, `k` inputs)
+/// ready for [`super::int_gemm_f32`].
+///
+/// Layout: panels of `panel_cols` output columns (the last one narrower,
+/// rounded up to the vector width). Within a panel of width `w`, for each
+/// group `s` of `G` consecutive k, the `G` weights of column 0, then of column
+/// 1, …: element `(j, kk)` of the panel sits at `(kk / G)·w·G + j·G + kk % G`.
+/// Panel `p` starts at `p · panel_cols · k_padded`. Padding is zero.
+///
+/// In [`WeightForm::Codes2`] the same sequence is stored as 2-bit indices
+/// into four levels, four per byte (element `e` of the sequence in byte
+/// `e / 4` at bit `2·(e % 4)`), and decoded by the kernel in registers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegerWeights {
+    pub level: SimdLevel,
+    pub form: WeightForm,
+    pub n: usize,
+    pub k: usize,
+    pub k_padded: usize,
+    pub(crate) data: Vec<i8>,
+    /// `128 · Σ w[j, k]` over the padded k per output column: the VNNI
+    /// kernels' correction for the +128 shift of the activations.
+    pub(crate) shifted_sums: Vec<i32>,
+    /// `sw` per output column.
+    pub scales: Vec<f32>,
+}
+
+/// How the packed weights are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightForm {
+    /// One i8 per weight.
+    Int8,
+    /// 2-bit indices into `levels` (AVX-512 VNNI + VBMI kernel only).
+    Codes2 { levels: [i8; 4] },
+}
+
+impl IntegerWeights {
+    /// Packs `values` (`n × k`, row-major) with one scale per row.
+    pub fn new(values: &[i8], n: usize, k: usize, scales: Vec<f32>, level: SimdLevel) -> Self {
+        Self::pack(values, n, k, scales, level, WeightForm::Int8)
+    }
+
+    /// Packs weights that take at most four distinct values as 2-bit codes
+    /// for the AVX-512 VNNI kernel that decodes them in registers. `None`
+    /// when a value is not among `levels`.
+    pub fn new_codes2(
+        values: &[i8],
+        n: usize,
+        k: usize,
+        scales: Vec<f32>,
+        levels: [i8; 4],
+    ) -> Option<Self> {
+        if !values.iter().all(|v| levels.contains(v)) {
+            return None;
+        }
+        Some(Self::pack(
+            values,
+            n,
+            k,
+            scales,
+            SimdLevel::Avx512Vnni,
+            WeightForm::Codes2 { levels },
+        ))
+    }
+
+    fn pack(
+        values: &[i8],
+        n: usize,
+        k: usize,
+        scales: Vec<f32>,
+        level: SimdLevel,
+        form: WeightForm,
+    ) -> Self {
+        assert_eq!(values.len(), n * k, "weight length does not match n × k");
+        assert_eq!(scales.len(), n, "one weight scale per output row");
+        let tiling = level.tiling();
+        let (group, panel_cols) = (tiling.group, tiling.panel_cols());
+        let k_padded = k.div_ceil(group) * group;
+        let n_panels = n.div_ceil(panel_cols);
+        // The padding value: zero, or for four nonzero 2-bit levels the first
+        // level, whose products with the zero activation padding cancel in the
+        // shift correction below.
+        let pad = match form {
+            WeightForm::Codes2 { levels } if !levels.contains(&0) => levels[0],
+            _ => 0,
+        };
+        let mut data = Vec::with_capacity(n_panels * panel_cols * k_padded);
+        for p in 0..n_panels {
+            let first = p * panel_cols;
+            let real = panel_cols.min(n - first);
+            let width = real.div_ceil(tiling.lanes) * tiling.lanes;
+            for s in 0..k_padded / group {
+                for j in 0..width {
+                    for t in 0..group {
+                        let kk = s * group + t;
+                        data.push(if j < real && kk < k {
+                            values[(first + j) * k + kk]
+                        } else {
+                            pad
+                        });
+                    }
+                }
+            }
+        }
+        if let WeightForm::Codes2 { levels } = form {
+            data = pack_codes2(&data, levels);
+        }
+        let shifted_sums = values
+            .chunks_exact(k.max(1))
+            .take(n)
+            .map(|row| {
+                let padding = (k_padded - k) as i32 * pad as i32;
+                128 * (row.iter().map(|&v| v as i32).sum::<i32>() + padding)
+            })
+            .chain(std::iter::repeat(0))
+            .take(n)
+            .collect();
+        IntegerWeights {
+            level,
+            form,
+            n,
+            k,
+            k_padded,
+            data,
+            shifted_sums,
+            scales,
+        }
+    }
+
+    /// Bytes of packed weights.
+    pub fn packed_bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Offset in `data` of the panel that starts at output column `col`.
+    pub(crate) fn panel_offset(&self, col: usize) -> usize {
+        match self.form {
+            WeightForm::Int8 => col * self.k_padded,
+            WeightForm::Codes2 { .. } => col * self.k_padded / 4,
+        }
+    }
+
+    /// The weights as an `n × k` row-major matrix.
+    pub fn values(&self) -> Vec<i8> {
+        let tiling = self.level.tiling();
+        let (group, panel_cols) = (tiling.group, tiling.panel_cols());
+        let mut out = vec![0i8; self.n * self.k];
+        for j in 0..self.n {
+            let p = j / panel_cols;
+            let real = panel_cols.min(self.n - p * panel_cols);
+            let width = real.div_ceil(tiling.lanes) * tiling.lanes;
+            let offset = p * panel_cols * self.k_padded;
+            let jj = j % panel_cols;
+            for kk in 0..self.k {
+                let e = offset + (kk / group) * width * group + jj * group + kk % group;
+                out[j * self.k + kk] = match self.form {
+                    WeightForm::Int8 => self.data[e],
+                    WeightForm::Codes2 { levels } => {
+                        levels[(self.data[e / 4] as u8 >> (2 * (e % 4))) as usize & 3]
+                    }
+                };
+            }
+        }
+        out
+    }
+}
+
+/// Replaces each value of the packed sequence by its 2-bit index into
+/// `levels`, four per byte, low bits first.
+fn pack_codes2(sequence: &[i8], levels: [i8; 4]) -> Vec<i8> {
+    sequence
+        .chunks(4)
+        .map(|four| {
+            four.iter().enumerate().fold(0u8, |byte, (i, v)| {
+                let code = levels.iter().position(|l| l == v).unwrap_or(0) as u8;
+                byte | code << (2 * i)
+            }) as i8
+        })
+        .collect()
+}

@@ -1,0 +1,130 @@
+//! AVX-512 VNNI micro-kernel: 8 rows × up to 48 columns, `vpdpbusd` on
+//! u8 activations (`q + 128`) and s8 weights, 4 k values per lane.
+
+use std::arch::x86_64::*;
+
+use crate::runtime::kernels::int_gemm::TILE_MAX;
+
+const ROWS: usize = 8;
+const LANES: usize = 16;
+const PANEL_COLS: usize = 48;
+
+/// Computes the 8 × (16·`vectors`) tile into `acc[r · 48 + c]`.
+///
+/// # Safety
+/// The CPU must support AVX-512F/BW/VNNI; `x` must hold 8 rows of stride
+/// `lda` bytes with at least `4 · steps` bytes each, and `panel`
+/// `steps · vectors · 64` bytes.
+pub(crate) unsafe fn tile(
+    vectors: usize,
+    x: *const u8,
+    lda: usize,
+    panel: *const i8,
+    steps: usize,
+    acc: &mut [i32; TILE_MAX],
+) {
+    match vectors {
+        1 => tile_n::<1>(x, lda, panel, steps, acc),
+        2 => tile_n::<2>(x, lda, panel, steps, acc),
+        3 => tile_n::<3>(x, lda, panel, steps, acc),
+        _ => unreachable!("a panel holds 1 to 3 vectors"),
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn tile_n<const NV: usize>(
+    x: *const u8,
+    lda: usize,
+    panel: *const i8,
+    steps: usize,
+    acc: &mut [i32; TILE_MAX],
+) {
+    let mut sums = [[_mm512_setzero_si512(); NV]; ROWS];
+    let step_bytes = NV * LANES * 4;
+    for s in 0..steps {
+        let b = panel.add(s * step_bytes);
+        let mut w = [_mm512_setzero_si512(); NV];
+        for (v, wv) in w.iter_mut().enumerate() {
+            *wv = _mm512_loadu_si512(b.add(v * LANES * 4) as *const __m512i);
+        }
+        for (r, row_sums) in sums.iter_mut().enumerate() {
+            let xv = _mm512_set1_epi32((x.add(r * lda + s * 4) as *const i32).read_unaligned());
+            for (sum, &wv) in row_sums.iter_mut().zip(&w) {
+                *sum = _mm512_dpbusd_epi32(*sum, xv, wv);
+            }
+        }
+    }
+    for (r, row_sums) in sums.iter().enumerate() {
+        for (v, &sum) in row_sums.iter().enumerate() {
+            let dst = acc.as_mut_ptr().add(r * PANEL_COLS + v * LANES);
+            _mm512_storeu_si512(dst as *mut __m512i, sum);
+        }
+    }
+}
+
+/// As [`tile`] for weights stored as 2-bit indices into `levels`
+/// ([`crate::runtime::kernels::weights::WeightForm::Codes2`]): each 16-byte group of
+/// codes is zero-extended word by word to qwords (`vpmovzxwq`), spread to one
+/// code per byte (`vpmultishiftqb`), masked and mapped to its level
+/// (`vpshufb`) before the multiply-accumulate.
+///
+/// # Safety
+/// The CPU must support AVX-512F/BW/VNNI/VBMI; `x` as for [`tile`], `panel`
+/// `steps · vectors · 16` bytes.
+pub(crate) unsafe fn tile_codes2(
+    vectors: usize,
+    x: *const u8,
+    lda: usize,
+    panel: *const i8,
+    steps: usize,
+    levels: [i8; 4],
+    acc: &mut [i32; TILE_MAX],
+) {
+    match vectors {
+        1 => tile_codes2_n::<1>(x, lda, panel, steps, levels, acc),
+        2 => tile_codes2_n::<2>(x, lda, panel, steps, levels, acc),
+        3 => tile_codes2_n::<3>(x, lda, panel, steps, levels, acc),
+        _ => unreachable!("a panel holds 1 to 3 vectors"),
+    }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
+unsafe fn tile_codes2_n<const NV: usize>(
+    x: *const u8,
+    lda: usize,
+    panel: *const i8,
+    steps: usize,
+    levels: [i8; 4],
+    acc: &mut [i32; TILE_MAX],
+) {
+    let table = _mm512_broadcast_i32x4(_mm_setr_epi8(
+        levels[0], levels[1], levels[2], levels[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ));
+    // Byte j of each qword takes the 8 bits from bit 2·j: code j in its low bits.
+    let spread = _mm512_set1_epi64(0x0E0C_0A08_0604_0200);
+    let low_two = _mm512_set1_epi8(3);
+    let mut sums = [[_mm512_setzero_si512(); NV]; ROWS];
+    let step_bytes = NV * LANES;
+    for s in 0..steps {
+        let b = panel.add(s * step_bytes);
+        let mut w = [_mm512_setzero_si512(); NV];
+        for (v, wv) in w.iter_mut().enumerate() {
+            let packed = _mm_loadu_si128(b.add(v * LANES) as *const __m128i);
+            let words = _mm512_cvtepu16_epi64(packed);
+            let codes = _mm512_and_si512(_mm512_multishift_epi64_epi8(spread, words), low_two);
+            *wv = _mm512_shuffle_epi8(table, codes);
+        }
+        for (r, row_sums) in sums.iter_mut().enumerate() {
+            let xv = _mm512_set1_epi32((x.add(r * lda + s * 4) as *const i32).read_unaligned());
+            for (sum, &wv) in row_sums.iter_mut().zip(&w) {
+                *sum = _mm512_dpbusd_epi32(*sum, xv, wv);
+            }
+        }
+    }
+    for (r, row_sums) in sums.iter().enumerate() {
+        for (v, &sum) in row_sums.iter().enumerate() {
+            let dst = acc.as_mut_ptr().add(r * PANEL_COLS + v * LANES);
+            _mm512_storeu_si512(dst as *mut __m512i, sum);
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Linear layers whose weight is float or fake-quantized. A fake-quantized
+//! weight is used as `w + (q(w) - w).detach()` (the straight-through
+//! estimator): the forward sees the quantized values, the gradient reaches the
+//! float weight unchanged. Quantizers plug in through the `Quantizer` trait.
+//!
+//! For inference a layer may also carry a [`LinearKernel`] (its weight packed
+//! for a fast kernel: f32 on the CPU, or the integer kernel of a packed
+//! artifact weight, on the CPU or the GPU) and an input quantizer (an
+//! artifact's activation quantization).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use candle_core::{DType, Result, Tensor, D};
+use candle_nn::{Init, VarBuilder};
+
+use super::input_tap::InputTap;
+use super::kernels::f32_gemm::{self, PackedWeight};
+use super::linear_kernel::{is_per_token_int8, quantize_input, LinearKernel, PER_TOKEN_INT8};
+use crate::artifact::ActivationQuant;
+use crate::quant::Quantized;
+use crate::runtime::kernels::{KernelError, PackedLinear};
+
+/// Maps a float weight `[out, in]` to its quantized-then-dequantized values
+/// (same shape, f32). Implementations: binary, ternary, int-b, learned scales.
+pub trait Quantizer: Debug + Send + Sync {
+    /// A short description (`int8-per-row`) for plans and reports.
+    fn name(&self) -> String;
+    fn quantize(&self, weight: &Tensor) -> Result<Tensor>;
+
+    /// The weight the forward pass uses while training: by default the
+    /// straight-through form `w + (q(w) − w).detach()`. Quantizers with
+    /// trainable parameters override it so that those receive gradients.
+    fn fake_quant(&self, weight: &Tensor) -> Result<Tensor> {
+        let q = self.quantize(&weight.detach())?;
+        weight + (q - weight)?.detach()
+    }
+}
+
+/// Symmetric signed `bits`-bit quantization with one scale per output row:
+/// `scale = max|w_row| / (2^(bits-1) - 1)`, `q = clamp(round(w / scale)) * scale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SymmetricIntPerRow {
+    pub bits: u8,
+}
+
+impl Quantizer for SymmetricIntPerRow {
+    fn name(&self) -> String {
+        format!("int{}-per-row", self.bits)
+    }
+
+    fn quantize(&self, weight: &Tensor) -> Result<Tensor> {
+        if !(2..=16).contains(&self.bits) {
+            candle_core::bail!(
+                "symmetric int quantization needs 2..=16 bits, got {}",
+                self.bits
+            )
+        }
+        let qmax = ((1u32 << (self.bits - 1)) - 1) as f64;
+        let scale = (weight.abs()?.max_keepdim(D::Minus1)? / qmax)?;
+        // All-zero rows keep scale 1 so they stay zero instead of NaN.
+        let scale = scale.eq(0.0)?.where_cond(&scale.ones_like()?, &scale)?;
+        let q = weight.broadcast_div(&scale)?.round()?.clamp(-qmax, qmax)?;
+        q.broadcast_mul(&scale)
+    }
+}
+
+/// The state of a linear layer's weight.
+#[derive(Debug, Clone)]
+pub enum LinearWeight {
+    /// A plain f32 weight `[out, in]`.
+    Float(Tensor),
+    /// A float weight `[out, in]` seen through a quantizer with a
+    /// straight-through gradient.
+    FakeQuant {
+        weight: Tensor,
+        quantizer: Arc<dyn Quantizer>,
+    },
+}
+
+/// `y = x Wᵀ + b` with `W` `[out, in]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: LinearWeight,
+    pub bias: Option<Tensor>,
+    /// A packed snapshot of the weight for a fast CPU kernel
+    /// (`prepare_inference`, `use_packed`); dropped when the weight changes
+    /// state.
+    kernel: Option<Arc<LinearKernel>>,
+    /// How the input is quantized before the product (`quantize_inputs`).
+    input_quant: Option<ActivationQuant>,
+    /// Records the inputs (calibration), when attached.
+    tap: Option<Arc<InputTap>>,
+}
+
+impl Linear {
+    /// Loads `weight` `[out, in]` and `bias` `[out]` (PyTorch `nn.Linear` layout).
+    pub fn load(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (out_dim, in_dim),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
+        )?;
+        let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
+        Ok(Linear {
+            weight: LinearWeight::Float(weight),
+            bias: Some(bias),
+            kernel: None,
+            input_quant: None,
+            tap: None,
+        })
+    }
+
+    /// Loads a GPT-2 `Conv1D`: `weight` stored `[in, out]`, used transposed.
+    pub fn load_conv1d(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (in_dim, out_dim),
+            "weight",
+            Init::Randn {
+                mean: 0.0,
+                stdev: 0.02,
+            },
+        )?;
+        let bias = vb.get_with_hints(out_dim, "bias", Init::Const(0.0))?;
+        Ok(Linear {
+            weight: LinearWeight::Float(weight.t()?.contiguous()?),
+            bias: Some(bias),
+            kernel: None,
+            input_quant: None,
+            tap: None,
+        })
+    }
+
+    pub fn from_weights(weight: Tensor, bias: Option<Tensor>) -> Self {
+        Linear {
+            weight: LinearWeight::Float(weight),
+            bias,
+            kernel: None,
+            input_quant: None,
+            tap: None,
+        }
+    }
+
+    /// `(out, in)`.
+    pub fn dims(&self) -> Result<(usize, usize)> {
+        self.float_weight().dims2()
+    }
+
+    /// The underlying float weight (before any quantizer).
+    pub fn float_weight(&self) -> &Tensor {
+        match &self.weight {
+            LinearWeight::Float(w) | LinearWeight::FakeQuant { weight: w, .. } => w,
+        }
+    }
+
+    /// Switches the weight to fake quantization with `quantizer`.
+    pub fn fake_quantize(&mut self, quantizer: Arc<dyn Quantizer>) {
+        let weight = self.float_weight().clone();
+        self.weight = LinearWeight::FakeQuant { weight, quantizer };
+        self.kernel = None;
+    }
+
+    /// Packs a float CPU weight for the fast inference kernel (where the CPU
+    /// has one and no kernel is set yet). The packed copy is a snapshot: call
+    /// this only on weights that will not be trained afterwards.
+    pub fn prepare_inference(&mut self) -> Result<()> {
+        let LinearWeight::Float(w) = &self.weight else {
+            return Ok(());
+        };
+        if self.kernel.is_some()
+            || !w.device().is_cpu()
+            || w.dtype() != DType::F32
+            || !f32_gemm::available()
+        {
+            return Ok(());
+        }
+        let (n, k) = w.dims2()?;
+        let data = w.flatten_all()?.to_vec1::<f32>()?;
+        let bias = self.bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
+        self.kernel =
+            PackedWeight::new(&data, bias.as_deref(), n, k).map(|p| Arc::new(LinearKernel::F32(p)));
+        Ok(())
+    }
+
+    /// Runs the layer through the integer kernel on `q`, the quantized form
+    /// of its (float, dequantized) weight: inputs are then quantized to int8
+    /// per token. The packed weights go where the float weight is (a copy
+    /// uploaded to the GPU for a CUDA weight). An error (asymmetric weights,
+    /// scales per group, a bias of the wrong length, a failed upload) leaves
+    /// the layer unchanged.
+    pub fn use_packed(&mut self, q: &Quantized) -> std::result::Result<(), KernelError> {
+        let bias = match &self.bias {
+            Some(b) => Some(
+                b.to_dtype(DType::F32)
+                    .and_then(|b| b.to_vec1::<f32>())
+                    .map_err(|e| KernelError::Malformed(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let packed = PackedLinear::new(q, bias)?.to_device(self.float_weight().device())?;
+        self.kernel = Some(Arc::new(LinearKernel::Int8(packed)));
+        Ok(())
+    }
+
+    /// Replaces the weight by a plain float one (same shape), dropping any
+    /// quantizer and kernel snapshot of the old one.
+    pub fn set_weight(&mut self, weight: Tensor) {
+        self.weight = LinearWeight::Float(weight);
+        self.kernel = None;
+    }
+
+    /// Attaches (or with `None` removes) a tap that records every input.
+    pub fn set_tap(&mut self, tap: Option<Arc<InputTap>>) {
+        self.tap = tap;
+    }
+
+    /// Sets the kernel the layer runs on (a snapshot of its weight).
+    pub(crate) fn set_kernel(&mut self, kernel: LinearKernel) {
+        self.kernel = Some(Arc::new(kernel));
+    }
+
+    /// Quantizes the input as `q` says before every product (inference).
+    pub fn quantize_inputs(&mut self, q: ActivationQuant) {
+        self.input_quant = Some(q);
+    }
+
+    /// The kernel the layer runs on, if any.
+    pub fn kernel(&self) -> Option<&LinearKernel> {
+        self.kernel.as_deref()
+    }
+
+    /// How the input is quantized: as set by `quantize_inputs`, else per
+    /// token to int8 when the integer kernel is attached.
+    pub fn input_quant(&self) -> Option<ActivationQuant> {
+        let int8 = self.kernel.as_deref().is_some_and(LinearKernel::is_int8);
+        self.input_quant.or(int8.then_some(PER_TOKEN_INT8))
+    }
+
+    /// The weight the forward pass multiplies by.
+    pub fn effective_weight(&self) -> Result<Tensor> {
+        match &self.weight {
+            LinearWeight::Float(w) => Ok(w.clone()),
+            LinearWeight::FakeQuant { weight, quantizer } => quantizer.fake_quant(weight),
+        }
+    }
+
+    /// `x` `[..., in]` → `[..., out]`. With an input quantizer the input is
+    /// quantized first (by the integer kernel itself when it does exactly
+    /// that, else fake-quantized in f32 before the float product).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let quant = self.input_quant();
+        if let Some(tap) = &self.tap {
+            match &quant {
+                Some(q) => tap.record(&quantize_input(&x.detach(), q)?)?,
+                None => tap.record(x)?,
+            }
+        }
+        if let Some(k) = self.kernel.as_deref().filter(|k| k.is_int8()) {
+            if quant.as_ref().is_some_and(is_per_token_int8) {
+                if let Some(y) = k.forward(x)? {
+                    return Ok(y);
+                }
+            }
+        }
+        let x = match &quant {
+            // While training, the quantized input passes the gradient
+            // straight through to the float input.
+            Some(q) if x.track_op() => {
+                let qx = quantize_input(&x.detach(), q)?;
+                (x + (qx - x)?.detach())?
+            }
+            Some(q) => quantize_input(x, q)?,
+            None => x.clone(),
+        };
+        if let Some(k) = self.kernel.as_deref().filter(|k| !k.is_int8()) {
+            if let Some(y) = k.forward(&x)? {
+                return Ok(y);
+            }
+        }
+        let dims = x.dims();
+        let in_dim = dims[dims.len() - 1];
+        let rows = x.elem_count() / in_dim.max(1);
+        let w = self.effective_weight()?;
+        let flat = x.reshape((rows, in_dim))?;
+        let y = flat.matmul(&w.t()?)?;
+        let y = match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out_dims = dims.to_vec();
+        let last = out_dims.len() - 1;
+        out_dims[last] = y.dim(1)?;
+        y.reshape(out_dims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn int_quantizer_rounds_to_levels_per_row() {
+        let w = Tensor::new(&[[1.0f32, -0.5, 0.26], [0.0, 0.0, 0.0]], &Device::Cpu).unwrap();
+        let q = SymmetricIntPerRow { bits: 2 }.quantize(&w).unwrap();
+        let v: Vec<Vec<f32>> = q.to_vec2().unwrap();
+        // bits 2: levels {-1, 0, 1} × max|row|.
+        assert_eq!(v, vec![vec![1.0, -1.0, 0.0], vec![0.0, 0.0, 0.0]]);
+    }
+
+    #[test]
+    fn fake_quant_forward_is_quantized_and_gradient_passes_through() {
+        let dev = Device::Cpu;
+        let w =
+            Var::from_tensor(&Tensor::new(&[[0.3f32, -0.7], [0.05, 0.9]], &dev).unwrap()).unwrap();
+        let mut lin = Linear::from_weights(w.as_tensor().clone(), None);
+        lin.fake_quantize(Arc::new(SymmetricIntPerRow { bits: 2 }));
+        let x = Tensor::new(&[[1.0f32, 2.0]], &dev).unwrap();
+        let y = lin.forward(&x).unwrap();
+        let v: Vec<Vec<f32>> = y.to_vec2().unwrap();
+        // Row 0 quantizes to [0, -0.7], row 1 to [0, 0.9].
+        assert!(
+            (v[0][0] + 1.4).abs() < 1e-6 && (v[0][1] - 1.8).abs() < 1e-6,
+            "{v:?}"
+        );
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let g: Vec<Vec<f32>> = grads.get(w.as_tensor()).unwrap().to_vec2().unwrap();
+        assert_eq!(g, vec![vec![1.0, 2.0], vec![1.0, 2.0]]);
+    }
+
+    #[test]
+    fn packed_forward_matches_and_fake_quant_drops_the_pack() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (45, 37), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 45, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 37), &dev).unwrap();
+        let plain = Linear::from_weights(w.clone(), Some(b.clone()));
+        let mut packed = plain.clone();
+        packed.prepare_inference().unwrap();
+        let diff = |a: &Tensor, b: &Tensor| {
+            (a - b)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
+        };
+        assert!(diff(&plain.forward(&x).unwrap(), &packed.forward(&x).unwrap()) < 1e-4);
+        let q = Arc::new(SymmetricIntPerRow { bits: 2 });
+        let mut quantized = plain.clone();
+        quantized.fake_quantize(q.clone());
+        packed.fake_quantize(q);
+        assert_eq!(
+            diff(
+                &quantized.forward(&x).unwrap(),
+                &packed.forward(&x).unwrap()
+            ),
+            0.0
+        );
+    }
+}

@@ -1,0 +1,328 @@
+//! Turns a model reference (`builtin:NAME` or a Hugging Face checkpoint
+//! directory) into a ready-to-run `LoadedModel`: configuration, network,
+//! task head and tokenizer. Each kind of source is one `ModelSource` variant
+//! with its own loading function, so further formats (plcc artifacts) slot in
+//! as one more variant.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Result as CResult, Tensor};
+use candle_nn::VarBuilder;
+
+use super::bert::{BertLayer, BertModel};
+use super::exit_rule::ExitPolicy;
+use super::gpt2::Gpt2Model;
+use super::heads::ExitHead;
+use super::linear::Linear;
+use super::output::{ForwardOptions, Inputs, ModelOutput};
+use super::weights::{load_error, Checkpoint};
+use super::Mode;
+use crate::base::builtin;
+use crate::base::Pooling;
+use crate::base::{Arch, ModelConfig};
+use crate::diag::Diag;
+use crate::text::TextTokenizer;
+
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    Builtin(String),
+    /// A Hugging Face directory with config.json, model.safetensors, tokenizer.json.
+    Checkpoint(PathBuf),
+    /// A plcc artifact directory (with `manifest.json`).
+    Artifact(PathBuf),
+}
+
+impl ModelSource {
+    /// Parses a command-line model reference.
+    pub fn parse(spec: &str) -> Result<Self, Diag> {
+        if let Some(name) = spec.strip_prefix("builtin:") {
+            return Ok(ModelSource::Builtin(name.to_string()));
+        }
+        let path = PathBuf::from(spec);
+        if !path.exists() {
+            return Err(Diag::new("plcc::model::not-found", format!("model `{spec}` does not exist"))
+                .help("give a checkpoint directory (config.json, model.safetensors, tokenizer.json) or `builtin:NAME`"));
+        }
+        if !path.is_dir() {
+            return Err(Diag::new(
+                "plcc::model::not-a-directory",
+                format!("model `{spec}` is not a directory"),
+            )
+            .help("give the checkpoint directory, not a file inside it"));
+        }
+        if crate::artifact::is_artifact_dir(&path) {
+            return Ok(ModelSource::Artifact(path));
+        }
+        if !path.join("config.json").is_file() {
+            return Err(neither_artifact_nor_checkpoint(spec, &path));
+        }
+        Ok(ModelSource::Checkpoint(path))
+    }
+}
+
+/// A directory with neither `manifest.json` nor `config.json`; when it
+/// holds a build report it is an artifact whose manifest is missing.
+fn neither_artifact_nor_checkpoint(spec: &str, dir: &Path) -> Diag {
+    let report = ["report.json", "report.md"]
+        .into_iter()
+        .find(|f| dir.join(f).is_file());
+    let d = match report {
+        Some(report) => Diag::new(
+            "plcc::artifact::missing-manifest",
+            format!("`{spec}` has no `manifest.json`, so it is not a plcc artifact"),
+        )
+        .note(format!(
+            "it holds `{report}` as plcc artifacts do, but without the manifest nothing in it can be loaded or checked"
+        ))
+        .help(crate::artifact::REBUILD_HELP),
+        None => Diag::new(
+            "plcc::model::not-a-model",
+            format!("`{spec}` is neither a plcc artifact nor a checkpoint"),
+        )
+        .help("give an artifact directory (with manifest.json), a checkpoint directory (config.json, model.safetensors, tokenizer.json) or `builtin:NAME`"),
+    };
+    d.note("it has no `manifest.json` (plcc artifacts have one) and no `config.json` (checkpoints have one)")
+}
+
+/// The network of a loaded model.
+#[derive(Debug, Clone)]
+pub enum Network {
+    Bert(BertModel),
+    Gpt2(Gpt2Model),
+}
+
+impl Network {
+    /// Builds the network for `cfg` from `vb` (a checkpoint, a `VarMap` or seeded weights).
+    pub fn load(vb: VarBuilder, cfg: &ModelConfig) -> CResult<Self> {
+        Ok(match cfg.arch {
+            Arch::Bert => Network::Bert(BertModel::load(vb, cfg)?),
+            Arch::Gpt2 => Network::Gpt2(Gpt2Model::load(vb, cfg)?),
+        })
+    }
+
+    /// Every layer's linear modules with their checkpoint names
+    /// (`encoder.layer.0.attention.self.query`, `h.0.attn.c_attn`). As the
+    /// caller may change them, joined projections are dropped
+    /// (`fuse_projections` joins them again).
+    pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        match self {
+            Network::Bert(m) => m
+                .layers
+                .iter_mut()
+                .enumerate()
+                .flat_map(|(i, l)| {
+                    l.qkv = None;
+                    [
+                        ("attention.self.query", &mut l.query),
+                        ("attention.self.key", &mut l.key),
+                        ("attention.self.value", &mut l.value),
+                        ("attention.output.dense", &mut l.attn_out),
+                        ("intermediate.dense", &mut l.ffn_in),
+                        ("output.dense", &mut l.ffn_out),
+                    ]
+                    .map(|(name, lin)| (format!("encoder.layer.{i}.{name}"), lin))
+                })
+                .collect(),
+            Network::Gpt2(m) => m
+                .blocks
+                .iter_mut()
+                .enumerate()
+                .flat_map(|(i, b)| {
+                    [
+                        ("attn.c_attn", &mut b.qkv),
+                        ("attn.c_proj", &mut b.attn_out),
+                        ("mlp.c_fc", &mut b.ffn_in),
+                        ("mlp.c_proj", &mut b.ffn_out),
+                    ]
+                    .map(|(name, lin)| (format!("h.{i}.{name}"), lin))
+                })
+                .collect(),
+        }
+    }
+
+    /// The token embedding and its module name (`embeddings.word_embeddings`, `wte`).
+    pub fn word_embeddings_mut(&mut self) -> (&'static str, &mut super::layers::Embedding) {
+        match self {
+            Network::Bert(m) => ("embeddings.word_embeddings", &mut m.word_embeddings),
+            Network::Gpt2(m) => ("wte", &mut m.wte),
+        }
+    }
+
+    /// The position table's module name and the table `[max_positions, hidden]`.
+    pub fn position_embeddings_mut(&mut self) -> (&'static str, &mut Tensor) {
+        match self {
+            Network::Bert(m) => ("embeddings.position_embeddings", &mut m.position_embeddings),
+            Network::Gpt2(m) => ("wpe", &mut m.wpe),
+        }
+    }
+
+    /// Packs every layer's float weights for the fast inference kernel (the
+    /// network must not be trained afterwards).
+    pub fn prepare_inference(&mut self) -> CResult<()> {
+        self.linears_mut()
+            .into_iter()
+            .try_for_each(|(_, l)| l.prepare_inference())?;
+        self.fuse_projections()
+    }
+
+    /// Joins each layer's separate query, key and value projections into one
+    /// inference product where their kernels allow (BERT; GPT-2's are one
+    /// module already).
+    pub fn fuse_projections(&mut self) -> CResult<()> {
+        match self {
+            Network::Bert(m) => m
+                .layers
+                .iter_mut()
+                .try_for_each(BertLayer::fuse_projections),
+            Network::Gpt2(_) => Ok(()),
+        }
+    }
+
+    pub fn forward(
+        &self,
+        inputs: &Inputs,
+        exits: &[ExitHead],
+        opts: ForwardOptions,
+    ) -> CResult<ModelOutput> {
+        match self {
+            Network::Bert(m) => m.forward(inputs, exits, opts),
+            Network::Gpt2(m) => m.forward(inputs, exits, opts),
+        }
+    }
+}
+
+/// A model ready to run on text.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    /// The reference it was loaded from (for reports).
+    pub name: String,
+    pub config: ModelConfig,
+    pub network: Network,
+    /// A classification head after the last layer, when the checkpoint has one.
+    pub classifier: Option<ExitHead>,
+    /// Exit heads after inner layers.
+    pub exits: Vec<ExitHead>,
+    /// When samples leave at each exit (parallel to `exits`).
+    pub exit_policies: Vec<ExitPolicy>,
+    pub tokenizer: TextTokenizer,
+    pub device: Device,
+}
+
+impl LoadedModel {
+    /// Runs a batch in inference mode through the network and its heads.
+    pub fn forward(&self, inputs: &Inputs) -> CResult<(ModelOutput, Option<Tensor>)> {
+        let mut heads = self.exits.clone();
+        heads.extend(self.classifier.clone());
+        let opts = ForwardOptions {
+            mode: Mode::Inference,
+            ..Default::default()
+        };
+        let mut out = self.network.forward(inputs, &heads, opts)?;
+        let logits = if self.classifier.is_some() {
+            out.exits.pop()
+        } else {
+            None
+        };
+        Ok((out, logits))
+    }
+}
+
+/// Loads `spec` (`builtin:NAME` or a checkpoint directory) onto `device`.
+pub fn load_model(spec: &str, device: &Device) -> Result<LoadedModel, Diag> {
+    match ModelSource::parse(spec)? {
+        ModelSource::Builtin(name) => load_builtin(&name, device),
+        ModelSource::Checkpoint(dir) => load_checkpoint(&dir, device),
+        ModelSource::Artifact(dir) => super::from_artifact::load_artifact(&dir, device),
+    }
+}
+
+/// Builds a built-in model from its seed.
+pub fn load_builtin(name: &str, device: &Device) -> Result<LoadedModel, Diag> {
+    let config = builtin::config(name).ok_or_else(|| builtin::unknown(name))?;
+    let tokenizer =
+        crate::text::tokenizer::builtin(name).ok_or_else(|| builtin::unknown(name))??;
+    let network =
+        Network::load(super::builtin_weights::var_builder(device), &config).map_err(|e| {
+            Diag::new(
+                "plcc::builtin::build-failed",
+                format!("cannot build builtin:{name}"),
+            )
+            .note(e.to_string())
+        })?;
+    Ok(LoadedModel {
+        name: format!("builtin:{name}"),
+        config,
+        network,
+        classifier: None,
+        exits: Vec::new(),
+        exit_policies: Vec::new(),
+        tokenizer,
+        device: device.clone(),
+    })
+}
+
+/// The tensor every checkpoint of `arch` has (used to find the name prefix).
+pub fn anchor_tensor(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Bert => "embeddings.word_embeddings.weight",
+        Arch::Gpt2 => "wte.weight",
+    }
+}
+
+/// Reads the configuration and weights of a checkpoint directory (no tokenizer).
+pub fn load_network(
+    dir: &Path,
+    device: &Device,
+) -> Result<(ModelConfig, Network, Checkpoint), Diag> {
+    let config = ModelConfig::from_dir(dir)?;
+    let weights = dir.join("model.safetensors");
+    if !weights.exists() {
+        return Err(Diag::new(
+            "plcc::checkpoint::missing-weights",
+            format!("checkpoint directory `{}` has no model.safetensors", dir.display()),
+        )
+        .help("plcc reads safetensors weights (`model.save_pretrained(dir, safe_serialization=True)`)"));
+    }
+    let checkpoint = Checkpoint::load(&weights, anchor_tensor(config.arch), device)?;
+    let network = Network::load(checkpoint.var_builder(device), &config)
+        .map_err(|e| load_error(e, &checkpoint.path))?;
+    Ok((config, network, checkpoint))
+}
+
+/// Loads a Hugging Face checkpoint directory, with a sequence-classification
+/// head when it has `classifier.weight`.
+pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
+    let (config, mut network, checkpoint) = load_network(dir, device)?;
+    network
+        .prepare_inference()
+        .map_err(|e| load_error(e, &checkpoint.path))?;
+    let classifier = match (config.arch, checkpoint.get("classifier.weight")) {
+        (Arch::Bert, Some(w)) => {
+            let labels = w.dims().first().copied().unwrap_or(0);
+            let with_pooler = checkpoint.get("pooler.dense.weight").is_some();
+            let head = ExitHead::load(
+                checkpoint.var_builder(device),
+                config.num_layers(),
+                Pooling::Cls,
+                config.hidden_size,
+                with_pooler,
+                Some(labels),
+            )
+            .map_err(|e| load_error(e, &checkpoint.path))?;
+            Some(head)
+        }
+        _ => None,
+    };
+    let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
+    Ok(LoadedModel {
+        name: dir.display().to_string(),
+        config,
+        network,
+        classifier,
+        exits: Vec::new(),
+        exit_policies: Vec::new(),
+        tokenizer,
+        device: device.clone(),
+    })
+}
