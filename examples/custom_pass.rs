@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use plcc::diag::Diag;
 use plcc::ir::{Op, Program};
-use plcc::pass::{Facts, Pass, PassCx, PassRegistry};
+use plcc::pass::{Facts, Pass, PassCx};
 use plcc::recipe::ArgValue;
 
 /// Raises every layer's head count to at least `min`.
@@ -84,7 +84,7 @@ impl Pass for HeadFloor {
 }
 
 fn main() -> ExitCode {
-    let mut registry = PassRegistry::with_builtins();
+    let mut registry = plcc::pass_registry();
     if let Err(diag) = registry.register(Box::new(HeadFloor)) {
         eprintln!("{diag}");
         return ExitCode::from(1);

@@ -26,6 +26,14 @@ impl Pass for DistillSchedule {
         "distill-schedule"
     }
 
+    fn directive(&self, recipe: &crate::recipe::Recipe) -> Option<crate::diag::Span> {
+        recipe
+            .stages
+            .first()
+            .or(recipe.pretrain.as_ref())
+            .map(|s| s.span)
+    }
+
     fn description(&self) -> &'static str {
         "resolve the distillation timeline: stages, losses, layer maps, lr schedules"
     }

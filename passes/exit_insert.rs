@@ -24,6 +24,10 @@ impl Pass for ExitInsert {
         "exit-insert"
     }
 
+    fn directive(&self, recipe: &crate::recipe::Recipe) -> Option<crate::diag::Span> {
+        recipe.exits.as_ref().map(|e| e.span)
+    }
+
     fn description(&self) -> &'static str {
         "add early-exit heads after student layers"
     }
@@ -119,6 +123,7 @@ impl Pass for ExitInsert {
             threshold: spec.threshold.as_ref().map(|t| t.value),
             patience: spec.patience.as_ref().map(|p| p.value),
             target: spec.target.as_ref().map(|t| t.value),
+            target_span: spec.target.as_ref().map_or(spec.span, |t| t.span),
         });
         Ok(())
     }

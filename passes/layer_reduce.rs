@@ -16,6 +16,10 @@ impl Pass for LayerReduce {
         "layer-reduce"
     }
 
+    fn directive(&self, recipe: &crate::recipe::Recipe) -> Option<crate::diag::Span> {
+        recipe.keep_layers.as_ref().map(|k| k.span)
+    }
+
     fn description(&self) -> &'static str {
         "keep the teacher layers listed in `keep_layers` (XTC layer reduction)"
     }

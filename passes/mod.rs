@@ -17,17 +17,3 @@ pub use layer_reduce::LayerReduce;
 pub use quant_place::QuantPlace;
 pub use vocab_prune::VocabPrune;
 pub use width_prune::WidthPrune;
-
-use crate::pass::Pass;
-
-/// The built-in passes in run order.
-pub fn builtins() -> Vec<Box<dyn Pass>> {
-    vec![
-        Box::new(LayerReduce),
-        Box::new(WidthPrune),
-        Box::new(VocabPrune),
-        Box::new(ExitInsert),
-        Box::new(QuantPlace),
-        Box::new(DistillSchedule),
-    ]
-}

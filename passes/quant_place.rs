@@ -31,6 +31,10 @@ impl Pass for QuantPlace {
         "quant-place"
     }
 
+    fn directive(&self, recipe: &crate::recipe::Recipe) -> Option<crate::diag::Span> {
+        recipe.quantizers.first().map(|q| q.span)
+    }
+
     fn description(&self) -> &'static str {
         "place weight / activation quantizers on the modules matched by each selector"
     }

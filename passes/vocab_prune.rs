@@ -15,10 +15,10 @@
 //! (`min_count`) a data set that is missing, empty or yields no tokens.
 
 use crate::base::Task;
+use crate::base::VocabRule;
 use crate::diag::Diag;
 use crate::ir::{Op, Program, VocabPlan};
 use crate::pass::{Facts, Pass, PassCx};
-use crate::recipe::VocabRule;
 use crate::text::data::read_dataset;
 use crate::text::tokenizer::of_teacher;
 use crate::text::vocab::{count_pieces, no_tokens, select, texts_of, NotWordPiece, WordPieceVocab};
@@ -28,6 +28,10 @@ pub struct VocabPrune;
 impl Pass for VocabPrune {
     fn name(&self) -> &'static str {
         "vocab-prune"
+    }
+
+    fn directive(&self, recipe: &crate::recipe::Recipe) -> Option<crate::diag::Span> {
+        recipe.vocab.as_ref().map(|v| v.span)
     }
 
     fn description(&self) -> &'static str {
@@ -119,7 +123,7 @@ impl Pass for VocabPrune {
                 let examples = read_dataset(data, program.plan.task.labels())?;
                 let counts = count_pieces(&tokenizer, &texts_of(&examples), vocab.id_space())?;
                 if counts.iter().all(|&c| c == 0) {
-                    return Err(no_tokens(spec));
+                    return Err(no_tokens(&spec.data.value, spec.data.span));
                 }
                 select(&vocab, &counts, spec.rule.value).len()
             }
@@ -141,6 +145,8 @@ impl Pass for VocabPrune {
         }
         program.plan.vocab = Some(VocabPlan {
             data: spec.data.value.clone(),
+            data_span: spec.data.span,
+            keyword: spec.keyword,
             rule: spec.rule.value,
             before,
             after,

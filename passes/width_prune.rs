@@ -29,6 +29,10 @@ impl Pass for WidthPrune {
         "width-prune"
     }
 
+    fn directive(&self, recipe: &crate::recipe::Recipe) -> Option<crate::diag::Span> {
+        recipe.prune.as_ref().map(|p| p.span)
+    }
+
     fn description(&self) -> &'static str {
         "plan heads / FFN neurons kept per layer and the embedding rank (COST-EFF slenderization)"
     }

@@ -5,20 +5,23 @@
 use std::path::Path;
 
 use crate::diag::Diag;
-use crate::ir::{resolve, verify, Program};
+use crate::ir::{resolve, verified, verify, Verified};
 use crate::pass::{run_passes, DumpAfter, PassRegistry};
 use crate::recipe::{load, Recipe};
+use crate::syntax::SourceText;
 
-/// Loads, resolves, compiles and verifies the recipe at `path`. Diagnostics
-/// come back with the recipe text attached, ready to render.
+/// Loads, resolves, compiles and verifies the recipe at `path`: the recipe's
+/// text (lowering records it in the artifact and attaches it to later
+/// diagnostics) and the verified program. Diagnostics come back with the
+/// recipe text attached, ready to render.
 pub fn compile(
     path: &Path,
     registry: &PassRegistry,
     dump: DumpAfter<'_>,
-) -> Result<(Recipe, Program), Diag> {
+) -> Result<(SourceText, Verified), Diag> {
     let (recipe, source) = load(path)?;
     let program = compile_recipe(&recipe, registry, dump).map_err(|d| source.attach(d))?;
-    Ok((recipe, program))
+    Ok((source, program))
 }
 
 /// Resolves, compiles and verifies an already loaded recipe.
@@ -26,10 +29,8 @@ pub fn compile_recipe(
     recipe: &Recipe,
     registry: &PassRegistry,
     dump: DumpAfter<'_>,
-) -> Result<Program, Diag> {
+) -> Result<Verified, Diag> {
     let program = resolve(recipe)?;
     verify(&program)?;
-    let program = run_passes(program, registry, recipe, dump)?;
-    verify(&program)?;
-    Ok(program)
+    verified(run_passes(program, registry, recipe, dump)?)
 }

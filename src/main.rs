@@ -1,5 +1,5 @@
 //! The `plcc` command-line tool.
 
 fn main() -> std::process::ExitCode {
-    plcc::cli::main_with(plcc::pass::PassRegistry::with_builtins())
+    plcc::cli::main_with(plcc::pass_registry())
 }

@@ -342,7 +342,13 @@ fn taylor_importance_scores_every_head_and_neuron_through_all_exits() {
         head: None,
         batches: 2,
     };
-    let all = taylor_scores(&teacher, &setup(vec![1, 2]), &examples).unwrap();
+    let all = taylor_scores(
+        &teacher,
+        &setup(vec![1, 2]),
+        &examples,
+        &plcc::lower::reporter::Silent,
+    )
+    .unwrap();
     assert_eq!(all.len(), 4);
     for (heads, neurons) in all.values() {
         assert_eq!((heads.len(), neurons.len()), (4, 256));
@@ -350,6 +356,12 @@ fn taylor_importance_scores_every_head_and_neuron_through_all_exits() {
         assert!(neurons.iter().filter(|s| **s > 0.0).count() > 200);
     }
     // Exits change what layer 1 is scored on.
-    let last = taylor_scores(&teacher, &setup(vec![]), &examples).unwrap();
+    let last = taylor_scores(
+        &teacher,
+        &setup(vec![]),
+        &examples,
+        &plcc::lower::reporter::Silent,
+    )
+    .unwrap();
     assert_ne!(all[&0].0, last[&0].0);
 }

@@ -18,7 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn registry() -> PassRegistry {
-    let mut registry = PassRegistry::with_builtins();
+    let mut registry = plcc::pass_registry();
     registry.register(Box::new(example::HeadFloor)).unwrap();
     registry
 }

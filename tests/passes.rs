@@ -3,16 +3,16 @@
 
 use std::path::Path;
 
-use plcc::ir::{print, Program};
-use plcc::pass::{DumpAfter, DumpSelect, PassRegistry};
+use plcc::ir::{print, Verified};
+use plcc::pass::{DumpAfter, DumpSelect};
 
 /// Compiles `path` with the built-in passes, collecting the IR text after each.
-fn compile_with_dumps(path: &Path) -> (Program, Vec<(String, String)>) {
+fn compile_with_dumps(path: &Path) -> (Verified, Vec<(String, String)>) {
     let mut dumps = Vec::new();
     let dump = DumpAfter::new(DumpSelect::All, |pass, program| {
         dumps.push((pass.to_string(), print(program)))
     });
-    let result = plcc::compile(path, &PassRegistry::with_builtins(), dump);
+    let result = plcc::compile(path, &plcc::pass_registry(), dump);
     match result {
         Ok((_, program)) => (program, dumps),
         Err(d) => panic!("{} failed:\n{}", path.display(), d.render_plain()),
@@ -39,7 +39,7 @@ fn dump_after_one_pass_only() {
     let dump = DumpAfter::new(DumpSelect::parse("width-prune"), |pass, _| {
         seen.push(pass.to_string())
     });
-    plcc::compile(&path, &PassRegistry::with_builtins(), dump).unwrap();
+    plcc::compile(&path, &plcc::pass_registry(), dump).unwrap();
     assert_eq!(seen, ["width-prune"]);
 }
 
@@ -47,7 +47,7 @@ fn dump_after_one_pass_only() {
 fn dump_after_unknown_pass_suggests_one() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prune_only.pc");
     let dump = DumpAfter::new(DumpSelect::parse("width-prun"), |_, _| {});
-    let d = plcc::compile(&path, &PassRegistry::with_builtins(), dump).unwrap_err();
+    let d = plcc::compile(&path, &plcc::pass_registry(), dump).unwrap_err();
     assert_eq!(d.code, "plcc::cli::unknown-pass");
     assert_eq!(d.help.as_deref(), Some("did you mean `width-prune`?"));
 }

@@ -9,7 +9,7 @@ use plcc::Diag;
 /// Runs a recipe file through the whole front half: load, resolve, the
 /// built-in passes and verification.
 fn check(path: &Path) -> Result<(), Diag> {
-    let registry = plcc::pass::PassRegistry::with_builtins();
+    let registry = plcc::pass_registry();
     plcc::compile(path, &registry, plcc::pass::DumpAfter::none()).map(|_| ())
 }
 

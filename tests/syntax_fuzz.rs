@@ -106,7 +106,7 @@ fn check_front_end(text: &str) {
     // Recipes resolve against the real examples folder, so mutated teachers,
     // data sets and selectors reach resolve and the passes too.
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let registry = plcc::pass::PassRegistry::with_builtins();
+    let registry = plcc::pass_registry();
     let result = plcc::syntax::parse(text)
         .and_then(|doc| plcc::recipe::from_ast(&doc, &base))
         .and_then(|recipe| {

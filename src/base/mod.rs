@@ -13,6 +13,8 @@ pub mod hash;
 pub mod quant;
 pub mod sources;
 pub mod task;
+pub mod vocab;
+pub mod words;
 
 pub use config::{Activation, Arch, LayerShape, ModelConfig};
 pub use exits::{CalibrationTarget, ExitCriterion, ExitHead};
@@ -20,3 +22,5 @@ pub use hash::sha256_hex;
 pub use quant::{Bits, Granularity, ScaleMethod};
 pub use sources::{Column, DataFormat, DataSpec, TeacherRef};
 pub use task::{Pooling, Task};
+pub use vocab::VocabRule;
+pub use words::word;

@@ -1,15 +1,16 @@
-//! `plcc build`: compile the recipe, execute it on the teacher's weights and
-//! write the artifact; one line per stage with its time, then a summary table.
+//! `plcc build`: compile the recipe, lower it onto the teacher's weights and
+//! write the artifact (`crate::build`); one line per stage with its time, then a summary table.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use candle_core::Device;
 
+use super::progress::StderrReporter;
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
 use crate::diag::Diag;
-use crate::lower::{build, BuildOptions};
+use crate::lower::BuildOptions;
 use crate::pass::PassRegistry;
 
 /// Where the artifact goes: `-o`, and whether the recipe's own `output:`
@@ -39,16 +40,13 @@ pub fn run(
         );
     }
     let opts = BuildOptions {
-        recipe,
         output: place.output,
         allow_outside: place.allow_outside,
         max_steps,
         resume,
-        quiet: false,
         device,
     };
-    let mut stage = |name: &str, secs: f64| eprintln!("  {name:<32} {secs:>8.2}s");
-    let built = build(&opts, registry, &mut stage)?;
+    let built = crate::build(recipe, &opts, registry, &StderrReporter::new())?;
     let r = &built.report;
     for n in &r.notes {
         eprintln!("note: {n}");
@@ -119,10 +117,7 @@ pub fn run(
         println!("  {k:<20} {v:.4}");
     }
     println!("wrote {}", built.dir.display());
-    let (recipe, source) = crate::recipe::load(recipe)?;
-    if let Some(c) = crate::eval::exits::calibrate_for_recipe(&built.dir, &recipe)
-        .map_err(|d| source.attach(d))?
-    {
+    if let Some(c) = &built.calibration {
         let o = &c.chosen;
         println!(
             "calibrated exits for {} on {} sentences: threshold {}, avg exit layer {:.2} of {}, est. speed-up {:.2}x, fidelity to full depth {:.4}",

@@ -75,7 +75,7 @@ fn print_table(c: &Calibration) {
     println!(
         "calibrated `{}`: criterion {}, {} sentences, {} layers, exits after {}, target {}",
         c.artifact.display(),
-        crate::ir::word(&c.criterion),
+        crate::base::word(&c.criterion),
         c.samples,
         c.layers,
         list_text(&c.exit_layers),

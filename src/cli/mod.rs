@@ -18,6 +18,7 @@ pub mod check;
 pub mod fmt;
 pub mod passes;
 pub mod plan;
+pub mod progress;
 pub mod run;
 
 #[derive(Parser, Debug)]

@@ -105,7 +105,7 @@ pub struct TeacherDoc {
 #[derive(Debug, Clone, Serialize)]
 pub struct VocabDoc {
     pub data: String,
-    pub rule: crate::recipe::VocabRule,
+    pub rule: crate::base::VocabRule,
     pub before: usize,
     pub after: usize,
     pub always_kept: usize,
@@ -369,8 +369,8 @@ pub fn render(program: &Program) -> String {
             let _ = writeln!(
                 out,
                 "  {} heads, criterion {}",
-                ir::word(&e.head),
-                ir::word(&e.criterion)
+                crate::base::word(&e.head),
+                crate::base::word(&e.criterion)
             );
             for c in &plan.cost.student.exits {
                 let _ = writeln!(

@@ -8,7 +8,16 @@ use serde::{Deserialize, Serialize};
 use super::fidelity::Fidelity;
 use super::vocab_report::VocabReport;
 use crate::diag::list_text;
-use crate::lower::train::checkpoint::StageTotals;
+
+/// What one finished stage did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTotals {
+    pub name: String,
+    pub steps: usize,
+    pub tokens: usize,
+    pub seconds: f64,
+    pub final_loss: f64,
+}
 
 /// One side (teacher or student) of the report.
 #[derive(Debug, Clone, Serialize)]

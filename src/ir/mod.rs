@@ -30,15 +30,15 @@ pub use node::{
     LinearUse, ModuleQuant, Node, Norm, Op, TensorType, WeightQuant,
 };
 pub use plan::{
-    CostPlan, CustomPassPlan, DatasetInfo, ExitPlan, LayerPair, LossPlan, LossPlanKind, Plan,
-    Program, PrunePlan, StagePlan, TeacherInfo, VocabPlan, Warmup,
+    CostPlan, CustomPassPlan, ExitPlan, LayerPair, LossPlan, LossPlanKind, Plan, Program,
+    PrunePlan, StagePlan, TeacherInfo, VocabPlan, Warmup,
 };
 pub use print::{
     bits_text, granularity_text, print, print_act_quant, print_model, print_plan, print_timeline,
-    print_weight_quant, show_path, vocab_rule_text, word,
+    print_weight_quant, show_path, vocab_rule_text,
 };
 pub use resolve::{load_teacher, resolve, DEFAULT_SEQ_LEN};
-pub use verify::verify;
+pub use verify::{verified, verify, Verified};
 
 pub use petgraph::stable_graph::NodeIndex;
 

@@ -6,12 +6,14 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::base::ModelConfig;
-use crate::base::{CalibrationTarget, DataFormat, ExitCriterion, ExitHead, Task};
-use crate::diag::Span;
+use crate::base::VocabRule;
+use crate::base::{
+    CalibrationTarget, DataSpec, ExitCriterion, ExitHead, ModelConfig, Task, TeacherRef,
+};
+use crate::diag::{Span, Spanned};
 use crate::recipe::{
     Amount, ArgValue, Device, ExitScope, Importance, LrScheduleKind, Negatives, OptimizerKind,
-    StageLength, VocabRule,
+    StageLength,
 };
 
 use super::cost::Cost;
@@ -32,9 +34,11 @@ pub struct Plan {
     pub task: Task,
     pub seed: u64,
     pub device: Device,
-    /// Artifact directory (`None`: the default `out/<recipe stem>`).
-    pub output: Option<PathBuf>,
-    pub datasets: Vec<DatasetInfo>,
+    /// Artifact directory as the recipe's `output:` gives it (`None`: `-o`
+    /// or the default `out`).
+    pub output: Option<Spanned<PathBuf>>,
+    /// The recipe's data sets, paths resolved against `base_dir`.
+    pub datasets: Vec<DataSpec>,
     pub eval: Option<String>,
     /// Set by `width-prune` when the recipe prunes.
     pub prune: Option<PrunePlan>,
@@ -55,18 +59,14 @@ pub struct Plan {
 pub struct TeacherInfo {
     /// `builtin:NAME` or the checkpoint directory as written relative to the recipe.
     pub source: String,
+    /// Where lowering loads the teacher's weights and tokenizer from.
+    #[serde(skip)]
+    pub reference: TeacherRef,
     pub config: ModelConfig,
     /// SHA-256 (hex) of config.json, or of the built-in config's JSON.
     pub config_hash: String,
     #[serde(skip)]
     pub span: Span,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct DatasetInfo {
-    pub name: String,
-    pub path: PathBuf,
-    pub format: DataFormat,
 }
 
 /// The pruning policy; the shapes themselves are in the graph.
@@ -86,6 +86,11 @@ pub struct PrunePlan {
 pub struct VocabPlan {
     /// Data set the pieces are counted on.
     pub data: String,
+    /// Where the recipe names that data set, and its `vocab` keyword.
+    #[serde(skip)]
+    pub data_span: Span,
+    #[serde(skip)]
+    pub keyword: Span,
     pub rule: VocabRule,
     /// Rows of the teacher's word embedding.
     pub before: usize,
@@ -107,6 +112,9 @@ pub struct ExitPlan {
     pub threshold: Option<f64>,
     pub patience: Option<usize>,
     pub target: Option<CalibrationTarget>,
+    /// Where the recipe gives the target.
+    #[serde(skip)]
+    pub target_span: Span,
 }
 
 /// One training stage on the timeline.

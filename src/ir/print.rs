@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::base::{Bits, CalibrationTarget, Granularity, ScaleMethod, Task};
+use crate::base::{word, Bits, CalibrationTarget, Granularity, ScaleMethod, Task};
 use crate::recipe::{ArgValue, Negatives, QuantMethod, StageLength};
 
 use super::node::{ActQuant, HeadKind, Node, Norm, Op, WeightQuant};
@@ -215,7 +215,7 @@ pub fn print_plan(plan: &Plan) -> String {
     let output = plan
         .output
         .as_ref()
-        .map(|o| show_path(o, &plan.base_dir))
+        .map(|o| show_path(&o.value, &plan.base_dir))
         .unwrap_or_else(|| "(default)".into());
     let _ = writeln!(
         out,
@@ -227,8 +227,8 @@ pub fn print_plan(plan: &Plan) -> String {
         let _ = writeln!(
             out,
             "  data {} {} {}",
-            d.name,
-            show_path(&d.path, &plan.base_dir),
+            d.name.value,
+            show_path(&d.path.value, &plan.base_dir),
             word(&d.format)
         );
     }
@@ -301,10 +301,10 @@ pub fn print_plan(plan: &Plan) -> String {
 }
 
 /// `keep 8000` / `min_count 3`.
-pub fn vocab_rule_text(rule: crate::recipe::VocabRule) -> String {
+pub fn vocab_rule_text(rule: crate::base::VocabRule) -> String {
     match rule {
-        crate::recipe::VocabRule::Keep(n) => format!("keep {n}"),
-        crate::recipe::VocabRule::MinCount(k) => format!("min_count {k}"),
+        crate::base::VocabRule::Keep(n) => format!("keep {n}"),
+        crate::base::VocabRule::MinCount(k) => format!("min_count {k}"),
     }
 }
 
@@ -421,21 +421,6 @@ pub fn pairs_text(pairs: &[LayerPair]) -> String {
 }
 
 /// The recipe spelling of a unit enum value: `AllExits` → `all_exits`,
-/// `AdamW` → `adamw`.
-pub fn word(value: &impl std::fmt::Debug) -> String {
-    let name = format!("{value:?}");
-    let chars: Vec<char> = name.chars().collect();
-    let mut out = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        let after_lower = i > 0 && chars[i - 1].is_lowercase();
-        let before_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-        if c.is_uppercase() && after_lower && before_lower {
-            out.push('_');
-        }
-        out.extend(c.to_lowercase());
-    }
-    out
-}
 
 /// A custom pass argument as the recipe writes it.
 fn arg_text(value: &ArgValue) -> String {
@@ -454,7 +439,7 @@ fn arg_text(value: &ArgValue) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::word;
+    use crate::base::word;
     use crate::base::ScaleMethod;
     use crate::recipe::{ExitScope, OptimizerKind};
 

@@ -13,7 +13,7 @@ use crate::recipe::Recipe;
 
 use super::build::model_from_config;
 use super::cost::estimate;
-use super::plan::{CostPlan, DatasetInfo, Plan, Program, TeacherInfo};
+use super::plan::{CostPlan, Plan, Program, TeacherInfo};
 
 /// Sequence length the cost model uses when the recipe has no stage.
 pub const DEFAULT_SEQ_LEN: usize = 128;
@@ -34,16 +34,8 @@ pub fn resolve(recipe: &Recipe) -> Result<Program, Diag> {
         task: recipe.task.value,
         seed: recipe.seed.value,
         device: recipe.device.value,
-        output: recipe.output.as_ref().map(|o| o.value.clone()),
-        datasets: recipe
-            .datasets
-            .iter()
-            .map(|d| DatasetInfo {
-                name: d.name.value.clone(),
-                path: d.path.value.clone(),
-                format: d.format,
-            })
-            .collect(),
+        output: recipe.output.clone(),
+        datasets: recipe.datasets.clone(),
         eval: recipe.eval.as_ref().map(|e| e.value.clone()),
         prune: None,
         vocab: None,
@@ -76,6 +68,7 @@ pub fn load_teacher(recipe: &Recipe) -> Result<TeacherInfo, Diag> {
             let json = serde_json::to_vec(&config).unwrap_or_default();
             Ok(TeacherInfo {
                 source: format!("builtin:{name}"),
+                reference: recipe.teacher.value.clone(),
                 config_hash: sha256_hex(&json),
                 config,
                 span,
@@ -105,6 +98,7 @@ pub fn load_teacher(recipe: &Recipe) -> Result<TeacherInfo, Diag> {
                 .map_err(|d| d.label(span, "teacher checkpoint"))?;
             Ok(TeacherInfo {
                 source: shown,
+                reference: recipe.teacher.value.clone(),
                 config_hash,
                 config,
                 span,

@@ -4,11 +4,11 @@
 use super::testing::*;
 use super::*;
 use crate::base::{Bits, ExitHead, Granularity, Task};
-use crate::pass::{run_passes, DumpAfter, PassRegistry};
+use crate::pass::{run_passes, DumpAfter};
 use crate::recipe::{Amount, LossKind};
 
-fn compile(recipe: &crate::recipe::Recipe) -> Result<Program, crate::Diag> {
-    crate::compile_recipe(recipe, &PassRegistry::with_builtins(), DumpAfter::none())
+fn compile(recipe: &crate::recipe::Recipe) -> Result<crate::ir::Verified, crate::Diag> {
+    crate::compile_recipe(recipe, &crate::pass_registry(), DumpAfter::none())
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn passes_run_in_order_and_dump() {
     let dump = DumpAfter::new(crate::pass::DumpSelect::All, |name, _| {
         seen.push(name.to_string())
     });
-    run_passes(p, &PassRegistry::with_builtins(), &r, dump).unwrap();
+    run_passes(p, &crate::pass_registry(), &r, dump).unwrap();
     assert_eq!(
         seen,
         [

@@ -9,6 +9,9 @@
 //! teacher layer, and teacher layers strictly increase; embedding rank below
 //! the hidden size; exits follow an existing layer's FFN, one per layer, and
 //! name that layer; quantizers sit on existing, untied modules of their node.
+//!
+//! `verified` returns the proof the back end requires: a [`Verified`]
+//! program can only be made here, and lowering takes nothing else.
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,6 +21,24 @@ use crate::diag::Diag;
 
 use super::node::Op;
 use super::plan::Program;
+
+/// A program that passed [`verify`]: what lowering and execution take.
+/// Read-only; passes work on the [`Program`] before it is verified.
+#[derive(Debug, Clone)]
+pub struct Verified(Program);
+
+impl std::ops::Deref for Verified {
+    type Target = Program;
+    fn deref(&self) -> &Program {
+        &self.0
+    }
+}
+
+/// Verifies `program` and wraps it as the proof that it was.
+pub fn verified(program: Program) -> Result<Verified, Diag> {
+    verify(&program)?;
+    Ok(Verified(program))
+}
 
 const CODE: &str = "plcc::internal::invalid-ir";
 

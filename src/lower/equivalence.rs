@@ -10,11 +10,12 @@ use super::layout::layer_prefix;
 use super::slice::with_prefix;
 use crate::base::{Arch, LayerShape, ModelConfig};
 use crate::diag::Diag;
-use crate::lower::teacher::{flip_conv1d, Tensors};
+use crate::lower::teacher::Tensors;
 use crate::runtime::bert::BertLayer;
 use crate::runtime::gpt2::Gpt2Block;
 use crate::runtime::layers::AttentionMask;
 use crate::runtime::tensor_error;
+use crate::runtime::weights::flip_conv1d;
 use crate::runtime::Mode;
 
 /// Largest absolute difference allowed between masked and sliced outputs.

@@ -1,17 +1,28 @@
-//! `plcc build`: executing a compiled program on the teacher's weights and
-//! writing the artifact. Without training (`--max-steps 0`): layer reduction,
-//! width slicing (checked against the masked teacher), embedding
+//! Lowering: the verified program executed on the teacher's weights, then
+//! the artifact written. Without training (`--max-steps 0`): layer
+//! reduction, width slicing (checked against the masked teacher), embedding
 //! factorization, vocabulary pruning (the kept word-embedding rows and a
 //! rewritten tokenizer), head initialisation, quantization and packing, then
 //! fidelity measured by running the written artifact against the teacher.
 //! The artifact is committed only when every check passed.
+//!
+//! Everything this stage needs is in the program's plan, which the passes
+//! produced; it never reads the recipe. Stages, in order: read data, load
+//! the teacher, pretrain it (`distill::pretrain`), prune the vocabulary
+//! (`vocab`), reduce and slice (`student`, with `importance`/`taylor`
+//! scores, `slice`, `layout`, checked by `equivalence`), distill (`distill`,
+//! the trainer in `train`), calibrate GPTQ (`gptq`), quantize and pack
+//! (`quantize`), write the artifact, measure fidelity (`crate::eval`).
 
 pub mod distill;
 pub mod equivalence;
 pub mod gptq;
 pub mod importance;
 pub mod layout;
+pub mod output;
 pub mod quantize;
+pub mod reporter;
+pub mod sizes;
 pub mod slice;
 pub mod student;
 pub mod taylor;
@@ -19,40 +30,38 @@ pub mod teacher;
 pub mod train;
 pub mod vocab;
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::Device;
 
+use crate::artifact::output_check::{remove_stale_staging, replaceable};
+use crate::artifact::output_lock::OutputLock;
 use crate::artifact::{
-    write_into, ExitRecord, Manifest, RecipeRecord, SourceRecord, StagedDir, FORMAT, FORMAT_VERSION,
+    write_into, ExitRecord, Manifest, RecipeRecord, SourceRecord, StagedDir, FORMAT,
+    FORMAT_VERSION, WEIGHTS_FILE,
 };
 use crate::base::sha256_hex;
-use crate::compile_recipe;
 use crate::diag::Diag;
-use crate::eval::report::{Report, Size, TrainingReport};
+use crate::eval::report::{Report, TrainingReport};
+use crate::ir::{Program, Verified};
 use crate::lower::train::Session;
-use crate::pass::{DumpAfter, PassRegistry};
-use crate::recipe::load;
-use crate::runtime::from_artifact::classifier_head;
-use crate::runtime::from_artifact::load_artifact;
+use crate::runtime::from_artifact::{classifier_head, load_artifact};
 use crate::runtime::LoadedModel;
-use crate::text::data;
+use crate::syntax::SourceText;
+use crate::text::data::{read_dataset, Example};
+use reporter::Reporter;
 pub use train::folder::training_dir;
 
-/// Allowed relative difference between the real weight file and the plan's estimate.
-pub const BYTES_TOLERANCE: f64 = 0.05;
-
-/// What `plcc build` was asked to do.
-pub struct BuildOptions<'a> {
-    pub recipe: &'a Path,
+/// How `plcc build` runs a program.
+pub struct BuildOptions {
+    /// The artifact folder (`-o`); `None` takes the recipe's `output:`.
     pub output: Option<PathBuf>,
     pub max_steps: Option<usize>,
     pub resume: bool,
     /// Let the recipe's `output:` name a path outside the recipe's folder.
     pub allow_outside: bool,
-    /// No progress bars (tests, scripts).
-    pub quiet: bool,
     /// Where training runs (the student and the teacher it is distilled
     /// from); compression, packing and the fidelity measurement of the
     /// artifact run on the CPU.
@@ -63,6 +72,25 @@ pub struct BuildOptions<'a> {
 pub struct Built {
     pub dir: PathBuf,
     pub report: Report,
+    /// The exit thresholds calibrated after the build, when the plan's
+    /// exits give a target (`plcc::build` fills it in).
+    pub calibration: Option<crate::eval::exits::Calibration>,
+}
+
+/// The build's stage clock: reports each stage as it ends and keeps its time.
+struct Clock<'r> {
+    reporter: &'r dyn Reporter,
+    started: Instant,
+    timings: Vec<(String, f64)>,
+}
+
+impl Clock<'_> {
+    fn done(&mut self, name: &str) {
+        let secs = self.started.elapsed().as_secs_f64();
+        self.reporter.stage(name, secs);
+        self.timings.push((name.to_string(), secs));
+        self.started = Instant::now();
+    }
 }
 
 /// `model` (the teacher) with the student's initial head (copied from the
@@ -80,26 +108,22 @@ fn with_stand_in_head(
     Ok(model)
 }
 
-/// Runs the build, calling `stage(name, seconds)` after each stage.
+/// Executes `program`, compiled from `source`, and writes its artifact.
+/// Diagnostics point into `source`'s text; the caller attaches it.
 pub fn build(
-    opts: &BuildOptions<'_>,
-    registry: &PassRegistry,
-    stage: &mut dyn FnMut(&str, f64),
+    program: &Verified,
+    source: &SourceText,
+    opts: &BuildOptions,
+    reporter: &dyn Reporter,
 ) -> Result<Built, Diag> {
-    let mut timings: Vec<(String, f64)> = Vec::new();
-    let mut clock = Instant::now();
-    let mut done = |name: &str, timings: &mut Vec<(String, f64)>| {
-        let secs = clock.elapsed().as_secs_f64();
-        stage(name, secs);
-        timings.push((name.to_string(), secs));
-        clock = Instant::now();
+    let mut clock = Clock {
+        reporter,
+        started: Instant::now(),
+        timings: Vec::new(),
     };
-
-    let (recipe, source) = load(opts.recipe)?;
-    let program =
-        compile_recipe(&recipe, registry, DumpAfter::none()).map_err(|d| source.attach(d))?;
-    let training = opts.max_steps != Some(0)
-        && (program.plan.pretrain.is_some() || !program.plan.stages.is_empty());
+    let plan = &program.plan;
+    let training =
+        opts.max_steps != Some(0) && (plan.pretrain.is_some() || !plan.stages.is_empty());
     if opts.resume && !training {
         return Err(Diag::new(
             "plcc::build::nothing-to-resume",
@@ -107,26 +131,21 @@ pub fn build(
         )
         .help("the recipe has no `pretrain` or `distill` stage, or `--max-steps 0` skips them"));
     }
-    let output = opts
-        .output
-        .clone()
-        .or_else(|| recipe.output.as_ref().map(|o| o.value.clone()))
-        .unwrap_or_else(|| PathBuf::from("out"));
-    check_output(opts, &recipe, &output).map_err(|d| source.attach(d))?;
-    let _output_lock = crate::artifact::output_lock::OutputLock::acquire(&output)?;
+    let output = output::output_dir(opts, plan);
+    output::check_output(opts, plan, &source.path, &output)?;
+    let _output_lock = OutputLock::acquire(&output)?;
     if training {
         train::folder::check_training_dir(&training_dir(&output))?;
     }
-    crate::artifact::output_check::remove_stale_staging(&output);
-    let labels = program.plan.task.labels();
-    let eval_name = program
-        .plan
+    remove_stale_staging(&output);
+    let labels = plan.task.labels();
+    let eval_name = plan
         .eval
         .clone()
-        .or_else(|| recipe.datasets.first().map(|d| d.name.value.clone()));
+        .or_else(|| plan.datasets.first().map(|d| d.name.value.clone()));
     let eval_spec = eval_name
         .as_ref()
-        .and_then(|n| recipe.datasets.iter().find(|d| &d.name.value == n))
+        .and_then(|n| plan.datasets.iter().find(|d| &d.name.value == n))
         .ok_or_else(|| {
             Diag::new(
                 "plcc::build::no-eval-data",
@@ -134,25 +153,25 @@ pub fn build(
             )
             .help("add a `data NAME \"file\" {}` block (and `eval: NAME`)")
         })?;
-    let prune_name = program.plan.prune.as_ref().and_then(|p| p.data.clone());
-    let mut datasets: std::collections::BTreeMap<String, Vec<data::Example>> = Default::default();
-    for spec in &recipe.datasets {
-        let ex = data::read_dataset(spec, labels).map_err(|d| source.attach(d))?;
-        datasets.insert(spec.name.value.clone(), ex);
+    let mut datasets: BTreeMap<String, Vec<Example>> = Default::default();
+    for spec in &plan.datasets {
+        datasets.insert(spec.name.value.clone(), read_dataset(spec, labels)?);
     }
     let examples = datasets
         .get(&eval_spec.name.value)
         .cloned()
         .unwrap_or_default();
-    let prune_data = prune_name
+    let prune_data = plan
+        .prune
         .as_ref()
+        .and_then(|p| p.data.as_ref())
         .and_then(|n| datasets.get(n))
         .cloned()
         .unwrap_or_else(|| examples.clone());
-    done("read data", &mut timings);
+    clock.done("read data");
 
-    let mut teacher = teacher::load_teacher(&recipe.teacher.value, &Device::Cpu)?;
-    done("load teacher", &mut timings);
+    let mut teacher = teacher::load_teacher(&plan.teacher.reference, &Device::Cpu)?;
+    clock.done("load teacher");
     let recipe_sha256 = sha256_hex(source.text.as_bytes());
     let mut session = if training {
         Some(Session::open(
@@ -161,41 +180,40 @@ pub fn build(
             opts.max_steps,
             opts.resume,
             opts.device.clone(),
+            reporter,
         )?)
     } else {
         None
     };
-    if let (Some(s), Some(plan)) = (session.as_mut(), &program.plan.pretrain) {
-        s.quiet = opts.quiet;
-        distill::pretrain(s, plan, &mut teacher, &datasets).map_err(|d| source.attach(d))?;
-        done("pretrain the teacher", &mut timings);
+    if let (Some(s), Some(stage)) = (session.as_mut(), &plan.pretrain) {
+        distill::pretrain(s, stage, &mut teacher, &datasets)?;
+        clock.done("pretrain the teacher");
     }
     let teacher_model = teacher.loaded(&Device::Cpu)?;
-    let pruning = match (&program.plan.vocab, &recipe.vocab) {
-        (Some(plan), Some(spec)) => {
-            let p = vocab::prune_vocabulary(plan, spec, &teacher, &datasets)
-                .map_err(|d| source.attach(d))?;
-            done("prune the vocabulary", &mut timings);
+    let pruning = match &plan.vocab {
+        Some(vocab_plan) => {
+            let p = vocab::prune_vocabulary(vocab_plan, &teacher, &datasets)?;
+            clock.done("prune the vocabulary");
             Some(p)
         }
-        _ => None,
+        None => None,
     };
     let student = student::build_student(
-        &program,
+        program,
         &teacher,
-        recipe.seed.value,
+        plan.seed,
         &prune_data,
         pruning.as_ref().map(|p| p.vocab.clone()),
+        reporter,
     )?;
-    done("reduce, slice and check layers", &mut timings);
+    clock.done("reduce, slice and check layers");
     let classifies = labels.is_some();
     let teacher_model = with_stand_in_head(teacher_model, &student, classifies)?;
-    let exit_records = exit_records(&program);
+    let exit_records = exit_records(program);
     let (weight_quant, activation_quant) =
-        quantize::placed_quantizers(&program, &student.module_names);
+        quantize::placed_quantizers(program, &student.module_names);
     let trained = match session.as_mut() {
         Some(s) if !program.plan.stages.is_empty() => {
-            s.quiet = opts.quiet;
             // The teacher's outputs are computed where the student trains.
             let on_device = match &s.device {
                 Device::Cpu => None,
@@ -208,7 +226,7 @@ pub fn build(
             let t = distill::distill(
                 s,
                 &distill::DistillInputs {
-                    program: &program,
+                    program: program,
                     student: &student,
                     teacher: &teacher,
                     teacher_model: on_device.as_ref().unwrap_or(&teacher_model),
@@ -219,9 +237,8 @@ pub fn build(
                     eval_name: &eval_spec.name.value,
                     eval: &examples,
                 },
-            )
-            .map_err(|d| source.attach(d))?;
-            done("distill", &mut timings);
+            )?;
+            clock.done("distill");
             Some(t)
         }
         _ => None,
@@ -231,26 +248,25 @@ pub fn build(
         None => (&student.tensors, Default::default()),
     };
     let calibrated = gptq::calibrate(&gptq::CalibrationInputs {
-        program: &program,
+        program: program,
         config: &student.config,
         tensors: final_tensors,
         module_names: &student.module_names,
         trained_scales: &scales,
         datasets: &datasets,
         tokenizer: student.tokenizer(&teacher),
-    })
-    .map_err(|d| source.attach(d))?;
+    })?;
     if !calibrated.quantized.is_empty() {
-        done("calibrate (gptq)", &mut timings);
+        clock.done("calibrate (gptq)");
     }
     let packed = quantize::pack(
-        &program,
+        program,
         final_tensors,
         &student.module_names,
         &scales,
         &calibrated.quantized,
     )?;
-    done("quantize and pack", &mut timings);
+    clock.done("quantize and pack");
 
     let staged = StagedDir::begin(&output)?;
     let manifest = Manifest {
@@ -259,7 +275,7 @@ pub fn build(
         format_version: FORMAT_VERSION,
         plcc_version: env!("CARGO_PKG_VERSION").into(),
         recipe: RecipeRecord {
-            file: Some(opts.recipe.display().to_string()),
+            file: Some(source.path.display().to_string()),
             text: source.text.clone(),
             sha256: recipe_sha256.clone(),
         },
@@ -268,7 +284,7 @@ pub fn build(
             checkpoint_sha256: teacher.checkpoint_sha256.clone(),
             layers: teacher.config.num_layers(),
         },
-        task: program.plan.task,
+        task: plan.task,
         config: student.config.clone(),
         weights: packed.weights.clone(),
         activation_quant: packed.activation_quant.clone(),
@@ -286,41 +302,31 @@ pub fn build(
     };
     write_into(&staged, manifest, &packed.set, tokenizer_json.as_bytes())?;
     crate::fault::point("artifact-write");
-    done("write artifact", &mut timings);
+    clock.done("write artifact");
 
-    if let (Some(s), Some(t)) = (&session, &trained) {
+    if let (Some(s), Some(_)) = (&session, &trained) {
         staged.write("loss.jsonl", s.log.text().as_bytes())?;
         staged.write(
             "loss.svg",
             crate::lower::train::log::loss_plot(s.log.records()).as_bytes(),
         )?;
-        let _ = t;
     }
     let student_model = load_artifact(staged.path(), &Device::Cpu)?;
     let fidelity = crate::eval::fidelity::measure(
-        program.plan.task,
+        plan.task,
         &teacher_model,
         &student_model,
         &eval_spec.name.value,
         &examples,
     )?;
-    done("measure fidelity", &mut timings);
+    clock.done("measure fidelity");
 
-    let weights_file = staged.path().join(crate::artifact::WEIGHTS_FILE);
-    let student_bytes = std::fs::metadata(&weights_file)
-        .map_err(|e| Diag::io("plcc::io::read", "measure", &weights_file, &e))?
-        .len();
-    let teacher_bytes = match &recipe.teacher.value {
-        crate::base::TeacherRef::Dir(d) => std::fs::metadata(d.join("model.safetensors"))
-            .map(|m| m.len())
-            .unwrap_or(0),
-        crate::base::TeacherRef::Builtin(_) => {
-            teacher::to_tensor_set(&teacher.tensors)?.to_bytes()?.len() as u64
-        }
-    };
-    let cost = &program.plan.cost;
-    let planned = cost.student.bytes;
-    let bytes_vs_plan = student_bytes as f64 / planned.max(1) as f64;
+    let sizes = sizes::measure(
+        program,
+        &teacher,
+        final_tensors,
+        &staged.path().join(WEIGHTS_FILE),
+    )?;
     let mut notes: Vec<String> = session.iter().flat_map(|s| s.notes.clone()).collect();
     notes.extend(student.notes.clone());
     notes.extend(calibrated.notes);
@@ -333,7 +339,7 @@ pub fn build(
             packed.activation_quant.len()
         ));
     }
-    if !training && (!recipe.stages.is_empty() || recipe.pretrain.is_some()) {
+    if !training && (!plan.stages.is_empty() || plan.pretrain.is_some()) {
         notes.push("training stages were skipped (--max-steps 0)".into());
     }
     if let Some(m) = opts.max_steps.filter(|&m| m > 0 && training) {
@@ -341,147 +347,60 @@ pub fn build(
             "every training stage was capped at {m} steps (--max-steps)"
         ));
     }
-    let count = |t: &crate::lower::teacher::Tensors| -> Vec<(String, usize)> {
-        t.iter().map(|(n, x)| (n.clone(), x.elem_count())).collect()
-    };
-    let teacher_parts = crate::eval::report::params_by_part(
-        count(&teacher.tensors)
-            .iter()
-            .chain(count(&teacher.extra).iter())
-            .map(|(n, c)| (n, *c)),
-    );
-    let student_parts =
-        crate::eval::report::params_by_part(count(final_tensors).iter().map(|(n, c)| (n, *c)));
-    let mut ratios = std::collections::BTreeMap::new();
-    let part = |m: &std::collections::BTreeMap<String, u64>| m.get("encoder").copied().unwrap_or(0);
-    ratios.insert(
-        "encoder_params".into(),
-        part(&teacher_parts) as f64 / part(&student_parts).max(1) as f64,
-    );
-    ratios.insert(
-        "params".into(),
-        cost.teacher.params as f64 / cost.student.params.max(1) as f64,
-    );
-    ratios.insert(
-        "bytes".into(),
-        teacher_bytes as f64 / student_bytes.max(1) as f64,
-    );
-    ratios.insert(
-        "flops_per_token".into(),
-        cost.teacher.flops_per_token as f64 / cost.student.flops_per_token.max(1) as f64,
-    );
-    let vocab_report = match (&program.plan.vocab, &pruning) {
-        (Some(plan), Some(p)) => Some(vocab::vocab_report(
-            plan,
+    let vocab_report = match (&plan.vocab, &pruning) {
+        (Some(vocab_plan), Some(p)) => Some(vocab::vocab_report(
+            vocab_plan,
             p,
             &teacher,
-            crate::ir::cost::vocab_bytes_saved(&program.model, plan.before),
+            crate::ir::cost::vocab_bytes_saved(&program.model, vocab_plan.before),
             &eval_spec.name.value,
             &examples,
         )?),
         _ => None,
     };
+    sizes.check_plan()?;
     let report = Report {
-        recipe: opts.recipe.display().to_string(),
-        teacher: Size {
-            params: cost.teacher.params,
-            params_by_part: teacher_parts.clone(),
-            bytes: teacher_bytes,
-            flops_per_token: cost.teacher.flops_per_token,
-        },
-        student: Size {
-            params: cost.student.params,
-            params_by_part: student_parts.clone(),
-            bytes: student_bytes,
-            flops_per_token: cost.student.flops_per_token,
-        },
-        ratios,
-        planned_student_bytes: planned,
-        planned_teacher_bytes: cost.teacher.bytes,
-        bytes_vs_plan,
+        recipe: source.path.display().to_string(),
+        teacher: sizes.teacher,
+        student: sizes.student,
+        ratios: sizes.ratios,
+        planned_student_bytes: sizes.planned_student_bytes,
+        planned_teacher_bytes: sizes.planned_teacher_bytes,
+        bytes_vs_plan: sizes.bytes_vs_plan,
         layer_map: student.layer_map.clone(),
         embedding_energy_kept: student.embedding_energy,
         max_slice_difference: student.max_slice_diff,
         fidelity,
         vocab: vocab_report,
-        stages: timings.clone(),
+        stages: clock.timings.clone(),
         training: trained.map(|t| TrainingReport {
             resumed: opts.resume,
             ..t.report
         }),
         notes,
     };
-    if (bytes_vs_plan - 1.0).abs() > BYTES_TOLERANCE {
-        return Err(Diag::new(
-            "plcc::build::size-mismatch",
-            format!(
-                "the weight file has {student_bytes} bytes, {:.1}% off the plan's estimate of {planned} bytes (allowed {:.0}%)",
-                100.0 * (bytes_vs_plan - 1.0),
-                100.0 * BYTES_TOLERANCE
-            ),
-        )
-        .note("nothing was written; an earlier artifact at the output is left as it was"));
-    }
     let json = serde_json::to_vec_pretty(&report).map_err(|e| {
         Diag::new("plcc::build::report", "cannot encode the report").note(e.to_string())
     })?;
     staged.write("report.json", &json)?;
     staged.write("report.md", report.markdown().as_bytes())?;
     // Checked again: the output may have changed while the build ran.
-    crate::artifact::output_check::replaceable(&output)?;
+    replaceable(&output)?;
     let dir = staged.commit()?;
     crate::fault::point("artifact-commit");
     if let Some(s) = session {
         // The artifact holds the loss log; checkpoints are no longer needed.
         let _ = std::fs::remove_dir_all(&s.dir);
     }
-    Ok(Built { dir, report })
-}
-
-/// Refuses an output path that is not plcc's to replace (see
-/// [`output_check`]); when the path came from the recipe's `output:` key,
-/// the diagnostic points at it.
-fn check_output(
-    opts: &BuildOptions<'_>,
-    recipe: &crate::recipe::Recipe,
-    output: &Path,
-) -> Result<(), Diag> {
-    let mut inputs = vec![crate::artifact::output_check::Input {
-        what: "the recipe",
-        path: opts.recipe,
-    }];
-    if let crate::base::TeacherRef::Dir(d) = &recipe.teacher.value {
-        inputs.push(crate::artifact::output_check::Input {
-            what: "the teacher's checkpoint folder",
-            path: d,
-        });
-    }
-    for spec in &recipe.datasets {
-        inputs.push(crate::artifact::output_check::Input {
-            what: "a data file of the recipe",
-            path: &spec.path.value,
-        });
-    }
-    let from_recipe = recipe
-        .output
-        .as_ref()
-        .filter(|o| opts.output.is_none() && o.span != crate::diag::Span::default());
-    let located = |d: Diag| match from_recipe {
-        Some(o) => d.label(o.span, "the output directory named here"),
-        None => d,
-    };
-    if from_recipe.is_some() && !opts.allow_outside {
-        let recipe_dir = match opts.recipe.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        crate::artifact::output_check::confine(output, recipe_dir).map_err(located)?;
-    }
-    crate::artifact::output_check::check_output(output, &inputs).map_err(located)
+    Ok(Built {
+        dir,
+        report,
+        calibration: None,
+    })
 }
 
 /// One manifest exit record per exit the program places.
-fn exit_records(program: &crate::ir::Program) -> Vec<ExitRecord> {
+fn exit_records(program: &Program) -> Vec<ExitRecord> {
     program
         .plan
         .exits

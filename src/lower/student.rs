@@ -65,6 +65,7 @@ pub fn build_student(
     seed: u64,
     prune_data: &[Example],
     vocab: Option<PrunedVocab>,
+    reporter: &dyn crate::lower::reporter::Reporter,
 ) -> Result<Student, Diag> {
     let arch = teacher.config.arch;
     let tcfg = &teacher.config;
@@ -95,7 +96,7 @@ pub fn build_student(
                 setup.exit_layers.len(),
                 p.batches.min(prune_data.len().div_ceil(16)).max(1)
             ));
-            Some(taylor_scores(teacher, &setup, prune_data)?)
+            Some(taylor_scores(teacher, &setup, prune_data, reporter)?)
         }
         _ => None,
     };

@@ -18,11 +18,12 @@ use candle_nn::VarBuilder;
 use crate::base::Pooling;
 use crate::base::Task;
 use crate::diag::Diag;
-use crate::lower::teacher::{flip_conv1d, Teacher, Tensors};
+use crate::lower::teacher::{Teacher, Tensors};
 use crate::runtime::heads::{pool, ExitHead};
 use crate::runtime::linear::Linear;
 use crate::runtime::loader::Network;
 use crate::runtime::tensor_error;
+use crate::runtime::weights::flip_conv1d;
 use crate::runtime::{ForwardOptions, Inputs, Mode};
 use crate::text::data::Example;
 
@@ -63,6 +64,7 @@ pub fn taylor_scores(
     teacher: &Teacher,
     setup: &TaylorSetup<'_>,
     examples: &[Example],
+    reporter: &dyn crate::lower::reporter::Reporter,
 ) -> Result<Scores, Diag> {
     let cfg = &teacher.config;
     let dev = Device::Cpu;
@@ -114,9 +116,9 @@ pub fn taylor_scores(
     }))
     .map_err(|e| Diag::new("plcc::build::tokenize", "cannot set truncation").note(e.to_string()))?;
     let chunks: Vec<&[Example]> = examples.chunks(BATCH).take(setup.batches.max(1)).collect();
-    let bar = crate::lower::train::progress::bar("importance", chunks.len());
+    reporter.begin("importance", chunks.len(), 0);
     for chunk in chunks {
-        bar.inc(1);
+        reporter.step("");
         let mut rows = Vec::new();
         for ex in chunk {
             let enc = tok.encode(ex.text.as_str(), true).map_err(|e| {
@@ -151,7 +153,7 @@ pub fn taylor_scores(
             }
         }
     }
-    bar.finish_and_clear();
+    reporter.end();
     Ok(sums.into_iter().enumerate().collect())
 }
 

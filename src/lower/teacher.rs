@@ -15,11 +15,12 @@ use candle_nn::{Init, VarBuilder};
 use crate::artifact::{RawTensor, TensorSet};
 use crate::base::sha256_hex;
 use crate::base::TeacherRef;
-use crate::base::{builtin, Arch, ModelConfig};
+use crate::base::{builtin, ModelConfig};
 use crate::diag::Diag;
 use crate::runtime::from_artifact::classifier_head;
 use crate::runtime::loader::{anchor_tensor, Network};
 use crate::runtime::tensor_error;
+use crate::runtime::weights::flip_conv1d;
 use crate::runtime::weights::{load_error, Checkpoint, SeededWeights};
 use crate::runtime::LoadedModel;
 use crate::text::tokenizer::of_teacher;
@@ -94,31 +95,6 @@ fn record(
     Network::load(vb, config)?;
     let tensors = seen.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(tensors)
-}
-
-/// True for GPT-2 weights stored transposed (`Conv1D`).
-pub fn is_conv1d(arch: Arch, name: &str) -> bool {
-    arch == Arch::Gpt2
-        && name.starts_with("h.")
-        && [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
-            .iter()
-            .any(|s| name.ends_with(s))
-}
-
-/// Transposes the `Conv1D` weights of `tensors` (its own inverse).
-pub fn flip_conv1d(arch: Arch, tensors: &mut Tensors) -> candle_core::Result<()> {
-    let names: Vec<String> = tensors
-        .keys()
-        .filter(|n| is_conv1d(arch, n))
-        .cloned()
-        .collect();
-    for n in names {
-        if let Some(t) = tensors.get(&n) {
-            let flipped = t.t()?.contiguous()?;
-            tensors.insert(n, flipped);
-        }
-    }
-    Ok(())
 }
 
 /// A network of `config` on `device` from logical-layout `tensors`

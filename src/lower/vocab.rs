@@ -10,7 +10,6 @@ use super::teacher::Teacher;
 use crate::diag::Diag;
 use crate::eval::vocab_report::VocabReport;
 use crate::ir::VocabPlan;
-use crate::recipe::VocabSpec;
 use crate::text::data::Example;
 use crate::text::vocab::{
     count_pieces, coverage, prune, select, texts_of, PrunedVocab, WordPieceVocab,
@@ -28,7 +27,6 @@ pub struct Pruning {
 /// Prunes the teacher's vocabulary as `plan` says, counting on `datasets`.
 pub fn prune_vocabulary(
     plan: &VocabPlan,
-    spec: &VocabSpec,
     teacher: &Teacher,
     datasets: &BTreeMap<String, Vec<Example>>,
 ) -> Result<Pruning, Diag> {
@@ -40,19 +38,19 @@ pub fn prune_vocabulary(
                 k.0
             ),
         )
-        .label(spec.keyword, "vocabulary pruning asked for here")
+        .label(plan.keyword, "vocabulary pruning asked for here")
     })?;
     let examples = datasets.get(&plan.data).ok_or_else(|| {
         Diag::new(
             "plcc::vocab::unknown-dataset",
             format!("unknown data set `{}`", plan.data),
         )
-        .label(spec.data.span, "no `data` block declares this name")
+        .label(plan.data_span, "no `data` block declares this name")
     })?;
     let counts = count_pieces(&teacher.tokenizer, &texts_of(examples), vocab.id_space())?;
     let data_tokens: u64 = counts.iter().sum();
     if data_tokens == 0 {
-        return Err(crate::text::vocab::no_tokens(spec));
+        return Err(crate::text::vocab::no_tokens(&plan.data, plan.data_span));
     }
     let kept = select(&vocab, &counts, plan.rule);
     if kept.len() != plan.after {
@@ -65,7 +63,7 @@ pub fn prune_vocabulary(
                 plan.after
             ),
         )
-        .label(spec.data.span, "this data set changed during the build")
+        .label(plan.data_span, "this data set changed during the build")
         .help("build again"));
     }
     let data_kept_tokens = kept.iter().map(|&id| counts[id as usize]).sum();

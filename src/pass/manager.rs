@@ -116,7 +116,13 @@ pub fn run_passes(
 
     let mut schedule: Vec<(&dyn Pass, Span, &[(Spanned<String>, Spanned<ArgValue>)])> = registry
         .builtins()
-        .map(|p| (p, builtin_directive_span(p.name(), recipe), &[][..]))
+        .map(|p| {
+            (
+                p,
+                p.directive(recipe).unwrap_or(recipe.teacher.span),
+                &[][..],
+            )
+        })
         .collect();
     for call in &recipe.custom_passes {
         let pass = registry
@@ -165,23 +171,4 @@ pub fn run_passes(
         }
     }
     Ok(program)
-}
-
-/// The recipe directive a built-in pass acts on (the teacher line when the
-/// recipe has none), for diagnostics without a span of their own.
-fn builtin_directive_span(pass: &str, recipe: &Recipe) -> Span {
-    let span = match pass {
-        "layer-reduce" => recipe.keep_layers.as_ref().map(|k| k.span),
-        "width-prune" => recipe.prune.as_ref().map(|p| p.span),
-        "vocab-prune" => recipe.vocab.as_ref().map(|v| v.span),
-        "exit-insert" => recipe.exits.as_ref().map(|e| e.span),
-        "quant-place" => recipe.quantizers.first().map(|q| q.span),
-        "distill-schedule" => recipe
-            .stages
-            .first()
-            .or(recipe.pretrain.as_ref())
-            .map(|s| s.span),
-        _ => None,
-    };
-    span.unwrap_or(recipe.teacher.span)
 }

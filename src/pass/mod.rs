@@ -2,7 +2,8 @@
 //!
 //! A pass rewrites a `Program` in place: it decides shapes and plans only
 //! (which concrete heads or neurons survive is decided when the program
-//! executes). `run_passes` runs the built-ins in their fixed order, then the
+//! executes). `run_passes` runs the registry's built-ins in the order they were given
+//! (`plcc::builtin_passes`, listed in `lib.rs`), then the
 //! recipe's custom passes in recipe order, verifying the IR after each.
 
 mod facts;
@@ -13,8 +14,9 @@ pub use facts::Facts;
 pub use manager::{run_passes, DumpAfter, DumpSelect, PassCx};
 pub use registry::PassRegistry;
 
-use crate::diag::Diag;
+use crate::diag::{Diag, Span};
 use crate::ir::Program;
+use crate::recipe::Recipe;
 
 /// A compiler pass.
 pub trait Pass {
@@ -34,6 +36,12 @@ pub trait Pass {
     /// Facts that hold after it ran.
     fn provides(&self) -> Facts {
         Facts::NONE
+    }
+
+    /// The recipe directive this pass acts on, where its diagnostics without
+    /// a span of their own point (the teacher line when this gives `None`).
+    fn directive(&self, _recipe: &Recipe) -> Option<Span> {
+        None
     }
 
     /// Rewrites `program`. Errors without a span get the span of the recipe

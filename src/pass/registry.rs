@@ -3,7 +3,6 @@
 //! program (run when a recipe's `pass "NAME" { ... }` asks for them).
 
 use crate::diag::{did_you_mean, Diag};
-use crate::passes;
 
 use super::Pass;
 
@@ -22,9 +21,11 @@ impl PassRegistry {
     }
 
     /// The built-in passes, in their run order.
-    pub fn with_builtins() -> Self {
+    /// A registry whose built-in passes are `builtins`, run in that order
+    /// (`plcc::pass_registry` gives plcc's own).
+    pub fn new(builtins: Vec<Box<dyn Pass>>) -> Self {
         PassRegistry {
-            builtins: passes::builtins(),
+            builtins,
             custom: Vec::new(),
         }
     }
@@ -99,12 +100,6 @@ impl PassRegistry {
     }
 }
 
-impl Default for PassRegistry {
-    fn default() -> Self {
-        PassRegistry::with_builtins()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +120,7 @@ mod tests {
 
     #[test]
     fn lookup_suggests_registered_names_and_rejects_builtins() {
-        let mut registry = PassRegistry::with_builtins();
+        let mut registry = crate::pass_registry();
         registry.register(Box::new(Noop)).unwrap();
         assert_eq!(registry.names().len(), 7);
         assert!(registry.lookup_custom("head-floor").is_ok());

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::base::DataSpec;
 use crate::base::{
     Bits, CalibrationTarget, ExitCriterion, ExitHead, Granularity, ScaleMethod, Task, TeacherRef,
 };
+use crate::base::{DataSpec, VocabRule};
 use crate::diag::{Span, Spanned};
 
 /// A whole recipe.
@@ -103,17 +103,6 @@ pub struct PruneSpec {
     pub data: Option<Spanned<String>>,
     /// Number of batches importance is accumulated over.
     pub batches: Spanned<usize>,
-}
-
-/// Which WordPiece pieces a pruned vocabulary keeps besides the always-kept
-/// ones (special tokens, single characters and their `##` forms).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum VocabRule {
-    /// Keep this many pieces in all, the always-kept ones included: the
-    /// most frequent others fill the rest (ties by lower id).
-    Keep(usize),
-    /// Keep every piece seen at least this many times (≥ 1).
-    MinCount(u64),
 }
 
 /// `vocab { data, keep | min_count }`.

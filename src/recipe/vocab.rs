@@ -3,8 +3,9 @@
 
 use super::fields::{arg_count, Body, Errors};
 use super::values::{ident, integer, out_of_range, positive};
+use crate::base::VocabRule;
 use crate::diag::Diag;
-use crate::recipe::{VocabRule, VocabSpec};
+use crate::recipe::VocabSpec;
 use crate::syntax::{Block, Value};
 
 /// `vocab { data, keep | min_count }`
@@ -69,7 +70,8 @@ fn min_count(value: &Value) -> Result<VocabRule, Diag> {
 
 #[cfg(test)]
 mod tests {
-    use crate::recipe::{parse_str, VocabRule};
+    use crate::base::VocabRule;
+    use crate::recipe::parse_str;
 
     fn parse(body: &str) -> Result<crate::recipe::Recipe, crate::Diag> {
         let text = format!(

@@ -30,8 +30,8 @@ use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, TOKENIZER_FIL
 use crate::base::Pooling;
 use crate::base::{ExitHead, Task};
 use crate::diag::Diag;
-use crate::lower::teacher::flip_conv1d;
 use crate::runtime::kernels::KernelError;
+use crate::runtime::weights::flip_conv1d;
 use crate::text::TextTokenizer;
 
 fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {
@@ -267,7 +267,7 @@ fn exit_policy(dir: &Path, record: &ExitRecord) -> Result<ExitPolicy, Diag> {
                 "the exit after layer {} of `{}` produces embeddings, but its criterion `{}` needs class probabilities",
                 record.after,
                 dir.display(),
-                crate::ir::word(&record.criterion)
+                crate::base::word(&record.criterion)
             ),
         )
         .help("embedding exits use `criterion: similarity`"));

@@ -29,8 +29,8 @@ use rayon::prelude::*;
 use serde_json::Value;
 use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizer, Tokenizer, TruncationParams};
 
+use crate::base::VocabRule;
 use crate::diag::Diag;
-use crate::recipe::{VocabRule, VocabSpec};
 use crate::text::data::Example;
 use crate::text::TextTokenizer;
 
@@ -336,16 +336,13 @@ fn pieces_of(tok: &Tokenizer, text: &str) -> tokenizers::Result<Vec<u32>> {
     Ok(ids)
 }
 
-/// The vocabulary data set tokenizes to nothing.
-pub fn no_tokens(spec: &VocabSpec) -> Diag {
+/// The vocabulary data set `data`, named at `span`, tokenizes to nothing.
+pub fn no_tokens(data: &str, span: crate::diag::Span) -> Diag {
     Diag::new(
         "plcc::vocab::no-tokens",
-        format!("data set `{}` yields no tokens to count", spec.data.value),
+        format!("data set `{data}` yields no tokens to count"),
     )
-    .label(
-        spec.data.span,
-        "every text of this data set tokenizes to nothing",
-    )
+    .label(span, "every text of this data set tokenizes to nothing")
     .help("count the pieces on a data set with text in it")
 }
 

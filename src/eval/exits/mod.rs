@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::artifact::{encode_manifest, read_manifest, write_file_atomic, MANIFEST_FILE};
 use crate::base::{CalibrationTarget, ExitCriterion};
 use crate::diag::Diag;
-use crate::recipe::Recipe;
+use crate::ir::Plan;
 use crate::runtime::from_artifact::load_artifact;
 use crate::runtime::runner::tokenize;
 use crate::text::data::read_dataset;
@@ -192,30 +192,33 @@ pub fn write_setting(
     read_manifest(dir).map(|_| ())
 }
 
-/// Calibrates the artifact `dir` built from `recipe` when the recipe's
-/// `exits` block gives a target, on the recipe's evaluation data (the first
-/// text of each example); `None` when there is no target.
-pub fn calibrate_for_recipe(dir: &Path, recipe: &Recipe) -> Result<Option<Calibration>, Diag> {
-    let Some(target) = recipe.exits.as_ref().and_then(|e| e.target.as_ref()) else {
+/// Calibrates the artifact `dir` built from the program whose plan is
+/// `plan`, when the plan's exits give a target, on the evaluation data (the
+/// first text of each example); `None` when there is no target.
+pub fn calibrate_for_plan(dir: &Path, plan: &Plan) -> Result<Option<Calibration>, Diag> {
+    let Some((target, span)) = plan
+        .exits
+        .as_ref()
+        .and_then(|e| e.target.map(|t| (t, e.target_span)))
+    else {
         return Ok(None);
     };
-    let spec = recipe
+    let spec = plan
         .eval
         .as_ref()
-        .and_then(|name| recipe.datasets.iter().find(|d| d.name.value == name.value))
-        .or(recipe.datasets.first())
+        .and_then(|name| plan.datasets.iter().find(|d| &d.name.value == name))
+        .or(plan.datasets.first())
         .ok_or_else(|| {
             Diag::new(
                 "plcc::calibrate::empty-data",
                 "the exit target needs calibration data, but the recipe has no data set",
             )
-            .label(target.span, "calibrated on the `eval` data set")
+            .label(span, "calibrated on the `eval` data set")
         })?;
-    let labels = recipe.task.value.labels();
-    let lines: Vec<String> = read_dataset(spec, labels)?
+    let lines: Vec<String> = read_dataset(spec, plan.task.labels())?
         .into_iter()
         .map(|e| e.text)
         .filter(|t| !t.trim().is_empty())
         .collect();
-    calibrate(dir, &lines, target.value).map(Some)
+    calibrate(dir, &lines, target).map(Some)
 }

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::{write_file_atomic, StagedDir};
 use crate::base::sha256_hex;
 use crate::diag::Diag;
-use crate::eval::report::StageEval;
+use crate::eval::report::{StageEval, StageTotals};
 use crate::fault;
 
 const STATE_FILE: &str = "state.safetensors";
@@ -80,16 +80,6 @@ pub struct Meta {
     pub evaluations: Vec<StageEval>,
     /// Seconds and tokens of finished stages, by stage.
     pub finished: Vec<StageTotals>,
-}
-
-/// What one finished stage did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageTotals {
-    pub name: String,
-    pub steps: usize,
-    pub tokens: usize,
-    pub seconds: f64,
-    pub final_loss: f64,
 }
 
 /// A loaded checkpoint.

@@ -1,7 +1,7 @@
 //! Training: the `pretrain` stage (a teacher trained from scratch on text,
 //! next-token cross-entropy) and the distillation stages of the plan, run
 //! with the recipe's optimizer, schedule, clipping and accumulation; a
-//! progress bar per stage; the loss log; crash-safe checkpoints every N
+//! progress report per stage; the loss log; crash-safe checkpoints every N
 //! steps, every M minutes and at the end of each stage (see [`checkpoint`]);
 //! resumption from any of them that reaches the same weights as an unbroken
 //! run; and an evaluation of the student after each stage.
@@ -19,7 +19,6 @@ pub mod folder;
 pub mod log;
 pub mod losses;
 pub mod optim;
-pub mod progress;
 pub mod session;
 pub mod sparse_rows;
 pub mod student_net;
@@ -38,11 +37,11 @@ use crate::base::Task;
 use crate::diag::Diag;
 use crate::eval::fidelity::{self, batch_inputs, encode_counting_cuts, Encoded};
 use crate::eval::report::StageEval;
+use crate::eval::report::StageTotals;
 use crate::ir::{LossPlanKind, StagePlan};
 use crate::recipe::StageLength;
 use crate::runtime::{ForwardOptions, LoadedModel, Mode};
 use crate::text::data::Example;
-use checkpoint::StageTotals;
 use log::StepRecord;
 use losses::{loss_term, LossInputs, LossState};
 use optim::{clip_grad_norm, learning_rate, Optimizer, Param};
@@ -207,7 +206,7 @@ pub fn run_stage(
     let n_exits = net.exits.len();
     let has_task_head = net.classifier.is_some();
     let with_types = net.config.type_vocab_size > 0;
-    let bar = progress::stage_bar(&plan.name, total, start, session.quiet);
+    session.reporter.begin(&plan.name, total, start);
     let mut dump = batch_dump()?;
     let started = Instant::now();
     let seconds_before = totals.seconds;
@@ -365,7 +364,10 @@ pub fn run_stage(
             grad_norm: norm,
             tokens_per_s: step_tokens as f64 / secs.max(1e-9),
         })?;
-        progress::advance(&bar, loss_sum, lr, step_tokens as f64 / secs.max(1e-9));
+        session.reporter.step(&format!(
+            "loss {loss_sum:.4} lr {lr:.2e} {:.0} tok/s",
+            step_tokens as f64 / secs.max(1e-9)
+        ));
         crate::fault::point("step");
         let done = step + 1 == total;
         let due = plan
@@ -384,7 +386,7 @@ pub fn run_stage(
             }
         }
     }
-    progress::finish(&bar);
+    session.reporter.end();
     totals.seconds = seconds_before + started.elapsed().as_secs_f64();
     session.resume_from = None;
     Ok(totals)

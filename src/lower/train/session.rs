@@ -12,7 +12,7 @@ use super::log::LossLog;
 use crate::diag::Diag;
 
 /// What stays the same over a whole training run.
-pub struct Session {
+pub struct Session<'r> {
     pub recipe_sha256: String,
     pub max_steps: Option<usize>,
     /// Checkpoints and the loss log live here until the artifact is written.
@@ -24,7 +24,8 @@ pub struct Session {
     pub resume_from: Option<checkpoint::Checkpoint>,
     /// Teacher tensors to store with every checkpoint (a pretrained teacher).
     pub teacher_tensors: Option<std::collections::HashMap<String, Tensor>>,
-    pub quiet: bool,
+    /// Where the stages report their steps.
+    pub reporter: &'r dyn crate::lower::reporter::Reporter,
     /// What opening the run found and did (a resumed or skipped checkpoint,
     /// a discarded earlier run), one line each for the build's notes.
     pub notes: Vec<String>,
@@ -51,7 +52,7 @@ fn held_by(dir: &Path) -> Option<String> {
     )
 }
 
-impl Session {
+impl<'r> Session<'r> {
     /// Starts a run, or continues the one checkpointed in `dir` when
     /// `resume`. `dir` must be plcc's training folder or absent (the build
     /// checks it with [`crate::lower::train::folder::check_training_dir`]).
@@ -66,6 +67,7 @@ impl Session {
         max_steps: Option<usize>,
         resume: bool,
         device: Device,
+        reporter: &'r dyn crate::lower::reporter::Reporter,
     ) -> Result<Self, Diag> {
         let checkpoints = dir.join("checkpoints");
         let mut notes = Vec::new();
@@ -157,7 +159,7 @@ impl Session {
             meta,
             resume_from,
             teacher_tensors: None,
-            quiet: false,
+            reporter,
             notes,
         })
     }

@@ -18,9 +18,10 @@ use crate::artifact::{ActivationQuant, ExitRecord};
 use crate::base::{Arch, ModelConfig};
 use crate::base::{Granularity, ScaleMethod, Task};
 use crate::ir::WeightQuant;
-use crate::lower::teacher::{is_conv1d, Tensors};
+use crate::lower::teacher::Tensors;
 use crate::quant::QuantSpec;
 use crate::runtime::from_artifact::heads_from_tensors;
+use crate::runtime::weights::is_conv1d;
 use crate::runtime::{ExitHead, ForwardOptions, Inputs, ModelOutput, Network, Quantizer};
 
 /// A weight quantizer placed on a module, as the trainer applies it.
