@@ -27,8 +27,8 @@ fn fixtures_snapshot_ir_after_every_pass_and_the_plan() {
         for (pass, text) in dumps {
             insta::assert_snapshot!(format!("after-{pass}"), text);
         }
-        insta::assert_snapshot!("plan", plcc::cli::plan::render(&program));
-        insta::assert_json_snapshot!("plan-json", plcc::cli::plan::document(&program));
+        insta::assert_snapshot!("plan", plcc::ir::plan_table(&program));
+        insta::assert_json_snapshot!("plan-json", plcc::ir::plan_document(&program));
     });
 }
 

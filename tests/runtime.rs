@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use plcc::base::{builtin, Pooling};
 use plcc::runtime::loader::{load_builtin, load_checkpoint, load_network, Network};
-use plcc::runtime::{runner, ExitHead, ForwardOptions, Inputs, Mode, SymmetricIntPerRow};
+use plcc::runtime::{runner, ForwardOptions, Head, Inputs, Mode, SymmetricIntPerRow};
 
 mod common;
 use common::plcc;
@@ -108,7 +108,7 @@ fn every_trainable_variable_gets_a_gradient() {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &dev);
         let mut network = Network::load(vb.clone(), &cfg).unwrap();
-        let exit = ExitHead::load(
+        let exit = Head::load(
             vb.pp("exits.0"),
             2,
             Pooling::Cls,

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::base::TeacherRef;
-use crate::cli::plan::human;
 use crate::compile::compile_recipe;
 use crate::diag::Diag;
 use crate::fsio;
+use crate::ir::human;
 use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::{load, Recipe};
 

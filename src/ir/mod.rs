@@ -34,8 +34,9 @@ pub use plan::{
     PrunePlan, StagePlan, TeacherInfo, VocabPlan, Warmup,
 };
 pub use print::{
-    bits_text, granularity_text, print, print_act_quant, print_model, print_plan, print_timeline,
-    print_weight_quant, show_path, vocab_rule_text,
+    bits_text, granularity_text, human, plan_document, plan_table, print, print_act_quant,
+    print_model, print_plan, print_timeline, print_weight_quant, show_path, vocab_rule_text,
+    LayerRow, ModuleRow, PlanDocument,
 };
 pub use resolve::{load_teacher, resolve, DEFAULT_SEQ_LEN};
 pub use verify::{verified, verify, Verified};

@@ -19,7 +19,7 @@ use crate::base::Pooling;
 use crate::base::Task;
 use crate::diag::Diag;
 use crate::lower::teacher::{Teacher, Tensors};
-use crate::runtime::heads::{pool, ExitHead};
+use crate::runtime::heads::{pool, Head};
 use crate::runtime::linear::Linear;
 use crate::runtime::loader::Network;
 use crate::runtime::tensor_error;
@@ -98,7 +98,7 @@ pub fn taylor_scores(
                 .map(|w| Linear::from_weights(w.clone(), t.get(&format!("{name}.bias")).cloned()))
         })
     };
-    let head = ExitHead {
+    let head = Head {
         after_layer: cfg.num_layers(),
         pooling: Pooling::Cls,
         pooler: lin("pooler.dense"),
@@ -160,7 +160,7 @@ pub fn taylor_scores(
 fn batch_loss(
     setup: &TaylorSetup<'_>,
     network: &Network,
-    head: &ExitHead,
+    head: &Head,
     out: &crate::runtime::ModelOutput,
     inputs: &Inputs,
     chunk: &[Example],

@@ -241,14 +241,14 @@ impl Teacher {
         let extra = tensors_on(&self.extra, device)?;
         let classifier = classifier_head(&extra, self.config.num_layers());
         Ok(LoadedModel {
-            name: self.source.clone(),
-            config: self.config.clone(),
-            network,
             classifier,
-            exits: Vec::new(),
-            exit_policies: Vec::new(),
-            tokenizer: self.tokenizer.clone(),
-            device: device.clone(),
+            ..LoadedModel::new(
+                self.source.clone(),
+                self.config.clone(),
+                network,
+                self.tokenizer.clone(),
+                device,
+            )
         })
     }
 }

@@ -6,7 +6,7 @@
 use candle_core::{Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
-use super::heads::{run_exits, ExitHead};
+use super::heads::{run_exits, Head};
 use super::layers::{activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode};
 use super::linear::Linear;
 use super::linear_kernel::join_outputs;
@@ -198,7 +198,7 @@ impl BertModel {
     pub fn forward(
         &self,
         inputs: &Inputs,
-        exits: &[ExitHead],
+        exits: &[Head],
         opts: ForwardOptions,
     ) -> Result<ModelOutput> {
         let mask = AttentionMask::new(&inputs.mask, false)?;

@@ -15,7 +15,7 @@
 use candle_core::{DType, Result, Tensor};
 
 use super::exit_rule::{signal, ExitPolicy, Track};
-use super::heads::{pool, ExitHead};
+use super::heads::{pool, Head};
 use super::layers::{AttentionMask, Mode};
 use super::loader::{LoadedModel, Network};
 use super::output::Inputs;
@@ -113,7 +113,7 @@ pub fn run(model: &LoadedModel, inputs: &Inputs) -> Result<Vec<Record>> {
     };
     let mut records: Vec<Option<Record>> = vec![None; batch];
     let mut tracks = vec![Track::default(); batch];
-    let active: Vec<(&ExitHead, &ExitPolicy)> = model
+    let active: Vec<(&Head, &ExitPolicy)> = model
         .exits
         .iter()
         .zip(&model.exit_policies)

@@ -23,7 +23,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::exit_rule::ExitPolicy;
-use super::heads::ExitHead as ModelExitHead;
+use super::heads::Head;
 use super::linear::Linear;
 use super::loader::{LoadedModel, Network};
 use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, TOKENIZER_FILE, WEIGHTS_FILE};
@@ -129,8 +129,8 @@ fn linear(tensors: &HashMap<String, Tensor>, name: &str) -> Option<Linear> {
 /// A sequence-classification head after layer `layers` from `tensors`
 /// (`classifier.*` and, when present, the tanh pooler `pooler.dense.*`, as
 /// Hugging Face's `BertForSequenceClassification`); `None` without `classifier.weight`.
-pub fn classifier_head(tensors: &HashMap<String, Tensor>, layers: usize) -> Option<ModelExitHead> {
-    linear(tensors, "classifier").map(|c| ModelExitHead {
+pub fn classifier_head(tensors: &HashMap<String, Tensor>, layers: usize) -> Option<Head> {
+    linear(tensors, "classifier").map(|c| Head {
         after_layer: layers,
         pooling: Pooling::Cls,
         pooler: linear(tensors, "pooler.dense"),
@@ -150,7 +150,7 @@ pub fn heads_from_tensors(
     task: Task,
     records: &[ExitRecord],
     layers: usize,
-) -> candle_core::Result<(Option<ModelExitHead>, Vec<ModelExitHead>)> {
+) -> candle_core::Result<(Option<Head>, Vec<Head>)> {
     let classifier = classifier_head(tensors, layers);
     let pooling = Pooling::of_task(task);
     let mut exits = Vec::new();
@@ -166,7 +166,7 @@ pub fn heads_from_tensors(
                 linear(tensors, &format!("{name}.classifier")),
             ),
         };
-        exits.push(ModelExitHead {
+        exits.push(Head {
             after_layer: record.after,
             pooling,
             pooler,
@@ -229,21 +229,23 @@ pub fn load_artifact_with(
         config.pad_token_id,
     )?;
     Ok(LoadedModel {
-        name: dir.display().to_string(),
-        config,
-        network,
         classifier,
         exits,
         exit_policies,
-        tokenizer,
-        device: device.clone(),
+        ..LoadedModel::new(
+            dir.display().to_string(),
+            config,
+            network,
+            tokenizer,
+            device,
+        )
     })
 }
 
 /// Prepares a head's pooler (module `pooler`) and classifier (module `out`).
 fn prepare_head(
     artifact: &Artifact,
-    head: &mut ModelExitHead,
+    head: &mut Head,
     pooler: &str,
     out: &str,
     options: LoadOptions,

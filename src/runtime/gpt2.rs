@@ -7,7 +7,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::heads::{run_exits, ExitHead};
+use super::heads::{run_exits, Head};
 use super::layers::{activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode};
 use super::linear::Linear;
 use super::output::{ForwardOptions, Inputs, ModelOutput};
@@ -136,7 +136,7 @@ impl Gpt2Model {
     pub fn forward(
         &self,
         inputs: &Inputs,
-        exits: &[ExitHead],
+        exits: &[Head],
         opts: ForwardOptions,
     ) -> Result<ModelOutput> {
         let mask = AttentionMask::new(&inputs.mask, true)?;

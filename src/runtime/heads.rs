@@ -1,5 +1,7 @@
-//! Heads that read a hidden state: pooling over tokens, and the exit head (a
-//! pooler and/or a linear classifier placed after any layer). A Hugging Face
+//! Heads that read a hidden state: pooling over tokens, and [`Head`] (a
+//! pooler and/or a linear classifier placed after any layer: an exit, or
+//! the task head after the last). Which kind of exit head a recipe asks for
+//! is `base::ExitHead`. A Hugging Face
 //! `BertForSequenceClassification` head is an exit head after the last layer
 //! with tensors `pooler.dense.*` and `classifier.*`; plcc's own exits after
 //! layer `l` use `exit.{l}.dense.*` and `exit.{l}.classifier.*`.
@@ -12,7 +14,7 @@ use crate::base::Pooling;
 
 /// A head after layer `after_layer` (0 = embeddings, `L` = the last layer).
 #[derive(Debug, Clone)]
-pub struct ExitHead {
+pub struct Head {
     pub after_layer: usize,
     pub pooling: Pooling,
     /// `tanh(dense(x))`, as BERT's pooler.
@@ -21,7 +23,7 @@ pub struct ExitHead {
     pub classifier: Option<Linear>,
 }
 
-impl ExitHead {
+impl Head {
     /// Loads `pooler.dense` (when `with_pooler`) and `classifier` under `vb`.
     pub fn load(
         vb: VarBuilder,
@@ -40,7 +42,7 @@ impl ExitHead {
             Some(n) => Some(Linear::load(vb.pp("classifier"), hidden, n)?),
             None => None,
         };
-        Ok(ExitHead {
+        Ok(Head {
             after_layer,
             pooling,
             pooler,
@@ -93,11 +95,7 @@ pub fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> 
 }
 
 /// Applies each exit head to the hidden state after its layer.
-pub fn run_exits(
-    exits: &[ExitHead],
-    hidden_states: &[Tensor],
-    mask: &Tensor,
-) -> Result<Vec<Tensor>> {
+pub fn run_exits(exits: &[Head], hidden_states: &[Tensor], mask: &Tensor) -> Result<Vec<Tensor>> {
     exits
         .iter()
         .map(|head| match hidden_states.get(head.after_layer) {

@@ -12,7 +12,7 @@ use candle_nn::VarBuilder;
 use super::bert::{BertLayer, BertModel};
 use super::exit_rule::ExitPolicy;
 use super::gpt2::Gpt2Model;
-use super::heads::ExitHead;
+use super::heads::Head;
 use super::linear::Linear;
 use super::output::{ForwardOptions, Inputs, ModelOutput};
 use super::weights::{load_error, Checkpoint};
@@ -182,7 +182,7 @@ impl Network {
     pub fn forward(
         &self,
         inputs: &Inputs,
-        exits: &[ExitHead],
+        exits: &[Head],
         opts: ForwardOptions,
     ) -> CResult<ModelOutput> {
         match self {
@@ -200,9 +200,9 @@ pub struct LoadedModel {
     pub config: ModelConfig,
     pub network: Network,
     /// A classification head after the last layer, when the checkpoint has one.
-    pub classifier: Option<ExitHead>,
+    pub classifier: Option<Head>,
     /// Exit heads after inner layers.
-    pub exits: Vec<ExitHead>,
+    pub exits: Vec<Head>,
     /// When samples leave at each exit (parallel to `exits`).
     pub exit_policies: Vec<ExitPolicy>,
     pub tokenizer: TextTokenizer,
@@ -210,6 +210,27 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
+    /// `network` reading `tokenizer` on `device`, without heads; set
+    /// `classifier`, `exits` and `exit_policies` where the model has them.
+    pub fn new(
+        name: impl Into<String>,
+        config: ModelConfig,
+        network: Network,
+        tokenizer: TextTokenizer,
+        device: &Device,
+    ) -> Self {
+        LoadedModel {
+            name: name.into(),
+            config,
+            network,
+            classifier: None,
+            exits: Vec::new(),
+            exit_policies: Vec::new(),
+            tokenizer,
+            device: device.clone(),
+        }
+    }
+
     /// Runs a batch in inference mode through the network and its heads.
     pub fn forward(&self, inputs: &Inputs) -> CResult<(ModelOutput, Option<Tensor>)> {
         let mut heads = self.exits.clone();
@@ -250,16 +271,13 @@ pub fn load_builtin(name: &str, device: &Device) -> Result<LoadedModel, Diag> {
             )
             .note(e.to_string())
         })?;
-    Ok(LoadedModel {
-        name: format!("builtin:{name}"),
+    Ok(LoadedModel::new(
+        format!("builtin:{name}"),
         config,
         network,
-        classifier: None,
-        exits: Vec::new(),
-        exit_policies: Vec::new(),
         tokenizer,
-        device: device.clone(),
-    })
+        device,
+    ))
 }
 
 /// The tensor every checkpoint of `arch` has (used to find the name prefix).
@@ -301,7 +319,7 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag>
         (Arch::Bert, Some(w)) => {
             let labels = w.dims().first().copied().unwrap_or(0);
             let with_pooler = checkpoint.get("pooler.dense.weight").is_some();
-            let head = ExitHead::load(
+            let head = Head::load(
                 checkpoint.var_builder(device),
                 config.num_layers(),
                 Pooling::Cls,
@@ -316,13 +334,13 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag>
     };
     let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
     Ok(LoadedModel {
-        name: dir.display().to_string(),
-        config,
-        network,
         classifier,
-        exits: Vec::new(),
-        exit_policies: Vec::new(),
-        tokenizer,
-        device: device.clone(),
+        ..LoadedModel::new(
+            dir.display().to_string(),
+            config,
+            network,
+            tokenizer,
+            device,
+        )
     })
 }

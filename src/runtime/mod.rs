@@ -25,7 +25,7 @@ pub use bert::BertModel;
 pub use error::tensor_error;
 pub use exit_rule::ExitPolicy;
 pub use gpt2::Gpt2Model;
-pub use heads::ExitHead;
+pub use heads::Head;
 pub use input_tap::InputTap;
 pub use layers::Mode;
 pub use linear::{Linear, LinearWeight, Quantizer, SymmetricIntPerRow};

@@ -490,16 +490,17 @@ pub fn snapshot(
     name: &str,
 ) -> Result<LoadedModel, Diag> {
     net.refresh().map_err(train_error)?;
+    // Evaluation runs every sample to full depth: no exit policies.
     Ok(LoadedModel {
-        name: name.to_string(),
-        config: net.config.clone(),
-        network: net.network.clone(),
         classifier: net.classifier.clone(),
         exits: net.exits.clone(),
-        // Evaluation runs every sample to full depth.
-        exit_policies: Vec::new(),
-        tokenizer: tokenizer.clone(),
-        device: template.device.clone(),
+        ..LoadedModel::new(
+            name,
+            net.config.clone(),
+            net.network.clone(),
+            tokenizer.clone(),
+            &template.device,
+        )
     })
 }
 

@@ -22,7 +22,7 @@ use crate::lower::teacher::Tensors;
 use crate::quant::QuantSpec;
 use crate::runtime::from_artifact::heads_from_tensors;
 use crate::runtime::weights::is_conv1d;
-use crate::runtime::{ExitHead, ForwardOptions, Inputs, ModelOutput, Network, Quantizer};
+use crate::runtime::{ForwardOptions, Head, Inputs, ModelOutput, Network, Quantizer};
 
 /// A weight quantizer placed on a module, as the trainer applies it.
 #[derive(Debug, Clone)]
@@ -50,8 +50,8 @@ pub struct TrainableNet {
     pub config: ModelConfig,
     pub task: Task,
     pub network: Network,
-    pub classifier: Option<ExitHead>,
-    pub exits: Vec<ExitHead>,
+    pub classifier: Option<Head>,
+    pub exits: Vec<Head>,
     /// Model variables by tensor name (logical `[out, in]` layout).
     vars: BTreeMap<String, Var>,
     /// Learned clipping scales by module name.
@@ -212,7 +212,7 @@ impl TrainableNet {
     }
 
     /// Every head passed to the forward: exits, then the task head.
-    pub fn heads(&self) -> Vec<ExitHead> {
+    pub fn heads(&self) -> Vec<Head> {
         let mut heads = self.exits.clone();
         heads.extend(self.classifier.clone());
         heads

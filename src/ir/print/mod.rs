@@ -3,6 +3,10 @@
 //! shape and annotations (quantizers on indented lines below their node),
 //! then the plan. Snapshot tests and `plcc plan --dump-after` show this text.
 
+mod table;
+
+pub use table::{human, plan_document, plan_table, LayerRow, ModuleRow, PlanDocument};
+
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -195,16 +199,25 @@ pub fn show_path(path: &Path, base: &Path) -> String {
 }
 
 /// The plan as text.
+/// `teacher SOURCE (TYPE, N layers, hidden H)`.
+pub fn teacher_text(plan: &Plan) -> String {
+    let t = &plan.teacher;
+    format!(
+        "teacher {} ({}, {} layers, hidden {})",
+        t.source,
+        t.config.model_type,
+        t.config.num_layers(),
+        t.config.hidden_size
+    )
+}
+
 pub fn print_plan(plan: &Plan) -> String {
     let mut out = String::from("plan\n");
     let t = &plan.teacher;
     let _ = writeln!(
         out,
-        "  teacher {} ({}, {} layers, hidden {}) config sha256 {}",
-        t.source,
-        t.config.model_type,
-        t.config.num_layers(),
-        t.config.hidden_size,
+        "  {} config sha256 {}",
+        teacher_text(plan),
         &t.config_hash[..t.config_hash.len().min(16)]
     );
     let task = match plan.task {
