@@ -21,7 +21,7 @@ BATCHES.jsonl holds the token id rows of every training micro-batch, as
 stage `--stage` are replayed in order, padded on the right with id 0.
 
 One training step is what plcc's `general` distillation stage does
-(src/train/): the teacher's forward without gradient (hidden states of every
+(src/lower/train/): the teacher's forward without gradient (hidden states of every
 layer); the student's forward (post-LN BERT layers, erf GELU, mean-pooled
 exit heads `tanh(dense(x))`); the loss `hidden_mse` (per student layer i and
 the teacher layer it came from, the masked mean over real tokens of the

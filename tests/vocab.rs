@@ -195,7 +195,7 @@ fn bad_vocabulary_data_is_a_located_diagnostic_and_nothing_is_written() {
     failed(&o, "plcc::data::empty", "data/vocab.txt");
     std::fs::write(dir.join("data/vocab.txt"), "\u{7}\n").unwrap();
     let o = build(&recipe, &out, "0");
-    failed(&o, "plcc::text::vocab::no-tokens", "data: corpus");
+    failed(&o, "plcc::vocab::no-tokens", "data: corpus");
 
     // With `min_count` the size depends on the data: `plcc check` counts it.
     let text = std::fs::read_to_string(&recipe)
@@ -203,7 +203,7 @@ fn bad_vocabulary_data_is_a_located_diagnostic_and_nothing_is_written() {
         .replace(&format!("keep: {keep}"), "min_count: 2");
     std::fs::write(&recipe, text).unwrap();
     let o = plcc(&["check", recipe.to_str().unwrap()]);
-    failed(&o, "plcc::text::vocab::no-tokens", "data: corpus");
+    failed(&o, "plcc::vocab::no-tokens", "data: corpus");
     std::fs::remove_file(dir.join("data/vocab.txt")).unwrap();
     let o = plcc(&["check", recipe.to_str().unwrap()]);
     failed(&o, "plcc::data::unreadable", "data/vocab.txt");

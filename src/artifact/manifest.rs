@@ -77,7 +77,7 @@ pub struct SourceRecord {
     /// `builtin:NAME` or the checkpoint directory.
     pub teacher: String,
     /// SHA-256 of the teacher's weights file (or of the built-in model's
-    /// bytes); see `build::teacher::checkpoint_sha256`.
+    /// bytes); see `lower::teacher::checkpoint_sha256`.
     pub checkpoint_sha256: String,
     /// Layers of the teacher; `layer_map` indexes them.
     pub layers: usize,

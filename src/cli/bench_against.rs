@@ -30,7 +30,7 @@ pub struct Fidelity {
     pub mean: f64,
     pub min: f64,
     /// Embeddings only: Spearman correlation of A's and B's cosine
-    /// similarities over all pairs of inputs (`build::ranking`).
+    /// similarities over all pairs of inputs (`eval::ranking`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub similarity_spearman: Option<f64>,
 }
