@@ -148,7 +148,11 @@ distill general {
     );
     let out = dir.join("artifact");
     let o = build(&recipe, &out, "2");
-    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    // stderr is not a terminal here: the stage's progress comes as plain lines.
+    assert!(err.contains("  general: 2 steps, from step 0"), "{err}");
+    assert!(err.contains("  general step 2/2 done"), "{err}");
     let r = report(&out);
     let kept = r["vocab"]["after"].as_u64().unwrap() as usize;
     assert!(kept > always_kept() && kept < 1024, "{kept}");
