@@ -63,9 +63,9 @@ fn bar(name: &str, total: usize, done: usize) -> ProgressBar {
 fn line(work: &Work, status: &str) -> String {
     let elapsed = work.started.elapsed().as_secs_f64();
     let left = work.total.saturating_sub(work.done);
-    let eta = match work.done {
-        0 => String::new(),
-        d => format!(", about {:.0}s left", elapsed / d as f64 * left as f64),
+    let eta = match (work.done, left) {
+        (0, _) | (_, 0) => String::new(),
+        (d, _) => format!(", about {:.0}s left", elapsed / d as f64 * left as f64),
     };
     let status = if status.is_empty() {
         String::new()
