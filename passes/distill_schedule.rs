@@ -14,10 +14,11 @@
 //! student's or teacher's layers (attention maps start at layer 1), a
 //! contrastive layer that does not exist.
 
+use crate::base::StageLength;
 use crate::diag::Diag;
 use crate::ir::{LayerPair, LossPlan, LossPlanKind, Op, Program, StagePlan, Warmup};
 use crate::pass::{Facts, Pass, PassCx};
-use crate::recipe::{LossKind, LossSpec, StageLength, StageSpec};
+use crate::recipe::{LossKind, LossSpec, StageSpec};
 
 pub struct DistillSchedule;
 

@@ -1,7 +1,8 @@
 //! The ground floor: the vocabulary every stage shares, free of candle and of
 //! the compiler. Model configurations and architectures, the built-in
 //! models' configurations, bit widths, granularities and scale methods,
-//! tasks and pooling, exit heads and criteria, teacher and data sources, and
+//! tasks and pooling, exit heads and criteria, training schedules and
+//! weight-rounding methods, teacher and data sources, and
 //! content hashes. The front end, the IR, the passes, the runtime and the
 //! artifact all import from here; this module imports only `diag` and `fsio`.
 
@@ -11,6 +12,7 @@ pub mod config_json;
 pub mod exits;
 pub mod hash;
 pub mod quant;
+pub mod schedule;
 pub mod sources;
 pub mod task;
 pub mod vocab;
@@ -19,7 +21,8 @@ pub mod words;
 pub use config::{Activation, Arch, LayerShape, ModelConfig};
 pub use exits::{CalibrationTarget, ExitCriterion, ExitHead};
 pub use hash::sha256_hex;
-pub use quant::{Bits, Granularity, ScaleMethod};
+pub use quant::{Bits, GptqSpec, Granularity, QuantMethod, ScaleMethod};
+pub use schedule::{ExitScope, Importance, LrScheduleKind, Negatives, OptimizerKind, StageLength};
 pub use sources::{Column, DataFormat, DataSpec, TeacherRef};
 pub use task::{Pooling, Task};
 pub use vocab::VocabRule;

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::diag::Spanned;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Bits {
     /// 1 bit: sign × scale.
@@ -50,4 +52,34 @@ pub enum ScaleMethod {
     MeanAbs,
     /// A learned clipping scale per module (module-wise dynamic scaling).
     Learned,
+}
+
+/// How a weight quantizer chooses its codes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum QuantMethod {
+    /// Round to nearest: each weight independently.
+    Rtn,
+    /// GPTQ: column by column, each column's rounding error compensated on
+    /// the columns not yet quantized through the inverse Hessian of the
+    /// layer's inputs on calibration text.
+    Gptq(GptqSpec),
+}
+
+impl QuantMethod {
+    pub fn is_rtn(&self) -> bool {
+        matches!(self, QuantMethod::Rtn)
+    }
+}
+
+/// The calibration of a `method: gptq` quantizer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GptqSpec {
+    /// The data set whose text calibrates the quantizer.
+    pub data: Spanned<String>,
+    /// How many of its examples (the first ones) are run.
+    pub samples: Spanned<usize>,
+    /// Damping added to the Hessian's diagonal, as a fraction of its mean.
+    pub damp: f64,
+    /// Quantize columns in order of decreasing Hessian diagonal.
+    pub act_order: bool,
 }

@@ -14,9 +14,9 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::base::Activation;
+use crate::base::QuantMethod;
 use crate::base::{Bits, ExitHead, Granularity, Pooling, ScaleMethod};
 use crate::diag::Span;
-use crate::recipe::QuantMethod;
 
 /// One dimension of a tensor type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

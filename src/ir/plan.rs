@@ -10,11 +10,9 @@ use crate::base::VocabRule;
 use crate::base::{
     CalibrationTarget, DataSpec, ExitCriterion, ExitHead, ModelConfig, Task, TeacherRef,
 };
+use crate::base::{ExitScope, Importance, LrScheduleKind, Negatives, OptimizerKind, StageLength};
 use crate::diag::{Span, Spanned};
-use crate::recipe::{
-    Amount, ArgValue, Device, ExitScope, Importance, LrScheduleKind, Negatives, OptimizerKind,
-    StageLength,
-};
+use crate::recipe::{Amount, ArgValue, Device};
 
 use super::cost::Cost;
 

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use crate::base::{
     Bits, ExitCriterion, ExitHead, Granularity, Pooling, ScaleMethod, Task, TeacherRef,
 };
+use crate::base::{ExitScope, Importance, LrScheduleKind, OptimizerKind, QuantMethod, StageLength};
 use crate::diag::{Span, Spanned};
 use crate::recipe::{
-    Amount, Device, ExitLayers, ExitScope, ExitSpec, Importance, LossKind, LossSpec,
-    LrScheduleKind, OptimizerKind, PruneSpec, QuantKind, QuantMethod, QuantSpec, Recipe,
-    StageLength, StageSpec, WidthSpec,
+    Amount, Device, ExitLayers, ExitSpec, LossKind, LossSpec, PruneSpec, QuantKind, QuantSpec,
+    Recipe, StageSpec, WidthSpec,
 };
 
 pub fn s<T>(value: T) -> Spanned<T> {

@@ -21,12 +21,12 @@ use candle_core::{Device, Tensor};
 
 use super::quantize::{placed_quantizers, quantize_error, weight_spec};
 use crate::base::ModelConfig;
+use crate::base::{GptqSpec, QuantMethod};
 use crate::diag::Diag;
 use crate::eval::fidelity::{batch_inputs, encode_examples, Encoded};
 use crate::ir::{Program, WeightQuant};
 use crate::lower::teacher::{network_from, Tensors};
 use crate::quant::{dequantize, gptq, quantize, GptqOptions, Quantized};
-use crate::recipe::{GptqSpec, QuantMethod};
 use crate::runtime::tensor_error;
 use crate::runtime::{ForwardOptions, InputTap, Network};
 use crate::text::data::Example;

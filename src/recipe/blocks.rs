@@ -13,11 +13,11 @@ use super::values::{
 };
 use crate::base::DataSpec;
 use crate::base::{CalibrationTarget, Column, DataFormat, ExitCriterion, ExitHead, Task};
+use crate::base::{ExitScope, Importance};
 use crate::diag::Diag;
 use crate::diag::{Span, Spanned};
 use crate::recipe::{
-    ArgValue, CustomPassCall, ExitLayers, ExitScope, ExitSpec, Importance, LayerWidth, PruneSpec,
-    WidthSpec,
+    ArgValue, CustomPassCall, ExitLayers, ExitSpec, LayerWidth, PruneSpec, WidthSpec,
 };
 use crate::syntax::{Block, Item, Statement, Value, ValueKind};
 

@@ -8,11 +8,10 @@ use super::values::{
     unknown_value, wrong_type,
 };
 use crate::base::{Bits, Granularity, ScaleMethod};
+use crate::base::{GptqSpec, QuantMethod};
 use crate::diag::Diag;
 use crate::diag::{Span, Spanned};
-use crate::recipe::{
-    GptqSpec, QuantKind, QuantMethod, QuantSpec, DEFAULT_GPTQ_DAMP, DEFAULT_GPTQ_SAMPLES,
-};
+use crate::recipe::{QuantKind, QuantSpec, DEFAULT_GPTQ_DAMP, DEFAULT_GPTQ_SAMPLES};
 use crate::syntax::{Block, Value, ValueKind};
 
 #[derive(Clone, Copy)]

@@ -137,8 +137,8 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
     );
     let names: Vec<&str> = datasets.iter().map(|d| d.name.value.as_str()).collect();
     let gptq_data = quantizers.iter().filter_map(|q| match &q.method.value {
-        crate::recipe::QuantMethod::Gptq(g) => Some(&g.data),
-        crate::recipe::QuantMethod::Rtn => None,
+        crate::base::QuantMethod::Gptq(g) => Some(&g.data),
+        crate::base::QuantMethod::Rtn => None,
     });
     let references = eval
         .iter()

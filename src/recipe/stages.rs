@@ -8,12 +8,10 @@ use super::values::{
     amount_or_zero, choice, count, ident, integer, non_negative_number, positive, positive_number,
     unknown_value, wrong_type,
 };
+use crate::base::{ExitScope, LrScheduleKind, Negatives, OptimizerKind, StageLength};
 use crate::diag::Diag;
 use crate::diag::{Span, Spanned};
-use crate::recipe::{
-    Amount, ExitScope, LossKind, LossSpec, LrScheduleKind, Negatives, OptimizerKind, StageLength,
-    StageSpec,
-};
+use crate::recipe::{Amount, LossKind, LossSpec, StageSpec};
 use crate::syntax::{Block, Value, ValueKind};
 
 /// `checkpoint_minutes` when a stage does not set it.

@@ -13,7 +13,10 @@ use serde::Serialize;
 use crate::base::{
     Bits, CalibrationTarget, ExitCriterion, ExitHead, Granularity, ScaleMethod, Task, TeacherRef,
 };
-use crate::base::{DataSpec, VocabRule};
+use crate::base::{
+    DataSpec, ExitScope, Importance, LrScheduleKind, Negatives, OptimizerKind, QuantMethod,
+    StageLength, VocabRule,
+};
 use crate::diag::{Span, Spanned};
 
 /// A whole recipe.
@@ -73,21 +76,6 @@ pub struct LayerWidth {
     /// 0-based teacher layer indices this override applies to.
     pub layers: Spanned<Vec<usize>>,
     pub width: WidthSpec,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Importance {
-    Magnitude,
-    /// |activation × gradient| accumulated over batches.
-    Taylor,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum ExitScope {
-    /// Sum over every exit and the final layer (COST-EFF).
-    AllExits,
-    /// The final layer only.
-    LastExit,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,67 +144,10 @@ pub struct QuantSpec {
     pub method: Spanned<QuantMethod>,
 }
 
-/// How a weight quantizer chooses its codes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub enum QuantMethod {
-    /// Round to nearest: each weight independently.
-    Rtn,
-    /// GPTQ: column by column, each column's rounding error compensated on
-    /// the columns not yet quantized through the inverse Hessian of the
-    /// layer's inputs on calibration text.
-    Gptq(GptqSpec),
-}
-
-impl QuantMethod {
-    pub fn is_rtn(&self) -> bool {
-        matches!(self, QuantMethod::Rtn)
-    }
-}
-
-/// The calibration of a `method: gptq` quantizer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GptqSpec {
-    /// The data set whose text calibrates the quantizer.
-    pub data: Spanned<String>,
-    /// How many of its examples (the first ones) are run.
-    pub samples: Spanned<usize>,
-    /// Damping added to the Hessian's diagonal, as a fraction of its mean.
-    pub damp: f64,
-    /// Quantize columns in order of decreasing Hessian diagonal.
-    pub act_order: bool,
-}
-
 /// Calibration examples of a `method: gptq` quantizer when `samples` is not given.
 pub const DEFAULT_GPTQ_SAMPLES: usize = 128;
 /// Hessian damping of a `method: gptq` quantizer when `damp` is not given (1%).
 pub const DEFAULT_GPTQ_DAMP: f64 = 0.01;
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub enum StageLength {
-    Steps(usize),
-    Epochs(usize),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum OptimizerKind {
-    AdamW,
-    Sgd,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum LrScheduleKind {
-    Linear,
-    Cosine,
-    Constant,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Negatives {
-    /// Other tokens in the batch.
-    Batch,
-    /// A memory bank of this many teacher token representations.
-    Memory(usize),
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum LossKind {

@@ -12,7 +12,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::base::{word, Bits, CalibrationTarget, Granularity, ScaleMethod, Task};
-use crate::recipe::{ArgValue, Negatives, QuantMethod, StageLength};
+use crate::base::{Negatives, QuantMethod, StageLength};
+use crate::recipe::ArgValue;
 
 use super::node::{ActQuant, HeadKind, Node, Norm, Op, WeightQuant};
 use super::plan::{LayerPair, LossPlanKind, Plan, Program, StagePlan, Warmup};
@@ -454,7 +455,7 @@ fn arg_text(value: &ArgValue) -> String {
 mod tests {
     use crate::base::word;
     use crate::base::ScaleMethod;
-    use crate::recipe::{ExitScope, OptimizerKind};
+    use crate::base::{ExitScope, OptimizerKind};
 
     #[test]
     fn words_use_the_recipe_spelling() {

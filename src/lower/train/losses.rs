@@ -14,8 +14,8 @@ use candle_core::{DType, Device, Result, Tensor, Var, D};
 use candle_nn::ops::log_softmax;
 
 use crate::base::Pooling;
+use crate::base::{ExitScope, Negatives};
 use crate::ir::{LayerPair, LossPlanKind};
-use crate::recipe::{ExitScope, Negatives};
 use crate::runtime::heads::pool;
 use crate::runtime::{Linear, ModelOutput};
 

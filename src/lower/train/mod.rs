@@ -33,13 +33,13 @@ use std::time::Instant;
 use candle_core::Tensor;
 
 use crate::base::Pooling;
+use crate::base::StageLength;
 use crate::base::Task;
 use crate::diag::Diag;
 use crate::eval::fidelity::{self, batch_inputs, encode_counting_cuts, Encoded};
 use crate::eval::report::StageEval;
 use crate::eval::report::StageTotals;
 use crate::ir::{LossPlanKind, StagePlan};
-use crate::recipe::StageLength;
 use crate::runtime::{ForwardOptions, LoadedModel, Mode};
 use crate::text::data::Example;
 use log::StepRecord;

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use candle_core::{Result, Tensor, Var};
 
 use super::sparse_rows::RowGrad;
+use crate::base::{LrScheduleKind, OptimizerKind};
 use crate::ir::Warmup;
-use crate::recipe::{LrScheduleKind, OptimizerKind};
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
