@@ -123,7 +123,6 @@ impl Pass for ExitInsert {
             threshold: spec.threshold.as_ref().map(|t| t.value),
             patience: spec.patience.as_ref().map(|p| p.value),
             target: spec.target.as_ref().map(|t| t.value),
-            target_span: spec.target.as_ref().map_or(spec.span, |t| t.span),
         });
         Ok(())
     }

@@ -75,8 +75,8 @@ pub fn pass_registry() -> PassRegistry {
 }
 
 /// The whole pipeline on the recipe at `recipe`: compile it (front, IR,
-/// passes, verification), lower the verified program and write its
-/// artifact, then calibrate its exits when the plan gives a target.
+/// passes, verification), then lower the verified program, write its
+/// artifact and calibrate its exits when the plan gives a target.
 /// Diagnostics come back with the recipe text attached.
 pub fn build(
     recipe: &Path,
@@ -85,9 +85,5 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<Built> {
     let (source, program) = compile(recipe, registry, DumpAfter::none())?;
-    let mut built =
-        lower::build(&program, &source, opts, reporter).map_err(|d| source.attach(d))?;
-    built.calibration =
-        eval::exits::calibrate_for_plan(&built.dir, &program.plan).map_err(|d| source.attach(d))?;
-    Ok(built)
+    lower::build(&program, &source, opts, reporter).map_err(|d| source.attach(d))
 }

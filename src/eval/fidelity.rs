@@ -167,10 +167,9 @@ pub fn measure(
             .collect();
         match task {
             Task::Embedding { pooling } => {
-                let p = pooling;
                 let emb = |m: &LoadedModel, inputs: &Inputs| -> Result<Vec<Vec<f32>>, Diag> {
                     let (out, _) = m.forward(inputs).map_err(tensor_error)?;
-                    rows2(&pool(&out.last_hidden, &inputs.mask, p).map_err(tensor_error)?)
+                    rows2(&pool(&out.last_hidden, &inputs.mask, pooling).map_err(tensor_error)?)
                 };
                 let (t, s) = (emb(teacher, &inputs_t)?, emb(student, &inputs_s)?);
                 cos.extend(t.iter().zip(&s).map(|(a, b)| cosine(a, b)));

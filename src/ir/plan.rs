@@ -110,9 +110,6 @@ pub struct ExitPlan {
     pub threshold: Option<f64>,
     pub patience: Option<usize>,
     pub target: Option<CalibrationTarget>,
-    /// Where the recipe gives the target.
-    #[serde(skip)]
-    pub target_span: Span,
 }
 
 /// One training stage on the timeline.

@@ -12,7 +12,8 @@
 //! (`vocab`), reduce and slice (`student`, with `importance`/`taylor`
 //! scores, `slice`, `layout`, checked by `equivalence`), distill (`distill`,
 //! the trainer in `train`), calibrate GPTQ (`gptq`), quantize and pack
-//! (`quantize`), write the artifact, measure fidelity (`crate::eval`).
+//! (`quantize`), write the artifact, measure fidelity, and calibrate the
+//! exits when the plan gives them a target (`crate::eval`).
 
 pub mod distill;
 pub mod equivalence;
@@ -72,8 +73,8 @@ pub struct BuildOptions {
 pub struct Built {
     pub dir: PathBuf,
     pub report: Report,
-    /// The exit thresholds calibrated after the build, when the plan's
-    /// exits give a target (`plcc::build` fills it in).
+    /// The exit thresholds calibrated on the evaluation data after the
+    /// artifact was written, when the plan's exits give a target.
     pub calibration: Option<crate::eval::exits::Calibration>,
 }
 
@@ -392,10 +393,11 @@ pub fn build(
         // The artifact holds the loss log; checkpoints are no longer needed.
         let _ = std::fs::remove_dir_all(&s.dir);
     }
+    let calibration = crate::eval::exits::calibrate_for_plan(&dir, plan, &examples)?;
     Ok(Built {
         dir,
         report,
-        calibration: None,
+        calibration,
     })
 }
 

@@ -181,8 +181,7 @@ fn batch_loss(
     };
     match setup.task {
         Task::Embedding { pooling } => {
-            let p = pooling;
-            let target = pool(&out.last_hidden, &inputs.mask, p)?.detach();
+            let target = pool(&out.last_hidden, &inputs.mask, pooling)?.detach();
             let norm = |x: &Tensor| -> candle_core::Result<Tensor> {
                 x.broadcast_div(
                     &x.sqr()?
@@ -195,7 +194,7 @@ fn batch_loss(
             let b = chunk.len();
             let labels = Tensor::arange(0u32, b as u32, target.device())?;
             for h in &reads {
-                let e = norm(&pool(h, &inputs.mask, p)?)?;
+                let e = norm(&pool(h, &inputs.mask, pooling)?)?;
                 let sim = (e.matmul(&target.t()?)? / 0.05)?;
                 add(cross_entropy(&sim, &labels)?)?;
             }

@@ -23,7 +23,7 @@ use crate::diag::Diag;
 use crate::ir::Plan;
 use crate::runtime::from_artifact::load_artifact;
 use crate::runtime::runner::tokenize;
-use crate::text::data::read_dataset;
+use crate::text::data::Example;
 pub use search::Outcome;
 pub use target::{describe, parse_target};
 
@@ -193,31 +193,20 @@ pub fn write_setting(
 }
 
 /// Calibrates the artifact `dir` built from the program whose plan is
-/// `plan`, when the plan's exits give a target, on the evaluation data (the
-/// first text of each example); `None` when there is no target.
-pub fn calibrate_for_plan(dir: &Path, plan: &Plan) -> Result<Option<Calibration>, Diag> {
-    let Some((target, span)) = plan
-        .exits
-        .as_ref()
-        .and_then(|e| e.target.map(|t| (t, e.target_span)))
-    else {
+/// `plan`, when the plan's exits give a target, on `eval` (the evaluation
+/// data the build measured fidelity on; the first text of each example);
+/// `None` when there is no target.
+pub fn calibrate_for_plan(
+    dir: &Path,
+    plan: &Plan,
+    eval: &[Example],
+) -> Result<Option<Calibration>, Diag> {
+    let Some(target) = plan.exits.as_ref().and_then(|e| e.target) else {
         return Ok(None);
     };
-    let spec = plan
-        .eval
-        .as_ref()
-        .and_then(|name| plan.datasets.iter().find(|d| &d.name.value == name))
-        .or(plan.datasets.first())
-        .ok_or_else(|| {
-            Diag::new(
-                "plcc::calibrate::empty-data",
-                "the exit target needs calibration data, but the recipe has no data set",
-            )
-            .label(span, "calibrated on the `eval` data set")
-        })?;
-    let lines: Vec<String> = read_dataset(spec, plan.task.labels())?
-        .into_iter()
-        .map(|e| e.text)
+    let lines: Vec<String> = eval
+        .iter()
+        .map(|e| e.text.clone())
         .filter(|t| !t.trim().is_empty())
         .collect();
     calibrate(dir, &lines, target).map(Some)
