@@ -173,6 +173,8 @@ fn stage_plan(stage: &StageSpec, start: Option<usize>, shapes: &Shapes) -> Resul
         checkpoint_minutes: stage.checkpoint_minutes.value,
         seed: stage.seed.value,
         losses,
+        eval_every: stage.eval_every.as_ref().map(|e| e.value),
+        keep: stage.keep.value,
     })
 }
 

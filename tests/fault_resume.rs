@@ -26,8 +26,10 @@ use common::stderr;
 
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\nthe river runs past the old mill\n";
 
-/// Two stages (AdamW with warm-up and a contrastive memory bank, then SGD
-/// with a cosine schedule): 5 + 3 optimizer steps.
+/// Two stages (AdamW with warm-up, a contrastive memory bank and an
+/// evaluation every 2 steps keeping the best weights, then SGD with a cosine
+/// schedule on a time budget that [`build`] fixes at 1 s a step): 5 + 3
+/// optimizer steps.
 const RECIPE: &str = r#"
 teacher: "builtin:tiny-bert"
 task: embedding
@@ -49,6 +51,7 @@ distill first {
     batch_size: 2
     accumulate: 2
     warmup: 2
+    eval_every: 2
     loss hidden_mse {}
     loss contrastive {
         negatives: 16
@@ -56,7 +59,7 @@ distill first {
 }
 
 distill second {
-    steps: 3
+    budget: 3s
     data: sentences
     lr: 1e-4
     batch_size: 3
@@ -126,7 +129,8 @@ fn build(recipe: &Path, out: &Path, resume: bool, env: &[(&str, &str)]) -> Outpu
         cmd.arg("--resume");
     }
     cmd.env_remove("PLCC_FAULT_KILL_AT")
-        .env_remove("PLCC_CHECKPOINT_SECONDS");
+        .env_remove("PLCC_CHECKPOINT_SECONDS")
+        .env("PLCC_BUDGET_STEP_SECONDS", "1");
     cmd.envs(env.iter().copied());
     cmd.output().unwrap()
 }

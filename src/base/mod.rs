@@ -22,8 +22,10 @@ pub use config::{Activation, Arch, LayerShape, ModelConfig};
 pub use exits::{CalibrationTarget, ExitCriterion, ExitHead};
 pub use hash::sha256_hex;
 pub use quant::{Bits, GptqSpec, Granularity, QuantMethod, ScaleMethod};
-pub use schedule::{ExitScope, Importance, LrScheduleKind, Negatives, OptimizerKind, StageLength};
+pub use schedule::{
+    ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength,
+};
 pub use sources::{Column, DataFormat, DataSpec, TeacherRef};
 pub use task::{Pooling, Task};
 pub use vocab::VocabRule;
-pub use words::word;
+pub use words::{duration_text, word};

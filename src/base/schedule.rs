@@ -23,6 +23,18 @@ pub enum ExitScope {
 pub enum StageLength {
     Steps(usize),
     Epochs(usize),
+    /// A time budget in seconds: the step count is fixed when the stage
+    /// starts, from its measured step time.
+    Budget(f64),
+}
+
+/// Which weights a stage hands on when it evaluates during training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Keep {
+    /// The weights of the stage's best evaluation.
+    Best,
+    /// The weights after its last step.
+    Last,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

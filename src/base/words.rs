@@ -15,3 +15,15 @@ pub fn word(value: &impl std::fmt::Debug) -> String {
     }
     out
 }
+
+/// Seconds as the recipe language writes them: `45min`, `1.5h`, `90s`.
+pub fn duration_text(seconds: f64) -> String {
+    let (amount, unit) = if seconds >= 3600.0 && (seconds / 3600.0 * 100.0).fract() == 0.0 {
+        (seconds / 3600.0, "h")
+    } else if seconds >= 60.0 && (seconds / 60.0 * 100.0).fract() == 0.0 {
+        (seconds / 60.0, "min")
+    } else {
+        (seconds, "s")
+    };
+    format!("{}{unit}", (amount * 100.0).round() / 100.0)
+}

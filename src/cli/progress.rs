@@ -121,6 +121,20 @@ impl Reporter for StderrReporter {
         }
     }
 
+    fn event(&self, message: &str) {
+        let Ok(guard) = self.work.lock() else {
+            return;
+        };
+        let text = match guard.as_ref() {
+            Some(work) => format!("  {} {message}", work.name),
+            None => format!("  {message}"),
+        };
+        match guard.as_ref().and_then(|w| w.bar.as_ref()) {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
     fn end(&self) {
         let Ok(mut guard) = self.work.lock() else {
             return;

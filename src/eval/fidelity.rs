@@ -37,6 +37,18 @@ pub struct Fidelity {
 }
 
 impl Fidelity {
+    /// The one number that says how close the student is, higher better:
+    /// the mean cosine (embeddings), the prediction agreement
+    /// (classification), the negated perplexity ratio (causal LM).
+    pub fn score(&self) -> Option<f64> {
+        let m = &self.metrics;
+        m.get("mean_cosine")
+            .or_else(|| m.get("agreement"))
+            .copied()
+            .or_else(|| m.get("perplexity_ratio").map(|r| -r))
+            .filter(|v| v.is_finite())
+    }
+
     /// A note for the report when some examples were cut, else `None`.
     pub fn note_cuts(&self) -> Option<String> {
         (self.truncated > 0).then(|| {

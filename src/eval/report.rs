@@ -17,6 +17,23 @@ pub struct StageTotals {
     pub tokens: usize,
     pub seconds: f64,
     pub final_loss: f64,
+    /// The step whose weights the stage handed on, when it evaluated during
+    /// training and kept its best evaluation (`keep: best`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_step: Option<usize>,
+    /// A stage given a time budget: the budget, in seconds, and the measured
+    /// seconds per step (evaluations included) its step count came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetUse>,
+}
+
+/// How a stage's time budget became its step count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetUse {
+    pub seconds: f64,
+    /// Measured seconds per step, with the share of evaluations.
+    pub seconds_per_step: f64,
+    pub steps: usize,
 }
 
 /// One side (teacher or student) of the report.
@@ -39,11 +56,27 @@ pub struct StageEval {
     pub fidelity: Fidelity,
 }
 
+/// One evaluation during training: the learning curve's point.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurvePoint {
+    /// The stage it was taken in (`before training` for the first point).
+    pub stage: String,
+    /// Steps done in that stage, and over all stages.
+    pub step: usize,
+    pub global_step: usize,
+    /// Tokens trained on so far, over all stages.
+    pub tokens: usize,
+    pub metrics: BTreeMap<String, f64>,
+}
+
 /// What training did.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainingReport {
     pub stages: Vec<StageTotals>,
     pub evaluations: Vec<StageEval>,
+    /// The fidelity on the eval data against tokens trained: before training
+    /// and at every evaluation during the stages (`eval_every`).
+    pub curve: Vec<CurvePoint>,
     /// The loss log and its plot, in the artifact directory.
     pub loss_log: String,
     pub loss_plot: String,
@@ -156,6 +189,28 @@ impl TrainingReport {
                 t.final_loss
             ));
         }
+        for t in &self.stages {
+            if let Some(b) = &t.budget {
+                s.push_str(&format!(
+                    "\nStage `{}` had a budget of {:.0} s: {:.3} s a step (measured, evaluations included) gave {} steps.\n",
+                    t.name, b.seconds, b.seconds_per_step, b.steps
+                ));
+            }
+            if let Some(k) = t.kept_step {
+                let which = if k == t.steps {
+                    "its last step, also its best evaluation".to_string()
+                } else if k == 0 {
+                    "its start: no evaluation during the stage did better".to_string()
+                } else {
+                    format!("step {k} of {}, its best evaluation", t.steps)
+                };
+                s.push_str(&format!(
+                    "\nStage `{}` handed on the weights of {which} (`keep: best`).\n",
+                    t.name
+                ));
+            }
+        }
+        s.push_str(&self.curve_markdown());
         let keys: Vec<&String> = self
             .evaluations
             .first()
@@ -192,6 +247,40 @@ impl TrainingReport {
                 ""
             }
         ));
+        s
+    }
+}
+
+impl TrainingReport {
+    /// The learning curve as a table, when there was more than the first point.
+    fn curve_markdown(&self) -> String {
+        if self.curve.len() < 2 {
+            return String::new();
+        }
+        let keys: Vec<&String> = self.curve[0]
+            .metrics
+            .keys()
+            .filter(|k| k.as_str() != "min_cosine")
+            .collect();
+        let mut s = String::from(
+            "\nLearning curve on the eval data (fake-quantized weights) against tokens trained:\n\n| stage | step | tokens |",
+        );
+        for k in &keys {
+            s.push_str(&format!(" {k} |"));
+        }
+        s.push_str("\n|---|---:|---:|");
+        s.push_str(&"---:|".repeat(keys.len()));
+        s.push('\n');
+        for p in &self.curve {
+            s.push_str(&format!("| {} | {} | {} |", p.stage, p.step, p.tokens));
+            for k in &keys {
+                match p.metrics.get(*k) {
+                    Some(v) => s.push_str(&format!(" {v:.4} |")),
+                    None => s.push_str(" |"),
+                }
+            }
+            s.push('\n');
+        }
         s
     }
 }

@@ -10,7 +10,9 @@ use crate::base::VocabRule;
 use crate::base::{
     CalibrationTarget, DataSpec, ExitCriterion, ExitHead, ModelConfig, Task, TeacherRef,
 };
-use crate::base::{ExitScope, Importance, LrScheduleKind, Negatives, OptimizerKind, StageLength};
+use crate::base::{
+    ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength,
+};
 use crate::diag::{Span, Spanned};
 use crate::recipe::{Amount, ArgValue, Device};
 
@@ -135,13 +137,19 @@ pub struct StagePlan {
     pub checkpoint_minutes: f64,
     pub seed: u64,
     pub losses: Vec<LossPlan>,
+    /// Evaluate the student on the recipe's eval data every N steps (and at
+    /// the stage's end).
+    pub eval_every: Option<usize>,
+    /// The weights the stage hands on: its best evaluation's or its last step's.
+    pub keep: Keep,
 }
 
 /// Warm-up length.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub enum Warmup {
     Steps(usize),
-    /// A fraction of a stage whose step count is known only at run time (epochs).
+    /// A fraction of a stage whose step count is known only at run time
+    /// (epochs, a time budget).
     Fraction(f64),
 }
 
@@ -152,7 +160,9 @@ impl Warmup {
             (Amount::Fraction(f), StageLength::Steps(s)) => {
                 Warmup::Steps((f * s as f64).round() as usize)
             }
-            (Amount::Fraction(f), StageLength::Epochs(_)) => Warmup::Fraction(f),
+            (Amount::Fraction(f), StageLength::Epochs(_) | StageLength::Budget(_)) => {
+                Warmup::Fraction(f)
+            }
         }
     }
 }

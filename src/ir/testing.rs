@@ -112,5 +112,7 @@ pub fn stage(name: &str, steps: usize, losses: Vec<LossKind>) -> StageSpec {
         checkpoint_every: None,
         checkpoint_minutes: s(5.0),
         seed: s(0),
+        eval_every: None,
+        keep: s(crate::base::Keep::Best),
     }
 }

@@ -10,11 +10,12 @@ use crate::artifact::ExitRecord;
 use crate::base::sha256_hex;
 use crate::base::Task;
 use crate::diag::Diag;
-use crate::eval::report::{StageEval, TrainingReport};
+use crate::eval::report::{CurvePoint, StageEval, TrainingReport};
 use crate::ir::{Program, StagePlan, WeightQuant};
 use crate::lower::teacher::{to_tensor_set, Teacher, Tensors};
 use crate::lower::train::student_net::{learned_scale_supported, TrainableNet};
-use crate::lower::train::{evaluate, finish_stage, restore_finished, run_stage, Session, StageJob};
+use crate::lower::train::evaluation::{evaluate, EvalData};
+use crate::lower::train::{finish_stage, restore_finished, run_stage, Session, StageJob};
 use crate::runtime::tensor_error;
 use crate::runtime::LoadedModel;
 use crate::text::data::Example;
@@ -39,6 +40,28 @@ fn examples_of<'a>(
             ),
         )
     })
+}
+
+/// The evaluation before training and every evaluation in the loss log, in
+/// order, with the tokens trained on when each was taken.
+fn learning_curve(session: &Session) -> Vec<CurvePoint> {
+    let first = session.meta.evaluations.first().map(|e| CurvePoint {
+        stage: e.after.clone(),
+        step: 0,
+        global_step: 0,
+        tokens: 0,
+        metrics: e.fidelity.metrics.clone(),
+    });
+    let during = session.log.records().iter().filter_map(|r| {
+        Some(CurvePoint {
+            stage: r.stage.clone(),
+            step: r.step,
+            global_step: r.global_step,
+            tokens: r.tokens,
+            metrics: r.eval.clone()?,
+        })
+    });
+    first.into_iter().chain(during).collect()
 }
 
 /// Trains the teacher from its current weights on the `pretrain` stage
@@ -85,8 +108,10 @@ pub fn pretrain(
                 pad_id: teacher.tokenizer.pad_id,
                 tokenizer: &teacher.tokenizer,
                 teacher_ids: None,
+                eval: None,
+                start_eval: None,
             };
-            let totals = run_stage(session, &mut net, &job)?;
+            let totals = run_stage(session, &mut net, &job)?.totals;
             let (tensors, _) = net.export().map_err(tensor_error)?;
             session.teacher_tensors = Some(tensors.clone().into_iter().collect());
             finish_stage(session, &net, 0, totals, None)?;
@@ -156,15 +181,13 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
             restore_finished(session, &net)?;
         }
     }
+    let eval_data = EvalData {
+        teacher: d.teacher_model,
+        name: d.eval_name,
+        examples: d.eval,
+    };
     if session.meta.evaluations.is_empty() {
-        let before = evaluate(
-            &mut net,
-            d.teacher_model,
-            tokenizer,
-            "before training",
-            d.eval_name,
-            d.eval,
-        )?;
+        let before = evaluate(&mut net, &eval_data, tokenizer, "before training")?;
         session.meta.evaluations.push(before);
     }
     let layer_map: Vec<usize> = d.student.layer_map.iter().map(|t| t + 1).collect();
@@ -185,6 +208,7 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         if session.stage_finished(index) {
             continue;
         }
+        let start_eval = session.meta.evaluations.last().map(|e| e.fidelity.clone());
         let job = StageJob {
             index,
             plan,
@@ -195,25 +219,28 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
             pad_id: tokenizer.pad_id,
             tokenizer,
             teacher_ids,
+            eval: Some(eval_data),
+            start_eval: start_eval.as_ref(),
         };
-        let totals = run_stage(session, &mut net, &job)?;
-        let eval: StageEval = evaluate(
-            &mut net,
-            d.teacher_model,
-            tokenizer,
-            &plan.name,
-            d.eval_name,
-            d.eval,
-        )?;
-        finish_stage(session, &net, index, totals, Some(eval))?;
+        let outcome = run_stage(session, &mut net, &job)?;
+        let eval = match outcome.eval {
+            Some(fidelity) => StageEval {
+                after: plan.name.clone(),
+                fidelity,
+            },
+            None => evaluate(&mut net, &eval_data, tokenizer, &plan.name)?,
+        };
+        finish_stage(session, &net, index, outcome.totals, Some(eval))?;
     }
     let (tensors, scales) = net.export().map_err(tensor_error)?;
+    let curve = learning_curve(session);
     Ok(Trained {
         tensors,
         scales,
         report: TrainingReport {
             stages: session.meta.finished.clone(),
             evaluations: session.meta.evaluations.clone(),
+            curve,
             loss_log: "loss.jsonl".into(),
             loss_plot: "loss.svg".into(),
             resumed: false,

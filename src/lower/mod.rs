@@ -309,7 +309,7 @@ pub fn build(
         staged.write("loss.jsonl", s.log.text().as_bytes())?;
         staged.write(
             "loss.svg",
-            crate::lower::train::log::loss_plot(s.log.records()).as_bytes(),
+            crate::lower::train::plot::loss_plot(s.log.records()).as_bytes(),
         )?;
     }
     let student_model = load_artifact(staged.path(), &Device::Cpu)?;

@@ -13,6 +13,9 @@ pub trait Reporter {
     /// One more step of the current work is done; `status` holds its
     /// numbers (loss, learning rate, tokens/s), or is empty.
     fn step(&self, _status: &str) {}
+    /// Something worth a line of its own happened in the current work (an
+    /// evaluation of the student during training).
+    fn event(&self, _message: &str) {}
     /// The current work ended.
     fn end(&self) {}
 }

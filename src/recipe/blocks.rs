@@ -369,7 +369,7 @@ fn arg_value(value: &Value) -> Result<ArgValue, Diag> {
         ValueKind::List(items) => {
             ArgValue::List(items.iter().map(arg_value).collect::<Result<_, _>>()?)
         }
-        ValueKind::Range { .. } | ValueKind::Pair(..) => {
+        ValueKind::Range { .. } | ValueKind::Pair(..) | ValueKind::Duration(..) => {
             return Err(wrong_type(value, "a number, percent, string, name or list"))
         }
     })

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use super::fields::{arg_count, Body, Errors};
 use super::values::{
-    amount_or_zero, choice, count, ident, integer, non_negative_number, positive, positive_number,
+    amount_or_zero, choice, count, duration, ident, integer, non_negative_number, positive,
+    positive_number,
     unknown_value, wrong_type,
 };
-use crate::base::{ExitScope, LrScheduleKind, Negatives, OptimizerKind, StageLength};
+use crate::base::{ExitScope, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength};
 use crate::diag::Diag;
 use crate::diag::{Span, Spanned};
 use crate::recipe::{Amount, LossKind, LossSpec, StageSpec};
@@ -51,32 +52,43 @@ pub fn stage(
     let mut body = Body::new(&block.body, owner.clone(), block.name.span, errs);
     let steps = body.take("steps", errs, positive);
     let epochs = body.take("epochs", errs, positive);
-    let steps_given = body.get("steps").is_some();
-    let epochs_given = body.get("epochs").is_some();
-    let length = match (steps, epochs) {
-        (Some(s), None) => Some(Spanned::new(StageLength::Steps(s.value), s.span)),
-        (None, Some(e)) => Some(Spanned::new(StageLength::Epochs(e.value), e.span)),
-        (Some(s), Some(e)) => {
-            errs.push(
-                Diag::new(
-                    "plcc::recipe::stage-length",
-                    format!("{owner} gives both `steps` and `epochs`"),
-                )
-                .label(e.span, "remove this one")
-                .label(s.span, "or this one")
-                .help("a stage runs for a number of steps or of epochs, not both"),
-            );
+    let budget = body.take("budget", errs, duration);
+    let given: Vec<Spanned<StageLength>> = [
+        steps.map(|s| Spanned::new(StageLength::Steps(s.value), s.span)),
+        epochs.map(|e| Spanned::new(StageLength::Epochs(e.value), e.span)),
+        budget.map(|b| Spanned::new(StageLength::Budget(b.value), b.span)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let length = match given.as_slice() {
+        [one] => Some(one.clone()),
+        [first, rest @ ..] => {
+            let mut d = Diag::new(
+                "plcc::recipe::stage-length",
+                format!("{owner} gives more than one of `steps`, `epochs` and `budget`"),
+            )
+            .label(first.span, "one length");
+            for other in rest {
+                d = d.label(other.span, "another length");
+            }
+            errs.push(d.help(
+                "keep one: a stage runs for a number of steps, a number of epochs or a time budget",
+            ));
             None
         }
-        (None, None) => {
-            if !steps_given && !epochs_given {
+        [] => {
+            let written = ["steps", "epochs", "budget"]
+                .iter()
+                .any(|k| body.get(k).is_some());
+            if !written {
                 errs.push(
                     Diag::new(
                         "plcc::recipe::stage-length",
-                        format!("{owner} needs `steps` or `epochs`"),
+                        format!("{owner} needs `steps`, `epochs` or `budget`"),
                     )
                     .label(block.name.span, "how long does this stage train?")
-                    .help("add `steps: N` or `epochs: N`"),
+                    .help("add `steps: N`, `epochs: N` or `budget: 45min`"),
                 );
             }
             None
@@ -114,6 +126,10 @@ pub fn stage(
         positive_number,
     );
     let seed = body.take_or("seed", errs, recipe_seed, |v| count(v).map(|n| n as u64));
+    let eval_every = body.take("eval_every", errs, positive);
+    let keep = body.take_or("keep", errs, Keep::Best, |v| {
+        choice(v, &[("best", Keep::Best), ("last", Keep::Last)])
+    });
 
     let mut losses = Vec::new();
     let mut kinds: BTreeMap<String, Span> = BTreeMap::new();
@@ -186,6 +202,8 @@ pub fn stage(
         checkpoint_every,
         checkpoint_minutes,
         seed,
+        eval_every,
+        keep,
     })
 }
 

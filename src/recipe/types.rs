@@ -14,7 +14,7 @@ use crate::base::{
     Bits, CalibrationTarget, ExitCriterion, ExitHead, Granularity, ScaleMethod, Task, TeacherRef,
 };
 use crate::base::{
-    DataSpec, ExitScope, Importance, LrScheduleKind, Negatives, OptimizerKind, QuantMethod,
+    DataSpec, ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, QuantMethod,
     StageLength, VocabRule,
 };
 use crate::diag::{Span, Spanned};
@@ -207,6 +207,9 @@ pub struct StageSpec {
     /// The longest stretch of training between two checkpoints, in minutes.
     pub checkpoint_minutes: Spanned<f64>,
     pub seed: Spanned<u64>,
+    /// Evaluate on the recipe's eval data every N steps.
+    pub eval_every: Option<Spanned<usize>>,
+    pub keep: Spanned<Keep>,
 }
 
 /// A literal argument value of a custom pass call.

@@ -76,6 +76,8 @@ pub enum ValueKind {
     Float(f64),
     /// The number written before `%` (`25%` is `Percent(25.0)`).
     Percent(f64),
+    /// A length of time as written: `45min` is `Duration(45.0, TimeUnit::Minutes)`.
+    Duration(f64, TimeUnit),
     /// The decoded string.
     Str(String),
     Ident(String),
@@ -90,6 +92,34 @@ pub enum ValueKind {
     Pair(Box<Value>, Box<Value>),
 }
 
+/// The unit a duration is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    Seconds,
+    Minutes,
+    Hours,
+}
+
+impl TimeUnit {
+    /// The unit's suffix in the recipe language.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            TimeUnit::Seconds => "s",
+            TimeUnit::Minutes => "min",
+            TimeUnit::Hours => "h",
+        }
+    }
+
+    /// Seconds in one of this unit.
+    pub fn seconds(self) -> f64 {
+        match self {
+            TimeUnit::Seconds => 1.0,
+            TimeUnit::Minutes => 60.0,
+            TimeUnit::Hours => 3600.0,
+        }
+    }
+}
+
 impl ValueKind {
     /// What the value is, for messages: "an integer", "a string", ...
     pub fn describe(&self) -> &'static str {
@@ -97,6 +127,7 @@ impl ValueKind {
             ValueKind::Int(_) => "an integer",
             ValueKind::Float(_) => "a number",
             ValueKind::Percent(_) => "a percent",
+            ValueKind::Duration(..) => "a duration",
             ValueKind::Str(_) => "a string",
             ValueKind::Ident(_) => "a name",
             ValueKind::List(_) => "a list",

@@ -7,7 +7,9 @@ mod lex;
 mod parse;
 mod source;
 
-pub use ast::{Block, Comment, Document, Item, Name, Property, Statement, Value, ValueKind};
+pub use ast::{
+    Block, Comment, Document, Item, Name, Property, Statement, TimeUnit, Value, ValueKind,
+};
 pub use fmt::{format, format_value};
 pub use parse::parse;
 pub use source::{decode, read_recipe, SourceText};

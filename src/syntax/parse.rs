@@ -10,7 +10,9 @@ use pest::iterators::Pair;
 use pest::Parser;
 use pest_derive::Parser;
 
-use super::ast::{Block, Comment, Document, Item, Name, Property, Statement, Value, ValueKind};
+use super::ast::{
+    Block, Comment, Document, Item, Name, Property, Statement, TimeUnit, Value, ValueKind,
+};
 use super::lex;
 use crate::diag::Diag;
 use crate::diag::Span;
@@ -220,6 +222,14 @@ impl<'t> Builder<'t> {
         let kind = match pair.as_rule() {
             Rule::number => number(pair.as_str(), span)?,
             Rule::percent => ValueKind::Percent(float(pair.as_str().trim_end_matches('%'), span)?),
+            Rule::duration => {
+                let text = pair.as_str();
+                let (amount, unit) = [TimeUnit::Minutes, TimeUnit::Hours, TimeUnit::Seconds]
+                    .into_iter()
+                    .find_map(|u| text.strip_suffix(u.suffix()).map(|a| (a, u)))
+                    .ok_or_else(|| internal(span, "a duration without a unit"))?;
+                ValueKind::Duration(float(amount, span)?, unit)
+            }
             Rule::name => ValueKind::Ident(pair.as_str().to_string()),
             Rule::string => {
                 let raw = pair.as_str();
@@ -371,9 +381,10 @@ fn describe_found(text: &str, pos: usize) -> String {
 }
 
 fn expected_words(positives: &[Rule]) -> String {
-    // A comment fits anywhere, and `->` or `..` after a number rarely is what
-    // was missing: leave them out unless nothing else was expected.
-    let optional = [Rule::COMMENT, Rule::arrow, Rule::range_op];
+    // A comment fits anywhere, and `->`, `..` or a time unit after a number
+    // rarely is what was missing: leave them out unless nothing else was
+    // expected.
+    let optional = [Rule::COMMENT, Rule::arrow, Rule::range_op, Rule::time_unit];
     let essential: Vec<Rule> = positives
         .iter()
         .copied()
@@ -389,6 +400,7 @@ fn expected_words(positives: &[Rule]) -> String {
         Rule::value,
         Rule::range,
         Rule::percent,
+        Rule::duration,
         Rule::number,
         Rule::integer,
         Rule::string,
@@ -417,6 +429,7 @@ fn expected_words(positives: &[Rule]) -> String {
             Rule::close_brace => add("`}`"),
             Rule::close_bracket => add("`]`"),
             Rule::range_op => add("`..`"),
+            Rule::time_unit => add("a time unit (`s`, `min`, `h`)"),
             Rule::EOI => add("end of file"),
             Rule::COMMENT => add("a comment"),
             _ => add("a value"),
@@ -439,7 +452,7 @@ mod tests {
 
     #[test]
     fn parses_every_value_kind() {
-        let doc = parse("a: [1, -2, 0.5, 1e-4, 25%, \"s\\n\", id, 0..3, 1..=2, 1 -> 3,]").unwrap();
+        let doc = parse("a: [1, -2, 0.5, 1e-4, 25%, \"s\\n\", id, 0..3, 1..=2, 1 -> 3, 45min, 1.5h, 90s,]").unwrap();
         let Statement::Property(p) = doc.statements().next().unwrap() else {
             panic!()
         };
@@ -452,6 +465,9 @@ mod tests {
         assert_eq!(kinds[2], ValueKind::Float(0.5));
         assert_eq!(kinds[3], ValueKind::Float(1e-4));
         assert_eq!(kinds[4], ValueKind::Percent(25.0));
+        assert_eq!(kinds[10], ValueKind::Duration(45.0, TimeUnit::Minutes));
+        assert_eq!(kinds[11], ValueKind::Duration(1.5, TimeUnit::Hours));
+        assert_eq!(kinds[12], ValueKind::Duration(90.0, TimeUnit::Seconds));
         assert_eq!(kinds[5], ValueKind::Str("s\n".into()));
         assert_eq!(kinds[6], ValueKind::Ident("id".into()));
         assert_eq!(

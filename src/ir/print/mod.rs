@@ -12,7 +12,7 @@ use std::fmt::Write;
 use std::path::Path;
 
 use crate::base::{word, Bits, CalibrationTarget, Granularity, ScaleMethod, Task};
-use crate::base::{Negatives, QuantMethod, StageLength};
+use crate::base::{duration_text, Negatives, QuantMethod, StageLength};
 use crate::recipe::ArgValue;
 
 use super::node::{ActQuant, HeadKind, Node, Norm, Op, WeightQuant};
@@ -355,6 +355,7 @@ fn stage_text(kind: &str, s: &StagePlan) -> String {
         (_, Some((a, b))) => format!("steps {a}..{b}"),
         (StageLength::Epochs(e), None) => format!("{e} epochs"),
         (StageLength::Steps(n), None) => format!("{n} steps"),
+        (StageLength::Budget(secs), None) => format!("budget {}", duration_text(secs)),
     };
     let warmup = match s.warmup {
         Warmup::Steps(n) => format!("{n} steps"),
@@ -384,6 +385,9 @@ fn stage_text(kind: &str, s: &StagePlan) -> String {
         Some(c) => write!(out, " checkpoint every {c} steps and {minutes} min"),
         None => write!(out, " checkpoint every {minutes} min"),
     };
+    if let Some(n) = s.eval_every {
+        let _ = write!(out, " eval every {n} steps keep {}", word(&s.keep));
+    }
     let _ = writeln!(out, " seed {}", s.seed);
     for l in &s.losses {
         let _ = write!(out, "    loss {} weight {}", l.kind.name(), l.weight);

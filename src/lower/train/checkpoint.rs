@@ -51,6 +51,10 @@ pub struct Progress {
     /// Steps completed over all stages.
     pub global_step: usize,
     pub stage_done: bool,
+    /// The step count of `stage`, fixed when it started (a time budget's
+    /// count is measured then, and a resumed run keeps it).
+    #[serde(default)]
+    pub stage_steps: Option<usize>,
 }
 
 impl Progress {
@@ -80,6 +84,17 @@ pub struct Meta {
     pub evaluations: Vec<StageEval>,
     /// Seconds and tokens of finished stages, by stage.
     pub finished: Vec<StageTotals>,
+    /// The current stage's best evaluation so far (its weights are the
+    /// checkpoint's `best.param.*` tensors).
+    #[serde(default)]
+    pub best: Option<BestPoint>,
+}
+
+/// A stage's best evaluation: its step and score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BestPoint {
+    pub step: usize,
+    pub score: f64,
 }
 
 /// A loaded checkpoint.

@@ -1,6 +1,5 @@
-//! The loss log (JSON Lines, one record per optimizer step) and its plot
-//! (an SVG line chart of the total loss over global steps, one colour per
-//! stage, logarithmic when the loss spans more than a factor of 20).
+//! The loss log: JSON Lines, one record per optimizer step, with the
+//! evaluation taken after it when one was due (its plot: [`super::plot`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -22,6 +21,13 @@ pub struct StepRecord {
     pub lr: f64,
     pub grad_norm: f64,
     pub tokens_per_s: f64,
+    /// Tokens trained on so far, over all stages.
+    #[serde(default)]
+    pub tokens: usize,
+    /// The evaluation after this step, when one was due (`eval_every`):
+    /// the fidelity metrics on the recipe's eval data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval: Option<BTreeMap<String, f64>>,
 }
 
 /// An append-only JSON Lines file.
@@ -88,117 +94,6 @@ impl LossLog {
     }
 }
 
-const COLOURS: [&str; 6] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
-];
-
-/// An SVG chart of the total loss per step, one polyline per stage.
-pub fn loss_plot(records: &[StepRecord]) -> String {
-    let (w, h, left, right, top, bottom) = (720.0, 400.0, 70.0, 20.0, 30.0, 50.0);
-    let finite: Vec<&StepRecord> = records.iter().filter(|r| r.loss.is_finite()).collect();
-    let max_step = finite
-        .iter()
-        .map(|r| r.global_step)
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let lo = finite.iter().map(|r| r.loss).fold(f64::INFINITY, f64::min);
-    let hi = finite
-        .iter()
-        .map(|r| r.loss)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let log_scale = lo > 0.0 && hi / lo > 20.0;
-    let tf = |v: f64| if log_scale { v.ln() } else { v };
-    let (ylo, yhi) = if finite.is_empty() {
-        (0.0, 1.0)
-    } else if (tf(hi) - tf(lo)).abs() < 1e-12 {
-        (tf(lo) - 0.5, tf(hi) + 0.5)
-    } else {
-        (tf(lo), tf(hi))
-    };
-    let x = |s: f64| left + (w - left - right) * s / max_step;
-    let y = |v: f64| top + (h - top - bottom) * (1.0 - (tf(v) - ylo) / (yhi - ylo));
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">training loss{}</text>\n\
-         <line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
-         <line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"black\"/>\n",
-        w / 2.0,
-        if log_scale { " (log scale)" } else { "" },
-        h - bottom,
-        w - right,
-        h - bottom,
-        h - bottom
-    );
-    for i in 0..=4 {
-        let frac = i as f64 / 4.0;
-        let tv = ylo + (yhi - ylo) * frac;
-        let v = if log_scale { tv.exp() } else { tv };
-        let py = top + (h - top - bottom) * (1.0 - frac);
-        svg.push_str(&format!(
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\n",
-            left - 6.0,
-            py + 4.0,
-            fmt_tick(v)
-        ));
-        let s = max_step * frac;
-        svg.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            x(s),
-            h - bottom + 16.0,
-            s.round()
-        ));
-    }
-    svg.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>\n",
-        (left + w - right) / 2.0,
-        h - 8.0
-    ));
-    let mut stages: Vec<&str> = Vec::new();
-    for r in &finite {
-        if !stages.contains(&r.stage.as_str()) {
-            stages.push(&r.stage);
-        }
-    }
-    for (i, stage) in stages.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        let points: Vec<String> = finite
-            .iter()
-            .filter(|r| r.stage == *stage)
-            .map(|r| format!("{:.1},{:.1}", x(r.global_step as f64), y(r.loss)))
-            .collect();
-        svg.push_str(&format!(
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>\n",
-            points.join(" ")
-        ));
-        svg.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{}</text>\n",
-            w - right - 4.0,
-            top + 14.0 * (i + 1) as f64,
-            xml_escape(stage)
-        ));
-    }
-    svg.push_str("</svg>\n");
-    svg
-}
-
-fn fmt_tick(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,19 +108,9 @@ mod tests {
             lr: 0.0,
             grad_norm: 0.0,
             tokens_per_s: 0.0,
+            tokens: 0,
+            eval: None,
         }
-    }
-
-    #[test]
-    fn plot_has_one_line_per_stage() {
-        let svg = loss_plot(&[
-            rec("a", 1, 3.0),
-            rec("a", 2, 2.0),
-            rec("b", 3, 1.0),
-            rec("b", 4, 0.5),
-        ]);
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
     }
 
     #[test]

@@ -13,38 +13,42 @@
 //! batches (`scripts/train_pytorch.py`).
 
 pub mod batches;
+pub mod budget;
 pub mod checkpoint;
+pub mod evaluation;
 pub mod fake_quant;
 pub mod folder;
 pub mod log;
 pub mod losses;
 pub mod optim;
+pub mod plot;
 pub mod session;
 pub mod sparse_rows;
+pub mod step;
 pub mod student_net;
 
 pub use session::Session;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::Tensor;
 
-use crate::base::Pooling;
-use crate::base::StageLength;
-use crate::base::Task;
+use crate::base::{duration_text, Keep, StageLength, Task};
 use crate::diag::Diag;
-use crate::eval::fidelity::{self, batch_inputs, encode_counting_cuts, Encoded};
+use crate::eval::fidelity::{encode_counting_cuts, Encoded, Fidelity};
 use crate::eval::report::StageEval;
 use crate::eval::report::StageTotals;
 use crate::ir::{LossPlanKind, StagePlan};
 use crate::runtime::{ForwardOptions, LoadedModel, Mode};
 use crate::text::data::Example;
+use budget::Probe;
+use checkpoint::BestPoint;
+use evaluation::{Best, EvalData};
 use log::StepRecord;
-use losses::{loss_term, LossInputs, LossState};
+use losses::LossState;
 use optim::{clip_grad_norm, learning_rate, Optimizer, Param};
+use step::{batch_dump, forward_backward, StepInputs};
 use student_net::TrainableNet;
 
 /// A training failure inside candle (a bug or an impossible shape).
@@ -74,23 +78,38 @@ pub struct StageJob<'a> {
     /// teacher then reads the student's pieces through it (the same tokens
     /// at the same positions, so every loss compares aligned tokens).
     pub teacher_ids: Option<&'a [u32]>,
+    /// What the stage evaluates the student on (`eval_every`); `None` for
+    /// pretraining.
+    pub eval: Option<EvalData<'a>>,
+    /// The evaluation of the weights the stage starts from (before training,
+    /// or the previous stage's): with `keep: best` they are a candidate too.
+    pub start_eval: Option<&'a Fidelity>,
 }
 
-/// Optimizer steps of a stage with `micro_per_epoch` micro-batches per epoch.
-pub fn stage_steps(plan: &StagePlan, micro_per_epoch: usize, max_steps: Option<usize>) -> usize {
-    let steps = match plan.length {
-        StageLength::Steps(n) => n,
-        StageLength::Epochs(e) => e * micro_per_epoch.div_ceil(plan.accumulate.max(1)),
-    };
-    max_steps.map_or(steps, |m| steps.min(m))
+/// Optimizer steps of a stage counted in steps or epochs, with
+/// `micro_per_epoch` micro-batches per epoch; `None` for a time budget
+/// (counted when the stage starts, see [`budget`]).
+pub fn planned_steps(plan: &StagePlan, micro_per_epoch: usize) -> Option<usize> {
+    match plan.length {
+        StageLength::Steps(n) => Some(n),
+        StageLength::Epochs(e) => Some(e * micro_per_epoch.div_ceil(plan.accumulate.max(1))),
+        StageLength::Budget(_) => None,
+    }
 }
 
-/// Runs one stage on `net`; returns its totals.
+/// A finished stage: its totals, and the evaluation of the weights it hands
+/// on when it measured them (`eval_every`).
+pub struct StageOutcome {
+    pub totals: StageTotals,
+    pub eval: Option<Fidelity>,
+}
+
+/// Runs one stage on `net`.
 pub fn run_stage(
     session: &mut Session,
     net: &mut TrainableNet,
     job: &StageJob,
-) -> Result<StageTotals, Diag> {
+) -> Result<StageOutcome, Diag> {
     let plan = job.plan;
     let task = net.task;
     let examples = batches::task_examples(job.examples, task);
@@ -110,8 +129,6 @@ pub fn run_stage(
         plan.batch_size,
         plan.seed,
     );
-    let total = stage_steps(plan, stream.per_epoch(), session.max_steps);
-    let accumulate = plan.accumulate.max(1);
 
     let kinds: Vec<&LossPlanKind> = plan.losses.iter().map(|l| &l.kind).collect();
     let teacher_hidden = job
@@ -136,40 +153,22 @@ pub fn run_stage(
     let mut start = 0;
     let mut totals = StageTotals {
         name: plan.name.clone(),
-        steps: total,
+        steps: 0,
         tokens: 0,
         seconds: 0.0,
         final_loss: f64::NAN,
+        kept_step: None,
+        budget: None,
     };
+    let mut best: Option<Best> = None;
+    let mut resumed_steps = None;
+    let mut resumed = false;
     if let Some(ckpt) = session
         .resume_from
         .as_ref()
         .filter(|c| c.meta.progress.stage == job.index && !c.meta.progress.stage_done)
     {
-        for p in &params {
-            let saved = ckpt
-                .state
-                .get(&format!("param.{}", p.name))
-                .ok_or_else(|| {
-                    Diag::new(
-                        "plcc::train::checkpoint",
-                        format!("the checkpoint lacks `{}`", p.name),
-                    )
-                    .help("the checkpoint does not belong to this build; build without --resume")
-                })?;
-            if saved.dims() != p.var.as_tensor().dims() {
-                return Err(Diag::new(
-                    "plcc::train::checkpoint",
-                    format!(
-                        "the checkpoint's `{}` has shape {}, the model's {}",
-                        p.name,
-                        crate::diag::shape_text(saved.dims()),
-                        crate::diag::shape_text(p.var.as_tensor().dims())
-                    ),
-                ));
-            }
-            p.var.set(saved).map_err(train_error)?;
-        }
+        restore_params(&params, &ckpt.state)?;
         let moments: BTreeMap<String, Tensor> = ckpt
             .state
             .iter()
@@ -180,9 +179,13 @@ pub fn run_stage(
         state.bank = ckpt.state.get("bank").cloned();
         state.bank_ids = ckpt.state.get("bank_ids").cloned();
         start = ckpt.meta.progress.step;
+        resumed = true;
+        resumed_steps = ckpt.meta.progress.stage_steps;
+        best = Best::from_checkpoint(ckpt.meta.best, &ckpt.state, &params);
         if let Some(partial) = ckpt.meta.finished.iter().find(|t| t.name == "(partial)") {
             totals.tokens = partial.tokens;
             totals.seconds = partial.seconds;
+            totals.budget = partial.budget.clone();
         }
     }
 
@@ -193,183 +196,146 @@ pub fn run_stage(
         )
     });
     let lm = task == Task::CausalLm;
-    let student_opts = ForwardOptions {
-        mode: Mode::Training,
-        output_attentions: needs_attention,
-        lm_logits: lm,
+    let device = session.device.clone();
+    let inputs = StepInputs {
+        job,
+        encoded: &encoded,
+        labels: &labels,
+        device: &device,
+        student_opts: ForwardOptions {
+            mode: Mode::Training,
+            output_attentions: needs_attention,
+            lm_logits: lm,
+        },
+        teacher_opts: ForwardOptions {
+            mode: Mode::Inference,
+            output_attentions: needs_attention,
+            lm_logits: lm,
+        },
     };
-    let teacher_opts = ForwardOptions {
-        mode: Mode::Inference,
-        output_attentions: needs_attention,
-        lm_logits: lm,
+    let eval_every = plan.eval_every.filter(|_| job.eval.is_some());
+    if let (false, Some(_), Keep::Best) = (resumed, eval_every, plan.keep) {
+        if let Some((f, score)) = job.start_eval.and_then(|f| Some((f, f.score()?))) {
+            let point = BestPoint { step: 0, score };
+            best = Some(Best::take(point, f.clone(), &params)?);
+        }
+    }
+    let total = match (resumed_steps, planned_steps(plan, stream.per_epoch())) {
+        (Some(n), _) | (None, Some(n)) => n,
+        (None, None) => {
+            let StageLength::Budget(seconds) = plan.length else {
+                return Err(Diag::new("plcc::train::failed", "a stage without a length"));
+            };
+            let planned = probe_budget(
+                seconds,
+                eval_every,
+                &inputs,
+                (&mut stream, &mut *net, &mut state, &params),
+            )?;
+            session.notes.push(format!(
+                "stage `{}`: a budget of {} at {:.3}s a step (measured, evaluations included) gives {} steps",
+                plan.name,
+                duration_text(seconds),
+                planned.seconds_per_step,
+                planned.steps
+            ));
+            let steps = planned.steps;
+            totals.budget = Some(planned);
+            steps
+        }
     };
-    let n_exits = net.exits.len();
-    let has_task_head = net.classifier.is_some();
-    let with_types = net.config.type_vocab_size > 0;
+    let total = session.max_steps.map_or(total, |m| total.min(m));
+    totals.steps = total;
+    session.meta.progress.stage_steps = Some(total);
+
     session.reporter.begin(&plan.name, total, start);
     let mut dump = batch_dump()?;
     let started = Instant::now();
     let seconds_before = totals.seconds;
+    let tokens_before: usize = session
+        .meta
+        .finished
+        .iter()
+        .filter(|t| t.name != "(partial)")
+        .map(|t| t.tokens)
+        .sum();
     let checkpoint_interval = checkpoint::interval(plan.checkpoint_minutes)?;
     let mut last_checkpoint = Instant::now();
+    let mut last_eval: Option<Fidelity> = None;
     for step in start..total {
         let step_clock = Instant::now();
         let lr = learning_rate(plan.lr, plan.schedule, plan.warmup, step, total);
-        let mut grads: BTreeMap<String, Tensor> = BTreeMap::new();
-        let mut row_grad: Option<sparse_rows::RowGrad> = None;
-        let mut loss_sum = 0f64;
-        let mut terms_sum: BTreeMap<String, f64> = BTreeMap::new();
-        let mut step_tokens = 0usize;
-        for micro in 0..accumulate {
-            let idx = stream.get(step * accumulate + micro);
-            let rows: Vec<Encoded> = idx.iter().map(|&i| encoded[i].clone()).collect();
-            step_tokens += rows.iter().map(|r| r.0.len()).sum::<usize>();
-            if let Some((path, file)) = dump.as_mut() {
-                let line = serde_json::json!({
-                    "stage": plan.name,
-                    "step": step + 1,
-                    "micro": micro,
-                    "ids": rows.iter().map(|r| &r.0).collect::<Vec<_>>(),
-                });
-                file.write_all(format!("{line}\n").as_bytes())
-                    .map_err(|e| Diag::io("plcc::io::write", "write", path, &e))?;
-            }
-            let inputs = batch_inputs(&rows, job.pad_id, with_types, &session.device)?;
-            let teacher_inputs = match (job.teacher_ids, job.teacher) {
-                (Some(map), Some(_)) => {
-                    let to_teacher = |i: u32| map.get(i as usize).copied().unwrap_or(i);
-                    let mapped: Vec<Encoded> = rows
-                        .iter()
-                        .map(|(ids, types)| {
-                            (ids.iter().map(|&i| to_teacher(i)).collect(), types.clone())
-                        })
-                        .collect();
-                    let pad = to_teacher(job.pad_id);
-                    Some(batch_inputs(&mapped, pad, with_types, &session.device)?)
-                }
-                _ => None,
-            };
-            let label_tensor = if idx.iter().all(|&i| labels[i].is_some())
-                && matches!(task, Task::Classification { .. })
-            {
-                let l: Vec<u32> = idx.iter().map(|&i| labels[i].unwrap_or(0) as u32).collect();
-                Some(Tensor::from_vec(l, idx.len(), &session.device).map_err(train_error)?)
-            } else {
-                None
-            };
-            let s_out = net
-                .forward_training(&inputs, student_opts)
-                .map_err(train_error)?;
-            let (t_out, t_logits) = match job.teacher {
-                Some(t) => {
-                    let mut heads = Vec::new();
-                    heads.extend(t.classifier.clone());
-                    let mut out = t
-                        .network
-                        .forward(
-                            teacher_inputs.as_ref().unwrap_or(&inputs),
-                            &heads,
-                            teacher_opts,
-                        )
-                        .map_err(train_error)?;
-                    let logits = if t.classifier.is_some() {
-                        out.exits.pop()
-                    } else {
-                        None
-                    };
-                    (Some(out), logits)
-                }
-                None => (None, None),
-            };
-            let li = LossInputs {
-                mask: &inputs.mask,
-                labels: label_tensor.as_ref(),
-                ids: &inputs.ids,
-                pooling: Pooling::of_task(task),
-                student: &s_out,
-                teacher: t_out.as_ref(),
-                n_exits,
-                has_task_head,
-                teacher_logits: t_logits.as_ref(),
-                layer_map: &job.layer_map,
-                kept_heads: &job.kept_heads,
-            };
-            let mut total_loss: Option<Tensor> = None;
-            for l in &plan.losses {
-                let Some(term) = loss_term(&l.kind, &li, &mut state).map_err(train_error)? else {
-                    continue;
-                };
-                let weighted = (term * l.weight).map_err(train_error)?;
-                let v = weighted.to_scalar::<f32>().map_err(train_error)? as f64;
-                *terms_sum.entry(l.kind.name().to_string()).or_default() += v / accumulate as f64;
-                total_loss = Some(match total_loss {
-                    Some(acc) => (acc + weighted).map_err(train_error)?,
-                    None => weighted,
-                });
-            }
-            let Some(total_loss) = total_loss else {
-                return Err(Diag::new(
-                    "plcc::train::no-loss",
-                    format!("stage `{}` has no loss that applies to its data", plan.name),
-                )
-                .help(
-                    "task cross-entropy needs labelled data; distillation losses need a teacher",
-                ));
-            };
-            let scaled = (total_loss / accumulate as f64).map_err(train_error)?;
-            loss_sum += scaled.to_scalar::<f32>().map_err(train_error)? as f64;
-            let g = scaled.backward().map_err(train_error)?;
-            for p in &params {
-                if let Some(gp) = g.get(p.var.as_tensor()) {
-                    let acc = match grads.remove(&p.name) {
-                        Some(prev) => (prev + gp).map_err(train_error)?,
-                        None => gp.clone(),
-                    };
-                    grads.insert(p.name.clone(), acc);
-                }
-            }
-            if let Some(rg) = net.take_row_grad(&g) {
-                row_grad = Some(match row_grad.take() {
-                    Some(prev) => prev.merge(rg).map_err(train_error)?,
-                    None => rg,
-                });
-            }
-        }
-        if !loss_sum.is_finite() {
+        let out = forward_backward(
+            &inputs,
+            &mut stream,
+            net,
+            &mut state,
+            &params,
+            step,
+            dump.as_mut(),
+        )?;
+        if !out.loss.is_finite() {
             return Err(Diag::new(
                 "plcc::train::diverged",
                 format!(
-                    "the loss of stage `{}` became {loss_sum} at step {}",
+                    "the loss of stage `{}` became {} at step {}",
                     plan.name,
+                    out.loss,
                     step + 1
                 ),
             )
             .help("lower the stage's `lr` or set `grad_clip`"));
         }
+        let (mut grads, mut row_grad) = (out.grads, out.row_grad);
         let norm =
             clip_grad_norm(&mut grads, row_grad.as_mut(), plan.grad_clip).map_err(train_error)?;
         opt.step(&params, &grads, row_grad.as_ref(), lr)
             .map_err(train_error)?;
-        totals.tokens += step_tokens;
-        totals.final_loss = loss_sum;
+        totals.tokens += out.tokens;
+        totals.final_loss = out.loss;
         let secs = step_clock.elapsed().as_secs_f64();
+        let done = step + 1 == total;
+        last_eval = None;
+        if let (Some(n), Some(data)) = (eval_every, &job.eval) {
+            if (step + 1) % n == 0 || done {
+                let f = evaluation::measure(net, data, job.tokenizer)?;
+                session.reporter.event(&format!(
+                    "step {}/{total}: {}",
+                    step + 1,
+                    evaluation::metrics_text(&f)
+                ));
+                if let Some(score) = f.score() {
+                    let better = best.as_ref().is_none_or(|b| score > b.point.score);
+                    if plan.keep == Keep::Best && better {
+                        let point = BestPoint {
+                            step: step + 1,
+                            score,
+                        };
+                        best = Some(Best::take(point, f.clone(), &params)?);
+                    }
+                }
+                last_eval = Some(f);
+            }
+        }
         session.meta.progress.global_step += 1;
         session.log.append(StepRecord {
             stage: plan.name.clone(),
             global_step: session.meta.progress.global_step,
             step: step + 1,
-            loss: loss_sum,
-            terms: terms_sum,
+            loss: out.loss,
+            terms: out.terms,
             lr,
             grad_norm: norm,
-            tokens_per_s: step_tokens as f64 / secs.max(1e-9),
+            tokens_per_s: out.tokens as f64 / secs.max(1e-9),
+            tokens: tokens_before + totals.tokens,
+            eval: last_eval.as_ref().map(|f| f.metrics.clone()),
         })?;
         session.reporter.step(&format!(
-            "loss {loss_sum:.4} lr {lr:.2e} {:.0} tok/s",
-            step_tokens as f64 / secs.max(1e-9)
+            "loss {:.4} lr {lr:.2e} {:.0} tok/s",
+            out.loss,
+            out.tokens as f64 / secs.max(1e-9)
         ));
         crate::fault::point("step");
-        let done = step + 1 == total;
         let due = plan
             .checkpoint_every
             .is_some_and(|n| n > 0 && (step + 1) % n == 0)
@@ -380,29 +346,98 @@ pub fn run_stage(
             session.meta.progress.stage_name = plan.name.clone();
             session.meta.progress.step = step + 1;
             session.meta.progress.stage_done = false;
+            session.meta.best = best.as_ref().map(|b| b.point);
             if !done {
-                save(session, &params, &opt, &state, &totals)?;
+                save(session, &params, &opt, &state, &totals, best.as_ref())?;
                 last_checkpoint = Instant::now();
             }
         }
     }
     session.reporter.end();
     totals.seconds = seconds_before + started.elapsed().as_secs_f64();
+    let mut eval = last_eval;
+    if let Some(b) = best.filter(|_| plan.keep == Keep::Best) {
+        if b.point.step != total {
+            b.restore(&params)?;
+            eval = b.fidelity.clone();
+            session.reporter.event(&match b.point.step {
+                0 => "kept the weights it started from: no evaluation during the stage did better"
+                    .to_string(),
+                step => format!("kept the weights of step {step}, its best evaluation"),
+            });
+        }
+        totals.kept_step = Some(b.point.step);
+    }
+    session.meta.best = None;
     session.resume_from = None;
-    Ok(totals)
+    Ok(StageOutcome { totals, eval })
 }
 
-/// The file named by `PLCC_DUMP_BATCHES`, opened for appending, if set.
-fn batch_dump() -> Result<Option<(PathBuf, std::fs::File)>, Diag> {
-    let Some(path) = std::env::var_os("PLCC_DUMP_BATCHES").map(PathBuf::from) else {
-        return Ok(None);
-    };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| Diag::io("plcc::io::write", "open", &path, &e))?;
-    Ok(Some((path, file)))
+/// Fixes the step count of a stage with a time budget of `seconds` by
+/// timing probe steps (and an evaluation); the probe's updates are undone.
+fn probe_budget(
+    seconds: f64,
+    eval_every: Option<usize>,
+    inputs: &StepInputs,
+    (stream, net, state, params): (
+        &mut batches::BatchStream,
+        &mut TrainableNet,
+        &mut LossState,
+        &[Param],
+    ),
+) -> Result<crate::eval::report::BudgetUse, Diag> {
+    let job = inputs.job;
+    let saved: Vec<Tensor> = params
+        .iter()
+        .map(|p| p.var.as_tensor().copy())
+        .collect::<candle_core::Result<_>>()
+        .map_err(train_error)?;
+    let mut probe_opt = Optimizer::new(job.plan.optimizer, job.plan.weight_decay, params)
+        .map_err(train_error)?;
+    let planned = budget::plan_steps(seconds, eval_every, |probe| match probe {
+        Probe::Step(i) => {
+            let out = forward_backward(inputs, stream, net, state, params, i, None)?;
+            probe_opt
+                .step(params, &out.grads, out.row_grad.as_ref(), 0.0)
+                .map_err(train_error)
+        }
+        Probe::Eval => match &job.eval {
+            Some(data) => evaluation::measure(net, data, job.tokenizer).map(|_| ()),
+            None => Ok(()),
+        },
+    })?;
+    for (p, t) in params.iter().zip(&saved) {
+        p.var.set(t).map_err(train_error)?;
+    }
+    state.bank = None;
+    state.bank_ids = None;
+    Ok(planned)
+}
+
+/// Sets every parameter to its value in a checkpoint's `state`.
+fn restore_params(params: &[Param], state: &BTreeMap<String, Tensor>) -> Result<(), Diag> {
+    for p in params {
+        let saved = state.get(&format!("param.{}", p.name)).ok_or_else(|| {
+            Diag::new(
+                "plcc::train::checkpoint",
+                format!("the checkpoint lacks `{}`", p.name),
+            )
+            .help("the checkpoint does not belong to this build; build without --resume")
+        })?;
+        if saved.dims() != p.var.as_tensor().dims() {
+            return Err(Diag::new(
+                "plcc::train::checkpoint",
+                format!(
+                    "the checkpoint's `{}` has shape {}, the model's {}",
+                    p.name,
+                    crate::diag::shape_text(saved.dims()),
+                    crate::diag::shape_text(p.var.as_tensor().dims())
+                ),
+            ));
+        }
+        p.var.set(saved).map_err(train_error)?;
+    }
+    Ok(())
 }
 
 /// Records a finished stage (with its evaluation) and checkpoints it.
@@ -436,8 +471,10 @@ fn save(
     opt: &Optimizer,
     state: &LossState,
     totals: &StageTotals,
+    best: Option<&Best>,
 ) -> Result<(), Diag> {
     let mut tensors = param_state(params);
+    tensors.extend(best.into_iter().flat_map(Best::state));
     for (k, v) in opt.state() {
         tensors.insert(format!("opt.{k}"), v);
     }
@@ -479,45 +516,4 @@ pub fn restore_finished(session: &Session, net: &TrainableNet) -> Result<(), Dia
         }
     }
     Ok(())
-}
-
-/// The student as a runnable model (inference mode, weights fake-quantized)
-/// reading `tokenizer`, on `template`'s device.
-pub fn snapshot(
-    net: &mut TrainableNet,
-    template: &LoadedModel,
-    tokenizer: &crate::text::TextTokenizer,
-    name: &str,
-) -> Result<LoadedModel, Diag> {
-    net.refresh().map_err(train_error)?;
-    // Evaluation runs every sample to full depth: no exit policies.
-    Ok(LoadedModel {
-        classifier: net.classifier.clone(),
-        exits: net.exits.clone(),
-        ..LoadedModel::new(
-            name,
-            net.config.clone(),
-            net.network.clone(),
-            tokenizer.clone(),
-            &template.device,
-        )
-    })
-}
-
-/// Measures the student's fidelity to `teacher` on the evaluation data, each
-/// reading it through its own tokenizer (`tokenizer`: the student's).
-pub fn evaluate(
-    net: &mut TrainableNet,
-    teacher: &LoadedModel,
-    tokenizer: &crate::text::TextTokenizer,
-    after: &str,
-    eval_name: &str,
-    eval: &[Example],
-) -> Result<StageEval, Diag> {
-    let student = snapshot(net, teacher, tokenizer, "student")?;
-    let f = fidelity::measure(net.task, teacher, &student, eval_name, eval)?;
-    Ok(StageEval {
-        after: after.to_string(),
-        fidelity: f,
-    })
 }

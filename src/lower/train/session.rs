@@ -145,9 +145,11 @@ impl<'r> Session<'r> {
                     step: 0,
                     global_step: 0,
                     stage_done: false,
+                    stage_steps: None,
                 },
                 evaluations: Vec::new(),
                 finished: Vec::new(),
+                best: None,
             },
         };
         Ok(Session {
