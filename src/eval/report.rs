@@ -211,31 +211,18 @@ impl TrainingReport {
             }
         }
         s.push_str(&self.curve_markdown());
-        let keys: Vec<&String> = self
-            .evaluations
-            .first()
-            .map(|e| e.fidelity.metrics.keys().collect())
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            s.push_str(
-                "\nFidelity of the student during training (fake-quantized weights):\n\n| after |",
-            );
-            for k in &keys {
-                s.push_str(&format!(" {k} |"));
-            }
-            s.push_str("\n|---|");
-            s.push_str(&"---:|".repeat(keys.len()));
-            s.push('\n');
-            for e in &self.evaluations {
-                s.push_str(&format!("| {} |", e.after));
-                for k in &keys {
-                    match e.fidelity.metrics.get(*k) {
-                        Some(v) => s.push_str(&format!(" {v:.4} |")),
-                        None => s.push_str(" |"),
-                    }
-                }
-                s.push('\n');
-            }
+        if let Some(first) = self.evaluations.first() {
+            let keys: Vec<&String> = first.fidelity.metrics.keys().collect();
+            let rows = self
+                .evaluations
+                .iter()
+                .map(|e| (vec![e.after.clone()], &e.fidelity.metrics));
+            s.push_str(&metrics_table(
+                "Fidelity of the student during training (fake-quantized weights)",
+                &["after"],
+                &keys,
+                rows,
+            ));
         }
         s.push_str(&format!(
             "\nLoss log: `{}`; plot: `{}`{}.\n",
@@ -262,27 +249,48 @@ impl TrainingReport {
             .keys()
             .filter(|k| k.as_str() != "min_cosine")
             .collect();
-        let mut s = String::from(
-            "\nLearning curve on the eval data (fake-quantized weights) against tokens trained:\n\n| stage | step | tokens |",
-        );
-        for k in &keys {
-            s.push_str(&format!(" {k} |"));
-        }
-        s.push_str("\n|---|---:|---:|");
-        s.push_str(&"---:|".repeat(keys.len()));
-        s.push('\n');
-        for p in &self.curve {
-            s.push_str(&format!("| {} | {} | {} |", p.stage, p.step, p.tokens));
-            for k in &keys {
-                match p.metrics.get(*k) {
-                    Some(v) => s.push_str(&format!(" {v:.4} |")),
-                    None => s.push_str(" |"),
-                }
-            }
-            s.push('\n');
-        }
-        s
+        let rows = self.curve.iter().map(|p| {
+            let lead = vec![p.stage.clone(), p.step.to_string(), p.tokens.to_string()];
+            (lead, &p.metrics)
+        });
+        metrics_table(
+            "Learning curve on the eval data (fake-quantized weights) against tokens trained",
+            &["stage", "step", "tokens"],
+            &keys,
+            rows,
+        )
     }
+}
+
+/// A markdown table under `title`: the `lead` columns, then one column per
+/// metric key (4 decimals; empty where a row lacks it).
+fn metrics_table<'a>(
+    title: &str,
+    lead: &[&str],
+    keys: &[&String],
+    rows: impl Iterator<Item = (Vec<String>, &'a BTreeMap<String, f64>)>,
+) -> String {
+    let mut s = format!("\n{title}:\n\n|");
+    for c in lead.iter().copied().chain(keys.iter().map(|k| k.as_str())) {
+        s.push_str(&format!(" {c} |"));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|".repeat(lead.len() - 1 + keys.len()));
+    s.push('\n');
+    for (cells, metrics) in rows {
+        s.push('|');
+        for c in &cells {
+            s.push_str(&format!(" {c} |"));
+        }
+        for k in keys {
+            match metrics.get(*k) {
+                Some(v) => s.push_str(&format!(" {v:.4} |")),
+                None => s.push_str(" |"),
+            }
+        }
+        s.push('\n');
+    }
+    s
 }
 
 /// The part of the model a tensor belongs to (see `Size::params_by_part`).
