@@ -123,6 +123,8 @@ impl Pass for ExitInsert {
             threshold: spec.threshold.as_ref().map(|t| t.value),
             patience: spec.patience.as_ref().map(|p| p.value),
             target: spec.target.as_ref().map(|t| t.value),
+            calibration_data: spec.data.as_ref().map(|d| d.value.clone()),
+            calibration_samples: spec.samples.as_ref().map(|s| s.value),
         });
         Ok(())
     }

@@ -238,3 +238,22 @@ fn rejects_schema_errors() {
         "plcc::recipe::wrong-arguments"
     );
 }
+
+#[test]
+fn exit_calibration_data_needs_a_target_and_a_declared_data_set() {
+    let head = "teacher: \"builtin:tiny-bert\"\ndata d \"x.txt\" {}\n";
+    let r = recipe(&format!(
+        "{head}exits {{ after: all, max_fidelity_loss: 2%, data: d, samples: 50 }}"
+    ));
+    let e = r.exits.unwrap();
+    assert_eq!(e.data.unwrap().value, "d");
+    assert_eq!(e.samples.unwrap().value, 50);
+    assert_eq!(
+        error_code(&format!("{head}exits {{ after: all, data: d }}")),
+        "plcc::recipe::conflicting-keys"
+    );
+    assert_eq!(
+        error_code(&format!("{head}exits {{ after: all, target_speedup: 2, data: nope }}")),
+        "plcc::recipe::unknown-dataset"
+    );
+}

@@ -112,6 +112,10 @@ pub struct ExitPlan {
     pub threshold: Option<f64>,
     pub patience: Option<usize>,
     pub target: Option<CalibrationTarget>,
+    /// The data set the target is calibrated on (`None`: the eval data).
+    pub calibration_data: Option<String>,
+    /// How many of its first examples (`None`: all).
+    pub calibration_samples: Option<usize>,
 }
 
 /// One training stage on the timeline.

@@ -393,7 +393,17 @@ pub fn build(
         // The artifact holds the loss log; checkpoints are no longer needed.
         let _ = std::fs::remove_dir_all(&s.dir);
     }
-    let calibration = crate::eval::exits::calibrate_for_plan(&dir, plan, &examples)?;
+    let exit_data = match plan.exits.as_ref() {
+        Some(e) => {
+            let set = match &e.calibration_data {
+                Some(name) => datasets.get(name).map(Vec::as_slice).unwrap_or_default(),
+                None => examples.as_slice(),
+            };
+            &set[..e.calibration_samples.map_or(set.len(), |n| n.min(set.len()))]
+        }
+        None => &[],
+    };
+    let calibration = crate::eval::exits::calibrate_for_plan(&dir, plan, exit_data)?;
     Ok(Built {
         dir,
         report,

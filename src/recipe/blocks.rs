@@ -258,7 +258,26 @@ pub fn exits(block: &Block, task: Task, errs: &mut Errors) -> Option<ExitSpec> {
             fraction(v).map(CalibrationTarget::MaxFidelityLoss)
         }),
     ];
+    let data = body.take("data", errs, ident);
+    let samples = body.take("samples", errs, positive);
     body.finish(&[], errs);
+    if targets.iter().all(Option::is_none) {
+        for (key, span) in [
+            ("data", data.as_ref().map(|d| d.span)),
+            ("samples", samples.as_ref().map(|s| s.span)),
+        ] {
+            if let Some(span) = span {
+                errs.push(
+                    Diag::new(
+                        "plcc::recipe::conflicting-keys",
+                        format!("`{key}` applies only with a calibration target"),
+                    )
+                    .label(span, "nothing is calibrated")
+                    .help("add `max_fidelity_loss`, `target_speedup` or `target_avg_layer`"),
+                );
+            }
+        }
+    }
     let mut chosen: Vec<Span> = threshold.iter().map(|t| t.span).collect();
     chosen.extend(targets.iter().flatten().map(|t| t.span));
     if chosen.len() > 1 {
@@ -294,6 +313,8 @@ pub fn exits(block: &Block, task: Task, errs: &mut Errors) -> Option<ExitSpec> {
         threshold,
         patience,
         target: targets.into_iter().flatten().next(),
+        data,
+        samples,
     })
 }
 

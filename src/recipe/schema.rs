@@ -144,6 +144,7 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
         .iter()
         .chain(prune.as_ref().and_then(|p| p.data.as_ref()))
         .chain(gptq_data)
+        .chain(exits.as_ref().and_then(|e| e.data.as_ref()))
         .chain(pretrain.iter().chain(stages.iter()).map(|s| &s.data));
     for reference in references {
         check_dataset(reference, &names, errs);

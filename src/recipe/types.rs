@@ -121,6 +121,10 @@ pub struct ExitSpec {
     pub threshold: Option<Spanned<f64>>,
     pub patience: Option<Spanned<usize>>,
     pub target: Option<Spanned<CalibrationTarget>>,
+    /// The data set a calibration target is calibrated on (default: the
+    /// recipe's eval data), and how many of its first examples.
+    pub data: Option<Spanned<String>>,
+    pub samples: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

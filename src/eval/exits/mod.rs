@@ -193,9 +193,10 @@ pub fn write_setting(
 }
 
 /// Calibrates the artifact `dir` built from the program whose plan is
-/// `plan`, when the plan's exits give a target, on `eval` (the evaluation
-/// data the build measured fidelity on; the first text of each example);
-/// `None` when there is no target.
+/// `plan`, when the plan's exits give a target, on `eval` (the exits'
+/// calibration data: the data set and samples the recipe names, by default
+/// the evaluation data; the first text of each example); `None` when there
+/// is no target.
 pub fn calibrate_for_plan(
     dir: &Path,
     plan: &Plan,

@@ -297,6 +297,13 @@ pub fn print_plan(plan: &Plan) -> String {
             }
             None => {}
         }
+        if e.target.is_some() {
+            let data = e.calibration_data.as_deref().unwrap_or("the eval data");
+            let _ = match e.calibration_samples {
+                Some(n) => write!(out, " calibrated on {data} (first {n})"),
+                None => write!(out, " calibrated on {data}"),
+            };
+        }
         out.push('\n');
     }
     out.push_str(&print_timeline(plan));

@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::base::CalibrationTarget;
 use crate::diag::Span;
 use crate::ir::{
     self, model_from_config, print_timeline, Cost, CustomPassPlan, ExitPlan, LossPlanKind, Model,
@@ -329,6 +330,23 @@ pub fn plan_table(program: &Program) -> String {
                 crate::base::word(&e.head),
                 crate::base::word(&e.criterion)
             );
+            if let Some(t) = e.target {
+                let target = match t {
+                    CalibrationTarget::AvgExitLayer(x) => format!("an average exit layer of {x}"),
+                    CalibrationTarget::Speedup(x) => format!("a {x}x speed-up"),
+                    CalibrationTarget::MaxFidelityLoss(x) => {
+                        format!("at most {}% fidelity loss", x * 100.0)
+                    }
+                };
+                let data = e.calibration_data.as_deref().unwrap_or("the eval data");
+                let samples = e
+                    .calibration_samples
+                    .map_or(String::new(), |n| format!(" (its first {n} examples)"));
+                let _ = writeln!(
+                    out,
+                    "  thresholds calibrated after the build for {target} on {data}{samples}"
+                );
+            }
             for c in &plan.cost.student.exits {
                 let _ = writeln!(
                     out,
