@@ -209,7 +209,9 @@ fn comparable(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 let training = report["training"].as_object_mut().unwrap();
                 training.remove("resumed");
                 for stage in training["stages"].as_array_mut().unwrap() {
-                    stage.as_object_mut().unwrap().remove("seconds");
+                    let stage = stage.as_object_mut().unwrap();
+                    stage.remove("seconds");
+                    stage.remove("eval_seconds");
                 }
                 serde_json::to_vec_pretty(&v).unwrap()
             }

@@ -88,7 +88,7 @@ pub fn run(
                 st.steps,
                 st.tokens,
                 st.seconds,
-                st.tokens as f64 / st.seconds.max(1e-9),
+                st.tokens_per_second(),
                 st.final_loss
             );
         }

@@ -17,6 +17,10 @@ pub struct StageTotals {
     pub tokens: usize,
     pub seconds: f64,
     pub final_loss: f64,
+    /// Of `seconds`, those spent evaluating during the stage (`eval_every`)
+    /// and probing its step time (a budget).
+    #[serde(default)]
+    pub eval_seconds: f64,
     /// The step whose weights the stage handed on, when it evaluated during
     /// training and kept its best evaluation (`keep: best`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +29,14 @@ pub struct StageTotals {
     /// seconds per step (evaluations included) its step count came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetUse>,
+}
+
+impl StageTotals {
+    /// Training speed: tokens over the seconds spent training (evaluations
+    /// and a budget's probe left out).
+    pub fn tokens_per_second(&self) -> f64 {
+        self.tokens as f64 / (self.seconds - self.eval_seconds).max(1e-9)
+    }
 }
 
 /// How a stage's time budget became its step count.
@@ -177,7 +189,7 @@ impl Report {
 
 impl TrainingReport {
     fn markdown(&self) -> String {
-        let mut s = String::from("\n## Training\n\n| stage | steps | tokens | seconds | tokens/s | final loss |\n|---|---:|---:|---:|---:|---:|\n");
+        let mut s = String::from("\n## Training\n\n| stage | steps | tokens | seconds | training tokens/s | final loss |\n|---|---:|---:|---:|---:|---:|\n");
         for t in &self.stages {
             s.push_str(&format!(
                 "| {} | {} | {} | {:.1} | {:.0} | {:.4} |\n",
@@ -185,7 +197,7 @@ impl TrainingReport {
                 t.steps,
                 t.tokens,
                 t.seconds,
-                t.tokens as f64 / t.seconds.max(1e-9),
+                t.tokens_per_second(),
                 t.final_loss
             ));
         }

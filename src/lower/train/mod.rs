@@ -157,6 +157,7 @@ pub fn run_stage(
         tokens: 0,
         seconds: 0.0,
         final_loss: f64::NAN,
+        eval_seconds: 0.0,
         kept_step: None,
         budget: None,
     };
@@ -185,6 +186,7 @@ pub fn run_stage(
         if let Some(partial) = ckpt.meta.finished.iter().find(|t| t.name == "(partial)") {
             totals.tokens = partial.tokens;
             totals.seconds = partial.seconds;
+            totals.eval_seconds = partial.eval_seconds;
             totals.budget = partial.budget.clone();
         }
     }
@@ -226,6 +228,7 @@ pub fn run_stage(
             let StageLength::Budget(seconds) = plan.length else {
                 return Err(Diag::new("plcc::train::failed", "a stage without a length"));
             };
+            let probe_clock = Instant::now();
             let planned = probe_budget(
                 seconds,
                 eval_every,
@@ -241,6 +244,9 @@ pub fn run_stage(
             ));
             let steps = planned.steps;
             totals.budget = Some(planned);
+            let probe_seconds = probe_clock.elapsed().as_secs_f64();
+            totals.seconds += probe_seconds;
+            totals.eval_seconds += probe_seconds;
             steps
         }
     };
@@ -298,7 +304,9 @@ pub fn run_stage(
         last_eval = None;
         if let (Some(n), Some(data)) = (eval_every, &job.eval) {
             if (step + 1) % n == 0 || done {
+                let eval_clock = Instant::now();
                 let f = evaluation::measure(net, data, job.tokenizer)?;
+                totals.eval_seconds += eval_clock.elapsed().as_secs_f64();
                 session.reporter.event(&format!(
                     "step {}/{total}: {}",
                     step + 1,
