@@ -70,6 +70,8 @@ pub fn exits(after: &[usize], head: ExitHead) -> ExitSpec {
         threshold: None,
         patience: None,
         target: None,
+        data: None,
+        samples: None,
     }
 }
 
