@@ -253,7 +253,9 @@ fn exit_calibration_data_needs_a_target_and_a_declared_data_set() {
         "plcc::recipe::conflicting-keys"
     );
     assert_eq!(
-        error_code(&format!("{head}exits {{ after: all, target_speedup: 2, data: nope }}")),
+        error_code(&format!(
+            "{head}exits {{ after: all, target_speedup: 2, data: nope }}"
+        )),
         "plcc::recipe::unknown-dataset"
     );
 }

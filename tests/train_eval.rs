@@ -55,7 +55,12 @@ fn build(tag: &str, text: &str, args: &[&str], env: &[(&str, &str)]) -> (Output,
     let recipe = common::write_recipe(&dir, text);
     let out = dir.join("out");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_plcc"))
-        .args(["build", recipe.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args([
+            "build",
+            recipe.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
         .args(args)
         .env_remove("PLCC_BUDGET_STEP_SECONDS")
         .envs(env.iter().copied())
@@ -91,8 +96,15 @@ fn evaluations_land_in_the_log_the_progress_the_plot_and_the_report() {
         .filter(|r| r.get("eval").is_some())
         .map(|r| r["step"].as_u64().unwrap())
         .collect();
-    assert_eq!(evaluated, [4, 8, 10], "every 4 steps and at the stage's end");
-    let tokens: Vec<u64> = records.iter().map(|r| r["tokens"].as_u64().unwrap()).collect();
+    assert_eq!(
+        evaluated,
+        [4, 8, 10],
+        "every 4 steps and at the stage's end"
+    );
+    let tokens: Vec<u64> = records
+        .iter()
+        .map(|r| r["tokens"].as_u64().unwrap())
+        .collect();
     assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
     for r in records.iter().filter(|r| r.get("eval").is_some()) {
         let c = cosine(&r["eval"]);
@@ -103,7 +115,10 @@ fn evaluations_land_in_the_log_the_progress_the_plot_and_the_report() {
     assert!(err.contains("general step 4/10: mean_cosine"), "{err}");
     let svg = std::fs::read_to_string(out.join("loss.svg")).unwrap();
     assert_eq!(svg.matches("<circle").count(), 3, "one dot per evaluation");
-    assert!(svg.contains("hidden_mse") && svg.contains("cosine"), "each term drawn");
+    assert!(
+        svg.contains("hidden_mse") && svg.contains("cosine"),
+        "each term drawn"
+    );
 
     let report = json(&out.join("report.json"));
     let curve = report["training"]["curve"].as_array().unwrap();
@@ -183,15 +198,34 @@ fn a_time_budget_becomes_a_step_count_that_max_steps_caps() {
 
     // --max-steps caps the count, and the schedule runs on the steps run:
     // warm-up (10%) and linear decay to zero within 4 steps.
-    let (o, out) = build("budget-capped", &recipe("budget: 3s", ""), &["--max-steps", "4"], &fixed);
+    let (o, out) = build(
+        "budget-capped",
+        &recipe("budget: 3s", ""),
+        &["--max-steps", "4"],
+        &fixed,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let lrs: Vec<f64> = log(&out).iter().map(|r| r["lr"].as_f64().unwrap()).collect();
+    let lrs: Vec<f64> = log(&out)
+        .iter()
+        .map(|r| r["lr"].as_f64().unwrap())
+        .collect();
     assert_eq!(lrs.len(), 4);
-    assert_eq!(lrs[0], 3e-2, "warm-up finished within the steps run: {lrs:?}");
-    assert!(lrs.windows(2).all(|w| w[1] < w[0]) && lrs[3] < 1e-2, "{lrs:?}");
+    assert_eq!(
+        lrs[0], 3e-2,
+        "warm-up finished within the steps run: {lrs:?}"
+    );
+    assert!(
+        lrs.windows(2).all(|w| w[1] < w[0]) && lrs[3] < 1e-2,
+        "{lrs:?}"
+    );
 
     // Measured: the probe's steps are timed and their updates undone.
-    let (o, out) = build("budget-measured", &recipe("budget: 2s", "eval_every: 5"), &[], &[]);
+    let (o, out) = build(
+        "budget-measured",
+        &recipe("budget: 2s", "eval_every: 5"),
+        &[],
+        &[],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let stage = &json(&out.join("report.json"))["training"]["stages"][0];
     let steps = stage["steps"].as_u64().unwrap();
@@ -204,7 +238,10 @@ fn a_bad_budget_is_a_located_diagnostic() {
     for (length, message) in [
         ("budget: 0min", "expected a positive duration"),
         ("budget: 45", "expected a duration"),
-        ("steps: 3\n    budget: 1h", "more than one of `steps`, `epochs` and `budget`"),
+        (
+            "steps: 3\n    budget: 1h",
+            "more than one of `steps`, `epochs` and `budget`",
+        ),
     ] {
         let (o, _) = build("bad-budget", &recipe(length, ""), &[], &[]);
         assert!(!o.status.success());

@@ -399,7 +399,9 @@ pub fn build(
                 Some(name) => datasets.get(name).map(Vec::as_slice).unwrap_or_default(),
                 None => examples.as_slice(),
             };
-            &set[..e.calibration_samples.map_or(set.len(), |n| n.min(set.len()))]
+            &set[..e
+                .calibration_samples
+                .map_or(set.len(), |n| n.min(set.len()))]
         }
         None => &[],
     };

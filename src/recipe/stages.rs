@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use super::fields::{arg_count, Body, Errors};
 use super::values::{
     amount_or_zero, choice, count, duration, ident, integer, non_negative_number, positive,
-    positive_number,
-    unknown_value, wrong_type,
+    positive_number, unknown_value, wrong_type,
 };
 use crate::base::{ExitScope, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength};
 use crate::diag::Diag;

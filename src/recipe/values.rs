@@ -80,14 +80,20 @@ pub fn positive_number(value: &Value) -> Result<f64, Diag> {
 /// A duration > 0 (`90s`, `45min`, `1.5h`), in seconds.
 pub fn duration(value: &Value) -> Result<f64, Diag> {
     let ValueKind::Duration(amount, unit) = value.kind else {
-        return Err(wrong_type(value, "a duration such as `45min`, `90s` or `1.5h`"));
+        return Err(wrong_type(
+            value,
+            "a duration such as `45min`, `90s` or `1.5h`",
+        ));
     };
     if amount > 0.0 {
         Ok(amount * unit.seconds())
     } else {
         Err(out_of_range(
             value.span,
-            format!("expected a positive duration, found {amount}{}", unit.suffix()),
+            format!(
+                "expected a positive duration, found {amount}{}",
+                unit.suffix()
+            ),
             "must be longer than 0",
         ))
     }

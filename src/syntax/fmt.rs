@@ -139,7 +139,9 @@ pub fn format_value(value: &Value) -> String {
         ValueKind::Int(i) => i.to_string(),
         ValueKind::Float(x) => format_float(*x),
         ValueKind::Percent(p) => format!("{}%", format_percent(*p)),
-        ValueKind::Duration(amount, unit) => format!("{}{}", format_percent(*amount), unit.suffix()),
+        ValueKind::Duration(amount, unit) => {
+            format!("{}{}", format_percent(*amount), unit.suffix())
+        }
         ValueKind::Str(s) => quote(s),
         ValueKind::Ident(id) => id.clone(),
         ValueKind::List(items) => {

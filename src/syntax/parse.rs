@@ -452,7 +452,10 @@ mod tests {
 
     #[test]
     fn parses_every_value_kind() {
-        let doc = parse("a: [1, -2, 0.5, 1e-4, 25%, \"s\\n\", id, 0..3, 1..=2, 1 -> 3, 45min, 1.5h, 90s,]").unwrap();
+        let doc = parse(
+            "a: [1, -2, 0.5, 1e-4, 25%, \"s\\n\", id, 0..3, 1..=2, 1 -> 3, 45min, 1.5h, 90s,]",
+        )
+        .unwrap();
         let Statement::Property(p) = doc.statements().next().unwrap() else {
             panic!()
         };

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::base::{word, Bits, CalibrationTarget, Granularity, ScaleMethod, Task};
 use crate::base::{duration_text, Negatives, QuantMethod, StageLength};
+use crate::base::{word, Bits, CalibrationTarget, Granularity, ScaleMethod, Task};
 use crate::recipe::ArgValue;
 
 use super::node::{ActQuant, HeadKind, Node, Norm, Op, WeightQuant};

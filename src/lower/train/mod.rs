@@ -400,8 +400,8 @@ fn probe_budget(
         .map(|p| p.var.as_tensor().copy())
         .collect::<candle_core::Result<_>>()
         .map_err(train_error)?;
-    let mut probe_opt = Optimizer::new(job.plan.optimizer, job.plan.weight_decay, params)
-        .map_err(train_error)?;
+    let mut probe_opt =
+        Optimizer::new(job.plan.optimizer, job.plan.weight_decay, params).map_err(train_error)?;
     let planned = budget::plan_steps(seconds, eval_every, |probe| match probe {
         Probe::Step(i) => {
             let out = forward_backward(inputs, stream, net, state, params, i, None)?;
