@@ -227,7 +227,7 @@ pub fn build(
             let t = distill::distill(
                 s,
                 &distill::DistillInputs {
-                    program: program,
+                    program,
                     student: &student,
                     teacher: &teacher,
                     teacher_model: on_device.as_ref().unwrap_or(&teacher_model),
@@ -249,7 +249,7 @@ pub fn build(
         None => (&student.tensors, Default::default()),
     };
     let calibrated = gptq::calibrate(&gptq::CalibrationInputs {
-        program: program,
+        program,
         config: &student.config,
         tensors: final_tensors,
         module_names: &student.module_names,
@@ -393,19 +393,7 @@ pub fn build(
         // The artifact holds the loss log; checkpoints are no longer needed.
         let _ = std::fs::remove_dir_all(&s.dir);
     }
-    let exit_data = match plan.exits.as_ref() {
-        Some(e) => {
-            let set = match &e.calibration_data {
-                Some(name) => datasets.get(name).map(Vec::as_slice).unwrap_or_default(),
-                None => examples.as_slice(),
-            };
-            &set[..e
-                .calibration_samples
-                .map_or(set.len(), |n| n.min(set.len()))]
-        }
-        None => &[],
-    };
-    let calibration = crate::eval::exits::calibrate_for_plan(&dir, plan, exit_data)?;
+    let calibration = crate::eval::exits::calibrate_for_plan(&dir, plan, &datasets, &examples)?;
     Ok(Built {
         dir,
         report,

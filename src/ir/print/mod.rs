@@ -445,8 +445,6 @@ pub fn pairs_text(pairs: &[LayerPair]) -> String {
         .join(" ")
 }
 
-/// The recipe spelling of a unit enum value: `AllExits` → `all_exits`,
-
 /// A custom pass argument as the recipe writes it.
 fn arg_text(value: &ArgValue) -> String {
     match value {
