@@ -38,15 +38,9 @@ pub struct Fidelity {
 
 impl Fidelity {
     /// The one number that says how close the student is, higher better:
-    /// the mean cosine (embeddings), the prediction agreement
-    /// (classification), the negated perplexity ratio (causal LM).
+    /// the [`headline`] metric, the perplexity ratio negated.
     pub fn score(&self) -> Option<f64> {
-        let m = &self.metrics;
-        m.get("mean_cosine")
-            .or_else(|| m.get("agreement"))
-            .copied()
-            .or_else(|| m.get("perplexity_ratio").map(|r| -r))
-            .filter(|v| v.is_finite())
+        headline(&self.metrics).map(|(name, v)| if name == "perplexity_ratio" { -v } else { v })
     }
 
     /// A note for the report when some examples were cut, else `None`.
@@ -64,6 +58,17 @@ const BATCH: usize = 16;
 
 /// Per row and position: the next token's log-probability and the argmax.
 type NextTokenStats = (Vec<Vec<f32>>, Vec<Vec<u32>>);
+
+/// The metric that says how close the student is, and its value: the mean
+/// cosine (embeddings), the prediction agreement (classification) or the
+/// perplexity ratio (causal LM, lower better); `None` when it is missing or
+/// not finite.
+pub fn headline(metrics: &BTreeMap<String, f64>) -> Option<(&'static str, f64)> {
+    ["mean_cosine", "agreement", "perplexity_ratio"]
+        .into_iter()
+        .find_map(|k| metrics.get(k).map(|v| (k, *v)))
+        .filter(|(_, v)| v.is_finite())
+}
 
 /// Token ids and segment ids of one example.
 pub type Encoded = (Vec<u32>, Vec<u32>);

@@ -12,6 +12,7 @@ pub mod observe;
 pub mod search;
 pub mod target;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -193,19 +194,27 @@ pub fn write_setting(
 }
 
 /// Calibrates the artifact `dir` built from the program whose plan is
-/// `plan`, when the plan's exits give a target, on `eval` (the exits'
-/// calibration data: the data set and samples the recipe names, by default
-/// the evaluation data; the first text of each example); `None` when there
-/// is no target.
+/// `plan`, when the plan's exits give a target, on the exits' calibration
+/// data: the first `samples` examples of the data set they name among
+/// `datasets`, by default all of `eval` (the evaluation data); the first
+/// text of each example. `None` when there is no target.
 pub fn calibrate_for_plan(
     dir: &Path,
     plan: &Plan,
+    datasets: &BTreeMap<String, Vec<Example>>,
     eval: &[Example],
 ) -> Result<Option<Calibration>, Diag> {
-    let Some(target) = plan.exits.as_ref().and_then(|e| e.target) else {
+    let Some((exits, target)) = plan.exits.as_ref().and_then(|e| Some((e, e.target?))) else {
         return Ok(None);
     };
-    let lines: Vec<String> = eval
+    let set = match &exits.calibration_data {
+        Some(name) => datasets.get(name).map(Vec::as_slice).unwrap_or_default(),
+        None => eval,
+    };
+    let samples = exits
+        .calibration_samples
+        .map_or(set.len(), |n| n.min(set.len()));
+    let lines: Vec<String> = set[..samples]
         .iter()
         .map(|e| e.text.clone())
         .filter(|t| !t.trim().is_empty())

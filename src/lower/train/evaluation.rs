@@ -84,7 +84,7 @@ pub struct Best {
 
 /// The checkpoint tensor name of a kept best weight.
 pub fn best_key(param: &str) -> String {
-    format!("best.param.{param}")
+    format!("best.{}", super::param_key(param))
 }
 
 impl Best {

@@ -86,17 +86,6 @@ pub struct StageJob<'a> {
     pub start_eval: Option<&'a Fidelity>,
 }
 
-/// Optimizer steps of a stage counted in steps or epochs, with
-/// `micro_per_epoch` micro-batches per epoch; `None` for a time budget
-/// (counted when the stage starts, see [`budget`]).
-pub fn planned_steps(plan: &StagePlan, micro_per_epoch: usize) -> Option<usize> {
-    match plan.length {
-        StageLength::Steps(n) => Some(n),
-        StageLength::Epochs(e) => Some(e * micro_per_epoch.div_ceil(plan.accumulate.max(1))),
-        StageLength::Budget(_) => None,
-    }
-}
-
 /// A finished stage: its totals, and the evaluation of the weights it hands
 /// on when it measured them (`eval_every`).
 pub struct StageOutcome {
@@ -222,12 +211,11 @@ pub fn run_stage(
             best = Some(Best::take(point, f.clone(), &params)?);
         }
     }
-    let total = match (resumed_steps, planned_steps(plan, stream.per_epoch())) {
-        (Some(n), _) | (None, Some(n)) => n,
-        (None, None) => {
-            let StageLength::Budget(seconds) = plan.length else {
-                return Err(Diag::new("plcc::train::failed", "a stage without a length"));
-            };
+    // A resumed stage runs the count its checkpoint holds.
+    let total = match (resumed_steps, plan.length) {
+        (Some(n), _) | (None, StageLength::Steps(n)) => n,
+        (None, StageLength::Epochs(e)) => e * stream.per_epoch().div_ceil(plan.accumulate.max(1)),
+        (None, StageLength::Budget(seconds)) => {
             let probe_clock = Instant::now();
             let planned = probe_budget(
                 seconds,
@@ -425,7 +413,7 @@ fn probe_budget(
 /// Sets every parameter to its value in a checkpoint's `state`.
 fn restore_params(params: &[Param], state: &BTreeMap<String, Tensor>) -> Result<(), Diag> {
     for p in params {
-        let saved = state.get(&format!("param.{}", p.name)).ok_or_else(|| {
+        let saved = state.get(&param_key(&p.name)).ok_or_else(|| {
             Diag::new(
                 "plcc::train::checkpoint",
                 format!("the checkpoint lacks `{}`", p.name),
@@ -505,11 +493,16 @@ fn save(
     Ok(())
 }
 
+/// The checkpoint tensor name of parameter `name`.
+pub fn param_key(name: &str) -> String {
+    format!("param.{name}")
+}
+
 /// The parameters as checkpoint tensors (`param.NAME`).
 fn param_state(params: &[Param]) -> BTreeMap<String, Tensor> {
     params
         .iter()
-        .map(|p| (format!("param.{}", p.name), p.var.as_tensor().clone()))
+        .map(|p| (param_key(&p.name), p.var.as_tensor().clone()))
         .collect()
 }
 
@@ -519,7 +512,7 @@ pub fn restore_finished(session: &Session, net: &TrainableNet) -> Result<(), Dia
         return Ok(());
     };
     for p in net.params() {
-        if let Some(saved) = ckpt.state.get(&format!("param.{}", p.name)) {
+        if let Some(saved) = ckpt.state.get(&param_key(&p.name)) {
             p.var.set(saved).map_err(train_error)?;
         }
     }

@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use super::log::StepRecord;
+use crate::eval::fidelity::headline;
 
 const STAGE_COLOURS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
@@ -27,11 +28,7 @@ const BOTTOM: f64 = 50.0;
 /// The metric the evaluation dots show, and its value in a record's
 /// evaluation: the one a stage keeps the best of.
 fn eval_value(r: &StepRecord) -> Option<(&'static str, f64)> {
-    let m = r.eval.as_ref()?;
-    ["mean_cosine", "agreement", "perplexity_ratio"]
-        .into_iter()
-        .find_map(|k| m.get(k).map(|v| (k, *v)))
-        .filter(|(_, v)| v.is_finite())
+    headline(r.eval.as_ref()?)
 }
 
 /// A vertical scale: `lo..hi` mapped onto the plot's height.
