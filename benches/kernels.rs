@@ -1,6 +1,14 @@
-//! Times the packed-weight kernels against candle's f32 matmul on the MiniLM
-//! linear shapes (32 sequences × 48 tokens), on 1 and 2 threads, and prints a
-//! table of median times. Run with `cargo bench --bench kernels`.
+//! Kernel benchmarks, in sections chosen by name:
+//! - `int`: the packed-weight integer kernels against candle's f32 matmul on
+//!   the MiniLM linear shapes (32 sequences × 48 tokens), on 1 and 2
+//!   threads, as a table of median times.
+//! - `f32`: the f32 GEMM (`runtime::kernels::f32_gemm`) at every level the
+//!   CPU supports on the MiniLM shapes, on one thread, in GFLOP/s, next to
+//!   candle's matmul and each level's peak FMA throughput (`kernels/f32_gemm.rs`).
+//!
+//! Run all with `cargo bench --bench kernels`, or some with
+//! `cargo bench --bench kernels -- f32` (a section runs when its name
+//! contains one of the words given).
 
 use std::time::{Duration, Instant};
 
@@ -9,11 +17,14 @@ use plcc::base::{Bits, Granularity, ScaleMethod};
 use plcc::quant::{quantize, QuantSpec};
 use plcc::runtime::kernels::{int_gemm_f32, quantize_activations, PackedLinear, SimdLevel};
 
+#[path = "kernels/f32_gemm.rs"]
+mod f32_gemm;
+
 const TOKENS: usize = 32 * 48;
 const SHAPES: [(usize, usize); 3] = [(384, 384), (384, 1536), (1536, 384)];
 
 /// Median wall time of `f` over enough runs to fill about half a second.
-fn time(mut f: impl FnMut()) -> Duration {
+pub(crate) fn time(mut f: impl FnMut()) -> Duration {
     f();
     let start = Instant::now();
     f();
@@ -30,7 +41,7 @@ fn time(mut f: impl FnMut()) -> Duration {
     times[times.len() / 2]
 }
 
-fn values(len: usize, seed: u64, amplitude: f32) -> Vec<f32> {
+pub(crate) fn values(len: usize, seed: u64, amplitude: f32) -> Vec<f32> {
     let mut s = seed;
     (0..len)
         .map(|_| {
@@ -52,11 +63,27 @@ fn spec(bits: Bits, scale: ScaleMethod) -> QuantSpec {
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
 fn main() -> candle_core::Result<()> {
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |section: &str| words.is_empty() || words.iter().any(|w| section.contains(w));
+    if wanted("int") {
+        int_table()?;
+    }
+    if wanted("f32") {
+        f32_gemm::run()?;
+    }
+    Ok(())
+}
+
+/// The integer kernels' table.
+fn int_table() -> candle_core::Result<()> {
     let best = SimdLevel::detect();
     println!("plcc kernels benchmark: m = {TOKENS} tokens, best kernel level {best:?}");
     println!("median ms per call; speed-up vs candle f32 in parentheses\n");

@@ -6,34 +6,55 @@ Usage (from the repository root; needs torch and sentence-transformers):
 
     python3 scripts/bench_pytorch.py --model models/all-MiniLM-L6-v2 \\
         --input benches/corpus/sentences-en.txt --threads 2 --batch-size 32 \\
-        [--repeat 3] [--warmup-batches 3] [--max-len N] [--quantize-dynamic]
+        [--repeat 3] [--warmup-batches N] [--max-len N] [--quantize-dynamic]
         [--sort-by-length]
 
-The input file holds one sentence per line. Sentences are encoded in file order,
-`--batch-size` at a time; one `encode` call per batch is timed. After a warm-up of
-`--warmup-batches` batches, the whole file is encoded `--repeat` times.
-`--sort-by-length` first orders the sentences by token count, longest first,
-so that each batch holds sentences of similar length (as `plcc bench` batches).
-`--quantize-dynamic` replaces every nn.Linear by its dynamic int8 version
-(`torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
-dtype=torch.qint8)`: int8 weights, activations quantized per batch at run
-time, int8 GEMM by fbgemm) before timing.
+The input file holds one sentence per line (empty lines are skipped).
+Sentences are encoded in file order, `--batch-size` at a time; one `encode`
+call per batch (tokenization, the forward pass, mean pooling and
+normalisation: the model's sentence-transformers pipeline) is timed. After a
+warm-up (one whole pass, or the first `--warmup-batches` batches), the whole
+file is encoded `--repeat` times and the fastest pass is reported (as
+`plcc bench --repeat` does). `--sort-by-length` first orders the sentences by
+token count, longest first, so that each batch holds sentences of similar
+length (as `plcc bench` batches). `--max-len` truncates to that many tokens
+(default: the model's max_seq_length). `--quantize-dynamic` replaces every
+nn.Linear by its dynamic int8 version (`torch.ao.quantization.quantize_dynamic(
+model, {torch.nn.Linear}, dtype=torch.qint8)`: int8 weights, activations
+quantized per batch at run time, int8 GEMM by fbgemm) before timing.
+
+Memory is measured as `plcc bench` measures it: torch and sentence-transformers
+are imported first; then the peak resident set is reset (/proc/self/clear_refs)
+and the resident set read just before the model is loaded. rss_growth_mb is
+the peak after the timed passes minus that resident set. With
+`--quantize-dynamic` the fp32 model the quantization starts from is freed and
+the peak reset again once the quantized copy exists, so rss_growth_mb is that
+of the quantized model in use; rss_growth_with_quantization_mb is the growth
+up to the end of the quantization, fp32 copy included.
 
 Prints one JSON object on stdout with the keys `plcc bench --json` uses:
 sentences_per_s, tokens_per_s (non-padding tokens, [CLS]/[SEP] included, after
-truncation to the model's max length), p50_ms / p95_ms (per-batch latency) and
-peak_rss_mb (peak resident memory of the whole process, Python and torch included),
-plus a description of the run (cpu_per_wall and loadavg_1m tell whether other
-work competed for the cores).
+truncation), p50_ms / p95_ms (per-batch latency), total_s (of the fastest
+pass), peak_rss_mb (peak resident memory of the whole process since the reset)
+and rss_growth_mb, plus a description of the run (cpu_per_wall and
+loadavg_1m tell whether other work competed for the cores;
+pass_sentences_per_s gives every timed pass).
 """
 
 import argparse
+import gc
 import json
-import os
-import resource
-import time
 
-from peers_common import import_torch, load_sentence_transformer, quantize_dynamic_int8, read_sentences
+from peers_common import (
+    RssGrowth,
+    import_torch,
+    length_sorted,
+    load_sentence_transformer,
+    quantize_dynamic_int8,
+    read_sentences,
+    time_passes,
+    timing_fields,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,8 +63,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--input", required=True, help="text file, one sentence per line")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeat", type=int, default=3, help="timed passes over the input")
-    parser.add_argument("--warmup-batches", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes; the fastest is reported")
+    parser.add_argument(
+        "--warmup-batches", type=int, default=None, help="warm-up batches (default: one whole pass)"
+    )
     parser.add_argument("--max-len", type=int, default=None, help="truncate to this many tokens")
     parser.add_argument("--quantize-dynamic", action="store_true", help="int8 dynamic Linear")
     parser.add_argument(
@@ -52,82 +75,56 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.batch_size < 1 or args.repeat < 1 or (args.threads is not None and args.threads < 1):
         parser.error("--batch-size, --repeat and --threads must be at least 1")
+    if args.warmup_batches is not None and args.warmup_batches < 0:
+        parser.error("--warmup-batches must not be negative")
     return args
-
-
-def percentile(sorted_values: list, q: float) -> float:
-    """Linear-interpolated percentile (as numpy's default) of an ascending list."""
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    position = (len(sorted_values) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
 def main() -> None:
     args = parse_args()
     torch = import_torch(args.threads)
+    import sentence_transformers  # imported before the memory baseline, as torch
+
     sentences = read_sentences(args.input)
+    rss = RssGrowth()
     model = load_sentence_transformer(args.model, args.max_len)
+    growth_with_quantization = None
     if args.quantize_dynamic:
         model = quantize_dynamic_int8(model)
+        gc.collect()
+        growth_with_quantization = rss.restart_peak()
 
     tokenizer = model.tokenizer
     max_len = model.max_seq_length
+    lengths = [len(ids) for ids in tokenizer(sentences, truncation=True, max_length=max_len)["input_ids"]]
     if args.sort_by_length:
-        lengths = [len(ids) for ids in tokenizer(sentences, truncation=True, max_length=max_len)["input_ids"]]
-        order = sorted(range(len(sentences)), key=lambda i: -lengths[i])
-        sentences = [sentences[i] for i in order]
+        sentences = length_sorted(sentences, lengths)
     batches = [sentences[i : i + args.batch_size] for i in range(0, len(sentences), args.batch_size)]
-    tokens_per_pass = sum(
-        len(ids)
-        for batch in batches
-        for ids in tokenizer(batch, truncation=True, max_length=max_len)["input_ids"]
-    )
 
     def encode(batch: list) -> None:
         model.encode(batch, batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)
 
     with torch.inference_mode():
-        for batch in batches[: args.warmup_batches]:
-            encode(batch)
-        latencies_ms = []
-        cpu_started = time.process_time()
-        started = time.perf_counter()
-        for _ in range(args.repeat):
-            for batch in batches:
-                t0 = time.perf_counter()
-                encode(batch)
-                latencies_ms.append((time.perf_counter() - t0) * 1000.0)
-        total_s = time.perf_counter() - started
-        cpu_s = time.process_time() - cpu_started
+        best = time_passes(batches, encode, args.repeat, args.warmup_batches)
 
-    latencies_ms.sort()
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
     result = {
         "engine": "pytorch",
         "torch": torch.__version__,
+        "sentence_transformers": sentence_transformers.__version__,
         "model": args.model,
         "quantized": "dynamic-int8-linear" if args.quantize_dynamic else None,
         "sorted_by_length": args.sort_by_length,
         "threads": torch.get_num_threads(),
         "batch_size": args.batch_size,
         "max_len": max_len,
-        "sentences": len(sentences),
-        "tokens": tokens_per_pass,
-        "repeat": args.repeat,
-        "total_s": round(total_s, 4),
-        # CPU seconds of all threads over wall seconds: close to `threads` when the
-        # run had its cores to itself; the load average shows competing work.
-        "cpu_per_wall": round(cpu_s / total_s, 2),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-        "sentences_per_s": round(len(sentences) * args.repeat / total_s, 2),
-        "tokens_per_s": round(tokens_per_pass * args.repeat / total_s, 1),
-        "p50_ms": round(percentile(latencies_ms, 0.50), 3),
-        "p95_ms": round(percentile(latencies_ms, 0.95), 3),
-        "peak_rss_mb": round(peak_rss_mb, 1),
+        "warmup_batches": len(batches) if args.warmup_batches is None else min(args.warmup_batches, len(batches)),
     }
+    result.update(timing_fields(len(sentences), sum(lengths), best))
+    result["peak_rss_mb"] = round(rss.peak_mb(), 1)
+    result["rss_before_mb"] = round(rss.before_mb, 1)
+    result["rss_growth_mb"] = round(rss.growth_mb(), 1)
+    if growth_with_quantization is not None:
+        result["rss_growth_with_quantization_mb"] = round(growth_with_quantization, 1)
     print(json.dumps(result))
 
 

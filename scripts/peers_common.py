@@ -1,7 +1,9 @@
 """What the Python reference scripts share (scripts/bench_pytorch.py,
-scripts/fidelity_peers.py): reading the sentences, sizing torch's thread
-pools, loading the teacher with sentence-transformers and quantizing it the
-way PyTorch users do (dynamic int8 Linear layers)."""
+scripts/bench_onnx.py, scripts/fidelity_peers.py): reading the sentences,
+sizing torch's thread pools, loading the teacher with sentence-transformers
+and quantizing it the way PyTorch users do (dynamic int8 Linear layers);
+for the benchmarks, measuring memory and timing passes as `plcc bench` does,
+and the teacher's ONNX exports (fp32 and ONNX Runtime dynamic int8)."""
 
 import os
 import sys
@@ -58,3 +60,204 @@ def quantize_dynamic_int8(model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def max_seq_length(model_dir: str):
+    """The sentence-transformers truncation length of `model_dir`
+    (sentence_bert_config.json's max_seq_length), None where it has none."""
+    import json
+
+    try:
+        with open(os.path.join(model_dir, "sentence_bert_config.json")) as f:
+            return json.load(f).get("max_seq_length")
+    except (OSError, ValueError):
+        return None
+
+
+# Memory, measured as `plcc bench` does: the peak resident set (VmHWM) is
+# reset to the current resident set by writing "5" to /proc/self/clear_refs
+# just before the model is loaded, so the peak afterwards minus the resident
+# set at that moment is what loading and running the model added.
+
+
+def _status_mb(field: str) -> float:
+    """One /proc/self/status field in MiB, 0 where /proc is unavailable."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return float(line.split()[1]) / 1024.0  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def reset_peak_rss() -> bool:
+    """Resets VmHWM to the current resident set (Linux); False where that is
+    not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class RssGrowth:
+    """Peak resident memory added from the moment it is created."""
+
+    def __init__(self):
+        self.peak_reset = reset_peak_rss()
+        self.before_mb = _status_mb("VmRSS:")
+
+    def restart_peak(self) -> float:
+        """Resets the peak again (the resident set before stays the one at
+        creation) and returns the growth up to now."""
+        growth = self.growth_mb()
+        self.peak_reset = reset_peak_rss() and self.peak_reset
+        return growth
+
+    @staticmethod
+    def peak_mb() -> float:
+        return _status_mb("VmHWM:")
+
+    def growth_mb(self) -> float:
+        """Peak since the (last) reset minus the resident set at creation;
+        the whole process peak where the peak could not be reset."""
+        peak = self.peak_mb()
+        return peak - self.before_mb if self.peak_reset else peak
+
+
+def percentile(sorted_values: list, q: float) -> float:
+    """Linear-interpolated percentile (as numpy's default) of an ascending list."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    position = (len(sorted_values) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def length_sorted(sentences: list, lengths: list) -> list:
+    """The sentences ordered by token count, longest first, ties in input
+    order (as `plcc bench` batches them)."""
+    order = sorted(range(len(sentences)), key=lambda i: -lengths[i])
+    return [sentences[i] for i in order]
+
+
+def time_passes(batches: list, encode, repeat: int, warmup_batches: int = None) -> dict:
+    """Runs `encode` on the first `warmup_batches` batches (all of them by
+    default: one whole warm-up pass), then times `repeat` whole passes, one
+    `encode` call per batch. Returns the fastest pass (total_s, cpu_s: CPU
+    seconds of all the process's threads, latencies_ms ascending) with
+    `pass_s`, the seconds of every pass."""
+    import time
+
+    for batch in batches if warmup_batches is None else batches[:warmup_batches]:
+        encode(batch)
+    best, pass_s = None, []
+    for _ in range(repeat):
+        latencies_ms = []
+        cpu_started = time.process_time()
+        started = time.perf_counter()
+        for batch in batches:
+            t0 = time.perf_counter()
+            encode(batch)
+            latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+        total_s = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
+        pass_s.append(total_s)
+        if best is None or total_s < best["total_s"]:
+            best = {"total_s": total_s, "cpu_s": cpu_s, "latencies_ms": sorted(latencies_ms)}
+    best["pass_s"] = pass_s
+    return best
+
+
+def timing_fields(sentences: int, tokens: int, best: dict) -> dict:
+    """The `plcc bench --json` keys of the fastest pass from `time_passes`."""
+    total_s = best["total_s"]
+    return {
+        "sentences": sentences,
+        "tokens": tokens,
+        "repeat": len(best["pass_s"]),
+        "total_s": round(total_s, 4),
+        # CPU seconds of all threads over wall seconds in that pass: close to
+        # the thread count when the run had its cores to itself.
+        "cpu_per_wall": round(best["cpu_s"] / total_s, 2),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "sentences_per_s": round(sentences / total_s, 2),
+        "tokens_per_s": round(tokens / total_s, 1),
+        "p50_ms": round(percentile(best["latencies_ms"], 0.50), 3),
+        "p95_ms": round(percentile(best["latencies_ms"], 0.95), 3),
+        "pass_sentences_per_s": [round(sentences / s, 2) for s in best["pass_s"]],
+    }
+
+
+ONNX_INT8_CONFIG = "AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)"
+
+
+def _onnx_source(teacher: str) -> dict:
+    """What the ONNX cache of `teacher` is made from (its source.json)."""
+    stat = os.stat(os.path.join(teacher, "model.safetensors"))
+    return {
+        "teacher": os.path.abspath(teacher),
+        "weights_bytes": stat.st_size,
+        "weights_mtime_ns": stat.st_mtime_ns,
+        "int8": ONNX_INT8_CONFIG,
+    }
+
+
+def _onnx_file(folder: str):
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".onnx")) if os.path.isdir(folder) else []
+    return os.path.join(folder, files[0]) if files else None
+
+
+def cached_onnx_models(teacher: str, cache_dir: str):
+    """The .onnx files {"fp32": path, "int8": path} of `onnx_models` when
+    `cache_dir` holds them for this teacher, else None."""
+    import json
+
+    try:
+        with open(os.path.join(cache_dir, "source.json")) as f:
+            if json.load(f) != _onnx_source(teacher):
+                return None
+    except (OSError, ValueError):
+        return None
+    paths = {p: _onnx_file(os.path.join(cache_dir, p)) for p in ("fp32", "int8")}
+    return paths if all(paths.values()) else None
+
+
+def onnx_models(teacher: str, cache_dir: str) -> dict:
+    """The teacher exported to ONNX by optimum (ORTModelForFeatureExtraction)
+    and that export quantized by ORTQuantizer with ONNX_INT8_CONFIG (ONNX
+    Runtime dynamic quantization: int8 weights per channel, uint8 activations
+    per batch), as {"fp32": path, "int8": path} of the .onnx files. Kept in
+    `cache_dir` (fp32/, int8/, source.json) and reused while source.json
+    matches the teacher's weights file; exported otherwise (needs torch)."""
+    import json
+    import shutil
+
+    cached = cached_onnx_models(teacher, cache_dir)
+    if cached:
+        return cached
+
+    from optimum.onnxruntime import ORTModelForFeatureExtraction, ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    stamp = os.path.join(cache_dir, "source.json")
+    fp32_dir, int8_dir = os.path.join(cache_dir, "fp32"), os.path.join(cache_dir, "int8")
+    os.makedirs(cache_dir, exist_ok=True)
+    for stale in (stamp, fp32_dir, int8_dir):
+        if os.path.isdir(stale):
+            shutil.rmtree(stale)
+        elif os.path.exists(stale):
+            os.remove(stale)
+    print(f"exporting {teacher} to ONNX (optimum) into {fp32_dir}", file=sys.stderr)
+    ORTModelForFeatureExtraction.from_pretrained(teacher, export=True).save_pretrained(fp32_dir)
+    print(f"quantizing it (ORTQuantizer, {ONNX_INT8_CONFIG}) into {int8_dir}", file=sys.stderr)
+    qconfig = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=True)
+    ORTQuantizer.from_pretrained(fp32_dir).quantize(save_dir=int8_dir, quantization_config=qconfig)
+    with open(stamp, "w") as f:  # written last: its presence marks a complete cache
+        json.dump(_onnx_source(teacher), f, indent=2)
+        f.write("\n")
+    return cached_onnx_models(teacher, cache_dir)

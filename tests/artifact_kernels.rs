@@ -4,13 +4,16 @@
 //! quantizes the linears' inputs per token to int8 (what the kernel does);
 //! without that input quantization they differ by a small, bounded amount.
 //! Query, key and value joined into one product give the same outputs.
+//! Packed weights are held once, in their packed form: no float copy of a
+//! kernel's weight, and a packed word table looked up row by row.
 
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use plcc::runtime::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
-use plcc::runtime::linear_kernel::PER_TOKEN_INT8;
-use plcc::runtime::{runner, LoadedModel, Network};
+use plcc::runtime::layers::EmbeddingTable;
+use plcc::runtime::linear_kernel::{LinearKernel, PER_TOKEN_INT8};
+use plcc::runtime::{runner, LinearWeight, LoadedModel, Network};
 
 #[path = "common/tiny_artifact.rs"]
 mod tiny_artifact;
@@ -70,6 +73,11 @@ fn check(dir: &Path, quantized_inputs_in_manifest: bool) {
             "{name} is not on the integer kernel"
         );
         assert_eq!(lin.input_quant(), Some(PER_TOKEN_INT8), "{name}");
+        // Held once, packed: no float copy of the weight.
+        assert!(
+            matches!(lin.weight, LinearWeight::InKernel { .. }),
+            "{name} keeps a float weight"
+        );
     }
     let reference = load_artifact_with(dir, &Device::Cpu, LoadOptions::dequantized()).unwrap();
     let mut emulated = reference.clone();
@@ -127,17 +135,71 @@ fn ternary_weights_run_on_the_integer_kernel() {
 }
 
 #[test]
-fn group_scales_fall_back_to_f32_with_the_recorded_activation_quantizer() {
+fn group_scales_run_on_the_integer_kernel() {
     let dir = build(
         "group",
+        "quantize weights \"encoder.layer.*\" {\n    bits: 4\n    granularity: group\n    group: 16\n}\n",
+    );
+    check(&dir, false);
+    let model = load_artifact(&dir, &Device::Cpu).unwrap();
+    let Network::Bert(bert) = &model.network else {
+        panic!("tiny-bert is a BERT")
+    };
+    let Some(LinearKernel::Int8(ffn)) = bert.layers[0].ffn_in.kernel() else {
+        panic!("the feed-forward input is not on the integer kernel")
+    };
+    assert_eq!(ffn.weights().group_len, 16);
+    assert!(ffn.weights().groups > 1);
+}
+
+#[test]
+fn a_packed_word_table_is_looked_up_from_its_packed_rows() {
+    let dir = build(
+        "table",
+        "quantize weights \"embeddings.word_embeddings\" {\n    bits: 4\n    granularity: group\n    group: 8\n}\n",
+    );
+    let model = load_artifact(&dir, &Device::Cpu).unwrap();
+    let Network::Bert(bert) = &model.network else {
+        panic!("tiny-bert is a BERT")
+    };
+    let EmbeddingTable::Packed(rows) = &bert.word_embeddings.table else {
+        panic!("the word table was expanded to f32")
+    };
+    // Half a byte a code and an f32 scale per 8 codes, against 4 bytes a value.
+    assert!(rows.bytes() * 3 < rows.rows() * rows.cols() * 4);
+    let reference = load_artifact_with(&dir, &Device::Cpu, LoadOptions::dequantized()).unwrap();
+    let Network::Bert(plain) = &reference.network else {
+        panic!("tiny-bert is a BERT")
+    };
+    assert!(matches!(
+        plain.word_embeddings.table,
+        EmbeddingTable::Float(_)
+    ));
+    let (a, b) = (embeddings(&model), embeddings(&reference));
+    assert!(max_diff(&a, &b) <= 1e-5 * max_abs(&b));
+}
+
+#[test]
+fn inputs_quantized_otherwise_run_the_float_product() {
+    let dir = build(
+        "group-act",
         "quantize weights \"encoder.layer.*\" {\n    bits: 4\n    granularity: group\n    group: 16\n}\n\n\
          quantize activations \"encoder.layer.*.intermediate.dense\" {\n    bits: 4\n}\n",
     );
     let mut model = load_artifact(&dir, &Device::Cpu).unwrap();
     for (name, lin) in model.network.linears_mut() {
-        assert!(lin.kernel().is_none_or(|k| !k.is_int8()), "{name}");
-        let quantized = lin.input_quant().is_some();
-        assert_eq!(quantized, name.ends_with("intermediate.dense"), "{name}");
+        let other_inputs = name.ends_with("intermediate.dense");
+        assert_eq!(
+            lin.kernel().is_some_and(|k| k.is_int8()),
+            !other_inputs,
+            "{name}"
+        );
+        assert!(lin.input_quant().is_some(), "{name}");
+        assert_eq!(
+            lin.input_quant() == Some(PER_TOKEN_INT8),
+            !other_inputs,
+            "{name}"
+        );
     }
     let reference = load_artifact_with(&dir, &Device::Cpu, LoadOptions::dequantized()).unwrap();
     let (a, b) = (embeddings(&model), embeddings(&reference));

@@ -86,9 +86,9 @@ fn quantized(bits: Bits, n: usize, k: usize, rng: &mut Lcg) -> Quantized {
 /// The CPU reference outputs: int8 activations, i32 accumulators, `finish`.
 fn reference(x: &[f32], m: usize, q: &Quantized, bias: &[f32]) -> Vec<f32> {
     let a = quantize_activations(x, m, q.cols, SimdLevel::Scalar);
-    let (values, sw) = integer_levels(q).unwrap();
-    let acc = reference_i32(&a, &values, q.rows);
-    reference_f32(&acc, &a.scales, &sw, Some(bias))
+    let levels = integer_levels(q).unwrap();
+    let acc = reference_i32(&a, &levels.values, q.rows);
+    reference_f32(&acc, &a.scales, &levels.scales, Some(bias))
 }
 
 fn assert_close(got: &[f32], want: &[f32], what: &str) {

@@ -122,6 +122,7 @@ fn every_trainable_variable_gets_a_gradient() {
             Network::Bert(m) => m.layers[1].ffn_in.fake_quantize(quantizer),
             Network::Gpt2(m) => m.blocks[1].ffn_in.fake_quantize(quantizer),
         }
+        .unwrap();
         let inputs = Inputs::from_rows(&rows, 0, &dev).unwrap();
         let opts = ForwardOptions {
             mode: Mode::Training,

@@ -188,7 +188,7 @@ fn round_to_nearest_in_place(
     }
     let (name, embedding) = network.word_embeddings_mut();
     if let Some(table) = rtn(name)? {
-        embedding.table = table;
+        embedding.set_table(table);
     }
     let (name, positions) = network.position_embeddings_mut();
     if let Some(table) = rtn(name)? {

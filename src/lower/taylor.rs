@@ -36,7 +36,7 @@ pub type Scores = BTreeMap<usize, (Vec<f32>, Vec<f32>)>;
 fn gate(w: &Linear, var: &Var) -> Result<Linear, Diag> {
     let gated = w
         .float_weight()
-        .broadcast_mul(var.as_tensor())
+        .and_then(|f| f.broadcast_mul(var.as_tensor()))
         .map_err(tensor_error)?;
     Ok(Linear::from_weights(gated, w.bias.clone()))
 }

@@ -95,6 +95,12 @@ impl Quantized {
     fn unit_of(&self, r: usize, c: usize) -> usize {
         unit_index(self.rows, self.cols, self.unit_len, r, c)
     }
+
+    /// The value `code` stands for at `(r, c)` (its unit's scale and zero
+    /// point); `codes` need not be present.
+    pub fn value_of(&self, code: u8, r: usize, c: usize) -> f32 {
+        code_value(self, code, self.unit_of(r, c))
+    }
 }
 
 fn unit_index(rows: usize, cols: usize, unit_len: usize, r: usize, c: usize) -> usize {
@@ -431,7 +437,7 @@ pub fn dequantize(q: &Quantized) -> Vec<f32> {
     let mut out = Vec::with_capacity(q.rows * q.cols);
     for r in 0..q.rows {
         for c in 0..q.cols {
-            out.push(code_value(q, q.codes[r * q.cols + c], q.unit_of(r, c)));
+            out.push(q.value_of(q.codes[r * q.cols + c], r, c));
         }
     }
     out

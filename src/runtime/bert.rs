@@ -13,6 +13,9 @@ use super::linear_kernel::join_outputs;
 use super::output::{ForwardOptions, Inputs, ModelOutput};
 use crate::base::{Activation, LayerShape, ModelConfig};
 
+/// Tokens per feed-forward chunk at inference.
+const FFN_CHUNK_ROWS: usize = 256;
+
 /// One encoder layer.
 #[derive(Debug, Clone)]
 pub struct BertLayer {
@@ -86,6 +89,28 @@ impl BertLayer {
         }
     }
 
+    /// The feed-forward block `ffn_out(act(ffn_in(x)))`; for inference a
+    /// large batch runs [`FFN_CHUNK_ROWS`] tokens at a time, so the wide
+    /// intermediate activation is never held for the whole batch.
+    fn feed_forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let block = |x: &Tensor| -> Result<Tensor> {
+            let f = activate(&self.ffn_in.forward(x)?, self.activation, mode)?;
+            self.ffn_out.forward(&f)
+        };
+        let dims = x.dims().to_vec();
+        let width = dims.last().copied().unwrap_or(0);
+        let rows = x.elem_count() / width.max(1);
+        if mode != Mode::Inference || rows <= FFN_CHUNK_ROWS {
+            return block(x);
+        }
+        let flat = x.reshape((rows, width))?;
+        let chunks = (0..rows)
+            .step_by(FFN_CHUNK_ROWS)
+            .map(|start| block(&flat.narrow(0, start, FFN_CHUNK_ROWS.min(rows - start))?))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&chunks, 0)?.reshape(dims)
+    }
+
     /// `x` `[batch, seq, hidden]` → (output, attention probabilities if kept).
     pub fn forward(
         &self,
@@ -108,10 +133,9 @@ impl BertLayer {
         let x = self
             .attn_norm
             .forward_residual(&self.attn_out.forward(&ctx)?, x, mode)?;
-        let f = activate(&self.ffn_in.forward(&x)?, self.activation, mode)?;
         let out = self
             .ffn_norm
-            .forward_residual(&self.ffn_out.forward(&f)?, &x, mode)?;
+            .forward_residual(&self.feed_forward(&x, mode)?, &x, mode)?;
         Ok((out, probs))
     }
 }

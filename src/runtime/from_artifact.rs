@@ -16,22 +16,26 @@
 //! [`LoadOptions::dequantized`] loads every weight as f32 without any
 //! activation quantization instead (a reference to compare the kernels with).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::exit_rule::ExitPolicy;
 use super::heads::Head;
+use super::layers::EmbeddingTable;
 use super::linear::Linear;
+use super::linear_kernel::is_per_token_int8;
 use super::loader::{LoadedModel, Network};
+use super::packed_table::PackedRows;
 use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, TOKENIZER_FILE, WEIGHTS_FILE};
-use crate::base::Pooling;
+use crate::base::{Arch, Pooling};
 use crate::base::{ExitHead, Task};
 use crate::diag::Diag;
-use crate::runtime::kernels::KernelError;
-use crate::runtime::weights::flip_conv1d;
+use crate::runtime::kernels::{KernelError, PackedLinear};
+use crate::runtime::weights::{flip_conv1d, is_conv1d};
 use crate::text::TextTokenizer;
 
 fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {
@@ -47,17 +51,108 @@ pub fn artifact_tensors(
     artifact: &Artifact,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, Diag> {
+    tensors_except(artifact, device, &HashSet::new())
+}
+
+/// As [`artifact_tensors`], but each weight named in `held_packed` is a
+/// stand-in of its shape that holds no data (a broadcast zero): the model
+/// runs those weights from their packed form.
+fn tensors_except(
+    artifact: &Artifact,
+    device: &Device,
+    held_packed: &HashSet<String>,
+) -> Result<HashMap<String, Tensor>, Diag> {
     let mut tensors = HashMap::new();
     for (name, record) in &artifact.manifest.weights {
-        let values = artifact.weight_f32(name)?;
-        let t = Tensor::from_vec(values, record.shape.as_slice(), device)
-            .map_err(|e| load_failed(&artifact.dir, e))?;
-        tensors.insert(name.clone(), t);
+        let t = if held_packed.contains(name) {
+            Tensor::zeros((), DType::F32, device)
+                .and_then(|z| z.broadcast_as(record.shape.as_slice()))
+        } else {
+            let values = artifact.weight_f32(name)?;
+            Tensor::from_vec(values, record.shape.as_slice(), device)
+        };
+        tensors.insert(name.clone(), t.map_err(|e| load_failed(&artifact.dir, e))?);
     }
     flip_conv1d(artifact.manifest.config.arch, &mut tensors)
         .map_err(|e| load_failed(&artifact.dir, e))?;
     Ok(tensors)
 }
+
+/// The weights an artifact's model runs from their packed form, read once:
+/// linear weights the integer kernels take (by module name) and, for a
+/// BERT-family model, a packed word embedding table.
+#[derive(Default)]
+struct PackedParts {
+    linears: HashMap<String, PackedLinear>,
+    word_table: Option<PackedRows>,
+}
+
+impl PackedParts {
+    /// Reads the packed weights and places the linears' kernels on `device`.
+    fn read(artifact: &Artifact, device: &Device) -> Result<Self, Diag> {
+        let arch = artifact.manifest.config.arch;
+        let path = artifact.dir.join(WEIGHTS_FILE);
+        let mut parts = PackedParts::default();
+        for (name, record) in &artifact.manifest.weights {
+            if !matches!(record.storage, Storage::Packed { .. }) || is_conv1d(arch, name) {
+                continue;
+            }
+            let StoredWeight::Packed(q) =
+                crate::artifact::read_weight(&artifact.tensors, name, record, &path)?
+            else {
+                continue;
+            };
+            if name == WORD_TABLE && arch == Arch::Bert {
+                parts.word_table = Some(PackedRows::new(&q));
+                continue;
+            }
+            let Some(module) = name.strip_suffix(".weight") else {
+                continue;
+            };
+            // An input quantized otherwise than the kernel's int8 per token
+            // runs the float product on the dequantized weight.
+            if !artifact
+                .manifest
+                .activation_quant
+                .get(module)
+                .is_none_or(is_per_token_int8)
+            {
+                continue;
+            }
+            let bias_name = format!("{module}.bias");
+            let bias = match artifact.manifest.weights.contains_key(&bias_name) {
+                true => Some(artifact.weight_f32(&bias_name)?),
+                false => None,
+            };
+            // Forms the kernels do not take (here or on this device) run on
+            // their dequantized f32 weight; a failed upload is an error.
+            match PackedLinear::new(&q, bias).and_then(|p| p.to_device(device)) {
+                Ok(linear) => {
+                    parts.linears.insert(module.to_string(), linear);
+                }
+                Err(KernelError::Device(e)) => {
+                    return Err(Diag::new(
+                        "plcc::artifact::load-failed",
+                        format!("cannot place the packed weight `{name}` on the device"),
+                    )
+                    .note(e))
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(parts)
+    }
+
+    /// The weight names held packed.
+    fn names(&self) -> HashSet<String> {
+        let linears = self.linears.keys().map(|m| format!("{m}.weight"));
+        let table = self.word_table.as_ref().map(|_| WORD_TABLE.to_string());
+        linears.chain(table).collect()
+    }
+}
+
+/// The BERT word embedding table's weight name.
+const WORD_TABLE: &str = "embeddings.word_embeddings.weight";
 
 /// How an artifact's weights run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,33 +177,18 @@ impl LoadOptions {
 }
 
 /// Sets up the linear module `name` for inference as the manifest says: the
-/// integer kernel for a supported packed weight, its activation quantizer,
-/// and the float kernel otherwise.
+/// integer kernel for a packed weight it takes (`packed`, read at load), its
+/// activation quantizer, and the float kernel otherwise.
 fn prepare_linear(
     artifact: &Artifact,
     name: &str,
     lin: &mut Linear,
+    packed: &mut PackedParts,
     options: LoadOptions,
 ) -> Result<(), Diag> {
     if options.kernels {
-        let weight = format!("{name}.weight");
-        if let Some(record) = artifact.manifest.weights.get(&weight) {
-            if matches!(record.storage, Storage::Packed { .. }) {
-                let path = artifact.dir.join(WEIGHTS_FILE);
-                let stored =
-                    crate::artifact::read_weight(&artifact.tensors, &weight, record, &path)?;
-                if let StoredWeight::Packed(q) = stored {
-                    // Unsupported forms keep their dequantized f32 weight; a
-                    // device that cannot take the packed weights is an error.
-                    if let Err(KernelError::Device(e)) = lin.use_packed(&q) {
-                        return Err(Diag::new(
-                            "plcc::artifact::load-failed",
-                            format!("cannot place the packed weight `{weight}` on the device"),
-                        )
-                        .note(e));
-                    }
-                }
-            }
+        if let Some(kernel) = packed.linears.remove(name) {
+            lin.use_placed_kernel(kernel);
         }
         if let Some(q) = artifact.manifest.activation_quant.get(name) {
             lin.quantize_inputs(*q);
@@ -189,11 +269,18 @@ pub fn load_artifact_with(
 ) -> Result<LoadedModel, Diag> {
     let artifact = Artifact::open(dir)?;
     let config = artifact.manifest.config.clone();
-    let tensors = artifact_tensors(&artifact, device)?;
+    let mut packed = match options.kernels {
+        true => PackedParts::read(&artifact, device)?,
+        false => PackedParts::default(),
+    };
+    let tensors = tensors_except(&artifact, device, &packed.names())?;
     let vb = VarBuilder::from_backend(Box::new(tensors.clone()), DType::F32, device.clone());
     let mut network = Network::load(vb, &config).map_err(|e| load_failed(dir, e))?;
+    if let Some(table) = packed.word_table.take() {
+        network.word_embeddings_mut().1.table = EmbeddingTable::Packed(Arc::new(table));
+    }
     for (name, lin) in network.linears_mut() {
-        prepare_linear(&artifact, &name, lin, options)?;
+        prepare_linear(&artifact, &name, lin, &mut packed, options)?;
     }
     network
         .fuse_projections()
@@ -207,7 +294,14 @@ pub fn load_artifact_with(
     )
     .map_err(|e| load_failed(dir, e))?;
     if let Some(head) = classifier.as_mut() {
-        prepare_head(&artifact, head, "pooler.dense", "classifier", options)?;
+        prepare_head(
+            &artifact,
+            head,
+            "pooler.dense",
+            "classifier",
+            &mut packed,
+            options,
+        )?;
     }
     for (head, record) in exits.iter_mut().zip(&artifact.manifest.exits) {
         let name = format!("exit.{}", record.after);
@@ -215,7 +309,7 @@ pub fn load_artifact_with(
             ExitHead::Pooler => (String::new(), format!("{name}.dense")),
             ExitHead::Classifier => (format!("{name}.dense"), format!("{name}.classifier")),
         };
-        prepare_head(&artifact, head, &pooler, &out, options)?;
+        prepare_head(&artifact, head, &pooler, &out, &mut packed, options)?;
     }
     let exit_policies = artifact
         .manifest
@@ -248,13 +342,14 @@ fn prepare_head(
     head: &mut Head,
     pooler: &str,
     out: &str,
+    packed: &mut PackedParts,
     options: LoadOptions,
 ) -> Result<(), Diag> {
     if let Some(p) = head.pooler.as_mut() {
-        prepare_linear(artifact, pooler, p, options)?;
+        prepare_linear(artifact, pooler, p, packed, options)?;
     }
     if let Some(c) = head.classifier.as_mut() {
-        prepare_linear(artifact, out, c, options)?;
+        prepare_linear(artifact, out, c, packed, options)?;
     }
     Ok(())
 }

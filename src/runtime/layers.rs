@@ -3,9 +3,10 @@
 //! one for inference (candle's fused layer norm and softmax record no
 //! gradient), and an embedding table that may be factorized.
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
+use super::packed_table::PackedRows;
 use crate::base::Activation;
 
 /// Whether a forward pass must be differentiable.
@@ -110,9 +111,17 @@ pub fn activate(x: &Tensor, act: Activation, mode: Mode) -> Result<Tensor> {
 /// (`<name>.weight` and `<name>_proj.weight`).
 #[derive(Debug, Clone)]
 pub struct Embedding {
-    pub table: Tensor,
+    pub table: EmbeddingTable,
     /// `[hidden, r]` when factorized.
     pub proj: Option<Tensor>,
+}
+
+/// The rows of an embedding table: f32, or packed as an artifact stores
+/// them (inference; a lookup dequantizes only the rows it reads).
+#[derive(Debug, Clone)]
+pub enum EmbeddingTable {
+    Float(Tensor),
+    Packed(std::sync::Arc<PackedRows>),
 }
 
 impl Embedding {
@@ -129,28 +138,33 @@ impl Embedding {
             mean: 0.0,
             stdev: 0.02,
         };
-        match rank {
-            None => Ok(Embedding {
-                table: vb
-                    .pp(name)
-                    .get_with_hints((vocab, hidden), "weight", init)?,
-                proj: None,
-            }),
-            Some(r) => Ok(Embedding {
-                table: vb.pp(name).get_with_hints((vocab, r), "weight", init)?,
-                proj: Some(vb.pp(format!("{name}_proj")).get_with_hints(
-                    (hidden, r),
-                    "weight",
-                    init,
-                )?),
-            }),
-        }
+        let width = rank.unwrap_or(hidden);
+        let table = vb.pp(name).get_with_hints((vocab, width), "weight", init)?;
+        let proj = match rank {
+            None => None,
+            Some(r) => Some(vb.pp(format!("{name}_proj")).get_with_hints(
+                (hidden, r),
+                "weight",
+                init,
+            )?),
+        };
+        Ok(Embedding {
+            table: EmbeddingTable::Float(table),
+            proj,
+        })
     }
 
     /// `ids` `[batch, seq]` → `[batch, seq, hidden]`.
     pub fn forward(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, s) = ids.dims2()?;
-        let rows = self.table.index_select(&ids.flatten_all()?, 0)?;
+        let flat = ids.flatten_all()?;
+        let rows = match &self.table {
+            EmbeddingTable::Float(t) => t.index_select(&flat, 0)?,
+            EmbeddingTable::Packed(p) => {
+                let ids: Vec<u32> = flat.to_dtype(candle_core::DType::U32)?.to_vec1()?;
+                p.gather(&ids, flat.device())?
+            }
+        };
         let rows = match &self.proj {
             None => rows,
             Some(p) => rows.matmul(&p.t()?)?,
@@ -158,11 +172,26 @@ impl Embedding {
         rows.reshape((b, s, ()))
     }
 
+    /// The table's rows as an f32 tensor `[vocab, width]` (the packed form
+    /// dequantized whole).
+    pub fn table_tensor(&self) -> Result<Tensor> {
+        match &self.table {
+            EmbeddingTable::Float(t) => Ok(t.clone()),
+            EmbeddingTable::Packed(p) => p.to_tensor(&Device::Cpu),
+        }
+    }
+
+    /// Replaces the rows by an f32 table.
+    pub fn set_table(&mut self, table: Tensor) {
+        self.table = EmbeddingTable::Float(table);
+    }
+
     /// The full `[vocab, hidden]` matrix (for a tied output head).
     pub fn full_matrix(&self) -> Result<Tensor> {
+        let table = self.table_tensor()?;
         match &self.proj {
-            None => Ok(self.table.clone()),
-            Some(p) => self.table.matmul(&p.t()?),
+            None => Ok(table),
+            Some(p) => table.matmul(&p.t()?),
         }
     }
 }

@@ -6,12 +6,15 @@
 //! For inference a layer may also carry a [`LinearKernel`] (its weight packed
 //! for a fast kernel: f32 on the CPU, or the integer kernel of a packed
 //! artifact weight, on the CPU or the GPU) and an input quantizer (an
-//! artifact's activation quantization).
+//! artifact's activation quantization). A layer given a kernel keeps its
+//! weight only in the kernel's packed form ([`LinearWeight::InKernel`]), so
+//! a model is held in memory once, at its packed size; the float weight is
+//! rebuilt from the kernel where something asks for it.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use super::input_tap::InputTap;
@@ -76,6 +79,9 @@ pub enum LinearWeight {
         weight: Tensor,
         quantizer: Arc<dyn Quantizer>,
     },
+    /// Held only in the layer's kernel (inference); `device` is where the
+    /// float weight would live.
+    InKernel { device: Device },
 }
 
 /// `y = x Wᵀ + b` with `W` `[out, in]`.
@@ -146,21 +152,42 @@ impl Linear {
 
     /// `(out, in)`.
     pub fn dims(&self) -> Result<(usize, usize)> {
-        self.float_weight().dims2()
+        match (&self.weight, self.kernel.as_deref()) {
+            (LinearWeight::InKernel { .. }, Some(k)) => Ok((k.out_features(), k.in_features())),
+            _ => self.float_weight()?.dims2(),
+        }
     }
 
-    /// The underlying float weight (before any quantizer).
-    pub fn float_weight(&self) -> &Tensor {
-        match &self.weight {
-            LinearWeight::Float(w) | LinearWeight::FakeQuant { weight: w, .. } => w,
+    /// The underlying float weight (before any quantizer); for a weight held
+    /// only in its kernel, rebuilt from the packed form (the dequantized
+    /// values an artifact stores, or the exact f32 values).
+    pub fn float_weight(&self) -> Result<Tensor> {
+        match (&self.weight, self.kernel.as_deref()) {
+            (LinearWeight::Float(w) | LinearWeight::FakeQuant { weight: w, .. }, _) => {
+                Ok(w.clone())
+            }
+            (LinearWeight::InKernel { device }, Some(k)) => {
+                let (n, in_features) = (k.out_features(), k.in_features());
+                Tensor::from_vec(k.dequantized_weight(), (n, in_features), &Device::Cpu)?
+                    .to_device(device)
+            }
+            (LinearWeight::InKernel { .. }, None) => {
+                candle_core::bail!("a linear layer's weight is held in a kernel it no longer has")
+            }
         }
     }
 
     /// Switches the weight to fake quantization with `quantizer`.
-    pub fn fake_quantize(&mut self, quantizer: Arc<dyn Quantizer>) {
-        let weight = self.float_weight().clone();
+    pub fn fake_quantize(&mut self, quantizer: Arc<dyn Quantizer>) -> Result<()> {
+        let weight = self.float_weight()?;
         self.weight = LinearWeight::FakeQuant { weight, quantizer };
         self.kernel = None;
+        Ok(())
+    }
+
+    /// Keeps the weight only in the kernel just set.
+    fn hold_in_kernel(&mut self, device: Device) {
+        self.weight = LinearWeight::InKernel { device };
     }
 
     /// Packs a float CPU weight for the fast inference kernel (where the CPU
@@ -180,8 +207,10 @@ impl Linear {
         let (n, k) = w.dims2()?;
         let data = w.flatten_all()?.to_vec1::<f32>()?;
         let bias = self.bias.as_ref().map(|b| b.to_vec1::<f32>()).transpose()?;
-        self.kernel =
-            PackedWeight::new(&data, bias.as_deref(), n, k).map(|p| Arc::new(LinearKernel::F32(p)));
+        if let Some(packed) = PackedWeight::new(&data, bias.as_deref(), n, k) {
+            self.kernel = Some(Arc::new(LinearKernel::F32(packed)));
+            self.hold_in_kernel(Device::Cpu);
+        }
         Ok(())
     }
 
@@ -200,9 +229,27 @@ impl Linear {
             ),
             None => None,
         };
-        let packed = PackedLinear::new(q, bias)?.to_device(self.float_weight().device())?;
+        let device = self.device();
+        let packed = PackedLinear::new(q, bias)?.to_device(&device)?;
         self.kernel = Some(Arc::new(LinearKernel::Int8(packed)));
+        self.hold_in_kernel(device);
         Ok(())
+    }
+
+    /// Runs the layer on `packed`, an integer kernel built from its stored
+    /// weight and already placed where the layer's weight is.
+    pub fn use_placed_kernel(&mut self, packed: PackedLinear) {
+        self.set_kernel(LinearKernel::Int8(packed));
+    }
+
+    /// Where the layer's weight lives.
+    pub fn device(&self) -> Device {
+        match &self.weight {
+            LinearWeight::Float(w) | LinearWeight::FakeQuant { weight: w, .. } => {
+                w.device().clone()
+            }
+            LinearWeight::InKernel { device } => device.clone(),
+        }
     }
 
     /// Replaces the weight by a plain float one (same shape), dropping any
@@ -217,9 +264,11 @@ impl Linear {
         self.tap = tap;
     }
 
-    /// Sets the kernel the layer runs on (a snapshot of its weight).
+    /// Sets the kernel the layer runs on; the weight is then held only there.
     pub(crate) fn set_kernel(&mut self, kernel: LinearKernel) {
+        let device = self.device();
         self.kernel = Some(Arc::new(kernel));
+        self.hold_in_kernel(device);
     }
 
     /// Quantizes the input as `q` says before every product (inference).
@@ -244,6 +293,7 @@ impl Linear {
         match &self.weight {
             LinearWeight::Float(w) => Ok(w.clone()),
             LinearWeight::FakeQuant { weight, quantizer } => quantizer.fake_quant(weight),
+            LinearWeight::InKernel { .. } => self.float_weight(),
         }
     }
 
@@ -317,7 +367,8 @@ mod tests {
         let w =
             Var::from_tensor(&Tensor::new(&[[0.3f32, -0.7], [0.05, 0.9]], &dev).unwrap()).unwrap();
         let mut lin = Linear::from_weights(w.as_tensor().clone(), None);
-        lin.fake_quantize(Arc::new(SymmetricIntPerRow { bits: 2 }));
+        lin.fake_quantize(Arc::new(SymmetricIntPerRow { bits: 2 }))
+            .unwrap();
         let x = Tensor::new(&[[1.0f32, 2.0]], &dev).unwrap();
         let y = lin.forward(&x).unwrap();
         let v: Vec<Vec<f32>> = y.to_vec2().unwrap();
@@ -353,8 +404,8 @@ mod tests {
         assert!(diff(&plain.forward(&x).unwrap(), &packed.forward(&x).unwrap()) < 1e-4);
         let q = Arc::new(SymmetricIntPerRow { bits: 2 });
         let mut quantized = plain.clone();
-        quantized.fake_quantize(q.clone());
-        packed.fake_quantize(q);
+        quantized.fake_quantize(q.clone()).unwrap();
+        packed.fake_quantize(q).unwrap();
         assert_eq!(
             diff(
                 &quantized.forward(&x).unwrap(),

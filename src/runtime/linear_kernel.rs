@@ -60,6 +60,15 @@ impl LinearKernel {
         matches!(self, LinearKernel::Int8(_))
     }
 
+    /// The weight `[out, in]` row-major as the kernel multiplies by it: the
+    /// f32 values, or the integer levels times their scales.
+    pub fn dequantized_weight(&self) -> Vec<f32> {
+        match self {
+            LinearKernel::F32(p) => p.unpacked(),
+            LinearKernel::Int8(p) => p.weights().dequantized(),
+        }
+    }
+
     /// Whether the kernel runs on tensors of `device`: the CPU, or for the
     /// integer kernel the GPU its weights were placed on.
     pub fn runs_on(&self, device: &Device) -> bool {
@@ -141,7 +150,10 @@ pub fn join_outputs(parts: &[&Linear]) -> Result<Option<Linear>> {
     {
         return Ok(None);
     }
-    let weights: Vec<Tensor> = parts.iter().map(|p| p.float_weight().clone()).collect();
+    let weights: Vec<Tensor> = parts
+        .iter()
+        .map(|p| p.float_weight())
+        .collect::<Result<_>>()?;
     let weight = Tensor::cat(&weights, 0)?;
     let biases = parts
         .iter()
@@ -165,17 +177,27 @@ pub fn join_outputs(parts: &[&Linear]) -> Result<Option<Linear>> {
         .collect();
     match int8 {
         Some(packed) => {
-            let level = packed[0].level();
-            if packed.iter().any(|p| p.level() != level) {
+            let (level, group_len) = (packed[0].level(), packed[0].weights().group_len);
+            if packed
+                .iter()
+                .any(|p| p.level() != level || p.weights().group_len != group_len)
+            {
                 return Ok(None);
             }
             let n = packed.iter().map(|p| p.out_features()).sum();
             let values: Vec<i8> = packed.iter().flat_map(|p| p.weights().values()).collect();
-            let scales = packed
+            let scales: Vec<f32> = packed
                 .iter()
-                .flat_map(|p| p.weights().scales.iter().copied())
+                .flat_map(|p| p.weights().row_scales())
                 .collect();
-            let weights = IntegerWeights::new(&values, n, k, scales, level);
+            let weights = if packed[0].weights().groups == 1 {
+                IntegerWeights::new(&values, n, k, scales, level)
+            } else {
+                match IntegerWeights::new_grouped(&values, n, k, &scales, group_len, level) {
+                    Some(w) => w,
+                    None => return Ok(None),
+                }
+            };
             let joined_kernel = PackedLinear::from_integer_weights(weights, Some(bias.to_vec1()?))
                 .and_then(|p| p.to_device(bias.device()))
                 .map_err(|e| candle_core::Error::Msg(e.to_string()))?;

@@ -312,9 +312,6 @@ pub fn load_network(
 /// head when it has `classifier.weight`.
 pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
     let (config, mut network, checkpoint) = load_network(dir, device)?;
-    network
-        .prepare_inference()
-        .map_err(|e| load_error(e, &checkpoint.path))?;
     let classifier = match (config.arch, checkpoint.get("classifier.weight")) {
         (Arch::Bert, Some(w)) => {
             let labels = w.dims().first().copied().unwrap_or(0);
@@ -332,6 +329,13 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag>
         }
         _ => None,
     };
+    // With the checkpoint's tensors released, each float weight is freed as
+    // soon as its kernel holds it, so the model is never in memory twice.
+    let path = checkpoint.path.clone();
+    drop(checkpoint);
+    network
+        .prepare_inference()
+        .map_err(|e| load_error(e, &path))?;
     let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
     Ok(LoadedModel {
         classifier,

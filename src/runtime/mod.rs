@@ -17,6 +17,7 @@ pub mod linear;
 pub mod linear_kernel;
 pub mod loader;
 pub mod output;
+pub mod packed_table;
 pub mod runner;
 pub mod safetensors_check;
 pub mod weights;

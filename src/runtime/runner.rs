@@ -126,10 +126,42 @@ pub fn plan_batches(rows: &[Vec<u32>], batch_size: usize) -> Vec<Vec<usize>> {
 }
 
 /// Runs one batch of token rows, with early exit where the model's exits
-/// have thresholds; records in the order of `rows`.
+/// have thresholds; records in the order of `rows`. A batch of more than
+/// `TOKENS_PER_PASS` padded tokens runs as several forward passes of whole
+/// rows, which bounds the activations held at once (results do not depend
+/// on how rows are batched).
 pub fn run_batch(model: &LoadedModel, rows: &[Vec<u32>]) -> Result<Vec<Record>, Diag> {
-    let inputs = Inputs::from_rows(rows, model.tokenizer.pad_id, &model.device).map_err(failed)?;
-    early_exit::run(model, &inputs).map_err(failed)
+    let mut records = Vec::with_capacity(rows.len());
+    for part in passes(rows, TOKENS_PER_PASS) {
+        let inputs =
+            Inputs::from_rows(part, model.tokenizer.pad_id, &model.device).map_err(failed)?;
+        records.extend(early_exit::run(model, &inputs).map_err(failed)?);
+    }
+    Ok(records)
+}
+
+/// Padded tokens one forward pass holds at most (unless one row is longer).
+const TOKENS_PER_PASS: usize = 1024;
+
+/// `rows` split, in order, into runs whose padded size (rows × longest row)
+/// stays within `budget` tokens; each run has at least one row.
+fn passes(rows: &[Vec<u32>], budget: usize) -> Vec<&[Vec<u32>]> {
+    let mut parts = Vec::new();
+    let (mut start, mut longest) = (0, 0);
+    for (i, row) in rows.iter().enumerate() {
+        let wider = longest.max(row.len());
+        if i > start && wider * (i + 1 - start) > budget {
+            parts.push(&rows[start..i]);
+            start = i;
+            longest = row.len();
+        } else {
+            longest = wider;
+        }
+    }
+    if start < rows.len() {
+        parts.push(&rows[start..]);
+    }
+    parts
 }
 
 /// The diagnostic of a failed forward pass.
@@ -165,4 +197,24 @@ pub fn read_lines(path: &std::path::Path) -> Result<Vec<String>, Diag> {
         .help("write one input text per line"));
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::passes;
+
+    #[test]
+    fn passes_keep_order_and_stay_within_the_token_budget() {
+        let rows: Vec<Vec<u32>> = [9usize, 7, 7, 5, 3, 3, 3, 1]
+            .iter()
+            .map(|&n| vec![1; n])
+            .collect();
+        let parts = passes(&rows, 16);
+        let sizes: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+        assert_eq!(sizes, vec![1, 2, 3, 2]);
+        assert_eq!(parts.concat(), rows);
+        // A row longer than the budget runs alone.
+        assert_eq!(passes(&rows[..1], 4).len(), 1);
+        assert!(passes(&[], 16).is_empty());
+    }
 }

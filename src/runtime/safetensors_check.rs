@@ -34,26 +34,33 @@ pub fn is_id_buffer(name: &str) -> bool {
 /// Checks the 8-byte header length, the JSON header, and every tensor's
 /// dtype, shape and data offsets against the file size.
 pub fn check_header(bytes: &[u8], path: &Path) -> Result<(), Diag> {
-    let Some(len_bytes) = bytes.get(..8) else {
+    check_header_in_file(bytes, bytes.len() as u64, path)
+}
+
+/// As [`check_header`] for a file of `file_len` bytes of which `start` holds
+/// the beginning: at least the 8-byte length and, when that length fits the
+/// file, the whole JSON header after it.
+pub fn check_header_in_file(start: &[u8], file_len: u64, path: &Path) -> Result<(), Diag> {
+    let bytes = start;
+    let Some(len_bytes) = bytes.get(..8).filter(|_| file_len >= 8) else {
         return Err(corrupt(
             path,
-            format!(
-                "the file has {} bytes, fewer than the 8-byte header length",
-                bytes.len()
-            ),
+            format!("the file has {file_len} bytes, fewer than the 8-byte header length"),
         ));
     };
     let mut le = [0u8; 8];
     le.copy_from_slice(len_bytes);
     let header_len = u64::from_le_bytes(le);
-    let available = (bytes.len() - 8) as u64;
+    let available = file_len - 8;
     if header_len > available {
         return Err(corrupt(
             path,
             format!("the header claims {header_len} bytes but only {available} follow: the file is truncated or not safetensors"),
         ));
     }
-    let header = &bytes[8..8 + header_len as usize];
+    let Some(header) = bytes.get(8..8 + header_len as usize) else {
+        return Err(corrupt(path, "the header could not be read whole".into()));
+    };
     let meta: serde_json::Value = serde_json::from_slice(header)
         .map_err(|e| corrupt(path, format!("the header is not valid JSON: {e}")))?;
     let Some(map) = meta.as_object() else {

@@ -5,14 +5,16 @@
 //! built-in models and the mapping of candle loading errors to `Diag`s.
 
 use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use candle_core::safetensors::Load;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
+use safetensors::tensor::{Metadata, TensorView};
 
-use super::safetensors_check::{check_finite, check_header, corrupt};
+use super::safetensors_check::{check_finite, check_header, check_header_in_file, corrupt};
 use crate::diag::{shape_text, Diag};
 use crate::fsio;
 
@@ -31,9 +33,46 @@ impl Checkpoint {
     /// Reads and validates `path`, converting every tensor to f32 on `device`.
     /// `anchor` is a tensor name the model certainly has (without prefix),
     /// used to find the prefix: e.g. `embeddings.word_embeddings.weight`.
+    /// The file is read one tensor at a time, so its bytes and the tensors
+    /// built from them are never in memory whole at once.
     pub fn load(path: &Path, anchor: &str, device: &Device) -> Result<Self, Diag> {
-        let bytes = fsio::read_regular(path, &fsio::WEIGHTS)?;
-        Self::from_bytes(&bytes, path, anchor, device)
+        let file_len = fsio::check_regular(path, &fsio::WEIGHTS)?;
+        let unreadable = |e: std::io::Error| {
+            Diag::io(
+                fsio::WEIGHTS.unreadable,
+                "read checkpoint weights",
+                path,
+                &e,
+            )
+        };
+        let mut file = std::fs::File::open(path).map_err(unreadable)?;
+        let mut header = vec![0u8; file_len.min(8) as usize];
+        file.read_exact(&mut header).map_err(unreadable)?;
+        if let Ok(len) = <[u8; 8]>::try_from(header.as_slice()) {
+            let json_len = u64::from_le_bytes(len);
+            if json_len <= file_len - 8 {
+                header.resize(8 + json_len as usize, 0);
+                file.read_exact(&mut header[8..]).map_err(unreadable)?;
+            }
+        }
+        check_header_in_file(&header, file_len, path)?;
+        let metadata: Metadata = serde_json::from_slice(&header[8..])
+            .map_err(|e| corrupt(path, format!("the header does not describe tensors: {e}")))?;
+        let data_start = header.len() as u64;
+        let mut raw = HashMap::new();
+        let mut data = Vec::new();
+        for (name, info) in metadata.tensors() {
+            let (start, end) = info.data_offsets;
+            data.resize(end - start, 0);
+            file.seek(SeekFrom::Start(data_start + start as u64))
+                .and_then(|_| file.read_exact(&mut data))
+                .map_err(unreadable)?;
+            let view = TensorView::new(info.dtype, info.shape.clone(), &data)
+                .map_err(|e| corrupt(path, format!("tensor `{name}`: {e}")))?;
+            let tensor = tensor_from_view(path, &name, &view, device)?;
+            raw.insert(name, tensor);
+        }
+        Self::from_tensors(raw, path, anchor)
     }
 
     /// Like `load`, from the bytes of a safetensors file.
@@ -48,14 +87,15 @@ impl Checkpoint {
             .map_err(|e| corrupt(path, e.to_string()))?;
         let mut raw = HashMap::new();
         for (name, view) in st.tensors() {
-            check_finite(path, &name, view.dtype(), view.data())?;
-            let t = view
-                .load(&Device::Cpu)
-                .and_then(|t| t.to_dtype(DType::F32))
-                .and_then(|t| t.to_device(device))
-                .map_err(|e| corrupt(path, format!("tensor `{name}`: {e}")))?;
-            raw.insert(name, t);
+            let tensor = tensor_from_view(path, &name, &view, device)?;
+            raw.insert(name, tensor);
         }
+        Self::from_tensors(raw, path, anchor)
+    }
+
+    /// The checkpoint of `raw` tensors with the model prefix found from
+    /// `anchor` and stripped.
+    fn from_tensors(raw: HashMap<String, Tensor>, path: &Path, anchor: &str) -> Result<Self, Diag> {
         let prefix = raw
             .keys()
             .filter_map(|k| k.strip_suffix(anchor))
@@ -100,6 +140,21 @@ impl Checkpoint {
     pub fn var_builder(&self, device: &Device) -> VarBuilder<'static> {
         VarBuilder::from_backend(Box::new(self.tensors.clone()), DType::F32, device.clone())
     }
+}
+
+/// One stored tensor checked for NaN and infinity and built as f32 on
+/// `device`.
+fn tensor_from_view(
+    path: &Path,
+    name: &str,
+    view: &TensorView,
+    device: &Device,
+) -> Result<Tensor, Diag> {
+    check_finite(path, name, view.dtype(), view.data())?;
+    view.load(&Device::Cpu)
+        .and_then(|t| t.to_dtype(DType::F32))
+        .and_then(|t| t.to_device(device))
+        .map_err(|e| corrupt(path, format!("tensor `{name}`: {e}")))
 }
 
 /// Turns an error raised while building a model from `path`'s tensors into a

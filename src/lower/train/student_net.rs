@@ -126,7 +126,7 @@ impl TrainableNet {
             }
             for (name, lin) in network.linears_mut() {
                 if let Some(p) = placed.get(&name) {
-                    lin.fake_quantize(p.quantizer());
+                    lin.fake_quantize(p.quantizer())?;
                 }
                 if let Some(a) = activations.get(&name) {
                     lin.quantize_inputs(*a);
@@ -168,9 +168,12 @@ impl TrainableNet {
     pub fn refresh(&mut self) -> Result<()> {
         if let Some((q, var)) = &self.embedding_quant {
             let table = q.fake_quant(var.as_tensor())?;
-            self.network.word_embeddings_mut().1.table = table;
+            self.network.word_embeddings_mut().1.set_table(table);
         } else if let Some(t) = &self.sparse_words {
-            self.network.word_embeddings_mut().1.table = t.var.as_tensor().clone();
+            self.network
+                .word_embeddings_mut()
+                .1
+                .set_table(t.var.as_tensor().clone());
         }
         self.refresh_positions()
     }
@@ -196,7 +199,7 @@ impl TrainableNet {
         };
         let quant = self.embedding_quant.as_ref().map(|(q, _)| q.as_ref());
         let (rows, local) = table.lookup(&inputs.ids, quant)?;
-        self.network.word_embeddings_mut().1.table = rows;
+        self.network.word_embeddings_mut().1.set_table(rows);
         self.refresh_positions()?;
         let renumbered = Inputs {
             ids: local,

@@ -123,7 +123,7 @@ impl Element for i16 {
 fn quantize_bytes(row: &[f32], dst: *mut u8, dst_len: usize, flip: u8) -> Option<f32> {
     assert_eq!(row.len(), dst_len, "row and destination lengths differ");
     #[cfg(target_arch = "x86_64")]
-    if SimdLevel::Avx512Vnni.is_available() {
+    if SimdLevel::Avx512Vnni.is_enabled() {
         // SAFETY: AVX-512F/BW are available (checked just above) and `dst`
         // holds `row.len()` bytes (asserted above).
         return Some(unsafe { quantize_bytes_avx512(row, dst, flip) });
@@ -218,7 +218,7 @@ fn fill<T: Element>(
 fn quantize_row_dispatch<T: Element>(row: &[f32], dst: &mut [T]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if SimdLevel::Avx2.is_available() {
+        if SimdLevel::Avx2.is_enabled() {
             // SAFETY: the CPU supports AVX2, checked just above.
             return unsafe { quantize_row_avx2(row, dst) };
         }

@@ -102,11 +102,11 @@ fn norm_rows_dispatch(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") {
+        if super::simd_override::avx512f_enabled() {
             // SAFETY: the CPU supports the features the function is compiled for.
             return unsafe { norm_rows_avx512(x, r, gain, bias, eps, out) };
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        if super::simd_override::avx2_fma_enabled() {
             // SAFETY: as above.
             return unsafe { norm_rows_avx2(x, r, gain, bias, eps, out) };
         }

@@ -72,11 +72,11 @@ impl Unary {
     fn apply_chunk(self, xs: &[f32], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") {
+            if super::simd_override::avx512f_enabled() {
                 // SAFETY: the CPU supports the features the function is compiled for.
                 return unsafe { self.apply_avx512(xs, out) };
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if super::simd_override::avx2_fma_enabled() {
                 // SAFETY: as above.
                 return unsafe { self.apply_avx2(xs, out) };
             }
@@ -155,11 +155,11 @@ impl SequenceAttention<'_> {
     fn run(&self, bi: usize, len: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") {
+            if super::simd_override::avx512f_enabled() {
                 // SAFETY: the CPU supports the features the function is compiled for.
                 return unsafe { self.run_avx512(bi, len, out) };
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if super::simd_override::avx2_fma_enabled() {
                 // SAFETY: the CPU supports the features the function is compiled for.
                 return unsafe { self.run_avx2(bi, len, out) };
             }

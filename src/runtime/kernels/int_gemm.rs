@@ -16,12 +16,17 @@ pub(crate) const TILE_MAX: usize = 8 * 48;
 /// thread.
 const SERIAL_MACS: usize = 1 << 18;
 
-/// Exact i32 accumulators `acc[i, j] = Σ_k qx[i, k] · w[j, k]`, `m × n`.
+/// Exact i32 accumulators `acc[i, j] = Σ_k qx[i, k] · w[j, k]`, `m × n`
+/// (weights with one scale per output column).
 pub fn int_gemm_i32(a: &QuantizedActivations, w: &IntegerWeights) -> Vec<i32> {
+    assert_eq!(w.groups, 1, "exact accumulators need one scale per row");
     let mut out = vec![0i32; a.m * w.n];
     let ptr = SharedOut(out.as_mut_ptr());
     let n = w.n;
-    run(a, w, &|row, col, accs: &[i32]| {
+    run(a, w, &|row, col, tile: TileRow| {
+        let TileRow::Exact(accs) = tile else {
+            unreachable!("one scale group gives exact accumulators")
+        };
         // SAFETY: each (row, col) is written by exactly one micro-tile, and
         // row < m, col + accs.len() <= n, so the write stays inside `out`.
         let dst = unsafe { std::slice::from_raw_parts_mut(ptr.at(row * n + col), accs.len()) };
@@ -30,7 +35,9 @@ pub fn int_gemm_i32(a: &QuantizedActivations, w: &IntegerWeights) -> Vec<i32> {
     out
 }
 
-/// `out[i, j] = (acc[i, j] · sx[i]) · sw[j] + bias[j]`, `m × n` row-major.
+/// `out[i, j] = (acc[i, j] · sx[i]) · sw[j] + bias[j]`, `m × n` row-major;
+/// with scale groups `(Σ_g acc_g[i, j] · sw[g, j]) · sx[i] + bias[j]`, the
+/// groups in order.
 pub fn int_gemm_f32(
     a: &QuantizedActivations,
     w: &IntegerWeights,
@@ -43,18 +50,36 @@ pub fn int_gemm_f32(
     }
     let ptr = SharedOut(out.as_mut_ptr());
     let n = w.n;
-    run(a, w, &|row, col, accs: &[i32]| {
+    run(a, w, &|row, col, tile: TileRow| {
+        let len = tile.len();
         // SAFETY: as in `int_gemm_i32`: disjoint, in-bounds writes.
-        let dst = unsafe { std::slice::from_raw_parts_mut(ptr.at(row * n + col), accs.len()) };
-        let bias = bias.map(|b| &b[col..col + accs.len()]);
-        finish_row(
-            dst,
-            accs,
-            a.scales[row],
-            &w.scales[col..col + accs.len()],
-            bias,
-        );
+        let dst = unsafe { std::slice::from_raw_parts_mut(ptr.at(row * n + col), len) };
+        let bias = bias.map(|b| &b[col..col + len]);
+        match tile {
+            TileRow::Exact(accs) => {
+                finish_row(dst, accs, a.scales[row], &w.scales[col..col + len], bias)
+            }
+            TileRow::Scaled(sums) => finish_scaled_row(dst, sums, a.scales[row], bias),
+        }
     });
+}
+
+/// One output row of a micro-tile, as the epilogue receives it.
+#[derive(Clone, Copy)]
+enum TileRow<'a> {
+    /// Exact accumulators (one scale per output column).
+    Exact(&'a [i32]),
+    /// `Σ_g acc_g · sw[g]` over the scale groups.
+    Scaled(&'a [f32]),
+}
+
+impl TileRow<'_> {
+    fn len(self) -> usize {
+        match self {
+            TileRow::Exact(a) => a.len(),
+            TileRow::Scaled(s) => s.len(),
+        }
+    }
 }
 
 /// `dst[c] = finish(accs[c], sx, sw[c], bias[c])`, vectorized for the
@@ -62,7 +87,7 @@ pub fn int_gemm_f32(
 /// order on every path).
 fn finish_row(dst: &mut [f32], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&[f32]>) {
     #[cfg(target_arch = "x86_64")]
-    if SimdLevel::Avx512Vnni.is_available() {
+    if SimdLevel::Avx512Vnni.is_enabled() {
         // SAFETY: AVX-512F is available, checked just above.
         return unsafe { finish_row_avx512(dst, accs, sx, sw, bias) };
     }
@@ -97,6 +122,88 @@ fn finish_row_portable(dst: &mut [f32], accs: &[i32], sx: f32, sw: &[f32], bias:
     }
 }
 
+/// `dst[c] = sums[c] · sx + bias[c]` (the grouped epilogue).
+fn finish_scaled_row(dst: &mut [f32], sums: &[f32], sx: f32, bias: Option<&[f32]>) {
+    match bias {
+        Some(b) => {
+            for ((d, &s), &bj) in dst.iter_mut().zip(sums).zip(b) {
+                *d = s * sx + bj;
+            }
+        }
+        None => {
+            for (d, &s) in dst.iter_mut().zip(sums) {
+                *d = s * sx;
+            }
+        }
+    }
+}
+
+/// Folds one scale group of a micro-tile into its f32 sums: for each of
+/// `rows` rows, `sums[r·w + c] += (acc[r·w + c] − shift[c]) as f32 · sw[c]`
+/// over the `sw.len()` real columns (`w` = `panel_cols`). The same IEEE
+/// operations in the same order on every instruction set.
+type FoldTile = fn(&mut [f32; TILE_MAX], &[i32; TILE_MAX], Option<&[i32]>, &[f32], usize, usize);
+
+/// The fold vectorized for the widest instruction set this CPU has.
+fn fold_tile_for_cpu() -> FoldTile {
+    #[cfg(target_arch = "x86_64")]
+    if SimdLevel::Avx512Vnni.is_enabled() {
+        return |sums, acc, shift, sw, rows, width| {
+            // SAFETY: AVX-512F is available, checked when this was chosen.
+            unsafe { super::x86::avx512::fold_tile(sums, acc, shift, sw, rows, width) }
+        };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if SimdLevel::Avx2.is_enabled() {
+        return |sums, acc, shift, sw, rows, width| {
+            // SAFETY: AVX2 is available, checked when this was chosen.
+            unsafe { fold_tile_avx2(sums, acc, shift, sw, rows, width) }
+        };
+    }
+    fold_tile_portable
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fold_tile_avx2(
+    sums: &mut [f32; TILE_MAX],
+    acc: &[i32; TILE_MAX],
+    shift: Option<&[i32]>,
+    sw: &[f32],
+    rows: usize,
+    width: usize,
+) {
+    fold_tile_portable(sums, acc, shift, sw, rows, width)
+}
+
+#[inline(always)]
+pub(crate) fn fold_tile_portable(
+    sums: &mut [f32; TILE_MAX],
+    acc: &[i32; TILE_MAX],
+    shift: Option<&[i32]>,
+    sw: &[f32],
+    rows: usize,
+    width: usize,
+) {
+    let cols = sw.len();
+    for r in 0..rows {
+        let s = &mut sums[r * width..r * width + cols];
+        let a = &acc[r * width..r * width + cols];
+        match shift {
+            Some(z) => {
+                for (((s, &a), &z), &w) in s.iter_mut().zip(a).zip(z).zip(sw) {
+                    *s += (a - z) as f32 * w;
+                }
+            }
+            None => {
+                for ((s, &a), &w) in s.iter_mut().zip(a).zip(sw) {
+                    *s += a as f32 * w;
+                }
+            }
+        }
+    }
+}
+
 /// A raw output pointer shared by tasks that write disjoint regions.
 #[derive(Clone, Copy)]
 struct SharedOut<T>(*mut T);
@@ -111,12 +218,13 @@ impl<T> SharedOut<T> {
     }
 }
 
-/// Runs every micro-tile and calls `epilogue(row, first_col, accs)` for each
-/// real row of each tile with the corrected accumulators of its real columns.
+/// Runs every micro-tile and calls `epilogue(row, first_col, tile_row)` for
+/// each real row of each tile with its real columns: the shift-corrected
+/// accumulators, or with scale groups their scaled sum.
 fn run(
     a: &QuantizedActivations,
     w: &IntegerWeights,
-    epilogue: &(dyn Fn(usize, usize, &[i32]) + Sync),
+    epilogue: &(dyn Fn(usize, usize, TileRow) + Sync),
 ) {
     assert_eq!(
         a.level, w.level,
@@ -145,12 +253,16 @@ fn run(
     let panel_splits = wanted_tasks.div_ceil(row_blocks).clamp(1, n_panels);
     let panels_per_block = n_panels.div_ceil(panel_splits);
     let panel_blocks = n_panels.div_ceil(panels_per_block);
+    let shifted = matches!(a.data, ActivationData::U8(_));
+    let fold = fold_tile_for_cpu();
+    let all_steps = a.k_padded / tiling.group;
 
     let task = |t: usize| {
         let (rb, pb) = (t / panel_blocks, t % panel_blocks);
         let panels = pb * panels_per_block..((pb + 1) * panels_per_block).min(n_panels);
         let tiles = rb * tiles_per_block..((rb + 1) * tiles_per_block).min(row_tiles);
         let mut acc = [0i32; TILE_MAX];
+        let mut sums = [0f32; TILE_MAX];
         for p in panels {
             let first_col = p * panel_cols;
             let real_cols = panel_cols.min(w.n - first_col);
@@ -158,18 +270,47 @@ fn run(
             let panel = &w.data[w.panel_offset(first_col)..];
             for tile in tiles.clone() {
                 let first_row = tile * mr;
-                micro_tile(a, w.level, w.form, first_row, panel, vectors, &mut acc);
-                if matches!(a.data, ActivationData::U8(_)) {
-                    let sums = &w.shifted_sums[first_col..first_col + real_cols];
-                    for r in 0..mr {
-                        for (v, s) in acc[r * panel_cols..].iter_mut().zip(sums) {
-                            *v -= s;
+                let rows = mr.min(a.m - first_row);
+                let steps = StepRange {
+                    first: 0,
+                    count: all_steps,
+                };
+                if w.groups == 1 {
+                    micro_tile(
+                        a, w.level, w.form, first_row, steps, panel, vectors, &mut acc,
+                    );
+                    if shifted {
+                        let shift = &w.shifted_sums[first_col..first_col + real_cols];
+                        for r in 0..rows {
+                            for (v, s) in acc[r * panel_cols..].iter_mut().zip(shift) {
+                                *v -= s;
+                            }
                         }
                     }
+                    for r in 0..rows {
+                        let row_acc = &acc[r * panel_cols..r * panel_cols + real_cols];
+                        epilogue(first_row + r, first_col, TileRow::Exact(row_acc));
+                    }
+                    continue;
                 }
-                for r in 0..mr.min(a.m - first_row) {
-                    let row_acc = &acc[r * panel_cols..r * panel_cols + real_cols];
-                    epilogue(first_row + r, first_col, row_acc);
+                sums.fill(0.0);
+                for g in 0..w.groups {
+                    let first = g * w.group_len / tiling.group;
+                    let end = ((g + 1) * w.group_len).min(a.k_padded) / tiling.group;
+                    let steps = StepRange {
+                        first,
+                        count: end - first,
+                    };
+                    micro_tile(
+                        a, w.level, w.form, first_row, steps, panel, vectors, &mut acc,
+                    );
+                    let cols = g * w.n + first_col..g * w.n + first_col + real_cols;
+                    let shift = shifted.then(|| &w.shifted_sums[cols.clone()]);
+                    fold(&mut sums, &acc, shift, &w.scales[cols], rows, panel_cols);
+                }
+                for r in 0..rows {
+                    let row = &sums[r * panel_cols..r * panel_cols + real_cols];
+                    epilogue(first_row + r, first_col, TileRow::Scaled(row));
                 }
             }
         }
@@ -182,27 +323,48 @@ fn run(
     }
 }
 
-/// Computes one micro-tile (`rows` rows from `first_row`, `vectors` vectors
-/// of the panel) into `acc[r · panel_cols + c]`.
+/// The k groups (of the level's multiply-accumulate width) a micro-tile sums.
+#[derive(Clone, Copy)]
+struct StepRange {
+    first: usize,
+    count: usize,
+}
+
+/// Computes one micro-tile (the level's rows from `first_row`, `vectors`
+/// vectors of the panel, the k groups of `range`) into
+/// `acc[r · panel_cols + c]`.
+#[allow(clippy::too_many_arguments)]
 fn micro_tile(
     a: &QuantizedActivations,
     level: SimdLevel,
     form: WeightForm,
     first_row: usize,
+    range: StepRange,
     panel: &[i8],
     vectors: usize,
     acc: &mut [i32; TILE_MAX],
 ) {
     let tiling = level.tiling();
-    let steps = a.k_padded / tiling.group;
+    let steps = range.count;
     let width = vectors * tiling.lanes;
-    let panel_bytes = match form {
-        WeightForm::Int8 => steps * width * tiling.group,
-        WeightForm::Codes2 { .. } => steps * width * tiling.group / 4,
+    let (skip, panel_bytes) = match form {
+        WeightForm::Int8 => (
+            range.first * width * tiling.group,
+            steps * width * tiling.group,
+        ),
+        WeightForm::Codes2 { .. } => (
+            range.first * width * tiling.group / 4,
+            steps * width * tiling.group / 4,
+        ),
     };
-    assert!(panel.len() >= panel_bytes, "panel too short");
-    let start = first_row * a.k_padded;
-    let end = start + tiling.rows * a.k_padded;
+    assert!(
+        range.first + steps <= a.k_padded / tiling.group,
+        "step range past the row"
+    );
+    assert!(panel.len() >= skip + panel_bytes, "panel too short");
+    let panel = &panel[skip..];
+    let start = first_row * a.k_padded + range.first * tiling.group;
+    let end = first_row * a.k_padded + tiling.rows * a.k_padded;
     match (&a.data, level, form) {
         #[cfg(target_arch = "x86_64")]
         (ActivationData::U8(x), SimdLevel::Avx512Vnni, WeightForm::Codes2 { levels }) => {

@@ -1,5 +1,5 @@
-//! From a quantizer's codes to the integer levels and per-row scales the
-//! integer GEMM multiplies: the load-time expansion of binary, ternary, 2-,
+//! From a quantizer's codes to the integer levels and scales (per row, or
+//! per group of k values within a row) the integer GEMM multiplies: the
 //! 4- and 8-bit symmetric weights (mappings of `crate::quant`).
 
 use super::weights::IntegerWeights;
@@ -12,7 +12,8 @@ use crate::quant::Quantized;
 pub enum KernelError {
     /// Asymmetric (zero-point) weights have no integer-only product here.
     Asymmetric,
-    /// Scales per group within a row; the kernels take one scale per row.
+    /// Scales per group within a row of a length the kernels do not take
+    /// (not a multiple of 4).
     GroupScales { unit_len: usize, cols: usize },
     /// Unsupported width.
     Bits(Bits),
@@ -33,7 +34,7 @@ impl std::fmt::Display for KernelError {
             }
             KernelError::GroupScales { unit_len, cols } => write!(
                 f,
-                "packed kernels need one scale per row or per tensor, \
+                "packed kernels need scale groups a multiple of 4 long, \
                  not groups of {unit_len} in rows of {cols}"
             ),
             KernelError::Bits(b) => write!(f, "no packed kernel for {b} weights"),
@@ -51,9 +52,21 @@ impl std::fmt::Display for KernelError {
 
 impl std::error::Error for KernelError {}
 
-/// The integer value of each code and the weight scale `sw` per row, such
-/// that weight = value · sw exactly as `crate::quant::dequantize` maps it.
-pub fn integer_levels(q: &Quantized) -> Result<(Vec<i8>, Vec<f32>), KernelError> {
+/// The integer value of each code and the weight scales `sw` (one per row,
+/// or `rows × groups` row-major with one per group of `group_len` k values
+/// of a row), such that weight = value · sw exactly as
+/// `crate::quant::dequantize` maps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntegerLevels {
+    pub values: Vec<i8>,
+    pub scales: Vec<f32>,
+    /// `Some(len)` for scales per group of `len` k values within a row.
+    pub group_len: Option<usize>,
+}
+
+/// `q`'s integer levels and scales; groups within a row must be a multiple
+/// of 4 long (the kernels' k group).
+pub fn integer_levels(q: &Quantized) -> Result<IntegerLevels, KernelError> {
     if !q.symmetric || q.zero_points.is_some() {
         return Err(KernelError::Asymmetric);
     }
@@ -65,22 +78,27 @@ pub fn integer_levels(q: &Quantized) -> Result<(Vec<i8>, Vec<f32>), KernelError>
             q.cols
         )));
     }
-    let alphas: Vec<f32> = if q.scales.len() == 1 && q.unit_len == (q.rows * q.cols).max(1) {
-        vec![q.scales[0]; q.rows]
-    } else if q.unit_len >= q.cols && q.scales.len() == q.rows {
-        q.scales.clone()
-    } else if q.unit_len < q.cols {
-        return Err(KernelError::GroupScales {
-            unit_len: q.unit_len,
-            cols: q.cols,
-        });
-    } else {
-        return Err(KernelError::Malformed(format!(
-            "{} scales for {} rows",
-            q.scales.len(),
-            q.rows
-        )));
-    };
+    let groups_per_row = q.cols.div_ceil(q.unit_len.max(1));
+    let (alphas, group_len): (Vec<f32>, Option<usize>) =
+        if q.scales.len() == 1 && q.unit_len == (q.rows * q.cols).max(1) {
+            (vec![q.scales[0]; q.rows], None)
+        } else if q.unit_len >= q.cols && q.scales.len() == q.rows {
+            (q.scales.clone(), None)
+        } else if q.unit_len < q.cols && q.unit_len % 4 != 0 {
+            return Err(KernelError::GroupScales {
+                unit_len: q.unit_len,
+                cols: q.cols,
+            });
+        } else if q.unit_len < q.cols && q.scales.len() == q.rows * groups_per_row {
+            (q.scales.clone(), Some(q.unit_len))
+        } else {
+            return Err(KernelError::Malformed(format!(
+                "{} scales for {} rows in groups of {}",
+                q.scales.len(),
+                q.rows,
+                q.unit_len
+            )));
+        };
     let (value, divisor): (fn(u8) -> i8, f32) = match q.bits {
         Bits::Binary => (|c| if c == 1 { 1 } else { -1 }, 1.0),
         Bits::Ternary => (|c| c as i8 - 1, 1.0),
@@ -99,15 +117,32 @@ pub fn integer_levels(q: &Quantized) -> Result<(Vec<i8>, Vec<f32>), KernelError>
             q.bits
         )));
     }
-    let values = q.codes.iter().map(|&c| value(c)).collect();
-    let scales = alphas.iter().map(|a| a / divisor).collect();
-    Ok((values, scales))
+    Ok(IntegerLevels {
+        values: q.codes.iter().map(|&c| value(c)).collect(),
+        scales: alphas.iter().map(|a| a / divisor).collect(),
+        group_len,
+    })
 }
 
 /// `q` as integer weights packed for `level`.
 pub fn integer_weights(q: &Quantized, level: SimdLevel) -> Result<IntegerWeights, KernelError> {
-    let (values, scales) = integer_levels(q)?;
-    Ok(IntegerWeights::new(&values, q.rows, q.cols, scales, level))
+    let levels = integer_levels(q)?;
+    match levels.group_len {
+        None => Ok(IntegerWeights::new(
+            &levels.values,
+            q.rows,
+            q.cols,
+            levels.scales,
+            level,
+        )),
+        Some(len) => {
+            IntegerWeights::new_grouped(&levels.values, q.rows, q.cols, &levels.scales, len, level)
+                .ok_or(KernelError::GroupScales {
+                    unit_len: len,
+                    cols: q.cols,
+                })
+        }
+    }
 }
 
 /// `q` as 2-bit codes for the in-register decoding kernel, when `q` has at
@@ -122,8 +157,15 @@ pub fn integer_weights_codes2(q: &Quantized) -> Result<Option<IntegerWeights>, K
     if !super::codes2_available() {
         return Ok(None);
     }
-    let (values, scales) = integer_levels(q)?;
+    let integer = integer_levels(q)?;
+    if integer.group_len.is_some() {
+        return Ok(None);
+    }
     Ok(IntegerWeights::new_codes2(
-        &values, q.rows, q.cols, scales, levels,
+        &integer.values,
+        q.rows,
+        q.cols,
+        integer.scales,
+        levels,
     ))
 }

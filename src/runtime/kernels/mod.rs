@@ -74,6 +74,7 @@ mod levels;
 mod packed_linear;
 mod reference;
 mod scalar;
+mod simd_override;
 mod weights;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -83,9 +84,14 @@ mod tests;
 
 pub use activations::{quantize_activations, QuantizedActivations};
 pub use int_gemm::{codes2_available, int_gemm_f32, int_gemm_i32};
-pub use levels::{integer_levels, integer_weights, integer_weights_codes2, KernelError};
+pub use levels::{
+    integer_levels, integer_weights, integer_weights_codes2, IntegerLevels, KernelError,
+};
 pub use packed_linear::PackedLinear;
-pub use reference::{dequantized_linear_reference, reference_f32, reference_i32};
+pub use reference::{
+    dequantized_linear_reference, reference_f32, reference_grouped_f32, reference_i32,
+};
+pub use simd_override::{simd_cap, SimdCap};
 pub use weights::{IntegerWeights, WeightForm};
 
 /// The instruction set a kernel runs on.
@@ -127,17 +133,29 @@ impl SimdLevel {
         }
     }
 
+    /// Whether kernels pick the level: the CPU runs it and the `PLCC_SIMD`
+    /// cap ([`SimdCap`]) allows it (`avx2` allows `Avx2` only).
+    pub fn is_enabled(self) -> bool {
+        let cap = simd_override::simd_cap();
+        let allowed = match self {
+            SimdLevel::Scalar => true,
+            SimdLevel::Avx2 => cap.allows_avx2(),
+            SimdLevel::AvxVnni | SimdLevel::Avx512Vnni => cap.allows_avx512(),
+        };
+        allowed && self.is_available()
+    }
+
     /// The levels this CPU can run, slowest first.
     pub fn available() -> Vec<SimdLevel> {
         Self::ALL.into_iter().filter(|l| l.is_available()).collect()
     }
 
-    /// The fastest available level.
+    /// The fastest enabled level.
     pub fn detect() -> SimdLevel {
         Self::ALL
             .into_iter()
             .rev()
-            .find(|l| l.is_available())
+            .find(|l| l.is_enabled())
             .unwrap_or(SimdLevel::Scalar)
     }
 

@@ -16,7 +16,8 @@ use super::{int_gemm_f32, quantize_activations, IntegerWeights, SimdLevel};
 use crate::quant::Quantized;
 
 /// `y = x · Wᵀ + b` with `W` quantized (binary, ternary, 2/4/8-bit symmetric,
-/// one scale per row or tensor) and `x` quantized to int8 per token on the
+/// one scale per row or tensor, or per group of k within a row; the GPU
+/// kernel takes one per row) and `x` quantized to int8 per token on the
 /// fly. Inputs `[.., in_features]` give `[.., out_features]`.
 #[derive(Debug, Clone)]
 pub struct PackedLinear {
@@ -76,6 +77,13 @@ impl PackedLinear {
             #[cfg(feature = "cuda")]
             Device::Cuda(gpu) => {
                 let w = &self.weights;
+                if w.groups > 1 {
+                    // The GPU kernel takes one scale per row.
+                    return Err(KernelError::GroupScales {
+                        unit_len: w.group_len,
+                        cols: w.k,
+                    });
+                }
                 let weights =
                     GpuWeights::upload(&w.values(), w.n, w.k, &w.scales, self.bias.as_deref(), gpu)
                         .map_err(|e| KernelError::Device(e.to_string()))?;

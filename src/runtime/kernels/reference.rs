@@ -1,5 +1,6 @@
 //! Plain references the kernels are checked against: the i32 product by
-//! triple loop, the f32 outputs by the shared [`finish`] formula, and the
+//! triple loop, the f32 outputs by the shared [`finish`] formula (and its
+//! grouped form), and the
 //! float product of dequantized weights and fake-quantized activations.
 
 use candle_core::{Device, Tensor};
@@ -34,6 +35,45 @@ pub fn reference_f32(acc: &[i32], sx: &[f32], sw: &[f32], bias: Option<&[f32]>) 
             finish(v, sx[i], sw[j], bias.map_or(0.0, |b| b[j]))
         })
         .collect()
+}
+
+/// The grouped epilogue by plain loops: per output, the exact i32 sum of
+/// each group of `group_len` k, `(Σ_g acc_g · sw[j, g]) · sx + bias`, the
+/// groups in order (with a single group, the per-row [`finish`]).
+/// `row_scales` is `n × groups` row-major.
+pub fn reference_grouped_f32(
+    a: &QuantizedActivations,
+    w: &[i8],
+    n: usize,
+    row_scales: &[f32],
+    group_len: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let k = a.k;
+    let groups = k.div_ceil(group_len.max(1)).max(1);
+    let mut out = Vec::with_capacity(a.m * n);
+    for i in 0..a.m {
+        for j in 0..n {
+            let b = bias.map_or(0.0, |b| b[j]);
+            if groups == 1 {
+                let acc: i32 = (0..k)
+                    .map(|c| a.value(i, c) as i32 * w[j * k + c] as i32)
+                    .sum();
+                out.push(finish(acc, a.scales[i], row_scales[j], b));
+                continue;
+            }
+            let mut sum = 0f32;
+            for g in 0..groups {
+                let span = (g * group_len).min(k)..((g + 1) * group_len).min(k);
+                let acc: i32 = span
+                    .map(|c| a.value(i, c) as i32 * w[j * k + c] as i32)
+                    .sum();
+                sum += acc as f32 * row_scales[j * groups + g];
+            }
+            out.push(sum * a.scales[i] + b);
+        }
+    }
+    out
 }
 
 /// The float computation the packed kernels stand for: `x` quantized per

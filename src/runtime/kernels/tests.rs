@@ -62,6 +62,58 @@ fn check_level(level: SimdLevel, x: &[f32], m: usize, w: &[i8], sw: &[f32], bias
     }
 }
 
+/// Checks one level on weights with scale groups: the repacking round trip
+/// and the f32 outputs against the grouped reference.
+fn check_grouped(
+    level: SimdLevel,
+    x: &[f32],
+    m: usize,
+    w: &[i8],
+    row_scales: &[f32],
+    group_len: usize,
+    bias: &[f32],
+) {
+    let (n, k) = (bias.len(), x.len() / m.max(1));
+    let a = quantize_activations(x, m, k, level);
+    let weights = IntegerWeights::new_grouped(w, n, k, row_scales, group_len, level)
+        .expect("groups a multiple of 4");
+    assert_eq!(weights.values(), w, "{level:?}: repacking round trip");
+    assert_eq!(weights.row_scales(), row_scales);
+    let want = reference_grouped_f32(&a, w, n, row_scales, group_len, Some(bias));
+    let mut got = vec![f32::NAN; m * n];
+    int_gemm_f32(&a, &weights, Some(bias), &mut got);
+    for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            close(g, e),
+            "{level:?} groups of {group_len} m={m} k={k} n={n} at {i}: {g} vs {e}"
+        );
+    }
+}
+
+#[test]
+fn grouped_gemm_is_exact_at_every_level_and_odd_shape() {
+    let mut rng = Lcg(17);
+    for &group_len in &[4usize, 8, 64] {
+        for &k in &[1usize, 3, 17, 63, 65, 385] {
+            for &(m, n) in &[(1usize, 1usize), (7, 5), (64, 33), (9, 97)] {
+                let x = activations(m, k, &mut rng);
+                let w: Vec<i8> = (0..n * k).map(|_| rng.next() as u8 as i8).collect();
+                let groups = k.div_ceil(group_len);
+                let sw: Vec<f32> = (0..n * groups)
+                    .map(|_| rng.uniform().abs() + 0.01)
+                    .collect();
+                let bias: Vec<f32> = (0..n).map(|_| rng.uniform()).collect();
+                for level in SimdLevel::available() {
+                    check_grouped(level, &x, m, &w, &sw, group_len, &bias);
+                }
+            }
+        }
+    }
+    assert!(
+        IntegerWeights::new_grouped(&[1; 12], 1, 12, &[1.0; 2], 6, SimdLevel::Scalar).is_none()
+    );
+}
+
 #[test]
 fn int8_gemm_is_exact_at_every_level_and_odd_shape() {
     let levels = SimdLevel::available();
@@ -161,7 +213,12 @@ fn low_bit_kernels_are_exact_and_match_dequantized_weights() {
         Bits::Int(8),
     ];
     for bits in all_bits {
-        for granularity in [Granularity::Row, Granularity::Tensor] {
+        for granularity in [
+            Granularity::Row,
+            Granularity::Tensor,
+            Granularity::Group(8),
+            Granularity::Group(32),
+        ] {
             for &(m, k, n) in &[
                 (1usize, 1usize, 1usize),
                 (7, 63, 33),
@@ -179,11 +236,15 @@ fn low_bit_kernels_are_exact_and_match_dequantized_weights() {
                     .to_vec1::<f32>()
                     .unwrap();
                 let scale = want.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
-                let (values, sw) = levels::integer_levels(&q).unwrap();
+                let integer = levels::integer_levels(&q).unwrap();
                 let mut layers: Vec<PackedLinear> = SimdLevel::available()
                     .into_iter()
                     .map(|level| {
-                        check_level(level, &x, m, &values, &sw, &bias);
+                        let (values, sw) = (&integer.values, &integer.scales);
+                        match integer.group_len {
+                            None => check_level(level, &x, m, values, sw, &bias),
+                            Some(len) => check_grouped(level, &x, m, values, sw, len, &bias),
+                        }
                         PackedLinear::with_level(&q, Some(bias.clone()), level).unwrap()
                     })
                     .collect();
@@ -214,7 +275,9 @@ fn integer_levels_follow_the_quantizer_mappings() {
         Bits::Int(8),
     ] {
         let q = quantized(bits, Granularity::Row, 6, 40, &mut rng);
-        let (values, sw) = levels::integer_levels(&q).unwrap();
+        let levels::IntegerLevels {
+            values, scales: sw, ..
+        } = levels::integer_levels(&q).unwrap();
         let deq = crate::quant::dequantize(&q);
         for (i, (&v, &d)) in values.iter().zip(&deq).enumerate() {
             let got = v as f32 * sw[i / 40];
@@ -250,11 +313,11 @@ fn packed_linear_takes_any_leading_dims_and_strides() {
 #[test]
 fn unsupported_weights_and_inputs_are_errors() {
     let mut rng = Lcg(5);
-    let grouped = quantized(Bits::Int(4), Granularity::Group(8), 4, 32, &mut rng);
+    let grouped = quantized(Bits::Int(4), Granularity::Group(6), 4, 32, &mut rng);
     assert_eq!(
         PackedLinear::new(&grouped, None).unwrap_err(),
         KernelError::GroupScales {
-            unit_len: 8,
+            unit_len: 6,
             cols: 32
         }
     );

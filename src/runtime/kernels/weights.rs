@@ -1,5 +1,6 @@
 //! Integer weights repacked at load time into the panel layout a
-//! [`SimdLevel`]'s kernel reads, with their per-column scales and sums.
+//! [`SimdLevel`]'s kernel reads, with their scales (one per output column,
+//! or one per group of k values and output column) and shift sums.
 
 use super::SimdLevel;
 
@@ -23,10 +24,17 @@ pub struct IntegerWeights {
     pub k: usize,
     pub k_padded: usize,
     pub(crate) data: Vec<i8>,
-    /// `128 · Σ w[j, k]` over the padded k per output column: the VNNI
-    /// kernels' correction for the +128 shift of the activations.
+    /// k values per scale group: a multiple of 4 (every level's k group),
+    /// or `k_padded` with one scale per output column.
+    pub group_len: usize,
+    /// Scale groups along k (1 with one scale per output column).
+    pub groups: usize,
+    /// `128 · Σ w[j, k]` over each group's k (the padding in the last group)
+    /// per output column, `[g · n + j]`: the VNNI kernels' correction for the
+    /// +128 shift of the activations.
     pub(crate) shifted_sums: Vec<i32>,
-    /// `sw` per output column.
+    /// `sw` per group and output column, `[g · n + j]` (with one group: per
+    /// output column).
     pub scales: Vec<f32>,
 }
 
@@ -42,7 +50,47 @@ pub enum WeightForm {
 impl IntegerWeights {
     /// Packs `values` (`n × k`, row-major) with one scale per row.
     pub fn new(values: &[i8], n: usize, k: usize, scales: Vec<f32>, level: SimdLevel) -> Self {
-        Self::pack(values, n, k, scales, level, WeightForm::Int8)
+        Self::pack(values, n, k, scales, None, level, WeightForm::Int8)
+    }
+
+    /// Packs `values` (`n × k`, row-major) with one scale per group of
+    /// `group_len` consecutive k of a row: `row_scales` is `n × groups`
+    /// row-major, `groups = ⌈k / group_len⌉`. `None` when `group_len` is not
+    /// a positive multiple of 4 or the scales do not match.
+    pub fn new_grouped(
+        values: &[i8],
+        n: usize,
+        k: usize,
+        row_scales: &[f32],
+        group_len: usize,
+        level: SimdLevel,
+    ) -> Option<Self> {
+        let groups = k.div_ceil(group_len.max(1)).max(1);
+        if group_len == 0 || group_len % 4 != 0 || row_scales.len() != n * groups {
+            return None;
+        }
+        if groups == 1 {
+            return Some(Self::new(values, n, k, row_scales.to_vec(), level));
+        }
+        let scales = (0..groups)
+            .flat_map(|g| (0..n).map(move |j| row_scales[j * groups + g]))
+            .collect();
+        Some(Self::pack(
+            values,
+            n,
+            k,
+            scales,
+            Some(group_len),
+            level,
+            WeightForm::Int8,
+        ))
+    }
+
+    /// The scales as `n × groups`, row-major (the layout `new_grouped` takes).
+    pub fn row_scales(&self) -> Vec<f32> {
+        (0..self.n)
+            .flat_map(|j| (0..self.groups).map(move |g| self.scales[g * self.n + j]))
+            .collect()
     }
 
     /// Packs weights that take at most four distinct values as 2-bit codes
@@ -63,6 +111,7 @@ impl IntegerWeights {
             n,
             k,
             scales,
+            None,
             SimdLevel::Avx512Vnni,
             WeightForm::Codes2 { levels },
         ))
@@ -73,14 +122,21 @@ impl IntegerWeights {
         n: usize,
         k: usize,
         scales: Vec<f32>,
+        group_len: Option<usize>,
         level: SimdLevel,
         form: WeightForm,
     ) -> Self {
         assert_eq!(values.len(), n * k, "weight length does not match n × k");
-        assert_eq!(scales.len(), n, "one weight scale per output row");
         let tiling = level.tiling();
         let (group, panel_cols) = (tiling.group, tiling.panel_cols());
         let k_padded = k.div_ceil(group) * group;
+        let group_len = group_len.unwrap_or(k_padded).max(1);
+        let groups = k_padded.div_ceil(group_len).max(1);
+        assert_eq!(
+            scales.len(),
+            n * groups,
+            "one weight scale per group and row"
+        );
         let n_panels = n.div_ceil(panel_cols);
         // The padding value: zero, or for four nonzero 2-bit levels the first
         // level, whose products with the zero activation padding cancel in the
@@ -110,16 +166,18 @@ impl IntegerWeights {
         if let WeightForm::Codes2 { levels } = form {
             data = pack_codes2(&data, levels);
         }
-        let shifted_sums = values
-            .chunks_exact(k.max(1))
-            .take(n)
-            .map(|row| {
-                let padding = (k_padded - k) as i32 * pad as i32;
-                128 * (row.iter().map(|&v| v as i32).sum::<i32>() + padding)
-            })
-            .chain(std::iter::repeat(0))
-            .take(n)
-            .collect();
+        let mut shifted_sums = vec![0i32; groups * n];
+        for (j, row) in values.chunks_exact(k.max(1)).take(n).enumerate() {
+            for g in 0..groups {
+                let span = g * group_len..((g + 1) * group_len).min(k_padded);
+                let real: i32 = row[span.start.min(k)..span.end.min(k)]
+                    .iter()
+                    .map(|&v| v as i32)
+                    .sum();
+                let padding = (span.end - span.start.max(k).min(span.end)) as i32 * pad as i32;
+                shifted_sums[g * n + j] = 128 * (real + padding);
+            }
+        }
         IntegerWeights {
             level,
             form,
@@ -127,6 +185,8 @@ impl IntegerWeights {
             k,
             k_padded,
             data,
+            group_len,
+            groups,
             shifted_sums,
             scales,
         }
@@ -143,6 +203,19 @@ impl IntegerWeights {
             WeightForm::Int8 => col * self.k_padded,
             WeightForm::Codes2 { .. } => col * self.k_padded / 4,
         }
+    }
+
+    /// The weights times their scales as an `n × k` row-major f32 matrix.
+    pub fn dequantized(&self) -> Vec<f32> {
+        let values = self.values();
+        let mut out = Vec::with_capacity(values.len());
+        for (j, row) in values.chunks_exact(self.k.max(1)).enumerate() {
+            for (kk, &v) in row.iter().enumerate() {
+                let g = kk / self.group_len;
+                out.push(v as f32 * self.scales[g * self.n + j]);
+            }
+        }
+        out
     }
 
     /// The weights as an `n × k` row-major matrix.

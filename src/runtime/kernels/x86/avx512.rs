@@ -128,3 +128,43 @@ unsafe fn tile_codes2_n<const NV: usize>(
         }
     }
 }
+
+/// The grouped GEMM's fold of one scale group into a tile's f32 sums
+/// (`int_gemm::fold_tile_portable`, the same multiply then add, without
+/// fused multiply-add, so the results are identical), 16 columns a step
+/// with a masked tail.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `shift` (when given) must hold
+/// `sw.len()` values and `rows · width` must not pass `TILE_MAX`.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fold_tile(
+    sums: &mut [f32; TILE_MAX],
+    acc: &[i32; TILE_MAX],
+    shift: Option<&[i32]>,
+    sw: &[f32],
+    rows: usize,
+    width: usize,
+) {
+    let cols = sw.len();
+    for r in 0..rows {
+        let row = r * width;
+        let mut c = 0;
+        while c < cols {
+            let n = (cols - c).min(LANES);
+            let mask: __mmask16 = if n == LANES { 0xffff } else { (1u16 << n) - 1 };
+            let mut a = _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(row + c));
+            if let Some(z) = shift {
+                a = _mm512_sub_epi32(a, _mm512_maskz_loadu_epi32(mask, z.as_ptr().add(c)));
+            }
+            let w = _mm512_maskz_loadu_ps(mask, sw.as_ptr().add(c));
+            let dst = sums.as_mut_ptr().add(row + c);
+            let sum = _mm512_add_ps(
+                _mm512_maskz_loadu_ps(mask, dst),
+                _mm512_mul_ps(_mm512_cvtepi32_ps(a), w),
+            );
+            _mm512_mask_storeu_ps(dst, mask, sum);
+            c += LANES;
+        }
+    }
+}

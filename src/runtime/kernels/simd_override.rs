@@ -1,0 +1,122 @@
+//! The `PLCC_SIMD` environment variable: a cap on the instruction sets the
+//! CPU kernels pick at run time, for testing the slower paths on a fast CPU
+//! and for working around a kernel on a given machine.
+//!
+//! | `PLCC_SIMD`                | [`SimdCap`]         | kernels                                  |
+//! |----------------------------|---------------------|------------------------------------------|
+//! | unset, empty or `native`   | [`SimdCap::Native`] | the best set the CPU supports            |
+//! | `avx2`                     | [`SimdCap::Avx2`]   | AVX2 and FMA only (no AVX-VNNI, no AVX-512): what an AMD Zen 2/3 runs, even on a newer CPU |
+//! | `scalar`                   | [`SimdCap::Scalar`] | no SIMD (portable code, or candle's f32) |
+//!
+//! Values are matched ignoring case and surrounding spaces; any other value
+//! is reported once on stderr and treated as `native`. The variable is read
+//! once, on the first call to [`simd_cap`], and holds for the process.
+//! A cap never raises a level above what the CPU detects, and constructors
+//! that take an explicit level ignore it.
+
+use std::sync::OnceLock;
+
+/// The highest instruction-set family the kernels may use, ordered
+/// `Scalar < Avx2 < Native`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SimdCap {
+    /// No SIMD kernels.
+    Scalar,
+    /// AVX2 and FMA kernels at most (not AVX-VNNI nor AVX-512).
+    Avx2,
+    /// No cap: whatever the CPU supports.
+    Native,
+}
+
+impl SimdCap {
+    /// The name of the environment variable.
+    pub const VAR: &'static str = "PLCC_SIMD";
+
+    /// The cap a value of `PLCC_SIMD` asks for, or `None` for an unknown
+    /// value. An unset variable is `Native`.
+    pub fn parse(value: Option<&str>) -> Option<SimdCap> {
+        let Some(value) = value else {
+            return Some(SimdCap::Native);
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "native" => Some(SimdCap::Native),
+            "avx2" => Some(SimdCap::Avx2),
+            "scalar" => Some(SimdCap::Scalar),
+            _ => None,
+        }
+    }
+
+    /// Whether 512-bit (AVX-512) kernels may run.
+    pub fn allows_avx512(self) -> bool {
+        self >= SimdCap::Native
+    }
+
+    /// Whether 256-bit (AVX2-family) kernels may run.
+    pub fn allows_avx2(self) -> bool {
+        self >= SimdCap::Avx2
+    }
+}
+
+/// The cap from `PLCC_SIMD`, read on the first call.
+pub fn simd_cap() -> SimdCap {
+    static CAP: OnceLock<SimdCap> = OnceLock::new();
+    *CAP.get_or_init(|| {
+        let value = std::env::var(SimdCap::VAR).ok();
+        SimdCap::parse(value.as_deref()).unwrap_or_else(|| {
+            eprintln!(
+                "{}={:?} is not one of native, avx2, scalar; using native",
+                SimdCap::VAR,
+                value.unwrap_or_default()
+            );
+            SimdCap::Native
+        })
+    })
+}
+
+/// Whether AVX-512F kernels may run: the CPU has it and the cap allows it.
+pub fn avx512f_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd_cap().allows_avx512() && is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether AVX2 + FMA kernels may run: the CPU has them and the cap allows.
+pub fn avx2_fma_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd_cap().allows_avx2()
+            && is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_values() {
+        assert_eq!(SimdCap::parse(None), Some(SimdCap::Native));
+        assert_eq!(SimdCap::parse(Some("")), Some(SimdCap::Native));
+        assert_eq!(SimdCap::parse(Some("Native")), Some(SimdCap::Native));
+        assert_eq!(SimdCap::parse(Some(" AVX2 ")), Some(SimdCap::Avx2));
+        assert_eq!(SimdCap::parse(Some("scalar")), Some(SimdCap::Scalar));
+        assert_eq!(SimdCap::parse(Some("sse2")), None);
+    }
+
+    #[test]
+    fn caps_are_ordered() {
+        assert!(SimdCap::Native.allows_avx512() && SimdCap::Native.allows_avx2());
+        assert!(!SimdCap::Avx2.allows_avx512() && SimdCap::Avx2.allows_avx2());
+        assert!(!SimdCap::Scalar.allows_avx512() && !SimdCap::Scalar.allows_avx2());
+    }
+}
