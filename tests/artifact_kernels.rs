@@ -156,7 +156,8 @@ fn group_scales_run_on_the_integer_kernel() {
 fn a_packed_word_table_is_looked_up_from_its_packed_rows() {
     let dir = build(
         "table",
-        "quantize weights \"embeddings.word_embeddings\" {\n    bits: 4\n    granularity: group\n    group: 8\n}\n",
+        "quantize weights \"embeddings.word_embeddings\" {\n    bits: 4\n    granularity: group\n    group: 8\n}\n\n\
+         quantize weights \"embeddings.position_embeddings\" {\n    bits: 8\n}\n",
     );
     let model = load_artifact(&dir, &Device::Cpu).unwrap();
     let Network::Bert(bert) = &model.network else {

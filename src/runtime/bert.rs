@@ -100,7 +100,9 @@ impl BertLayer {
         let dims = x.dims().to_vec();
         let width = dims.last().copied().unwrap_or(0);
         let rows = x.elem_count() / width.max(1);
-        if mode != Mode::Inference || rows <= FFN_CHUNK_ROWS {
+        // A tap records whole passes (its kept rows index the whole batch).
+        let tapped = self.ffn_in.has_tap() || self.ffn_out.has_tap();
+        if mode != Mode::Inference || rows <= FFN_CHUNK_ROWS || tapped {
             return block(x);
         }
         let flat = x.reshape((rows, width))?;

@@ -106,7 +106,11 @@ impl PackedParts {
                 parts.word_table = Some(PackedRows::new(&q));
                 continue;
             }
-            let Some(module) = name.strip_suffix(".weight") else {
+            // Embedding tables and their projections are not linear layers.
+            let table = name.starts_with("embeddings.")
+                || name.starts_with("wte")
+                || name.starts_with("wpe");
+            let Some(module) = name.strip_suffix(".weight").filter(|_| !table) else {
                 continue;
             };
             // An input quantized otherwise than the kernel's int8 per token

@@ -259,6 +259,11 @@ impl Linear {
         self.kernel = None;
     }
 
+    /// Whether a tap records the layer's inputs.
+    pub fn has_tap(&self) -> bool {
+        self.tap.is_some()
+    }
+
     /// Attaches (or with `None` removes) a tap that records every input.
     pub fn set_tap(&mut self, tap: Option<Arc<InputTap>>) {
         self.tap = tap;

@@ -396,6 +396,22 @@ fn micro_tile(
             }
         }
         #[cfg(target_arch = "x86_64")]
+        (ActivationData::U8(x), SimdLevel::Avx2Narrow, WeightForm::Int8) => {
+            let x = &x[start..end];
+            // SAFETY: as above, for AVX2; the weights are within ±8
+            // (checked when they were packed).
+            unsafe {
+                super::x86::avx2::tile_narrow(
+                    vectors,
+                    x.as_ptr(),
+                    a.k_padded,
+                    panel.as_ptr(),
+                    steps,
+                    acc,
+                )
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
         (ActivationData::U8(x), SimdLevel::AvxVnni, WeightForm::Int8) => {
             let x = &x[start..end];
             // SAFETY: as above, for AVX-VNNI.

@@ -124,8 +124,22 @@ pub fn integer_levels(q: &Quantized) -> Result<IntegerLevels, KernelError> {
     })
 }
 
-/// `q` as integer weights packed for `level`.
+/// The largest magnitude an integer level of `bits` weights takes.
+pub fn max_level(bits: Bits) -> i16 {
+    match bits {
+        Bits::Binary | Bits::Ternary => 1,
+        Bits::Int(2) => 3,
+        Bits::Int(4) => 8,
+        _ => 128,
+    }
+}
+
+/// `q` as integer weights packed for `level` (the narrow AVX2 level only
+/// for widths of 4 bits and fewer).
 pub fn integer_weights(q: &Quantized, level: SimdLevel) -> Result<IntegerWeights, KernelError> {
+    if level == SimdLevel::Avx2Narrow && max_level(q.bits) > super::NARROW_MAX {
+        return Err(KernelError::Bits(q.bits));
+    }
     let levels = integer_levels(q)?;
     match levels.group_len {
         None => Ok(IntegerWeights::new(

@@ -21,6 +21,12 @@
 //! - `Avx2`: activations as i16, weights sign-extended from i8 with
 //!   `vpmovsxbw`, products by `vpmaddwd` (i16 × i16 → i32 pairs, exact; the
 //!   saturating `vpmaddubsw` is not used), 6 × 16 tile.
+//! - `Avx2Narrow`: AVX2 for weights within ±8 (binary, ternary, 2- and
+//!   4-bit): activations shifted to u8 as for VNNI, `vpmaddubsw` (u8 × s8,
+//!   32 products into 16 i16 pair sums, each at most 2 · 255 · 8) summed in
+//!   i16 over 8 steps (at most 32 640, so nothing saturates) before one
+//!   `vpmaddwd` by ones widens them to i32: two instructions per 32
+//!   products instead of four. Chosen by [`SimdLevel::detect_for`].
 //! - `Scalar`: portable Rust, the same tiling with plain loops.
 //!
 //! Weights are repacked at load time ([`IntegerWeights::new`]) into panels of
@@ -99,15 +105,22 @@ pub use weights::{IntegerWeights, WeightForm};
 pub enum SimdLevel {
     Scalar,
     Avx2,
+    /// AVX2 for weights within ±[`NARROW_MAX`] (4 bits and fewer): see
+    /// Dispatch.
+    Avx2Narrow,
     AvxVnni,
     Avx512Vnni,
 }
 
+/// The largest weight magnitude [`SimdLevel::Avx2Narrow`] takes.
+pub const NARROW_MAX: i16 = 8;
+
 impl SimdLevel {
     /// Every level, slowest first.
-    pub const ALL: [SimdLevel; 4] = [
+    pub const ALL: [SimdLevel; 5] = [
         SimdLevel::Scalar,
         SimdLevel::Avx2,
+        SimdLevel::Avx2Narrow,
         SimdLevel::AvxVnni,
         SimdLevel::Avx512Vnni,
     ];
@@ -117,7 +130,7 @@ impl SimdLevel {
         match self {
             SimdLevel::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 => is_x86_feature_detected!("avx2"),
+            SimdLevel::Avx2 | SimdLevel::Avx2Narrow => is_x86_feature_detected!("avx2"),
             #[cfg(target_arch = "x86_64")]
             SimdLevel::AvxVnni => {
                 is_x86_feature_detected!("avx2") && is_x86_feature_detected!("avxvnni")
@@ -139,7 +152,7 @@ impl SimdLevel {
         let cap = simd_override::simd_cap();
         let allowed = match self {
             SimdLevel::Scalar => true,
-            SimdLevel::Avx2 => cap.allows_avx2(),
+            SimdLevel::Avx2 | SimdLevel::Avx2Narrow => cap.allows_avx2(),
             SimdLevel::AvxVnni | SimdLevel::Avx512Vnni => cap.allows_avx512(),
         };
         allowed && self.is_available()
@@ -150,13 +163,23 @@ impl SimdLevel {
         Self::ALL.into_iter().filter(|l| l.is_available()).collect()
     }
 
-    /// The fastest enabled level.
+    /// The fastest enabled level for weights of any magnitude.
     pub fn detect() -> SimdLevel {
         Self::ALL
             .into_iter()
             .rev()
+            .filter(|&l| l != SimdLevel::Avx2Narrow)
             .find(|l| l.is_enabled())
             .unwrap_or(SimdLevel::Scalar)
+    }
+
+    /// The fastest enabled level for weights no larger than `max_abs` in
+    /// magnitude: [`SimdLevel::Avx2Narrow`] instead of `Avx2` when they fit.
+    pub fn detect_for(max_abs: i16) -> SimdLevel {
+        match Self::detect() {
+            SimdLevel::Avx2 if max_abs <= NARROW_MAX => SimdLevel::Avx2Narrow,
+            level => level,
+        }
     }
 
     /// How the level tiles the product: rows per micro-tile, columns per
@@ -175,7 +198,7 @@ impl SimdLevel {
                 vectors: 2,
                 group: 2,
             },
-            SimdLevel::AvxVnni => Tiling {
+            SimdLevel::Avx2Narrow | SimdLevel::AvxVnni => Tiling {
                 rows: 6,
                 lanes: 8,
                 vectors: 2,

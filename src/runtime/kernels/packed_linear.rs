@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 #[cfg(feature = "cuda")]
 use super::cuda::GpuWeights;
 
-use super::levels::{integer_weights, integer_weights_codes2, KernelError};
+use super::levels::{integer_weights, integer_weights_codes2, max_level, KernelError};
 use super::{int_gemm_f32, quantize_activations, IntegerWeights, SimdLevel};
 use crate::quant::Quantized;
 
@@ -32,7 +32,7 @@ impl PackedLinear {
     /// Packs `q` (`[out_features, in_features]`) for the fastest kernel this
     /// CPU runs.
     pub fn new(q: &Quantized, bias: Option<Vec<f32>>) -> Result<Self, KernelError> {
-        Self::with_level(q, bias, SimdLevel::detect())
+        Self::with_level(q, bias, SimdLevel::detect_for(max_level(q.bits)))
     }
 
     /// Packs `q` for a given kernel (which must be available to run).

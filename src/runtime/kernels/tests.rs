@@ -38,12 +38,20 @@ fn activations(m: usize, k: usize, rng: &mut Lcg) -> Vec<f32> {
     x
 }
 
+/// Whether `level` takes weights `w` (the narrow AVX2 level: within ±8).
+fn fits(level: SimdLevel, w: &[i8]) -> bool {
+    level != SimdLevel::Avx2Narrow || w.iter().all(|&v| (v as i16).abs() <= NARROW_MAX)
+}
+
 fn close(got: f32, want: f32) -> bool {
     (got - want).abs() <= 1e-6 * want.abs().max(f32::MIN_POSITIVE)
 }
 
 /// Checks one level on one product: exact accumulators, f32 within 1e-6.
 fn check_level(level: SimdLevel, x: &[f32], m: usize, w: &[i8], sw: &[f32], bias: &[f32]) {
+    if !fits(level, w) {
+        return;
+    }
     let (n, k) = (sw.len(), x.len() / m.max(1));
     let a = quantize_activations(x, m, k, level);
     let weights = IntegerWeights::new(w, n, k, sw.to_vec(), level);
@@ -73,6 +81,9 @@ fn check_grouped(
     group_len: usize,
     bias: &[f32],
 ) {
+    if !fits(level, w) {
+        return;
+    }
     let (n, k) = (bias.len(), x.len() / m.max(1));
     let a = quantize_activations(x, m, k, level);
     let weights = IntegerWeights::new_grouped(w, n, k, row_scales, group_len, level)
@@ -178,7 +189,7 @@ fn extreme_values_do_not_overflow() {
     let x: Vec<f32> = (0..m * k)
         .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
         .collect();
-    for w_value in [-128i8, 127] {
+    for w_value in [-128i8, 127, -8, 8] {
         let w = vec![w_value; n * k];
         for level in SimdLevel::available() {
             check_level(level, &x, m, &w, &vec![1.0; n], &vec![0.0; n]);
@@ -239,6 +250,7 @@ fn low_bit_kernels_are_exact_and_match_dequantized_weights() {
                 let integer = levels::integer_levels(&q).unwrap();
                 let mut layers: Vec<PackedLinear> = SimdLevel::available()
                     .into_iter()
+                    .filter(|&level| fits(level, &integer.values))
                     .map(|level| {
                         let (values, sw) = (&integer.values, &integer.scales);
                         match integer.group_len {
@@ -358,4 +370,35 @@ fn zero_rows_and_empty_inputs() {
     let mut out = vec![f32::NAN; 10];
     int_gemm_f32(&a, &weights, Some(&[0.5; 5]), &mut out);
     assert_eq!(out, vec![0.5; 10]);
+}
+
+#[test]
+fn narrow_avx2_kernel_is_exact_on_low_bit_weights_and_chosen_for_them() {
+    if !SimdLevel::Avx2Narrow.is_available() {
+        return;
+    }
+    let mut rng = Lcg(23);
+    for &k in &[1usize, 3, 17, 63, 65, 385, 1031] {
+        for &(m, n) in &[(1usize, 1usize), (7, 5), (64, 33), (9, 97)] {
+            let x = activations(m, k, &mut rng);
+            let w: Vec<i8> = (0..n * k).map(|_| (rng.next() % 17) as i8 - 8).collect();
+            let sw: Vec<f32> = (0..n).map(|_| rng.uniform().abs() + 0.01).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.uniform()).collect();
+            check_level(SimdLevel::Avx2Narrow, &x, m, &w, &sw, &bias);
+            let groups = k.div_ceil(8);
+            let gs: Vec<f32> = (0..n * groups)
+                .map(|_| rng.uniform().abs() + 0.01)
+                .collect();
+            check_grouped(SimdLevel::Avx2Narrow, &x, m, &w, &gs, 8, &bias);
+        }
+    }
+    let q = quantized(Bits::Int(8), Granularity::Row, 4, 32, &mut rng);
+    assert_eq!(
+        PackedLinear::with_level(&q, None, SimdLevel::Avx2Narrow).unwrap_err(),
+        KernelError::Bits(Bits::Int(8))
+    );
+    if SimdLevel::detect() == SimdLevel::Avx2 {
+        assert_eq!(SimdLevel::detect_for(8), SimdLevel::Avx2Narrow);
+    }
+    assert_ne!(SimdLevel::detect_for(128), SimdLevel::Avx2Narrow);
 }

@@ -2,7 +2,7 @@
 //! [`SimdLevel`]'s kernel reads, with their scales (one per output column,
 //! or one per group of k values and output column) and shift sums.
 
-use super::SimdLevel;
+use super::{SimdLevel, NARROW_MAX};
 
 /// An `n × k` integer weight matrix (`y = x · Wᵀ`: `n` outputs, `k` inputs)
 /// ready for [`super::int_gemm_f32`].
@@ -49,6 +49,9 @@ pub enum WeightForm {
 
 impl IntegerWeights {
     /// Packs `values` (`n × k`, row-major) with one scale per row.
+    ///
+    /// # Panics
+    /// For [`SimdLevel::Avx2Narrow`], when a value is beyond ±8.
     pub fn new(values: &[i8], n: usize, k: usize, scales: Vec<f32>, level: SimdLevel) -> Self {
         Self::pack(values, n, k, scales, None, level, WeightForm::Int8)
     }
@@ -127,6 +130,11 @@ impl IntegerWeights {
         form: WeightForm,
     ) -> Self {
         assert_eq!(values.len(), n * k, "weight length does not match n × k");
+        assert!(
+            level != SimdLevel::Avx2Narrow
+                || values.iter().all(|&v| (v as i16).abs() <= NARROW_MAX),
+            "weights beyond ±{NARROW_MAX} packed for the narrow AVX2 kernel"
+        );
         let tiling = level.tiling();
         let (group, panel_cols) = (tiling.group, tiling.panel_cols());
         let k_padded = k.div_ceil(group) * group;

@@ -1,7 +1,13 @@
-//! AVX2 micro-kernel: 6 rows × up to 16 columns. Activations are i16, weights
-//! are sign-extended from i8 (`vpmovsxbw`) and multiplied by `vpmaddwd`
-//! (i16 × i16, adjacent pairs summed into i32), which is exact for int8
-//! operands; `vpmaddubsw` is avoided because it saturates.
+//! AVX2 micro-kernels: 6 rows × up to 16 columns.
+//!
+//! [`tile`]: activations are i16, weights are sign-extended from i8
+//! (`vpmovsxbw`) and multiplied by `vpmaddwd` (i16 × i16, adjacent pairs
+//! summed into i32), which is exact for any int8 operands.
+//!
+//! [`tile_narrow`]: for weights within ±8, activations shifted to u8 and
+//! `vpmaddubsw` (u8 × s8 pairs summed into i16), summed in i16 for at most
+//! [`NARROW_STEPS`] steps, then widened by `vpmaddwd` with ones: exact,
+//! since nothing reaches the i16 range.
 
 use std::arch::x86_64::*;
 
@@ -54,6 +60,75 @@ unsafe fn tile_n<const NV: usize>(
                 *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(xv, wv));
             }
         }
+    }
+    for (r, row_sums) in sums.iter().enumerate() {
+        for (v, &sum) in row_sums.iter().enumerate() {
+            let dst = acc.as_mut_ptr().add(r * PANEL_COLS + v * LANES);
+            _mm256_storeu_si256(dst as *mut __m256i, sum);
+        }
+    }
+}
+
+/// Steps summed in i16 before widening: each i16 pair sum is at most
+/// 2 · 255 · 8, and 8 of them 32 640 ≤ 32 767.
+const NARROW_STEPS: usize = 8;
+
+/// As [`tile`] for u8 activations (`q + 128`) and weights within ±8 in the
+/// 4-k layout of the VNNI kernels; the +128 shift is removed by the caller.
+///
+/// # Safety
+/// The CPU must support AVX2; `x` must hold 6 rows of stride `lda` bytes
+/// with at least `4 · steps` bytes each, `panel` `steps · vectors · 32`
+/// bytes, and every weight must be within ±8.
+pub(crate) unsafe fn tile_narrow(
+    vectors: usize,
+    x: *const u8,
+    lda: usize,
+    panel: *const i8,
+    steps: usize,
+    acc: &mut [i32; TILE_MAX],
+) {
+    match vectors {
+        1 => tile_narrow_n::<1>(x, lda, panel, steps, acc),
+        2 => tile_narrow_n::<2>(x, lda, panel, steps, acc),
+        _ => unreachable!("a panel holds 1 or 2 vectors"),
+    }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn tile_narrow_n<const NV: usize>(
+    x: *const u8,
+    lda: usize,
+    panel: *const i8,
+    steps: usize,
+    acc: &mut [i32; TILE_MAX],
+) {
+    let ones = _mm256_set1_epi16(1);
+    let step_bytes = NV * LANES * 4;
+    let mut sums = [[_mm256_setzero_si256(); NV]; ROWS];
+    let mut s = 0;
+    while s < steps {
+        let block = (steps - s).min(NARROW_STEPS);
+        let mut part = [[_mm256_setzero_si256(); NV]; ROWS];
+        for t in s..s + block {
+            let b = panel.add(t * step_bytes);
+            let mut w = [_mm256_setzero_si256(); NV];
+            for (v, wv) in w.iter_mut().enumerate() {
+                *wv = _mm256_loadu_si256(b.add(v * LANES * 4) as *const __m256i);
+            }
+            for (r, row_part) in part.iter_mut().enumerate() {
+                let xv = _mm256_set1_epi32((x.add(r * lda + t * 4) as *const i32).read_unaligned());
+                for (p, &wv) in row_part.iter_mut().zip(&w) {
+                    *p = _mm256_add_epi16(*p, _mm256_maddubs_epi16(xv, wv));
+                }
+            }
+        }
+        for (row_sums, row_part) in sums.iter_mut().zip(&part) {
+            for (sum, &p) in row_sums.iter_mut().zip(row_part) {
+                *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(p, ones));
+            }
+        }
+        s += block;
     }
     for (r, row_sums) in sums.iter().enumerate() {
         for (v, &sum) in row_sums.iter().enumerate() {
