@@ -1,7 +1,8 @@
 //! Inference-only forms of a linear layer: the weight packed once for a fast
 //! kernel, and the quantization of a layer's input.
 //!
-//! - [`LinearKernel::F32`]: a float weight for the AVX-512 f32 GEMM (`gemm.rs`).
+//! - [`LinearKernel::F32`]: a float weight for the f32 GEMM (`kernels::f32_gemm`,
+//!   AVX-512 or AVX2 + FMA).
 //! - [`LinearKernel::Int8`]: a packed artifact weight (binary, ternary,
 //!   symmetric 2/4/8-bit, one scale per row or per tensor) for the integer
 //!   GEMM of `crate::runtime::kernels`, which quantizes every input row (token) to int8
