@@ -32,6 +32,7 @@ pub mod cli;
 pub mod compile;
 pub mod diag;
 pub mod eval;
+pub mod export;
 pub mod fault;
 pub mod fsio;
 pub mod ir;

@@ -30,13 +30,41 @@ pub struct Input<'a> {
 /// source or labels (the caller adds those when the path came from the
 /// recipe).
 pub fn check_output(output: &Path, inputs: &[Input<'_>]) -> Result<(), Diag> {
+    check_output_for(output, inputs, &ARTIFACT)
+}
+
+/// What a command writes as a directory and may therefore replace.
+pub struct OwnOutput {
+    /// Whether a directory is one this command wrote.
+    pub is_ours: fn(&Path) -> bool,
+    /// What it is, in words: "a plcc artifact".
+    pub what: &'static str,
+    /// How one is recognised, in words: "it has no plcc manifest".
+    pub mark: &'static str,
+    /// One of them, in a word: "artifact".
+    pub noun: &'static str,
+}
+
+/// `plcc build`'s output: an artifact.
+pub const ARTIFACT: OwnOutput = OwnOutput {
+    is_ours: is_artifact_dir,
+    what: "a plcc artifact",
+    mark: "it has no plcc manifest",
+    noun: "artifact",
+};
+
+/// [`check_output`] for an output of kind `kind`.
+pub fn check_output_for(output: &Path, inputs: &[Input<'_>], kind: &OwnOutput) -> Result<(), Diag> {
     let shown = output.display();
     if !has_final_name(output) {
         return Err(Diag::new(
             "plcc::build::output-not-a-name",
             format!("the output `{shown}` does not end in a folder name"),
         )
-        .help("name the artifact directory itself, e.g. `-o out/model`"));
+        .help(format!(
+            "name the {} directory itself, e.g. `-o out/model`",
+            kind.noun
+        )));
     }
     let meta = match fs::symlink_metadata(output) {
         Ok(m) => m,
@@ -49,9 +77,10 @@ pub fn check_output(output: &Path, inputs: &[Input<'_>]) -> Result<(), Diag> {
             "plcc::build::output-not-ours",
             format!("the output `{shown}` is a symbolic link, which plcc did not write"),
         )
-        .help(
-            "write the artifact to a path that does not exist yet (or to an earlier plcc artifact)",
-        ));
+        .help(format!(
+            "write the {} to a path that does not exist yet (or to an earlier {})",
+            kind.noun, kind.what
+        )));
     }
     if let Ok(out) = fs::canonicalize(output) {
         for input in inputs {
@@ -67,21 +96,28 @@ pub fn check_output(output: &Path, inputs: &[Input<'_>]) -> Result<(), Diag> {
                 return Err(Diag::new(
                     code,
                     format!(
-                        "the output `{shown}` {relation} {} (`{}`); writing the artifact would replace it",
+                        "the output `{shown}` {relation} {} (`{}`); writing the {} would replace it",
                         input.what,
-                        input.path.display()
+                        input.path.display(),
+                        kind.noun
                     ),
                 )
-                .help("write the artifact somewhere else, e.g. `-o out/model`"));
+                .help(format!("write the {} somewhere else, e.g. `-o out/model`", kind.noun)));
             }
         }
     }
-    replaceable(output)
+    replaceable_as(output, kind)
 }
 
 /// Whether the directory at `output` (which exists) is one that a build may
 /// replace: a plcc artifact or an empty directory.
 pub fn replaceable(output: &Path) -> Result<(), Diag> {
+    replaceable_as(output, &ARTIFACT)
+}
+
+/// Whether the directory at `output` may be replaced by an output of kind
+/// `kind`: one of that kind or an empty directory.
+pub fn replaceable_as(output: &Path, kind: &OwnOutput) -> Result<(), Diag> {
     let shown = output.display();
     let meta = match fs::symlink_metadata(output) {
         Ok(m) => m,
@@ -92,9 +128,9 @@ pub fn replaceable(output: &Path) -> Result<(), Diag> {
     let refuse = |what: &str| {
         Diag::new(
             "plcc::build::output-not-ours",
-            format!("the output `{shown}` {what}; plcc replaces only its own artifacts"),
+            format!("the output `{shown}` {what}; plcc replaces only its own {}s", kind.noun),
         )
-        .help("write the artifact to a new path, an empty directory or an earlier plcc artifact; plcc never deletes what it did not write")
+        .help(format!("write the {} to a new path, an empty directory or an earlier {}; plcc never deletes what it did not write", kind.noun, kind.what))
     };
     if meta.file_type().is_symlink() {
         return Err(refuse("is a symbolic link"));
@@ -102,7 +138,7 @@ pub fn replaceable(output: &Path) -> Result<(), Diag> {
     if !meta.is_dir() {
         return Err(refuse("is a file, not a directory"));
     }
-    if is_artifact_dir(output) {
+    if (kind.is_ours)(output) {
         return Ok(());
     }
     let mut entries =
@@ -110,9 +146,10 @@ pub fn replaceable(output: &Path) -> Result<(), Diag> {
     if entries.next().is_none() {
         return Ok(());
     }
-    Err(refuse(
-        "is a directory that is not a plcc artifact (it has no plcc manifest)",
-    ))
+    Err(refuse(&format!(
+        "is a directory that is not {} ({})",
+        kind.what, kind.mark
+    )))
 }
 
 /// Refuses an output outside `recipe_dir`: an absolute path elsewhere, a

@@ -15,6 +15,7 @@ pub mod bench_against;
 pub mod build;
 pub mod calibrate;
 pub mod check;
+pub mod export;
 pub mod fmt;
 pub mod passes;
 pub mod plan;
@@ -155,6 +156,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write an artifact in a form other runtimes load.
+    Export {
+        /// The artifact directory.
+        artifact: PathBuf,
+        /// The form to write: `onnx` (model.onnx for ONNX Runtime).
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// The directory to write: absent, empty or an earlier export.
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+    },
+}
+
+/// What `plcc export` writes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// `model.onnx` (opset 17) and the tokenizer.
+    Onnx,
 }
 
 /// Parses the command line, runs the command with `registry`, renders any
@@ -253,6 +272,11 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             json,
             repeat,
         }),
+        Command::Export {
+            artifact,
+            format,
+            output,
+        } => export::run(&artifact, format, &output),
         Command::Build {
             recipe,
             output,

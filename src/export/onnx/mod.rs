@@ -1,0 +1,86 @@
+//! ONNX export: the artifact's model as one ONNX graph (opset 17) with inputs
+//! `input_ids`, `attention_mask` (and `token_type_ids`), int64 of dynamic
+//! batch and length, and outputs `last_hidden_state` plus
+//! `sentence_embedding` (embedding models) or `logits` (classifiers).
+//! Packed weights stay packed as int8 levels with their scales; int8
+//! weights with per-token int8 activations run as `MatMulInteger`, the
+//! integer product plcc's kernels compute.
+
+mod bert;
+mod builder;
+pub mod proto;
+mod weights;
+
+use prost::Message;
+
+use self::proto::{ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use crate::artifact::Artifact;
+use crate::base::Arch;
+use crate::diag::Diag;
+
+/// The ONNX opset the graph uses.
+pub const OPSET: i64 = 17;
+/// The ONNX IR version of opset 17.
+const IR_VERSION: i64 = 8;
+
+/// An exported graph.
+pub struct OnnxModel {
+    pub bytes: Vec<u8>,
+    /// Bytes of the initializers (the weights) in the file.
+    pub weight_bytes: u64,
+    pub inputs: Vec<String>,
+    pub outputs: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// The ONNX model of `artifact`.
+pub fn export(artifact: &Artifact) -> Result<OnnxModel, Diag> {
+    let manifest = &artifact.manifest;
+    if manifest.config.arch != Arch::Bert {
+        return Err(Diag::new(
+            "plcc::export::unsupported",
+            format!(
+                "ONNX export of `{}` models is not available; BERT-family artifacts are exported",
+                manifest.config.model_type
+            ),
+        ));
+    }
+    let mut w = weights::WeightGraph::new(artifact);
+    bert::encoder_graph(&mut w, &manifest.config, manifest.task)?;
+    let weight_bytes = w.g.initializer_bytes() as u64;
+    let graph = w.g.finish("plcc");
+    let inputs = graph.input.iter().map(|v| v.name.clone()).collect();
+    let outputs = graph.output.iter().map(|v| v.name.clone()).collect();
+    let mut notes = Vec::new();
+    if manifest.exits.iter().any(|e| e.threshold.is_some()) {
+        notes.push(
+            "the artifact's early exits are not exported: the ONNX graph runs every layer"
+                .to_string(),
+        );
+    }
+    let model = ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "plcc".to_string(),
+        producer_version: manifest.plcc_version.clone(),
+        doc_string: format!(
+            "exported from a plcc artifact of {}",
+            manifest.source.teacher
+        ),
+        graph: Some(graph),
+        metadata_props: vec![StringStringEntryProto {
+            key: "plcc_manifest_sha256".to_string(),
+            value: manifest.manifest_sha256.clone(),
+        }],
+    };
+    Ok(OnnxModel {
+        bytes: model.encode_to_vec(),
+        weight_bytes,
+        inputs,
+        outputs,
+        notes,
+    })
+}

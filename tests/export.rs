@@ -1,0 +1,182 @@
+//! `plcc export --format onnx`: the graph written for a pruned, factorized,
+//! quantized tiny BERT computes what `plcc run` computes (checked with the
+//! reference evaluator in `common::onnx_eval`), its weights stay packed, and
+//! the export directory is written only where an export may go.
+
+mod common;
+#[path = "common/onnx_eval.rs"]
+mod onnx_eval;
+#[path = "common/tiny_artifact.rs"]
+mod tiny_artifact;
+
+use std::collections::HashMap;
+
+use candle_core::{Device, Tensor};
+use common::{plcc, stderr};
+use onnx_eval::evaluate;
+use plcc::export::onnx::proto::{data_type, ModelProto};
+use prost::Message;
+use tiny_artifact::build_tiny_bert;
+
+const SENTENCES: &str = "the cat sat on the mat\na quick brown fox jumps over the lazy dog\n\
+    compilers turn recipes into smaller models\nshort\nthe river rose after three days of rain\n";
+
+/// Every kind of weight the exporter writes: int8 rows with int8 tokens
+/// (the integer product), 4-bit groups and ternary rows (dequantized in the
+/// graph), pruned heads and FFN, a factorized, packed word table.
+const QUANTIZE: &str = "prune {\n heads: 50%\n ffn: 128\n embedding_rank: 32\n importance: magnitude\n}\n\
+    quantize weights \"encoder.layer.*.attention.self.*\" { bits: 8 }\n\
+    quantize activations \"encoder.layer.*.attention.self.*\" { bits: 8 }\n\
+    quantize weights \"encoder.layer.*.intermediate.dense\" { bits: 4\n granularity: group\n group: 16 }\n\
+    quantize weights \"encoder.layer.?.output.dense\" { bits: ternary }\n\
+    quantize weights \"embeddings.word_embeddings\" { bits: 8 }\n";
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+fn export(artifact: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    plcc(&[
+        "export",
+        artifact.to_str().unwrap(),
+        "--format",
+        "onnx",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
+/// The batch of `lines` as the export's graph inputs (padded to the longest).
+fn feeds(tokenizer: &std::path::Path, lines: &[&str]) -> HashMap<String, Tensor> {
+    let mut tok = tokenizers::Tokenizer::from_file(tokenizer).unwrap();
+    tok.with_padding(None);
+    let enc = tok.encode_batch(lines.to_vec(), true).unwrap();
+    let width = enc.iter().map(|e| e.get_ids().len()).max().unwrap();
+    let mut inputs: HashMap<String, Vec<f64>> = HashMap::new();
+    for e in &enc {
+        let n = e.get_ids().len();
+        let pad = |v: &[u32]| {
+            v.iter()
+                .map(|&x| x as f64)
+                .chain(std::iter::repeat_n(0.0, width - n))
+                .collect::<Vec<_>>()
+        };
+        inputs
+            .entry("input_ids".into())
+            .or_default()
+            .extend(pad(e.get_ids()));
+        inputs
+            .entry("attention_mask".into())
+            .or_default()
+            .extend(pad(e.get_attention_mask()));
+        inputs
+            .entry("token_type_ids".into())
+            .or_default()
+            .extend(pad(e.get_type_ids()));
+    }
+    inputs
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                Tensor::from_vec(v, (lines.len(), width), &Device::Cpu).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_onnx_graph_computes_what_plcc_run_computes() {
+    let artifact = build_tiny_bert("export-onnx", SENTENCES, QUANTIZE);
+    let dir = artifact.parent().unwrap().to_path_buf();
+    let out = dir.join("onnx");
+    let o = export(&artifact, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(out.join("model.onnx")).unwrap();
+    let model = ModelProto::decode(bytes.as_slice()).unwrap();
+    let graph = model.graph.as_ref().unwrap();
+    let names = |v: &[plcc::export::onnx::proto::ValueInfoProto]| {
+        v.iter().map(|i| i.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&graph.input),
+        ["input_ids", "attention_mask", "token_type_ids"]
+    );
+    assert_eq!(
+        names(&graph.output),
+        ["last_hidden_state", "sentence_embedding"]
+    );
+    assert_eq!(model.opset_import[0].version, 17);
+    // Packed weights are int8 in the file; the integer product is used.
+    let int8 = graph
+        .initializer
+        .iter()
+        .filter(|t| t.data_type == data_type::INT8)
+        .count();
+    // Two layers of query, key, value, intermediate and output, and the word table.
+    assert_eq!(int8, 2 * 5 + 1, "int8 initializers");
+    assert!(graph.node.iter().any(|n| n.op_type == "MatMulInteger"));
+    assert!(std::fs::read(out.join("tokenizer.json")).is_ok());
+    assert!(out.join("export.json").is_file());
+
+    let lines: Vec<&str> = SENTENCES.lines().collect();
+    let outputs = evaluate(&model, feeds(&out.join("tokenizer.json"), &lines));
+    let onnx: Vec<Vec<f64>> = outputs["sentence_embedding"].to_vec2().unwrap();
+    let run = common::run_lines(&artifact, &dir, SENTENCES);
+    for (i, record) in run.iter().enumerate() {
+        let plcc_embedding: Vec<f64> = record["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        // The difference to plcc's output, against the embedding's spread
+        // around its mean (the tiny model's embeddings share a large common part).
+        let mean = plcc_embedding.iter().sum::<f64>() / plcc_embedding.len() as f64;
+        let spread = plcc_embedding
+            .iter()
+            .map(|v| (v - mean).abs())
+            .fold(0.0, f64::max);
+        let diff = onnx[i]
+            .iter()
+            .zip(&plcc_embedding)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "line {i}: cosine {}, largest difference {diff:.2e} of spread {spread:.2e}",
+            cosine(&onnx[i], &plcc_embedding)
+        );
+        assert!(
+            diff <= 1e-5 * spread,
+            "line {i}: difference {diff} against spread {spread}"
+        );
+    }
+}
+
+#[test]
+fn an_export_replaces_only_an_earlier_export() {
+    let artifact = build_tiny_bert("export-dirs", SENTENCES, "");
+    let dir = artifact.parent().unwrap().to_path_buf();
+    let out = dir.join("onnx");
+    assert!(export(&artifact, &out).status.success());
+    // Again over the earlier export: replaced.
+    assert!(export(&artifact, &out).status.success());
+    // A folder with someone's files, and the artifact itself: refused, untouched.
+    let theirs = dir.join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("notes.txt"), "mine").unwrap();
+    let o = export(&artifact, &theirs);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("output-not-ours"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(theirs.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    let o = export(&artifact, &artifact);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("output-is-input"), "{}", stderr(&o));
+    assert!(artifact.join("manifest.json").is_file());
+}
