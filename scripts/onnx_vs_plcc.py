@@ -30,8 +30,9 @@ def main():
     plcc = [json.loads(l) for l in open(a.plcc_jsonl, encoding="utf-8")]
     if len(plcc) != len(lines):
         sys.exit(f"{len(plcc)} plcc outputs for {len(lines)} input lines")
-    key = "embedding" if "embedding" in plcc[0] else "logits"
-    out_name = "sentence_embedding" if key == "embedding" else "logits"
+    record = json.load(open(os.path.join(a.export, "export.json")))
+    key = "logits" if "logits" in record["outputs"] else "embedding"
+    out_name = "logits" if key == "logits" else "sentence_embedding"
 
     tok = Tokenizer.from_file(os.path.join(a.export, "tokenizer.json"))
     tok.no_padding()
@@ -56,7 +57,6 @@ def main():
     onnx_out = np.concatenate(outs)
     ref = np.array([p[key] for p in plcc], dtype=np.float32)
     cos = (onnx_out * ref).sum(1) / (np.linalg.norm(onnx_out, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)
-    record = json.load(open(os.path.join(a.export, "export.json")))
     onnx_bytes = os.path.getsize(os.path.join(a.export, "model.onnx"))
     ratio = onnx_bytes / record["artifact_weight_bytes"]
     print(f"{len(lines)} lines: mean cosine {cos.mean():.6f}, min {cos.min():.6f}; "

@@ -180,3 +180,65 @@ fn an_export_replaces_only_an_earlier_export() {
     assert!(stderr(&o).contains("output-is-input"), "{}", stderr(&o));
     assert!(artifact.join("manifest.json").is_file());
 }
+
+#[test]
+fn a_classifier_exports_its_logits() {
+    let dir = common::workdir(
+        "export-classifier",
+        &[(
+            "data/l.tsv",
+            "good movie\t1\nbad movie\t0\nfine film\t1\nawful plot\t0\n",
+        )],
+    );
+    let recipe = common::write_recipe(
+        &dir,
+        "teacher: \"builtin:tiny-bert\"\ntask: classification\nlabels: 2\neval: l\n\
+         data l \"data/l.tsv\" { text: 0\n label: 1 }\n\
+         quantize weights \"encoder.layer.*\" { bits: 8 }\n\
+         quantize activations \"encoder.layer.*\" { bits: 8 }\n",
+    );
+    let artifact = dir.join("artifact");
+    let o = common::build(&recipe, &artifact, "0");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.join("onnx");
+    assert!(export(&artifact, &out).status.success());
+    let model =
+        ModelProto::decode(std::fs::read(out.join("model.onnx")).unwrap().as_slice()).unwrap();
+    let lines = ["good movie", "awful plot"];
+    let outputs = evaluate(&model, feeds(&out.join("tokenizer.json"), &lines));
+    let logits: Vec<Vec<f64>> = outputs["logits"].to_vec2().unwrap();
+    let run = common::run_lines(&artifact, &dir, &lines.join("\n"));
+    for (i, record) in run.iter().enumerate() {
+        for (j, v) in record["logits"].as_array().unwrap().iter().enumerate() {
+            let d = (logits[i][j] - v.as_f64().unwrap()).abs();
+            assert!(
+                d < 1e-4,
+                "line {i}, logit {j}: {} against {v}",
+                logits[i][j]
+            );
+        }
+    }
+}
+
+#[test]
+fn a_gpt2_artifact_is_a_diagnostic() {
+    let dir = common::workdir(
+        "export-gpt2",
+        &[("data/t.txt", "one two three\nfour five six\n")],
+    );
+    let recipe = common::write_recipe(
+        &dir,
+        "teacher: \"builtin:tiny-gpt2\"\neval: t\ndata t \"data/t.txt\" {}\n",
+    );
+    let artifact = dir.join("artifact");
+    let o = common::build(&recipe, &artifact, "0");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = export(&artifact, &dir.join("onnx"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("plcc::export::unsupported"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.join("onnx").exists());
+}
