@@ -46,7 +46,7 @@ fi
 
 mkdir -p "$out"
 lines="$out/input.txt"
-grep -v '^[[:space:]]*$' "$input" | head -n "$limit" > "$lines"
+awk -v n="$limit" 'NF && c++ < n' "$input" > "$lines"
 status=0
 for artifact in "${artifacts[@]}"; do
     name=$(basename "$artifact")
