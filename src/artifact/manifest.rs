@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::base::ModelConfig;
-use crate::base::{Bits, ExitCriterion, ExitHead, Granularity, Task};
+use crate::base::{Bits, ExitCriterion, ExitHead, Granularity, SentencePipeline, Task};
 
 pub const FORMAT: &str = "plcc-artifact";
 /// Version 2 added `files` (every loaded file's size and hash, replacing
@@ -30,6 +30,11 @@ pub struct Manifest {
     pub recipe: RecipeRecord,
     pub source: SourceRecord,
     pub task: Task,
+    /// How an embedding model's token states become its sentence embedding,
+    /// as the teacher checkpoint's `modules.json` says (pooling, Normalize);
+    /// absent when the teacher has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<SentencePipeline>,
     /// The student's architecture and per-layer shapes.
     pub config: ModelConfig,
     /// Every weight matrix by module name, with how it is stored.
@@ -46,6 +51,21 @@ pub struct Manifest {
     /// `tokenizer.json`) by name. The report files are not loaded and not
     /// listed.
     pub files: BTreeMap<String, FileRecord>,
+}
+
+impl Manifest {
+    /// How the model's embedding is made: the recorded pipeline, else the
+    /// task's pooling (mean for models that are not embedding models), not
+    /// normalized.
+    pub fn sentence_pipeline(&self) -> SentencePipeline {
+        self.pipeline.unwrap_or(SentencePipeline {
+            pooling: match self.task {
+                Task::Embedding { pooling } => pooling,
+                _ => crate::base::Pooling::Mean,
+            },
+            normalize: false,
+        })
+    }
 }
 
 /// Size and hash of one artifact file.

@@ -160,6 +160,7 @@ mod tests {
                 layers: config.num_layers(),
             },
             task: Task::CausalLm,
+            pipeline: None,
             layer_map: (0..config.num_layers()).collect(),
             config,
             weights: Default::default(),

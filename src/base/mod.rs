@@ -11,6 +11,7 @@ pub mod config;
 pub mod config_json;
 pub mod exits;
 pub mod hash;
+pub mod pipeline;
 pub mod quant;
 pub mod schedule;
 pub mod sources;
@@ -21,6 +22,7 @@ pub mod words;
 pub use config::{Activation, Arch, LayerShape, ModelConfig};
 pub use exits::{CalibrationTarget, ExitCriterion, ExitHead};
 pub use hash::sha256_hex;
+pub use pipeline::{read_pipeline, SentencePipeline};
 pub use quant::{Bits, GptqSpec, Granularity, QuantMethod, ScaleMethod};
 pub use schedule::{
     ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength,

@@ -103,6 +103,10 @@ pub enum Command {
         device: DeviceArg,
         #[arg(long)]
         threads: Option<usize>,
+        /// Embeddings as the plain mean of the final hidden states, without
+        /// the checkpoint's pipeline (its pooling and normalization).
+        #[arg(long)]
+        raw: bool,
     },
     /// Choose exit thresholds for a target and write them into the artifact.
     Calibrate {
@@ -227,6 +231,7 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             max_len,
             device,
             threads,
+            raw,
         } => run::run(
             &model,
             &input,
@@ -235,6 +240,7 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             max_len,
             device,
             threads,
+            raw,
         ),
         Command::Calibrate {
             artifact,

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use candle_core::Device;
 
 use super::DeviceArg;
+use crate::base::SentencePipeline;
 use crate::diag::Diag;
 use crate::runtime::{load_model, runner, LoadedModel};
 
@@ -96,6 +97,9 @@ pub fn select_device(device: DeviceArg) -> Result<Device, Diag> {
     }
 }
 
+/// Runs `plcc run`; `raw` gives the plain mean of the final states instead
+/// of the model's pipeline (pooling, normalization).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     model: &str,
     input: &Path,
@@ -104,8 +108,12 @@ pub fn run(
     max_len: Option<usize>,
     device: DeviceArg,
     threads: Option<usize>,
+    raw: bool,
 ) -> Result<ExitCode, Diag> {
-    let (lines, model) = open_model_and_inputs(model, input, batch_size, device, threads)?;
+    let (lines, mut model) = open_model_and_inputs(model, input, batch_size, device, threads)?;
+    if raw {
+        model.pipeline = SentencePipeline::default();
+    }
     if !model.exits.is_empty() && !model.exit_policies.iter().any(|p| p.active()) {
         eprintln!(
             "note: the exits have no calibrated thresholds (see `plcc calibrate`); every input runs to the last layer ({})",

@@ -43,7 +43,7 @@ use crate::artifact::{
     write_into, ExitRecord, Manifest, RecipeRecord, SourceRecord, StagedDir, FORMAT,
     FORMAT_VERSION, WEIGHTS_FILE,
 };
-use crate::base::sha256_hex;
+use crate::base::{sha256_hex, SentencePipeline, Task};
 use crate::diag::Diag;
 use crate::eval::report::{Report, TrainingReport};
 use crate::ir::{Program, Verified};
@@ -286,6 +286,7 @@ pub fn build(
             layers: teacher.config.num_layers(),
         },
         task: plan.task,
+        pipeline: embedding_pipeline(plan.task, teacher.pipeline),
         config: student.config.clone(),
         weights: packed.weights.clone(),
         activation_quant: packed.activation_quant.clone(),
@@ -417,4 +418,16 @@ fn exit_records(program: &Program) -> Vec<ExitRecord> {
             })
         })
         .collect()
+}
+
+/// The pipeline an embedding artifact records: the recipe's pooling and the
+/// teacher pipeline's normalization; none when the teacher has no pipeline.
+fn embedding_pipeline(task: Task, teacher: Option<SentencePipeline>) -> Option<SentencePipeline> {
+    match (task, teacher) {
+        (Task::Embedding { pooling }, Some(p)) => Some(SentencePipeline {
+            pooling,
+            normalize: p.normalize,
+        }),
+        _ => None,
+    }
 }

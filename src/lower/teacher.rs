@@ -15,7 +15,7 @@ use candle_nn::{Init, VarBuilder};
 use crate::artifact::{RawTensor, TensorSet};
 use crate::base::sha256_hex;
 use crate::base::TeacherRef;
-use crate::base::{builtin, ModelConfig};
+use crate::base::{builtin, read_pipeline, ModelConfig, SentencePipeline};
 use crate::diag::Diag;
 use crate::runtime::from_artifact::classifier_head;
 use crate::runtime::loader::{anchor_tensor, Network};
@@ -39,6 +39,8 @@ pub struct Teacher {
     pub extra: Tensors,
     pub tokenizer: TextTokenizer,
     pub checkpoint_sha256: String,
+    /// The checkpoint's sentence-embedding pipeline (`modules.json`), if any.
+    pub pipeline: Option<SentencePipeline>,
 }
 
 /// Wraps a backend and keeps a copy of every tensor handed out.
@@ -126,6 +128,7 @@ pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Di
                 extra: Tensors::new(),
                 tokenizer,
                 checkpoint_sha256,
+                pipeline: None,
             })
         }
         TeacherRef::Dir(dir) => {
@@ -152,6 +155,7 @@ pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Di
                 extra,
                 tokenizer,
                 checkpoint_sha256,
+                pipeline: read_pipeline(dir)?,
             })
         }
     }

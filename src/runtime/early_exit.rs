@@ -184,12 +184,12 @@ pub fn final_records(model: &LoadedModel, x: &Tensor, mask: &Tensor) -> Result<V
             (None, Some(rows(&m.lm_logits(&last)?)?))
         }
         Network::Bert(_) => {
-            let mean = rows(&pool(x, mask, Pooling::Mean)?)?;
+            let pooled = rows(&pool(x, mask, model.pipeline.pooling)?)?;
             let logits = match &model.classifier {
                 Some(c) => Some(rows(&c.forward(x, mask)?)?),
                 None => None,
             };
-            (Some(mean), logits)
+            (Some(pooled), logits)
         }
     };
     let n = embedding.as_ref().or(logits.as_ref()).map_or(0, Vec::len);

@@ -326,10 +326,12 @@ pub fn load_artifact_with(
         &dir.join(TOKENIZER_FILE),
         config.pad_token_id,
     )?;
+    let pipeline = artifact.manifest.sentence_pipeline();
     Ok(LoadedModel {
         classifier,
         exits,
         exit_policies,
+        pipeline,
         ..LoadedModel::new(
             dir.display().to_string(),
             config,

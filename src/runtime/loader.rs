@@ -18,7 +18,7 @@ use super::output::{ForwardOptions, Inputs, ModelOutput};
 use super::weights::{load_error, Checkpoint};
 use super::Mode;
 use crate::base::builtin;
-use crate::base::Pooling;
+use crate::base::{read_pipeline, Pooling, SentencePipeline};
 use crate::base::{Arch, ModelConfig};
 use crate::diag::Diag;
 use crate::text::TextTokenizer;
@@ -207,6 +207,9 @@ pub struct LoadedModel {
     pub exit_policies: Vec<ExitPolicy>,
     pub tokenizer: TextTokenizer,
     pub device: Device,
+    /// How an encoder's final states become its embedding: the
+    /// checkpoint's or artifact's pipeline, else the mean, not normalized.
+    pub pipeline: SentencePipeline,
 }
 
 impl LoadedModel {
@@ -228,6 +231,7 @@ impl LoadedModel {
             exit_policies: Vec::new(),
             tokenizer,
             device: device.clone(),
+            pipeline: SentencePipeline::default(),
         }
     }
 
@@ -339,6 +343,7 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag>
     let tokenizer = TextTokenizer::from_dir(dir, config.pad_token_id)?;
     Ok(LoadedModel {
         classifier,
+        pipeline: read_pipeline(dir)?.unwrap_or_default(),
         ..LoadedModel::new(
             dir.display().to_string(),
             config,

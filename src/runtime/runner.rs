@@ -13,8 +13,9 @@ use crate::diag::Diag;
 /// The output for one input line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Record {
-    /// Encoders: the mean of the final hidden state over real tokens, or the
-    /// output of the embedding exit the input left at.
+    /// Encoders: the final hidden state pooled as the model's pipeline says
+    /// (mean over real tokens unless it says CLS; unit length when it
+    /// normalizes), or the output of the embedding exit the input left at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
     /// Classifier outputs (encoders with a head) or next-token logits at the
@@ -137,7 +138,20 @@ pub fn run_batch(model: &LoadedModel, rows: &[Vec<u32>]) -> Result<Vec<Record>, 
             Inputs::from_rows(part, model.tokenizer.pad_id, &model.device).map_err(failed)?;
         records.extend(early_exit::run(model, &inputs).map_err(failed)?);
     }
+    if model.pipeline.normalize {
+        for embedding in records.iter_mut().filter_map(|r| r.embedding.as_mut()) {
+            normalize(embedding);
+        }
+    }
     Ok(records)
+}
+
+/// Divides `v` by its length (a zero vector stays zero).
+fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
 }
 
 /// Padded tokens one forward pass holds at most (unless one row is longer).

@@ -104,6 +104,7 @@ fn run_node(node: &NodeProto, inputs: &[Tensor]) -> Tensor {
         "Abs" => x.abs().unwrap(),
         "Erf" => x.erf().unwrap(),
         "Tanh" => x.tanh().unwrap(),
+        "Sqrt" => x.sqrt().unwrap(),
         "Relu" => x.relu().unwrap(),
         "Round" => round_even(x),
         "Clip" => x

@@ -7,7 +7,7 @@
 use super::builder::{Attr, Dim};
 use super::proto::data_type;
 use super::weights::WeightGraph;
-use crate::base::{Activation, LayerShape, ModelConfig, Pooling, Task};
+use crate::base::{Activation, LayerShape, ModelConfig, Pooling, SentencePipeline, Task};
 use crate::diag::Diag;
 
 const BATCH: Dim<'static> = Dim::Named("batch");
@@ -18,6 +18,7 @@ pub fn encoder_graph(
     w: &mut WeightGraph<'_>,
     config: &ModelConfig,
     task: Task,
+    pipeline: SentencePipeline,
 ) -> Result<(), Diag> {
     let ids = w.g.input("input_ids", data_type::INT64, &[BATCH, SEQ]);
     let mask = w.g.input("attention_mask", data_type::INT64, &[BATCH, SEQ]);
@@ -42,8 +43,13 @@ pub fn encoder_graph(
         &[BATCH, SEQ, hidden],
     );
     match task {
-        Task::Embedding { pooling } => {
-            let pooled = pool(w, &x, &mask_f, pooling)?;
+        Task::Embedding { .. } => {
+            let pooled = pool(w, &x, &mask_f, pipeline.pooling)?;
+            let pooled = if pipeline.normalize {
+                normalized(w, &pooled)
+            } else {
+                pooled
+            };
             let hidden = Dim::Fixed(config.hidden_size);
             w.g.output(
                 &pooled,
@@ -253,4 +259,20 @@ fn pool(w: &mut WeightGraph<'_>, x: &str, mask_f: &str, pooling: Pooling) -> Res
             w.g.op("Squeeze", &[&first, &axes], &[], "cls")
         }
     })
+}
+
+/// `[b, h]` divided by each row's length (a zero row stays zero).
+fn normalized(w: &mut WeightGraph<'_>, x: &str) -> String {
+    let sq = w.g.op("Mul", &[x, x], &[], "normalize");
+    let axes = w.g.i64s("axes", &[-1]);
+    let sum = w.g.op(
+        "ReduceSum",
+        &[&sq, &axes],
+        &[Attr::Int("keepdims", 1)],
+        "normalize",
+    );
+    let norm = w.g.op("Sqrt", &[&sum], &[], "normalize");
+    let tiny = w.g.scalar("tiny", f32::MIN_POSITIVE);
+    let safe = w.g.op("Max", &[&norm, &tiny], &[], "normalize");
+    w.g.op("Div", &[x, &safe], &[], "sentence_embedding")
 }

@@ -46,7 +46,12 @@ pub fn export(artifact: &Artifact) -> Result<OnnxModel, Diag> {
         ));
     }
     let mut w = weights::WeightGraph::new(artifact);
-    bert::encoder_graph(&mut w, &manifest.config, manifest.task)?;
+    bert::encoder_graph(
+        &mut w,
+        &manifest.config,
+        manifest.task,
+        manifest.sentence_pipeline(),
+    )?;
     let weight_bytes = w.g.initializer_bytes() as u64;
     let graph = w.g.finish("plcc");
     let inputs = graph.input.iter().map(|v| v.name.clone()).collect();
