@@ -242,3 +242,84 @@ fn a_gpt2_artifact_is_a_diagnostic() {
     );
     assert!(!dir.join("onnx").exists());
 }
+
+fn export_hf(artifact: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    plcc(&[
+        "export",
+        artifact.to_str().unwrap(),
+        "--format",
+        "hf",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn the_hf_export_is_a_checkpoint_that_computes_the_artifact() {
+    // Pruned heads (layer 0 keeps 3 of 4, the rest 2) and one FFN width.
+    let prune =
+        "prune {\n heads: 50%\n ffn: 96\n importance: magnitude\n layer 0 { heads: 3 }\n}\n";
+    let artifact = build_tiny_bert("export-hf", SENTENCES, prune);
+    let dir = artifact.parent().unwrap().to_path_buf();
+    let out = dir.join("hf");
+    let o = export_hf(&artifact, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["num_attention_heads"], 4);
+    assert_eq!(config["intermediate_size"], 96);
+    assert_eq!(config["pruned_heads"]["0"].as_array().unwrap().len(), 1);
+    assert_eq!(config["pruned_heads"]["1"].as_array().unwrap().len(), 2);
+    for f in [
+        "model.safetensors",
+        "tokenizer.json",
+        "modules.json",
+        "1_Pooling/config.json",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    // plcc reads the export as a checkpoint (pruned_heads included) and
+    // computes what the artifact computes.
+    let from_export = common::run_lines(&out, &dir, SENTENCES);
+    let from_artifact = common::run_lines(&artifact, &dir, SENTENCES);
+    for (e, a) in from_export.iter().zip(&from_artifact) {
+        for (x, y) in e["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(a["embedding"].as_array().unwrap())
+        {
+            assert!(
+                (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-5,
+                "{x} against {y}"
+            );
+        }
+    }
+}
+
+#[test]
+fn what_transformers_cannot_express_is_named() {
+    for (tag, prune, what) in [
+        (
+            "export-hf-rank",
+            "prune {\n embedding_rank: 16\n}\n",
+            "factorized",
+        ),
+        (
+            "export-hf-ffn",
+            "prune {\n ffn: 96\n importance: magnitude\n layer 0 { ffn: 128 }\n}\n",
+            "FFN neurons",
+        ),
+    ] {
+        let artifact = build_tiny_bert(tag, SENTENCES, prune);
+        let out = artifact.parent().unwrap().join("hf");
+        let o = export_hf(&artifact, &out);
+        assert_eq!(o.status.code(), Some(1), "{tag}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("plcc::export::unsupported") && err.contains(what),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+}

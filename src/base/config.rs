@@ -132,6 +132,7 @@ impl ModelConfig {
                             )),
                     };
                 let ffn = json.count(&["intermediate_size"], config_json::INTERMEDIATE)?;
+                let pruned = json.pruned_heads(layers, heads)?;
                 ModelConfig {
                     arch,
                     model_type,
@@ -147,7 +148,13 @@ impl ModelConfig {
                     layer_norm_eps: json.epsilon_or(&["layer_norm_eps"], 1e-12)?,
                     activation: act,
                     pad_token_id: json.token_id(&["pad_token_id"], vocab_size)?,
-                    layers: vec![layer(ffn); layers],
+                    layers: pruned
+                        .iter()
+                        .map(|p| LayerShape {
+                            heads: heads - p,
+                            ..layer(ffn)
+                        })
+                        .collect(),
                     embedding_rank: None,
                 }
             }

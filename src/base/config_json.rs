@@ -148,6 +148,49 @@ impl<'a> ConfigJson<'a> {
         }
     }
 
+    /// Heads removed from each of `layers` layers of `heads` heads
+    /// (`pruned_heads`: layer index → head indices, as transformers' `prune_heads`
+    /// records them): the count per layer.
+    pub fn pruned_heads(&self, layers: usize, heads: usize) -> Result<Vec<usize>, Diag> {
+        let mut counts = vec![0; layers];
+        let Some((key, value)) = self.find(&["pruned_heads"]) else {
+            return Ok(counts);
+        };
+        let bad = |why: String| {
+            self.at(BAD_CONFIG, key, format!("`{key}` {why}"))
+                .help("`pruned_heads` maps a layer index to the indices of its removed heads")
+        };
+        let map = value
+            .as_object()
+            .ok_or_else(|| bad("is not an object".into()))?;
+        for (layer, removed) in map {
+            let i: usize = layer
+                .parse()
+                .ok()
+                .filter(|&i| i < layers)
+                .ok_or_else(|| bad(format!("names layer `{layer}`, not one of 0..{layers}")))?;
+            let list = removed
+                .as_array()
+                .ok_or_else(|| bad(format!("gives layer {i} no list of heads")))?;
+            let mut seen = std::collections::BTreeSet::new();
+            for h in list {
+                match h.as_u64() {
+                    Some(h) if (h as usize) < heads && seen.insert(h) => {}
+                    _ => {
+                        return Err(bad(format!(
+                            "gives layer {i} head {h}, not a new one of 0..{heads}"
+                        )))
+                    }
+                }
+            }
+            if seen.len() >= heads {
+                return Err(bad(format!("removes every head of layer {i}")));
+            }
+            counts[i] = seen.len();
+        }
+        Ok(counts)
+    }
+
     /// A diagnostic about `key`, its place in the file in the message.
     pub fn at(&self, code: &'static str, key: &str, message: String) -> Diag {
         let place = match locate_key(self.text, key) {

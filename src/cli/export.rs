@@ -1,13 +1,13 @@
-//! `plcc export ARTIFACT --format onnx -o DIR`: writes the artifact as an
-//! ONNX model with its tokenizer and says what the file holds.
+//! `plcc export ARTIFACT --format onnx|hf -o DIR`: writes the artifact in a
+//! form other runtimes load and says what the files hold.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use super::ExportFormat;
-use crate::artifact::{Artifact, WEIGHTS_FILE};
+use crate::artifact::{Artifact, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::diag::Diag;
-use crate::export::{onnx, write_export, ExportRecord};
+use crate::export::{hf, onnx, write_export, ExportRecord};
 use crate::ir::human;
 
 /// The ONNX model's file name.
@@ -16,37 +16,65 @@ const ONNX_FILE: &str = "model.onnx";
 /// Runs `plcc export`.
 pub fn run(artifact_dir: &Path, format: ExportFormat, output: &Path) -> Result<ExitCode, Diag> {
     let artifact = Artifact::open(artifact_dir)?;
-    match format {
+    let (format_name, files, weight_bytes, inputs, outputs, notes) = match format {
         ExportFormat::Onnx => {
             let model = onnx::export(&artifact)?;
-            let record = ExportRecord {
-                format: "onnx".to_string(),
-                artifact: artifact_dir.display().to_string(),
-                artifact_manifest_sha256: artifact.manifest.manifest_sha256.clone(),
-                files: vec![
-                    ONNX_FILE.to_string(),
-                    crate::artifact::TOKENIZER_FILE.to_string(),
-                ],
-                inputs: model.inputs.clone(),
-                outputs: model.outputs.clone(),
-                weight_bytes: model.weight_bytes,
-                artifact_weight_bytes: artifact.weights_file_bytes,
-                notes: model.notes.clone(),
-            };
-            write_export(output, &artifact, &[(ONNX_FILE, &model.bytes)], &record)?;
-            for note in &model.notes {
-                eprintln!("note: {note}");
-            }
-            println!(
-                "wrote {}: {ONNX_FILE} {} (weights {}, the artifact's {WEIGHTS_FILE} {}), inputs {}, outputs {}",
-                output.display(),
-                human(model.bytes.len() as f64, "B"),
-                human(model.weight_bytes as f64, "B"),
-                human(artifact.weights_file_bytes as f64, "B"),
-                model.inputs.join(", "),
-                model.outputs.join(", "),
-            );
+            let files = vec![(ONNX_FILE.to_string(), model.bytes)];
+            (
+                "onnx",
+                files,
+                model.weight_bytes,
+                model.inputs,
+                model.outputs,
+                model.notes,
+            )
         }
+        ExportFormat::Hf => {
+            let model = hf::export(&artifact)?;
+            (
+                "hf",
+                model.files,
+                model.weight_bytes,
+                Vec::new(),
+                Vec::new(),
+                model.notes,
+            )
+        }
+    };
+    let mut names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    names.push(TOKENIZER_FILE.to_string());
+    let record = ExportRecord {
+        format: format_name.to_string(),
+        artifact: artifact_dir.display().to_string(),
+        artifact_manifest_sha256: artifact.manifest.manifest_sha256.clone(),
+        files: names.clone(),
+        inputs: inputs.clone(),
+        outputs: outputs.clone(),
+        weight_bytes,
+        artifact_weight_bytes: artifact.weights_file_bytes,
+        notes: notes.clone(),
+    };
+    let borrowed: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    write_export(output, &artifact, &borrowed, &record)?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
+    println!(
+        "wrote {} ({format_name}): {}; weights {} (the artifact's {WEIGHTS_FILE}: {})",
+        output.display(),
+        names.join(", "),
+        human(weight_bytes as f64, "B"),
+        human(artifact.weights_file_bytes as f64, "B"),
+    );
+    if !inputs.is_empty() {
+        println!(
+            "inputs {}; outputs {}",
+            inputs.join(", "),
+            outputs.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

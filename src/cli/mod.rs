@@ -164,7 +164,8 @@ pub enum Command {
     Export {
         /// The artifact directory.
         artifact: PathBuf,
-        /// The form to write: `onnx` (model.onnx for ONNX Runtime).
+        /// The form to write: `onnx` (model.onnx for ONNX Runtime) or `hf`
+        /// (a float checkpoint for transformers and sentence-transformers).
         #[arg(long, value_enum)]
         format: ExportFormat,
         /// The directory to write: absent, empty or an earlier export.
@@ -178,6 +179,8 @@ pub enum Command {
 pub enum ExportFormat {
     /// `model.onnx` (opset 17) and the tokenizer.
     Onnx,
+    /// A Hugging Face checkpoint with sentence-transformers' files.
+    Hf,
 }
 
 /// Parses the command line, runs the command with `registry`, renders any

@@ -1,8 +1,10 @@
 //! Exporting an artifact for other runtimes. `onnx` writes a `model.onnx`
-//! that ONNX Runtime runs, with the artifact's tokenizer beside it. An export
+//! that ONNX Runtime runs, `hf` a float checkpoint that transformers and
+//! sentence-transformers load; the artifact's tokenizer goes beside both. An export
 //! directory is marked by its `export.json`, so a later export may replace
 //! it and nothing else.
 
+pub mod hf;
 pub mod onnx;
 
 use std::path::Path;
