@@ -28,4 +28,4 @@ pub use schedule::{
 pub use sources::{Column, DataFormat, DataSpec, TeacherRef};
 pub use task::{Pooling, Task};
 pub use vocab::VocabRule;
-pub use words::{duration_text, word};
+pub use words::{compare_counts, duration_text, word};

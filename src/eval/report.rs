@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fidelity::Fidelity;
 use super::vocab_report::VocabReport;
+use crate::base::compare_counts;
 use crate::diag::list_text;
 
 /// What one finished stage did.
@@ -68,6 +69,20 @@ pub struct StageEval {
     pub fidelity: Fidelity,
 }
 
+/// What `StageEval::after` names before any stage ran.
+pub const BEFORE_TRAINING: &str = "before training";
+
+impl StageEval {
+    /// When it was measured, in words: `before training` or `after NAME`.
+    pub fn label(&self) -> String {
+        if self.after == BEFORE_TRAINING {
+            BEFORE_TRAINING.to_string()
+        } else {
+            format!("after {}", self.after)
+        }
+    }
+}
+
 /// One evaluation during training: the learning curve's point.
 #[derive(Debug, Clone, Serialize)]
 pub struct CurvePoint {
@@ -123,28 +138,36 @@ pub struct Report {
 impl Report {
     pub fn markdown(&self) -> String {
         let mut s = format!("# plcc build report: {}\n\n", self.recipe);
-        s.push_str("| | teacher | student | ratio |\n|---|---:|---:|---:|\n");
-        let row = |name: &str, t: u64, st: u64| {
-            format!("| {name} | {t} | {st} | {} |\n", ratio_text(t, st))
+        s.push_str("| | teacher | student | student vs teacher |\n|---|---:|---:|---:|\n");
+        let row = |name: &str, t: u64, st: u64, bytes: bool| {
+            format!("| {name} | {t} | {st} | {} |\n", ratio_text(t, st, bytes))
         };
-        s.push_str(&row("parameters", self.teacher.params, self.student.params));
+        s.push_str(&row(
+            "parameters",
+            self.teacher.params,
+            self.student.params,
+            false,
+        ));
         for part in ["embeddings", "encoder", "heads"] {
             let get = |side: &Size| side.params_by_part.get(part).copied().unwrap_or(0);
             s.push_str(&row(
                 &format!("· {part} parameters"),
                 get(&self.teacher),
                 get(&self.student),
+                false,
             ));
         }
         s.push_str(&row(
             "bytes (weight file)",
             self.teacher.bytes,
             self.student.bytes,
+            true,
         ));
         s.push_str(&row(
             "FLOPs/token",
             self.teacher.flops_per_token,
             self.student.flops_per_token,
+            false,
         ));
         s.push_str(&format!(
             "\nPlanned student bytes: {} (real / planned = {:.4}).\n",
@@ -228,10 +251,10 @@ impl TrainingReport {
             let rows = self
                 .evaluations
                 .iter()
-                .map(|e| (vec![e.after.clone()], &e.fidelity.metrics));
+                .map(|e| (vec![e.label()], &e.fidelity.metrics));
             s.push_str(&metrics_table(
                 "Fidelity of the student during training (fake-quantized weights)",
-                &["after"],
+                &["measured"],
                 &keys,
                 rows,
             ));
@@ -327,11 +350,13 @@ pub fn params_by_part<'a>(
     out
 }
 
-/// `teacher / student` as `12.34x`, or `-` when the student has none.
-pub fn ratio_text(teacher: u64, student: u64) -> String {
-    if student == 0 {
-        "-".into()
+/// The student against the teacher in words (`12.34x fewer`, `1.50x more`,
+/// `new`; `smaller`/`larger` for `bytes`): [`compare_counts`] at two decimals.
+pub fn ratio_text(teacher: u64, student: u64, bytes: bool) -> String {
+    let (less, more) = if bytes {
+        ("smaller", "larger")
     } else {
-        format!("{:.2}x", teacher as f64 / student as f64)
-    }
+        ("fewer", "more")
+    };
+    compare_counts(teacher, student, 2, less, more)
 }

@@ -142,16 +142,9 @@ pub fn calibrate_with(
         let best = curve.last();
         Diag::new(
             "plcc::calibrate::unreachable",
-            format!(
-                "no threshold reaches {} on this data",
-                describe(target)
-            ),
+            format!("no threshold reaches {} on this data", describe(target)),
         )
-        .note(format!(
-            "the most any threshold gives here: average exit layer {:.2}, estimated speed-up {:.2}x",
-            best.map_or(depth as f64, |o| o.avg_exit_layer),
-            best.map_or(1.0, |o| o.est_speedup)
-        ))
+        .note(target::unreachable_note(target, best, depth))
         .help("ask for less, or add exits after earlier layers")
     })?;
     let chosen = Outcome {
