@@ -14,6 +14,7 @@ pub mod hash;
 pub mod quant;
 pub mod schedule;
 pub mod sources;
+pub mod svg;
 pub mod task;
 pub mod vocab;
 pub mod words;
