@@ -80,6 +80,26 @@ impl Axis {
         self.from + (self.to - self.from) * frac
     }
 
+    /// The tick label of the value at fraction `frac`, with enough
+    /// decimals that the axis's five ticks read differently.
+    pub fn tick_at(&self, frac: f64) -> String {
+        let v = self.at(frac);
+        if self.log {
+            return tick(v);
+        }
+        let step = (self.hi - self.lo).abs() / 4.0;
+        let digits = if step > 0.0 {
+            (-step.log10()).ceil().clamp(0.0, 8.0) as usize
+        } else {
+            0
+        };
+        if digits <= 3 {
+            tick(v)
+        } else {
+            format!("{v:.digits$}")
+        }
+    }
+
     /// The value at fraction `frac` of the range.
     pub fn at(&self, frac: f64) -> f64 {
         let t = self.lo + (self.hi - self.lo) * frac;
@@ -213,6 +233,8 @@ mod tests {
         assert!((b.px(3.0) - 50.0).abs() < 1e-9 && (b.at(1.0) - 4.0).abs() < 1e-9);
         let same = Axis::fit([5.0, 5.0].into_iter(), f64::INFINITY, 0.0, 10.0);
         assert!((same.px(5.0) - 5.0).abs() < 1e-9);
+        let narrow = Axis::between(0.9996, 1.0, false, 0.0, 100.0);
+        assert_eq!(narrow.tick_at(0.25), "0.99970");
         let svg = {
             let mut s = Svg::new(10.0, 10.0);
             s.dot((1.0, 2.0), 3.0, "red", Some("a < b"));

@@ -119,8 +119,32 @@ pub fn run(
         "fidelity on `{}` ({} examples):",
         r.fidelity.data, r.fidelity.examples
     );
-    for (k, v) in &r.fidelity.metrics {
-        println!("  {k:<20} {v:.4}");
+    let with_exits = r.fidelity_with_exits.as_ref();
+    if let Some(w) = with_exits {
+        println!("  {:<20} {:>10} {:>10}", "", "with exits", "full depth");
+        let mut keys: Vec<&String> = r.fidelity.metrics.keys().collect();
+        keys.extend(
+            w.metrics
+                .keys()
+                .filter(|k| !r.fidelity.metrics.contains_key(*k)),
+        );
+        let cell = |m: &std::collections::BTreeMap<String, f64>, k: &String| {
+            m.get(k).map_or("-".to_string(), |v| format!("{v:.4}"))
+        };
+        for k in keys {
+            println!(
+                "  {k:<20} {:>10} {:>10}",
+                cell(&w.metrics, k),
+                cell(&r.fidelity.metrics, k)
+            );
+        }
+    } else {
+        for (k, v) in &r.fidelity.metrics {
+            println!("  {k:<20} {v:.4}");
+        }
+    }
+    if let Some(why) = r.exits.as_ref().and_then(|e| e.not_measured.as_ref()) {
+        println!("  (with exits on: not measured, {why})");
     }
     println!("wrote {}", built.dir.display());
     if let Some(c) = &built.calibration {

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::fidelity::Fidelity;
+use super::report_exits::{exits_markdown, fidelity_markdown, ExitsReport};
+use super::source::EvalSource;
 use super::vocab_report::VocabReport;
 use crate::base::compare_counts;
 use crate::diag::list_text;
@@ -50,7 +52,7 @@ pub struct BudgetUse {
 }
 
 /// One side (teacher or student) of the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Size {
     pub params: u64,
     /// Parameters by part: `embeddings`, `encoder` (the transformer layers)
@@ -84,7 +86,7 @@ impl StageEval {
 }
 
 /// One evaluation during training: the learning curve's point.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CurvePoint {
     /// The stage it was taken in (`before training` for the first point).
     pub stage: String,
@@ -97,7 +99,7 @@ pub struct CurvePoint {
 }
 
 /// What training did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingReport {
     pub stages: Vec<StageTotals>,
     pub evaluations: Vec<StageEval>,
@@ -111,7 +113,7 @@ pub struct TrainingReport {
     pub resumed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub recipe: String,
     pub teacher: Size,
@@ -126,7 +128,19 @@ pub struct Report {
     pub layer_map: Vec<usize>,
     pub embedding_energy_kept: Option<f64>,
     pub max_slice_difference: f32,
+    /// Fidelity at full depth: every input through every layer.
     pub fidelity: Fidelity,
+    /// Fidelity of the model as shipped, its exits on with their
+    /// thresholds, on the same data; absent without active exits, or when
+    /// it could not be measured (`exits.not_measured` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity_with_exits: Option<Fidelity>,
+    /// The exits, their thresholds and the calibration that chose them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exits: Option<ExitsReport>,
+    /// The evaluation data file the fidelity was measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_source: Option<EvalSource>,
     /// Vocabulary pruning, when the recipe prunes the vocabulary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vocab: Option<VocabReport>,
@@ -184,11 +198,16 @@ impl Report {
             ));
         }
         s.push_str(&format!(
-            "Largest masked-vs-sliced difference: {:.2e}\n\n## Fidelity on `{}` ({} examples)\n\n",
-            self.max_slice_difference, self.fidelity.data, self.fidelity.examples
+            "Largest masked-vs-sliced difference: {:.2e}\n",
+            self.max_slice_difference
         ));
-        for (k, v) in &self.fidelity.metrics {
-            s.push_str(&format!("- {k}: {v:.4}\n"));
+        s.push_str(&fidelity_markdown(
+            &self.fidelity,
+            self.fidelity_with_exits.as_ref(),
+            self.exits.as_ref(),
+        ));
+        if let Some(e) = &self.exits {
+            s.push_str(&exits_markdown(e));
         }
         if let Some(v) = &self.vocab {
             s.push_str(&v.markdown());
