@@ -6,12 +6,16 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use candle_core::Device;
+
+use super::bench_against::default_against;
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
 use crate::diag::{list_text, Diag};
 use crate::eval::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
 use crate::eval::report_files::{rewrite_report, REPORT_JSON, REPORT_MD, REPORT_SVG};
 use crate::runtime::runner::read_lines;
+use crate::runtime::{load_model, LoadedModel};
 
 /// Rows of the printed curve (the chosen one is always shown).
 const TABLE_ROWS: usize = 12;
@@ -59,7 +63,13 @@ pub fn run(
     let notes = if dry_run {
         Vec::new()
     } else {
-        rewrite_report(artifact, &calibration, eval)?
+        let teacher = artifact_teacher(artifact);
+        rewrite_report(
+            artifact,
+            &calibration,
+            eval,
+            teacher.as_ref().map_err(String::clone),
+        )?
     };
     for n in &notes {
         eprintln!("note: {n}");
@@ -73,6 +83,19 @@ pub fn run(
         print_table(&calibration);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The teacher of the artifact, as the build compared against it, or why
+/// it cannot be had (moved, changed, or pretrained during the build).
+fn artifact_teacher(artifact: &Path) -> Result<LoadedModel, String> {
+    let why = |d: Diag| {
+        let notes: Vec<String> = std::iter::once(d.message).chain(d.notes).collect();
+        notes.join("; ")
+    };
+    let spec = default_against(&artifact.display().to_string())
+        .map_err(why)?
+        .ok_or_else(|| "its teacher is not recorded".to_string())?;
+    load_model(&spec, &Device::Cpu).map_err(why)
 }
 
 fn setting_text(c: &Calibration, o: &Outcome) -> String {

@@ -11,10 +11,11 @@ use super::exits::Calibration;
 use super::fidelity::measure;
 use super::report::Report;
 use super::report_svg::report_svg;
-use super::source::reference;
+use super::source::eval_examples;
 use crate::artifact::{read_manifest, write_file_atomic};
 use crate::diag::Diag;
 use crate::runtime::from_artifact::load_artifact;
+use crate::runtime::LoadedModel;
 
 pub const REPORT_JSON: &str = "report.json";
 pub const REPORT_MD: &str = "report.md";
@@ -34,14 +35,16 @@ pub fn report_files(report: &Report) -> Result<[(&'static str, Vec<u8>); 3], Dia
 
 /// Rewrites the report of the artifact in `dir`, whose manifest
 /// `calibration` just wrote: its exits and thresholds, and the fidelity
-/// with exits on and at full depth, measured again on `eval` when given,
-/// else on the evaluation data the report records when it is unchanged.
-/// When neither can be read, the fidelity with exits is removed and the
-/// report says it was not measured. Returns notes for the user.
+/// with exits on and at full depth, measured again against `teacher` (the
+/// artifact's teacher, or why it cannot be had) on `eval` when given, else
+/// on the evaluation data the report records when it is unchanged. When
+/// either is missing, the fidelity with exits is removed and the report
+/// says it was not measured. Returns notes for the user.
 pub fn rewrite_report(
     dir: &Path,
     calibration: &Calibration,
     eval: Option<&Path>,
+    teacher: Result<&LoadedModel, String>,
 ) -> Result<Vec<String>, Diag> {
     let path = dir.join(REPORT_JSON);
     let Ok(bytes) = std::fs::read(&path) else {
@@ -61,15 +64,14 @@ pub fn rewrite_report(
     };
     let manifest = read_manifest(dir)?;
     let mut notes = Vec::new();
-    let (exits, with_exits) = match reference(&manifest, report.eval_source.as_ref(), eval) {
-        Ok(r) => {
+    let against = teacher.and_then(|t| {
+        eval_examples(manifest.task, report.eval_source.as_ref(), eval).map(|d| (t, d))
+    });
+    let (exits, with_exits) = match against {
+        Ok((teacher, (data, examples))) => {
             let student = load_artifact(dir, &Device::Cpu)?;
-            report.fidelity = measure(manifest.task, &r.teacher, &student, &r.data, &r.examples)?;
-            exits_part(
-                dir,
-                Some(calibration),
-                Ok((&r.teacher, &r.data, &r.examples)),
-            )?
+            report.fidelity = measure(manifest.task, teacher, &student, &data, &examples)?;
+            exits_part(dir, Some(calibration), Ok((teacher, &data, &examples)))?
         }
         Err(why) => {
             let part = exits_part(dir, Some(calibration), Err(why.clone()))?;

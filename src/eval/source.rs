@@ -5,14 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::Manifest;
-use crate::base::{sha256_hex, Column, DataFormat, DataSpec, TeacherRef};
+use crate::base::{sha256_hex, Column, DataFormat, DataSpec, Task};
 use crate::diag::{Span, Spanned};
-use crate::lower::teacher::load_teacher;
-use crate::runtime::LoadedModel;
 use crate::text::data::{read_dataset, Example};
 
 /// Where the report's fidelity was measured.
@@ -62,23 +58,16 @@ impl EvalSource {
     }
 }
 
-/// What a measurement against the teacher needs: the teacher as the build
-/// loaded it, and the evaluation examples.
-pub struct Reference {
-    pub teacher: LoadedModel,
-    pub data: String,
-    pub examples: Vec<Example>,
-}
-
-/// The teacher and the evaluation examples of the artifact with `manifest`:
-/// from `file` when given (laid out as `source` records, or one text per
-/// line), else from the file `source` records when it is still there with
-/// the same SHA-256. `Err` says why there is nothing to measure on.
-pub fn reference(
-    manifest: &Manifest,
+/// The evaluation examples of an artifact built for `task`: from `file`
+/// when given (laid out as `source` records, or one text per line), else
+/// from the file `source` records when it is still there with the same
+/// SHA-256; with the data's name. `Err` says why there is nothing to
+/// measure on (also when the build's teacher cannot be had again).
+pub fn eval_examples(
+    task: Task,
     source: Option<&EvalSource>,
     file: Option<&Path>,
-) -> Result<Reference, String> {
+) -> Result<(String, Vec<Example>), String> {
     if let Some(why) = source.and_then(|s| s.teacher_differs.as_ref()) {
         return Err(why.clone());
     }
@@ -111,24 +100,7 @@ pub fn reference(
         }
         (None, None) => return Err("the report records no evaluation data".into()),
     };
-    let examples = read_dataset(&layout.spec(&name, &path), manifest.task.labels())
+    let examples = read_dataset(&layout.spec(&name, &path), task.labels())
         .map_err(|d| format!("cannot read `{}`: {}", path.display(), d.message))?;
-    let teacher_ref = match manifest.source.teacher.strip_prefix("builtin:") {
-        Some(n) => TeacherRef::Builtin(n.to_string()),
-        None => TeacherRef::Dir(PathBuf::from(&manifest.source.teacher)),
-    };
-    let cannot = |why: String| format!("the teacher `{}` {why}", manifest.source.teacher);
-    let teacher = load_teacher(&teacher_ref, &Device::Cpu)
-        .map_err(|d| cannot(format!("cannot be loaded: {}", d.message)))?;
-    if teacher.checkpoint_sha256 != manifest.source.checkpoint_sha256 {
-        return Err(cannot("changed since the build".into()));
-    }
-    let teacher = teacher
-        .loaded(&Device::Cpu)
-        .map_err(|d| cannot(format!("cannot be loaded: {}", d.message)))?;
-    Ok(Reference {
-        teacher,
-        data: name,
-        examples,
-    })
+    Ok((name, examples))
 }
