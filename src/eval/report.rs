@@ -379,3 +379,26 @@ pub fn ratio_text(teacher: u64, student: u64, bytes: bool) -> String {
     };
     compare_counts(teacher, student, 2, less, more)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluations_read_before_training_and_after_a_stage() {
+        let at = |after: &str| StageEval {
+            after: after.into(),
+            fidelity: Fidelity {
+                data: "d".into(),
+                examples: 1,
+                truncated: 0,
+                max_tokens: 8,
+                metrics: BTreeMap::new(),
+            },
+        };
+        assert_eq!(at(BEFORE_TRAINING).label(), "before training");
+        assert_eq!(at("general").label(), "after general");
+        assert_eq!(ratio_text(0, 8320, false), "new");
+        assert_eq!(ratio_text(2000, 1000, true), "2.00x smaller");
+    }
+}

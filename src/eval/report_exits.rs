@@ -201,3 +201,49 @@ pub fn exits_markdown(e: &ExitsReport) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::base::ExitHead;
+
+    fn fidelity(v: f64) -> Fidelity {
+        Fidelity {
+            data: "pairs".into(),
+            examples: 4,
+            truncated: 0,
+            max_tokens: 8,
+            metrics: BTreeMap::from([("mean_cosine".to_string(), v)]),
+        }
+    }
+
+    fn exits(threshold: Option<f64>) -> ExitsReport {
+        let record = ExitRecord {
+            after: 1,
+            head: ExitHead::Pooler,
+            criterion: ExitCriterion::Similarity,
+            threshold,
+            patience: None,
+        };
+        ExitsReport::new(3, &[record])
+    }
+
+    #[test]
+    fn fidelity_is_given_with_exits_beside_full_depth_or_said_unmeasured() {
+        let on = exits(Some(0.9));
+        let text = fidelity_markdown(&fidelity(0.99), Some(&fidelity(0.55)), Some(&on));
+        assert!(text.contains("| mean_cosine | 0.5500 | 0.9900 |"), "{text}");
+        let mut stale = on.clone();
+        stale.not_measured = Some("its evaluation data is gone".into());
+        let text = fidelity_markdown(&fidelity(0.99), None, Some(&stale));
+        assert!(text.contains("| mean_cosine | - | 0.9900 |"), "{text}");
+        assert!(text.contains("not measured: its evaluation data is gone"));
+        // Exits without thresholds: full depth is the model as shipped.
+        let text = fidelity_markdown(&fidelity(0.99), None, Some(&exits(None)));
+        assert!(text.contains("- mean_cosine: 0.9900"), "{text}");
+        assert!(exits_markdown(&exits(None)).contains("no thresholds"));
+        assert!(exits_markdown(&on).contains("| 1 | 1 | pooler | similarity | 0.900000 |"));
+    }
+}
