@@ -12,8 +12,10 @@
 //! (`vocab`), reduce and slice (`student`, with `importance`/`taylor`
 //! scores, `slice`, `layout`, checked by `equivalence`), distill (`distill`,
 //! the trainer in `train`), calibrate GPTQ (`gptq`), quantize and pack
-//! (`quantize`), write the artifact, measure fidelity, and calibrate the
-//! exits when the plan gives them a target (`crate::eval`).
+//! (`quantize`), write the artifact, measure fidelity, calibrate the exits
+//! when the plan gives them a target and measure the fidelity with them
+//! (`crate::eval`), write the report (`report.json`, `report.md`,
+//! `report.svg`) and commit.
 
 pub mod distill;
 pub mod equivalence;
@@ -338,7 +340,7 @@ pub fn build(
     let against = (&teacher_model, eval_spec.name.value.as_str(), &examples[..]);
     let (exits, fidelity_with_exits) =
         exits_part(staged.path(), calibration.as_ref(), Ok(against))?;
-    if exits.as_ref().is_some_and(ExitsReport::active) {
+    if calibration.is_some() || exits.as_ref().is_some_and(ExitsReport::active) {
         clock.done("calibrate exits and measure them");
     }
     let eval_path = &eval_spec.path.value;
