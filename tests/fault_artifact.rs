@@ -41,7 +41,7 @@ exits {
 "#;
 
 /// Files of the artifact that loading never reads.
-const NOT_LOADED: [&str; 2] = ["report.json", "report.md"];
+const NOT_LOADED: [&str; 3] = ["report.json", "report.md", "report.svg"];
 
 /// The folder of the built artifact, its input file and its builds (built once).
 fn built() -> &'static (PathBuf, PathBuf) {

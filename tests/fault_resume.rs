@@ -11,8 +11,9 @@
 //!
 //! Artifacts are compared file by file. `loss.jsonl` is compared without
 //! its `tokens_per_s` (a measured speed), `report.json` without the
-//! measured seconds, `resumed` and the notes (which tell how the build
-//! went), and `report.md` not at all (it is the report's text, with its
+//! measured seconds, `resumed`, the notes (which tell how the build
+//! went) and the evaluation data's path (each build has its own folder),
+//! and `report.md` not at all (it is the report's text, with its
 //! timings); every other file must be byte-identical.
 
 use std::collections::BTreeMap;
@@ -206,6 +207,10 @@ fn comparable(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 let report = v.as_object_mut().unwrap();
                 report.remove("stages");
                 report.remove("notes");
+                // The evaluation data's place: each build has its own folder.
+                if let Some(source) = report["eval_source"].as_object_mut() {
+                    source.remove("path");
+                }
                 let training = report["training"].as_object_mut().unwrap();
                 training.remove("resumed");
                 for stage in training["stages"].as_array_mut().unwrap() {

@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod quant;
 pub mod schedule;
 pub mod sources;
+pub mod svg;
 pub mod task;
 pub mod vocab;
 pub mod words;
@@ -30,4 +31,4 @@ pub use schedule::{
 pub use sources::{Column, DataFormat, DataSpec, TeacherRef};
 pub use task::{Pooling, Task};
 pub use vocab::VocabRule;
-pub use words::{duration_text, word};
+pub use words::{compare_counts, duration_text, word};

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diag::{Span, Spanned};
 
@@ -14,7 +14,7 @@ pub enum TeacherRef {
     Dir(PathBuf),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DataFormat {
     /// One example per line.
     Text,
@@ -24,7 +24,7 @@ pub enum DataFormat {
     Tsv,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Column {
     Index(usize),
     Key(String),

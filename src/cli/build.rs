@@ -51,21 +51,27 @@ pub fn run(
     for n in &r.notes {
         eprintln!("note: {n}");
     }
-    let ratio = |t: u64, s: u64| crate::eval::report::ratio_text(t, s);
+    let ratio = crate::eval::report::ratio_text;
     println!(
-        "{:<22} {:>14} {:>14} {:>8}",
-        "", "teacher", "student", "ratio"
+        "{:<22} {:>14} {:>14} {:>14}",
+        "", "teacher", "student", "vs teacher"
     );
-    for (name, t, s) in [
-        ("parameters", r.teacher.params, r.student.params),
-        ("bytes (weight file)", r.teacher.bytes, r.student.bytes),
+    for (name, t, s, bytes) in [
+        ("parameters", r.teacher.params, r.student.params, false),
+        (
+            "bytes (weight file)",
+            r.teacher.bytes,
+            r.student.bytes,
+            true,
+        ),
         (
             "FLOPs/token",
             r.teacher.flops_per_token,
             r.student.flops_per_token,
+            false,
         ),
     ] {
-        println!("{name:<22} {t:>14} {s:>14} {:>8}", ratio(t, s));
+        println!("{name:<22} {t:>14} {s:>14} {:>14}", ratio(t, s, bytes));
     }
     for part in ["embeddings", "encoder", "heads"] {
         let get = |m: &std::collections::BTreeMap<String, u64>| m.get(part).copied().unwrap_or(0);
@@ -74,9 +80,9 @@ pub fn run(
             get(&r.student.params_by_part),
         );
         println!(
-            "  {:<20} {t:>14} {s:>14} {:>8}",
+            "  {:<20} {t:>14} {s:>14} {:>14}",
             format!("{part} params"),
-            ratio(t, s)
+            ratio(t, s, false)
         );
     }
     if let Some(t) = &r.training {
@@ -99,7 +105,7 @@ pub fn run(
                 .iter()
                 .map(|(k, v)| format!("{k} {v:.4}"))
                 .collect();
-            println!("  after {:<14} {}", e.after, metrics.join(", "));
+            println!("  {:<20} {}", e.label(), metrics.join(", "));
         }
     }
     println!(
@@ -113,8 +119,32 @@ pub fn run(
         "fidelity on `{}` ({} examples):",
         r.fidelity.data, r.fidelity.examples
     );
-    for (k, v) in &r.fidelity.metrics {
-        println!("  {k:<20} {v:.4}");
+    let with_exits = r.fidelity_with_exits.as_ref();
+    if let Some(w) = with_exits {
+        println!("  {:<20} {:>10} {:>10}", "", "with exits", "full depth");
+        let mut keys: Vec<&String> = r.fidelity.metrics.keys().collect();
+        keys.extend(
+            w.metrics
+                .keys()
+                .filter(|k| !r.fidelity.metrics.contains_key(*k)),
+        );
+        let cell = |m: &std::collections::BTreeMap<String, f64>, k: &String| {
+            m.get(k).map_or("-".to_string(), |v| format!("{v:.4}"))
+        };
+        for k in keys {
+            println!(
+                "  {k:<20} {:>10} {:>10}",
+                cell(&w.metrics, k),
+                cell(&r.fidelity.metrics, k)
+            );
+        }
+    } else {
+        for (k, v) in &r.fidelity.metrics {
+            println!("  {k:<20} {v:.4}");
+        }
+    }
+    if let Some(why) = r.exits.as_ref().and_then(|e| e.not_measured.as_ref()) {
+        println!("  (with exits on: not measured, {why})");
     }
     println!("wrote {}", built.dir.display());
     if let Some(c) = &built.calibration {

@@ -1,15 +1,21 @@
 //! `plcc calibrate ARTIFACT --data FILE --target ...`: choose exit thresholds
-//! for a target and write them into the artifact's manifest; print the
-//! threshold curve (or JSON with `--json`).
+//! for a target, write them into the artifact's manifest and rewrite its
+//! report (fidelity with exits measured again on held-out data, `--eval`);
+//! print the threshold curve (or JSON with `--json`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use candle_core::Device;
+
+use super::bench_against::default_against;
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
 use crate::diag::{list_text, Diag};
 use crate::eval::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
+use crate::eval::report_files::{rewrite_report, REPORT_JSON, REPORT_MD, REPORT_SVG};
 use crate::runtime::runner::read_lines;
+use crate::runtime::{load_model, LoadedModel};
 
 /// Rows of the printed curve (the chosen one is always shown).
 const TABLE_ROWS: usize = 12;
@@ -25,6 +31,7 @@ pub fn run(
     threads: Option<usize>,
     json: bool,
     dry_run: bool,
+    eval: Option<&Path>,
 ) -> Result<ExitCode, Diag> {
     let target = parse_target(target)?;
     if batch_size == 0 {
@@ -49,9 +56,24 @@ pub fn run(
         max_len,
         device: select_device(device)?,
         write: !dry_run,
+        data: format!("`{}`", data.display()),
     };
     let lines = read_lines(data)?;
     let calibration = exits::calibrate_with(artifact, &lines, target, &options)?;
+    let notes = if dry_run {
+        Vec::new()
+    } else {
+        let teacher = artifact_teacher(artifact);
+        rewrite_report(
+            artifact,
+            &calibration,
+            eval,
+            teacher.as_ref().map_err(String::clone),
+        )?
+    };
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
     if json {
         let text = serde_json::to_string_pretty(&calibration).map_err(|e| {
             Diag::new("plcc::calibrate::output", "cannot serialise the result").note(e.to_string())
@@ -63,12 +85,21 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The teacher of the artifact, as the build compared against it, or why
+/// it cannot be had (moved, changed, or pretrained during the build).
+fn artifact_teacher(artifact: &Path) -> Result<LoadedModel, String> {
+    let why = |d: Diag| {
+        let notes: Vec<String> = std::iter::once(d.message).chain(d.notes).collect();
+        notes.join("; ")
+    };
+    let spec = default_against(&artifact.display().to_string())
+        .map_err(why)?
+        .ok_or_else(|| "its teacher is not recorded".to_string())?;
+    load_model(&spec, &Device::Cpu).map_err(why)
+}
+
 fn setting_text(c: &Calibration, o: &Outcome) -> String {
-    match o.setting {
-        None => "off".into(),
-        Some(s) if c.criterion == crate::base::ExitCriterion::Patience => format!("{s:.0}"),
-        Some(s) => format!("{s:.6}"),
-    }
+    crate::eval::report_exits::setting_text(c.criterion, o.setting)
 }
 
 fn print_table(c: &Calibration) {
@@ -121,11 +152,11 @@ fn print_table(c: &Calibration) {
     );
     if c.written {
         println!(
-            "wrote threshold {} into {}",
+            "wrote threshold {} into {} and rewrote the report ({REPORT_JSON}, {REPORT_MD}, {REPORT_SVG})",
             setting_text(c, &c.chosen),
             c.artifact.join(crate::artifact::MANIFEST_FILE).display()
         );
     } else {
-        println!("--dry-run: the manifest was not changed");
+        println!("--dry-run: the manifest and the report were not changed");
     }
 }

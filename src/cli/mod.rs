@@ -129,9 +129,14 @@ pub enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
-        /// Show the thresholds without writing them.
+        /// Show the thresholds without writing them (nothing is written).
         #[arg(long)]
         dry_run: bool,
+        /// Held-out data to measure the report's fidelity with exits on (laid
+        /// out as the build's evaluation data; default: that data, when it is
+        /// unchanged since the build).
+        #[arg(long)]
+        eval: Option<PathBuf>,
     },
     /// Measure throughput, latency, memory and average exit layer of a model;
     /// with `--against` (by default, for an artifact: its teacher) compare two.
@@ -255,8 +260,18 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             threads,
             json,
             dry_run,
+            eval,
         } => calibrate::run(
-            &artifact, &data, &target, batch_size, max_len, device, threads, json, dry_run,
+            &artifact,
+            &data,
+            &target,
+            batch_size,
+            max_len,
+            device,
+            threads,
+            json,
+            dry_run,
+            eval.as_deref(),
         ),
         Command::Bench {
             model,

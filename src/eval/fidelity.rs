@@ -54,7 +54,8 @@ impl Fidelity {
     }
 }
 
-const BATCH: usize = 16;
+/// Examples run at once.
+pub const BATCH: usize = 16;
 
 /// Per row and position: the next token's log-probability and the argmax.
 type NextTokenStats = (Vec<Vec<f32>>, Vec<Vec<u32>>);
@@ -242,30 +243,17 @@ pub fn measure(
     let n = examples.len();
     match task {
         Task::Embedding { .. } => {
-            metrics.insert(
-                "mean_cosine".into(),
-                cos.iter().sum::<f64>() / cos.len().max(1) as f64,
-            );
-            metrics.insert(
-                "min_cosine".into(),
-                cos.iter().copied().fold(f64::INFINITY, f64::min),
-            );
-            if let Some(rho) = similarity_spearman(&teacher_emb, &student_emb) {
-                metrics.insert("similarity_spearman".into(), rho);
-            }
+            metrics.extend(embedding_metrics(&cos, &teacher_emb, &student_emb));
         }
         Task::Classification { .. } => {
-            metrics.insert("agreement".into(), agree as f64 / n.max(1) as f64);
-            if labelled > 0 {
-                metrics.insert(
-                    "student_accuracy".into(),
-                    correct_s as f64 / labelled as f64,
-                );
-                metrics.insert(
-                    "teacher_accuracy".into(),
-                    correct_t as f64 / labelled as f64,
-                );
-            }
+            let counts = Agreement {
+                examples: n,
+                agree,
+                labelled,
+                correct_teacher: correct_t,
+                correct_student: correct_s,
+            };
+            metrics.extend(counts.metrics());
         }
         Task::CausalLm => {
             let pt = (nll_t / tokens_t.max(1) as f64).exp();
@@ -286,6 +274,57 @@ pub fn measure(
         max_tokens: max_len,
         metrics,
     })
+}
+
+/// The embedding metrics: mean and smallest cosine of each example's pair
+/// of embeddings, and the similarity-ranking Spearman over all pairs.
+pub fn embedding_metrics(
+    cos: &[f64],
+    teacher: &[Vec<f32>],
+    student: &[Vec<f32>],
+) -> BTreeMap<String, f64> {
+    let mut metrics = BTreeMap::new();
+    metrics.insert(
+        "mean_cosine".into(),
+        cos.iter().sum::<f64>() / cos.len().max(1) as f64,
+    );
+    metrics.insert(
+        "min_cosine".into(),
+        cos.iter().copied().fold(f64::INFINITY, f64::min),
+    );
+    if let Some(rho) = similarity_spearman(teacher, student) {
+        metrics.insert("similarity_spearman".into(), rho);
+    }
+    metrics
+}
+
+/// Counts of a classification comparison.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Agreement {
+    pub examples: usize,
+    /// Examples where both predict the same class.
+    pub agree: usize,
+    /// Examples with a label, and those each side predicts correctly.
+    pub labelled: usize,
+    pub correct_teacher: usize,
+    pub correct_student: usize,
+}
+
+impl Agreement {
+    /// `agreement`, and each side's accuracy when there were labels.
+    pub fn metrics(&self) -> BTreeMap<String, f64> {
+        let mut metrics = BTreeMap::new();
+        metrics.insert(
+            "agreement".into(),
+            self.agree as f64 / self.examples.max(1) as f64,
+        );
+        if self.labelled > 0 {
+            let l = self.labelled as f64;
+            metrics.insert("student_accuracy".into(), self.correct_student as f64 / l);
+            metrics.insert("teacher_accuracy".into(), self.correct_teacher as f64 / l);
+        }
+        metrics
+    }
 }
 
 /// Per row and position of `inputs`: the log-probability `m` gives the next

@@ -6,4 +6,8 @@ pub mod exits;
 pub mod fidelity;
 pub mod ranking;
 pub mod report;
+pub mod report_exits;
+pub mod report_files;
+pub mod report_svg;
+pub mod source;
 pub mod vocab_report;

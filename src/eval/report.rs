@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::fidelity::Fidelity;
+use super::report_exits::{exits_markdown, fidelity_markdown, ExitsReport};
+use super::source::EvalSource;
 use super::vocab_report::VocabReport;
+use crate::base::compare_counts;
 use crate::diag::list_text;
 
 /// What one finished stage did.
@@ -49,7 +52,7 @@ pub struct BudgetUse {
 }
 
 /// One side (teacher or student) of the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Size {
     pub params: u64,
     /// Parameters by part: `embeddings`, `encoder` (the transformer layers)
@@ -68,8 +71,22 @@ pub struct StageEval {
     pub fidelity: Fidelity,
 }
 
+/// What `StageEval::after` names before any stage ran.
+pub const BEFORE_TRAINING: &str = "before training";
+
+impl StageEval {
+    /// When it was measured, in words: `before training` or `after NAME`.
+    pub fn label(&self) -> String {
+        if self.after == BEFORE_TRAINING {
+            BEFORE_TRAINING.to_string()
+        } else {
+            format!("after {}", self.after)
+        }
+    }
+}
+
 /// One evaluation during training: the learning curve's point.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CurvePoint {
     /// The stage it was taken in (`before training` for the first point).
     pub stage: String,
@@ -82,7 +99,7 @@ pub struct CurvePoint {
 }
 
 /// What training did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingReport {
     pub stages: Vec<StageTotals>,
     pub evaluations: Vec<StageEval>,
@@ -96,7 +113,7 @@ pub struct TrainingReport {
     pub resumed: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub recipe: String,
     pub teacher: Size,
@@ -111,7 +128,19 @@ pub struct Report {
     pub layer_map: Vec<usize>,
     pub embedding_energy_kept: Option<f64>,
     pub max_slice_difference: f32,
+    /// Fidelity at full depth: every input through every layer.
     pub fidelity: Fidelity,
+    /// Fidelity of the model as shipped, its exits on with their
+    /// thresholds, on the same data; absent without active exits, or when
+    /// it could not be measured (`exits.not_measured` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity_with_exits: Option<Fidelity>,
+    /// The exits, their thresholds and the calibration that chose them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exits: Option<ExitsReport>,
+    /// The evaluation data file the fidelity was measured on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_source: Option<EvalSource>,
     /// Vocabulary pruning, when the recipe prunes the vocabulary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vocab: Option<VocabReport>,
@@ -123,28 +152,36 @@ pub struct Report {
 impl Report {
     pub fn markdown(&self) -> String {
         let mut s = format!("# plcc build report: {}\n\n", self.recipe);
-        s.push_str("| | teacher | student | ratio |\n|---|---:|---:|---:|\n");
-        let row = |name: &str, t: u64, st: u64| {
-            format!("| {name} | {t} | {st} | {} |\n", ratio_text(t, st))
+        s.push_str("| | teacher | student | student vs teacher |\n|---|---:|---:|---:|\n");
+        let row = |name: &str, t: u64, st: u64, bytes: bool| {
+            format!("| {name} | {t} | {st} | {} |\n", ratio_text(t, st, bytes))
         };
-        s.push_str(&row("parameters", self.teacher.params, self.student.params));
+        s.push_str(&row(
+            "parameters",
+            self.teacher.params,
+            self.student.params,
+            false,
+        ));
         for part in ["embeddings", "encoder", "heads"] {
             let get = |side: &Size| side.params_by_part.get(part).copied().unwrap_or(0);
             s.push_str(&row(
                 &format!("· {part} parameters"),
                 get(&self.teacher),
                 get(&self.student),
+                false,
             ));
         }
         s.push_str(&row(
             "bytes (weight file)",
             self.teacher.bytes,
             self.student.bytes,
+            true,
         ));
         s.push_str(&row(
             "FLOPs/token",
             self.teacher.flops_per_token,
             self.student.flops_per_token,
+            false,
         ));
         s.push_str(&format!(
             "\nPlanned student bytes: {} (real / planned = {:.4}).\n",
@@ -161,11 +198,16 @@ impl Report {
             ));
         }
         s.push_str(&format!(
-            "Largest masked-vs-sliced difference: {:.2e}\n\n## Fidelity on `{}` ({} examples)\n\n",
-            self.max_slice_difference, self.fidelity.data, self.fidelity.examples
+            "Largest masked-vs-sliced difference: {:.2e}\n",
+            self.max_slice_difference
         ));
-        for (k, v) in &self.fidelity.metrics {
-            s.push_str(&format!("- {k}: {v:.4}\n"));
+        s.push_str(&fidelity_markdown(
+            &self.fidelity,
+            self.fidelity_with_exits.as_ref(),
+            self.exits.as_ref(),
+        ));
+        if let Some(e) = &self.exits {
+            s.push_str(&exits_markdown(e));
         }
         if let Some(v) = &self.vocab {
             s.push_str(&v.markdown());
@@ -228,10 +270,10 @@ impl TrainingReport {
             let rows = self
                 .evaluations
                 .iter()
-                .map(|e| (vec![e.after.clone()], &e.fidelity.metrics));
+                .map(|e| (vec![e.label()], &e.fidelity.metrics));
             s.push_str(&metrics_table(
                 "Fidelity of the student during training (fake-quantized weights)",
-                &["after"],
+                &["measured"],
                 &keys,
                 rows,
             ));
@@ -327,11 +369,36 @@ pub fn params_by_part<'a>(
     out
 }
 
-/// `teacher / student` as `12.34x`, or `-` when the student has none.
-pub fn ratio_text(teacher: u64, student: u64) -> String {
-    if student == 0 {
-        "-".into()
+/// The student against the teacher in words (`12.34x fewer`, `1.50x more`,
+/// `new`; `smaller`/`larger` for `bytes`): [`compare_counts`] at two decimals.
+pub fn ratio_text(teacher: u64, student: u64, bytes: bool) -> String {
+    let (less, more) = if bytes {
+        ("smaller", "larger")
     } else {
-        format!("{:.2}x", teacher as f64 / student as f64)
+        ("fewer", "more")
+    };
+    compare_counts(teacher, student, 2, less, more)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluations_read_before_training_and_after_a_stage() {
+        let at = |after: &str| StageEval {
+            after: after.into(),
+            fidelity: Fidelity {
+                data: "d".into(),
+                examples: 1,
+                truncated: 0,
+                max_tokens: 8,
+                metrics: BTreeMap::new(),
+            },
+        };
+        assert_eq!(at(BEFORE_TRAINING).label(), "before training");
+        assert_eq!(at("general").label(), "after general");
+        assert_eq!(ratio_text(0, 8320, false), "new");
+        assert_eq!(ratio_text(2000, 1000, true), "2.00x smaller");
     }
 }

@@ -1,10 +1,10 @@
 //! The report's vocabulary section: what vocabulary pruning kept and how
 //! much of the data and the evaluation text the kept pieces cover.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The report's vocabulary section.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VocabReport {
     /// Data set the pieces were counted on, and the rule.
     pub data: String,

@@ -10,7 +10,7 @@ use crate::artifact::ExitRecord;
 use crate::base::sha256_hex;
 use crate::base::Task;
 use crate::diag::Diag;
-use crate::eval::report::{CurvePoint, StageEval, TrainingReport};
+use crate::eval::report::{CurvePoint, StageEval, TrainingReport, BEFORE_TRAINING};
 use crate::ir::{Program, StagePlan, WeightQuant};
 use crate::lower::teacher::{to_tensor_set, Teacher, Tensors};
 use crate::lower::train::evaluation::{evaluate, EvalData};
@@ -187,7 +187,7 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         examples: d.eval,
     };
     if session.meta.evaluations.is_empty() {
-        let before = evaluate(&mut net, &eval_data, tokenizer, "before training")?;
+        let before = evaluate(&mut net, &eval_data, tokenizer, BEFORE_TRAINING)?;
         session.meta.evaluations.push(before);
     }
     let layer_map: Vec<usize> = d.student.layer_map.iter().map(|t| t + 1).collect();

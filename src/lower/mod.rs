@@ -12,8 +12,10 @@
 //! (`vocab`), reduce and slice (`student`, with `importance`/`taylor`
 //! scores, `slice`, `layout`, checked by `equivalence`), distill (`distill`,
 //! the trainer in `train`), calibrate GPTQ (`gptq`), quantize and pack
-//! (`quantize`), write the artifact, measure fidelity, and calibrate the
-//! exits when the plan gives them a target (`crate::eval`).
+//! (`quantize`), write the artifact, measure fidelity, calibrate the exits
+//! when the plan gives them a target and measure the fidelity with them
+//! (`crate::eval`), write the report (`report.json`, `report.md`,
+//! `report.svg`) and commit.
 
 pub mod distill;
 pub mod equivalence;
@@ -45,7 +47,12 @@ use crate::artifact::{
 };
 use crate::base::{sha256_hex, SentencePipeline, Task};
 use crate::diag::Diag;
+use crate::eval::exits::calibrate_for_plan;
+use crate::eval::exits::shipped::exits_part;
 use crate::eval::report::{Report, TrainingReport};
+use crate::eval::report_exits::ExitsReport;
+use crate::eval::report_files::report_files;
+use crate::eval::source::EvalSource;
 use crate::ir::{Program, Verified};
 use crate::lower::train::Session;
 use crate::runtime::from_artifact::{classifier_head, load_artifact};
@@ -73,8 +80,9 @@ pub struct BuildOptions {
 pub struct Built {
     pub dir: PathBuf,
     pub report: Report,
-    /// The exit thresholds calibrated on the evaluation data after the
-    /// artifact was written, when the plan's exits give a target.
+    /// The exit thresholds calibrated on the evaluation data (written into
+    /// the manifest before the artifact was committed), when the plan's
+    /// exits give a target.
     pub calibration: Option<crate::eval::exits::Calibration>,
 }
 
@@ -209,6 +217,13 @@ pub fn build(
     )?;
     clock.done("reduce, slice and check layers");
     let classifies = labels.is_some();
+    let teacher_differs = if training && plan.pretrain.is_some() {
+        Some("the build pretrained its teacher".to_string())
+    } else if classifies && teacher_model.classifier.is_none() {
+        Some("the build compared the teacher through a classifier head of its own".to_string())
+    } else {
+        None
+    };
     let teacher_model = with_stand_in_head(teacher_model, &student, classifies)?;
     let exit_records = exit_records(program);
     let (weight_quant, activation_quant) =
@@ -322,6 +337,18 @@ pub fn build(
         &examples,
     )?;
     clock.done("measure fidelity");
+    let calibration = calibrate_for_plan(staged.path(), plan, &datasets, &examples)?;
+    let against = (&teacher_model, eval_spec.name.value.as_str(), &examples[..]);
+    let (exits, fidelity_with_exits) =
+        exits_part(staged.path(), calibration.as_ref(), Ok(against))?;
+    if calibration.is_some() || exits.as_ref().is_some_and(ExitsReport::active) {
+        clock.done("calibrate exits and measure them");
+    }
+    let eval_path = &eval_spec.path.value;
+    let eval_bytes = std::fs::read(eval_path)
+        .map_err(|e| Diag::io("plcc::build::read", "read", eval_path, &e))?;
+    let mut eval_source = EvalSource::of(eval_spec, &eval_bytes, teacher_differs);
+    eval_source.path = std::path::absolute(eval_path).unwrap_or_else(|_| eval_path.clone());
 
     let sizes = sizes::measure(
         program,
@@ -373,6 +400,9 @@ pub fn build(
         embedding_energy_kept: student.embedding_energy,
         max_slice_difference: student.max_slice_diff,
         fidelity,
+        fidelity_with_exits,
+        exits,
+        eval_source: Some(eval_source),
         vocab: vocab_report,
         stages: clock.timings.clone(),
         training: trained.map(|t| TrainingReport {
@@ -381,11 +411,9 @@ pub fn build(
         }),
         notes,
     };
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| {
-        Diag::new("plcc::build::report", "cannot encode the report").note(e.to_string())
-    })?;
-    staged.write("report.json", &json)?;
-    staged.write("report.md", report.markdown().as_bytes())?;
+    for (name, contents) in report_files(&report)? {
+        staged.write(name, &contents)?;
+    }
     // Checked again: the output may have changed while the build ran.
     replaceable(&output)?;
     let dir = staged.commit()?;
@@ -394,7 +422,6 @@ pub fn build(
         // The artifact holds the loss log; checkpoints are no longer needed.
         let _ = std::fs::remove_dir_all(&s.dir);
     }
-    let calibration = crate::eval::exits::calibrate_for_plan(&dir, plan, &datasets, &examples)?;
     Ok(Built {
         dir,
         report,

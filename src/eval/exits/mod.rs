@@ -10,6 +10,7 @@
 pub mod cost;
 pub mod observe;
 pub mod search;
+pub mod shipped;
 pub mod target;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub struct CalibrateOptions {
     pub device: Device,
     /// Write the chosen setting into the manifest.
     pub write: bool,
+    /// Where the calibration lines come from, in words (for the report).
+    pub data: String,
 }
 
 impl Default for CalibrateOptions {
@@ -46,6 +49,7 @@ impl Default for CalibrateOptions {
             max_len: None,
             device: Device::Cpu,
             write: true,
+            data: "the given lines".into(),
         }
     }
 }
@@ -56,6 +60,8 @@ pub struct Calibration {
     pub artifact: PathBuf,
     pub criterion: ExitCriterion,
     pub target: CalibrationTarget,
+    /// Where the calibration lines came from (`CalibrateOptions::data`).
+    pub data: String,
     pub samples: usize,
     /// Layers of the model; exits sit after the layers in `exit_layers`.
     pub layers: usize,
@@ -142,16 +148,9 @@ pub fn calibrate_with(
         let best = curve.last();
         Diag::new(
             "plcc::calibrate::unreachable",
-            format!(
-                "no threshold reaches {} on this data",
-                describe(target)
-            ),
+            format!("no threshold reaches {} on this data", describe(target)),
         )
-        .note(format!(
-            "the most any threshold gives here: average exit layer {:.2}, estimated speed-up {:.2}x",
-            best.map_or(depth as f64, |o| o.avg_exit_layer),
-            best.map_or(1.0, |o| o.est_speedup)
-        ))
+        .note(target::unreachable_note(target, best, depth))
         .help("ask for less, or add exits after earlier layers")
     })?;
     let chosen = Outcome {
@@ -165,6 +164,7 @@ pub fn calibrate_with(
         artifact: dir.to_path_buf(),
         criterion,
         target,
+        data: options.data.clone(),
         samples: observations.len(),
         layers: depth,
         exit_layers: after,
@@ -207,9 +207,12 @@ pub fn calibrate_for_plan(
     let Some((exits, target)) = plan.exits.as_ref().and_then(|e| Some((e, e.target?))) else {
         return Ok(None);
     };
-    let set = match &exits.calibration_data {
-        Some(name) => datasets.get(name).map(Vec::as_slice).unwrap_or_default(),
-        None => eval,
+    let (set, data) = match &exits.calibration_data {
+        Some(name) => (
+            datasets.get(name).map(Vec::as_slice).unwrap_or_default(),
+            format!("`{name}`"),
+        ),
+        None => (eval, "the evaluation data".to_string()),
     };
     let samples = exits
         .calibration_samples
@@ -219,5 +222,9 @@ pub fn calibrate_for_plan(
         .map(|e| e.text.clone())
         .filter(|t| !t.trim().is_empty())
         .collect();
-    calibrate(dir, &lines, target).map(Some)
+    let options = CalibrateOptions {
+        data,
+        ..CalibrateOptions::default()
+    };
+    calibrate_with(dir, &lines, target, &options).map(Some)
 }

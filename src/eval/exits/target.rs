@@ -1,6 +1,7 @@
 //! The calibration target as written on the command line:
 //! `avg_layer=3.5`, `speedup=2` (or `2x`), `max_loss=2%` (or `0.02`).
 
+use super::search::Outcome;
 use crate::base::CalibrationTarget;
 use crate::diag::Diag;
 
@@ -64,9 +65,56 @@ pub fn describe(target: CalibrationTarget) -> String {
     }
 }
 
+/// `value` with two decimals, or with as many more (up to 6) as it takes
+/// to read differently from `bound` at the same precision, so that a value
+/// that misses a bound never prints as the bound itself.
+pub fn beside(value: f64, bound: f64) -> String {
+    for digits in 2..=6 {
+        let (v, b) = (format!("{value:.digits$}"), format!("{bound:.digits$}"));
+        if v != b {
+            return v;
+        }
+    }
+    format!("{value}")
+}
+
+/// What the loosest setting `best` gives when no setting reaches `target`
+/// (a model of `depth` layers; no setting: nobody leaves), its numbers
+/// printed so that they read differently from the target's.
+pub fn unreachable_note(target: CalibrationTarget, best: Option<&Outcome>, depth: usize) -> String {
+    let layer = best.map_or(depth as f64, |o| o.avg_exit_layer);
+    let speedup = best.map_or(1.0, |o| o.est_speedup);
+    let (layer, speedup) = match target {
+        CalibrationTarget::AvgExitLayer(t) => (beside(layer, t), format!("{speedup:.2}")),
+        CalibrationTarget::Speedup(t) => (format!("{layer:.2}"), beside(speedup, t)),
+        CalibrationTarget::MaxFidelityLoss(_) => (format!("{layer:.2}"), format!("{speedup:.2}")),
+    };
+    format!(
+        "the most any threshold gives here: average exit layer {layer}, estimated speed-up {speedup}x"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missed_target_never_prints_as_the_target() {
+        assert_eq!(beside(1.4996, 1.5), "1.4996");
+        assert_eq!(beside(1.42, 1.5), "1.42");
+        let best = Outcome {
+            setting: Some(0.9),
+            avg_exit_layer: 2.5,
+            est_speedup: 1.4996,
+            fidelity: 0.99,
+            min_fidelity: 0.9,
+            exits_taken: Vec::new(),
+        };
+        let note = unreachable_note(CalibrationTarget::Speedup(1.5), Some(&best), 3);
+        assert!(note.ends_with("estimated speed-up 1.4996x"), "{note}");
+        let note = unreachable_note(CalibrationTarget::AvgExitLayer(2.4999), Some(&best), 3);
+        assert!(note.contains("average exit layer 2.5000,"), "{note}");
+    }
 
     #[test]
     fn parses_every_form_and_rejects_bad_ones() {

@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::base::CalibrationTarget;
+use crate::base::{compare_counts, CalibrationTarget};
 use crate::diag::Span;
 use crate::ir::{
     self, model_from_config, print_timeline, Cost, CustomPassPlan, ExitPlan, LossPlanKind, Model,
@@ -388,24 +388,39 @@ pub fn plan_table(program: &Program) -> String {
     let c = &plan.cost;
     let _ = writeln!(out, "\nestimates (seq_len {})", c.seq_len);
     let rows = [
-        ("params", c.teacher.params, c.student.params, "", "fewer"),
-        ("bytes", c.teacher.bytes, c.student.bytes, "B", "smaller"),
+        (
+            "params",
+            c.teacher.params,
+            c.student.params,
+            "",
+            "fewer",
+            "more",
+        ),
+        (
+            "bytes",
+            c.teacher.bytes,
+            c.student.bytes,
+            "B",
+            "smaller",
+            "larger",
+        ),
         (
             "FLOPs/token",
             c.teacher.flops_per_token,
             c.student.flops_per_token,
             "",
             "fewer",
+            "more",
         ),
     ];
     let mut table = Vec::new();
-    for (what, teacher, student, unit, word) in rows {
+    for (what, teacher, student, unit, less, more) in rows {
         table.push(vec![
             what.to_string(),
             human(teacher as f64, unit),
             "→".to_string(),
             human(student as f64, unit),
-            format!("({:.1}x {word})", ratio(teacher, student)),
+            format!("({})", compare_counts(teacher, student, 1, less, more)),
         ]);
     }
     out.push_str(&columns(&table));

@@ -4,9 +4,8 @@
 //! the right. The loss axis is logarithmic when the losses span more than a
 //! factor of 20.
 
-use std::fmt::Write;
-
 use super::log::StepRecord;
+use crate::base::svg::{tick, Axis, Svg};
 use crate::eval::fidelity::headline;
 
 const STAGE_COLOURS: [&str; 6] = [
@@ -29,50 +28,6 @@ const BOTTOM: f64 = 50.0;
 /// evaluation: the one a stage keeps the best of.
 fn eval_value(r: &StepRecord) -> Option<(&'static str, f64)> {
     headline(r.eval.as_ref()?)
-}
-
-/// A vertical scale: `lo..hi` mapped onto the plot's height.
-struct Scale {
-    lo: f64,
-    hi: f64,
-    log: bool,
-}
-
-impl Scale {
-    fn new(values: impl Iterator<Item = f64> + Clone, may_log: bool) -> Scale {
-        let lo = values.clone().fold(f64::INFINITY, f64::min);
-        let hi = values.fold(f64::NEG_INFINITY, f64::max);
-        if !lo.is_finite() || !hi.is_finite() {
-            return Scale {
-                lo: 0.0,
-                hi: 1.0,
-                log: false,
-            };
-        }
-        let log = may_log && lo > 0.0 && hi / lo > 20.0;
-        let t = |v: f64| if log { v.ln() } else { v };
-        let (lo, hi) = if (t(hi) - t(lo)).abs() < 1e-12 {
-            (t(lo) - 0.5, t(hi) + 0.5)
-        } else {
-            (t(lo), t(hi))
-        };
-        Scale { lo, hi, log }
-    }
-
-    fn y(&self, v: f64) -> f64 {
-        let t = if self.log { v.max(1e-30).ln() } else { v };
-        TOP + (H - TOP - BOTTOM) * (1.0 - (t - self.lo) / (self.hi - self.lo))
-    }
-
-    /// The value at fraction `frac` of the height.
-    fn at(&self, frac: f64) -> f64 {
-        let t = self.lo + (self.hi - self.lo) * frac;
-        if self.log {
-            t.exp()
-        } else {
-            t
-        }
-    }
 }
 
 /// The SVG chart of `records`.
@@ -98,161 +53,90 @@ pub fn loss_plot(records: &[StepRecord]) -> String {
         let t = r.terms.values().copied().filter(|v| show_terms && *v > 0.0);
         std::iter::once(r.loss).chain(t.collect::<Vec<_>>())
     });
-    let losses = Scale::new(loss_values, true);
+    let losses = Axis::fit(loss_values, 20.0, H - BOTTOM, TOP);
     let evals: Vec<(&StepRecord, &str, f64)> = finite
         .iter()
         .filter_map(|r| eval_value(r).map(|(k, v)| (*r, k, v)))
         .collect();
-    let eval_scale = Scale::new(evals.iter().map(|e| e.2), false);
-    let x = |s: f64| LEFT + (W - LEFT - RIGHT) * s / max_step;
+    let eval_scale = Axis::fit(evals.iter().map(|e| e.2), f64::INFINITY, H - BOTTOM, TOP);
+    let steps = Axis::between(0.0, max_step, false, LEFT, W - RIGHT);
 
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" font-size=\"14\">training loss{}{}</text>\n\
-         <line x1=\"{LEFT}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n\
-         <line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{}\" stroke=\"black\"/>",
+    let mut svg = Svg::new(W, H);
+    svg.title(
         W / 2.0,
-        if losses.log { " (log scale)" } else { "" },
-        if evals.is_empty() {
-            ""
-        } else {
-            " and evaluations"
-        },
-        H - BOTTOM,
-        W - RIGHT,
-        H - BOTTOM,
-        H - BOTTOM
+        18.0,
+        &format!(
+            "training loss{}{}",
+            if losses.log { " (log scale)" } else { "" },
+            if evals.is_empty() {
+                ""
+            } else {
+                " and evaluations"
+            }
+        ),
     );
+    svg.line((LEFT, H - BOTTOM), (W - RIGHT, H - BOTTOM), "black");
+    svg.line((LEFT, TOP), (LEFT, H - BOTTOM), "black");
     for i in 0..=4 {
         let frac = i as f64 / 4.0;
         let py = TOP + (H - TOP - BOTTOM) * (1.0 - frac);
-        let _ = writeln!(
-            svg,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            LEFT - 6.0,
-            py + 4.0,
-            tick(losses.at(frac))
-        );
+        svg.text(LEFT - 6.0, py + 4.0, "end", "black", &tick(losses.at(frac)));
         if !evals.is_empty() {
-            let _ = writeln!(
-                svg,
-                "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"start\">{}</text>",
-                W - RIGHT + 6.0,
-                py + 4.0,
-                tick(eval_scale.at(frac))
-            );
+            let label = tick(eval_scale.at(frac));
+            svg.text(W - RIGHT + 6.0, py + 4.0, "start", "black", &label);
         }
         let s = max_step * frac;
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            x(s),
-            H - BOTTOM + 16.0,
-            s.round()
-        );
+        let label = s.round().to_string();
+        svg.text(steps.px(s), H - BOTTOM + 16.0, "middle", "black", &label);
     }
-    let _ = writeln!(
-        svg,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step</text>",
-        (LEFT + W - RIGHT) / 2.0,
-        H - 8.0
-    );
-    let mut legend: Vec<(String, &str, &str)> = Vec::new();
+    svg.text((LEFT + W - RIGHT) / 2.0, H - 8.0, "middle", "black", "step");
+    let mut legend: Vec<(String, &str)> = Vec::new();
     let mut stages: Vec<&str> = Vec::new();
     for r in &finite {
         if !stages.contains(&r.stage.as_str()) {
             stages.push(&r.stage);
         }
     }
+    let at = |step: usize, v: f64, axis: &Axis| (steps.px(step as f64), axis.px(v));
     for (i, stage) in stages.iter().enumerate() {
         let colour = STAGE_COLOURS[i % STAGE_COLOURS.len()];
-        let points = finite
+        let points: Vec<(f64, f64)> = finite
             .iter()
             .filter(|r| r.stage == *stage)
-            .map(|r| (r.global_step, r.loss));
-        polyline(&mut svg, points, colour, "1.5", None, &x, &losses);
-        legend.push((format!("{stage} (total loss)"), colour, "solid"));
+            .map(|r| at(r.global_step, r.loss, &losses))
+            .collect();
+        svg.polyline(&points, colour, "1.5", None);
+        legend.push((format!("{stage} (total loss)"), colour));
     }
     if show_terms {
         for (i, term) in terms.iter().enumerate() {
             let colour = TERM_COLOURS[i % TERM_COLOURS.len()];
-            let points = finite
+            let points: Vec<(f64, f64)> = finite
                 .iter()
                 .filter_map(|r| r.terms.get(*term).map(|v| (r.global_step, *v)))
-                .filter(|(_, v)| *v > 0.0 || !losses.log);
-            polyline(&mut svg, points, colour, "1", Some("4 3"), &x, &losses);
-            legend.push((term.to_string(), colour, "dashed"));
+                .filter(|(_, v)| *v > 0.0 || !losses.log)
+                .map(|(s, v)| at(s, v, &losses))
+                .collect();
+            svg.polyline(&points, colour, "1", Some("4 3"));
+            legend.push((term.to_string(), colour));
         }
     }
     if let Some((_, metric, _)) = evals.first() {
-        let points: Vec<String> = evals
+        let points: Vec<(f64, f64)> = evals
             .iter()
-            .map(|(r, _, v)| format!("{:.1},{:.1}", x(r.global_step as f64), eval_scale.y(*v)))
+            .map(|(r, _, v)| at(r.global_step, *v, &eval_scale))
             .collect();
-        let _ = writeln!(
-            svg,
-            "<polyline fill=\"none\" stroke=\"{EVAL_COLOUR}\" stroke-width=\"1\" stroke-dasharray=\"1 3\" points=\"{}\"/>",
-            points.join(" ")
-        );
+        svg.polyline(&points, EVAL_COLOUR, "1", Some("1 3"));
         for p in &points {
-            let (px, py) = p.split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(
-                svg,
-                "<circle cx=\"{px}\" cy=\"{py}\" r=\"3.5\" fill=\"{EVAL_COLOUR}\"/>"
-            );
+            svg.dot(*p, 3.5, EVAL_COLOUR, None);
         }
-        legend.push((format!("eval {metric} (right axis)"), EVAL_COLOUR, "dots"));
+        legend.push((format!("eval {metric} (right axis)"), EVAL_COLOUR));
     }
-    for (i, (label, colour, _)) in legend.iter().enumerate() {
-        let _ = writeln!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" fill=\"{colour}\" text-anchor=\"end\">{}</text>",
-            W - RIGHT - 4.0,
-            TOP + 14.0 * (i + 1) as f64,
-            xml_escape(label)
-        );
+    for (i, (label, colour)) in legend.iter().enumerate() {
+        let y = TOP + 14.0 * (i + 1) as f64;
+        svg.text(W - RIGHT - 4.0, y, "end", colour, label);
     }
-    svg.push_str("</svg>\n");
-    svg
-}
-
-fn polyline(
-    svg: &mut String,
-    points: impl Iterator<Item = (usize, f64)>,
-    colour: &str,
-    width: &str,
-    dash: Option<&str>,
-    x: &dyn Fn(f64) -> f64,
-    scale: &Scale,
-) {
-    let points: Vec<String> = points
-        .map(|(s, v)| format!("{:.1},{:.1}", x(s as f64), scale.y(v)))
-        .collect();
-    let dash = dash.map_or(String::new(), |d| format!(" stroke-dasharray=\"{d}\""));
-    let _ = writeln!(
-        svg,
-        "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width}\"{dash} points=\"{}\"/>",
-        points.join(" ")
-    );
-}
-
-fn tick(v: f64) -> String {
-    if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    svg.finish()
 }
 
 #[cfg(test)]

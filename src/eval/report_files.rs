@@ -1,0 +1,93 @@
+//! The report's files in an artifact — `report.json`, `report.md` and
+//! `report.svg` — written together by the build, and rewritten by
+//! `plcc calibrate` with the new thresholds, each file atomically.
+
+use std::path::Path;
+
+use candle_core::Device;
+
+use super::exits::shipped::exits_part;
+use super::exits::Calibration;
+use super::fidelity::measure;
+use super::report::Report;
+use super::report_svg::report_svg;
+use super::source::eval_examples;
+use crate::artifact::{read_manifest, write_file_atomic};
+use crate::diag::Diag;
+use crate::runtime::from_artifact::load_artifact;
+use crate::runtime::LoadedModel;
+
+pub const REPORT_JSON: &str = "report.json";
+pub const REPORT_MD: &str = "report.md";
+pub const REPORT_SVG: &str = "report.svg";
+
+/// The report's files and their contents.
+pub fn report_files(report: &Report) -> Result<[(&'static str, Vec<u8>); 3], Diag> {
+    let json = serde_json::to_vec_pretty(report).map_err(|e| {
+        Diag::new("plcc::build::report", "cannot encode the report").note(e.to_string())
+    })?;
+    Ok([
+        (REPORT_JSON, json),
+        (REPORT_MD, report.markdown().into_bytes()),
+        (REPORT_SVG, report_svg(report).into_bytes()),
+    ])
+}
+
+/// Rewrites the report of the artifact in `dir`, whose manifest
+/// `calibration` just wrote: its exits and thresholds, and the fidelity
+/// with exits on and at full depth, measured again against `teacher` (the
+/// artifact's teacher, or why it cannot be had) on `eval` when given, else
+/// on the evaluation data the report records when it is unchanged. When
+/// either is missing, the fidelity with exits is removed and the report
+/// says it was not measured. Returns notes for the user.
+pub fn rewrite_report(
+    dir: &Path,
+    calibration: &Calibration,
+    eval: Option<&Path>,
+    teacher: Result<&LoadedModel, String>,
+) -> Result<Vec<String>, Diag> {
+    let path = dir.join(REPORT_JSON);
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(vec![format!(
+            "`{}` has no {REPORT_JSON}; there was no report to rewrite",
+            dir.display()
+        )]);
+    };
+    let mut report: Report = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(vec![format!(
+                "cannot read `{}` ({e}); the report was left as it was and does not show the new thresholds",
+                path.display()
+            )])
+        }
+    };
+    let manifest = read_manifest(dir)?;
+    let mut notes = Vec::new();
+    let against = teacher.and_then(|t| {
+        eval_examples(manifest.task, report.eval_source.as_ref(), eval).map(|d| (t, d))
+    });
+    let (exits, with_exits) = match against {
+        Ok((teacher, (data, examples))) => {
+            let student = load_artifact(dir, &Device::Cpu)?;
+            report.fidelity = measure(manifest.task, teacher, &student, &data, &examples)?;
+            exits_part(dir, Some(calibration), Ok((teacher, &data, &examples)))?
+        }
+        Err(why) => {
+            let part = exits_part(dir, Some(calibration), Err(why.clone()))?;
+            if part.0.as_ref().is_some_and(|e| e.active()) {
+                notes.push(format!(
+                    "the fidelity with exits on was not measured: {why}; the report says so \
+                     (give held-out data with --eval FILE to measure it)"
+                ));
+            }
+            part
+        }
+    };
+    report.exits = exits;
+    report.fidelity_with_exits = with_exits;
+    for (name, contents) in report_files(&report)? {
+        write_file_atomic(&dir.join(name), &contents)?;
+    }
+    Ok(notes)
+}

@@ -1,0 +1,241 @@
+//! The report's picture, `report.svg`: the student against the teacher —
+//! weight bytes (log scale) against the headline fidelity metric, with the
+//! build's points along the way (before training, after each stage) and,
+//! when the exits have thresholds, the student as shipped — and, when a
+//! calibration chose the thresholds, a second panel with its curve: every
+//! setting tried against its fidelity to the full-depth output and its
+//! estimated speed-up, the chosen one marked. Every dot carries its numbers
+//! as a tooltip.
+
+use super::fidelity::headline;
+use super::report::Report;
+use super::report_exits::{setting_text, ExitCalibration};
+use crate::base::svg::{Axis, Svg};
+use crate::base::ExitCriterion;
+
+const W: f64 = 760.0;
+const PANEL: f64 = 380.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 230.0;
+const TOP: f64 = 40.0;
+const BOTTOM: f64 = 50.0;
+const COLOURS: [&str; 6] = [
+    "#7f7f7f", "#9467bd", "#2ca02c", "#17becf", "#bcbd22", "#8c564b",
+];
+
+/// One labelled point of the size panel.
+struct Point {
+    label: String,
+    bytes: u64,
+    value: f64,
+    colour: &'static str,
+}
+
+/// The points of the size panel, and the metric they show.
+fn size_points(r: &Report) -> Option<(&'static str, Vec<Point>)> {
+    let (metric, student) = headline(&r.fidelity.metrics)?;
+    let mut points = vec![Point {
+        label: "teacher".into(),
+        bytes: r.teacher.bytes,
+        value: 1.0,
+        colour: "#000000",
+    }];
+    let evaluations = r.training.iter().flat_map(|t| &t.evaluations);
+    for (i, e) in evaluations.enumerate() {
+        if let Some(&v) = e.fidelity.metrics.get(metric) {
+            points.push(Point {
+                label: format!("student {} (fake-quantized)", e.label()),
+                bytes: r.student.bytes,
+                value: v,
+                colour: COLOURS[i % COLOURS.len()],
+            });
+        }
+    }
+    points.push(Point {
+        label: "student, full depth".into(),
+        bytes: r.student.bytes,
+        value: student,
+        colour: "#1f77b4",
+    });
+    if let Some(&v) = r
+        .fidelity_with_exits
+        .as_ref()
+        .and_then(|f| f.metrics.get(metric))
+    {
+        points.push(Point {
+            label: "student with exits (as shipped)".into(),
+            bytes: r.student.bytes,
+            value: v,
+            colour: "#d62728",
+        });
+    }
+    Some((metric, points))
+}
+
+fn axes(svg: &mut Svg, top: f64, x_label: &str) {
+    let bottom = top + PANEL - BOTTOM;
+    svg.line((LEFT, bottom), (W - RIGHT, bottom), "black");
+    svg.line((LEFT, top + TOP), (LEFT, bottom), "black");
+    svg.text(
+        (LEFT + W - RIGHT) / 2.0,
+        top + PANEL - 12.0,
+        "middle",
+        "black",
+        x_label,
+    );
+}
+
+fn y_ticks(svg: &mut Svg, top: f64, axis: &Axis, x: f64, anchor: &str) {
+    for i in 0..=4 {
+        let frac = i as f64 / 4.0;
+        let y = top + TOP + (PANEL - TOP - BOTTOM) * (1.0 - frac);
+        svg.text(x, y + 4.0, anchor, "black", &axis.tick_at(frac));
+    }
+}
+
+fn size_panel(svg: &mut Svg, r: &Report) {
+    let Some((metric, points)) = size_points(r) else {
+        svg.title(W / 2.0, 20.0, "no headline fidelity metric to draw");
+        return;
+    };
+    svg.title(W / 2.0, 20.0, &format!("size and fidelity ({metric})"));
+    axes(svg, 0.0, "weight bytes (log scale)");
+    let x = Axis::fit(points.iter().map(|p| p.bytes as f64), 1.0, LEFT, W - RIGHT).padded(0.15);
+    let y = Axis::fit(
+        points.iter().map(|p| p.value),
+        f64::INFINITY,
+        PANEL - BOTTOM,
+        TOP,
+    )
+    .padded(0.1);
+    y_ticks(svg, 0.0, &y, LEFT - 6.0, "end");
+    for frac in [0.0, 0.5, 1.0] {
+        let b = x.at(frac);
+        svg.text(
+            x.px(b),
+            PANEL - BOTTOM + 16.0,
+            "middle",
+            "black",
+            &format!("{b:.0}"),
+        );
+    }
+    for (i, p) in points.iter().enumerate() {
+        let tip = format!("{}: {} bytes, {metric} {:.4}", p.label, p.bytes, p.value);
+        svg.dot(
+            (x.px(p.bytes as f64), y.px(p.value)),
+            5.0,
+            p.colour,
+            Some(&tip),
+        );
+        let ly = TOP + 16.0 * i as f64;
+        svg.dot((W - RIGHT + 16.0, ly - 4.0), 4.0, p.colour, None);
+        let label = format!("{} {:.4}", p.label, p.value);
+        svg.text(W - RIGHT + 26.0, ly, "start", p.colour, &label);
+    }
+}
+
+fn curve_panel(svg: &mut Svg, c: &ExitCalibration, criterion: ExitCriterion, layers: usize) {
+    let top = PANEL;
+    let what = if criterion == ExitCriterion::Patience {
+        "patience"
+    } else {
+        "threshold"
+    };
+    svg.title(
+        W / 2.0,
+        top + 20.0,
+        &format!("exit calibration for `{}` on {}", c.target, c.data),
+    );
+    axes(svg, top, what);
+    let tried: Vec<_> = c.curve.iter().filter(|s| s.setting.is_some()).collect();
+    let setting = |s: Option<f64>| s.unwrap_or(0.0);
+    let x = Axis::fit(
+        tried.iter().map(|s| setting(s.setting)),
+        f64::INFINITY,
+        LEFT,
+        W - RIGHT,
+    );
+    let (y0, y1) = (top + PANEL - BOTTOM, top + TOP);
+    let fid = Axis::fit(tried.iter().map(|s| s.fidelity), f64::INFINITY, y0, y1).padded(0.05);
+    let speed = Axis::fit(tried.iter().map(|s| s.est_speedup), f64::INFINITY, y0, y1).padded(0.05);
+    y_ticks(svg, top, &fid, LEFT - 6.0, "end");
+    y_ticks(svg, top, &speed, W - RIGHT + 6.0, "start");
+    for frac in [0.0, 0.5, 1.0] {
+        let px = x.px(x.at(frac));
+        svg.text(px, y0 + 16.0, "middle", "black", &x.tick_at(frac));
+    }
+    let line = |axis: &Axis, f: fn(&super::report_exits::CurveSample) -> f64| -> Vec<(f64, f64)> {
+        tried
+            .iter()
+            .map(|s| (x.px(setting(s.setting)), axis.px(f(s))))
+            .collect()
+    };
+    svg.polyline(&line(&fid, |s| s.fidelity), "#1f77b4", "1.5", None);
+    svg.polyline(
+        &line(&speed, |s| s.est_speedup),
+        "#ff7f0e",
+        "1.5",
+        Some("4 3"),
+    );
+    for s in &tried {
+        let tip = format!(
+            "{what} {}: average exit layer {:.2} of {layers}, est. speed-up {:.2}x, fidelity {:.4}",
+            setting_text(criterion, s.setting),
+            s.avg_exit_layer,
+            s.est_speedup,
+            s.fidelity
+        );
+        let px = x.px(setting(s.setting));
+        svg.dot((px, fid.px(s.fidelity)), 2.0, "#1f77b4", Some(&tip));
+        svg.dot((px, speed.px(s.est_speedup)), 2.0, "#ff7f0e", None);
+    }
+    let mut legend = vec![
+        ("fidelity to full depth (left)".to_string(), "#1f77b4"),
+        ("est. speed-up (right)".to_string(), "#ff7f0e"),
+    ];
+    if let Some(t) = c.chosen.setting {
+        let px = x.px(t);
+        svg.polyline(&[(px, y0), (px, y1)], "#d62728", "1", Some("2 2"));
+        svg.dot((px, fid.px(c.chosen.fidelity)), 5.0, "#d62728", None);
+        let o = &c.chosen;
+        legend.extend([
+            (
+                format!("chosen {what} {}", setting_text(criterion, Some(t))),
+                "#d62728",
+            ),
+            (
+                format!("average exit layer {:.2} of {layers}", o.avg_exit_layer),
+                "#d62728",
+            ),
+            (format!("est. speed-up {:.2}x", o.est_speedup), "#d62728"),
+            (format!("fidelity {:.4}", o.fidelity), "#d62728"),
+        ]);
+    }
+    for (i, (label, colour)) in legend.iter().enumerate() {
+        let y = top + TOP + 16.0 * i as f64;
+        svg.text(W - RIGHT + 50.0, y, "start", colour, label);
+    }
+}
+
+/// The report's SVG picture.
+pub fn report_svg(r: &Report) -> String {
+    let calibration = r
+        .exits
+        .as_ref()
+        .and_then(|e| Some((e, e.calibration.as_ref()?)));
+    let height = if calibration.is_some() {
+        2.0 * PANEL
+    } else {
+        PANEL
+    };
+    let mut svg = Svg::new(W, height);
+    size_panel(&mut svg, r);
+    if let Some((e, c)) = calibration {
+        let criterion = e
+            .exits
+            .first()
+            .map_or(ExitCriterion::Similarity, |x| x.criterion);
+        curve_panel(&mut svg, c, criterion, e.layers);
+    }
+    svg.finish()
+}
