@@ -9,13 +9,25 @@ use std::process::ExitCode;
 
 use crate::compile::compile_recipe;
 use crate::diag::Diag;
-use crate::ir::human;
+use crate::ir::{human, Verified};
 use crate::lower::preflight::preflight;
 use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::load;
 
 /// Runs `plcc check`.
 pub fn run(path: &Path, registry: &PassRegistry) -> Result<ExitCode, Diag> {
+    let (program, warnings) = findings(path, registry)?;
+    if let Some(warnings) = warnings {
+        super::render(&warnings);
+    }
+    println!("{}", summary(path, &program));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Everything `plcc check` finds in the recipe at `path`: the verified
+/// program and its warnings, or every problem (warnings among them), with
+/// the recipe text attached.
+pub fn findings(path: &Path, registry: &PassRegistry) -> Result<(Verified, Option<Diag>), Diag> {
     let (recipe, source) = load(path)?;
     let program =
         compile_recipe(&recipe, registry, DumpAfter::none()).map_err(|d| source.attach(d))?;
@@ -23,15 +35,11 @@ pub fn run(path: &Path, registry: &PassRegistry) -> Result<ExitCode, Diag> {
     let failed = !checked.errors.is_empty();
     let mut found = checked.errors;
     found.extend(checked.warnings);
-    if let Some(found) = Diag::gather(found) {
-        let found = source.attach(found);
-        if failed {
-            return Err(found);
-        }
-        super::render(&found);
+    let found = Diag::gather(found).map(|d| source.attach(d));
+    match found {
+        Some(problems) if failed => Err(problems),
+        warnings => Ok((program, warnings)),
     }
-    println!("{}", summary(path, &program));
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `OK path: builtin:tiny-bert, 4 → 2 layers, 2 exits, 12 quantized modules, 2 distill stages, 1.1 MB → 120.3 kB`.

@@ -110,7 +110,11 @@ impl Diag {
         Some(match (errors, warnings) {
             (_, 0) => plural(errors, "error"),
             (0, _) => plural(warnings, "warning"),
-            _ => format!("{}, {}", plural(errors, "error"), plural(warnings, "warning")),
+            _ => format!(
+                "{}, {}",
+                plural(errors, "error"),
+                plural(warnings, "warning")
+            ),
         })
     }
 

@@ -344,7 +344,10 @@ pub fn build(
         ));
     }
     if training && device.is_cuda() {
-        notes.push("training ran on the GPU; compression, packing and the fidelity measurement on the CPU".into());
+        notes.push(
+            "training ran on the GPU; compression, packing and the fidelity measurement on the CPU"
+                .into(),
+        );
     }
     if !training && (!plan.stages.is_empty() || plan.pretrain.is_some()) {
         notes.push("training stages were skipped (--max-steps 0)".into());

@@ -8,8 +8,9 @@ use std::path::Path;
 use super::fields::{arg_count, Body, Errors};
 use super::schema::statement_kind_error;
 use super::values::{
-    amount, boolean, choice, count, fraction, ident, index_list, non_empty_string, number, out_of_range,
-    positive, positive_number, strictly_increasing, unknown_value_besides, wrong_type,
+    amount, boolean, choice, count, fraction, ident, index_list, non_empty_string, number,
+    out_of_range, positive, positive_number, strictly_increasing, unknown_value_besides,
+    wrong_type,
 };
 use crate::base::DataSpec;
 use crate::base::{CalibrationTarget, Column, DataFormat, ExitCriterion, ExitHead, Task};

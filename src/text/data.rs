@@ -62,7 +62,14 @@ pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Exampl
                 unlabelled_first = Some((i, e));
                 continue;
             }
-            Err(e) => return Err(row_error(at(i, &e.message), &e)),
+            Err(e) => {
+                // A second bad label: the first row was no header, report it.
+                let (i, e) = match unlabelled_first.take() {
+                    Some(first) if e.label => first,
+                    _ => (i, e),
+                };
+                return Err(row_error(at(i, &e.message), &e));
+            }
         };
         if let (Some(l), Some(n)) = (example.label, labels) {
             if l >= n {
