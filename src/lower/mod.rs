@@ -7,7 +7,9 @@
 //! The artifact is committed only when every check passed.
 //!
 //! Everything this stage needs is in the program's plan, which the passes
-//! produced; it never reads the recipe. Stages, in order: read data, load
+//! produced; it never reads the recipe. Stages, in order: check the device,
+//! the data (read here) and the teacher's files (`preflight`, which
+//! `plcc check` runs too), load
 //! the teacher, pretrain it (`distill::pretrain`), prune the vocabulary
 //! (`vocab`), reduce and slice (`student`, with `importance`/`taylor`
 //! scores, `slice`, `layout`, checked by `equivalence`), distill (`distill`,
