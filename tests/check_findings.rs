@@ -68,6 +68,35 @@ data gone "data/missing.tsv" {
 }
 
 #[test]
+fn a_pass_error_does_not_hide_the_data_and_device_problems() {
+    let dir = folder(
+        "phases",
+        r#"teacher: "builtin:tiny-bert"
+device: cuda
+
+data gone "data/missing.txt" {}
+
+quantize weights "encoder.layer.*.attention.self.querry" {
+    bits: 8
+}
+"#,
+    );
+    let diag = findings(&dir.join("recipe.pc")).expect_err("three problems");
+    let codes: Vec<&str> = diag.problems().map(|d| d.code).collect();
+    let expected = vec![
+        "plcc::device::cuda-unavailable",
+        "plcc::data::unreadable",
+        "plcc::quantize::no-match",
+    ];
+    if cfg!(feature = "cuda") {
+        assert_eq!(codes.len(), 2, "{codes:?}");
+    } else {
+        assert_eq!(codes, expected, "{}", diag.render_plain());
+        insta::assert_snapshot!(rendered(&diag, &dir));
+    }
+}
+
+#[test]
 fn a_declared_header_row_is_skipped() {
     let dir = folder(
         "header",

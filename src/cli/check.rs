@@ -9,8 +9,8 @@ use std::process::ExitCode;
 
 use crate::compile::compile_recipe;
 use crate::diag::Diag;
-use crate::ir::{human, Verified};
-use crate::lower::preflight::preflight;
+use crate::ir::{human, resolve, Verified};
+use crate::lower::preflight::{inputs, preflight};
 use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::load;
 
@@ -29,8 +29,12 @@ pub fn run(path: &Path, registry: &PassRegistry) -> Result<ExitCode, Diag> {
 /// the recipe text attached.
 pub fn findings(path: &Path, registry: &PassRegistry) -> Result<(Verified, Option<Diag>), Diag> {
     let (recipe, source) = load(path)?;
-    let program =
-        compile_recipe(&recipe, registry, DumpAfter::none()).map_err(|d| source.attach(d))?;
+    let resolved = resolve(&recipe).map_err(|d| source.attach(d))?;
+    let program = match compile_recipe(&recipe, registry, DumpAfter::none()) {
+        Ok(program) => program,
+        // What the passes refused does not hide the data and files.
+        Err(failed) => return Err(source.attach(failed.and(inputs(&resolved, None).errors))),
+    };
     let checked = preflight(&program, None, true);
     let failed = !checked.errors.is_empty();
     let mut found = checked.errors;

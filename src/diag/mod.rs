@@ -76,12 +76,20 @@ impl Diag {
     /// Every problem of `list` as one diagnostic, ordered by where each
     /// points in the text (those pointing nowhere last); `None` for none.
     pub fn gather(list: Vec<Diag>) -> Option<Diag> {
-        let mut all: Vec<Diag> = list.into_iter().flat_map(Diag::into_problems).collect();
+        let mut list = list.into_iter();
+        let first = list.next()?;
+        Some(first.and(list.collect()))
+    }
+
+    /// This problem and `others` as one diagnostic, ordered as `gather` orders them.
+    pub fn and(self, others: Vec<Diag>) -> Diag {
+        let mut all = self.into_problems();
+        all.extend(others.into_iter().flat_map(Diag::into_problems));
         all.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
-        let mut all = all.into_iter();
-        let mut first = all.next()?;
-        first.more = all.collect();
-        Some(first)
+        // `all` holds at least this problem.
+        let mut first = all.remove(0);
+        first.more = all;
+        first
     }
 
     /// This problem and the ones found beside it.

@@ -34,6 +34,21 @@ pub struct Preflight {
 /// line asked for (it overrides the recipe's `device:`); `trains` says
 /// whether the build will run its training stages.
 pub fn preflight(program: &Program, flag: Option<&CandleDevice>, trains: bool) -> Preflight {
+    let mut out = inputs(program, flag);
+    if teacher_files_present(program).is_ok() {
+        if let Some(d) = missing_classifier(program, trains) {
+            match d.warning {
+                true => out.warnings.push(d),
+                false => out.errors.push(d),
+            }
+        }
+    }
+    out
+}
+
+/// The checks that need only the resolved program (not the passes'
+/// work): the device, every data set and the teacher's files.
+pub fn inputs(program: &Program, flag: Option<&CandleDevice>) -> Preflight {
     let mut out = Preflight::default();
     match flag {
         Some(device) => out.device = Some(device.clone()),
@@ -53,11 +68,6 @@ pub fn preflight(program: &Program, flag: Option<&CandleDevice>, trains: bool) -
     }
     if let Err(d) = teacher_files_present(program) {
         out.errors.push(d);
-    } else if let Some(d) = missing_classifier(program, trains) {
-        match d.warning {
-            true => out.warnings.push(d),
-            false => out.errors.push(d),
-        }
     }
     out
 }
