@@ -433,6 +433,10 @@ fn random_bytes_as_inputs_are_diagnostics() {
             &run_model(&dir.join("teacher"), &dir.join("input.txt")),
             "random safetensors header",
         );
+        // Check reads the header too.
+        std::fs::write(dir.join("teacher/tokenizer.json"), "{}").unwrap();
+        let err = fails_with(&check(&dir), "plcc::checkpoint::");
+        assert!(err.contains("model.safetensors"), "{err}");
 
         // As tokenizer.json of an otherwise good checkpoint.
         let dir = with_teacher("random-tokenizer", true);

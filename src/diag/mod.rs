@@ -105,8 +105,8 @@ impl Diag {
         out
     }
 
-    /// `3 problems` (errors, then warnings), the line after several
-    /// rendered problems; `None` for a single one.
+    /// `3 errors`, `2 errors, 1 warning`: the line after several rendered
+    /// problems; `None` for a single one.
     pub fn count_line(&self) -> Option<String> {
         let total = self.problems().count();
         if total < 2 {

@@ -1,8 +1,8 @@
 //! What a build needs beyond its verified program, checked before any
 //! weight is read: the device training runs on, every data set (read and
 //! validated exactly as the build reads it), a checkpoint teacher's weights
-//! and tokenizer files, and for a classification task a classifier head in
-//! the teacher's checkpoint (read from the safetensors header alone) or a
+//! and tokenizer files and its weights' safetensors header (read alone), and
+//! for a classification task a classifier head in that header or a
 //! stage that trains one. `plcc check` reports all of it; `plcc build`
 //! stops on its errors before it starts and shows its warnings.
 
@@ -35,13 +35,22 @@ pub struct Preflight {
 /// whether the build will run its training stages.
 pub fn preflight(program: &Program, flag: Option<&CandleDevice>, trains: bool) -> Preflight {
     let mut out = inputs(program, flag);
-    if teacher_files_present(program).is_ok() {
-        if let Some(d) = missing_classifier(program, trains) {
-            match d.warning {
-                true => out.warnings.push(d),
-                false => out.errors.push(d),
-            }
-        }
+    let teacher = &program.plan.teacher;
+    let TeacherRef::Dir(dir) = &teacher.reference else {
+        return out;
+    };
+    if teacher_files_present(program).is_err() {
+        return out;
+    }
+    match tensor_names(&dir.join("model.safetensors")) {
+        Err(d) => out
+            .errors
+            .push(d.or_span(teacher.span, "this checkpoint's weights")),
+        Ok(names) => match missing_classifier(program, &names, trains) {
+            Some(d) if d.warning => out.warnings.push(d),
+            Some(d) => out.errors.push(d),
+            None => {}
+        },
     }
     out
 }
@@ -128,15 +137,14 @@ fn trains_classifier(program: &Program) -> bool {
     })
 }
 
-/// A checkpoint teacher of a classification task without a classifier head:
-/// an error unless the build trains one, then a warning.
-fn missing_classifier(program: &Program, trains: bool) -> Option<Diag> {
+/// A checkpoint teacher (whose tensors are `names`) of a classification
+/// task without a classifier head: an error unless the build trains one,
+/// then a warning.
+fn missing_classifier(program: &Program, names: &[String], trains: bool) -> Option<Diag> {
     let plan = &program.plan;
-    let (Task::Classification { .. }, TeacherRef::Dir(dir)) = (plan.task, &plan.teacher.reference)
-    else {
+    if !matches!(plan.task, Task::Classification { .. }) {
         return None;
-    };
-    let names = tensor_names(&dir.join("model.safetensors")).ok()?;
+    }
     if names
         .iter()
         .any(|n| n == "classifier.weight" || n.ends_with(".classifier.weight"))
