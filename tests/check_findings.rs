@@ -113,6 +113,9 @@ data header "data/header.tsv" {
     );
     let found = findings(&dir.join("recipe.pc"));
     assert!(matches!(found, Ok(None)), "{:?}", found.err());
+    // The build reads the data set the same way.
+    let o = common::build(&dir.join("recipe.pc"), &dir.join("out"), "0");
+    assert!(o.status.success(), "{}", common::stderr(&o));
 }
 
 #[test]
