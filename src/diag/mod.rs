@@ -81,11 +81,14 @@ impl Diag {
         Some(first.and(list.collect()))
     }
 
-    /// This problem and `others` as one diagnostic, ordered as `gather` orders them.
+    /// This problem and `others` as one diagnostic, ordered as `gather`
+    /// orders them, a problem found twice kept once.
     pub fn and(self, others: Vec<Diag>) -> Diag {
         let mut all = self.into_problems();
         all.extend(others.into_iter().flat_map(Diag::into_problems));
         all.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
+        // The same problem found by two checks is shown once.
+        all.dedup_by(|a, b| a.code == b.code && a.message == b.message && a.labels == b.labels);
         // `all` holds at least this problem.
         let mut first = all.remove(0);
         first.more = all;
@@ -274,3 +277,27 @@ pub fn did_you_mean<'a>(
 }
 
 pub type Result<T, E = Diag> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gathered_problems_are_ordered_by_span_once_each_and_counted() {
+        let at = |code, start| Diag::new(code, code).label(Span::new(start, start + 1), "here");
+        let warning = Diag::warning("w", "w").label(Span::new(5, 6), "here");
+        let all = Diag::gather(vec![at("c", 9), at("a", 1), warning, at("a", 1)]);
+        let all = all.map(|d| d.with_source("r.pc", "0123456789"));
+        let codes: Vec<&str> = all
+            .iter()
+            .flat_map(|d| d.problems())
+            .map(|d| d.code)
+            .collect();
+        assert_eq!(codes, ["a", "w", "c"]);
+        let all = all.as_ref().map(|d| (d.count_line(), d.render_plain()));
+        let (count, text) = all.unwrap_or_default();
+        assert_eq!(count.as_deref(), Some("2 errors, 1 warning"));
+        assert!(text.ends_with("2 errors, 1 warning"), "{text}");
+        assert!(Diag::gather(Vec::new()).is_none());
+    }
+}
