@@ -14,7 +14,7 @@
 //! student's or teacher's layers (attention maps start at layer 1), a
 //! contrastive layer that does not exist.
 
-use crate::base::StageLength;
+use crate::base::{Arch, StageLength};
 use crate::diag::Diag;
 use crate::ir::{LayerPair, LossPlan, LossPlanKind, Op, Program, StagePlan, Warmup};
 use crate::pass::{Facts, Pass, PassCx};
@@ -50,7 +50,10 @@ impl Pass for DistillSchedule {
     fn run(&self, program: &mut Program, cx: &mut PassCx) -> Result<(), Diag> {
         let shapes = Shapes::of(program);
         let pretrain = match &cx.recipe.pretrain {
-            Some(stage) => Some(stage_plan(stage, None, &shapes)?),
+            Some(stage) => {
+                pretrainable(program, stage)?;
+                Some(stage_plan(stage, None, &shapes)?)
+            }
             None => None,
         };
         let mut stages = Vec::new();
@@ -64,6 +67,24 @@ impl Pass for DistillSchedule {
         program.plan.stages = stages;
         Ok(())
     }
+}
+
+/// `pretrain` trains a GPT-2 teacher with next-token prediction: any other
+/// teacher is refused at the block.
+fn pretrainable(program: &Program, stage: &StageSpec) -> Result<(), Diag> {
+    let config = &program.plan.teacher.config;
+    if config.arch == Arch::Gpt2 {
+        return Ok(());
+    }
+    Err(Diag::new(
+        "plcc::recipe::pretrain-unsupported",
+        format!(
+            "`pretrain` trains causal language models (GPT-2 layout) with next-token prediction; this teacher is `{}`",
+            config.model_type
+        ),
+    )
+    .label(stage.name.span, "this teacher cannot be pretrained")
+    .help("remove the `pretrain` block; a classifier head is trained by a `distill` stage with `loss task_ce {}` on a data set with a `label` column"))
 }
 
 /// The widths the layer maps are checked against.

@@ -86,5 +86,11 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<Built> {
     let (source, program) = compile(recipe, registry, DumpAfter::none())?;
-    lower::build(&program, &source, opts, reporter).map_err(|d| source.attach(d))
+    let mut built =
+        lower::build(&program, &source, opts, reporter).map_err(|d| source.attach(d))?;
+    built.warnings = std::mem::take(&mut built.warnings)
+        .into_iter()
+        .map(|w| source.attach(w))
+        .collect();
+    Ok(built)
 }

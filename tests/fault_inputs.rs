@@ -208,10 +208,11 @@ fn check_fails_when_the_teachers_weights_or_tokenizer_are_missing() {
     let dir = with_teacher("no-tokenizer", true);
     let err = fails_with(&check(&dir), "plcc::checkpoint::missing-tokenizer");
     assert!(err.contains("tokenizer.json"), "{err}");
-    // With all three files the same recipe passes.
+    // With all three files check goes on to the weights' header: this
+    // classification checkpoint has no classifier head.
     std::fs::write(dir.join("teacher/tokenizer.json"), "{}").unwrap();
-    let o = check(&dir);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let err = fails_with(&check(&dir), "plcc::checkpoint::no-classifier");
+    assert!(!err.contains("missing-tokenizer"), "{err}");
 }
 
 /// The safetensors file of the BERT fixture, its header and the byte where
@@ -432,6 +433,10 @@ fn random_bytes_as_inputs_are_diagnostics() {
             &run_model(&dir.join("teacher"), &dir.join("input.txt")),
             "random safetensors header",
         );
+        // Check reads the header too.
+        std::fs::write(dir.join("teacher/tokenizer.json"), "{}").unwrap();
+        let err = fails_with(&check(&dir), "plcc::checkpoint::");
+        assert!(err.contains("model.safetensors"), "{err}");
 
         // As tokenizer.json of an otherwise good checkpoint.
         let dir = with_teacher("random-tokenizer", true);

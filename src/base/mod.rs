@@ -28,7 +28,7 @@ pub use quant::{Bits, GptqSpec, Granularity, QuantMethod, ScaleMethod};
 pub use schedule::{
     ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength,
 };
-pub use sources::{Column, DataFormat, DataSpec, TeacherRef};
+pub use sources::{Column, DataFormat, DataSpec, Device, TeacherRef};
 pub use task::{Pooling, Task};
 pub use vocab::VocabRule;
 pub use words::{compare_counts, duration_text, word};

@@ -1,4 +1,5 @@
-//! Where a teacher comes from and how data files are laid out.
+//! Where a teacher comes from, how data files are laid out, and the device
+//! a build trains on.
 
 use std::path::PathBuf;
 
@@ -12,6 +13,27 @@ pub enum TeacherRef {
     Builtin(String),
     /// A Hugging Face style checkpoint directory, already resolved against `base_dir`.
     Dir(PathBuf),
+}
+
+/// Where training runs (`device:` in a recipe, `--device` on the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+impl Device {
+    /// Every device with its spelling in recipes and on the command line.
+    pub const ALL: [(&'static str, Device); 2] = [("cpu", Device::Cpu), ("cuda", Device::Cuda)];
+
+    /// `cpu`, `cuda`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,4 +74,6 @@ pub struct DataSpec {
     /// Optional second text (sentence pairs).
     pub text_pair: Option<Column>,
     pub label: Option<Column>,
+    /// The first row names the columns and is not an example (`header: true`).
+    pub header: bool,
 }

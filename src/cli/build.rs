@@ -4,8 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use candle_core::Device;
-
 use super::progress::StderrReporter;
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
@@ -30,15 +28,7 @@ pub fn run(
     registry: &PassRegistry,
 ) -> Result<ExitCode, Diag> {
     set_threads(threads)?;
-    let device = match device {
-        Some(d) => select_device(d)?,
-        None => Device::Cpu,
-    };
-    if device.is_cuda() {
-        eprintln!(
-            "note: training runs on the GPU; compression, packing and the fidelity measurement on the CPU"
-        );
-    }
+    let device = device.map(select_device).transpose()?;
     let opts = BuildOptions {
         output: place.output,
         allow_outside: place.allow_outside,
@@ -47,6 +37,9 @@ pub fn run(
         device,
     };
     let built = crate::build(recipe, &opts, registry, &StderrReporter::new())?;
+    for warning in &built.warnings {
+        super::render(warning);
+    }
     let r = &built.report;
     for n in &r.notes {
         eprintln!("note: {n}");

@@ -1,50 +1,49 @@
 //! `plcc check RECIPE`: loads, resolves, compiles and verifies a recipe,
-//! checks that a checkpoint teacher's weights and tokenizer files are there,
-//! and prints a one-line summary, or the first diagnostic.
+//! then checks what a build needs without reading weights (the device, every
+//! data set read as the build reads it, the teacher's files, a classifier
+//! head for a classification task: `lower::preflight`). Prints a one-line
+//! summary after any warnings, or every problem found and their count.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::base::TeacherRef;
 use crate::compile::compile_recipe;
 use crate::diag::Diag;
-use crate::fsio;
-use crate::ir::human;
+use crate::ir::{human, resolve, Verified};
+use crate::lower::preflight::{inputs, preflight};
 use crate::pass::{DumpAfter, PassRegistry};
-use crate::recipe::{load, Recipe};
+use crate::recipe::load;
 
 /// Runs `plcc check`.
 pub fn run(path: &Path, registry: &PassRegistry) -> Result<ExitCode, Diag> {
-    let (recipe, source) = load(path)?;
-    let program = compile_recipe(&recipe, registry, DumpAfter::none())
-        .and_then(|program| teacher_files_present(&recipe).map(|()| program))
-        .map_err(|d| source.attach(d))?;
+    let (program, warnings) = findings(path, registry)?;
+    if let Some(warnings) = warnings {
+        super::render(&warnings);
+    }
     println!("{}", summary(path, &program));
     Ok(ExitCode::SUCCESS)
 }
 
-/// Checks that a checkpoint teacher's weights and tokenizer are regular files
-/// within their size limits (without reading them), so `plcc check` fails
-/// where `plcc build` would.
-fn teacher_files_present(recipe: &Recipe) -> Result<(), Diag> {
-    let TeacherRef::Dir(dir) = &recipe.teacher.value else {
-        return Ok(());
+/// Everything `plcc check` finds in the recipe at `path`: the verified
+/// program and its warnings, or every problem (warnings among them), with
+/// the recipe text attached.
+pub fn findings(path: &Path, registry: &PassRegistry) -> Result<(Verified, Option<Diag>), Diag> {
+    let (recipe, source) = load(path)?;
+    let resolved = resolve(&recipe).map_err(|d| source.attach(d))?;
+    let program = match compile_recipe(&recipe, registry, DumpAfter::none()) {
+        Ok(program) => program,
+        // What the passes refused does not hide the data and files.
+        Err(failed) => return Err(source.attach(failed.and(inputs(&resolved, None).errors))),
     };
-    for (file, kind) in [
-        ("model.safetensors", &fsio::WEIGHTS),
-        ("tokenizer.json", &fsio::TOKENIZER),
-    ] {
-        fsio::check_regular(&dir.join(file), kind).map_err(|d| {
-            let d = d.label(recipe.teacher.span, format!("this checkpoint needs {file}"));
-            match d.help {
-                Some(_) => d,
-                None => d.help(
-                    "a checkpoint folder holds config.json, model.safetensors and tokenizer.json",
-                ),
-            }
-        })?;
+    let checked = preflight(&program, None, true);
+    let failed = !checked.errors.is_empty();
+    let mut found = checked.errors;
+    found.extend(checked.warnings);
+    let found = Diag::gather(found).map(|d| source.attach(d));
+    match found {
+        Some(problems) if failed => Err(problems),
+        warnings => Ok((program, warnings)),
     }
-    Ok(())
 }
 
 /// `OK path: builtin:tiny-bert, 4 → 2 layers, 2 exits, 12 quantized modules, 2 distill stages, 1.1 MB → 120.3 kB`.

@@ -39,6 +39,16 @@ pub enum DeviceArg {
     Cuda,
 }
 
+impl DeviceArg {
+    /// The device this flag names.
+    pub fn device(self) -> crate::base::Device {
+        match self {
+            DeviceArg::Cpu => crate::base::Device::Cpu,
+            DeviceArg::Cuda => crate::base::Device::Cuda,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Parse, resolve and verify a recipe; report every problem.
@@ -201,9 +211,19 @@ pub fn main_with(registry: PassRegistry) -> ExitCode {
     match run_command(cli.command, &registry) {
         Ok(code) => code,
         Err(diag) => {
-            eprintln!("{:?}", miette::Report::new(diag));
+            render(&diag);
             ExitCode::from(1)
         }
+    }
+}
+
+/// Renders every problem of `diag` (and its count line) to stderr.
+pub fn render(diag: &Diag) {
+    for problem in diag.problems() {
+        eprintln!("{:?}", miette::Report::new(problem.clone()));
+    }
+    if let Some(count) = diag.count_line() {
+        eprintln!("{count}");
     }
 }
 

@@ -73,28 +73,12 @@ pub fn set_threads(threads: Option<usize>) -> Result<(), Diag> {
 
 /// The candle device for `--device`.
 pub fn select_device(device: DeviceArg) -> Result<Device, Diag> {
-    match device {
-        DeviceArg::Cpu => Ok(Device::Cpu),
-        DeviceArg::Cuda => {
-            if !candle_core::utils::cuda_is_available() {
-                return Err(Diag::new(
-                    "plcc::device::cuda-unavailable",
-                    "--device cuda: this plcc was built without CUDA support",
-                )
-                .help(
-                    "rebuild with `cargo build --release --features cuda`, or use --device cpu",
-                ));
-            }
-            Device::new_cuda(0).map_err(|e| {
-                Diag::new(
-                    "plcc::device::cuda-unavailable",
-                    "--device cuda: no usable CUDA GPU",
-                )
-                .note(e.to_string())
-                .help("use --device cpu")
-            })
-        }
-    }
+    let device = device.device();
+    crate::runtime::device::open(
+        device,
+        &format!("--device {}", device.name()),
+        "use --device cpu",
+    )
 }
 
 /// Runs `plcc run`; `raw` gives the plain mean of the final states instead

@@ -44,6 +44,10 @@ pub struct Diag {
     pub help: Option<String>,
     /// Further notes (e.g. the underlying I/O error).
     pub notes: Vec<String>,
+    /// A warning: shown, but nothing fails because of it.
+    pub warning: bool,
+    /// Further problems found independently of this one, in text order.
+    more: Vec<Diag>,
     source: Option<NamedSource<String>>,
 }
 
@@ -55,8 +59,74 @@ impl Diag {
             labels: Vec::new(),
             help: None,
             notes: Vec::new(),
+            warning: false,
+            more: Vec::new(),
             source: None,
         }
+    }
+
+    /// A warning: reported with its spans, without failing the command.
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+        Diag {
+            warning: true,
+            ..Diag::new(code, message)
+        }
+    }
+
+    /// Every problem of `list` as one diagnostic, ordered by where each
+    /// points in the text (those pointing nowhere last); `None` for none.
+    pub fn gather(list: Vec<Diag>) -> Option<Diag> {
+        let mut list = list.into_iter();
+        let first = list.next()?;
+        Some(first.and(list.collect()))
+    }
+
+    /// This problem and `others` as one diagnostic, ordered as `gather`
+    /// orders them, a problem found twice kept once.
+    pub fn and(self, others: Vec<Diag>) -> Diag {
+        let mut all = self.into_problems();
+        all.extend(others.into_iter().flat_map(Diag::into_problems));
+        all.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
+        // The same problem found by two checks is shown once.
+        all.dedup_by(|a, b| a.code == b.code && a.message == b.message && a.labels == b.labels);
+        // `all` holds at least this problem.
+        let mut first = all.remove(0);
+        first.more = all;
+        first
+    }
+
+    /// This problem and the ones found beside it.
+    pub fn problems(&self) -> impl Iterator<Item = &Diag> {
+        std::iter::once(self).chain(self.more.iter())
+    }
+
+    /// This problem and the ones found beside it, each on its own.
+    pub fn into_problems(mut self) -> Vec<Diag> {
+        let more = std::mem::take(&mut self.more);
+        let mut out = vec![self];
+        out.extend(more.into_iter().flat_map(Diag::into_problems));
+        out
+    }
+
+    /// `3 errors`, `2 errors, 1 warning`: the line after several rendered
+    /// problems; `None` for a single one.
+    pub fn count_line(&self) -> Option<String> {
+        let total = self.problems().count();
+        if total < 2 {
+            return None;
+        }
+        let warnings = self.problems().filter(|d| d.warning).count();
+        let errors = total - warnings;
+        let plural = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        Some(match (errors, warnings) {
+            (_, 0) => plural(errors, "error"),
+            (0, _) => plural(warnings, "warning"),
+            _ => format!(
+                "{}, {}",
+                plural(errors, "error"),
+                plural(warnings, "warning")
+            ),
+        })
     }
 
     /// Adds a labelled span.
@@ -96,20 +166,31 @@ impl Diag {
 
     /// Attaches the recipe text so the labels can be rendered.
     pub fn with_source(mut self, name: impl AsRef<str>, text: impl Into<String>) -> Self {
-        self.source = Some(NamedSource::new(name, text.into()));
+        let text = text.into();
+        self.more = std::mem::take(&mut self.more)
+            .into_iter()
+            .map(|d| d.with_source(name.as_ref(), text.clone()))
+            .collect();
+        self.source = Some(NamedSource::new(name, text));
         self
     }
 
-    /// Renders without colour or unicode art: stable for snapshots and logs.
+    /// Renders every problem without colour, then the count line when
+    /// there are several: stable for snapshots and logs.
     pub fn render_plain(&self) -> String {
         let handler =
             miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
                 .with_width(100);
-        let mut out = String::new();
-        match handler.render_report(&mut out, self) {
-            Ok(()) => out,
-            Err(_) => format!("error[{}]: {}", self.code, self.message),
+        let mut parts = Vec::new();
+        for problem in self.problems() {
+            let mut out = String::new();
+            parts.push(match handler.render_report(&mut out, problem) {
+                Ok(()) => out,
+                Err(_) => format!("error[{}]: {}", problem.code, problem.message),
+            });
         }
+        parts.extend(self.count_line());
+        parts.join("\n")
     }
 
     /// Shorthand for an I/O failure on `path`.
@@ -134,6 +215,14 @@ impl std::error::Error for Diag {}
 impl Diagnostic for Diag {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.warning {
+            miette::Severity::Warning
+        } else {
+            miette::Severity::Error
+        })
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
@@ -188,3 +277,27 @@ pub fn did_you_mean<'a>(
 }
 
 pub type Result<T, E = Diag> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gathered_problems_are_ordered_by_span_once_each_and_counted() {
+        let at = |code, start| Diag::new(code, code).label(Span::new(start, start + 1), "here");
+        let warning = Diag::warning("w", "w").label(Span::new(5, 6), "here");
+        let all = Diag::gather(vec![at("c", 9), at("a", 1), warning, at("a", 1)]);
+        let all = all.map(|d| d.with_source("r.pc", "0123456789"));
+        let codes: Vec<&str> = all
+            .iter()
+            .flat_map(|d| d.problems())
+            .map(|d| d.code)
+            .collect();
+        assert_eq!(codes, ["a", "w", "c"]);
+        let all = all.as_ref().map(|d| (d.count_line(), d.render_plain()));
+        let (count, text) = all.unwrap_or_default();
+        assert_eq!(count.as_deref(), Some("2 errors, 1 warning"));
+        assert!(text.ends_with("2 errors, 1 warning"), "{text}");
+        assert!(Diag::gather(Vec::new()).is_none());
+    }
+}

@@ -23,6 +23,9 @@ pub struct EvalSource {
     pub text: Column,
     pub text_pair: Option<Column>,
     pub label: Option<Column>,
+    /// The file's first row names the columns (`header: true`).
+    #[serde(default)]
+    pub header: bool,
     /// Why the teacher cannot be loaded again as the build compared against
     /// it, when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,6 +43,7 @@ impl EvalSource {
             text: spec.text.clone(),
             text_pair: spec.text_pair.clone(),
             label: spec.label.clone(),
+            header: spec.header,
             teacher_differs,
         }
     }
@@ -54,6 +58,7 @@ impl EvalSource {
             text: self.text.clone(),
             text_pair: self.text_pair.clone(),
             label: self.label.clone(),
+            header: self.header,
         }
     }
 }
@@ -79,6 +84,7 @@ pub fn eval_examples(
         text: Column::Index(0),
         text_pair: None,
         label: None,
+        header: false,
         teacher_differs: None,
     };
     let (layout, path, name) = match (file, source) {

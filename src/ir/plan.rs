@@ -32,8 +32,14 @@ pub struct Plan {
     pub base_dir: PathBuf,
     pub teacher: TeacherInfo,
     pub task: Task,
+    /// Where the recipe sets the task (its teacher when it does not).
+    #[serde(skip)]
+    pub task_span: Span,
     pub seed: u64,
     pub device: Device,
+    /// Where the recipe sets the device (empty when it does not).
+    #[serde(skip)]
+    pub device_span: Span,
     /// Artifact directory as the recipe's `output:` gives it (`None`: `-o`
     /// or the default `out`).
     pub output: Option<Spanned<PathBuf>>,

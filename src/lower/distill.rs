@@ -77,7 +77,7 @@ pub fn pretrain(
             "plcc::train::pretrain-unsupported",
             "`pretrain` trains causal language models (GPT-2 layout) with next-token prediction",
         )
-        .help("start from a pretrained checkpoint for encoder teachers"));
+.help("remove the `pretrain` block; a classifier head is trained by a `distill` stage with `loss task_ce {}` on a data set with a `label` column"));
     }
     let tensors = match (session.stage_finished(0), session.resumed_teacher()) {
         (true, Some(saved)) => saved.clone().into_iter().collect(),

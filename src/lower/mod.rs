@@ -7,7 +7,9 @@
 //! The artifact is committed only when every check passed.
 //!
 //! Everything this stage needs is in the program's plan, which the passes
-//! produced; it never reads the recipe. Stages, in order: read data, load
+//! produced; it never reads the recipe. Stages, in order: check the device,
+//! the data (read here) and the teacher's files (`preflight`, which
+//! `plcc check` runs too), load
 //! the teacher, pretrain it (`distill::pretrain`), prune the vocabulary
 //! (`vocab`), reduce and slice (`student`, with `importance`/`taylor`
 //! scores, `slice`, `layout`, checked by `equivalence`), distill (`distill`,
@@ -23,6 +25,7 @@ pub mod gptq;
 pub mod importance;
 pub mod layout;
 pub mod output;
+pub mod preflight;
 pub mod quantize;
 pub mod reporter;
 pub mod sizes;
@@ -33,7 +36,6 @@ pub mod teacher;
 pub mod train;
 pub mod vocab;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -58,7 +60,6 @@ use crate::lower::train::Session;
 use crate::runtime::from_artifact::{classifier_head, load_artifact};
 use crate::runtime::LoadedModel;
 use crate::syntax::SourceText;
-use crate::text::data::{read_dataset, Example};
 use reporter::Reporter;
 pub use train::folder::training_dir;
 
@@ -72,8 +73,8 @@ pub struct BuildOptions {
     pub allow_outside: bool,
     /// Where training runs (the student and the teacher it is distilled
     /// from); compression, packing and the fidelity measurement of the
-    /// artifact run on the CPU.
-    pub device: Device,
+    /// artifact run on the CPU. `None`: the recipe's `device:`.
+    pub device: Option<Device>,
 }
 
 /// A finished build.
@@ -84,6 +85,8 @@ pub struct Built {
     /// the manifest before the artifact was committed), when the plan's
     /// exits give a target.
     pub calibration: Option<crate::eval::exits::Calibration>,
+    /// Problems that did not stop the build, for the caller to show.
+    pub warnings: Vec<Diag>,
 }
 
 /// The build's stage clock: reports each stage as it ends and keeps its time.
@@ -148,6 +151,12 @@ pub fn build(
     }
     remove_stale_staging(&output);
     let labels = plan.task.labels();
+    let mut checked = preflight::preflight(program, opts.device.as_ref(), training);
+    if let Some(problems) = Diag::gather(std::mem::take(&mut checked.errors)) {
+        return Err(problems);
+    }
+    let device = checked.device.clone().unwrap_or(Device::Cpu);
+    let datasets = std::mem::take(&mut checked.datasets);
     let eval_name = plan
         .eval
         .clone()
@@ -162,10 +171,6 @@ pub fn build(
             )
             .help("add a `data NAME \"file\" {}` block (and `eval: NAME`)")
         })?;
-    let mut datasets: BTreeMap<String, Vec<Example>> = Default::default();
-    for spec in &plan.datasets {
-        datasets.insert(spec.name.value.clone(), read_dataset(spec, labels)?);
-    }
     let examples = datasets
         .get(&eval_spec.name.value)
         .cloned()
@@ -188,7 +193,7 @@ pub fn build(
             recipe_sha256.clone(),
             opts.max_steps,
             opts.resume,
-            opts.device.clone(),
+            device.clone(),
             reporter,
         )?)
     } else {
@@ -368,6 +373,12 @@ pub fn build(
             packed.activation_quant.len()
         ));
     }
+    if training && device.is_cuda() {
+        notes.push(
+            "training ran on the GPU; compression, packing and the fidelity measurement on the CPU"
+                .into(),
+        );
+    }
     if !training && (!plan.stages.is_empty() || plan.pretrain.is_some()) {
         notes.push("training stages were skipped (--max-steps 0)".into());
     }
@@ -426,6 +437,7 @@ pub fn build(
         dir,
         report,
         calibration,
+        warnings: checked.warnings,
     })
 }
 

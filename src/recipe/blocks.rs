@@ -8,8 +8,9 @@ use std::path::Path;
 use super::fields::{arg_count, Body, Errors};
 use super::schema::statement_kind_error;
 use super::values::{
-    amount, choice, count, fraction, ident, index_list, non_empty_string, number, out_of_range,
-    positive, positive_number, strictly_increasing, unknown_value, wrong_type,
+    amount, boolean, choice, count, fraction, ident, index_list, non_empty_string, number,
+    out_of_range, positive, positive_number, strictly_increasing, unknown_value_besides,
+    wrong_type,
 };
 use crate::base::DataSpec;
 use crate::base::{CalibrationTarget, Column, DataFormat, ExitCriterion, ExitHead, Task};
@@ -21,7 +22,7 @@ use crate::recipe::{
 };
 use crate::syntax::{Block, Item, Statement, Value, ValueKind};
 
-/// `data NAME "PATH" { format, text, text_pair, label }`
+/// `data NAME "PATH" { format, text, text_pair, label, header }`
 pub fn data(block: &Block, base_dir: &Path, errs: &mut Errors) -> Option<DataSpec> {
     errs.ok(arg_count(block, 2, "a name and a path string"))?;
     let name = errs.ok(ident(&block.args[0]));
@@ -52,6 +53,17 @@ pub fn data(block: &Block, base_dir: &Path, errs: &mut Errors) -> Option<DataSpe
     let text = body.take("text", errs, |v| column(v, format, "text"));
     let text_pair = body.take("text_pair", errs, |v| column(v, format, "text_pair"));
     let label = body.take("label", errs, |v| column(v, format, "label"));
+    let header = body.take_or("header", errs, false, |v| {
+        let header = boolean(v)?;
+        if header && format == DataFormat::Jsonl {
+            return Err(Diag::new(
+                "plcc::recipe::conflicting-keys",
+                "JSON Lines files have no header row; `header` needs `format: tsv` or `format: text`",
+            )
+            .label(v.span, "remove `header`"));
+        }
+        Ok(header)
+    });
     body.finish(&[], errs);
     let text = text.map(|c| c.value).unwrap_or(match format {
         DataFormat::Jsonl => Column::Key("text".into()),
@@ -65,6 +77,7 @@ pub fn data(block: &Block, base_dir: &Path, errs: &mut Errors) -> Option<DataSpe
         text,
         text_pair: text_pair.map(|c| c.value),
         label: label.map(|c| c.value),
+        header: header.value,
     })
 }
 
@@ -321,7 +334,12 @@ pub fn exits(block: &Block, task: Task, errs: &mut Errors) -> Option<ExitSpec> {
 fn exit_layers(value: &Value) -> Result<ExitLayers, Diag> {
     match &value.kind {
         ValueKind::Ident(name) if name == "all" => Ok(ExitLayers::All),
-        ValueKind::Ident(name) => Err(unknown_value(value.span, name, &["all"])),
+        ValueKind::Ident(name) => Err(unknown_value_besides(
+            value.span,
+            name,
+            &["all"],
+            Some("a list or range of layers"),
+        )),
         ValueKind::List(_) | ValueKind::Range { .. } => {
             let layers =
                 index_list(value, 1).map_err(|d| d.help("exits count student layers from 1"))?;

@@ -4,12 +4,12 @@
 
 use super::fields::{arg_count, Body, Errors};
 use super::values::{
-    boolean, choice, fraction, ident, non_empty_string, out_of_range, positive, positive_number,
-    unknown_value, wrong_type,
+    boolean, choice, fraction, ident, non_empty_string, one_of, out_of_range, positive,
+    positive_number, wrong_type,
 };
 use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::base::{GptqSpec, QuantMethod};
-use crate::diag::Diag;
+use crate::diag::{did_you_mean, Diag};
 use crate::diag::{Span, Spanned};
 use crate::recipe::{QuantKind, QuantSpec, DEFAULT_GPTQ_DAMP, DEFAULT_GPTQ_SAMPLES};
 use crate::syntax::{Block, Value, ValueKind};
@@ -238,40 +238,75 @@ fn selector(value: &Value) -> Result<String, Diag> {
     Ok(text)
 }
 
-fn bits(value: &Value, kind: QuantKind) -> Result<Bits, Diag> {
-    let bits = match &value.kind {
-        ValueKind::Ident(name) => match name.as_str() {
-            "binary" => Bits::Binary,
-            "ternary" => Bits::Ternary,
-            other => return Err(unknown_value(value.span, other, &["binary", "ternary"])),
-        },
-        ValueKind::Int(1) => Bits::Binary,
-        ValueKind::Int(b @ (2 | 4 | 8)) => Bits::Int(*b as u8),
-        ValueKind::Int(other) => {
-            return Err(unsupported_bits(value.span, &format!("{other} bits"), kind))
-        }
-        _ => return Err(wrong_type(value, "`binary`, `ternary` or a bit width")),
-    };
-    if kind == QuantKind::Activations && !matches!(bits, Bits::Int(4 | 8)) {
-        let shown = match bits {
-            Bits::Binary => "binary".to_string(),
-            Bits::Ternary => "ternary".to_string(),
-            Bits::Int(b) => format!("{b} bits"),
-        };
-        return Err(unsupported_bits(value.span, &shown, kind));
+/// Every `bits` value weights accept, as written, and what it means: the
+/// one list the check and its messages read.
+const WEIGHT_BITS: &[(&str, Bits)] = &[
+    ("binary", Bits::Binary),
+    ("ternary", Bits::Ternary),
+    ("1", Bits::Binary),
+    ("2", Bits::Int(2)),
+    ("4", Bits::Int(4)),
+    ("8", Bits::Int(8)),
+];
+
+/// Every `bits` value activations accept.
+const ACTIVATION_BITS: &[(&str, Bits)] = &[("4", Bits::Int(4)), ("8", Bits::Int(8))];
+
+fn accepted_bits(kind: QuantKind) -> &'static [(&'static str, Bits)] {
+    match kind {
+        QuantKind::Weights => WEIGHT_BITS,
+        QuantKind::Activations => ACTIVATION_BITS,
     }
-    Ok(bits)
 }
 
-fn unsupported_bits(span: Span, shown: &str, kind: QuantKind) -> Diag {
-    let (what, supported) = match kind {
-        QuantKind::Weights => ("weights", "`binary` (or `1`), `ternary`, `2`, `4` or `8`"),
-        QuantKind::Activations => ("activations", "`4` or `8`"),
+fn bits(value: &Value, kind: QuantKind) -> Result<Bits, Diag> {
+    let accepted = accepted_bits(kind);
+    let names: Vec<&str> = accepted.iter().map(|(n, _)| *n).collect();
+    let written = match &value.kind {
+        ValueKind::Ident(name) => name.clone(),
+        ValueKind::Int(n) => n.to_string(),
+        _ => return Err(wrong_type(value, &one_of(&names))),
     };
+    if let Some((_, bits)) = accepted.iter().find(|(n, _)| *n == written) {
+        return Ok(*bits);
+    }
+    let known = WEIGHT_BITS.iter().any(|(n, _)| *n == written);
+    match &value.kind {
+        ValueKind::Ident(name) if !known => {
+            let diag = Diag::new(
+                "plcc::recipe::unknown-value",
+                format!("unknown value `{name}` for `bits`"),
+            )
+            .label(value.span, format!("expected one of {}", one_of(&names)));
+            // `int8`, `uint4`: the width alone is the spelling.
+            let width = name.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+            Err(if names.contains(&width) && !width.is_empty() {
+                diag.help(format!("did you mean `{width}`?"))
+            } else {
+                match did_you_mean(name, names.iter().copied()) {
+                    Some(s) => diag.help(format!("did you mean `{s}`?")),
+                    None => diag,
+                }
+            })
+        }
+        _ => Err(unsupported_bits(value.span, &written, kind)),
+    }
+}
+
+fn unsupported_bits(span: Span, written: &str, kind: QuantKind) -> Diag {
+    let what = match kind {
+        QuantKind::Weights => "weights",
+        QuantKind::Activations => "activations",
+    };
+    let shown = match written.parse::<u32>() {
+        Ok(_) => format!("{written} bits"),
+        Err(_) => written.to_string(),
+    };
+    let names: Vec<&str> = accepted_bits(kind).iter().map(|(n, _)| *n).collect();
     Diag::new(
         "plcc::recipe::unsupported-bits",
         format!("{what} cannot be quantized to {shown}"),
     )
     .label(span, "unsupported bit width")
-    .help(format!("{what} support {supported}"))
+    .help(format!("{what} support {}", one_of(&names)))
 }

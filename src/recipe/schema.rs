@@ -31,21 +31,14 @@ const TOP_BLOCKS: &[&str] = &[
 ];
 
 /// Checks `doc` against the recipe schema and builds the typed recipe.
-/// Relative paths resolve against `base_dir`. On failure, returns the first
-/// problem in text order (with a note counting the others).
+/// Relative paths resolve against `base_dir`. On failure, returns every
+/// problem found, in text order, as one diagnostic.
 pub fn from_ast(doc: &Document, base_dir: &Path) -> Result<Recipe, Diag> {
     let mut errs = Errors::default();
     let recipe = build(doc, base_dir, &mut errs);
-    let mut list = errs.list;
-    list.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
-    let more = list.len().saturating_sub(1);
-    match (recipe, list.into_iter().next()) {
+    match (recipe, Diag::gather(errs.list)) {
         (Some(recipe), None) => Ok(recipe),
-        (_, Some(first)) if more > 0 => Err(first.note(format!(
-            "{more} more problem{} in this recipe",
-            if more == 1 { "" } else { "s" }
-        ))),
-        (_, Some(first)) => Err(first),
+        (_, Some(problems)) => Err(problems),
         (None, None) => Err(Diag::new(
             "plcc::recipe::internal",
             "the recipe check failed without a diagnostic",
@@ -58,9 +51,7 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
     let mut top = Body::new(items, "the recipe", Span::default(), errs);
     let teacher = top.require("teacher", errs, |v| teacher(v, base_dir));
     let task = task(&mut top, teacher.as_ref(), errs);
-    let device = top.take_or("device", errs, Device::Cpu, |v| {
-        choice(v, &[("cpu", Device::Cpu), ("cuda", Device::Cuda)])
-    });
+    let device = top.take_or("device", errs, Device::Cpu, |v| choice(v, &Device::ALL));
     let output = top.take("output", errs, |v| {
         non_empty_string(v).map(|s| base_dir.join(s))
     });

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::fields::{arg_count, Body, Errors};
 use super::values::{
     amount_or_zero, choice, count, duration, ident, integer, non_negative_number, positive,
-    positive_number, unknown_value, wrong_type,
+    positive_number, unknown_value, unknown_value_besides, wrong_type,
 };
 use crate::base::{ExitScope, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength};
 use crate::diag::Diag;
@@ -266,7 +266,12 @@ fn loss(block: &Block, errs: &mut Errors) -> Option<LossSpec> {
 fn negatives(value: &Value) -> Result<Negatives, Diag> {
     match &value.kind {
         ValueKind::Ident(name) if name == "batch" => Ok(Negatives::Batch),
-        ValueKind::Ident(name) => Err(unknown_value(value.span, name, &["batch"])),
+        ValueKind::Ident(name) => Err(unknown_value_besides(
+            value.span,
+            name,
+            &["batch"],
+            Some("a memory-bank size"),
+        )),
         ValueKind::Int(_) => Ok(Negatives::Memory(positive(value)?)),
         _ => Err(wrong_type(value, "`batch` or a memory-bank size")),
     }

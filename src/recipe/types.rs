@@ -49,11 +49,7 @@ pub struct Recipe {
     pub custom_passes: Vec<CustomPassCall>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Device {
-    Cpu,
-    Cuda,
-}
+pub use crate::base::Device;
 
 /// How much of a structure to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

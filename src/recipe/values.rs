@@ -197,15 +197,36 @@ pub fn choice<T: Copy>(value: &Value, options: &[(&'static str, T)]) -> Result<T
 
 /// "unknown value `x`" with the known ones and a suggestion.
 pub fn unknown_value(span: Span, found: &str, known: &[&str]) -> Diag {
+    unknown_value_besides(span, found, known, None)
+}
+
+/// "unknown value `x`" where the key also takes another kind of value
+/// (`besides`, e.g. "a list or range of layers").
+pub fn unknown_value_besides(
+    span: Span,
+    found: &str,
+    known: &[&str],
+    besides: Option<&str>,
+) -> Diag {
+    let expected = match besides {
+        Some(other) => format!("{} or {other}", known_list(known)),
+        None => one_of(known),
+    };
     let diag = Diag::new(
         "plcc::recipe::unknown-value",
         format!("unknown value `{found}`"),
     )
-    .label(span, format!("expected {}", one_of(known)));
+    .label(span, format!("expected {expected}"));
     match did_you_mean(found, known.iter().copied()) {
         Some(s) => diag.help(format!("did you mean `{s}`?")),
         None => diag,
     }
+}
+
+/// "`a`, `b`, `c`" (a list that goes on).
+fn known_list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
 }
 
 /// "`a`, `b` or `c`"

@@ -4,6 +4,7 @@
 
 pub mod bert;
 pub mod builtin_weights;
+pub mod device;
 pub mod early_exit;
 pub mod error;
 pub mod exit_rule;

@@ -18,6 +18,45 @@ use super::safetensors_check::{check_finite, check_header, check_header_in_file,
 use crate::diag::{shape_text, Diag};
 use crate::fsio;
 
+fn unreadable(path: &Path, e: std::io::Error) -> Diag {
+    Diag::io(
+        fsio::WEIGHTS.unreadable,
+        "read checkpoint weights",
+        path,
+        &e,
+    )
+}
+
+/// Opens the safetensors file at `path` and reads and validates its header
+/// only: the open file, the header's bytes (length included) and what it
+/// describes.
+fn read_header(path: &Path) -> Result<(std::fs::File, Vec<u8>, Metadata), Diag> {
+    let file_len = fsio::check_regular(path, &fsio::WEIGHTS)?;
+    let mut file = std::fs::File::open(path).map_err(|e| unreadable(path, e))?;
+    let mut header = vec![0u8; file_len.min(8) as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| unreadable(path, e))?;
+    if let Ok(len) = <[u8; 8]>::try_from(header.as_slice()) {
+        let json_len = u64::from_le_bytes(len);
+        if json_len <= file_len - 8 {
+            header.resize(8 + json_len as usize, 0);
+            file.read_exact(&mut header[8..])
+                .map_err(|e| unreadable(path, e))?;
+        }
+    }
+    check_header_in_file(&header, file_len, path)?;
+    let metadata: Metadata = serde_json::from_slice(&header[8..])
+        .map_err(|e| corrupt(path, format!("the header does not describe tensors: {e}")))?;
+    Ok((file, header, metadata))
+}
+
+/// The tensor names of the safetensors file at `path`, read from its
+/// header alone (no weight is read).
+pub fn tensor_names(path: &Path) -> Result<Vec<String>, Diag> {
+    let (_, _, metadata) = read_header(path)?;
+    Ok(metadata.tensors().into_keys().collect())
+}
+
 /// The tensors of one checkpoint file, keyed by name with the model prefix
 /// removed.
 #[derive(Debug, Clone)]
@@ -36,28 +75,8 @@ impl Checkpoint {
     /// The file is read one tensor at a time, so its bytes and the tensors
     /// built from them are never in memory whole at once.
     pub fn load(path: &Path, anchor: &str, device: &Device) -> Result<Self, Diag> {
-        let file_len = fsio::check_regular(path, &fsio::WEIGHTS)?;
-        let unreadable = |e: std::io::Error| {
-            Diag::io(
-                fsio::WEIGHTS.unreadable,
-                "read checkpoint weights",
-                path,
-                &e,
-            )
-        };
-        let mut file = std::fs::File::open(path).map_err(unreadable)?;
-        let mut header = vec![0u8; file_len.min(8) as usize];
-        file.read_exact(&mut header).map_err(unreadable)?;
-        if let Ok(len) = <[u8; 8]>::try_from(header.as_slice()) {
-            let json_len = u64::from_le_bytes(len);
-            if json_len <= file_len - 8 {
-                header.resize(8 + json_len as usize, 0);
-                file.read_exact(&mut header[8..]).map_err(unreadable)?;
-            }
-        }
-        check_header_in_file(&header, file_len, path)?;
-        let metadata: Metadata = serde_json::from_slice(&header[8..])
-            .map_err(|e| corrupt(path, format!("the header does not describe tensors: {e}")))?;
+        let (mut file, header, metadata) = read_header(path)?;
+        let unreadable = |e: std::io::Error| unreadable(path, e);
         let data_start = header.len() as u64;
         let mut raw = HashMap::new();
         let mut data = Vec::new();

@@ -235,7 +235,7 @@ pub fn print_plan(plan: &Plan) -> String {
         out,
         "  task {task}, seed {}, device {}, output {output}",
         plan.seed,
-        word(&plan.device)
+        plan.device.name()
     );
     for d in &plan.datasets {
         let _ = writeln!(

@@ -81,6 +81,8 @@ pub struct PlanDocument {
     pub format: u32,
     pub teacher: TeacherDoc,
     pub task: crate::base::Task,
+    /// Where training runs (the recipe's `device:`).
+    pub device: crate::base::Device,
     pub student_layers: usize,
     pub layers: Vec<LayerRow>,
     pub modules: Vec<ModuleRow>,
@@ -108,6 +110,7 @@ pub fn plan_document(program: &Program) -> PlanDocument {
             config_sha256: t.config_hash.clone(),
         },
         task: plan.task,
+        device: plan.device,
         student_layers: program.model.num_layers(),
         layers: layer_rows(program),
         modules: module_rows(program),
@@ -248,9 +251,10 @@ pub fn plan_table(program: &Program) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{}; student {} layers",
+        "{}; student {} layers; device {}",
         super::teacher_text(plan),
-        program.model.num_layers()
+        program.model.num_layers(),
+        plan.device.name()
     );
 
     out.push_str("\nlayers\n");
