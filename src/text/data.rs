@@ -1,6 +1,7 @@
-//! Reading a recipe's data set into examples (text, optional second text,
-//! optional label), with diagnostics pointing at the `data` block for a
-//! missing or empty file, a missing column, or a label outside the task's range.
+//! Reading data files into examples (text, optional second text, optional
+//! label): a recipe's data sets, with diagnostics pointing at the `data`
+//! block for a missing or empty file, a missing column, or a label outside
+//! the task's range, and any other labelled file through [`parse_row`].
 
 use crate::base::DataSpec;
 use crate::base::{Column, DataFormat};
@@ -8,11 +9,33 @@ use crate::diag::Diag;
 use crate::fsio;
 
 /// One example of a data set.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Example {
     pub text: String,
     pub pair: Option<String>,
+    /// The label column as a class index, when it is one.
     pub label: Option<usize>,
+    /// The label column as a number (a pair's gold similarity), when it is one.
+    pub score: Option<f64>,
+}
+
+impl Example {
+    /// An unlabelled single text.
+    pub fn text(text: impl Into<String>) -> Self {
+        Example {
+            text: text.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Which columns (TSV indices or JSONL keys) of a file hold what.
+#[derive(Debug, Clone, Copy)]
+pub struct Columns<'a> {
+    pub format: DataFormat,
+    pub text: &'a Column,
+    pub text_pair: Option<&'a Column>,
+    pub label: Option<&'a Column>,
 }
 
 /// Reads `spec`'s file. `labels` (the number of classes of a classification
@@ -21,87 +44,29 @@ pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Exampl
     let path = &spec.path.value;
     let text = fsio::read_text(path, &fsio::DATA)
         .map_err(|d| d.or_span(spec.path.span, "this data file"))?;
+    let columns = Columns {
+        format: spec.format,
+        text: &spec.text,
+        text_pair: spec.text_pair.as_ref(),
+        label: spec.label.as_ref(),
+    };
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let at = |what: String| {
-            Diag::new(
+        let example = parse_row(line, &columns, labels).map_err(|what| {
+            let d = Diag::new(
                 "plcc::data::bad-row",
                 format!("{}:{}: {what}", path.display(), i + 1),
             )
-            .label(spec.span, format!("data set `{}`", spec.name.value))
-        };
-        let example = match spec.format {
-            DataFormat::Text => Example {
-                text: line.to_string(),
-                pair: None,
-                label: None,
-            },
-            DataFormat::Tsv => {
-                let fields: Vec<&str> = line.split('\t').collect();
-                let get = |c: &Column| -> Result<String, Diag> {
-                    match c {
-                        Column::Index(k) => {
-                            fields.get(*k).map(|s| s.to_string()).ok_or_else(|| {
-                                at(format!(
-                                    "the row has {} columns, column {k} is missing",
-                                    fields.len()
-                                ))
-                            })
-                        }
-                        Column::Key(k) => {
-                            Err(at(format!("TSV columns are numbers, not keys (`{k}`)")))
-                        }
-                    }
-                };
-                Example {
-                    text: get(&spec.text)?,
-                    pair: spec.text_pair.as_ref().map(get).transpose()?,
-                    label: spec
-                        .label
-                        .as_ref()
-                        .map(|c| get(c).and_then(|s| parse_label(&s).map_err(at)))
-                        .transpose()?,
-                }
+            .label(spec.span, format!("data set `{}`", spec.name.value));
+            if what.contains("label") {
+                d.help("labels are 0-based class indices (classification) or numbers (gold scores)")
+            } else {
+                d
             }
-            DataFormat::Jsonl => {
-                let v: serde_json::Value = serde_json::from_str(line)
-                    .map_err(|e| at(format!("not a JSON object: {e}")))?;
-                let get = |c: &Column| -> Result<serde_json::Value, Diag> {
-                    let found = match c {
-                        Column::Key(k) => v.get(k.as_str()),
-                        Column::Index(k) => v.get(*k),
-                    };
-                    found
-                        .cloned()
-                        .ok_or_else(|| at(format!("field {c} is missing")))
-                };
-                let as_text = |x: serde_json::Value| match x {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                Example {
-                    text: as_text(get(&spec.text)?),
-                    pair: spec.text_pair.as_ref().map(get).transpose()?.map(as_text),
-                    label: spec
-                        .label
-                        .as_ref()
-                        .map(|c| get(c).and_then(|x| parse_label(&as_text(x)).map_err(at)))
-                        .transpose()?,
-                }
-            }
-        };
-        if let (Some(l), Some(n)) = (example.label, labels) {
-            if l >= n {
-                return Err(at(format!(
-                    "label {l} is out of range: the task has {n} labels (0..={})",
-                    n - 1
-                ))
-                .help("labels are 0-based class indices"));
-            }
-        }
+        })?;
         out.push(example);
     }
     if out.is_empty() {
@@ -114,8 +79,78 @@ pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Exampl
     Ok(out)
 }
 
-fn parse_label(s: &str) -> Result<usize, String> {
-    s.trim()
-        .parse::<usize>()
-        .map_err(|_| format!("label `{}` is not a class index", s.trim()))
+/// Reads one non-empty line of a data file as `columns` say. With `labels`
+/// (a classifier's class count) the label column must be a class index
+/// below it; otherwise it must be a number. Errors say what is wrong with
+/// the row (the caller adds where it is).
+pub fn parse_row(
+    line: &str,
+    columns: &Columns<'_>,
+    labels: Option<usize>,
+) -> Result<Example, String> {
+    let example = match columns.format {
+        DataFormat::Text => Example::text(line),
+        DataFormat::Tsv => {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let get = |c: &Column| -> Result<String, String> {
+                match c {
+                    Column::Index(k) => fields.get(*k).map(|s| s.to_string()).ok_or_else(|| {
+                        format!(
+                            "the row has {} columns, column {k} is missing",
+                            fields.len()
+                        )
+                    }),
+                    Column::Key(k) => Err(format!("TSV columns are numbers, not keys (`{k}`)")),
+                }
+            };
+            let label = columns.label.map(get).transpose()?;
+            let mut e = Example::text(get(columns.text)?);
+            e.pair = columns.text_pair.map(get).transpose()?;
+            read_label(&mut e, label.as_deref(), labels)?;
+            e
+        }
+        DataFormat::Jsonl => {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
+            let get = |c: &Column| -> Result<String, String> {
+                let found = match c {
+                    Column::Key(k) => v.get(k.as_str()),
+                    Column::Index(k) => v.get(*k),
+                };
+                match found {
+                    Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                    Some(other) => Ok(other.to_string()),
+                    None => Err(format!("field {c} is missing")),
+                }
+            };
+            let label = columns.label.map(get).transpose()?;
+            let mut e = Example::text(get(columns.text)?);
+            e.pair = columns.text_pair.map(get).transpose()?;
+            read_label(&mut e, label.as_deref(), labels)?;
+            e
+        }
+    };
+    if let (Some(l), Some(n)) = (example.label, labels) {
+        if l >= n {
+            return Err(format!(
+                "label {l} is out of range: the task has {n} labels (0..={})",
+                n.saturating_sub(1)
+            ));
+        }
+    }
+    Ok(example)
+}
+
+/// Sets `e`'s label and score from the label column's text.
+fn read_label(e: &mut Example, text: Option<&str>, labels: Option<usize>) -> Result<(), String> {
+    let Some(s) = text.map(str::trim) else {
+        return Ok(());
+    };
+    e.label = s.parse::<usize>().ok();
+    e.score = s.parse::<f64>().ok().filter(|x| x.is_finite());
+    match (labels, e.label, e.score) {
+        (Some(_), None, _) => Err(format!("label `{s}` is not a class index")),
+        (None, _, None) => Err(format!("label `{s}` is not a number")),
+        _ => Ok(()),
+    }
 }
