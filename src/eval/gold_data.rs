@@ -111,10 +111,15 @@ pub fn read_labelled(path: &Path, task: Task, opts: &DataOptions) -> Result<Vec<
     let mut out = Vec::new();
     for (i, line) in lines {
         let e = parse_row(line, &columns, labels).map_err(|what| {
-            Diag::new(
+            let d = Diag::new(
                 "plcc::eval::bad-row",
                 format!("{}:{}: {what}", path.display(), i + 1),
-            )
+            );
+            if what.contains("label") {
+                d.help("the label column holds a pair's gold score (a number) or a classifier's class index (from 0)")
+            } else {
+                d
+            }
         })?;
         if matches!(task, Task::Embedding { .. }) && e.pair.is_none() {
             return Err(Diag::new(

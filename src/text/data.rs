@@ -96,16 +96,17 @@ pub fn parse_row(
                 match c {
                     Column::Index(k) => fields.get(*k).map(|s| s.to_string()).ok_or_else(|| {
                         format!(
-                            "the row has {} columns, column {k} is missing",
-                            fields.len()
+                            "the row has {} column{}, column {k} is missing (columns count from 0)",
+                            fields.len(),
+                            if fields.len() == 1 { "" } else { "s" }
                         )
                     }),
                     Column::Key(k) => Err(format!("TSV columns are numbers, not keys (`{k}`)")),
                 }
             };
-            let label = columns.label.map(get).transpose()?;
             let mut e = Example::text(get(columns.text)?);
             e.pair = columns.text_pair.map(get).transpose()?;
+            let label = columns.label.map(get).transpose()?;
             read_label(&mut e, label.as_deref(), labels)?;
             e
         }
@@ -123,9 +124,9 @@ pub fn parse_row(
                     None => Err(format!("field {c} is missing")),
                 }
             };
-            let label = columns.label.map(get).transpose()?;
             let mut e = Example::text(get(columns.text)?);
             e.pair = columns.text_pair.map(get).transpose()?;
+            let label = columns.label.map(get).transpose()?;
             read_label(&mut e, label.as_deref(), labels)?;
             e
         }
