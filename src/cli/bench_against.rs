@@ -256,7 +256,7 @@ fn print_table(c: &Comparison) {
 }
 
 /// The last path component of a model name (the table is narrow).
-pub fn short(name: &str) -> String {
+fn short(name: &str) -> String {
     let last = Path::new(name)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::bench::print_json;
-use super::bench_against::short;
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
 use crate::base::{Pooling, Task};
@@ -87,18 +86,18 @@ fn print_text(r: &EvalReport) {
     let a = &r.score;
     println!("data         {}", r.data);
     println!("measure      {}", measure_text(a));
+    println!("model        {}", a.model);
     let Some(b) = &r.against else {
-        println!("model        {}", a.model);
         for (name, v) in a.shown() {
             println!("{name:<12} {}", number(name, v));
         }
         return;
     };
+    println!("against      {}", b.model);
     println!(
         "{:<12} {:>14} {:>14} {:>14}",
         "", "model", "against", "difference"
     );
-    println!("{:<12} {:>14} {:>14}", "", short(&a.model), short(&b.model));
     for (name, v) in a.shown() {
         let other = b.metrics.get(name).copied();
         let diff = r
