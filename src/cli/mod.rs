@@ -266,8 +266,9 @@ pub enum Command {
         /// The column of the second text (default: 1 or `text_pair`).
         #[arg(long, value_name = "COLUMN")]
         pair_column: Option<String>,
-        /// The column of the gold score or class label (default: the last of
-        /// the TSV's columns, or `score`/`label`).
+        /// The column of the gold score or class label (default: 2 for
+        /// pairs, the last of two or three columns for a classifier, or the
+        /// key `score` (else `label`) in JSON Lines).
         #[arg(long, value_name = "COLUMN")]
         label_column: Option<String>,
         /// CPU threads (default: every core).
