@@ -326,14 +326,7 @@ fn equivalence_check_accepts_a_right_slice_and_names_a_wrong_one() {
 #[test]
 fn taylor_importance_scores_every_head_and_neuron_through_all_exits() {
     let teacher = load_teacher(&TeacherRef::Builtin("tiny-bert".into()), &Device::Cpu).unwrap();
-    let examples: Vec<Example> = SENTENCES
-        .lines()
-        .map(|l| Example {
-            text: l.into(),
-            pair: None,
-            label: None,
-        })
-        .collect();
+    let examples: Vec<Example> = SENTENCES.lines().map(Example::text).collect();
     let setup = |exit_layers: Vec<usize>| TaylorSetup {
         task: plcc::base::Task::Embedding {
             pooling: plcc::base::Pooling::Mean,

@@ -4,9 +4,13 @@
 //! `--against` (or for an artifact, by default against its teacher) two
 //! models run on the same inputs in one process; see `bench_against`.
 //!
-//! With `--repeat N` each model makes N timed passes (two models alternate)
-//! and the fastest pass is reported, which filters out other load on the
-//! machine.
+//! Each model makes several timed passes (two models alternate) and the
+//! fastest pass is reported, which filters out other load on the machine.
+//! By default the passes go on until the timings settle: at least
+//! [`SETTLE_MIN`], until the last three are within [`SETTLE_SPREAD`] of
+//! each other, at most [`SETTLE_MAX`] (or [`SETTLE_SECONDS`] of timed
+//! passes); `--repeat N` makes exactly N. The report gives the number of
+//! passes, the median and the spread of the last three.
 //!
 //! Memory: `peak_rss_mb` is the process's peak resident set (VmHWM);
 //! `rss_growth_mb` is that peak minus the resident set just before the model
@@ -48,6 +52,87 @@ pub struct BenchReport {
     pub avg_exit_layer: Option<f64>,
     /// Timed passes; the timings are those of the fastest.
     pub rounds: usize,
+    /// Sentences per second of the median pass.
+    pub median_sentences_per_s: f64,
+    /// How much the last three passes (all, when fewer) differ: slowest
+    /// over fastest minus one, in percent.
+    pub spread_pct: f64,
+    /// Whether that spread is within the settling bound
+    /// ([`SETTLE_SPREAD`]); a forced `--repeat` reports it as well.
+    pub settled: bool,
+}
+
+/// At least this many timed passes per model when repeating until settled.
+pub const SETTLE_MIN: usize = 3;
+/// At most this many timed passes per model when repeating until settled.
+pub const SETTLE_MAX: usize = 10;
+/// Settled: the last three passes within this fraction of each other.
+pub const SETTLE_SPREAD: f64 = 0.03;
+/// No further passes once a model's timed passes took this long (seconds)
+/// and it has made at least [`SETTLE_MIN`].
+pub const SETTLE_SECONDS: f64 = 60.0;
+
+/// How many timed passes each model makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repeat {
+    /// At least `min`, until the last three settle, at most `max`.
+    UntilSettled { min: usize, max: usize },
+    /// Exactly this many.
+    Exactly(usize),
+}
+
+impl Repeat {
+    /// `--repeat N` (exactly N, at least 1) or, without it, until settled.
+    pub fn from_arg(repeat: Option<usize>) -> Result<Repeat, Diag> {
+        match repeat {
+            None => Ok(Repeat::UntilSettled {
+                min: SETTLE_MIN,
+                max: SETTLE_MAX,
+            }),
+            Some(0) => Err(Diag::new(
+                "plcc::cli::bad-repeat",
+                "--repeat must be at least 1",
+            )),
+            Some(n) => Ok(Repeat::Exactly(n)),
+        }
+    }
+
+    /// Whether a model with these pass times (seconds, in order) needs another pass.
+    pub fn wants_more(self, passes: &[f64]) -> bool {
+        match self {
+            Repeat::Exactly(n) => passes.len() < n,
+            Repeat::UntilSettled { min, max } => {
+                passes.len() < min
+                    || (passes.len() < max
+                        && passes.iter().sum::<f64>() < SETTLE_SECONDS
+                        && spread(passes) > SETTLE_SPREAD)
+            }
+        }
+    }
+}
+
+/// Slowest over fastest minus one among the last three of `passes` (all of
+/// them when fewer); 0 for none.
+pub fn spread(passes: &[f64]) -> f64 {
+    let last = &passes[passes.len().saturating_sub(3)..];
+    let lo = last.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = last.iter().copied().fold(0.0, f64::max);
+    if last.is_empty() || lo <= 0.0 {
+        0.0
+    } else {
+        hi / lo - 1.0
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count); 0 for none.
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
 }
 
 /// One `/proc/self/status` field in MiB, 0 where /proc is unavailable.
@@ -92,7 +177,7 @@ pub struct BenchSetup {
     pub batch_size: usize,
     pub max_len: Option<usize>,
     /// Timed passes per model (interleaved when comparing two).
-    pub rounds: usize,
+    pub repeat: Repeat,
 }
 
 /// A loaded model with its first measurement.
@@ -100,6 +185,24 @@ pub struct Measured {
     pub model: LoadedModel,
     pub report: BenchReport,
     pub records: Vec<Record>,
+    /// The duration of every timed pass so far (seconds, in order).
+    pub passes: Vec<f64>,
+}
+
+impl Measured {
+    /// Whether this model needs another timed pass.
+    pub fn wants_more(&self, setup: BenchSetup) -> bool {
+        setup.repeat.wants_more(&self.passes)
+    }
+
+    /// Sets the report's median and spread from the passes so far.
+    fn summarise(&mut self) {
+        let sentences = self.report.sentences as f64;
+        self.report.median_sentences_per_s = sentences / median(&self.passes).max(1e-12);
+        let spread = spread(&self.passes);
+        self.report.spread_pct = 100.0 * spread;
+        self.report.settled = spread <= SETTLE_SPREAD;
+    }
 }
 
 /// Loads `spec` and measures it on `lines`: one warm-up pass, then a timed
@@ -125,17 +228,21 @@ pub fn measure(
     } else {
         report.peak_rss_mb
     };
-    Ok(Measured {
+    let mut m = Measured {
         model,
+        passes: vec![report.total_s],
         report,
         records,
-    })
+    };
+    m.summarise();
+    Ok(m)
 }
 
 /// Times one more pass of `m`; keeps the timings of the faster pass
 /// (best of rounds: the machine's other load only ever slows a pass down).
 pub fn remeasure(m: &mut Measured, lines: &[String], setup: BenchSetup) -> Result<(), Diag> {
     let (r, _) = time_model(&m.model, lines, setup)?;
+    m.passes.push(r.total_s);
     m.report.rounds += 1;
     if r.total_s < m.report.total_s {
         let keep = (
@@ -150,6 +257,7 @@ pub fn remeasure(m: &mut Measured, lines: &[String], setup: BenchSetup) -> Resul
             m.report.rss_growth_mb,
         ) = keep;
     }
+    m.summarise();
     Ok(())
 }
 
@@ -196,6 +304,9 @@ fn time_model(
         rss_growth_mb: 0.0,
         avg_exit_layer,
         rounds: 1,
+        median_sentences_per_s: rows.len() as f64 / total_s,
+        spread_pct: 0.0,
+        settled: true,
     };
     Ok((report, records))
 }
@@ -207,6 +318,17 @@ pub fn print_json(value: &impl Serialize) -> Result<(), Diag> {
     })?;
     println!("{text}");
     Ok(())
+}
+
+/// How many passes ran and how much the last ones varied, for the text output.
+pub fn passes_text(r: &BenchReport) -> String {
+    format!(
+        "{} timed, fastest reported; last {} within {:.1}%{}",
+        r.rounds,
+        r.rounds.min(3),
+        r.spread_pct,
+        if r.settled { "" } else { " (not settled)" }
+    )
 }
 
 /// What `plcc bench` was asked.
@@ -222,7 +344,8 @@ pub struct BenchArgs<'a> {
     pub max_len: Option<usize>,
     pub device: DeviceArg,
     pub json: bool,
-    pub repeat: usize,
+    /// `--repeat`: exactly this many passes; `None`: until settled.
+    pub repeat: Option<usize>,
 }
 
 pub fn run(args: &BenchArgs<'_>) -> Result<ExitCode, Diag> {
@@ -235,16 +358,10 @@ pub fn run(args: &BenchArgs<'_>) -> Result<ExitCode, Diag> {
     set_threads(args.threads)?;
     let device = select_device(args.device)?;
     let lines = runner::read_lines(args.input)?;
-    if args.repeat == 0 {
-        return Err(Diag::new(
-            "plcc::cli::bad-repeat",
-            "--repeat must be at least 1",
-        ));
-    }
     let setup = BenchSetup {
         batch_size: args.batch_size,
         max_len: args.max_len,
-        rounds: args.repeat,
+        repeat: Repeat::from_arg(args.repeat)?,
     };
     let against = match args.against {
         Some(b) => Some(b.to_string()),
@@ -255,7 +372,7 @@ pub fn run(args: &BenchArgs<'_>) -> Result<ExitCode, Diag> {
         return bench_against::run(args.model, &b, &device, &lines, setup, args.json);
     }
     let mut m = measure(args.model, &device, &lines, setup)?;
-    for _ in 1..setup.rounds {
+    while m.wants_more(setup) {
         remeasure(&mut m, &lines, setup)?;
     }
     let report = m.report;
@@ -264,10 +381,14 @@ pub fn run(args: &BenchArgs<'_>) -> Result<ExitCode, Diag> {
     } else {
         println!("model            {}", report.model);
         println!(
-            "sentences        {} ({} tokens, batch {}, {} threads, best of {} passes)",
-            report.sentences, report.tokens, report.batch_size, report.threads, report.rounds
+            "sentences        {} ({} tokens, batch {}, {} threads)",
+            report.sentences, report.tokens, report.batch_size, report.threads
         );
-        println!("sentences/s      {:.1}", report.sentences_per_s);
+        println!("passes           {}", passes_text(&report));
+        println!(
+            "sentences/s      {:.1} (median {:.1})",
+            report.sentences_per_s, report.median_sentences_per_s
+        );
         println!("tokens/s         {:.1}", report.tokens_per_s);
         println!("batch p50        {:.2} ms", report.p50_ms);
         println!("batch p95        {:.2} ms", report.p95_ms);

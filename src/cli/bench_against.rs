@@ -1,6 +1,8 @@
 //! `plcc bench A --against B`: both models measured on the same inputs in
 //! one process: A is loaded and measured, then B (memory is measured at
-//! each model's first pass), then further passes alternate; a side-by-side table (or JSON) with the speed-up of A
+//! each model's first pass), then further passes alternate, both models
+//! going on while either one's timings have not settled (see `bench`); a
+//! side-by-side table (or JSON) with the speed-up of A
 //! over B and the fidelity of A's outputs to B's: mean / min cosine of
 //! embeddings and the similarity-ranking Spearman over all pairs of inputs,
 //! argmax agreement for classifiers, top-1 next-token agreement
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 use candle_core::Device;
 use serde::Serialize;
 
-use super::bench::{measure, print_json, remeasure, BenchReport, BenchSetup};
+use super::bench::{measure, passes_text, print_json, remeasure, BenchReport, BenchSetup};
 use crate::artifact::{is_artifact_dir, read_manifest, Manifest};
 use crate::base::TeacherRef;
 use crate::diag::Diag;
@@ -40,8 +42,10 @@ pub struct Fidelity {
 pub struct Comparison {
     pub model: BenchReport,
     pub against: BenchReport,
-    /// `model` sentences/s over `against` sentences/s.
+    /// `model` sentences/s over `against` sentences/s (fastest passes).
     pub speedup: f64,
+    /// The same of the median passes.
+    pub speedup_median: f64,
     pub fidelity: Fidelity,
     /// How memory was measured.
     pub memory: &'static str,
@@ -185,7 +189,7 @@ pub fn run(
 ) -> Result<ExitCode, Diag> {
     let mut ma = measure(a, device, lines, setup)?;
     let mut mb = measure(b, device, lines, setup)?;
-    for _ in 1..setup.rounds {
+    while ma.wants_more(setup) || mb.wants_more(setup) {
         remeasure(&mut ma, lines, setup)?;
         remeasure(&mut mb, lines, setup)?;
     }
@@ -195,6 +199,8 @@ pub fn run(
         .is_some_and(|r| r.embedding.is_none() && r.logits.is_some());
     let comparison = Comparison {
         speedup: ma.report.sentences_per_s / mb.report.sentences_per_s.max(1e-12),
+        speedup_median: ma.report.median_sentences_per_s
+            / mb.report.median_sentences_per_s.max(1e-12),
         fidelity: fidelity(&ma.records, &mb.records, lm)?,
         model: ma.report,
         against: mb.report,
@@ -211,15 +217,23 @@ pub fn run(
 fn print_table(c: &Comparison) {
     let (a, b) = (&c.model, &c.against);
     println!(
-        "{} sentences ({} tokens), batch {}, {} threads, best of {} passes each",
-        a.sentences, a.tokens, a.batch_size, a.threads, a.rounds
+        "{} sentences ({} tokens), batch {}, {} threads",
+        a.sentences, a.tokens, a.batch_size, a.threads
     );
+    println!("passes: model {}", passes_text(a));
+    println!("        against {}", passes_text(b));
     println!("{:<22} {:>14} {:>14}", "", "model", "against");
     println!("{:<22} {:>14} {:>14}", "", short(&a.model), short(&b.model));
     let row = |name: &str, x: f64, y: f64, digits: usize| {
         println!("{name:<22} {x:>14.digits$} {y:>14.digits$}");
     };
     row("sentences/s", a.sentences_per_s, b.sentences_per_s, 1);
+    row(
+        "median sentences/s",
+        a.median_sentences_per_s,
+        b.median_sentences_per_s,
+        1,
+    );
     row("tokens/s", a.tokens_per_s, b.tokens_per_s, 1);
     row("batch p50 ms", a.p50_ms, b.p50_ms, 2);
     row("batch p95 ms", a.p95_ms, b.p95_ms, 2);
@@ -227,7 +241,10 @@ fn print_table(c: &Comparison) {
     row("peak RSS MiB", a.peak_rss_mb, b.peak_rss_mb, 1);
     let exit = |r: &BenchReport| r.avg_exit_layer.map_or("-".into(), |l| format!("{l:.2}"));
     println!("{:<22} {:>14} {:>14}", "avg exit layer", exit(a), exit(b));
-    println!("speed-up               {:.2}x", c.speedup);
+    println!(
+        "speed-up               {:.2}x (median passes {:.2}x)",
+        c.speedup, c.speedup_median
+    );
     println!(
         "fidelity to against    {} mean {:.4}, min {:.4}",
         c.fidelity.metric, c.fidelity.mean, c.fidelity.min

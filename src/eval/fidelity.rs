@@ -58,7 +58,7 @@ impl Fidelity {
 pub const BATCH: usize = 16;
 
 /// Per row and position: the next token's log-probability and the argmax.
-type NextTokenStats = (Vec<Vec<f32>>, Vec<Vec<u32>>);
+pub type NextTokenStats = (Vec<Vec<f32>>, Vec<Vec<u32>>);
 
 /// The metric that says how close the student is, and its value: the mean
 /// cosine (embeddings), the prediction agreement (classification) or the
@@ -329,7 +329,7 @@ impl Agreement {
 
 /// Per row and position of `inputs`: the log-probability `m` gives the next
 /// token, and its most likely next token (empty rows for one-token batches).
-fn next_token_stats(m: &LoadedModel, inputs: &Inputs) -> Result<NextTokenStats, Diag> {
+pub fn next_token_stats(m: &LoadedModel, inputs: &Inputs) -> Result<NextTokenStats, Diag> {
     let opts = ForwardOptions {
         mode: Mode::Inference,
         lm_logits: true,

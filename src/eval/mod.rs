@@ -1,9 +1,11 @@
-//! Measuring what a build produced: the fidelity of a student to its teacher
-//! on held-out data, the build report, and the calibration of exit
-//! thresholds on an artifact.
+//! Measuring models: the fidelity of a student to its teacher on held-out
+//! data, the build report, the calibration of exit thresholds on an
+//! artifact, and scores on the user's labelled data (`gold`).
 
 pub mod exits;
 pub mod fidelity;
+pub mod gold;
+pub mod gold_data;
 pub mod ranking;
 pub mod report;
 pub mod report_exits;

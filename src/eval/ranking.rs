@@ -59,7 +59,9 @@ fn ranks(v: &[f64]) -> Vec<f64> {
     out
 }
 
-fn pearson(a: &[f64], b: &[f64]) -> f64 {
+/// Pearson's correlation of `a` and `b` (over their common length); 0 when
+/// either side is constant or empty.
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     if n == 0 {
         return 0.0;

@@ -334,13 +334,22 @@ pub fn build(
         )?;
     }
     let student_model = load_artifact(staged.path(), &Device::Cpu)?;
-    let fidelity = crate::eval::fidelity::measure(
+    let mut fidelity = crate::eval::fidelity::measure(
         plan.task,
         &teacher_model,
         &student_model,
         &eval_spec.name.value,
         &examples,
     )?;
+    fidelity
+        .metrics
+        .extend(crate::eval::gold::build_gold_metrics(
+            plan.task,
+            &teacher_model,
+            &student_model,
+            &examples,
+            fidelity.max_tokens,
+        )?);
     clock.done("measure fidelity");
     let calibration = calibrate_for_plan(staged.path(), plan, &datasets, &examples)?;
     let against = (&teacher_model, eval_spec.name.value.as_str(), &examples[..]);

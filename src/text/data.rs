@@ -1,8 +1,9 @@
-//! Reading a recipe's data set into examples (text, optional second text,
-//! optional label), with diagnostics pointing at the `data` block for a
-//! missing or empty file, a missing column, a header row the block does not
-//! declare, or a label that is not a class index within the task's range.
-//! `plcc check` reads every data set through here, as `plcc build` does.
+//! Reading data files into examples (text, optional second text, optional
+//! label): a recipe's data sets, with diagnostics pointing at the `data`
+//! block for a missing or empty file, a missing column, a header row the
+//! block does not declare, or a label that is not a class index within the
+//! task's range (`plcc check` reads every data set through here, as
+//! `plcc build` does), and any other labelled file through [`parse_row`].
 
 use crate::base::DataSpec;
 use crate::base::{Column, DataFormat};
@@ -10,34 +11,53 @@ use crate::diag::Diag;
 use crate::fsio;
 
 /// One example of a data set.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Example {
     pub text: String,
     pub pair: Option<String>,
+    /// The label column as a class index, when it is one.
     pub label: Option<usize>,
+    /// The label column as a number (a pair's gold similarity), when it is one.
+    pub score: Option<f64>,
 }
 
-/// Why a row is not an example: the message, and whether it was the label.
-struct RowError {
-    message: String,
-    label: bool,
-}
-
-impl RowError {
-    fn other(message: String) -> Self {
-        RowError {
-            message,
-            label: false,
+impl Example {
+    /// An unlabelled single text.
+    pub fn text(text: impl Into<String>) -> Self {
+        Example {
+            text: text.into(),
+            ..Default::default()
         }
     }
 }
 
+/// Which columns (TSV indices or JSONL keys) of a file hold what.
+#[derive(Debug, Clone, Copy)]
+pub struct Columns<'a> {
+    pub format: DataFormat,
+    pub text: &'a Column,
+    pub text_pair: Option<&'a Column>,
+    pub label: Option<&'a Column>,
+}
+
 /// Reads `spec`'s file. `labels` (the number of classes of a classification
-/// task) bounds the labels.
+/// task) bounds the labels. With `header: true` the first non-empty row is
+/// skipped; without it, a first row whose label alone is not a number while
+/// the other rows' are is reported as an undeclared header.
 pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Example>, Diag> {
     let path = &spec.path.value;
     let text = fsio::read_text(path, &fsio::DATA)
         .map_err(|d| d.or_span(spec.path.span, "this data file"))?;
+    let columns = Columns {
+        format: spec.format,
+        text: &spec.text,
+        text_pair: spec.text_pair.as_ref(),
+        label: spec.label.as_ref(),
+    };
+    let unlabelled = Columns {
+        label: None,
+        ..columns
+    };
     let mut rows = text
         .lines()
         .enumerate()
@@ -52,54 +72,53 @@ pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Exampl
         )
         .label(spec.span, format!("data set `{}`", spec.name.value))
     };
+    let label_help = |d: Diag| match labels {
+        Some(_) => {
+            d.help("labels are 0-based class indices (0, 1, ...); write each class as its number")
+        }
+        None => d.help("labels are numbers (gold scores)"),
+    };
     let mut out = Vec::new();
-    // The first row when only its label failed: a header row if the rest parse.
-    let mut unlabelled_first: Option<(usize, RowError)> = None;
+    // The first row when only its label is not a number: a header row if
+    // every other row parses.
+    let mut unlabelled_first: Option<(usize, String)> = None;
     for (i, line) in rows {
-        let example = match row(spec, line) {
-            Ok(example) => example,
-            Err(e) if e.label && out.is_empty() && unlabelled_first.is_none() => {
-                unlabelled_first = Some((i, e));
+        let what = match parse_row(line, &columns, labels) {
+            Ok(example) => {
+                out.push(example);
                 continue;
             }
-            Err(e) => {
-                // A second bad label: the first row was no header, report it.
-                let (i, e) = match unlabelled_first.take() {
-                    Some(first) if e.label => first,
-                    _ => (i, e),
-                };
-                return Err(row_error(at(i, &e.message), &e));
-            }
+            Err(what) => what,
         };
-        if let (Some(l), Some(n)) = (example.label, labels) {
-            if l >= n {
-                return Err(at(
-                    i,
-                    &format!(
-                        "label {l} is out of range: the task has {n} labels (0..={})",
-                        n - 1
-                    ),
-                )
-                .help("labels are 0-based class indices"));
-            }
+        let label_only = columns.label.is_some() && parse_row(line, &unlabelled, labels).is_ok();
+        let not_a_number = label_only && parse_row(line, &columns, None).is_err();
+        if not_a_number && out.is_empty() && unlabelled_first.is_none() {
+            unlabelled_first = Some((i, what));
+            continue;
         }
-        out.push(example);
+        // A second bad label: the first row was no header; report it.
+        let (i, what) = match unlabelled_first.take() {
+            Some(first) if label_only => first,
+            _ => (i, what),
+        };
+        let d = at(i, &what);
+        return Err(if label_only { label_help(d) } else { d });
     }
-    if let Some((i, e)) = unlabelled_first {
+    if let Some((i, what)) = unlabelled_first {
         if out.is_empty() {
-            return Err(row_error(at(i, &e.message), &e));
+            return Err(label_help(at(i, &what)));
         }
         return Err(Diag::new(
             "plcc::data::header-row",
             format!(
-                "{}:{}: the first row looks like a header: its label is not a class index, every other row's is",
+                "{}:{}: the first row looks like a header: its label is not a number, every other row's is",
                 path.display(),
                 i + 1
             ),
         )
         .label(spec.span, format!("data set `{}`", spec.name.value))
         .help("add `header: true` to this `data` block to skip the first row, or remove the row")
-        .note(e.message));
+        .note(what));
     }
     if out.is_empty() {
         return Err(Diag::new(
@@ -111,85 +130,79 @@ pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Exampl
     Ok(out)
 }
 
-/// Adds the help a label error needs.
-fn row_error(diag: Diag, e: &RowError) -> Diag {
-    if e.label {
-        diag.help("labels are 0-based class indices (0, 1, ...); write each class as its number")
-    } else {
-        diag
-    }
-}
-
-/// One non-empty line of the file as an example.
-fn row(spec: &DataSpec, line: &str) -> Result<Example, RowError> {
-    let label_of = |s: &str| {
-        parse_label(s).map_err(|message| RowError {
-            message,
-            label: true,
-        })
-    };
-    match spec.format {
-        DataFormat::Text => Ok(Example {
-            text: line.to_string(),
-            pair: None,
-            label: None,
-        }),
+/// Reads one non-empty line of a data file as `columns` say. With `labels`
+/// (a classifier's class count) the label column must be a class index
+/// below it; otherwise it must be a number. Errors say what is wrong with
+/// the row (the caller adds where it is).
+pub fn parse_row(
+    line: &str,
+    columns: &Columns<'_>,
+    labels: Option<usize>,
+) -> Result<Example, String> {
+    let example = match columns.format {
+        DataFormat::Text => Example::text(line),
         DataFormat::Tsv => {
             let fields: Vec<&str> = line.split('\t').collect();
-            let get = |c: &Column| -> Result<String, RowError> {
+            let get = |c: &Column| -> Result<String, String> {
                 match c {
                     Column::Index(k) => fields.get(*k).map(|s| s.to_string()).ok_or_else(|| {
-                        RowError::other(format!(
-                            "the row has {} columns, column {k} is missing",
-                            fields.len()
-                        ))
+                        format!(
+                            "the row has {} column{}, column {k} is missing (columns count from 0)",
+                            fields.len(),
+                            if fields.len() == 1 { "" } else { "s" }
+                        )
                     }),
-                    Column::Key(k) => Err(RowError::other(format!(
-                        "TSV columns are numbers, not keys (`{k}`)"
-                    ))),
+                    Column::Key(k) => Err(format!("TSV columns are numbers, not keys (`{k}`)")),
                 }
             };
-            Ok(Example {
-                text: get(&spec.text)?,
-                pair: spec.text_pair.as_ref().map(get).transpose()?,
-                label: spec
-                    .label
-                    .as_ref()
-                    .map(|c| get(c).and_then(|s| label_of(&s)))
-                    .transpose()?,
-            })
+            let mut e = Example::text(get(columns.text)?);
+            e.pair = columns.text_pair.map(get).transpose()?;
+            let label = columns.label.map(get).transpose()?;
+            read_label(&mut e, label.as_deref(), labels)?;
+            e
         }
         DataFormat::Jsonl => {
-            let v: serde_json::Value = serde_json::from_str(line)
-                .map_err(|e| RowError::other(format!("not a JSON object: {e}")))?;
-            let get = |c: &Column| -> Result<serde_json::Value, RowError> {
+            let v: serde_json::Value =
+                serde_json::from_str(line).map_err(|e| format!("not a JSON object: {e}"))?;
+            let get = |c: &Column| -> Result<String, String> {
                 let found = match c {
                     Column::Key(k) => v.get(k.as_str()),
                     Column::Index(k) => v.get(*k),
                 };
-                found
-                    .cloned()
-                    .ok_or_else(|| RowError::other(format!("field {c} is missing")))
+                match found {
+                    Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                    Some(other) => Ok(other.to_string()),
+                    None => Err(format!("field {c} is missing")),
+                }
             };
-            let as_text = |x: serde_json::Value| match x {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            Ok(Example {
-                text: as_text(get(&spec.text)?),
-                pair: spec.text_pair.as_ref().map(get).transpose()?.map(as_text),
-                label: spec
-                    .label
-                    .as_ref()
-                    .map(|c| get(c).and_then(|x| label_of(&as_text(x))))
-                    .transpose()?,
-            })
+            let mut e = Example::text(get(columns.text)?);
+            e.pair = columns.text_pair.map(get).transpose()?;
+            let label = columns.label.map(get).transpose()?;
+            read_label(&mut e, label.as_deref(), labels)?;
+            e
+        }
+    };
+    if let (Some(l), Some(n)) = (example.label, labels) {
+        if l >= n {
+            return Err(format!(
+                "label {l} is out of range: the task has {n} labels (0..={})",
+                n.saturating_sub(1)
+            ));
         }
     }
+    Ok(example)
 }
 
-fn parse_label(s: &str) -> Result<usize, String> {
-    s.trim()
-        .parse::<usize>()
-        .map_err(|_| format!("label `{}` is not a class index", s.trim()))
+/// Sets `e`'s label and score from the label column's text.
+fn read_label(e: &mut Example, text: Option<&str>, labels: Option<usize>) -> Result<(), String> {
+    let Some(s) = text.map(str::trim) else {
+        return Ok(());
+    };
+    e.label = s.parse::<usize>().ok();
+    e.score = s.parse::<f64>().ok().filter(|x| x.is_finite());
+    match (labels, e.label, e.score) {
+        (Some(_), None, _) => Err(format!("label `{s}` is not a class index")),
+        (None, _, None) => Err(format!("label `{s}` is not a number")),
+        _ => Ok(()),
+    }
 }

@@ -34,11 +34,7 @@ pub fn task_examples(examples: &[Example], task: Task) -> Vec<Example> {
             .flat_map(|e| {
                 std::iter::once(e.text.clone())
                     .chain(e.pair.clone())
-                    .map(|text| Example {
-                        text,
-                        pair: None,
-                        label: None,
-                    })
+                    .map(Example::text)
             })
             .collect(),
     }

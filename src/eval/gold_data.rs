@@ -1,0 +1,185 @@
+//! The inputs of scoring on labelled data: what a model does (its task,
+//! from an artifact's manifest or from the network and heads a checkpoint
+//! has) and reading a labelled file for that task: TSV (a header row is
+//! recognised and skipped), JSON Lines, or plain text for language models.
+
+use std::path::Path;
+
+use crate::artifact::read_manifest;
+use crate::base::{Arch, Column, DataFormat, Pooling, Task};
+use crate::diag::Diag;
+use crate::fsio;
+use crate::runtime::{LoadedModel, ModelSource};
+use crate::text::data::{parse_row, Columns, Example};
+
+/// What a model loaded from `spec` does: an artifact's recorded task; for a
+/// checkpoint or built-in model, a causal LM (GPT-2), a classifier (with a
+/// classification head) or an embedding model. `pooling` overrides the
+/// pooling of an embedding model (default: the artifact's, else mean).
+pub fn model_task(spec: &str, model: &LoadedModel, pooling: Option<Pooling>) -> Result<Task, Diag> {
+    let task = match ModelSource::parse(spec)? {
+        ModelSource::Artifact(dir) => read_manifest(&dir)?.task,
+        _ => match (model.config.arch, &model.classifier) {
+            (Arch::Gpt2, _) => Task::CausalLm,
+            (Arch::Bert, Some(head)) => {
+                let labels = head
+                    .classifier
+                    .as_ref()
+                    .and_then(|c| c.dims().ok())
+                    .map_or(0, |(out, _)| out);
+                Task::Classification { labels }
+            }
+            (Arch::Bert, None) => Task::Embedding {
+                pooling: Pooling::Mean,
+            },
+        },
+    };
+    Ok(match (task, pooling) {
+        (Task::Embedding { .. }, Some(pooling)) => Task::Embedding { pooling },
+        (task, _) => task,
+    })
+}
+
+/// How to read a labelled file; `None` fields take the defaults of the task.
+#[derive(Debug, Clone, Default)]
+pub struct DataOptions {
+    /// Default: from the extension (`.jsonl`/`.json`, `.tsv`), else from the
+    /// first line (`{` starts JSON Lines, a tab means TSV), else plain text.
+    pub format: Option<DataFormat>,
+    pub text: Option<Column>,
+    pub text_pair: Option<Column>,
+    pub label: Option<Column>,
+}
+
+/// A column named on the command line: a number is a TSV column (from 0),
+/// anything else a JSONL key.
+pub fn parse_column(s: &str) -> Column {
+    s.trim()
+        .parse::<usize>()
+        .map_or_else(|_| Column::Key(s.trim().to_string()), Column::Index)
+}
+
+/// Reads the labelled examples of `path` for a model doing `task`:
+/// pairs with scores (embedding: columns 0, 1, 2 or keys `text`,
+/// `text_pair`, `score` or `label`), texts with labels (classification:
+/// the label in the last of two or three columns, or keys `text`,
+/// `text_pair` when present, `label`), or texts (language model: every
+/// line, or the key `text`).
+pub fn read_labelled(path: &Path, task: Task, opts: &DataOptions) -> Result<Vec<Example>, Diag> {
+    let text = fsio::read_text(path, &fsio::DATA)?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .peekable();
+    let Some(&(_, first)) = lines.peek() else {
+        return Err(Diag::new(
+            "plcc::eval::empty-data",
+            format!("data file `{}` has no examples", path.display()),
+        ));
+    };
+    let format = opts.format.unwrap_or_else(|| guess_format(path, first));
+    let defaults = default_columns(task, format, first);
+    let text_col = opts.text.clone().unwrap_or(defaults.0);
+    let pair_col = opts.text_pair.clone().or(defaults.1);
+    let label_col = opts.label.clone().or(defaults.2);
+    let columns = Columns {
+        format,
+        text: &text_col,
+        text_pair: pair_col.as_ref(),
+        label: label_col.as_ref(),
+    };
+    if format == DataFormat::Text && task != Task::CausalLm {
+        return Err(Diag::new(
+            "plcc::eval::not-labelled",
+            format!(
+                "`{}` reads as plain text, but this {} model is scored on labelled rows",
+                path.display(),
+                super::gold::task_name(task)
+            ),
+        )
+        .help("give TSV rows (`text<TAB>text_pair<TAB>score`, `text<TAB>label`) or JSON Lines, or say `--format tsv`"));
+    }
+    // A TSV header: a first row whose label column is not a number.
+    if let (DataFormat::Tsv, Some(Column::Index(k))) = (format, &label_col) {
+        let is_number = |s: &str| s.trim().parse::<f64>().is_ok();
+        if !first.split('\t').nth(*k).is_some_and(is_number) {
+            lines.next();
+        }
+    }
+    let labels = task.labels();
+    let mut out = Vec::new();
+    for (i, line) in lines {
+        let e = parse_row(line, &columns, labels).map_err(|what| {
+            let d = Diag::new(
+                "plcc::eval::bad-row",
+                format!("{}:{}: {what}", path.display(), i + 1),
+            );
+            if what.contains("label") {
+                d.help("the label column holds a pair's gold score (a number) or a classifier's class index (from 0)")
+            } else {
+                d
+            }
+        })?;
+        if matches!(task, Task::Embedding { .. }) && e.pair.is_none() {
+            return Err(Diag::new(
+                "plcc::eval::bad-row",
+                format!("{}:{}: the row has no second text", path.display(), i + 1),
+            ));
+        }
+        out.push(e);
+    }
+    if out.is_empty() {
+        return Err(Diag::new(
+            "plcc::eval::empty-data",
+            format!(
+                "data file `{}` has no examples after its header",
+                path.display()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+fn guess_format(path: &Path, first: &str) -> DataFormat {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl" | "json") => DataFormat::Jsonl,
+        Some("tsv") => DataFormat::Tsv,
+        _ if first.trim_start().starts_with('{') => DataFormat::Jsonl,
+        _ if first.contains('\t') => DataFormat::Tsv,
+        _ => DataFormat::Text,
+    }
+}
+
+/// The text, pair and label columns a task reads by default.
+fn default_columns(
+    task: Task,
+    format: DataFormat,
+    first: &str,
+) -> (Column, Option<Column>, Option<Column>) {
+    let key = |k: &str| Column::Key(k.into());
+    let has_key = |k: &str| {
+        serde_json::from_str::<serde_json::Value>(first).is_ok_and(|v| v.get(k).is_some())
+    };
+    match (task, format) {
+        (Task::CausalLm, DataFormat::Jsonl) => (key("text"), None, None),
+        (Task::CausalLm, _) => (Column::Index(0), None, None),
+        (Task::Embedding { .. }, DataFormat::Jsonl) => {
+            let label = if has_key("score") { "score" } else { "label" };
+            (key("text"), Some(key("text_pair")), Some(key(label)))
+        }
+        (Task::Classification { .. }, DataFormat::Jsonl) => (
+            key("text"),
+            has_key("text_pair").then(|| key("text_pair")),
+            Some(key("label")),
+        ),
+        (Task::Classification { .. }, _) if first.split('\t').count() < 3 => {
+            (Column::Index(0), None, Some(Column::Index(1)))
+        }
+        _ => (
+            Column::Index(0),
+            Some(Column::Index(1)),
+            Some(Column::Index(2)),
+        ),
+    }
+}
