@@ -21,11 +21,15 @@
 //! 7. **Evaluation** — [`eval`]: fidelity to the teacher, the report, exit
 //!    calibration.
 //!
+//! On top: [`api`] (open a model, embed or score strings, build a recipe,
+//! without the command line) and [`cli`].
+//!
 //! Beneath them all: [`base`] (the shared vocabulary: configurations, bit
 //! widths, tasks, exit kinds), [`diag`] (diagnostics and spans), [`fsio`],
 //! [`fault`], [`linalg`], [`quant`] (quantizer arithmetic) and [`text`]
 //! (tokenizers, data files). [`cli`] is the only part that prints.
 
+pub mod api;
 pub mod artifact;
 pub mod base;
 pub mod cli;

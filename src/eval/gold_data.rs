@@ -15,7 +15,8 @@ use crate::text::data::{parse_row, Columns, Example};
 /// What a model loaded from `spec` does: an artifact's recorded task; for a
 /// checkpoint or built-in model, a causal LM (GPT-2), a classifier (with a
 /// classification head) or an embedding model. `pooling` overrides the
-/// pooling of an embedding model (default: the artifact's, else mean).
+/// pooling of an embedding model (default: the artifact's, else the
+/// checkpoint pipeline's, else mean).
 pub fn model_task(spec: &str, model: &LoadedModel, pooling: Option<Pooling>) -> Result<Task, Diag> {
     let task = match ModelSource::parse(spec)? {
         ModelSource::Artifact(dir) => read_manifest(&dir)?.task,
@@ -30,7 +31,7 @@ pub fn model_task(spec: &str, model: &LoadedModel, pooling: Option<Pooling>) -> 
                 Task::Classification { labels }
             }
             (Arch::Bert, None) => Task::Embedding {
-                pooling: Pooling::Mean,
+                pooling: model.pipeline.pooling,
             },
         },
     };

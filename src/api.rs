@@ -1,0 +1,170 @@
+//! The library without the command line: open a model, embed or score
+//! strings, read an artifact's report, build a recipe, score a model on
+//! labelled pairs. Everything `plcc run`, `plcc build` and `plcc eval` do
+//! is reachable from here; nothing prints.
+//!
+//! Embed with the built-in tiny BERT (no download):
+//!
+//! ```
+//! let model = plcc::api::Model::open("builtin:tiny-bert")?;
+//! let vectors = model.embed(&["a cat sat on the mat", "a dog lay on the rug"])?;
+//! assert_eq!(vectors.len(), 2);
+//! assert_eq!(vectors[0].len(), 64);
+//! let similarity = plcc::api::cosine(&vectors[0], &vectors[1]);
+//! assert!(similarity > -1.0 && similarity <= 1.0 + 1e-6);
+//! # Ok::<(), plcc::Diag>(())
+//! ```
+//!
+//! Build an int8 artifact from a recipe, open it and read its report:
+//!
+//! ```
+//! let dir = std::env::temp_dir().join(format!("plcc-api-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! std::fs::write(dir.join("sentences.txt"), "the cat sat\na dog ran\nbirds sing at dawn\n").unwrap();
+//! std::fs::write(
+//!     dir.join("int8.pc"),
+//!     "teacher: \"builtin:tiny-bert\"\neval: s\ndata s \"sentences.txt\" {}\n\
+//!      quantize weights \"encoder.layer.*\" { bits: 8 }\n\
+//!      quantize activations \"encoder.layer.*\" { bits: 8 }\n",
+//! )
+//! .unwrap();
+//! let artifact = plcc::api::build(&dir.join("int8.pc"), &dir.join("out"))?;
+//! let student = plcc::api::Model::open(artifact.to_str().unwrap())?;
+//! let report = student.report().expect("an artifact has a report");
+//! let cosine = report["fidelity"]["metrics"]["mean_cosine"].as_f64().unwrap();
+//! assert!(cosine > 0.9);
+//! let teacher = plcc::api::Model::open("builtin:tiny-bert")?;
+//! let (a, b) = (student.embed(&["the cat sat"])?, teacher.embed(&["the cat sat"])?);
+//! assert!(plcc::api::cosine(&a[0], &b[0]) > 0.9);
+//! # Ok::<(), plcc::Diag>(())
+//! ```
+//!
+//! Score on labelled pairs (the Spearman correlation of cosine
+//! similarities with gold scores, as `plcc eval` gives it):
+//!
+//! ```
+//! let model = plcc::api::Model::open("builtin:tiny-bert")?;
+//! let pairs = [("a cat sat", "a cat sat down", 0.9), ("a cat sat", "stocks fell", 0.1),
+//!              ("rain is wet", "water falls", 0.5), ("one two", "three four", 0.3)];
+//! let score = model.spearman(&pairs)?;
+//! assert!((-1.0..=1.0).contains(&score));
+//! # Ok::<(), plcc::Diag>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+
+use crate::diag::Diag;
+use crate::eval::{gold, gold_data};
+use crate::lower::reporter::Silent;
+use crate::lower::BuildOptions;
+use crate::runtime::runner::{run_all, tokenize, Record};
+use crate::runtime::{load_model, LoadedModel};
+use crate::text::data::Example;
+
+/// Texts per forward pass.
+const BATCH: usize = 32;
+
+/// A model ready to run on the CPU: a checkpoint, a built-in model or an
+/// artifact, with the artifact's build report when it has one.
+pub struct Model {
+    loaded: LoadedModel,
+    spec: String,
+    report: Option<serde_json::Value>,
+}
+
+impl Model {
+    /// Opens `spec`: a checkpoint directory, `builtin:NAME` or an artifact
+    /// directory (checked byte by byte against its manifest).
+    pub fn open(spec: &str) -> Result<Model, Diag> {
+        let loaded = load_model(spec, &Device::Cpu)?;
+        let report = std::fs::read(Path::new(spec).join("report.json"))
+            .ok()
+            .filter(|_| crate::artifact::is_artifact_dir(Path::new(spec)))
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        Ok(Model {
+            loaded,
+            spec: spec.to_string(),
+            report,
+        })
+    }
+
+    /// One output record per text: the embedding (the model's pipeline),
+    /// the logits, and the exit layer where the model has exits.
+    pub fn run(&self, texts: &[&str]) -> Result<Vec<Record>, Diag> {
+        let lines: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+        let tokenized = tokenize(&self.loaded, &lines, None)?;
+        run_all(&self.loaded, &tokenized.rows, BATCH)
+    }
+
+    /// The sentence embedding of each text (an encoder's; empty for GPT-2).
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Diag> {
+        Ok(self
+            .run(texts)?
+            .into_iter()
+            .map(|r| r.embedding.unwrap_or_default())
+            .collect())
+    }
+
+    /// The logits of each text: a classifier's classes, or a language
+    /// model's next token after the text (empty for an encoder without a
+    /// head).
+    pub fn logits(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Diag> {
+        Ok(self
+            .run(texts)?
+            .into_iter()
+            .map(|r| r.logits.unwrap_or_default())
+            .collect())
+    }
+
+    /// The Spearman correlation of the cosine similarity of each pair's
+    /// embeddings with its gold score (at least three pairs).
+    pub fn spearman(&self, pairs: &[(&str, &str, f64)]) -> Result<f64, Diag> {
+        let examples: Vec<Example> = pairs
+            .iter()
+            .map(|(a, b, s)| Example {
+                pair: Some(b.to_string()),
+                score: Some(*s),
+                ..Example::text(*a)
+            })
+            .collect();
+        let task = gold_data::model_task(&self.spec, &self.loaded, None)?;
+        let score = gold::score(&self.loaded, task, &examples)?;
+        score.metrics.get("spearman").copied().ok_or_else(|| {
+            Diag::new(
+                "plcc::eval::not-pairs",
+                format!("`{}` is not an embedding model", self.spec),
+            )
+        })
+    }
+
+    /// The artifact's build report (`report.json`), if this is an artifact.
+    pub fn report(&self) -> Option<&serde_json::Value> {
+        self.report.as_ref()
+    }
+
+    /// The loaded model, for everything else the runtime offers.
+    pub fn loaded(&self) -> &LoadedModel {
+        &self.loaded
+    }
+}
+
+/// The cosine of two vectors (0 when either is zero).
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    crate::runtime::exit_rule::cosine(a, b) as f32
+}
+
+/// Builds the recipe at `recipe` into `output` without training limits or
+/// progress output, as `plcc build RECIPE -o OUTPUT` does; returns the
+/// artifact's directory.
+pub fn build(recipe: &Path, output: &Path) -> Result<PathBuf, Diag> {
+    let options = BuildOptions {
+        output: Some(output.to_path_buf()),
+        max_steps: None,
+        resume: false,
+        allow_outside: false,
+        device: None,
+    };
+    Ok(crate::build(recipe, &options, &crate::pass_registry(), &Silent)?.dir)
+}
