@@ -297,6 +297,34 @@ impl SplitMix64 {
     }
 }
 
+/// True for GPT-2 weights stored transposed (`Conv1D`).
+pub fn is_conv1d(arch: crate::base::Arch, name: &str) -> bool {
+    arch == crate::base::Arch::Gpt2
+        && name.starts_with("h.")
+        && [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
+            .iter()
+            .any(|s| name.ends_with(s))
+}
+
+/// Transposes the `Conv1D` weights of `tensors` (its own inverse).
+pub fn flip_conv1d(
+    arch: crate::base::Arch,
+    tensors: &mut std::collections::HashMap<String, candle_core::Tensor>,
+) -> candle_core::Result<()> {
+    let names: Vec<String> = tensors
+        .keys()
+        .filter(|n| is_conv1d(arch, n))
+        .cloned()
+        .collect();
+    for n in names {
+        if let Some(t) = tensors.get(&n) {
+            let flipped = t.t()?.contiguous()?;
+            tensors.insert(n, flipped);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,32 +382,4 @@ mod tests {
         .map(|d| d.code);
         assert_eq!(d, Some("plcc::checkpoint::corrupt-weights"));
     }
-}
-
-/// True for GPT-2 weights stored transposed (`Conv1D`).
-pub fn is_conv1d(arch: crate::base::Arch, name: &str) -> bool {
-    arch == crate::base::Arch::Gpt2
-        && name.starts_with("h.")
-        && [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
-            .iter()
-            .any(|s| name.ends_with(s))
-}
-
-/// Transposes the `Conv1D` weights of `tensors` (its own inverse).
-pub fn flip_conv1d(
-    arch: crate::base::Arch,
-    tensors: &mut std::collections::HashMap<String, candle_core::Tensor>,
-) -> candle_core::Result<()> {
-    let names: Vec<String> = tensors
-        .keys()
-        .filter(|n| is_conv1d(arch, n))
-        .cloned()
-        .collect();
-    for n in names {
-        if let Some(t) = tensors.get(&n) {
-            let flipped = t.t()?.contiguous()?;
-            tensors.insert(n, flipped);
-        }
-    }
-    Ok(())
 }

@@ -268,6 +268,17 @@ wonder laugh thousand ago ran check game shape equate hot miss brought heat snow
 paint language among model compress layer weight token batch cache memory speed data train student teacher
 network neural compute value result small smaller fast faster size bit bits input output text file run build";
 
+/// The tokenizer of the recipe's teacher (`pad_id`: the config's padding
+/// id; built-in models know their own).
+pub fn of_teacher(teacher: &TeacherRef, pad_id: Option<u32>) -> Result<TextTokenizer, Diag> {
+    match teacher {
+        TeacherRef::Builtin(name) => {
+            builtin(name).ok_or_else(|| crate::base::builtin::unknown(name))?
+        }
+        TeacherRef::Dir(dir) => TextTokenizer::from_dir(dir, pad_id),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,16 +305,5 @@ mod tests {
         assert_eq!(text, "the water — café 42");
         // Common words are single tokens.
         assert_eq!(t.encode(" the", 128).unwrap().len(), 1);
-    }
-}
-
-/// The tokenizer of the recipe's teacher (`pad_id`: the config's padding
-/// id; built-in models know their own).
-pub fn of_teacher(teacher: &TeacherRef, pad_id: Option<u32>) -> Result<TextTokenizer, Diag> {
-    match teacher {
-        TeacherRef::Builtin(name) => {
-            builtin(name).ok_or_else(|| crate::base::builtin::unknown(name))?
-        }
-        TeacherRef::Dir(dir) => TextTokenizer::from_dir(dir, pad_id),
     }
 }
