@@ -9,11 +9,8 @@ mod onnx_eval;
 #[path = "common/tiny_artifact.rs"]
 mod tiny_artifact;
 
-use std::collections::HashMap;
-
-use candle_core::{Device, Tensor};
 use common::{plcc, stderr};
-use onnx_eval::evaluate;
+use onnx_eval::{evaluate, feeds};
 use plcc::export::onnx::proto::{data_type, ModelProto};
 use prost::Message;
 use tiny_artifact::build_tiny_bert;
@@ -47,45 +44,6 @@ fn export(artifact: &std::path::Path, out: &std::path::Path) -> std::process::Ou
         "-o",
         out.to_str().unwrap(),
     ])
-}
-
-/// The batch of `lines` as the export's graph inputs (padded to the longest).
-fn feeds(tokenizer: &std::path::Path, lines: &[&str]) -> HashMap<String, Tensor> {
-    let mut tok = tokenizers::Tokenizer::from_file(tokenizer).unwrap();
-    tok.with_padding(None);
-    let enc = tok.encode_batch(lines.to_vec(), true).unwrap();
-    let width = enc.iter().map(|e| e.get_ids().len()).max().unwrap();
-    let mut inputs: HashMap<String, Vec<f64>> = HashMap::new();
-    for e in &enc {
-        let n = e.get_ids().len();
-        let pad = |v: &[u32]| {
-            v.iter()
-                .map(|&x| x as f64)
-                .chain(std::iter::repeat_n(0.0, width - n))
-                .collect::<Vec<_>>()
-        };
-        inputs
-            .entry("input_ids".into())
-            .or_default()
-            .extend(pad(e.get_ids()));
-        inputs
-            .entry("attention_mask".into())
-            .or_default()
-            .extend(pad(e.get_attention_mask()));
-        inputs
-            .entry("token_type_ids".into())
-            .or_default()
-            .extend(pad(e.get_type_ids()));
-    }
-    inputs
-        .into_iter()
-        .map(|(k, v)| {
-            (
-                k,
-                Tensor::from_vec(v, (lines.len(), width), &Device::Cpu).unwrap(),
-            )
-        })
-        .collect()
 }
 
 #[test]

@@ -146,26 +146,8 @@ fn the_checkpoint_pipeline_is_run_recorded_and_exported() {
         std::fs::read(out.join("model.onnx")).unwrap().as_slice(),
     )
     .unwrap();
-    let mut tok = tokenizers::Tokenizer::from_file(out.join("tokenizer.json")).unwrap();
-    tok.with_padding(None);
     let first = LINES.lines().next().unwrap();
-    let enc = tok.encode(first, true).unwrap();
-    let row = |v: &[u32]| {
-        candle_core::Tensor::from_vec(
-            v.iter().map(|&x| x as f64).collect::<Vec<_>>(),
-            (1, v.len()),
-            &candle_core::Device::Cpu,
-        )
-        .unwrap()
-    };
-    let feeds = [
-        ("input_ids", row(enc.get_ids())),
-        ("attention_mask", row(enc.get_attention_mask())),
-        ("token_type_ids", row(enc.get_type_ids())),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let feeds = onnx_eval::feeds(&out.join("tokenizer.json"), &[first]);
     let outputs = onnx_eval::evaluate(&model, feeds);
     let onnx: Vec<Vec<f64>> = outputs["sentence_embedding"].to_vec2().unwrap();
     assert!(

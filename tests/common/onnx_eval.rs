@@ -231,3 +231,42 @@ pub fn evaluate(model: &ModelProto, feeds: HashMap<String, Tensor>) -> HashMap<S
         .map(|o| (o.name.clone(), values[&o.name].clone()))
         .collect()
 }
+
+/// The batch of `lines` as the export's graph inputs (padded to the longest).
+pub fn feeds(tokenizer: &std::path::Path, lines: &[&str]) -> HashMap<String, Tensor> {
+    let mut tok = tokenizers::Tokenizer::from_file(tokenizer).unwrap();
+    tok.with_padding(None);
+    let enc = tok.encode_batch(lines.to_vec(), true).unwrap();
+    let width = enc.iter().map(|e| e.get_ids().len()).max().unwrap();
+    let mut inputs: HashMap<String, Vec<f64>> = HashMap::new();
+    for e in &enc {
+        let n = e.get_ids().len();
+        let pad = |v: &[u32]| {
+            v.iter()
+                .map(|&x| x as f64)
+                .chain(std::iter::repeat_n(0.0, width - n))
+                .collect::<Vec<_>>()
+        };
+        inputs
+            .entry("input_ids".into())
+            .or_default()
+            .extend(pad(e.get_ids()));
+        inputs
+            .entry("attention_mask".into())
+            .or_default()
+            .extend(pad(e.get_attention_mask()));
+        inputs
+            .entry("token_type_ids".into())
+            .or_default()
+            .extend(pad(e.get_type_ids()));
+    }
+    inputs
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                Tensor::from_vec(v, (lines.len(), width), &Device::Cpu).unwrap(),
+            )
+        })
+        .collect()
+}

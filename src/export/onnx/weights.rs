@@ -46,6 +46,34 @@ fn cannot(name: &str, why: impl std::fmt::Display) -> Diag {
     )
 }
 
+/// The shape of `levels`' scales for a `rows × cols` weight, after the
+/// `lead` dimensions: `[.., rows, 1]`, or `[.., rows, groups, 1]` with the
+/// groups of a row (count, length) when the scales are per group.
+fn scale_layout(
+    name: &str,
+    lead: &[usize],
+    rows: usize,
+    cols: usize,
+    levels: &IntegerLevels,
+) -> Result<(Vec<usize>, Option<(usize, usize)>), Diag> {
+    let mut shape = lead.to_vec();
+    shape.push(rows);
+    match levels.group_len {
+        None => {
+            shape.push(1);
+            Ok((shape, None))
+        }
+        Some(len) if cols.is_multiple_of(len) => {
+            shape.extend([cols / len, 1]);
+            Ok((shape, Some((cols / len, len))))
+        }
+        Some(len) => Err(cannot(
+            name,
+            format!("rows of {cols} are not whole groups of {len}"),
+        )),
+    }
+}
+
 fn transpose<T: Copy>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(values.len());
     for c in 0..cols {
@@ -151,18 +179,7 @@ impl<'a> WeightGraph<'a> {
                 let rows_read = self
                     .g
                     .op("Gather", &[&table, ids], &[Attr::Int("axis", 0)], hint);
-                let (scale_shape, group) = match levels.group_len {
-                    None => (vec![rows, 1], None),
-                    Some(len) if cols.is_multiple_of(len) => {
-                        (vec![rows, cols / len, 1], Some((cols / len, len)))
-                    }
-                    Some(len) => {
-                        return Err(cannot(
-                            name,
-                            format!("rows of {cols} are not whole groups of {len}"),
-                        ))
-                    }
-                };
+                let (scale_shape, group) = scale_layout(name, &[], rows, cols, &levels)?;
                 let scales = self
                     .g
                     .f32s(&format!("{hint}.scales"), &scale_shape, &levels.scales);
@@ -328,18 +345,7 @@ impl<'a> WeightGraph<'a> {
     ) -> Result<String, Diag> {
         let hint = name.trim_end_matches(".weight");
         let q = self.g.i8s(name, &[1, rows, cols], &levels.values);
-        let (scale_shape, group) = match levels.group_len {
-            None => (vec![1, rows, 1], None),
-            Some(len) if cols.is_multiple_of(len) => {
-                (vec![1, rows, cols / len, 1], Some((cols / len, len)))
-            }
-            Some(len) => {
-                return Err(cannot(
-                    name,
-                    format!("rows of {cols} are not whole groups of {len}"),
-                ))
-            }
-        };
+        let (scale_shape, group) = scale_layout(name, &[1], rows, cols, levels)?;
         let scales = self
             .g
             .f32s(&format!("{hint}.scales"), &scale_shape, &levels.scales);
