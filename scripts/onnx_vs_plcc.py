@@ -53,7 +53,10 @@ def main():
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in names:
             feed["token_type_ids"] = types
-        outs.append(session.run([out_name], feed)[0])
+        out = session.run([out_name], feed)[0]
+        if out.ndim == 3:  # a language model's logits at every position: the last real token's
+            out = out[np.arange(len(enc)), mask.sum(1) - 1]
+        outs.append(out)
     onnx_out = np.concatenate(outs)
     ref = np.array([p[key] for p in plcc], dtype=np.float32)
     cos = (onnx_out * ref).sum(1) / (np.linalg.norm(onnx_out, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)

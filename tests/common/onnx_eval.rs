@@ -105,6 +105,12 @@ fn run_node(node: &NodeProto, inputs: &[Tensor]) -> Tensor {
         "Erf" => x.erf().unwrap(),
         "Tanh" => x.tanh().unwrap(),
         "Sqrt" => x.sqrt().unwrap(),
+        "Floor" => x.floor().unwrap(),
+        "Sign" => {
+            let pos = x.gt(0.0).unwrap().to_dtype(DType::F64).unwrap();
+            let neg = x.lt(0.0).unwrap().to_dtype(DType::F64).unwrap();
+            (pos - neg).unwrap()
+        }
         "Relu" => x.relu().unwrap(),
         "Round" => round_even(x),
         "Clip" => x
@@ -126,6 +132,16 @@ fn run_node(node: &NodeProto, inputs: &[Tensor]) -> Tensor {
             picked.reshape(dims).unwrap()
         }
         "Reshape" => reshape(x, &ints(&inputs[1])),
+        "LessOrEqual" => {
+            let d = inputs[1].broadcast_sub(x).unwrap();
+            d.ge(0.0).unwrap().to_dtype(DType::F64).unwrap()
+        }
+        "Slice" => {
+            let (start, end) = (ints(&inputs[1])[0], ints(&inputs[2])[0]);
+            let a = axis(ints(&inputs[3])[0], x.rank());
+            let end = (end as usize).min(x.dims()[a]);
+            x.narrow(a, start as usize, end - start as usize).unwrap()
+        }
         "Transpose" => {
             let perm: Vec<usize> = attr(node, "perm")
                 .unwrap()

@@ -1,13 +1,16 @@
 //! ONNX export: the artifact's model as one ONNX graph (opset 17) with inputs
 //! `input_ids`, `attention_mask` (and `token_type_ids`), int64 of dynamic
 //! batch and length, and outputs `last_hidden_state` plus
-//! `sentence_embedding` (embedding models) or `logits` (classifiers).
+//! `sentence_embedding` (embedding models) or `logits` (classifiers; GPT-2:
+//! next-token logits at every position).
 //! Packed weights stay packed as int8 levels with their scales; int8
 //! weights with per-token int8 activations run as `MatMulInteger`, the
 //! integer product plcc's kernels compute.
 
 mod bert;
+mod blocks;
 mod builder;
+mod gpt2;
 pub mod proto;
 mod weights;
 
@@ -36,22 +39,16 @@ pub struct OnnxModel {
 /// The ONNX model of `artifact`.
 pub fn export(artifact: &Artifact) -> Result<OnnxModel, Diag> {
     let manifest = &artifact.manifest;
-    if manifest.config.arch != Arch::Bert {
-        return Err(Diag::new(
-            "plcc::export::unsupported",
-            format!(
-                "ONNX export of `{}` models is not available; BERT-family artifacts are exported",
-                manifest.config.model_type
-            ),
-        ));
-    }
     let mut w = weights::WeightGraph::new(artifact);
-    bert::encoder_graph(
-        &mut w,
-        &manifest.config,
-        manifest.task,
-        manifest.sentence_pipeline(),
-    )?;
+    match manifest.config.arch {
+        Arch::Bert => bert::encoder_graph(
+            &mut w,
+            &manifest.config,
+            manifest.task,
+            manifest.sentence_pipeline(),
+        )?,
+        Arch::Gpt2 => gpt2::decoder_graph(&mut w, &manifest.config)?,
+    }
     let weight_bytes = w.g.initializer_bytes() as u64;
     let graph = w.g.finish("plcc");
     let inputs = graph.input.iter().map(|v| v.name.clone()).collect();

@@ -24,6 +24,24 @@ pub struct WeightGraph<'a> {
     int8_inputs: HashMap<String, (String, String)>,
     /// Fake-quantized inputs already computed, by input value and width.
     fake_inputs: HashMap<(String, u8, bool), String>,
+    /// Initializers already written, by tensor name: each weight is stored
+    /// once however many nodes read it (a tied word table, say).
+    stored: HashMap<String, Stored>,
+}
+
+/// The initializers of one stored tensor.
+#[derive(Clone)]
+enum Stored {
+    Float(String),
+    /// The int8 levels of a `rows × cols` matrix, their scales (`[rows, 1]`,
+    /// or `[rows, groups, 1]`) and the groups of a row (count, length).
+    Levels {
+        values: String,
+        scales: String,
+        group: Option<(usize, usize)>,
+        rows: usize,
+        cols: usize,
+    },
 }
 
 /// A stored weight in the form the graph uses.
@@ -89,7 +107,35 @@ impl<'a> WeightGraph<'a> {
             artifact,
             int8_inputs: HashMap::new(),
             fake_inputs: HashMap::new(),
+            stored: HashMap::new(),
         }
+    }
+
+    /// The initializers of tensor `name` (written on first use).
+    fn stored(&mut self, name: &str) -> Result<Stored, Diag> {
+        if let Some(hit) = self.stored.get(name) {
+            return Ok(hit.clone());
+        }
+        let stored = match self.weight(name)? {
+            Weight::Float { shape, values } => Stored::Float(self.g.f32s(name, &shape, &values)),
+            Weight::Levels { rows, cols, levels } => {
+                let values = self.g.i8s(name, &[rows, cols], &levels.values);
+                let (shape, group) = scale_layout(name, &[], rows, cols, &levels)?;
+                let hint = name.trim_end_matches(".weight");
+                let scales = self
+                    .g
+                    .f32s(&format!("{hint}.scales"), &shape, &levels.scales);
+                Stored::Levels {
+                    values,
+                    scales,
+                    group,
+                    rows,
+                    cols,
+                }
+            }
+        };
+        self.stored.insert(name.to_string(), stored.clone());
+        Ok(stored)
     }
 
     /// Whether the artifact stores tensor `name`.
@@ -167,22 +213,21 @@ impl<'a> WeightGraph<'a> {
     /// rows read are dequantized.
     pub fn lookup(&mut self, name: &str, ids: &str) -> Result<String, Diag> {
         let hint = name.trim_end_matches(".weight");
-        match self.weight(name)? {
-            Weight::Float { shape, values } => {
-                let table = self.g.f32s(name, &shape, &values);
+        match self.stored(name)? {
+            Stored::Float(table) => {
                 Ok(self
                     .g
                     .op("Gather", &[&table, ids], &[Attr::Int("axis", 0)], hint))
             }
-            Weight::Levels { rows, cols, levels } => {
-                let table = self.g.i8s(name, &[rows, cols], &levels.values);
+            Stored::Levels {
+                values,
+                scales,
+                group,
+                ..
+            } => {
                 let rows_read = self
                     .g
-                    .op("Gather", &[&table, ids], &[Attr::Int("axis", 0)], hint);
-                let (scale_shape, group) = scale_layout(name, &[], rows, cols, &levels)?;
-                let scales = self
-                    .g
-                    .f32s(&format!("{hint}.scales"), &scale_shape, &levels.scales);
+                    .op("Gather", &[&values, ids], &[Attr::Int("axis", 0)], hint);
                 let row_scales =
                     self.g
                         .op("Gather", &[&scales, ids], &[Attr::Int("axis", 0)], hint);
@@ -193,28 +238,34 @@ impl<'a> WeightGraph<'a> {
         }
     }
 
-    /// `x` quantized per token to int8 (symmetric, `max |x| / 127` a token):
-    /// the int8 values and the scales `[.., 1]`.
+    /// `x` quantized per token to int8 as plcc's integer kernels do it
+    /// (`q = round_half_even(x · 127 / max |x|)`): the int8 values and the
+    /// scales `max |x| / 127` `[.., 1]`.
     fn int8_per_token(&mut self, x: &str) -> (String, String) {
         if let Some(done) = self.int8_inputs.get(x) {
             return done.clone();
         }
-        let (q, scale) = self.quantize(x, 8, true);
+        let max = self.abs_max(x, true);
+        let qmax = self.g.scalar("qmax", 127.0);
+        let scaled = self.g.op("Mul", &[x, &qmax], &[], "act_scaled");
+        let ratio = self.g.op("Div", &[&scaled, &max], &[], "act_ratio");
+        let rounded = self.g.op("Round", &[&ratio], &[], "act_round");
+        let q = self.clip_levels(&rounded, 127.0);
         let q8 = self.g.op(
             "Cast",
             &[&q],
             &[Attr::Int("to", data_type::INT8 as i64)],
             "act_q",
         );
+        let scale = self.g.op("Div", &[&max, &qmax], &[], "act_scale");
         self.int8_inputs
             .insert(x.to_string(), (q8.clone(), scale.clone()));
         (q8, scale)
     }
 
-    /// The rounded levels (as f32) of `x` and their scale, symmetric at
-    /// `bits`, per token or over the whole tensor.
-    fn quantize(&mut self, x: &str, bits: u8, per_token: bool) -> (String, String) {
-        let qmax = ((1u32 << (bits - 1)) - 1) as f32;
+    /// The largest magnitude of `x` per token (`[.., 1]`) or over the whole
+    /// tensor (a scalar), kept above zero so an all-zero row stays zero.
+    fn abs_max(&mut self, x: &str, per_token: bool) -> String {
         let abs = self.g.op("Abs", &[x], &[], "act_abs");
         let max = if per_token {
             self.g.op(
@@ -227,20 +278,19 @@ impl<'a> WeightGraph<'a> {
             self.g
                 .op("ReduceMax", &[&abs], &[Attr::Int("keepdims", 0)], "act_max")
         };
-        let qmax_c = self.g.scalar("qmax", qmax);
         let tiny = self.g.scalar("tiny", f32::MIN_POSITIVE);
-        let scale = self.g.op("Div", &[&max, &qmax_c], &[], "act_scale");
-        let safe = self.g.op("Max", &[&scale, &tiny], &[], "act_scale");
-        let ratio = self.g.op("Div", &[x, &safe], &[], "act_ratio");
-        let rounded = self.g.op("Round", &[&ratio], &[], "act_round");
-        let lo = self.g.scalar("qmin", -qmax);
-        let q = self
-            .g
-            .op("Clip", &[&rounded, &lo, &qmax_c], &[], "act_levels");
-        (q, safe)
+        self.g.op("Max", &[&max, &tiny], &[], "act_max")
     }
 
-    /// `x` through the activation quantizer `aq` (its values in f32).
+    fn clip_levels(&mut self, rounded: &str, qmax: f32) -> String {
+        let lo = self.g.scalar("qmin", -qmax);
+        let hi = self.g.scalar("qmax", qmax);
+        self.g.op("Clip", &[rounded, &lo, &hi], &[], "act_levels")
+    }
+
+    /// `x` through the activation quantizer `aq` (its values in f32), as
+    /// plcc's quantizer computes it: `q = round_half_away(x / max · qmax)`,
+    /// then `q · max / qmax`.
     fn fake_quantize(
         &mut self,
         x: &str,
@@ -262,41 +312,71 @@ impl<'a> WeightGraph<'a> {
         if let Some(done) = self.fake_inputs.get(&key) {
             return Ok(done.clone());
         }
-        let (q, scale) = self.quantize(x, aq.bits, per_token);
-        let out = self.g.op("Mul", &[&q, &scale], &[], "act_fq");
+        let qmax = ((1u32 << (aq.bits - 1)) - 1) as f32;
+        let max = self.abs_max(x, per_token);
+        let qmax_c = self.g.scalar("qmax", qmax);
+        let unit = self.g.op("Div", &[x, &max], &[], "act_unit");
+        let ratio = self.g.op("Mul", &[&unit, &qmax_c], &[], "act_ratio");
+        // Half away from zero: sign(r) · floor(|r| + 0.5).
+        let half = self.g.scalar("half", 0.5);
+        let abs = self.g.op("Abs", &[&ratio], &[], "act_round");
+        let shifted = self.g.op("Add", &[&abs, &half], &[], "act_round");
+        let floor = self.g.op("Floor", &[&shifted], &[], "act_round");
+        let sign = self.g.op("Sign", &[&ratio], &[], "act_round");
+        let rounded = self.g.op("Mul", &[&sign, &floor], &[], "act_round");
+        let q = self.clip_levels(&rounded, qmax);
+        let scaled = self.g.op("Mul", &[&q, &max], &[], "act_fq");
+        let out = self.g.op("Div", &[&scaled, &qmax_c], &[], "act_fq");
         self.fake_inputs.insert(key, out.clone());
         Ok(out)
     }
 
+    /// The matrix `name` as f32 `[rows, cols]` (or `[cols, rows]` when
+    /// `transposed`): a float initializer, or a packed one's int8 levels
+    /// scaled inside the graph.
+    pub fn matrix(&mut self, name: &str, transposed: bool) -> Result<String, Diag> {
+        let hint = name.trim_end_matches(".weight");
+        let w = match self.stored(name)? {
+            Stored::Float(w) => w,
+            Stored::Levels {
+                values,
+                scales,
+                group,
+                rows,
+                cols,
+            } => {
+                // [rows, cols] viewed as [1, rows, cols], scaled, and back.
+                let axes = self.g.i64s("axes", &[0]);
+                let q = self.g.op("Unsqueeze", &[&values, &axes], &[], hint);
+                let w = self.scale_levels(&q, &scales, group, hint);
+                let flat = self.g.i64s("shape", &[rows as i64, cols as i64]);
+                self.g.op("Reshape", &[&w, &flat], &[], hint)
+            }
+        };
+        Ok(if transposed {
+            self.g
+                .op("Transpose", &[&w], &[Attr::Ints("perm", vec![1, 0])], hint)
+        } else {
+            w
+        })
+    }
+
     /// The linear module `module` (`module.weight` `[out, in]`, optional
     /// `module.bias`) applied to `x` `[.., in]`, with the module's activation
-    /// quantizer when the artifact has one.
+    /// quantizer when the artifact has one. plcc runs a packed linear on its
+    /// integer kernel, which quantizes the input per token to int8 when the
+    /// artifact names no other quantizer for it; an int8 weight with row
+    /// scales on such an input is the integer product the kernel computes
+    /// (exact i32 sums, then the token's and the row's scales).
     pub fn linear(&mut self, module: &str, x: &str) -> Result<String, Diag> {
         let weight_name = format!("{module}.weight");
-        let aq = self.artifact.manifest.activation_quant.get(module).copied();
+        let named = self.artifact.manifest.activation_quant.get(module).copied();
         let y = match self.weight(&weight_name)? {
-            Weight::Float { shape, values } => {
-                let (out, inp) = (shape[0], shape[1]);
-                let wt = self
-                    .g
-                    .f32s(&weight_name, &[inp, out], &transpose(&values, out, inp));
-                let x = match &aq {
-                    Some(aq) => self.fake_quantize(x, aq, module)?,
-                    None => x.to_string(),
-                };
-                self.g.op("MatMul", &[&x, &wt], &[], module)
-            }
             Weight::Levels { rows, cols, levels } => {
-                // plcc runs a packed linear on its integer kernel, which
-                // quantizes the input per token to int8 when the artifact
-                // names no other quantizer for it.
-                let aq = Some(aq.unwrap_or(PER_TOKEN_INT8));
-                let per_token_int8 = aq.is_some_and(|a| {
-                    a.bits == 8 && a.symmetric && a.granularity == Granularity::Token
-                });
+                let aq = named.unwrap_or(PER_TOKEN_INT8);
+                let per_token_int8 =
+                    aq.bits == 8 && aq.symmetric && aq.granularity == Granularity::Token;
                 if per_token_int8 && levels.group_len.is_none() {
-                    // The integer product plcc's kernels compute: exact i32
-                    // sums, then the token's and the row's scales.
                     let wt = self.g.i8s(
                         &weight_name,
                         &[cols, rows],
@@ -316,15 +396,47 @@ impl<'a> WeightGraph<'a> {
                     let by_token = self.g.op("Mul", &[&accf, &sx], &[], module);
                     self.g.op("Mul", &[&by_token, &sw], &[], module)
                 } else {
-                    let w = self.dequantized(&weight_name, rows, cols, &levels)?;
-                    let x = match &aq {
-                        Some(aq) => self.fake_quantize(x, aq, module)?,
-                        None => x.to_string(),
-                    };
+                    let w = self.matrix(&weight_name, true)?;
+                    let x = self.fake_quantize(x, &aq, module)?;
                     self.g.op("MatMul", &[&x, &w], &[], module)
                 }
             }
+            Weight::Float { .. } => {
+                let w = self.matrix(&weight_name, true)?;
+                let x = match &named {
+                    Some(aq) => self.fake_quantize(x, aq, module)?,
+                    None => x.to_string(),
+                };
+                self.g.op("MatMul", &[&x, &w], &[], module)
+            }
         };
+        self.add_bias(module, y)
+    }
+
+    /// `x · name^T` for an embedding's projection `name` (`[hidden, r]`):
+    /// a float product, as the runtime computes it.
+    pub fn project(&mut self, name: &str, x: &str) -> Result<String, Diag> {
+        let w = self.matrix(name, true)?;
+        Ok(self
+            .g
+            .op("MatMul", &[x, &w], &[], name.trim_end_matches(".weight")))
+    }
+
+    /// A GPT-2 `Conv1D` module (an artifact stores its weight `[out, in]`,
+    /// as every linear's) applied to `x`: plcc runs these on float (or
+    /// dequantized) weights, with the activation quantizer the artifact
+    /// names, if any.
+    pub fn conv1d(&mut self, module: &str, x: &str) -> Result<String, Diag> {
+        let w = self.matrix(&format!("{module}.weight"), true)?;
+        let x = match self.artifact.manifest.activation_quant.get(module).copied() {
+            Some(aq) => self.fake_quantize(x, &aq, module)?,
+            None => x.to_string(),
+        };
+        let y = self.g.op("MatMul", &[&x, &w], &[], module);
+        self.add_bias(module, y)
+    }
+
+    fn add_bias(&mut self, module: &str, y: String) -> Result<String, Diag> {
         let bias_name = format!("{module}.bias");
         if self.has(&bias_name) {
             let b = self.float(&bias_name)?;
@@ -332,28 +444,5 @@ impl<'a> WeightGraph<'a> {
         } else {
             Ok(y)
         }
-    }
-
-    /// Packed weight `[rows, cols]` as int8 levels with their scales, turned
-    /// into the transposed f32 matrix `[cols, rows]` inside the graph.
-    fn dequantized(
-        &mut self,
-        name: &str,
-        rows: usize,
-        cols: usize,
-        levels: &IntegerLevels,
-    ) -> Result<String, Diag> {
-        let hint = name.trim_end_matches(".weight");
-        let q = self.g.i8s(name, &[1, rows, cols], &levels.values);
-        let (scale_shape, group) = scale_layout(name, &[1], rows, cols, levels)?;
-        let scales = self
-            .g
-            .f32s(&format!("{hint}.scales"), &scale_shape, &levels.scales);
-        let w = self.scale_levels(&q, &scales, group, hint);
-        let flat = self.g.i64s("shape", &[rows as i64, cols as i64]);
-        let w = self.g.op("Reshape", &[&w, &flat], &[], hint);
-        Ok(self
-            .g
-            .op("Transpose", &[&w], &[Attr::Ints("perm", vec![1, 0])], hint))
     }
 }

@@ -1,0 +1,75 @@
+//! The ONNX graph of a GPT-2 artifact: token and position embeddings (a
+//! factorized or packed token table included), pre-LN blocks of their own
+//! widths with causal attention, the final layer norm, and the LM head tied
+//! to the token embedding. Outputs `last_hidden_state` (after the final
+//! norm) and `logits` `[batch, sequence, vocab]` at every position. Exits
+//! are not exported.
+
+use super::blocks::{activation, attention, causal_bias, layer_norm, position_ids, BATCH, SEQ};
+use super::builder::{Attr, Dim};
+use super::proto::data_type;
+use super::weights::WeightGraph;
+use crate::base::ModelConfig;
+use crate::diag::Diag;
+
+/// Adds the model's inputs, blocks and outputs to `w`.
+pub fn decoder_graph(w: &mut WeightGraph<'_>, config: &ModelConfig) -> Result<(), Diag> {
+    let ids = w.g.input("input_ids", data_type::INT64, &[BATCH, SEQ]);
+    let mask = w.g.input("attention_mask", data_type::INT64, &[BATCH, SEQ]);
+    let mut x = w.lookup("wte.weight", &ids)?;
+    if config.embedding_rank.is_some() {
+        x = w.project("wte_proj.weight", &x)?;
+    }
+    let positions = position_ids(w, &ids);
+    let pos = w.lookup("wpe.weight", &positions)?;
+    x = w.g.op("Add", &[&x, &pos], &[], "embeddings");
+    let mask_f = w.g.op(
+        "Cast",
+        &[&mask],
+        &[Attr::Int("to", data_type::FLOAT as i64)],
+        "mask",
+    );
+    let bias = causal_bias(w, &mask_f, &ids);
+    let eps = config.layer_norm_eps;
+    for (i, shape) in config.layers.iter().enumerate() {
+        let p = format!("h.{i}");
+        let inner = (shape.heads * shape.head_dim) as i64;
+        let h = layer_norm(w, &format!("{p}.ln_1"), &x, eps)?;
+        let qkv = w.conv1d(&format!("{p}.attn.c_attn"), &h)?;
+        let part = |w: &mut WeightGraph<'_>, k: i64| {
+            let starts = w.g.i64s("starts", &[k * inner]);
+            let ends = w.g.i64s("ends", &[(k + 1) * inner]);
+            let axes = w.g.i64s("axes", &[-1]);
+            w.g.op("Slice", &[&qkv, &starts, &ends, &axes], &[], "qkv")
+        };
+        let (q, k, v) = (part(w, 0), part(w, 1), part(w, 2));
+        let ctx = attention(w, &q, &k, &v, *shape, &bias);
+        let attn = w.conv1d(&format!("{p}.attn.c_proj"), &ctx)?;
+        x = w.g.op("Add", &[&x, &attn], &[], "residual");
+        let h = layer_norm(w, &format!("{p}.ln_2"), &x, eps)?;
+        let f = w.conv1d(&format!("{p}.mlp.c_fc"), &h)?;
+        let f = activation(w, &f, config.activation);
+        let f = w.conv1d(&format!("{p}.mlp.c_proj"), &f)?;
+        x = w.g.op("Add", &[&x, &f], &[], "residual");
+    }
+    let x = layer_norm(w, "ln_f", &x, eps)?;
+    let hidden = Dim::Fixed(config.hidden_size);
+    w.g.output(
+        &x,
+        "last_hidden_state",
+        data_type::FLOAT,
+        &[BATCH, SEQ, hidden],
+    );
+    // The tied head: x · (table · proj^T)^T = x · proj · table^T.
+    let table_t = w.matrix("wte.weight", true)?;
+    let head = if config.embedding_rank.is_some() {
+        let proj = w.matrix("wte_proj.weight", false)?;
+        w.g.op("MatMul", &[&proj, &table_t], &[], "lm_head")
+    } else {
+        table_t
+    };
+    let logits = w.g.op("MatMul", &[&x, &head], &[], "lm_head");
+    let vocab = Dim::Fixed(config.vocab_size);
+    w.g.output(&logits, "logits", data_type::FLOAT, &[BATCH, SEQ, vocab]);
+    Ok(())
+}
