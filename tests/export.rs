@@ -218,6 +218,25 @@ fn a_gpt2_artifact_exports_its_next_token_logits() {
     let outputs = evaluate(&model, feeds(&out.join("tokenizer.json"), &lines));
     let logits = &outputs["logits"];
     let run = common::run_lines(&artifact, &dir, &lines.join("\n"));
+    // The Hugging Face export (GPT2LMHeadModel, Conv1D weights [in, out])
+    // read back by plcc gives the same logits.
+    let hf = dir.join("hf");
+    let o = export_hf(&artifact, &hf);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from_hf = common::run_lines(&hf, &dir, &lines.join("\n"));
+    for (a, b) in from_hf.iter().zip(&run) {
+        for (x, y) in a["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(b["logits"].as_array().unwrap())
+        {
+            assert!(
+                (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-4,
+                "{x} against {y}"
+            );
+        }
+    }
     let mask = feeds(&out.join("tokenizer.json"), &lines)["attention_mask"].clone();
     let lengths: Vec<f64> = mask.sum(1).unwrap().to_vec1().unwrap();
     for (i, record) in run.iter().enumerate() {

@@ -1,8 +1,9 @@
 //! Hugging Face export: the artifact as a float checkpoint in transformers'
 //! layout (`config.json`, `model.safetensors`, the tokenizer) and, for
 //! embedding models, sentence-transformers' files (`modules.json`, the
-//! pooling config, Normalize), for every artifact transformers' BERT can
-//! express: pruned heads as `pruned_heads`, one FFN width for all layers,
+//! pooling config, Normalize), for every artifact transformers can
+//! express: BERT with pruned heads as `pruned_heads`, GPT-2 with all its
+//! heads (`GPT2LMHeadModel`, the head tied), one FFN width for all layers,
 //! no factorized embedding. Packed weights are dequantized; activation
 //! quantizers and early exits are not part of the layout (notes say so).
 
@@ -11,6 +12,7 @@ use serde_json::json;
 use crate::artifact::{read_weight, Artifact, RawTensor, TensorSet, WEIGHTS_FILE};
 use crate::base::{Activation, Arch, Pooling, SentencePipeline, Task};
 use crate::diag::Diag;
+use crate::runtime::weights::is_conv1d;
 
 /// The files of an export, by name.
 pub struct HfModel {
@@ -67,12 +69,6 @@ fn pruned_heads(artifact: &Artifact, teacher_heads: usize) -> Result<serde_json:
 pub fn export(artifact: &Artifact) -> Result<HfModel, Diag> {
     let m = &artifact.manifest;
     let c = &m.config;
-    if c.arch != Arch::Bert {
-        return Err(cannot(format!(
-            "`{}` models are not exported to this layout",
-            c.model_type
-        )));
-    }
     if let Some(r) = c.embedding_rank {
         return Err(cannot(format!(
             "the word embedding is factorized (rank {r})"
@@ -90,7 +86,7 @@ pub fn export(artifact: &Artifact) -> Result<HfModel, Diag> {
         .find(|(_, l)| l.ffn != first.ffn)
     {
         return Err(cannot(format!(
-            "layer {i} has {} FFN neurons, layer 0 {}: BERT has one width",
+            "layer {i} has {} FFN neurons, layer 0 {}: transformers has one width",
             l.ffn, first.ffn
         )));
     }
@@ -112,6 +108,9 @@ pub fn export(artifact: &Artifact) -> Result<HfModel, Diag> {
         )));
     }
     let teacher_heads = c.hidden_size / first.head_dim;
+    if c.arch == Arch::Gpt2 {
+        return gpt2(artifact, teacher_heads, first.ffn);
+    }
     let hidden_act = match c.activation {
         Activation::Gelu => "gelu",
         Activation::GeluTanh => "gelu_new",
@@ -145,35 +144,13 @@ pub fn export(artifact: &Artifact) -> Result<HfModel, Diag> {
             .collect::<serde_json::Map<_, _>>());
     }
 
-    let path = artifact.dir.join(WEIGHTS_FILE);
-    let mut set = TensorSet::default();
-    let mut notes = Vec::new();
-    let mut exits = 0;
-    for (name, record) in &m.weights {
-        if name.starts_with("exit.") {
-            exits += 1;
-            continue;
-        }
-        let values = read_weight(&artifact.tensors, name, record, &path)?.to_f32();
-        let hf_name = if classifier && !name.starts_with("classifier.") {
+    let (weights, notes) = float_weights(artifact, |name| {
+        if classifier && !name.starts_with("classifier.") {
             format!("bert.{name}")
         } else {
-            name.clone()
-        };
-        set.insert(hf_name, RawTensor::f32(record.shape.clone(), &values));
-    }
-    if exits > 0 {
-        notes
-            .push("the early-exit heads are not part of this layout and were left out".to_string());
-    }
-    if !m.activation_quant.is_empty()
-        || m.weights
-            .values()
-            .any(|w| !matches!(w.storage, crate::artifact::Storage::Float))
-    {
-        notes.push("packed weights were dequantized to f32 and inputs are not quantized: the checkpoint computes the float model the artifact approximates with integers".to_string());
-    }
-    let weights = set.to_bytes()?;
+            name.to_string()
+        }
+    })?;
     let weight_bytes = weights.len() as u64;
     let mut files = vec![
         ("config.json".to_string(), encode(&config)?),
@@ -227,4 +204,93 @@ fn sentence_transformers(
             encode(&json!({"max_seq_length": max_len, "do_lower_case": false}))?,
         ),
     ])
+}
+
+/// The artifact's float weights (packed ones dequantized, exit heads left
+/// out) under the names `rename` gives, GPT-2's `Conv1D` weights back in
+/// their checkpoint layout `[in, out]`; with notes on what the layout drops.
+fn float_weights(
+    artifact: &Artifact,
+    rename: impl Fn(&str) -> String,
+) -> Result<(Vec<u8>, Vec<String>), Diag> {
+    let m = &artifact.manifest;
+    let path = artifact.dir.join(WEIGHTS_FILE);
+    let mut set = TensorSet::default();
+    let mut notes = Vec::new();
+    let mut exits = 0;
+    for (name, record) in &m.weights {
+        if name.starts_with("exit.") {
+            exits += 1;
+            continue;
+        }
+        let values = read_weight(&artifact.tensors, name, record, &path)?.to_f32();
+        let tensor = if is_conv1d(m.config.arch, name) && record.shape.len() == 2 {
+            let (rows, cols) = (record.shape[0], record.shape[1]);
+            let flipped: Vec<f32> = (0..cols)
+                .flat_map(|c| (0..rows).map(move |r| (r, c)))
+                .map(|(r, c)| values[r * cols + c])
+                .collect();
+            RawTensor::f32(vec![cols, rows], &flipped)
+        } else {
+            RawTensor::f32(record.shape.clone(), &values)
+        };
+        set.insert(rename(name), tensor);
+    }
+    if exits > 0 {
+        notes
+            .push("the early-exit heads are not part of this layout and were left out".to_string());
+    }
+    if !m.activation_quant.is_empty()
+        || m.weights
+            .values()
+            .any(|w| !matches!(w.storage, crate::artifact::Storage::Float))
+    {
+        notes.push("packed weights were dequantized to f32 and inputs are not quantized: the checkpoint computes the float model the artifact approximates with integers".to_string());
+    }
+    Ok((set.to_bytes()?, notes))
+}
+
+/// A GPT-2 artifact as `GPT2LMHeadModel` (the head tied to `wte`): every
+/// layer must keep all `heads` heads.
+fn gpt2(artifact: &Artifact, heads: usize, ffn: usize) -> Result<HfModel, Diag> {
+    let c = &artifact.manifest.config;
+    if let Some((i, l)) = c.layers.iter().enumerate().find(|(_, l)| l.heads != heads) {
+        return Err(cannot(format!(
+            "GPT-2 layer {i} keeps {} of {heads} heads",
+            l.heads
+        )));
+    }
+    let config = json!({
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": c.vocab_size,
+        "n_positions": c.max_positions,
+        "n_embd": c.hidden_size,
+        "n_layer": c.layers.len(),
+        "n_head": heads,
+        "n_inner": ffn,
+        "activation_function": "gelu_new",
+        "layer_norm_epsilon": c.layer_norm_eps,
+        "tie_word_embeddings": true,
+        "resid_pdrop": 0.1,
+        "embd_pdrop": 0.1,
+        "attn_pdrop": 0.1,
+        "initializer_range": 0.02,
+    });
+    let (weights, notes) = float_weights(artifact, |name| format!("transformer.{name}"))?;
+    let weight_bytes = weights.len() as u64;
+    Ok(HfModel {
+        files: vec![
+            ("config.json".to_string(), encode(&config)?),
+            ("model.safetensors".to_string(), weights),
+            (
+                "tokenizer_config.json".to_string(),
+                encode(
+                    &json!({"tokenizer_class": "GPT2Tokenizer", "model_max_length": c.max_positions}),
+                )?,
+            ),
+        ],
+        weight_bytes,
+        notes,
+    })
 }
