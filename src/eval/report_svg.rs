@@ -177,6 +177,15 @@ fn curve_panel(svg: &mut Svg, c: &ExitCalibration, criterion: ExitCriterion, lay
         "1.5",
         Some("4 3"),
     );
+    // The average exit layer on its own scale: layer 1 at the bottom, the
+    // last layer at the top.
+    let layer_axis = Axis::fit([1.0, layers as f64].into_iter(), f64::INFINITY, y0, y1);
+    svg.polyline(
+        &line(&layer_axis, |s| s.avg_exit_layer),
+        "#2ca02c",
+        "1.5",
+        Some("1 3"),
+    );
     for s in &tried {
         let tip = format!(
             "{what} {}: average exit layer {:.2} of {layers}, est. speed-up {:.2}x, fidelity {:.4}",
@@ -192,6 +201,10 @@ fn curve_panel(svg: &mut Svg, c: &ExitCalibration, criterion: ExitCriterion, lay
     let mut legend = vec![
         ("fidelity to full depth (left)".to_string(), "#1f77b4"),
         ("est. speed-up (right)".to_string(), "#ff7f0e"),
+        (
+            format!("average exit layer (1 at the bottom, {layers} at the top)"),
+            "#2ca02c",
+        ),
     ];
     if let Some(t) = c.chosen.setting {
         let px = x.px(t);
