@@ -64,18 +64,18 @@ fn cannot(name: &str, why: impl std::fmt::Display) -> Diag {
     )
 }
 
-/// The shape of `levels`' scales for a `rows × cols` weight, after the
-/// `lead` dimensions: `[.., rows, 1]`, or `[.., rows, groups, 1]` with the
-/// groups of a row (count, length) when the scales are per group.
+/// A weight's scales: their shape, `[rows, 1]` or `[rows, groups, 1]`, and
+/// the groups of a row (count, length) when they are per group.
+type ScaleLayout = (Vec<usize>, Option<(usize, usize)>);
+
+/// The layout of `levels`' scales for a `rows × cols` weight.
 fn scale_layout(
     name: &str,
-    lead: &[usize],
     rows: usize,
     cols: usize,
     levels: &IntegerLevels,
-) -> Result<(Vec<usize>, Option<(usize, usize)>), Diag> {
-    let mut shape = lead.to_vec();
-    shape.push(rows);
+) -> Result<ScaleLayout, Diag> {
+    let mut shape = vec![rows];
     match levels.group_len {
         None => {
             shape.push(1);
@@ -120,7 +120,7 @@ impl<'a> WeightGraph<'a> {
             Weight::Float { shape, values } => Stored::Float(self.g.f32s(name, &shape, &values)),
             Weight::Levels { rows, cols, levels } => {
                 let values = self.g.i8s(name, &[rows, cols], &levels.values);
-                let (shape, group) = scale_layout(name, &[], rows, cols, &levels)?;
+                let (shape, group) = scale_layout(name, rows, cols, &levels)?;
                 let hint = name.trim_end_matches(".weight");
                 let scales = self
                     .g
