@@ -9,7 +9,7 @@ mod onnx_eval;
 #[path = "common/tiny_artifact.rs"]
 mod tiny_artifact;
 
-use common::{plcc, stderr};
+use common::stderr;
 use onnx_eval::{evaluate, feeds};
 use plcc::export::onnx::proto::{data_type, ModelProto};
 use prost::Message;
@@ -36,14 +36,7 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn export(artifact: &std::path::Path, out: &std::path::Path) -> std::process::Output {
-    plcc(&[
-        "export",
-        artifact.to_str().unwrap(),
-        "--format",
-        "onnx",
-        "-o",
-        out.to_str().unwrap(),
-    ])
+    common::export(artifact, "onnx", out)
 }
 
 #[test]
@@ -250,14 +243,7 @@ fn a_gpt2_artifact_exports_its_next_token_logits() {
 }
 
 fn export_hf(artifact: &std::path::Path, out: &std::path::Path) -> std::process::Output {
-    plcc(&[
-        "export",
-        artifact.to_str().unwrap(),
-        "--format",
-        "hf",
-        "-o",
-        out.to_str().unwrap(),
-    ])
+    common::export(artifact, "hf", out)
 }
 
 #[test]

@@ -133,14 +133,7 @@ fn the_checkpoint_pipeline_is_run_recorded_and_exported() {
 
     // The ONNX export's sentence embedding is the artifact's.
     let out = dir.join("onnx");
-    let o = plcc(&[
-        "export",
-        artifact.to_str().unwrap(),
-        "--format",
-        "onnx",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let o = common::export(&artifact, "onnx", &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let model = plcc::export::onnx::proto::ModelProto::decode(
         std::fs::read(out.join("model.onnx")).unwrap().as_slice(),

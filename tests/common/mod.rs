@@ -112,3 +112,15 @@ pub fn build(recipe: &std::path::Path, out: &std::path::Path, steps: &str) -> Ou
         out.to_str().unwrap(),
     ])
 }
+
+/// `plcc export ARTIFACT --format FORMAT -o OUT`.
+pub fn export(artifact: &std::path::Path, format: &str, out: &std::path::Path) -> Output {
+    plcc(&[
+        "export",
+        artifact.to_str().unwrap(),
+        "--format",
+        format,
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
