@@ -12,7 +12,7 @@ use candle_core::Device;
 use plcc::artifact::Artifact;
 use plcc::base::{CalibrationTarget, ExitHead};
 use plcc::eval::exits::search::with_setting;
-use plcc::eval::exits::{calibrate_with, CalibrateOptions};
+use plcc::eval::exits::{calibrate_with, CalibrateOptions, CalibrationInput};
 use plcc::runtime::early_exit::final_records;
 use plcc::runtime::runner::{run_all, run_batch, tokenize, Record};
 use plcc::runtime::{load_model, Inputs, LoadedModel};
@@ -175,7 +175,7 @@ fn with_mixed_exits(dir: &Path, mut model: LoadedModel) -> LoadedModel {
     };
     let c = calibrate_with(
         dir,
-        &lines(),
+        CalibrationInput::Lines(&lines()),
         CalibrationTarget::AvgExitLayer(layers - 0.75),
         &options,
     )
@@ -362,13 +362,19 @@ fn calibrate_max_loss_and_speedup_targets() {
     };
     let loss = calibrate_with(
         &dir,
-        &lines(),
+        CalibrationInput::Lines(&lines()),
         CalibrationTarget::MaxFidelityLoss(0.001),
         &options,
     )
     .unwrap();
     assert!(1.0 - loss.chosen.fidelity <= 0.001);
-    let fast = calibrate_with(&dir, &lines(), CalibrationTarget::Speedup(1.3), &options).unwrap();
+    let fast = calibrate_with(
+        &dir,
+        CalibrationInput::Lines(&lines()),
+        CalibrationTarget::Speedup(1.3),
+        &options,
+    )
+    .unwrap();
     assert!(fast.chosen.est_speedup >= 1.3);
     assert!(fast.chosen.avg_exit_layer < 4.0);
 }

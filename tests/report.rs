@@ -178,6 +178,16 @@ fn the_report_describes_the_model_with_its_exits() {
     assert_eq!(exits["calibration"]["target"], "speedup=1.2");
     assert!(exits["avg_exit_layer"].as_f64().unwrap() <= 3.0);
     assert!(report["eval_source"]["sha256"].as_str().unwrap().len() == 64);
+    // Calibrated on the evaluation pairs as the measurement encodes them,
+    // the thresholds do on that data what the calibration promised.
+    let promised = exits["calibration"]["chosen"]["avg_exit_layer"]
+        .as_f64()
+        .unwrap();
+    let measured = exits["avg_exit_layer"].as_f64().unwrap();
+    assert!(
+        (promised - measured).abs() < 1e-9,
+        "promised {promised}, measured {measured}"
+    );
 }
 
 #[test]

@@ -59,7 +59,12 @@ pub fn run(
         data: format!("`{}`", data.display()),
     };
     let lines = read_lines(data)?;
-    let calibration = exits::calibrate_with(artifact, &lines, target, &options)?;
+    let calibration = exits::calibrate_with(
+        artifact,
+        exits::CalibrationInput::Lines(&lines),
+        target,
+        &options,
+    )?;
     let notes = if dry_run {
         Vec::new()
     } else {

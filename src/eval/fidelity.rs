@@ -74,6 +74,9 @@ pub fn headline(metrics: &BTreeMap<String, f64>) -> Option<(&'static str, f64)> 
 /// Token ids and segment ids of one example.
 pub type Encoded = (Vec<u32>, Vec<u32>);
 
+/// Tokens of an example the fidelity measurement reads (the rest is cut).
+pub const MEASURED_TOKENS: usize = 128;
+
 /// Token ids and segment ids of each example (pairs as one sequence),
 /// truncated to `max_len`.
 pub fn encode_examples(
@@ -160,7 +163,7 @@ pub fn measure(
     data: &str,
     examples: &[Example],
 ) -> Result<Fidelity, Diag> {
-    let max_len = teacher.config.max_positions.min(128);
+    let max_len = teacher.config.max_positions.min(MEASURED_TOKENS);
     let (rows_t, truncated) = encode_counting_cuts(&teacher.tokenizer, max_len, examples)?;
     let rows_s = encode_examples(&student.tokenizer, max_len, examples)?;
     let mut metrics = BTreeMap::new();

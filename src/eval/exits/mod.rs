@@ -22,9 +22,11 @@ use serde::Serialize;
 use crate::artifact::{encode_manifest, read_manifest, write_file_atomic, MANIFEST_FILE};
 use crate::base::{CalibrationTarget, ExitCriterion};
 use crate::diag::Diag;
+use crate::eval::fidelity::{encode_examples, Encoded, MEASURED_TOKENS};
 use crate::ir::Plan;
 use crate::runtime::from_artifact::load_artifact;
 use crate::runtime::runner::tokenize;
+use crate::runtime::LoadedModel;
 use crate::text::data::Example;
 pub use search::Outcome;
 pub use target::{describe, parse_target};
@@ -74,6 +76,43 @@ pub struct Calibration {
     pub written: bool,
 }
 
+/// What exits are calibrated on: lines of text (`plcc calibrate --data`),
+/// or examples encoded as the fidelity measurement encodes them (a pair as
+/// one sequence, the first 128 tokens), so the thresholds are chosen on the
+/// inputs the report then measures them on.
+#[derive(Debug, Clone, Copy)]
+pub enum CalibrationInput<'a> {
+    Lines(&'a [String]),
+    Examples(&'a [Example]),
+}
+
+impl CalibrationInput<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            CalibrationInput::Lines(l) => l.is_empty(),
+            CalibrationInput::Examples(e) => e.is_empty(),
+        }
+    }
+
+    /// The token rows of the input for `model`.
+    fn rows(&self, model: &LoadedModel, max_len: Option<usize>) -> Result<Vec<Encoded>, Diag> {
+        match self {
+            CalibrationInput::Lines(lines) => Ok(tokenize(model, lines, max_len)?
+                .rows
+                .into_iter()
+                .map(|ids| {
+                    let types = vec![0; ids.len()];
+                    (ids, types)
+                })
+                .collect()),
+            CalibrationInput::Examples(examples) => {
+                let limit = max_len.unwrap_or(model.config.max_positions.min(MEASURED_TOKENS));
+                encode_examples(&model.tokenizer, limit, examples)
+            }
+        }
+    }
+}
+
 /// At most this many thresholds are tried.
 const CANDIDATES: usize = 400;
 
@@ -84,17 +123,22 @@ pub fn calibrate(
     lines: &[String],
     target: CalibrationTarget,
 ) -> Result<Calibration, Diag> {
-    calibrate_with(dir, lines, target, &CalibrateOptions::default())
+    calibrate_with(
+        dir,
+        CalibrationInput::Lines(lines),
+        target,
+        &CalibrateOptions::default(),
+    )
 }
 
 /// `calibrate` with explicit options.
 pub fn calibrate_with(
     dir: &Path,
-    lines: &[String],
+    input: CalibrationInput<'_>,
     target: CalibrationTarget,
     options: &CalibrateOptions,
 ) -> Result<Calibration, Diag> {
-    if lines.is_empty() {
+    if input.is_empty() {
         return Err(Diag::new(
             "plcc::calibrate::empty-data",
             "calibration needs at least one line of text",
@@ -126,7 +170,7 @@ pub fn calibrate_with(
             ));
         }
     }
-    let rows = tokenize(&model, lines, options.max_len)?.rows;
+    let rows = input.rows(&model, options.max_len)?;
     let observations = observe::observe(&model, &rows, options.batch_size.max(1))?;
     let after: Vec<usize> = model.exits.iter().map(|h| h.after_layer).collect();
     let depth = model.config.num_layers();
@@ -196,8 +240,10 @@ pub fn write_setting(
 /// Calibrates the artifact `dir` built from the program whose plan is
 /// `plan`, when the plan's exits give a target, on the exits' calibration
 /// data: the first `samples` examples of the data set they name among
-/// `datasets`, by default all of `eval` (the evaluation data); the first
-/// text of each example. `None` when there is no target.
+/// `datasets`, by default all of `eval` (the evaluation data), each example
+/// encoded as the fidelity measurement encodes it (a pair as one sequence),
+/// so the report's fidelity with exits is measured on inputs like the ones
+/// the thresholds were chosen on. `None` when there is no target.
 pub fn calibrate_for_plan(
     dir: &Path,
     plan: &Plan,
@@ -217,14 +263,14 @@ pub fn calibrate_for_plan(
     let samples = exits
         .calibration_samples
         .map_or(set.len(), |n| n.min(set.len()));
-    let lines: Vec<String> = set[..samples]
+    let examples: Vec<Example> = set[..samples]
         .iter()
-        .map(|e| e.text.clone())
-        .filter(|t| !t.trim().is_empty())
+        .filter(|e| !e.text.trim().is_empty())
+        .cloned()
         .collect();
     let options = CalibrateOptions {
         data,
         ..CalibrateOptions::default()
     };
-    calibrate_with(dir, &lines, target, &options).map(Some)
+    calibrate_with(dir, CalibrationInput::Examples(&examples), target, &options).map(Some)
 }

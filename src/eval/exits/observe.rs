@@ -5,10 +5,11 @@
 
 use crate::base::ExitHead;
 use crate::diag::Diag;
+use crate::eval::fidelity::{batch_inputs, Encoded};
 use crate::runtime::early_exit::final_records;
 use crate::runtime::exit_rule::{signal, Track};
 use crate::runtime::runner::{failed, plan_batches, Record};
-use crate::runtime::{Inputs, LoadedModel};
+use crate::runtime::LoadedModel;
 
 /// What the exits saw for one sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,17 +41,24 @@ pub fn exit_fidelity(head: ExitHead, exit_output: &[f32], full: &Record) -> f64 
     exit.agreement(full).unwrap_or(0.0)
 }
 
-/// Runs `rows` (token ids) through every layer and every exit of `model`.
+/// Runs `rows` (token ids and token types) through every layer and every
+/// exit of `model`.
 pub fn observe(
     model: &LoadedModel,
-    rows: &[Vec<u32>],
+    rows: &[Encoded],
     batch_size: usize,
 ) -> Result<Vec<Observation>, Diag> {
     let mut observations: Vec<Option<Observation>> = vec![None; rows.len()];
-    for batch in plan_batches(rows, batch_size) {
-        let batch_rows: Vec<Vec<u32>> = batch.iter().map(|&i| rows[i].clone()).collect();
-        let inputs = Inputs::from_rows(&batch_rows, model.tokenizer.pad_id, &model.device)
-            .map_err(failed)?;
+    let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
+    let with_types = model.config.type_vocab_size > 0;
+    for batch in plan_batches(&ids, batch_size) {
+        let batch_rows: Vec<Encoded> = batch.iter().map(|&i| rows[i].clone()).collect();
+        let inputs = batch_inputs(
+            &batch_rows,
+            model.tokenizer.pad_id,
+            with_types,
+            &model.device,
+        )?;
         let (out, _) = model.forward(&inputs).map_err(failed)?;
         let full = final_records(model, &out.last_hidden, &inputs.mask).map_err(failed)?;
         let exit_rows = out
@@ -63,7 +71,7 @@ pub fn observe(
         for (j, &i) in batch.iter().enumerate() {
             let mut track = Track::default();
             let mut obs = Observation {
-                tokens: rows[i].len(),
+                tokens: rows[i].0.len(),
                 signals: Vec::with_capacity(exit_rows.len()),
                 fidelity: Vec::with_capacity(exit_rows.len()),
             };

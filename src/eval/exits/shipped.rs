@@ -20,7 +20,7 @@ use crate::base::Task;
 use crate::diag::Diag;
 use crate::eval::fidelity::{
     batch_inputs, embedding_metrics, encode_counting_cuts, encode_examples, Agreement, Encoded,
-    Fidelity, BATCH,
+    Fidelity, BATCH, MEASURED_TOKENS,
 };
 use crate::eval::report_exits::{ExitCalibration, ExitsReport};
 use crate::runtime::early_exit;
@@ -62,7 +62,7 @@ pub fn measure_with_exits(
     data: &str,
     examples: &[Example],
 ) -> Result<Shipped, Diag> {
-    let max_len = teacher.config.max_positions.min(128);
+    let max_len = teacher.config.max_positions.min(MEASURED_TOKENS);
     let (rows_t, truncated) = encode_counting_cuts(&teacher.tokenizer, max_len, examples)?;
     let rows_s = encode_examples(&student.tokenizer, max_len, examples)?;
     let (out_t, out_s) = (records(teacher, &rows_t)?, records(student, &rows_s)?);
