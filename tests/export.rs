@@ -60,15 +60,18 @@ fn the_onnx_graph_computes_what_plcc_run_computes() {
         names(&graph.output),
         ["last_hidden_state", "sentence_embedding"]
     );
-    assert_eq!(model.opset_import[0].version, 17);
-    // Packed weights are int8 in the file; the integer product is used.
-    let int8 = graph
-        .initializer
-        .iter()
-        .filter(|t| t.data_type == data_type::INT8)
-        .count();
-    // Two layers of query, key, value, intermediate and output, and the word table.
-    assert_eq!(int8, 2 * 5 + 1, "int8 initializers");
+    assert_eq!(model.opset_import[0].version, 21);
+    // Packed weights stay packed: 8-bit levels as int8 (query, key, value of
+    // two layers, and the word table), the 4-bit and ternary ones as INT4.
+    let count = |t: i32| {
+        graph
+            .initializer
+            .iter()
+            .filter(|i| i.data_type == t)
+            .count()
+    };
+    assert_eq!(count(data_type::INT8), 2 * 3 + 1, "int8 initializers");
+    assert_eq!(count(data_type::INT4), 2 * 2, "int4 initializers");
     assert!(graph.node.iter().any(|n| n.op_type == "MatMulInteger"));
     assert!(std::fs::read(out.join("tokenizer.json")).is_ok());
     assert!(out.join("export.json").is_file());

@@ -17,6 +17,16 @@ fn initializer(t: &TensorProto) -> Tensor {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
             .collect(),
         data_type::INT8 => raw.iter().map(|&b| b as i8 as f64).collect(),
+        data_type::INT4 => {
+            let n: usize = dims.iter().product();
+            let nibble = |b: u8| (((b << 4) as i8) >> 4) as f64;
+            (0..n)
+                .map(|i| {
+                    let b = raw[i / 2];
+                    nibble(if i % 2 == 0 { b } else { b >> 4 })
+                })
+                .collect()
+        }
         data_type::UINT8 => raw.iter().map(|&b| b as f64).collect(),
         data_type::INT64 => raw
             .chunks_exact(8)
@@ -132,6 +142,33 @@ fn run_node(node: &NodeProto, inputs: &[Tensor]) -> Tensor {
             picked.reshape(dims).unwrap()
         }
         "Reshape" => reshape(x, &ints(&inputs[1])),
+        "DequantizeLinear" => {
+            let a = axis(int_attr(node, "axis", 1), x.rank());
+            let block = int_attr(node, "block_size", 0) as usize;
+            let scale = &inputs[1];
+            let scale = if block > 0 {
+                // Each scale serves `block` consecutive values along `a`.
+                let mut dims = scale.dims().to_vec();
+                let repeated = scale.unsqueeze(a + 1).unwrap();
+                dims[a] *= block;
+                let mut rep_dims = repeated.dims().to_vec();
+                rep_dims[a + 1] = block;
+                repeated
+                    .broadcast_as(rep_dims)
+                    .unwrap()
+                    .contiguous()
+                    .unwrap()
+                    .reshape(dims)
+                    .unwrap()
+            } else if scale.rank() == 1 && x.rank() > 1 {
+                let mut dims = vec![1; x.rank()];
+                dims[a] = scale.dims()[0];
+                scale.reshape(dims).unwrap()
+            } else {
+                scale.clone()
+            };
+            x.broadcast_mul(&scale).unwrap()
+        }
         "LessOrEqual" => {
             let d = inputs[1].broadcast_sub(x).unwrap();
             d.ge(0.0).unwrap().to_dtype(DType::F64).unwrap()
@@ -185,9 +222,9 @@ fn run_node(node: &NodeProto, inputs: &[Tensor]) -> Tensor {
         }
         "ReduceMax" => {
             let keep = int_attr(node, "keepdims", 1) == 1;
-            match attr(node, "axes") {
+            match inputs.get(1).map(ints) {
                 Some(a) => {
-                    let ax = axis(a.ints[0], x.rank());
+                    let ax = axis(a[0], x.rank());
                     if keep { x.max_keepdim(ax) } else { x.max(ax) }.unwrap()
                 }
                 None => x.flatten_all().unwrap().max(0).unwrap(),

@@ -137,6 +137,20 @@ impl GraphBuilder {
         self.initializer(hint, data_type::INT8, dims, raw)
     }
 
+    /// Values within −8..=7 as INT4, two to a byte, the first in the low
+    /// nibble.
+    pub fn i4s(&mut self, hint: &str, dims: &[usize], values: &[i8]) -> String {
+        let raw = values
+            .chunks(2)
+            .map(|pair| {
+                let lo = (pair[0] as u8) & 0x0f;
+                let hi = pair.get(1).map_or(0, |&v| (v as u8) & 0x0f);
+                lo | (hi << 4)
+            })
+            .collect();
+        self.initializer(hint, data_type::INT4, dims, raw)
+    }
+
     pub fn i64s(&mut self, hint: &str, values: &[i64]) -> String {
         let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.initializer(hint, data_type::INT64, &[values.len()], raw)

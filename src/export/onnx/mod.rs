@@ -1,11 +1,12 @@
-//! ONNX export: the artifact's model as one ONNX graph (opset 17) with inputs
+//! ONNX export: the artifact's model as one ONNX graph (opset 21) with inputs
 //! `input_ids`, `attention_mask` (and `token_type_ids`), int64 of dynamic
 //! batch and length, and outputs `last_hidden_state` plus
 //! `sentence_embedding` (embedding models) or `logits` (classifiers; GPT-2:
 //! next-token logits at every position).
-//! Packed weights stay packed as int8 levels with their scales; int8
-//! weights with per-token int8 activations run as `MatMulInteger`, the
-//! integer product plcc's kernels compute.
+//! Packed weights stay packed: levels within ±7 (binary, ternary, 2- and
+//! 4-bit) as INT4 with `DequantizeLinear` scales per row or per block,
+//! 8-bit levels as int8; int8 weights with per-token int8 activations run
+//! as `MatMulInteger`, the integer product plcc's kernels compute.
 
 mod bert;
 mod blocks;
@@ -21,10 +22,10 @@ use crate::artifact::Artifact;
 use crate::base::Arch;
 use crate::diag::Diag;
 
-/// The ONNX opset the graph uses.
-pub const OPSET: i64 = 17;
-/// The ONNX IR version of opset 17.
-const IR_VERSION: i64 = 8;
+/// The ONNX opset the graph uses (21: INT4 weights with blocked scales).
+pub const OPSET: i64 = 21;
+/// The ONNX IR version of opset 21.
+const IR_VERSION: i64 = 10;
 
 /// An exported graph.
 pub struct OnnxModel {

@@ -9,6 +9,7 @@ pub mod data_type {
     pub const INT8: i32 = 3;
     pub const INT32: i32 = 6;
     pub const INT64: i32 = 7;
+    pub const INT4: i32 = 22;
 }
 
 /// `AttributeProto.AttributeType` values.

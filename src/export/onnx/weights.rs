@@ -33,6 +33,14 @@ pub struct WeightGraph<'a> {
 #[derive(Clone)]
 enum Stored {
     Float(String),
+    /// INT4 levels `[rows, cols]` and their scales `[rows, groups]`, a
+    /// block of `block` values along a row each (a whole row for row
+    /// scales); every reader gets its own `DequantizeLinear` node.
+    Int4 {
+        values: String,
+        scales: String,
+        block: usize,
+    },
     /// The int8 levels of a `rows × cols` matrix, their scales (`[rows, 1]`,
     /// or `[rows, groups, 1]`) and the groups of a row (count, length).
     Levels {
@@ -62,6 +70,11 @@ fn cannot(name: &str, why: impl std::fmt::Display) -> Diag {
         "plcc::export::unsupported",
         format!("cannot export `{name}` to ONNX: {why}"),
     )
+}
+
+/// Whether every level fits INT4 (the widths of 4 bits and fewer).
+fn fits_int4(levels: &IntegerLevels) -> bool {
+    levels.values.iter().all(|v| (-8..=7).contains(v))
 }
 
 /// A weight's scales: their shape, `[rows, 1]` or `[rows, groups, 1]`, and
@@ -118,6 +131,9 @@ impl<'a> WeightGraph<'a> {
         }
         let stored = match self.weight(name)? {
             Weight::Float { shape, values } => Stored::Float(self.g.f32s(name, &shape, &values)),
+            Weight::Levels { rows, cols, levels } if fits_int4(&levels) => {
+                self.int4_stored(name, rows, cols, &levels)?
+            }
             Weight::Levels { rows, cols, levels } => {
                 let values = self.g.i8s(name, &[rows, cols], &levels.values);
                 let (shape, group) = scale_layout(name, rows, cols, &levels)?;
@@ -136,6 +152,61 @@ impl<'a> WeightGraph<'a> {
         };
         self.stored.insert(name.to_string(), stored.clone());
         Ok(stored)
+    }
+
+    /// Levels within ±7 stored as INT4 with the scales `DequantizeLinear`
+    /// takes, in blocks along a row (a group, or the whole row).
+    fn int4_stored(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        levels: &IntegerLevels,
+    ) -> Result<Stored, Diag> {
+        let hint = name.trim_end_matches(".weight");
+        let (_, group) = scale_layout(name, rows, cols, levels)?;
+        let values = self.g.i4s(name, &[rows, cols], &levels.values);
+        let scales_name = format!("{hint}.scales");
+        // Row scales are one block a row: ONNX Runtime's transpose
+        // optimizer mishandles INT4 dequantized along axis 0.
+        let (groups, block) = group.unwrap_or((1, cols));
+        let scales = self.g.f32s(&scales_name, &[rows, groups], &levels.scales);
+        Ok(Stored::Int4 {
+            values,
+            scales,
+            block,
+        })
+    }
+
+    /// The f32 value of a stored tensor: the float initializer, a fresh
+    /// `DequantizeLinear` of INT4 levels, or int8 levels scaled in the graph.
+    fn float_of(&mut self, stored: &Stored, hint: &str) -> String {
+        match stored {
+            Stored::Float(name) => name.clone(),
+            Stored::Int4 {
+                values,
+                scales,
+                block,
+            } => {
+                let attrs = [Attr::Int("axis", 1), Attr::Int("block_size", *block as i64)];
+                self.g
+                    .op("DequantizeLinear", &[values, scales], &attrs, hint)
+            }
+            Stored::Levels {
+                values,
+                scales,
+                group,
+                rows,
+                cols,
+            } => {
+                // [rows, cols] viewed as [1, rows, cols], scaled, and back.
+                let axes = self.g.i64s("axes", &[0]);
+                let q = self.g.op("Unsqueeze", &[values, &axes], &[], hint);
+                let w = self.scale_levels(&q, scales, *group, hint);
+                let flat = self.g.i64s("shape", &[*rows as i64, *cols as i64]);
+                self.g.op("Reshape", &[&w, &flat], &[], hint)
+            }
+        }
     }
 
     /// Whether the artifact stores tensor `name`.
@@ -214,7 +285,8 @@ impl<'a> WeightGraph<'a> {
     pub fn lookup(&mut self, name: &str, ids: &str) -> Result<String, Diag> {
         let hint = name.trim_end_matches(".weight");
         match self.stored(name)? {
-            Stored::Float(table) => {
+            stored @ (Stored::Float(_) | Stored::Int4 { .. }) => {
+                let table = self.float_of(&stored, hint);
                 Ok(self
                     .g
                     .op("Gather", &[&table, ids], &[Attr::Int("axis", 0)], hint))
@@ -268,10 +340,11 @@ impl<'a> WeightGraph<'a> {
     fn abs_max(&mut self, x: &str, per_token: bool) -> String {
         let abs = self.g.op("Abs", &[x], &[], "act_abs");
         let max = if per_token {
+            let axes = self.g.i64s("axes", &[-1]);
             self.g.op(
                 "ReduceMax",
-                &[&abs],
-                &[Attr::Ints("axes", vec![-1]), Attr::Int("keepdims", 1)],
+                &[&abs, &axes],
+                &[Attr::Int("keepdims", 1)],
                 "act_max",
             )
         } else {
@@ -336,23 +409,8 @@ impl<'a> WeightGraph<'a> {
     /// scaled inside the graph.
     pub fn matrix(&mut self, name: &str, transposed: bool) -> Result<String, Diag> {
         let hint = name.trim_end_matches(".weight");
-        let w = match self.stored(name)? {
-            Stored::Float(w) => w,
-            Stored::Levels {
-                values,
-                scales,
-                group,
-                rows,
-                cols,
-            } => {
-                // [rows, cols] viewed as [1, rows, cols], scaled, and back.
-                let axes = self.g.i64s("axes", &[0]);
-                let q = self.g.op("Unsqueeze", &[&values, &axes], &[], hint);
-                let w = self.scale_levels(&q, &scales, group, hint);
-                let flat = self.g.i64s("shape", &[rows as i64, cols as i64]);
-                self.g.op("Reshape", &[&w, &flat], &[], hint)
-            }
-        };
+        let stored = self.stored(name)?;
+        let w = self.float_of(&stored, hint);
         Ok(if transposed {
             self.g
                 .op("Transpose", &[&w], &[Attr::Ints("perm", vec![1, 0])], hint)
@@ -376,7 +434,7 @@ impl<'a> WeightGraph<'a> {
                 let aq = named.unwrap_or(PER_TOKEN_INT8);
                 let per_token_int8 =
                     aq.bits == 8 && aq.symmetric && aq.granularity == Granularity::Token;
-                if per_token_int8 && levels.group_len.is_none() {
+                if per_token_int8 && levels.group_len.is_none() && !fits_int4(&levels) {
                     let wt = self.g.i8s(
                         &weight_name,
                         &[cols, rows],
