@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::base::{sha256_hex, Column, DataFormat, DataSpec, Task};
 use crate::diag::{Span, Spanned};
-use crate::text::data::{read_dataset, Example};
+use crate::fsio::{decode_utf8, DATA};
+use crate::text::data::{parse_dataset, read_dataset, Example};
 
 /// Where the report's fidelity was measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,12 +34,12 @@ pub struct EvalSource {
 }
 
 impl EvalSource {
-    /// The record of the data set `spec`, whose file holds `bytes`.
-    pub fn of(spec: &DataSpec, bytes: &[u8], teacher_differs: Option<String>) -> EvalSource {
+    /// The record of the data set `spec`, whose file's SHA-256 is `sha256`.
+    pub fn of(spec: &DataSpec, sha256: String, teacher_differs: Option<String>) -> EvalSource {
         EvalSource {
             name: spec.name.value.clone(),
             path: spec.path.value.clone(),
-            sha256: sha256_hex(bytes),
+            sha256,
             format: spec.format,
             text: spec.text.clone(),
             text_pair: spec.text_pair.clone(),
@@ -94,6 +95,7 @@ pub fn eval_examples(
             f.display().to_string(),
         ),
         (None, Some(s)) => {
+            // The recorded file, read once: hashed, then parsed.
             let bytes = std::fs::read(&s.path)
                 .map_err(|_| format!("its evaluation data `{}` is gone", s.path.display()))?;
             if sha256_hex(&bytes) != s.sha256 {
@@ -102,11 +104,19 @@ pub fn eval_examples(
                     s.path.display()
                 ));
             }
-            (s, s.path.clone(), s.name.clone())
+            let spec = s.spec(&s.name, &s.path);
+            let examples = decode_utf8(&s.path, &DATA, bytes)
+                .and_then(|text| parse_dataset(&spec, &text, task.labels()))
+                .map_err(|d| cannot_read(&s.path, &d))?;
+            return Ok((s.name.clone(), examples));
         }
         (None, None) => return Err("the report records no evaluation data".into()),
     };
     let examples = read_dataset(&layout.spec(&name, &path), task.labels())
-        .map_err(|d| format!("cannot read `{}`: {}", path.display(), d.message))?;
+        .map_err(|d| cannot_read(&path, &d))?;
     Ok((name, examples))
+}
+
+fn cannot_read(path: &Path, d: &crate::diag::Diag) -> String {
+    format!("cannot read `{}`: {}", path.display(), d.message)
 }

@@ -175,6 +175,11 @@ pub fn build(
         .get(&eval_spec.name.value)
         .cloned()
         .unwrap_or_default();
+    // The hash of the bytes those examples were read from, for the report.
+    let eval_sha256 = checked
+        .dataset_sha256
+        .remove(&eval_spec.name.value)
+        .unwrap_or_default();
     let prune_data = plan
         .prune
         .as_ref()
@@ -359,9 +364,7 @@ pub fn build(
         clock.done("calibrate exits and measure them");
     }
     let eval_path = &eval_spec.path.value;
-    let eval_bytes = std::fs::read(eval_path)
-        .map_err(|e| Diag::io("plcc::build::read", "read", eval_path, &e))?;
-    let mut eval_source = EvalSource::of(eval_spec, &eval_bytes, teacher_differs);
+    let mut eval_source = EvalSource::of(eval_spec, eval_sha256, teacher_differs);
     eval_source.path = std::path::absolute(eval_path).unwrap_or_else(|_| eval_path.clone());
 
     let sizes = sizes::measure(

@@ -15,7 +15,7 @@ use crate::diag::Diag;
 use crate::fsio;
 use crate::ir::{LossPlanKind, Program};
 use crate::runtime::weights::tensor_names;
-use crate::text::data::{read_dataset, Example};
+use crate::text::data::{read_data_file, Example};
 
 /// The findings, and what the build goes on with when there is no error.
 #[derive(Default)]
@@ -28,6 +28,8 @@ pub struct Preflight {
     pub device: Option<CandleDevice>,
     /// Every data set's examples, by name.
     pub datasets: BTreeMap<String, Vec<Example>>,
+    /// The SHA-256 of each data set's file as it was read, by name.
+    pub dataset_sha256: BTreeMap<String, String>,
 }
 
 /// Checks what `program` needs to build. `flag` is the device the command
@@ -68,9 +70,11 @@ pub fn inputs(program: &Program, flag: Option<&CandleDevice>) -> Preflight {
     }
     let plan = &program.plan;
     for spec in &plan.datasets {
-        match read_dataset(spec, plan.task.labels()) {
-            Ok(examples) => {
-                out.datasets.insert(spec.name.value.clone(), examples);
+        match read_data_file(spec, plan.task.labels()) {
+            Ok(file) => {
+                let name = spec.name.value.clone();
+                out.dataset_sha256.insert(name.clone(), file.sha256);
+                out.datasets.insert(name, file.examples);
             }
             Err(d) => out.errors.push(d),
         }

@@ -5,7 +5,7 @@
 //! task's range (`plcc check` reads every data set through here, as
 //! `plcc build` does), and any other labelled file through [`parse_row`].
 
-use crate::base::DataSpec;
+use crate::base::{sha256_hex, DataSpec};
 use crate::base::{Column, DataFormat};
 use crate::diag::Diag;
 use crate::fsio;
@@ -45,9 +45,33 @@ pub struct Columns<'a> {
 /// skipped; without it, a first row whose label alone is not a number while
 /// the other rows' are is reported as an undeclared header.
 pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Example>, Diag> {
-    let path = &spec.path.value;
-    let text = fsio::read_text(path, &fsio::DATA)
+    Ok(read_data_file(spec, labels)?.examples)
+}
+
+/// A data set's examples and the SHA-256 of the bytes they were read from.
+#[derive(Debug, Clone)]
+pub struct DataFile {
+    pub examples: Vec<Example>,
+    pub sha256: String,
+}
+
+/// [`read_dataset`], with the hash of the file as it was read (one read).
+pub fn read_data_file(spec: &DataSpec, labels: Option<usize>) -> Result<DataFile, Diag> {
+    let text = fsio::read_text(&spec.path.value, &fsio::DATA)
         .map_err(|d| d.or_span(spec.path.span, "this data file"))?;
+    Ok(DataFile {
+        sha256: sha256_hex(text.as_bytes()),
+        examples: parse_dataset(spec, &text, labels)?,
+    })
+}
+
+/// The examples of `text`, the contents of `spec`'s file.
+pub fn parse_dataset(
+    spec: &DataSpec,
+    text: &str,
+    labels: Option<usize>,
+) -> Result<Vec<Example>, Diag> {
+    let path = &spec.path.value;
     let columns = Columns {
         format: spec.format,
         text: &spec.text,
