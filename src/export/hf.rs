@@ -226,11 +226,7 @@ fn float_weights(
         let values = read_weight(&artifact.tensors, name, record, &path)?.to_f32();
         let tensor = if is_conv1d(m.config.arch, name) && record.shape.len() == 2 {
             let (rows, cols) = (record.shape[0], record.shape[1]);
-            let flipped: Vec<f32> = (0..cols)
-                .flat_map(|c| (0..rows).map(move |r| (r, c)))
-                .map(|(r, c)| values[r * cols + c])
-                .collect();
-            RawTensor::f32(vec![cols, rows], &flipped)
+            RawTensor::f32(vec![cols, rows], &transpose(&values, rows, cols))
         } else {
             RawTensor::f32(record.shape.clone(), &values)
         };
@@ -293,4 +289,13 @@ fn gpt2(artifact: &Artifact, heads: usize, ffn: usize) -> Result<HfModel, Diag> 
         weight_bytes,
         notes,
     })
+}
+
+/// A row-major `rows × cols` matrix, transposed.
+fn transpose<T: Copy>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(values.len());
+    for c in 0..cols {
+        out.extend((0..rows).map(|r| values[r * cols + c]));
+    }
+    out
 }

@@ -105,14 +105,6 @@ fn scale_layout(
     }
 }
 
-fn transpose<T: Copy>(values: &[T], rows: usize, cols: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(values.len());
-    for c in 0..cols {
-        out.extend((0..rows).map(|r| values[r * cols + c]));
-    }
-    out
-}
-
 impl<'a> WeightGraph<'a> {
     pub fn new(artifact: &'a Artifact) -> Self {
         WeightGraph {
@@ -429,39 +421,41 @@ impl<'a> WeightGraph<'a> {
     pub fn linear(&mut self, module: &str, x: &str) -> Result<String, Diag> {
         let weight_name = format!("{module}.weight");
         let named = self.artifact.manifest.activation_quant.get(module).copied();
-        let y = match self.weight(&weight_name)? {
-            Weight::Levels { rows, cols, levels } => {
-                let aq = named.unwrap_or(PER_TOKEN_INT8);
-                let per_token_int8 =
-                    aq.bits == 8 && aq.symmetric && aq.granularity == Granularity::Token;
-                if per_token_int8 && levels.group_len.is_none() && !fits_int4(&levels) {
-                    let wt = self.g.i8s(
-                        &weight_name,
-                        &[cols, rows],
-                        &transpose(&levels.values, rows, cols),
-                    );
-                    let sw = self
-                        .g
-                        .f32s(&format!("{module}.scales"), &[rows], &levels.scales);
-                    let (xq, sx) = self.int8_per_token(x);
-                    let acc = self.g.op("MatMulInteger", &[&xq, &wt], &[], module);
-                    let accf = self.g.op(
-                        "Cast",
-                        &[&acc],
-                        &[Attr::Int("to", data_type::FLOAT as i64)],
-                        module,
-                    );
-                    let by_token = self.g.op("Mul", &[&accf, &sx], &[], module);
-                    self.g.op("Mul", &[&by_token, &sw], &[], module)
-                } else {
-                    let w = self.matrix(&weight_name, true)?;
-                    let x = self.fake_quantize(x, &aq, module)?;
-                    self.g.op("MatMul", &[&x, &w], &[], module)
-                }
+        let stored = self.stored(&weight_name)?;
+        let packed = !matches!(stored, Stored::Float(_));
+        let aq = if packed {
+            Some(named.unwrap_or(PER_TOKEN_INT8))
+        } else {
+            named
+        };
+        let per_token_int8 =
+            aq.is_some_and(|a| a.bits == 8 && a.symmetric && a.granularity == Granularity::Token);
+        let y = match &stored {
+            Stored::Levels {
+                values,
+                scales,
+                group: None,
+                rows,
+                ..
+            } if per_token_int8 => {
+                let perm = [Attr::Ints("perm", vec![1, 0])];
+                let wt = self.g.op("Transpose", &[values], &perm, module);
+                let flat = self.g.i64s("shape", &[*rows as i64]);
+                let sw = self.g.op("Reshape", &[scales, &flat], &[], module);
+                let (xq, sx) = self.int8_per_token(x);
+                let acc = self.g.op("MatMulInteger", &[&xq, &wt], &[], module);
+                let accf = self.g.op(
+                    "Cast",
+                    &[&acc],
+                    &[Attr::Int("to", data_type::FLOAT as i64)],
+                    module,
+                );
+                let by_token = self.g.op("Mul", &[&accf, &sx], &[], module);
+                self.g.op("Mul", &[&by_token, &sw], &[], module)
             }
-            Weight::Float { .. } => {
+            _ => {
                 let w = self.matrix(&weight_name, true)?;
-                let x = match &named {
+                let x = match &aq {
                     Some(aq) => self.fake_quantize(x, aq, module)?,
                     None => x.to_string(),
                 };
