@@ -163,9 +163,7 @@ pub fn measure(
     data: &str,
     examples: &[Example],
 ) -> Result<Fidelity, Diag> {
-    let max_len = teacher.config.max_positions.min(MEASURED_TOKENS);
-    let (rows_t, truncated) = encode_counting_cuts(&teacher.tokenizer, max_len, examples)?;
-    let rows_s = encode_examples(&student.tokenizer, max_len, examples)?;
+    let (rows_t, rows_s, truncated, max_len) = encode_for_both(teacher, student, examples)?;
     let mut metrics = BTreeMap::new();
     let mut cos = Vec::new();
     let (mut teacher_emb, mut student_emb) = (Vec::new(), Vec::new());
@@ -277,6 +275,21 @@ pub fn measure(
         max_tokens: max_len,
         metrics,
     })
+}
+
+/// `examples` as the teacher and the student read them (each with its own
+/// tokenizer), cut to the first [`MEASURED_TOKENS`] (or the teacher's
+/// positions): the teacher's rows, the student's, how many examples were
+/// cut, and the length they were cut to.
+pub fn encode_for_both(
+    teacher: &LoadedModel,
+    student: &LoadedModel,
+    examples: &[Example],
+) -> Result<(Vec<Encoded>, Vec<Encoded>, usize, usize), Diag> {
+    let max_len = teacher.config.max_positions.min(MEASURED_TOKENS);
+    let (rows_t, truncated) = encode_counting_cuts(&teacher.tokenizer, max_len, examples)?;
+    let rows_s = encode_examples(&student.tokenizer, max_len, examples)?;
+    Ok((rows_t, rows_s, truncated, max_len))
 }
 
 /// The embedding metrics: mean and smallest cosine of each example's pair

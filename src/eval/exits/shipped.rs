@@ -19,8 +19,7 @@ use crate::artifact::read_manifest;
 use crate::base::Task;
 use crate::diag::Diag;
 use crate::eval::fidelity::{
-    batch_inputs, embedding_metrics, encode_counting_cuts, encode_examples, Agreement, Encoded,
-    Fidelity, BATCH, MEASURED_TOKENS,
+    batch_inputs, embedding_metrics, encode_for_both, Agreement, Encoded, Fidelity, BATCH,
 };
 use crate::eval::report_exits::{ExitCalibration, ExitsReport};
 use crate::runtime::early_exit;
@@ -62,9 +61,7 @@ pub fn measure_with_exits(
     data: &str,
     examples: &[Example],
 ) -> Result<Shipped, Diag> {
-    let max_len = teacher.config.max_positions.min(MEASURED_TOKENS);
-    let (rows_t, truncated) = encode_counting_cuts(&teacher.tokenizer, max_len, examples)?;
-    let rows_s = encode_examples(&student.tokenizer, max_len, examples)?;
+    let (rows_t, rows_s, truncated, max_len) = encode_for_both(teacher, student, examples)?;
     let (out_t, out_s) = (records(teacher, &rows_t)?, records(student, &rows_s)?);
     let layers = student.config.num_layers();
     let left: usize = out_s.iter().map(|r| r.exit_layer.unwrap_or(layers)).sum();
