@@ -10,6 +10,8 @@ Exit 1 when the mean cosine is below --min-cosine."""
 import argparse, json, sys
 
 import numpy as np
+
+from peers_common import row_cosines
 from sentence_transformers import SentenceTransformer
 
 
@@ -24,7 +26,7 @@ def main():
     ref = np.array([json.loads(l)["embedding"] for l in open(a.plcc_jsonl)], dtype=np.float32)
     model = SentenceTransformer(a.export, device="cpu")
     ours = model.encode(lines, batch_size=32, convert_to_numpy=True)
-    cos = (ours * ref).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)
+    cos = row_cosines(ours, ref)
     print(f"{len(lines)} lines: mean cosine {cos.mean():.6f}, min {cos.min():.6f}; "
           f"lengths: sentence-transformers {np.linalg.norm(ours, axis=1).mean():.4f}, "
           f"plcc {np.linalg.norm(ref, axis=1).mean():.4f}")

@@ -14,6 +14,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from peers_common import row_cosines
+
 
 def main():
     ap = argparse.ArgumentParser()
@@ -59,7 +61,7 @@ def main():
         outs.append(out)
     onnx_out = np.concatenate(outs)
     ref = np.array([p[key] for p in plcc], dtype=np.float32)
-    cos = (onnx_out * ref).sum(1) / (np.linalg.norm(onnx_out, axis=1) * np.linalg.norm(ref, axis=1) + 1e-12)
+    cos = row_cosines(onnx_out, ref)
     onnx_bytes = os.path.getsize(os.path.join(a.export, "model.onnx"))
     ratio = onnx_bytes / record["artifact_weight_bytes"]
     print(f"{len(lines)} lines: mean cosine {cos.mean():.6f}, min {cos.min():.6f}; "

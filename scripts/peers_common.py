@@ -261,3 +261,10 @@ def onnx_models(teacher: str, cache_dir: str) -> dict:
         json.dump(_onnx_source(teacher), f, indent=2)
         f.write("\n")
     return cached_onnx_models(teacher, cache_dir)
+
+
+def row_cosines(a, b):
+    """The cosine of each row of `a` with the same row of `b` (numpy)."""
+    import numpy as np
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
