@@ -10,9 +10,9 @@ Exit 1 when the mean cosine is below --min-cosine."""
 import argparse, json, sys
 
 import numpy as np
+from sentence_transformers import SentenceTransformer
 
 from peers_common import row_cosines
-from sentence_transformers import SentenceTransformer
 
 
 def main():
