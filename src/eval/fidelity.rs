@@ -14,6 +14,7 @@ use crate::base::Task;
 use crate::diag::Diag;
 use crate::runtime::exit_rule::{argmax, cosine};
 use crate::runtime::heads::pool;
+use crate::runtime::runner::plan_batches;
 use crate::runtime::tensor_error;
 use crate::runtime::{ForwardOptions, Inputs, LoadedModel, Mode};
 use crate::text::data::Example;
@@ -145,6 +146,37 @@ pub fn batch_inputs(
             Some(Tensor::from_vec(types, (rows.len(), seq), device).map_err(tensor_error)?);
     }
     Ok(inputs)
+}
+
+/// Runs `rows` through `model` in length-sorted batches of at most
+/// `batch_size`; `f` turns one batch's inputs (and the indices into `rows`
+/// of its rows) into one output per row; outputs in the order of `rows`.
+pub fn per_row<T: Clone>(
+    model: &LoadedModel,
+    rows: &[Encoded],
+    batch_size: usize,
+    mut f: impl FnMut(&Inputs, &[usize]) -> Result<Vec<T>, Diag>,
+) -> Result<Vec<T>, Diag> {
+    let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
+    let mut out: Vec<Option<T>> = vec![None; rows.len()];
+    for batch in plan_batches(&ids, batch_size) {
+        let part: Vec<Encoded> = batch.iter().map(|&i| rows[i].clone()).collect();
+        let inputs = batch_inputs(
+            &part,
+            model.tokenizer.pad_id,
+            model.config.type_vocab_size > 0,
+            &model.device,
+        )?;
+        for (&i, v) in batch.iter().zip(f(&inputs, &batch)?) {
+            out[i] = Some(v);
+        }
+    }
+    out.into_iter().collect::<Option<_>>().ok_or_else(|| {
+        Diag::new(
+            "plcc::eval::missing-output",
+            "the model gave fewer outputs than inputs",
+        )
+    })
 }
 
 fn rows2(t: &Tensor) -> Result<Vec<Vec<f32>>, Diag> {

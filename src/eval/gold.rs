@@ -11,14 +11,13 @@ use std::collections::BTreeMap;
 use candle_core::DType;
 use serde::Serialize;
 
-use super::fidelity::{batch_inputs, encode_examples, next_token_stats, Encoded};
+use super::fidelity::{encode_examples, next_token_stats, per_row, Encoded};
 use super::ranking::{pearson, spearman};
 use crate::base::{Pooling, Task};
 use crate::diag::Diag;
 use crate::runtime::exit_rule::{argmax, cosine};
 use crate::runtime::heads::pool;
-use crate::runtime::runner::plan_batches;
-use crate::runtime::{tensor_error, Inputs, LoadedModel};
+use crate::runtime::{tensor_error, LoadedModel};
 use crate::text::data::Example;
 
 /// Pairs needed for a correlation (two points always correlate perfectly).
@@ -209,38 +208,9 @@ pub fn pair_similarities(
     Ok(a.iter().zip(&b).map(|(x, y)| cosine(x, y)).collect())
 }
 
-/// Runs `rows` through `model` in length-sorted batches; `f` turns one
-/// batch's inputs into one output per row; outputs in the order of `rows`.
-fn per_row<T: Clone>(
-    model: &LoadedModel,
-    rows: &[Encoded],
-    mut f: impl FnMut(&Inputs) -> Result<Vec<T>, Diag>,
-) -> Result<Vec<T>, Diag> {
-    let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
-    let mut out: Vec<Option<T>> = vec![None; rows.len()];
-    for batch in plan_batches(&ids, BATCH) {
-        let part: Vec<Encoded> = batch.iter().map(|&i| rows[i].clone()).collect();
-        let inputs = batch_inputs(
-            &part,
-            model.tokenizer.pad_id,
-            model.config.type_vocab_size > 0,
-            &model.device,
-        )?;
-        for (&i, v) in batch.iter().zip(f(&inputs)?) {
-            out[i] = Some(v);
-        }
-    }
-    out.into_iter().collect::<Option<_>>().ok_or_else(|| {
-        Diag::new(
-            "plcc::eval::missing-output",
-            "the model gave fewer outputs than inputs",
-        )
-    })
-}
-
 /// The pooled final hidden state of each row.
 fn embed(model: &LoadedModel, rows: &[Encoded], pooling: Pooling) -> Result<Vec<Vec<f32>>, Diag> {
-    per_row(model, rows, |inputs| {
+    per_row(model, rows, BATCH, |inputs, _| {
         let (out, _) = model.forward(inputs).map_err(tensor_error)?;
         pool(&out.last_hidden, &inputs.mask, pooling)
             .and_then(|t| t.to_dtype(DType::F32))
@@ -256,7 +226,7 @@ fn predictions(
     max_len: usize,
 ) -> Result<Vec<usize>, Diag> {
     let rows = encode_examples(&model.tokenizer, max_len, examples)?;
-    per_row(model, &rows, |inputs| {
+    per_row(model, &rows, BATCH, |inputs, _| {
         let (_, logits) = model.forward(inputs).map_err(tensor_error)?;
         let logits = logits.ok_or_else(|| {
             Diag::new(
@@ -313,11 +283,9 @@ fn perplexity(
 ) -> Result<(f64, usize), Diag> {
     let rows = encode_examples(&model.tokenizer, max_len, examples)?;
     let lengths: Vec<usize> = rows.iter().map(|r| r.0.len()).collect();
-    let log_probs = per_row(
-        model,
-        &rows,
-        |inputs| Ok(next_token_stats(model, inputs)?.0),
-    )?;
+    let log_probs = per_row(model, &rows, BATCH, |inputs, _| {
+        Ok(next_token_stats(model, inputs)?.0)
+    })?;
     let (mut nll, mut tokens) = (0f64, 0usize);
     for (lp, len) in log_probs.iter().zip(&lengths) {
         let predicted = len.saturating_sub(1).min(lp.len());

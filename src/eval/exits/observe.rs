@@ -5,10 +5,10 @@
 
 use crate::base::ExitHead;
 use crate::diag::Diag;
-use crate::eval::fidelity::{batch_inputs, Encoded};
+use crate::eval::fidelity::{per_row, Encoded};
 use crate::runtime::early_exit::final_records;
 use crate::runtime::exit_rule::{signal, Track};
-use crate::runtime::runner::{failed, plan_batches, Record};
+use crate::runtime::runner::{failed, Record};
 use crate::runtime::LoadedModel;
 
 /// What the exits saw for one sample.
@@ -48,18 +48,8 @@ pub fn observe(
     rows: &[Encoded],
     batch_size: usize,
 ) -> Result<Vec<Observation>, Diag> {
-    let mut observations: Vec<Option<Observation>> = vec![None; rows.len()];
-    let ids: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
-    let with_types = model.config.type_vocab_size > 0;
-    for batch in plan_batches(&ids, batch_size) {
-        let batch_rows: Vec<Encoded> = batch.iter().map(|&i| rows[i].clone()).collect();
-        let inputs = batch_inputs(
-            &batch_rows,
-            model.tokenizer.pad_id,
-            with_types,
-            &model.device,
-        )?;
-        let (out, _) = model.forward(&inputs).map_err(failed)?;
+    per_row(model, rows, batch_size, |inputs, batch| {
+        let (out, _) = model.forward(inputs).map_err(failed)?;
         let full = final_records(model, &out.last_hidden, &inputs.mask).map_err(failed)?;
         let exit_rows = out
             .exits
@@ -68,20 +58,23 @@ pub fn observe(
             .map(|t| t.to_vec2::<f32>())
             .collect::<candle_core::Result<Vec<_>>>()
             .map_err(failed)?;
-        for (j, &i) in batch.iter().enumerate() {
-            let mut track = Track::default();
-            let mut obs = Observation {
-                tokens: rows[i].0.len(),
-                signals: Vec::with_capacity(exit_rows.len()),
-                fidelity: Vec::with_capacity(exit_rows.len()),
-            };
-            for (outputs, policy) in exit_rows.iter().zip(&model.exit_policies) {
-                let row = &outputs[j];
-                obs.signals.push(signal(policy.criterion, row, &mut track));
-                obs.fidelity.push(exit_fidelity(policy.head, row, &full[j]));
-            }
-            observations[i] = Some(obs);
-        }
-    }
-    Ok(observations.into_iter().flatten().collect())
+        Ok(batch
+            .iter()
+            .enumerate()
+            .map(|(j, &i)| {
+                let mut track = Track::default();
+                let mut obs = Observation {
+                    tokens: rows[i].0.len(),
+                    signals: Vec::with_capacity(exit_rows.len()),
+                    fidelity: Vec::with_capacity(exit_rows.len()),
+                };
+                for (outputs, policy) in exit_rows.iter().zip(&model.exit_policies) {
+                    let row = &outputs[j];
+                    obs.signals.push(signal(policy.criterion, row, &mut track));
+                    obs.fidelity.push(exit_fidelity(policy.head, row, &full[j]));
+                }
+                obs
+            })
+            .collect())
+    })
 }
