@@ -55,6 +55,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
+use crate::base::Task;
 use crate::diag::Diag;
 use crate::eval::{gold, gold_data};
 use crate::lower::reporter::Silent;
@@ -71,6 +72,8 @@ const BATCH: usize = 32;
 pub struct Model {
     loaded: LoadedModel,
     spec: String,
+    /// What the model does (an artifact's recorded task).
+    task: Task,
     report: Option<serde_json::Value>,
 }
 
@@ -79,13 +82,16 @@ impl Model {
     /// directory (checked byte by byte against its manifest).
     pub fn open(spec: &str) -> Result<Model, Diag> {
         let loaded = load_model(spec, &Device::Cpu)?;
-        let report = std::fs::read(Path::new(spec).join("report.json"))
-            .ok()
-            .filter(|_| crate::artifact::is_artifact_dir(Path::new(spec)))
+        let task = gold_data::model_task(spec, &loaded, None)?;
+        let dir = Path::new(spec);
+        let report = crate::artifact::is_artifact_dir(dir)
+            .then(|| std::fs::read(dir.join("report.json")).ok())
+            .flatten()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
         Ok(Model {
             loaded,
             spec: spec.to_string(),
+            task,
             report,
         })
     }
@@ -129,8 +135,7 @@ impl Model {
                 ..Example::text(*a)
             })
             .collect();
-        let task = gold_data::model_task(&self.spec, &self.loaded, None)?;
-        let score = gold::score(&self.loaded, task, &examples)?;
+        let score = gold::score(&self.loaded, self.task, &examples)?;
         score.metrics.get("spearman").copied().ok_or_else(|| {
             Diag::new(
                 "plcc::eval::not-pairs",
