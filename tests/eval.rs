@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use common::{plcc, stderr, workdir};
+use common::{plcc, stderr, unwrapped, workdir};
 use plcc::base::Pooling;
 use plcc::eval::gold::{accuracy_and_macro_f1, pair_similarities};
 use plcc::runtime::load_model;
@@ -262,8 +262,9 @@ fn refused(name: &str, contents: Option<&str>, needles: &[&str]) {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    let text = unwrapped(&err);
     for n in needles {
-        assert!(err.contains(n), "`{n}` not in: {err}");
+        assert!(text.contains(n), "`{n}` not in: {err}");
     }
 }
 

@@ -56,10 +56,24 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A rendered diagnostic as one line of text: miette wraps messages at a
+/// width, so where a line breaks depends on the lengths around it (a
+/// temporary path with the process id in it, say). The gutter (`│`) and
+/// every run of white space become one space.
+pub fn unwrapped(rendered: &str) -> String {
+    rendered
+        .replace('│', " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A fresh temporary folder `plcc-{tag}-{pid}` holding `files`
-/// (`(relative path, contents)`), their folders created.
+/// (`(relative path, contents)`), their folders created. The process id is
+/// padded to 7 digits (Linux's largest), so the path's length, and with it
+/// where a rendered diagnostic that names it wraps, is the same in every run.
 pub fn workdir(tag: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("plcc-{tag}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("plcc-{tag}-{:07}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     for (path, contents) in files {
         let path = dir.join(path);
