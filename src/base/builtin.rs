@@ -1,14 +1,15 @@
-//! Built-in seeded models (`builtin:tiny-bert`, `builtin:tiny-gpt2`): their
+//! Built-in seeded models (`builtin:tiny-bert`, `builtin:tiny-gpt2`,
+//! `builtin:tiny-bart`): their
 //! names and configurations. They need no download and serve the embedded
 //! default and the tests. Their weights are seeded random numbers
 //! (`runtime::builtin_weights`) and their tokenizers are built by plcc
 //! (`text::tokenizer`).
 
-use super::config::{Activation, Arch, LayerShape, ModelConfig};
+use super::config::{Activation, Arch, LayerShape, ModelConfig, Seq2Seq};
 use crate::diag::{did_you_mean, Diag};
 
 /// Names accepted after `builtin:`.
-pub const NAMES: &[&str] = &["tiny-bert", "tiny-gpt2"];
+pub const NAMES: &[&str] = &["tiny-bert", "tiny-gpt2", "tiny-bart"];
 
 /// The configuration of a built-in model, or `None` for an unknown name.
 pub fn config(name: &str) -> Option<ModelConfig> {
@@ -30,6 +31,7 @@ pub fn config(name: &str) -> Option<ModelConfig> {
             pad_token_id: Some(0),
             layers: vec![layer; 4],
             embedding_rank: None,
+            seq2seq: None,
         }),
         "tiny-gpt2" => Some(ModelConfig {
             arch: Arch::Gpt2,
@@ -43,6 +45,29 @@ pub fn config(name: &str) -> Option<ModelConfig> {
             pad_token_id: None,
             layers: vec![layer; 4],
             embedding_rank: None,
+            seq2seq: None,
+        }),
+        // BART's layout: `<s>` 0, `<pad>` 1, `</s>` 2 (also the decoder's
+        // start), `<mask>` the last id.
+        "tiny-bart" => Some(ModelConfig {
+            arch: Arch::Bart,
+            model_type: "bart".into(),
+            vocab_size: 512,
+            hidden_size: 64,
+            max_positions: 128,
+            type_vocab_size: 0,
+            layer_norm_eps: 1e-5,
+            activation: Activation::Gelu,
+            pad_token_id: Some(1),
+            layers: vec![layer; 2],
+            embedding_rank: None,
+            seq2seq: Some(Seq2Seq {
+                encoder_layers: vec![layer; 2],
+                decoder_start_token_id: 2,
+                bos_token_id: 0,
+                eos_token_id: 2,
+                scale_embedding: false,
+            }),
         }),
         _ => None,
     }

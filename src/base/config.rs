@@ -1,7 +1,9 @@
 //! Model configuration: the architecture and every shape plcc needs, read from a
-//! Hugging Face `config.json` (BERT family or GPT-2) or given by a built-in
-//! model. Per-layer shapes may differ (a pruned student), so the uniform
-//! numbers of `config.json` are expanded into `layers` on load.
+//! Hugging Face `config.json` (BERT family, GPT-2 or BART) or given by a
+//! built-in model. Per-layer shapes may differ (a pruned student), so the
+//! uniform numbers of `config.json` are expanded into `layers` on load. For an
+//! encoder-decoder (BART), `layers` are the decoder's and `seq2seq` holds the
+//! encoder's layers and the decoder's special tokens.
 
 use std::path::Path;
 
@@ -18,6 +20,9 @@ pub enum Arch {
     Bert,
     /// GPT-2: pre-LN decoder, tanh GELU, Conv1D (transposed) weights.
     Gpt2,
+    /// BART: post-LN encoder-decoder with cross-attention, one token
+    /// embedding shared by both stacks and the output head.
+    Bart,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,11 +61,38 @@ pub struct ModelConfig {
     pub layers: Vec<LayerShape>,
     /// Embedding factorization rank (vocab × r, r × hidden), if factorized.
     pub embedding_rank: Option<usize>,
+    /// The encoder half of an encoder-decoder model; `layers` are then the
+    /// decoder's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq2seq: Option<Seq2Seq>,
+}
+
+/// What an encoder-decoder model (BART) has besides its decoder layers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Seq2Seq {
+    /// The encoder's layers, in order.
+    pub encoder_layers: Vec<LayerShape>,
+    /// The first token fed to the decoder.
+    pub decoder_start_token_id: u32,
+    /// Begin and end of sequence (BART's `<s>` and `</s>`).
+    pub bos_token_id: u32,
+    pub eos_token_id: u32,
+    /// Whether token embeddings are multiplied by √hidden.
+    pub scale_embedding: bool,
 }
 
 impl ModelConfig {
+    /// The number of layers of the stack that ends in the model's output
+    /// (the decoder of an encoder-decoder).
     pub fn num_layers(&self) -> usize {
         self.layers.len()
+    }
+
+    /// The encoder's layers of an encoder-decoder model, else none.
+    pub fn encoder_layers(&self) -> &[LayerShape] {
+        self.seq2seq
+            .as_ref()
+            .map_or(&[], |s| s.encoder_layers.as_slice())
     }
 
     /// Parses a Hugging Face `config.json`, every size within the limits of
@@ -73,12 +105,13 @@ impl ModelConfig {
                 Arch::Bert
             }
             "gpt2" => Arch::Gpt2,
+            "bart" => return super::config_bart::from_json(&json, model_type),
             other => {
                 return Err(Diag::new(
                     "plcc::checkpoint::unsupported-model",
                     format!("unsupported model_type `{other}` in `{}`", path.display()),
                 )
-                .help("plcc supports BERT-family encoders (`bert`) and `gpt2`"))
+                .help("plcc supports BERT-family encoders (`bert`), `gpt2` and `bart`"))
             }
         };
         let (hidden_keys, heads_keys, layers_keys): (&[&str], &[&str], &[&str]) = match arch {
@@ -87,7 +120,7 @@ impl ModelConfig {
                 &["num_attention_heads"],
                 &["num_hidden_layers"],
             ),
-            Arch::Gpt2 => (
+            _ => (
                 &["n_embd", "hidden_size"],
                 &["n_head", "num_attention_heads"],
                 &["n_layer", "num_hidden_layers"],
@@ -114,8 +147,9 @@ impl ModelConfig {
             head_dim: hidden / heads,
             ffn,
         };
+        // BART returned above (`config_bart`): only BERT and GPT-2 remain.
         let cfg = match arch {
-            Arch::Bert => {
+            Arch::Bert | Arch::Bart => {
                 let act =
                     match json.str(&["hidden_act"]).unwrap_or("gelu") {
                         "gelu" => Activation::Gelu,
@@ -156,6 +190,7 @@ impl ModelConfig {
                         })
                         .collect(),
                     embedding_rank: None,
+                    seq2seq: None,
                 }
             }
             Arch::Gpt2 => {
@@ -175,6 +210,7 @@ impl ModelConfig {
                     pad_token_id: None,
                     layers: vec![layer(ffn); layers],
                     embedding_rank: None,
+                    seq2seq: None,
                 }
             }
         };

@@ -90,6 +90,13 @@ impl<'a> ConfigJson<'a> {
         self.find(keys).and_then(|(_, v)| v.as_str())
     }
 
+    /// A boolean field, `default` when absent or not a boolean.
+    pub fn flag_or(&self, keys: &[&'static str], default: bool) -> bool {
+        self.find(keys)
+            .and_then(|(_, v)| v.as_bool())
+            .unwrap_or(default)
+    }
+
     /// A required count within `limit` (the first of `keys` present).
     pub fn count(&self, keys: &[&'static str], limit: Limit) -> Result<usize, Diag> {
         match self.find(keys) {

@@ -8,6 +8,7 @@
 
 pub mod builtin;
 pub mod config;
+pub mod config_bart;
 pub mod config_json;
 pub mod exits;
 pub mod hash;
@@ -20,7 +21,7 @@ pub mod task;
 pub mod vocab;
 pub mod words;
 
-pub use config::{Activation, Arch, LayerShape, ModelConfig};
+pub use config::{Activation, Arch, LayerShape, ModelConfig, Seq2Seq};
 pub use exits::{CalibrationTarget, ExitCriterion, ExitHead};
 pub use hash::sha256_hex;
 pub use pipeline::{read_pipeline, SentencePipeline};

@@ -11,6 +11,9 @@ pub enum Task {
     Classification { labels: usize },
     /// Next-token prediction.
     CausalLm,
+    /// Sequence to sequence (an encoder-decoder): the decoder predicts the
+    /// target's next token from the source and the target so far.
+    Seq2Seq,
 }
 
 impl Task {
@@ -43,7 +46,7 @@ impl Pooling {
         match task {
             Task::Embedding { pooling } => pooling,
             Task::Classification { .. } => Pooling::Cls,
-            Task::CausalLm => Pooling::Last,
+            Task::CausalLm | Task::Seq2Seq => Pooling::Last,
         }
     }
 }

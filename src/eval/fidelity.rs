@@ -2,7 +2,8 @@
 //! running both: cosine of sentence embeddings and the similarity-ranking
 //! Spearman over all pairs of sentences (embedding task), prediction
 //! agreement and accuracy (classification), perplexity ratio and top-1
-//! next-token agreement (causal LM).
+//! next-token agreement (causal LM; a seq2seq model's decoder in
+//! `eval::seq2seq`).
 
 use std::collections::BTreeMap;
 
@@ -195,6 +196,9 @@ pub fn measure(
     data: &str,
     examples: &[Example],
 ) -> Result<Fidelity, Diag> {
+    if task == Task::Seq2Seq {
+        return super::seq2seq::measure(teacher, student, data, examples);
+    }
     let (rows_t, rows_s, truncated, max_len) = encode_for_both(teacher, student, examples)?;
     let mut metrics = BTreeMap::new();
     let mut cos = Vec::new();
@@ -249,7 +253,7 @@ pub fn measure(
                     }
                 }
             }
-            Task::CausalLm => {
+            Task::CausalLm | Task::Seq2Seq => {
                 let (t_lp, t_top) = next_token_stats(teacher, &inputs_t)?;
                 let (s_lp, s_top) = next_token_stats(student, &inputs_s)?;
                 for (i, ((ids_t, _), (ids_s, _))) in chunk_t.iter().zip(chunk_s).enumerate() {
@@ -288,16 +292,16 @@ pub fn measure(
             };
             metrics.extend(counts.metrics());
         }
-        Task::CausalLm => {
-            let pt = (nll_t / tokens_t.max(1) as f64).exp();
-            let ps = (nll_s / tokens_s.max(1) as f64).exp();
-            metrics.insert("teacher_perplexity".into(), pt);
-            metrics.insert("student_perplexity".into(), ps);
-            metrics.insert("perplexity_ratio".into(), ps / pt);
-            metrics.insert(
-                "top1_agreement".into(),
-                top1 as f64 / compared.max(1) as f64,
-            );
+        Task::CausalLm | Task::Seq2Seq => {
+            let counts = LmCounts {
+                nll_teacher: nll_t,
+                nll_student: nll_s,
+                tokens_teacher: tokens_t,
+                tokens_student: tokens_s,
+                top1,
+                compared,
+            };
+            metrics.extend(counts.metrics());
         }
     }
     Ok(Fidelity {
@@ -344,6 +348,36 @@ pub fn embedding_metrics(
         metrics.insert("similarity_spearman".into(), rho);
     }
     metrics
+}
+
+/// Counts of a language-model comparison: each side's negative
+/// log-likelihood of the next tokens and the tokens it read, and the
+/// positions where both predict the same next token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LmCounts {
+    pub nll_teacher: f64,
+    pub nll_student: f64,
+    pub tokens_teacher: usize,
+    pub tokens_student: usize,
+    pub top1: usize,
+    pub compared: usize,
+}
+
+impl LmCounts {
+    /// Teacher and student perplexity, their ratio and the top-1 agreement.
+    pub fn metrics(&self) -> BTreeMap<String, f64> {
+        let pt = (self.nll_teacher / self.tokens_teacher.max(1) as f64).exp();
+        let ps = (self.nll_student / self.tokens_student.max(1) as f64).exp();
+        BTreeMap::from([
+            ("teacher_perplexity".to_string(), pt),
+            ("student_perplexity".to_string(), ps),
+            ("perplexity_ratio".to_string(), ps / pt),
+            (
+                "top1_agreement".to_string(),
+                self.top1 as f64 / self.compared.max(1) as f64,
+            ),
+        ])
+    }
 }
 
 /// Counts of a classification comparison.
@@ -393,6 +427,7 @@ pub fn next_token_stats(m: &LoadedModel, inputs: &Inputs) -> Result<NextTokenSta
         return Ok((vec![Vec::new(); b], vec![Vec::new(); b]));
     }
     let next = inputs
+        .output_side()
         .ids
         .narrow(1, 1, seq - 1)
         .and_then(|x| x.unsqueeze(2))

@@ -99,6 +99,7 @@ pub fn task_name(task: Task) -> &'static str {
         Task::Embedding { .. } => "embedding",
         Task::Classification { .. } => "classification",
         Task::CausalLm => "causal_lm",
+        Task::Seq2Seq => "seq2seq",
     }
 }
 
@@ -158,6 +159,13 @@ pub fn score(model: &LoadedModel, task: Task, examples: &[Example]) -> Result<Sc
             let (accuracy, f1) = accuracy_and_macro_f1(&predicted, &gold, labels);
             metrics.insert("accuracy".into(), accuracy);
             metrics.insert("macro_f1".into(), f1);
+        }
+        Task::Seq2Seq => {
+            return Err(Diag::new(
+                "plcc::eval::unsupported-task",
+                "`plcc eval` does not score sequence-to-sequence models yet",
+            )
+            .help("a seq2seq build's report gives teacher and student perplexity on held-out reconstruction"))
         }
         Task::CausalLm => {
             let (ppl, tokens) = perplexity(model, examples, max_len)?;

@@ -22,6 +22,7 @@ pub fn model_task(spec: &str, model: &LoadedModel, pooling: Option<Pooling>) -> 
         ModelSource::Artifact(dir) => read_manifest(&dir)?.task,
         _ => match (model.config.arch, &model.classifier) {
             (Arch::Gpt2, _) => Task::CausalLm,
+            (Arch::Bart, _) => Task::Seq2Seq,
             (Arch::Bert, Some(head)) => {
                 let labels = head
                     .classifier

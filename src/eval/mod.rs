@@ -11,5 +11,6 @@ pub mod report;
 pub mod report_exits;
 pub mod report_files;
 pub mod report_svg;
+pub mod seq2seq;
 pub mod source;
 pub mod vocab_report;

@@ -13,8 +13,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::base::Activation;
 use crate::base::QuantMethod;
+use crate::base::{Activation, Arch};
 use crate::base::{Bits, ExitHead, Granularity, Pooling, ScaleMethod};
 use crate::diag::Span;
 
@@ -107,11 +107,24 @@ pub struct EmbeddingsOp {
     pub word: String,
     /// Name of the position table (`embeddings.position_embeddings` / `wpe`).
     pub position: String,
-    /// Layer norm after the sum (BERT), none for GPT-2.
+    /// Layer norm after the sum (BERT; BART's encoder), none for GPT-2.
     pub norm: Option<String>,
+    /// An encoder-decoder's decoder side: its own position table and norm
+    /// (the token table is shared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoder: Option<DecoderEmbeddings>,
 }
 
-/// Multi-head self-attention with its output projection, residual and norm.
+/// The decoder's position table and embedding norm of an encoder-decoder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecoderEmbeddings {
+    pub position: String,
+    pub norm: String,
+}
+
+/// Multi-head attention with its output projection, residual and norm:
+/// self-attention, or (`cross`) an encoder-decoder's attention from the
+/// decoder to the encoder's final states.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttentionOp {
     pub heads: usize,
@@ -119,6 +132,11 @@ pub struct AttentionOp {
     pub hidden: usize,
     pub causal: bool,
     pub norm: Norm,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cross: bool,
+    /// The architecture, which names the projections.
+    #[serde(skip)]
+    pub arch: Arch,
 }
 
 /// The feed-forward block with its residual and norm.
@@ -128,6 +146,9 @@ pub struct FfnOp {
     pub width: usize,
     pub activation: Activation,
     pub norm: Norm,
+    /// The architecture, which names the two linears.
+    #[serde(skip)]
+    pub arch: Arch,
 }
 
 /// An early-exit head after a student layer.
@@ -151,6 +172,9 @@ pub struct HeadOp {
     pub hidden: usize,
     /// Final layer norm in front of the head (GPT-2's `ln_f`).
     pub final_norm: Option<String>,
+    /// A bias added to the logits (BART's `final_logits_bias`, `[1, vocab]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logits_bias: Option<String>,
     pub kind: HeadKind,
 }
 
@@ -247,8 +271,13 @@ pub struct Node {
     /// Checkpoint path, stable across passes (`encoder.layer.3.attention`).
     pub name: String,
     pub op: Op,
-    /// 0-based teacher layer this node comes from (attention / FFN nodes).
+    /// 0-based teacher layer this node comes from (attention / FFN nodes of
+    /// the stack that ends in the head: an encoder-decoder's decoder).
     pub teacher_layer: Option<usize>,
+    /// 0-based encoder layer of an encoder-decoder's encoder nodes (which
+    /// are not among `Model::layers`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoder_layer: Option<usize>,
     /// The recipe text that caused this node (or its last change).
     #[serde(skip)]
     pub span: Span,
@@ -262,6 +291,7 @@ impl Node {
             name: name.into(),
             op,
             teacher_layer: None,
+            encoder_layer: None,
             span,
             quant: BTreeMap::new(),
         }
@@ -337,15 +367,28 @@ impl Node {
                         },
                     ],
                 };
-                tables.push(Linear {
-                    name: e.position.clone(),
+                let position = |name: &str| Linear {
+                    name: name.to_string(),
                     out: e.positions,
                     inp: e.hidden,
                     bias: false,
                     usage: LinearUse::Lookup,
                     tied: false,
-                });
+                };
+                tables.push(position(&e.position));
+                if let Some(d) = &e.decoder {
+                    tables.push(position(&d.position));
+                }
                 tables
+            }
+            Op::Attention(a) if a.arch == Arch::Bart => {
+                let inner = a.heads * a.head_dim;
+                vec![
+                    lin("q_proj", inner, a.hidden, true, LinearUse::PerToken),
+                    lin("k_proj", inner, a.hidden, true, LinearUse::PerToken),
+                    lin("v_proj", inner, a.hidden, true, LinearUse::PerToken),
+                    lin("out_proj", a.hidden, inner, true, LinearUse::PerToken),
+                ]
             }
             Op::Attention(a) => {
                 let inner = a.heads * a.head_dim;
@@ -363,6 +406,10 @@ impl Node {
                     ]
                 }
             }
+            Op::Ffn(f) if f.arch == Arch::Bart => vec![
+                lin("fc1", f.width, f.hidden, true, LinearUse::PerToken),
+                lin("fc2", f.hidden, f.width, true, LinearUse::PerToken),
+            ],
             Op::Ffn(f) => match &f.norm {
                 Norm::Pre { .. } => vec![
                     lin("c_fc", f.width, f.hidden, true, LinearUse::PerToken),
@@ -442,14 +489,26 @@ impl Node {
             Op::Input | Op::Exit(_) => 0,
             Op::Embeddings(e) => {
                 let norm = if e.norm.is_some() { 2 * n(e.hidden) } else { 0 };
-                n(e.token_types) * n(e.hidden) + norm
+                let decoder_norm = if e.decoder.is_some() {
+                    2 * n(e.hidden)
+                } else {
+                    0
+                };
+                n(e.token_types) * n(e.hidden) + norm + decoder_norm
             }
             Op::Attention(a) => 2 * n(a.hidden),
             Op::Ffn(f) => 2 * n(f.hidden),
-            Op::Head(h) => match h.final_norm {
-                Some(_) => 2 * n(h.hidden),
-                None => 0,
-            },
+            Op::Head(h) => {
+                let norm = match h.final_norm {
+                    Some(_) => 2 * n(h.hidden),
+                    None => 0,
+                };
+                let bias = match (&h.logits_bias, &h.kind) {
+                    (Some(_), HeadKind::LanguageModel { vocab, .. }) => n(*vocab),
+                    _ => 0,
+                };
+                norm + bias
+            }
         }
     }
 

@@ -42,6 +42,12 @@ impl ProbeLayer {
             Arch::Gpt2 => ProbeLayer::Gpt2(
                 Gpt2Block::load(vb.pp("h").pp(0), shape, cfg).map_err(tensor_error)?,
             ),
+            Arch::Bart => {
+                return Err(Diag::new(
+                    "plcc::prune::unsupported-model",
+                    "the pruning equivalence check is not implemented for BART layers",
+                ))
+            }
         })
     }
 

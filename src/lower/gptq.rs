@@ -190,9 +190,10 @@ fn round_to_nearest_in_place(
     if let Some(table) = rtn(name)? {
         embedding.set_table(table);
     }
-    let (name, positions) = network.position_embeddings_mut();
-    if let Some(table) = rtn(name)? {
-        *positions = table;
+    for (name, positions) in network.position_embeddings_mut() {
+        if let Some(table) = rtn(name)? {
+            *positions = table;
+        }
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Where the structures of one transformer layer live in its tensors: which
 //! rows belong to an attention head (query / key / value, GPT-2's fused
 //! `c_attn` in three segments), which columns of the output projection, which
-//! rows and columns belong to an FFN neuron. Names are relative to the layer
+//! rows and columns belong to an FFN neuron. A BART layer here is a decoder
+//! layer, whose head `h` is self-attention head `h` with cross-attention head
+//! `h`. Names are relative to the layer
 //! (`attention.self.query.weight`, `attn.c_attn.weight`); linear weights are
 //! `[out, in]`.
 
@@ -12,6 +14,7 @@ pub fn layer_prefix(arch: Arch, i: usize) -> String {
     match arch {
         Arch::Bert => format!("encoder.layer.{i}."),
         Arch::Gpt2 => format!("h.{i}."),
+        Arch::Bart => format!("model.decoder.layers.{i}."),
     }
 }
 
@@ -71,6 +74,24 @@ pub fn head_parts(arch: Arch, shape: LayerShape) -> Vec<Part> {
             part("attn.c_attn.bias", Axis::Rows, 2 * inner, true),
             part("attn.c_proj.weight", Axis::Cols, 0, true),
         ],
+        // A decoder head is its self-attention head and the cross-attention
+        // head of the same index (one head count serves both).
+        Arch::Bart => vec![
+            part("self_attn.q_proj.weight", Axis::Rows, 0, false),
+            part("self_attn.q_proj.bias", Axis::Rows, 0, false),
+            part("self_attn.k_proj.weight", Axis::Rows, 0, false),
+            part("self_attn.k_proj.bias", Axis::Rows, 0, false),
+            part("self_attn.v_proj.weight", Axis::Rows, 0, true),
+            part("self_attn.v_proj.bias", Axis::Rows, 0, true),
+            part("self_attn.out_proj.weight", Axis::Cols, 0, true),
+            part("encoder_attn.q_proj.weight", Axis::Rows, 0, false),
+            part("encoder_attn.q_proj.bias", Axis::Rows, 0, false),
+            part("encoder_attn.k_proj.weight", Axis::Rows, 0, false),
+            part("encoder_attn.k_proj.bias", Axis::Rows, 0, false),
+            part("encoder_attn.v_proj.weight", Axis::Rows, 0, true),
+            part("encoder_attn.v_proj.bias", Axis::Rows, 0, true),
+            part("encoder_attn.out_proj.weight", Axis::Cols, 0, true),
+        ],
     }
 }
 
@@ -86,6 +107,11 @@ pub fn neuron_parts(arch: Arch) -> Vec<Part> {
             part("mlp.c_fc.weight", Axis::Rows, 0, true),
             part("mlp.c_fc.bias", Axis::Rows, 0, true),
             part("mlp.c_proj.weight", Axis::Cols, 0, true),
+        ],
+        Arch::Bart => vec![
+            part("fc1.weight", Axis::Rows, 0, true),
+            part("fc1.bias", Axis::Rows, 0, true),
+            part("fc2.weight", Axis::Cols, 0, true),
         ],
     }
 }

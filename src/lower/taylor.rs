@@ -91,6 +91,12 @@ pub fn taylor_scores(
                 l.ffn_out = gate(&l.ffn_out, n)?;
             }
         }
+        Network::Bart(_) => {
+            return Err(Diag::new(
+                "plcc::prune::unsupported-model",
+                "Taylor importance of heads and neurons is not implemented for BART",
+            ))
+        }
     }
     let lin = |name: &str| {
         setup.head.and_then(|t| {
@@ -211,6 +217,11 @@ fn batch_loss(
             for h in &reads {
                 add(cross_entropy(&head.forward(h, &inputs.mask)?, &labels)?)?;
             }
+        }
+        Task::Seq2Seq => {
+            candle_core::bail!(
+                "Taylor importance is not implemented for sequence-to-sequence models"
+            )
         }
         Task::CausalLm => {
             let Network::Gpt2(m) = network else {

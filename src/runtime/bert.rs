@@ -244,6 +244,7 @@ impl BertModel {
             attentions,
             logits: None,
             exits,
+            encoder: None,
         })
     }
 }

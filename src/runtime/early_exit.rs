@@ -69,13 +69,18 @@ fn embed(network: &Network, inputs: &Inputs) -> Result<Tensor> {
     match network {
         Network::Bert(m) => m.embed(inputs, Mode::Inference),
         Network::Gpt2(m) => m.embed(inputs),
+        Network::Bart(_) => candle_core::bail!("{SEQ2SEQ_EXITS}"),
     }
 }
+
+/// Why an encoder-decoder does not run layer by layer here.
+const SEQ2SEQ_EXITS: &str = "early exit is not implemented for encoder-decoder models";
 
 fn layer(network: &Network, i: usize, x: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
     let (out, _) = match network {
         Network::Bert(m) => m.layers[i].forward(x, mask, Mode::Inference, false)?,
         Network::Gpt2(m) => m.blocks[i].forward(x, mask, Mode::Inference, false)?,
+        Network::Bart(_) => candle_core::bail!("{SEQ2SEQ_EXITS}"),
     };
     Ok(out)
 }
@@ -84,6 +89,7 @@ fn num_layers(network: &Network) -> usize {
     match network {
         Network::Bert(m) => m.layers.len(),
         Network::Gpt2(m) => m.blocks.len(),
+        Network::Bart(m) => m.decoder_layers.len(),
     }
 }
 
@@ -162,7 +168,7 @@ pub fn run(model: &LoadedModel, inputs: &Inputs) -> Result<Vec<Record>> {
     }
     let last = match network {
         Network::Gpt2(m) => m.ln_f.forward(&live.x, Mode::Inference)?,
-        Network::Bert(_) => live.x,
+        Network::Bert(_) | Network::Bart(_) => live.x,
     };
     for (j, record) in final_records(model, &last, &live.mask)?
         .into_iter()
@@ -180,6 +186,10 @@ pub fn final_records(model: &LoadedModel, x: &Tensor, mask: &Tensor) -> Result<V
     let exit_layer = (!model.exits.is_empty()).then_some(model.config.num_layers());
     let (embedding, logits) = match &model.network {
         Network::Gpt2(m) => {
+            let last = pool(x, mask, Pooling::Last)?;
+            (None, Some(rows(&m.lm_logits(&last)?)?))
+        }
+        Network::Bart(m) => {
             let last = pool(x, mask, Pooling::Last)?;
             (None, Some(rows(&m.lm_logits(&last)?)?))
         }

@@ -165,6 +165,7 @@ impl Gpt2Model {
             attentions,
             logits,
             exits,
+            encoder: None,
         })
     }
 }

@@ -226,6 +226,22 @@ impl AttentionMask {
     }
 }
 
+impl AttentionMask {
+    /// The mask of a cross-attention: every query may attend to every real
+    /// key of `mask` `[batch, keys]`; the bias is `[batch, 1, 1, keys]`.
+    pub fn keys(mask: &Tensor) -> Result<Self> {
+        let (b, s) = mask.dims2()?;
+        let keys = mask
+            .to_dtype(candle_core::DType::F32)?
+            .reshape((b, 1, 1, s))?;
+        Ok(AttentionMask {
+            bias: ((keys - 1.0)? * 1e9)?,
+            lengths: None,
+            causal: false,
+        })
+    }
+}
+
 /// The additive mask `[batch, 1, q, k]` of `AttentionMask::bias`.
 pub fn attention_bias(mask: &Tensor, causal: bool) -> Result<Tensor> {
     let (b, s) = mask.dims2()?;
@@ -279,9 +295,11 @@ pub fn multi_head_attention(
 }
 
 /// Unfused scaled dot-product attention over `heads` heads of width `head_dim`.
-/// `q`, `k`, `v` are `[batch, seq, heads * head_dim]`, `bias` the additive
-/// mask of `attention_bias`. Returns the context `[batch, seq, heads * head_dim]`
-/// and, when `keep_probs`, the probabilities `[batch, heads, seq, seq]`.
+/// `q` is `[batch, seq, heads * head_dim]`, `k` and `v` `[batch, keys,
+/// heads * head_dim]` (`keys` differs from `seq` in cross-attention), `bias`
+/// the additive mask of `attention_bias` or `AttentionMask::keys`. Returns
+/// the context `[batch, seq, heads * head_dim]` and, when `keep_probs`, the
+/// probabilities `[batch, heads, seq, keys]`.
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &Tensor,
@@ -295,7 +313,8 @@ pub fn attention(
 ) -> Result<(Tensor, Option<Tensor>)> {
     let (b, s, _) = q.dims3()?;
     let split = |t: &Tensor| -> Result<Tensor> {
-        t.reshape((b, s, heads, head_dim))?
+        let len = t.dim(1)?;
+        t.reshape((b, len, heads, head_dim))?
             .transpose(1, 2)?
             .contiguous()
     };

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Result as CResult, Tensor};
 use candle_nn::VarBuilder;
 
+use super::bart::BartModel;
 use super::bert::{BertLayer, BertModel};
 use super::exit_rule::ExitPolicy;
 use super::gpt2::Gpt2Model;
@@ -90,6 +91,7 @@ fn neither_artifact_nor_checkpoint(spec: &str, dir: &Path) -> Diag {
 pub enum Network {
     Bert(BertModel),
     Gpt2(Gpt2Model),
+    Bart(BartModel),
 }
 
 impl Network {
@@ -98,6 +100,7 @@ impl Network {
         Ok(match cfg.arch {
             Arch::Bert => Network::Bert(BertModel::load(vb, cfg)?),
             Arch::Gpt2 => Network::Gpt2(Gpt2Model::load(vb, cfg)?),
+            Arch::Bart => Network::Bart(BartModel::load(vb, cfg)?),
         })
     }
 
@@ -138,6 +141,7 @@ impl Network {
                     .map(|(name, lin)| (format!("h.{i}.{name}"), lin))
                 })
                 .collect(),
+            Network::Bart(m) => m.linears_mut(),
         }
     }
 
@@ -146,14 +150,28 @@ impl Network {
         match self {
             Network::Bert(m) => ("embeddings.word_embeddings", &mut m.word_embeddings),
             Network::Gpt2(m) => ("wte", &mut m.wte),
+            Network::Bart(m) => ("model.shared", &mut m.shared),
         }
     }
 
-    /// The position table's module name and the table `[max_positions, hidden]`.
-    pub fn position_embeddings_mut(&mut self) -> (&'static str, &mut Tensor) {
+    /// The position tables' module names and tables `[positions, hidden]`
+    /// (BART has one per stack).
+    pub fn position_embeddings_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
         match self {
-            Network::Bert(m) => ("embeddings.position_embeddings", &mut m.position_embeddings),
-            Network::Gpt2(m) => ("wpe", &mut m.wpe),
+            Network::Bert(m) => {
+                vec![("embeddings.position_embeddings", &mut m.position_embeddings)]
+            }
+            Network::Gpt2(m) => vec![("wpe", &mut m.wpe)],
+            Network::Bart(m) => vec![
+                (
+                    "model.encoder.embed_positions",
+                    &mut m.encoder_embedding.positions,
+                ),
+                (
+                    "model.decoder.embed_positions",
+                    &mut m.decoder_embedding.positions,
+                ),
+            ],
         }
     }
 
@@ -175,7 +193,7 @@ impl Network {
                 .layers
                 .iter_mut()
                 .try_for_each(BertLayer::fuse_projections),
-            Network::Gpt2(_) => Ok(()),
+            Network::Gpt2(_) | Network::Bart(_) => Ok(()),
         }
     }
 
@@ -188,6 +206,7 @@ impl Network {
         match self {
             Network::Bert(m) => m.forward(inputs, exits, opts),
             Network::Gpt2(m) => m.forward(inputs, exits, opts),
+            Network::Bart(m) => m.forward(inputs, exits, opts),
         }
     }
 }
@@ -289,6 +308,7 @@ pub fn anchor_tensor(arch: Arch) -> &'static str {
     match arch {
         Arch::Bert => "embeddings.word_embeddings.weight",
         Arch::Gpt2 => "wte.weight",
+        Arch::Bart => "model.shared.weight",
     }
 }
 

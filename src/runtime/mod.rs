@@ -1,7 +1,8 @@
-//! plcc's own model code on candle: BERT-family encoders and GPT-2, with
+//! plcc's own model code on candle: BERT-family encoders, GPT-2 and BART, with
 //! per-layer widths, exits and float / fake-quantized linear layers; loading
 //! of checkpoints and built-in models; running them over text.
 
+pub mod bart;
 pub mod bert;
 pub mod builtin_weights;
 pub mod device;
@@ -23,6 +24,7 @@ pub mod runner;
 pub mod safetensors_check;
 pub mod weights;
 
+pub use bart::BartModel;
 pub use bert::BertModel;
 pub use error::tensor_error;
 pub use exit_rule::ExitPolicy;
@@ -32,5 +34,5 @@ pub use input_tap::InputTap;
 pub use layers::Mode;
 pub use linear::{Linear, LinearWeight, Quantizer, SymmetricIntPerRow};
 pub use loader::{load_model, LoadedModel, ModelSource, Network};
-pub use output::{ForwardOptions, Inputs, ModelOutput};
+pub use output::{EncoderOutput, ForwardOptions, Inputs, ModelOutput};
 pub use weights::Checkpoint;

@@ -13,6 +13,9 @@ pub struct Inputs {
     pub mask: Tensor,
     /// `[batch, seq]` u32 segment ids (BERT only); zeros when absent.
     pub token_types: Option<Tensor>,
+    /// An encoder-decoder's decoder inputs (its start token, then the
+    /// target's tokens); `ids` and `mask` are then the encoder's source.
+    pub decoder: Option<Box<Inputs>>,
 }
 
 impl Inputs {
@@ -35,7 +38,28 @@ impl Inputs {
             ids: Tensor::from_vec(ids, (rows.len(), seq), device)?,
             mask: Tensor::from_vec(mask, (rows.len(), seq), device)?,
             token_types: None,
+            decoder: None,
         })
+    }
+
+    /// Sources and decoder inputs of an encoder-decoder, each right-padded
+    /// with `pad_id`.
+    pub fn seq2seq(
+        sources: &[Vec<u32>],
+        decoder_rows: &[Vec<u32>],
+        pad_id: u32,
+        device: &candle_core::Device,
+    ) -> Result<Self> {
+        Ok(Inputs {
+            decoder: Some(Box::new(Inputs::from_rows(decoder_rows, pad_id, device)?)),
+            ..Inputs::from_rows(sources, pad_id, device)?
+        })
+    }
+
+    /// The inputs of the stack that produces the outputs: the decoder's of
+    /// an encoder-decoder, else these.
+    pub fn output_side(&self) -> &Inputs {
+        self.decoder.as_deref().unwrap_or(self)
     }
 }
 
@@ -45,7 +69,7 @@ pub struct ForwardOptions {
     pub mode: Mode,
     /// Keep every layer's attention probabilities `[batch, heads, seq, seq]`.
     pub output_attentions: bool,
-    /// Compute language-model logits over every position (GPT-2).
+    /// Compute language-model logits over every position (GPT-2, BART).
     pub lm_logits: bool,
 }
 
@@ -54,7 +78,8 @@ pub struct ForwardOptions {
 pub struct ModelOutput {
     /// `L + 1` tensors `[batch, seq, hidden]`: index 0 is the embedding
     /// output, index `i` the output of layer `i` (for GPT-2 the last one is
-    /// taken after the final layer norm, as Hugging Face returns it).
+    /// taken after the final layer norm, as Hugging Face returns it); the
+    /// decoder's of an encoder-decoder.
     pub hidden_states: Vec<Tensor>,
     /// The final hidden state `[batch, seq, hidden]`.
     pub last_hidden: Tensor,
@@ -64,4 +89,18 @@ pub struct ModelOutput {
     pub logits: Option<Tensor>,
     /// One `[batch, n]` tensor per exit head passed to the forward, in order.
     pub exits: Vec<Tensor>,
+    /// An encoder-decoder's encoder outputs and cross-attentions; the fields
+    /// above are then the decoder's.
+    pub encoder: Option<EncoderOutput>,
+}
+
+/// The encoder half of an encoder-decoder's outputs.
+#[derive(Debug, Clone)]
+pub struct EncoderOutput {
+    /// `E + 1` tensors `[batch, source, hidden]`, as `hidden_states`.
+    pub hidden_states: Vec<Tensor>,
+    /// Per encoder layer `[batch, heads_i, source, source]`, when requested.
+    pub attentions: Vec<Tensor>,
+    /// Per decoder layer `[batch, heads_i, target, source]`, when requested.
+    pub cross_attentions: Vec<Tensor>,
 }

@@ -1,6 +1,7 @@
 //! Tokenizers: loading a checkpoint's `tokenizer.json`, building the
 //! tokenizers of the built-in models (a lower-casing WordPiece over a built-in
-//! English word list for tiny-bert; a byte-level BPE for tiny-gpt2), and
+//! English word list for tiny-bert; a byte-level BPE for tiny-gpt2, and in
+//! BART's layout for tiny-bart), and
 //! turning text into truncated id sequences.
 
 use std::path::Path;
@@ -131,6 +132,7 @@ pub fn builtin(name: &str) -> Option<Result<TextTokenizer, Diag>> {
     Some(match cfg.arch {
         crate::base::Arch::Bert => builtin_wordpiece(cfg.vocab_size),
         crate::base::Arch::Gpt2 => builtin_byte_bpe(cfg.vocab_size),
+        crate::base::Arch::Bart => builtin_bart_bpe(cfg.vocab_size),
     })
 }
 
@@ -192,16 +194,71 @@ pub fn builtin_wordpiece(vocab_size: usize) -> Result<TextTokenizer, Diag> {
 /// symbols, `<|endoftext|>` (id 256), and merges spelling out the built-in
 /// words (with and without a leading space) until `vocab_size` is reached.
 pub fn builtin_byte_bpe(vocab_size: usize) -> Result<TextTokenizer, Diag> {
-    let mut alphabet: Vec<char> = ByteLevel::alphabet().into_iter().collect();
-    alphabet.sort_unstable();
+    let eot = "<|endoftext|>";
     let mut vocab = tokenizers::models::bpe::Vocab::new();
-    for c in &alphabet {
+    for c in byte_alphabet() {
         vocab.insert(c.to_string(), vocab.len() as u32);
     }
-    let eot = "<|endoftext|>";
     vocab.insert(eot.to_string(), vocab.len() as u32);
+    let merges = add_word_merges(&mut vocab, vocab_size);
+    let mut inner = byte_level_tokenizer(vocab, merges, "tiny-gpt2")?;
+    inner.add_special_tokens(&[AddedToken::from(eot, true)]);
+    Ok(TextTokenizer { inner, pad_id: 256 })
+}
+
+/// Special tokens of the built-in BART tokenizer at its first ids
+/// (`<s>` 0, `<pad>` 1, `</s>` 2, `<unk>` 3); `<mask>` is its last id.
+pub const BART_SPECIALS: [&str; 4] = ["<s>", "<pad>", "</s>", "<unk>"];
+
+/// The mask token of BART's text infilling.
+pub const BART_MASK: &str = "<mask>";
+
+/// The tokenizer of `builtin:tiny-bart`: BART's layout of the byte-level BPE
+/// of tiny-gpt2 (the specials of [`BART_SPECIALS`], the byte alphabet, merges
+/// of the built-in words, `<mask>` last); `<s> text </s>`.
+pub fn builtin_bart_bpe(vocab_size: usize) -> Result<TextTokenizer, Diag> {
+    let mut vocab = tokenizers::models::bpe::Vocab::new();
+    for t in BART_SPECIALS {
+        vocab.insert(t.to_string(), vocab.len() as u32);
+    }
+    for c in byte_alphabet() {
+        vocab.insert(c.to_string(), vocab.len() as u32);
+    }
+    let merges = add_word_merges(&mut vocab, vocab_size.saturating_sub(1));
+    vocab.insert(BART_MASK.to_string(), vocab.len() as u32);
+    let mut inner = byte_level_tokenizer(vocab, merges, "tiny-bart")?;
+    let specials: Vec<AddedToken> = BART_SPECIALS
+        .iter()
+        .chain(&[BART_MASK])
+        .map(|t| AddedToken::from(*t, true))
+        .collect();
+    inner.add_special_tokens(&specials);
+    let post = TemplateProcessing::builder()
+        .try_single("<s> $A </s>")
+        .and_then(|b| b.try_pair("<s> $A </s> </s> $B </s>"))
+        .map_err(|e| builtin_failed("tiny-bart", e))?
+        .special_tokens(vec![("<s>", 0), ("</s>", 2)])
+        .build()
+        .map_err(|e| builtin_failed("tiny-bart", e))?;
+    inner.with_post_processor(Some(post));
+    Ok(TextTokenizer { inner, pad_id: 1 })
+}
+
+/// The 256 characters of byte-level BPE, in a fixed order.
+fn byte_alphabet() -> Vec<char> {
+    let mut alphabet: Vec<char> = ByteLevel::alphabet().into_iter().collect();
+    alphabet.sort_unstable();
+    alphabet
+}
+
+/// Adds merges spelling the built-in words (with and without a leading
+/// space) to `vocab` until it has `limit` entries; the merges in order.
+fn add_word_merges(
+    vocab: &mut tokenizers::models::bpe::Vocab,
+    limit: usize,
+) -> Vec<(String, String)> {
     let mut merges: Vec<(String, String)> = Vec::new();
-    'words: for w in WORDS
+    for w in WORDS
         .split_whitespace()
         .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()))
     {
@@ -211,8 +268,8 @@ pub fn builtin_byte_bpe(vocab_size: usize) -> Result<TextTokenizer, Diag> {
             for next in &chars[1..] {
                 let merged = format!("{acc}{next}");
                 if !vocab.contains_key(&merged) {
-                    if vocab.len() >= vocab_size {
-                        break 'words;
+                    if vocab.len() >= limit {
+                        return merges;
                     }
                     vocab.insert(merged.clone(), vocab.len() as u32);
                     merges.push((acc.clone(), next.clone()));
@@ -221,15 +278,24 @@ pub fn builtin_byte_bpe(vocab_size: usize) -> Result<TextTokenizer, Diag> {
             }
         }
     }
+    merges
+}
+
+/// A byte-level BPE tokenizer (pre-tokenizer and decoder) over `vocab`
+/// and `merges`.
+fn byte_level_tokenizer(
+    vocab: tokenizers::models::bpe::Vocab,
+    merges: Vec<(String, String)>,
+    name: &str,
+) -> Result<Tokenizer, Diag> {
     let model = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .build()
-        .map_err(|e| builtin_failed("tiny-gpt2", e))?;
+        .map_err(|e| builtin_failed(name, e))?;
     let mut inner = Tokenizer::new(model);
     inner.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
     inner.with_decoder(Some(ByteLevelDecoder::default()));
-    inner.add_special_tokens(&[AddedToken::from(eot, true)]);
-    Ok(TextTokenizer { inner, pad_id: 256 })
+    Ok(inner)
 }
 
 fn builtin_failed(name: &str, e: impl std::fmt::Display) -> Diag {

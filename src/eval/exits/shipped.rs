@@ -66,6 +66,12 @@ pub fn measure_with_exits(
     let layers = student.config.num_layers();
     let left: usize = out_s.iter().map(|r| r.exit_layer.unwrap_or(layers)).sum();
     let metrics = match task {
+        Task::Seq2Seq => {
+            return Err(Diag::new(
+                "plcc::exit::unsupported-task",
+                "early exit is not implemented for sequence-to-sequence models",
+            ))
+        }
         Task::Embedding { .. } => {
             let (mut cos, mut emb_t, mut emb_s) = (Vec::new(), Vec::new(), Vec::new());
             for (t, s) in out_t.iter().zip(&out_s) {

@@ -70,10 +70,10 @@ pub fn encoder_graph(
                 &[BATCH, Dim::Fixed(labels)],
             );
         }
-        Task::CausalLm => {
+        Task::CausalLm | Task::Seq2Seq => {
             return Err(Diag::new(
                 "plcc::export::unsupported",
-                "a BERT-family model with a causal-LM task cannot be exported",
+                "a BERT-family model with a causal-LM or seq2seq task cannot be exported",
             ))
         }
     }

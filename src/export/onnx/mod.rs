@@ -49,6 +49,13 @@ pub fn export(artifact: &Artifact) -> Result<OnnxModel, Diag> {
             manifest.sentence_pipeline(),
         )?,
         Arch::Gpt2 => gpt2::decoder_graph(&mut w, &manifest.config)?,
+        Arch::Bart => {
+            return Err(Diag::new(
+                "plcc::export::unsupported-model",
+                "ONNX export of encoder-decoder (BART) artifacts is not implemented",
+            )
+            .help("run the artifact with `plcc run`, or load it with `plcc::api::Model::open`"))
+        }
     }
     let weight_bytes = w.g.initializer_bytes() as u64;
     let graph = w.g.finish("plcc");

@@ -225,6 +225,7 @@ pub fn print_plan(plan: &Plan) -> String {
         Task::Embedding { pooling } => format!("embedding ({} pooling)", word(&pooling)),
         Task::Classification { labels } => format!("classification ({labels} labels)"),
         Task::CausalLm => "causal_lm".into(),
+        Task::Seq2Seq => "seq2seq".into(),
     };
     let output = plan
         .output

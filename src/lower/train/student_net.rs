@@ -58,8 +58,9 @@ pub struct TrainableNet {
     learned: BTreeMap<String, Arc<LearnedScaleQuantizer>>,
     /// The token embedding's quantizer and its variable, when quantized.
     embedding_quant: Option<(Arc<dyn Quantizer>, Var)>,
-    /// The position table's quantizer and its variable, when quantized.
-    position_quant: Option<(Arc<dyn Quantizer>, Var)>,
+    /// Each position table's quantizer and its variable, when quantized
+    /// (parallel to `Network::position_embeddings_mut`).
+    position_quant: Vec<Option<(Arc<dyn Quantizer>, Var)>>,
     /// The word table, when it is trained a few rows at a time.
     sparse_words: Option<RowSparseTable>,
 }
@@ -139,7 +140,11 @@ impl TrainableNet {
                 };
             let words = network.word_embeddings_mut().0;
             let embedding_quant = table_quant(words);
-            let position_quant = table_quant(network.position_embeddings_mut().0);
+            let position_quant = network
+                .position_embeddings_mut()
+                .into_iter()
+                .map(|(name, _)| table_quant(name))
+                .collect();
             let row_local = placed.get(words).is_none_or(Placed::row_local);
             let sparse_words = vars
                 .get(&format!("{words}.weight"))
@@ -179,8 +184,11 @@ impl TrainableNet {
     }
 
     fn refresh_positions(&mut self) -> Result<()> {
-        if let Some((q, var)) = &self.position_quant {
-            *self.network.position_embeddings_mut().1 = q.fake_quant(var.as_tensor())?;
+        let tables = self.network.position_embeddings_mut();
+        for ((_, table), quant) in tables.into_iter().zip(&self.position_quant) {
+            if let Some((q, var)) = quant {
+                *table = q.fake_quant(var.as_tensor())?;
+            }
         }
         Ok(())
     }
@@ -205,6 +213,7 @@ impl TrainableNet {
             ids: local,
             mask: inputs.mask.clone(),
             token_types: inputs.token_types.clone(),
+            decoder: inputs.decoder.clone(),
         };
         self.forward(&renumbered, opts)
     }

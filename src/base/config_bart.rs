@@ -1,0 +1,101 @@
+//! The configuration of a BART checkpoint (`model_type: bart`,
+//! `BartForConditionalGeneration`): encoder and decoder may differ in depth,
+//! heads and FFN width; `layers` become the decoder's and `seq2seq` the
+//! encoder's. Legacy layout flags (`normalize_before`, `add_final_layer_norm`)
+//! are ignored, as transformers' BART ignores them.
+
+use super::config::{Activation, Arch, LayerShape, ModelConfig, Seq2Seq};
+use super::config_json::{self, ConfigJson};
+use crate::diag::Diag;
+
+/// BART's learned position tables have two rows before position 0.
+pub const POSITION_OFFSET: usize = 2;
+
+/// One stack's layers: `{prefix}_layers`, `{prefix}_attention_heads` and
+/// `{prefix}_ffn_dim`, each head `hidden / heads` wide.
+fn stack(
+    json: &ConfigJson,
+    hidden: usize,
+    keys: [&'static str; 3],
+) -> Result<Vec<LayerShape>, Diag> {
+    let [layers_key, heads_key, ffn_key] = keys;
+    let layers = json.count(&[layers_key], config_json::LAYERS)?;
+    let heads = json.count(&[heads_key], config_json::HEADS)?;
+    if hidden % heads != 0 {
+        return Err(json
+            .at(
+                config_json::OUT_OF_RANGE,
+                heads_key,
+                format!("`d_model` {hidden} is not divisible by `{heads_key}` {heads}"),
+            )
+            .help("every attention head has the same width: d_model / heads"));
+    }
+    let ffn = json.count(&[ffn_key], config_json::INTERMEDIATE)?;
+    Ok(vec![
+        LayerShape {
+            heads,
+            head_dim: hidden / heads,
+            ffn,
+        };
+        layers
+    ])
+}
+
+/// Reads a BART `config.json` (already parsed as `json`).
+pub fn from_json(json: &ConfigJson, model_type: String) -> Result<ModelConfig, Diag> {
+    let hidden = json.count(&["d_model"], config_json::HIDDEN)?;
+    let vocab_size = json.count(&["vocab_size"], config_json::VOCAB)?;
+    let activation = match json.str(&["activation_function"]).unwrap_or("gelu") {
+        "gelu" => Activation::Gelu,
+        "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+        "relu" => Activation::Relu,
+        other => {
+            return Err(json
+                .at(
+                    config_json::BAD_CONFIG,
+                    "activation_function",
+                    format!("unsupported activation_function `{other}`"),
+                )
+                .help("plcc supports `gelu`, `gelu_new`, `gelu_pytorch_tanh` and `relu`"))
+        }
+    };
+    let token = |key: &'static str, default: u32| -> Result<u32, Diag> {
+        Ok(json.token_id(&[key], vocab_size)?.unwrap_or(default))
+    };
+    Ok(ModelConfig {
+        arch: Arch::Bart,
+        model_type,
+        vocab_size,
+        hidden_size: hidden,
+        max_positions: json.count(&["max_position_embeddings"], config_json::POSITIONS)?,
+        type_vocab_size: 0,
+        layer_norm_eps: 1e-5,
+        activation,
+        pad_token_id: Some(token("pad_token_id", 1)?),
+        layers: stack(
+            json,
+            hidden,
+            [
+                "decoder_layers",
+                "decoder_attention_heads",
+                "decoder_ffn_dim",
+            ],
+        )?,
+        embedding_rank: None,
+        seq2seq: Some(Seq2Seq {
+            encoder_layers: stack(
+                json,
+                hidden,
+                [
+                    "encoder_layers",
+                    "encoder_attention_heads",
+                    "encoder_ffn_dim",
+                ],
+            )?,
+            decoder_start_token_id: token("decoder_start_token_id", 2)?,
+            bos_token_id: token("bos_token_id", 0)?,
+            eos_token_id: token("eos_token_id", 2)?,
+            scale_embedding: json.flag_or(&["scale_embedding"], false),
+        }),
+    })
+}
