@@ -69,17 +69,17 @@ impl Pass for DistillSchedule {
     }
 }
 
-/// `pretrain` trains a GPT-2 teacher with next-token prediction: any other
-/// teacher is refused at the block.
+/// `pretrain` trains a GPT-2 teacher with next-token prediction and a BART
+/// teacher with text infilling: any other teacher is refused at the block.
 fn pretrainable(program: &Program, stage: &StageSpec) -> Result<(), Diag> {
     let config = &program.plan.teacher.config;
-    if config.arch == Arch::Gpt2 {
+    if matches!(config.arch, Arch::Gpt2 | Arch::Bart) {
         return Ok(());
     }
     Err(Diag::new(
         "plcc::recipe::pretrain-unsupported",
         format!(
-            "`pretrain` trains causal language models (GPT-2 layout) with next-token prediction; this teacher is `{}`",
+            "`pretrain` trains causal language models (GPT-2 layout) with next-token prediction and encoder-decoders (BART) with text infilling; this teacher is `{}`",
             config.model_type
         ),
     )

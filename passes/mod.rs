@@ -11,6 +11,29 @@ mod quant_place;
 mod vocab_prune;
 mod width_prune;
 
+use crate::diag::{Diag, Span};
+use crate::ir::Program;
+
+/// A structural change (`what`, written at `span`) that the passes do not
+/// make to an encoder-decoder yet is refused at its block.
+fn refuse_seq2seq(program: &Program, span: Span, what: &str) -> Result<(), Diag> {
+    if program.plan.teacher.config.seq2seq.is_none() {
+        return Ok(());
+    }
+    Err(Diag::new(
+        "plcc::recipe::seq2seq-unsupported",
+        format!("{what} is not implemented for encoder-decoder models"),
+    )
+    .label(
+        span,
+        format!(
+            "this teacher is `{}`",
+            program.plan.teacher.config.model_type
+        ),
+    )
+    .help("an encoder-decoder is compressed by quantizers and distillation; remove this block"))
+}
+
 pub use distill_schedule::DistillSchedule;
 pub use exit_insert::ExitInsert;
 pub use layer_reduce::LayerReduce;

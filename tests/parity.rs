@@ -26,6 +26,7 @@ fn read_inputs(dir: &Path) -> Inputs {
         ids: Tensor::from_vec(ids.concat(), (b, s), &dev).unwrap(),
         mask: Tensor::from_vec(mask.concat(), (b, s), &dev).unwrap(),
         token_types: None,
+        decoder: None,
     }
 }
 

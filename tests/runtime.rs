@@ -121,9 +121,13 @@ fn every_trainable_variable_gets_a_gradient() {
         match &mut network {
             Network::Bert(m) => m.layers[1].ffn_in.fake_quantize(quantizer),
             Network::Gpt2(m) => m.blocks[1].ffn_in.fake_quantize(quantizer),
+            Network::Bart(m) => m.decoder_layers[1].ffn.fc1.fake_quantize(quantizer),
         }
         .unwrap();
-        let inputs = Inputs::from_rows(&rows, 0, &dev).unwrap();
+        let inputs = match cfg.seq2seq {
+            Some(_) => Inputs::seq2seq(&rows, &[vec![2u32, 6, 4], vec![2, 8]], 1, &dev).unwrap(),
+            None => Inputs::from_rows(&rows, 0, &dev).unwrap(),
+        };
         let opts = ForwardOptions {
             mode: Mode::Training,
             lm_logits: true,

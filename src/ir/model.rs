@@ -25,8 +25,12 @@ pub struct Layer {
     pub student: usize,
     /// 0-based teacher layer it was taken from.
     pub teacher: usize,
+    /// The (self-)attention node.
     #[serde(skip)]
     pub attention: NodeIndex,
+    /// An encoder-decoder's cross-attention node, between the two.
+    #[serde(skip)]
+    pub cross: Option<NodeIndex>,
     #[serde(skip)]
     pub ffn: NodeIndex,
 }
@@ -124,19 +128,47 @@ impl Model {
             .unwrap_or_else(|| self.graph.node_indices().collect())
     }
 
-    /// The student layers along the main path, in order.
+    /// The student layers along the main path, in order: an
+    /// encoder-decoder's decoder layers (see `encoder_layers`).
     pub fn layers(&self) -> Vec<Layer> {
+        self.stack_layers(false)
+    }
+
+    /// An encoder-decoder's encoder layers, in order (`teacher` is the
+    /// encoder layer's index); none for other models.
+    pub fn encoder_layers(&self) -> Vec<Layer> {
+        self.stack_layers(true)
+    }
+
+    /// The layers of the encoder (`encoder`) or of the stack that ends in
+    /// the head.
+    fn stack_layers(&self, encoder: bool) -> Vec<Layer> {
         let mut layers = Vec::new();
         let mut pending_attention: Option<NodeIndex> = None;
+        let mut pending_cross: Option<NodeIndex> = None;
         for ix in self.ordered_nodes() {
-            match &self.graph[ix].op {
-                Op::Attention(_) => pending_attention = Some(ix),
+            let node = &self.graph[ix];
+            if node.encoder_layer.is_some() != encoder {
+                continue;
+            }
+            match &node.op {
+                Op::Attention(a) if a.cross => pending_cross = Some(ix),
+                Op::Attention(_) => {
+                    pending_attention = Some(ix);
+                    pending_cross = None;
+                }
                 Op::Ffn(_) => {
                     if let Some(attention) = pending_attention.take() {
+                        let teacher = if encoder {
+                            node.encoder_layer
+                        } else {
+                            node.teacher_layer
+                        };
                         layers.push(Layer {
                             student: layers.len() + 1,
-                            teacher: self.graph[ix].teacher_layer.unwrap_or(usize::MAX),
+                            teacher: teacher.unwrap_or(usize::MAX),
                             attention,
+                            cross: pending_cross.take(),
                             ffn: ix,
                         });
                     }

@@ -5,8 +5,8 @@
 
 use crate::base::sha256_hex;
 
-use crate::base::TeacherRef;
 use crate::base::{builtin, ModelConfig};
+use crate::base::{Task, TeacherRef};
 use crate::diag::Diag;
 use crate::fsio;
 use crate::recipe::Recipe;
@@ -21,6 +21,7 @@ pub const DEFAULT_SEQ_LEN: usize = 128;
 /// Resolves `recipe` into the teacher program.
 pub fn resolve(recipe: &Recipe) -> Result<Program, Diag> {
     let teacher = load_teacher(recipe)?;
+    task_fits_teacher(recipe, &teacher.config)?;
     let model = model_from_config(&teacher.config, recipe.task.value, recipe.teacher.span);
     let seq_len = recipe
         .stages
@@ -52,6 +53,35 @@ pub fn resolve(recipe: &Recipe) -> Result<Program, Diag> {
         },
     };
     Ok(Program { model, plan })
+}
+
+/// An encoder-decoder teacher does `seq2seq` and only it does: the task is
+/// checked against the teacher's architecture.
+fn task_fits_teacher(recipe: &Recipe, config: &ModelConfig) -> Result<(), Diag> {
+    let task = &recipe.task;
+    let seq2seq = task.value == Task::Seq2Seq;
+    match (seq2seq, config.seq2seq.is_some()) {
+        (true, false) => Err(Diag::new(
+            "plcc::recipe::task-teacher",
+            format!(
+                "the `seq2seq` task needs an encoder-decoder teacher; this teacher is `{}`",
+                config.model_type
+            ),
+        )
+        .label(task.span, "seq2seq task")
+        .label(recipe.teacher.span, "not an encoder-decoder")
+        .help("use a BART teacher (`builtin:tiny-bart` or a `model_type: bart` checkpoint)")),
+        (false, true) => Err(Diag::new(
+            "plcc::recipe::task-teacher",
+            format!(
+                "an encoder-decoder teacher (`{}`) does the `seq2seq` task",
+                config.model_type
+            ),
+        )
+        .label(task.span, "not seq2seq")
+        .help("write `task: seq2seq`, or leave `task` out (it follows the teacher)")),
+        _ => Ok(()),
+    }
 }
 
 /// Loads the teacher's configuration and describes where it came from.

@@ -170,16 +170,31 @@ pub fn verify(program: &Program) -> Result<(), Diag> {
     }
 
     let layers = model.layers();
-    let attention_nodes = count(|op| matches!(op, Op::Attention(_)));
+    let encoder_layers = model.encoder_layers();
+    let stacked = layers.len() + encoder_layers.len();
+    let cross_nodes = count(|op| matches!(op, Op::Attention(a) if a.cross));
+    let attention_nodes = count(|op| matches!(op, Op::Attention(_))) - cross_nodes;
     let ffn_nodes = count(|op| matches!(op, Op::Ffn(_)));
-    if attention_nodes != layers.len() || ffn_nodes != layers.len() {
+    if attention_nodes != stacked || ffn_nodes != stacked {
         return Err(invalid(
             "<graph>",
             format!(
-                "{attention_nodes} attention and {ffn_nodes} FFN nodes do not pair into {} layers",
+                "{attention_nodes} attention and {ffn_nodes} FFN nodes do not pair into {stacked} layers"
+            ),
+        ));
+    }
+    let crossed = layers.iter().filter(|l| l.cross.is_some()).count();
+    if cross_nodes != crossed || (crossed != 0 && crossed != layers.len()) {
+        return Err(invalid(
+            "<graph>",
+            format!(
+                "{cross_nodes} cross-attention nodes, but {crossed} of {} decoder layers have one",
                 layers.len()
             ),
         ));
+    }
+    if crossed != 0 && encoder_layers.is_empty() {
+        return Err(invalid("<graph>", "cross-attention without an encoder"));
     }
     let mut last_teacher: Option<usize> = None;
     for layer in &layers {
@@ -198,8 +213,22 @@ pub fn verify(program: &Program) -> Result<(), Diag> {
             ));
         }
         last_teacher = Some(layer.teacher);
-        if model.inputs(layer.ffn) != vec![layer.attention] {
-            return Err(invalid(&f.name, format!("FFN must read only `{}`", a.name)));
+        if let Some(cross) = layer.cross {
+            if model.inputs(cross) != vec![layer.attention]
+                || g[cross].teacher_layer != a.teacher_layer
+            {
+                return Err(invalid(
+                    &g[cross].name,
+                    format!("cross-attention must read only `{}`", a.name),
+                ));
+            }
+        }
+        let before_ffn = layer.cross.unwrap_or(layer.attention);
+        if model.inputs(layer.ffn) != vec![before_ffn] {
+            return Err(invalid(
+                &f.name,
+                format!("FFN must read only `{}`", g[before_ffn].name),
+            ));
         }
     }
 

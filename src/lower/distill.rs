@@ -72,19 +72,21 @@ pub fn pretrain(
     teacher: &mut Teacher,
     datasets: &BTreeMap<String, Vec<Example>>,
 ) -> Result<(), Diag> {
-    if teacher.config.arch != crate::base::Arch::Gpt2 {
-        return Err(Diag::new(
+    let task = match teacher.config.arch {
+        crate::base::Arch::Gpt2 => Task::CausalLm,
+        crate::base::Arch::Bart => Task::Seq2Seq,
+        crate::base::Arch::Bert => return Err(Diag::new(
             "plcc::train::pretrain-unsupported",
-            "`pretrain` trains causal language models (GPT-2 layout) with next-token prediction",
+            "`pretrain` trains causal language models (GPT-2 layout) with next-token prediction and encoder-decoders (BART) with text infilling",
         )
-.help("remove the `pretrain` block; a classifier head is trained by a `distill` stage with `loss task_ce {}` on a data set with a `label` column"));
-    }
+.help("remove the `pretrain` block; a classifier head is trained by a `distill` stage with `loss task_ce {}` on a data set with a `label` column")),
+    };
     let tensors = match (session.stage_finished(0), session.resumed_teacher()) {
         (true, Some(saved)) => saved.clone().into_iter().collect(),
         _ => {
             let mut net = TrainableNet::new(
                 &teacher.config,
-                Task::CausalLm,
+                task,
                 &teacher.tensors,
                 &BTreeMap::new(),
                 &BTreeMap::new(),

@@ -11,10 +11,16 @@ use crate::base::{Arch, LayerShape};
 
 /// The tensor name prefix of layer `i`.
 pub fn layer_prefix(arch: Arch, i: usize) -> String {
+    format!("{}{i}.", layers_root(arch))
+}
+
+/// The prefix of every layer's tensors (an encoder-decoder's decoder
+/// layers; its encoder layers are not sliced).
+pub fn layers_root(arch: Arch) -> &'static str {
     match arch {
-        Arch::Bert => format!("encoder.layer.{i}."),
-        Arch::Gpt2 => format!("h.{i}."),
-        Arch::Bart => format!("model.decoder.layers.{i}."),
+        Arch::Bert => "encoder.layer.",
+        Arch::Gpt2 => "h.",
+        Arch::Bart => "model.decoder.layers.",
     }
 }
 

@@ -12,7 +12,7 @@ use candle_nn::{Init, VarBuilder};
 
 use super::equivalence::{check_layer, LayerModules};
 use super::importance::{select_by_magnitude, top_k};
-use super::layout::layer_prefix;
+use super::layout::{layer_prefix, layers_root};
 use super::slice::{layer_tensors, mask_layer, slice_layer, with_prefix, Kept};
 use super::taylor::{taylor_scores, TaylorSetup};
 use crate::base::ExitHead;
@@ -103,7 +103,7 @@ pub fn build_student(
     let mut tensors: Tensors = teacher
         .tensors
         .iter()
-        .filter(|(n, _)| !n.starts_with("encoder.layer.") && !n.starts_with("h."))
+        .filter(|(n, _)| !n.starts_with(layers_root(arch)))
         .map(|(n, t)| (n.clone(), t.clone()))
         .collect();
     let mut layers = Vec::new();
@@ -144,15 +144,20 @@ pub fn build_student(
         let masked = mask_layer(&teacher_layer, arch, tshape, &kept)?;
         let attention_name = program.model.node(layer.attention).name.clone();
         let ffn_name = program.model.node(layer.ffn).name.clone();
-        let diff = check_layer(
-            tcfg,
-            (&masked, tshape),
-            (&sliced, shape),
-            LayerModules {
-                attention: &attention_name,
-                ffn: &ffn_name,
-            },
-        )?;
+        // A layer nothing was cut from is the teacher's own.
+        let diff = if shape == tshape {
+            0.0
+        } else {
+            check_layer(
+                tcfg,
+                (&masked, tshape),
+                (&sliced, shape),
+                LayerModules {
+                    attention: &attention_name,
+                    ffn: &ffn_name,
+                },
+            )?
+        };
         max_slice_diff = max_slice_diff.max(diff);
         let student_prefix = layer_prefix(arch, i);
         for node in [layer.attention, layer.ffn] {

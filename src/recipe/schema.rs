@@ -200,10 +200,12 @@ enum TaskName {
     Embedding,
     Classification,
     CausalLm,
+    Seq2Seq,
 }
 
 /// `task`, `pooling` and `labels` together; the default task follows the
-/// teacher's architecture (GPT-2 → `causal_lm`, else `embedding`).
+/// teacher's architecture (GPT-2 → `causal_lm`, BART → `seq2seq`, else
+/// `embedding`).
 fn task(
     top: &mut Body<'_>,
     teacher: Option<&Spanned<TeacherRef>>,
@@ -216,6 +218,7 @@ fn task(
                 ("embedding", TaskName::Embedding),
                 ("classification", TaskName::Classification),
                 ("causal_lm", TaskName::CausalLm),
+                ("seq2seq", TaskName::Seq2Seq),
             ],
         )
     });
@@ -280,16 +283,20 @@ fn task(
                 labels: labels.value,
             }
         }
-        TaskName::CausalLm => {
+        TaskName::CausalLm | TaskName::Seq2Seq => {
+            let (name, task) = match kind {
+                TaskName::CausalLm => ("causal_lm", Task::CausalLm),
+                _ => ("seq2seq", Task::Seq2Seq),
+            };
             for (key, given) in [
                 ("pooling", pooling.map(|p| p.span)),
                 ("labels", labels.map(|l| l.span)),
             ] {
                 if let Some(s) = given {
-                    errs.push(misplaced(key, s, "causal_lm"));
+                    errs.push(misplaced(key, s, name));
                 }
             }
-            Task::CausalLm
+            task
         }
     };
     Some(Spanned::new(task, span))
@@ -302,6 +309,7 @@ fn default_task(teacher: &TeacherRef) -> TaskName {
     };
     match arch {
         Some(Arch::Gpt2) => TaskName::CausalLm,
+        Some(Arch::Bart) => TaskName::Seq2Seq,
         _ => TaskName::Embedding,
     }
 }

@@ -159,7 +159,7 @@ impl Embedding {
         let (b, s) = ids.dims2()?;
         let flat = ids.flatten_all()?;
         let rows = match &self.table {
-            EmbeddingTable::Float(t) => t.index_select(&flat, 0)?,
+            EmbeddingTable::Float(t) => t.contiguous()?.index_select(&flat, 0)?,
             EmbeddingTable::Packed(p) => {
                 let ids: Vec<u32> = flat.to_dtype(candle_core::DType::U32)?.to_vec1()?;
                 p.gather(&ids, flat.device())?

@@ -1,5 +1,6 @@
 //! Training: the `pretrain` stage (a teacher trained from scratch on text,
-//! next-token cross-entropy) and the distillation stages of the plan, run
+//! next-token cross-entropy; an encoder-decoder reconstructs text corrupted
+//! by text infilling) and the distillation stages of the plan, run
 //! with the recipe's optimizer, schedule, clipping and accumulation; a
 //! progress report per stage; the loss log; crash-safe checkpoints every N
 //! steps, every M minutes and at the end of each stage (see [`checkpoint`]);
@@ -42,6 +43,7 @@ use crate::eval::report::StageTotals;
 use crate::ir::{LossPlanKind, StagePlan};
 use crate::runtime::{ForwardOptions, LoadedModel, Mode};
 use crate::text::data::Example;
+use crate::text::seq2seq::{self, Seq2SeqTokens};
 use budget::Probe;
 use checkpoint::BestPoint;
 use evaluation::{Best, EvalData};
@@ -103,8 +105,29 @@ pub fn run_stage(
     let task = net.task;
     let examples = batches::task_examples(job.examples, task);
     let max_len = plan.seq_len.min(net.config.max_positions).max(2);
-    let (encoded, cut): (Vec<Encoded>, usize) =
-        encode_counting_cuts(job.tokenizer, max_len, &examples)?;
+    let seq2seq_rows = match &net.config.seq2seq {
+        Some(s) => {
+            let tokens = Seq2SeqTokens::of(job.tokenizer, s.decoder_start_token_id)?;
+            Some(seq2seq::encode(
+                job.tokenizer,
+                tokens,
+                max_len,
+                &examples,
+                plan.seed,
+            )?)
+        }
+        None => None,
+    };
+    let (encoded, cut): (Vec<Encoded>, usize) = match &seq2seq_rows {
+        // The decoder's rows set the batches' lengths and token counts.
+        Some((rows, cut)) => (
+            rows.iter()
+                .map(|r| (r.decoder.clone(), Vec::new()))
+                .collect(),
+            *cut,
+        ),
+        None => encode_counting_cuts(job.tokenizer, max_len, &examples)?,
+    };
     if cut > 0 {
         session.notes.push(format!(
             "stage `{}`: {cut} of {} examples are longer than {max_len} tokens and train on their first {max_len} (`seq_len`)",
@@ -186,11 +209,12 @@ pub fn run_stage(
             LossPlanKind::AttentionKl { .. } | LossPlanKind::AttentionMse { .. }
         )
     });
-    let lm = task == Task::CausalLm;
+    let lm = matches!(task, Task::CausalLm | Task::Seq2Seq);
     let device = session.device.clone();
     let inputs = StepInputs {
         job,
         encoded: &encoded,
+        seq2seq: seq2seq_rows.as_ref().map(|(rows, _)| rows.as_slice()),
         labels: &labels,
         device: &device,
         student_opts: ForwardOptions {
