@@ -209,11 +209,13 @@ fn alone(model: &LoadedModel, row: &[u32], layer: usize) -> Record {
                     embedding: Some(v),
                     logits: None,
                     exit_layer: Some(layer),
+                    ..Record::default()
                 },
                 ExitHead::Classifier => Record {
                     embedding: None,
                     logits: Some(v),
                     exit_layer: Some(layer),
+                    ..Record::default()
                 },
             }
         }

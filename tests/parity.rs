@@ -18,15 +18,25 @@ fn fixture(name: &str) -> PathBuf {
 fn read_inputs(dir: &Path) -> Inputs {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("inputs.json")).unwrap()).unwrap();
-    let rows = |key: &str| -> Vec<Vec<u32>> { serde_json::from_value(v[key].clone()).unwrap() };
-    let (ids, mask) = (rows("input_ids"), rows("attention_mask"));
-    let (b, s) = (ids.len(), ids[0].len());
-    let dev = Device::Cpu;
+    let batch = |ids_key: &str, mask_key: &str| -> Option<Inputs> {
+        let rows = |key: &str| -> Option<Vec<Vec<u32>>> {
+            v.get(key)
+                .map(|r| serde_json::from_value(r.clone()).unwrap())
+        };
+        let (ids, mask) = (rows(ids_key)?, rows(mask_key).unwrap());
+        let (b, s) = (ids.len(), ids[0].len());
+        let dev = Device::Cpu;
+        Some(Inputs {
+            ids: Tensor::from_vec(ids.concat(), (b, s), &dev).unwrap(),
+            mask: Tensor::from_vec(mask.concat(), (b, s), &dev).unwrap(),
+            token_types: None,
+            decoder: None,
+        })
+    };
+    // An encoder-decoder's fixture also has the decoder's inputs.
     Inputs {
-        ids: Tensor::from_vec(ids.concat(), (b, s), &dev).unwrap(),
-        mask: Tensor::from_vec(mask.concat(), (b, s), &dev).unwrap(),
-        token_types: None,
-        decoder: None,
+        decoder: batch("decoder_input_ids", "decoder_attention_mask").map(Box::new),
+        ..batch("input_ids", "attention_mask").unwrap()
     }
 }
 
@@ -72,11 +82,10 @@ fn check_parity(name: &str) {
         let out = net.forward(&inputs, &[], opts).unwrap();
         let compared = compare(name, &out, &inputs, &reference);
         assert_eq!(out.hidden_states.len(), config.num_layers() + 1);
-        let expected = if output_attentions {
-            reference.len()
-        } else {
-            reference.len() - config.num_layers()
-        };
+        let expected = reference
+            .keys()
+            .filter(|k| output_attentions || !k.contains("attentions"))
+            .count();
         assert_eq!(
             compared, expected,
             "{name}: every reference tensor is compared"
@@ -84,34 +93,67 @@ fn check_parity(name: &str) {
     }
 }
 
+/// `mask` `[batch, seq]` as f32 masks of states `[batch, seq, 1]` and of
+/// attention queries `[batch, 1, seq, 1]`.
+fn position_masks(mask: &Tensor) -> (Tensor, Tensor) {
+    let mask = mask.to_dtype(DType::F32).unwrap();
+    let (b, s) = mask.dims2().unwrap();
+    (
+        mask.reshape((b, s, 1)).unwrap(),
+        mask.reshape((b, 1, s, 1)).unwrap(),
+    )
+}
+
 /// Compares every output with its reference; returns how many were compared.
+/// An encoder-decoder's decoder outputs are named as a decoder-only model's;
+/// its encoder's carry the `encoder_` prefix, and cross-attentions are
+/// `cross_attentions.{i}`.
 fn compare(
     name: &str,
     out: &ModelOutput,
     inputs: &Inputs,
     reference: &HashMap<String, Tensor>,
 ) -> usize {
-    let mask = inputs.mask.to_dtype(DType::F32).unwrap();
-    let (b, s) = mask.dims2().unwrap();
-    let seq_mask = mask.reshape((b, s, 1)).unwrap();
-    let query_mask = mask.reshape((b, 1, s, 1)).unwrap();
+    let (seq_mask, query_mask) = position_masks(&inputs.output_side().mask);
     let mut compared = 0;
     let mut check = |what: String, ours: &Tensor, qm: &Tensor| {
         let theirs = reference
             .get(&what)
             .unwrap_or_else(|| panic!("reference has no {what}"));
         let (err, mag) = masked_error(ours, theirs, qm);
+        eprintln!("{name} {what}: max abs error {err:.3e}, max |reference| {mag:.3e}");
         assert!(
             err <= 1e-4 * mag,
             "{name} {what}: max abs error {err} vs max |reference| {mag}"
         );
         compared += 1;
     };
-    for (i, h) in out.hidden_states.iter().enumerate() {
-        check(format!("hidden_states.{i}"), h, &seq_mask);
-    }
-    for (i, a) in out.attentions.iter().enumerate() {
-        check(format!("attentions.{}", i + 1), a, &query_mask);
+    let mut check_stack =
+        |prefix: &str, states: &[Tensor], attentions: &[Tensor], mask: &Tensor| {
+            let (seq_mask, query_mask) = position_masks(mask);
+            for (i, h) in states.iter().enumerate() {
+                check(format!("{prefix}hidden_states.{i}"), h, &seq_mask);
+            }
+            for (i, a) in attentions.iter().enumerate() {
+                check(format!("{prefix}attentions.{}", i + 1), a, &query_mask);
+            }
+        };
+    check_stack(
+        "",
+        &out.hidden_states,
+        &out.attentions,
+        &inputs.output_side().mask,
+    );
+    if let Some(encoder) = &out.encoder {
+        check_stack(
+            "encoder_",
+            &encoder.hidden_states,
+            &encoder.attentions,
+            &inputs.mask,
+        );
+        for (i, a) in encoder.cross_attentions.iter().enumerate() {
+            check(format!("cross_attentions.{}", i + 1), a, &query_mask);
+        }
     }
     if reference.contains_key("logits") {
         check(
@@ -136,6 +178,11 @@ fn bert_with_model_prefix_and_classifier_matches_pytorch() {
 #[test]
 fn gpt2_odd_widths_match_pytorch() {
     check_parity("gpt2-odd");
+}
+
+#[test]
+fn bart_odd_widths_match_pytorch() {
+    check_parity("bart-odd");
 }
 
 fn minilm_dir() -> Option<PathBuf> {

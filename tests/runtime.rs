@@ -124,9 +124,12 @@ fn every_trainable_variable_gets_a_gradient() {
             Network::Bart(m) => m.decoder_layers[1].ffn.fc1.fake_quantize(quantizer),
         }
         .unwrap();
-        let inputs = match cfg.seq2seq {
-            Some(_) => Inputs::seq2seq(&rows, &[vec![2u32, 6, 4], vec![2, 8]], 1, &dev).unwrap(),
-            None => Inputs::from_rows(&rows, 0, &dev).unwrap(),
+        // An encoder-decoder's decoder reads its start token, then the rows.
+        let inputs = if cfg.seq2seq.is_some() {
+            let targets: Vec<Vec<u32>> = rows.iter().map(|r| [&[2], &r[1..]].concat()).collect();
+            Inputs::seq2seq(&rows, &targets, 1, &dev).unwrap()
+        } else {
+            Inputs::from_rows(&rows, 0, &dev).unwrap()
         };
         let opts = ForwardOptions {
             mode: Mode::Training,

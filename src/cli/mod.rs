@@ -155,7 +155,9 @@ pub enum Command {
     Run {
         /// Checkpoint directory, `builtin:NAME`, or plcc artifact directory.
         model: String,
-        /// The input texts, one per line.
+        /// The input texts, one per line; for an encoder-decoder (BART) each
+        /// line is `source` or `source<TAB>target`, and the logits are the
+        /// next-token logits after the target.
         #[arg(long, value_name = "FILE")]
         input: PathBuf,
         /// Write the JSON Lines here (default: standard output).
@@ -178,6 +180,11 @@ pub enum Command {
         /// the checkpoint's pipeline (its pooling and normalization).
         #[arg(long)]
         raw: bool,
+        /// Encoder-decoder models: also continue each target greedily by up
+        /// to N tokens, stopping at the end-of-sequence token (`tokens` and
+        /// their `text` in the output).
+        #[arg(long, value_name = "N")]
+        generate: Option<usize>,
     },
     /// Choose exit thresholds for a target and write them into the artifact.
     Calibrate {
@@ -387,15 +394,19 @@ pub fn run_command(command: Command, registry: &PassRegistry) -> Result<ExitCode
             device,
             threads,
             raw,
+            generate,
         } => run::run(
             &model,
             &input,
             output.as_deref(),
-            batch_size,
-            max_len,
-            device,
-            threads,
-            raw,
+            run::RunOptions {
+                batch_size,
+                max_len,
+                device,
+                threads,
+                raw,
+                generate,
+            },
         ),
         Command::Calibrate {
             artifact,

@@ -10,7 +10,7 @@ use candle_core::Device;
 use super::DeviceArg;
 use crate::base::SentencePipeline;
 use crate::diag::Diag;
-use crate::runtime::{load_model, runner, LoadedModel};
+use crate::runtime::{generate, load_model, runner, LoadedModel};
 
 /// What `plcc run` and `plcc bench` both start with: check the batch size,
 /// size the thread pool, pick the device, read the input lines, load the model.
@@ -81,34 +81,71 @@ pub fn select_device(device: DeviceArg) -> Result<Device, Diag> {
     )
 }
 
-/// Runs `plcc run`; `raw` gives the plain mean of the final states instead
-/// of the model's pipeline (pooling, normalization).
-#[allow(clippy::too_many_arguments)]
+/// The settings of `plcc run` besides its model and files.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Inputs per forward pass.
+    pub batch_size: usize,
+    /// Cut each input (an encoder-decoder's source) to this many tokens.
+    pub max_len: Option<usize>,
+    pub device: DeviceArg,
+    pub threads: Option<usize>,
+    /// The plain mean of the final states instead of the model's pipeline
+    /// (pooling, normalization).
+    pub raw: bool,
+    /// Greedy tokens to generate after each target (encoder-decoders).
+    pub generate: Option<usize>,
+}
+
+/// Runs `plcc run`: one JSON record per input line.
 pub fn run(
     model: &str,
     input: &Path,
     output: Option<&Path>,
-    batch_size: usize,
-    max_len: Option<usize>,
-    device: DeviceArg,
-    threads: Option<usize>,
-    raw: bool,
+    opts: RunOptions,
 ) -> Result<ExitCode, Diag> {
+    let RunOptions {
+        batch_size,
+        max_len,
+        device,
+        threads,
+        raw,
+        generate,
+    } = opts;
+    if generate == Some(0) {
+        return Err(Diag::new(
+            "plcc::cli::bad-generate",
+            "--generate must be at least 1",
+        ));
+    }
     let (lines, mut model) = open_model_and_inputs(model, input, batch_size, device, threads)?;
     if raw {
         model.pipeline = SentencePipeline::default();
     }
-    if !model.exits.is_empty() && !model.exit_policies.iter().any(|p| p.active()) {
-        eprintln!(
-            "note: the exits have no calibrated thresholds (see `plcc calibrate`); every input runs to the last layer ({})",
-            model.config.num_layers()
-        );
-    }
-    let tokenized = runner::tokenize(&model, &lines, max_len)?;
-    if let Some(note) = tokenized.truncation_note() {
-        eprintln!("note: {note}");
-    }
-    let records = runner::run_all(&model, &tokenized.rows, batch_size)?;
+    let records = if model.config.seq2seq.is_some() {
+        let rows = generate::tokenize(&model, &lines, max_len)?;
+        if let Some(note) = rows.sources.truncation_note() {
+            eprintln!("note: {note}");
+        }
+        generate::run_all(&model, &rows, batch_size, generate)?
+    } else {
+        if generate.is_some() {
+            return Err(generate::not_seq2seq(&model)
+                .note("--generate continues the target of an encoder-decoder (BART)")
+                .help("leave out --generate to get the next-token logits or the embedding"));
+        }
+        if !model.exits.is_empty() && !model.exit_policies.iter().any(|p| p.active()) {
+            eprintln!(
+                "note: the exits have no calibrated thresholds (see `plcc calibrate`); every input runs to the last layer ({})",
+                model.config.num_layers()
+            );
+        }
+        let tokenized = runner::tokenize(&model, &lines, max_len)?;
+        if let Some(note) = tokenized.truncation_note() {
+            eprintln!("note: {note}");
+        }
+        runner::run_all(&model, &tokenized.rows, batch_size)?
+    };
     let mut text = String::new();
     for r in &records {
         let line = serde_json::to_string(r).map_err(|e| {

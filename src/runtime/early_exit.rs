@@ -158,6 +158,7 @@ pub fn run(model: &LoadedModel, inputs: &Inputs) -> Result<Vec<Record>> {
                     embedding,
                     logits,
                     exit_layer: Some(i + 1),
+                    ..Record::default()
                 });
             }
             if keep.is_empty() {
@@ -210,6 +211,7 @@ pub fn final_records(model: &LoadedModel, x: &Tensor, mask: &Tensor) -> Result<V
             embedding: embedding.as_mut().and_then(Iterator::next),
             logits: logits.as_mut().and_then(Iterator::next),
             exit_layer,
+            ..Record::default()
         })
         .collect())
 }

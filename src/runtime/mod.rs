@@ -10,6 +10,7 @@ pub mod early_exit;
 pub mod error;
 pub mod exit_rule;
 pub mod from_artifact;
+pub mod generate;
 pub mod gpt2;
 pub mod heads;
 pub mod input_tap;

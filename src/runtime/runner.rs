@@ -11,21 +11,29 @@ use super::output::Inputs;
 use crate::diag::Diag;
 
 /// The output for one input line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Record {
     /// Encoders: the final hidden state pooled as the model's pipeline says
     /// (mean over real tokens unless it says CLS; unit length when it
     /// normalizes), or the output of the embedding exit the input left at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
-    /// Classifier outputs (encoders with a head) or next-token logits at the
-    /// last token (causal LMs).
+    /// Classifier outputs (encoders with a head), next-token logits at the
+    /// last token (causal LMs), or an encoder-decoder's next-token logits
+    /// after its decoder start token and the input's target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<f32>>,
     /// The layer whose exit produced the result (the last layer for inputs
     /// that ran to the end), for models with exits.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_layer: Option<usize>,
+    /// Greedily generated token ids (an encoder-decoder under `--generate`),
+    /// the end-of-sequence token included when it was generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<u32>>,
+    /// `tokens` as text, special tokens left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
 }
 
 impl Record {
@@ -127,11 +135,16 @@ pub fn plan_batches(rows: &[Vec<u32>], batch_size: usize) -> Vec<Vec<usize>> {
 }
 
 /// Runs one batch of token rows, with early exit where the model's exits
-/// have thresholds; records in the order of `rows`. A batch of more than
+/// have thresholds; records in the order of `rows`. An encoder-decoder's
+/// rows are its sources, each record the next-token logits after the
+/// decoder start token ([`super::generate::run_sources`]). A batch of more than
 /// `TOKENS_PER_PASS` padded tokens runs as several forward passes of whole
 /// rows, which bounds the activations held at once (results do not depend
 /// on how rows are batched).
 pub fn run_batch(model: &LoadedModel, rows: &[Vec<u32>]) -> Result<Vec<Record>, Diag> {
+    if model.config.seq2seq.is_some() {
+        return super::generate::run_sources(model, rows);
+    }
     let mut records = Vec::with_capacity(rows.len());
     for part in passes(rows, TOKENS_PER_PASS) {
         let inputs =

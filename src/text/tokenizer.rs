@@ -118,6 +118,26 @@ impl TextTokenizer {
         ))
     }
 
+    /// Token ids of each of `texts` without special tokens and without
+    /// truncation (an encoder-decoder's targets).
+    pub fn encode_plain(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, Diag> {
+        let mut tok = self.inner.clone();
+        tok.with_truncation(None).map_err(|e| {
+            Diag::new("plcc::run::tokenize", "cannot unset truncation").note(e.to_string())
+        })?;
+        let encs = tok.encode_batch(texts.to_vec(), false).map_err(|e| {
+            Diag::new("plcc::run::tokenize", "cannot tokenize input").note(e.to_string())
+        })?;
+        Ok(encs.iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// The text of `ids`, special tokens left out.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, Diag> {
+        self.inner.decode(ids, true).map_err(|e| {
+            Diag::new("plcc::run::detokenize", "cannot decode generated tokens").note(e.to_string())
+        })
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

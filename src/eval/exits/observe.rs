@@ -31,11 +31,13 @@ pub fn exit_fidelity(head: ExitHead, exit_output: &[f32], full: &Record) -> f64 
             embedding: Some(output),
             logits: None,
             exit_layer: None,
+            ..Record::default()
         },
         ExitHead::Classifier => Record {
             embedding: None,
             logits: Some(output),
             exit_layer: None,
+            ..Record::default()
         },
     };
     exit.agreement(full).unwrap_or(0.0)
