@@ -18,6 +18,13 @@ pub fn config(name: &str) -> Option<ModelConfig> {
         head_dim: 16,
         ffn: 256,
     };
+    // Twice tiny-bert's width: at 2 bits, a narrower model would be
+    // dominated by what stays in f32 (biases, norms, scales).
+    let bart_layer = LayerShape {
+        heads: 4,
+        head_dim: 32,
+        ffn: 512,
+    };
     match name {
         "tiny-bert" => Some(ModelConfig {
             arch: Arch::Bert,
@@ -52,17 +59,17 @@ pub fn config(name: &str) -> Option<ModelConfig> {
         "tiny-bart" => Some(ModelConfig {
             arch: Arch::Bart,
             model_type: "bart".into(),
-            vocab_size: 512,
-            hidden_size: 64,
+            vocab_size: 1024,
+            hidden_size: 128,
             max_positions: 128,
             type_vocab_size: 0,
             layer_norm_eps: 1e-5,
             activation: Activation::Gelu,
             pad_token_id: Some(1),
-            layers: vec![layer; 2],
+            layers: vec![bart_layer; 2],
             embedding_rank: None,
             seq2seq: Some(Seq2Seq {
-                encoder_layers: vec![layer; 2],
+                encoder_layers: vec![bart_layer; 2],
                 decoder_start_token_id: 2,
                 bos_token_id: 0,
                 eos_token_id: 2,

@@ -349,9 +349,15 @@ fn metrics_table<'a>(
 
 /// The part of the model a tensor belongs to (see `Size::params_by_part`).
 pub fn part_of(name: &str) -> &'static str {
-    if name.starts_with("embeddings.") || name.starts_with("wte") || name.starts_with("wpe") {
+    const LAYERS: [&str; 4] = [
+        "encoder.layer.",
+        "h.",
+        "model.encoder.layers.",
+        "model.decoder.layers.",
+    ];
+    if crate::runtime::weights::is_embedding_tensor(name) {
         "embeddings"
-    } else if name.starts_with("encoder.layer.") || name.starts_with("h.") {
+    } else if LAYERS.iter().any(|p| name.starts_with(p)) {
         "encoder"
     } else {
         "heads"

@@ -66,10 +66,16 @@ pub fn estimate(model: &Model, seq_len: usize) -> Cost {
             _ => None,
         })
         .collect();
+    // An encoder-decoder's encoder runs first (counted as if the source were
+    // as long as the target).
+    for layer in model.encoder_layers() {
+        path += flops_of(layer.attention) + flops_of(layer.ffn);
+    }
     let mut exit_heads_so_far = 0u64;
     let mut exit_costs = Vec::new();
     for layer in &layers {
         path += flops_of(layer.attention) + flops_of(layer.ffn);
+        path += layer.cross.map_or(0, flops_of);
         for &(after, head) in exits.iter().filter(|(after, _)| *after == layer.student) {
             exit_heads_so_far += head;
             exit_costs.push(ExitCost {

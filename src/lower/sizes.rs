@@ -21,7 +21,8 @@ pub struct Sizes {
     pub ratios: BTreeMap<String, f64>,
     pub planned_student_bytes: u64,
     pub planned_teacher_bytes: u64,
-    /// Real student bytes over the plan's estimate.
+    /// Real student tensor bytes (the weight file without its header) over
+    /// the plan's estimate.
     pub bytes_vs_plan: f64,
 }
 
@@ -36,6 +37,9 @@ pub fn measure(
     let student_bytes = std::fs::metadata(weights_file)
         .map_err(|e| Diag::io("plcc::io::read", "measure", weights_file, &e))?
         .len();
+    // The plan estimates tensor data: the file's header (tensor names and
+    // shapes) is not part of it.
+    let header_bytes = safetensors_header_bytes(weights_file)?;
     let teacher_bytes = match &program.plan.teacher.reference {
         TeacherRef::Dir(d) => std::fs::metadata(d.join("model.safetensors"))
             .map(|m| m.len())
@@ -87,8 +91,20 @@ pub fn measure(
         ratios,
         planned_student_bytes: cost.student.bytes,
         planned_teacher_bytes: cost.teacher.bytes,
-        bytes_vs_plan: student_bytes as f64 / cost.student.bytes.max(1) as f64,
+        bytes_vs_plan: student_bytes.saturating_sub(header_bytes) as f64
+            / cost.student.bytes.max(1) as f64,
     })
+}
+
+/// The bytes before the tensor data of a safetensors file: the 8-byte
+/// length and the JSON header it gives.
+fn safetensors_header_bytes(path: &Path) -> Result<u64, Diag> {
+    use std::io::Read;
+    let mut len = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut len))
+        .map_err(|e| Diag::io("plcc::io::read", "measure", path, &e))?;
+    Ok(8 + u64::from_le_bytes(len))
 }
 
 impl Sizes {
@@ -101,8 +117,8 @@ impl Sizes {
         Err(Diag::new(
             "plcc::build::size-mismatch",
             format!(
-                "the weight file has {} bytes, {:.1}% off the plan's estimate of {} bytes (allowed {:.0}%)",
-                self.student.bytes,
+                "the weight file's tensors take {} bytes, {:.1}% off the plan's estimate of {} bytes (allowed {:.0}%)",
+                (self.bytes_vs_plan * self.planned_student_bytes as f64).round(),
                 100.0 * (self.bytes_vs_plan - 1.0),
                 self.planned_student_bytes,
                 100.0 * BYTES_TOLERANCE

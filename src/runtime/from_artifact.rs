@@ -35,7 +35,7 @@ use crate::base::{Arch, Pooling};
 use crate::base::{ExitHead, Task};
 use crate::diag::Diag;
 use crate::runtime::kernels::{KernelError, PackedLinear};
-use crate::runtime::weights::{flip_conv1d, is_conv1d};
+use crate::runtime::weights::{flip_conv1d, is_conv1d, is_embedding_tensor};
 use crate::text::TextTokenizer;
 
 fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {
@@ -107,9 +107,7 @@ impl PackedParts {
                 continue;
             }
             // Embedding tables and their projections are not linear layers.
-            let table = name.starts_with("embeddings.")
-                || name.starts_with("wte")
-                || name.starts_with("wpe");
+            let table = is_embedding_tensor(name);
             let Some(module) = name.strip_suffix(".weight").filter(|_| !table) else {
                 continue;
             };

@@ -297,6 +297,23 @@ impl SplitMix64 {
     }
 }
 
+/// True for the tensors of a model's embeddings: token and position tables
+/// (with a factorized table's projection) and the norms on their sum
+/// (BERT's `embeddings.*`, GPT-2's `wte` / `wpe`, BART's `model.shared`,
+/// `model.{encoder,decoder}.embed_positions` and `layernorm_embedding`).
+pub fn is_embedding_tensor(name: &str) -> bool {
+    const PREFIXES: [&str; 6] = [
+        "embeddings.",
+        "wte",
+        "wpe",
+        "model.shared",
+        "model.encoder.embed",
+        "model.decoder.embed",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p))
+        || (name.starts_with("model.") && name.contains(".layernorm_embedding"))
+}
+
 /// True for GPT-2 weights stored transposed (`Conv1D`).
 pub fn is_conv1d(arch: crate::base::Arch, name: &str) -> bool {
     arch == crate::base::Arch::Gpt2

@@ -34,7 +34,11 @@ pub fn print_model(program: &Program) -> String {
     let layers: HashMap<_, _> = model
         .layers()
         .into_iter()
-        .flat_map(|l| [(l.attention, l.student), (l.ffn, l.student)])
+        .flat_map(|l| {
+            [(l.attention, l.student), (l.ffn, l.student)]
+                .into_iter()
+                .chain(l.cross.map(|c| (c, l.student)))
+        })
         .collect();
     let mut out = String::from("model\n");
     for &ix in &order {
@@ -57,6 +61,9 @@ pub fn print_model(program: &Program) -> String {
         }
         if let Some(t) = node.teacher_layer {
             let _ = write!(out, " (teacher {t})");
+        }
+        if let Some(e) = node.encoder_layer {
+            let _ = write!(out, " encoder layer {e}");
         }
         out.push_str(&op_details(node));
         let _ = writeln!(out, " -> {}", node.output_type());
@@ -91,11 +98,12 @@ fn op_details(node: &Node) -> String {
             s
         }
         Op::Attention(a) => format!(
-            " heads {} x {} hidden {}{} {}",
+            " heads {} x {} hidden {}{}{} {}",
             a.heads,
             a.head_dim,
             a.hidden,
             if a.causal { " causal" } else { "" },
+            if a.cross { " cross" } else { "" },
             norm(&a.norm)
         ),
         Op::Ffn(f) => format!(
@@ -200,15 +208,17 @@ pub fn show_path(path: &Path, base: &Path) -> String {
 }
 
 /// The plan as text.
-/// `teacher SOURCE (TYPE, N layers, hidden H)`.
+/// `teacher SOURCE (TYPE, N layers, hidden H)`; an encoder-decoder's
+/// `E encoder + D decoder layers`.
 pub fn teacher_text(plan: &Plan) -> String {
     let t = &plan.teacher;
+    let layers = match t.config.encoder_layers().len() {
+        0 => format!("{} layers", t.config.num_layers()),
+        e => format!("{e} encoder + {} decoder layers", t.config.num_layers()),
+    };
     format!(
-        "teacher {} ({}, {} layers, hidden {})",
-        t.source,
-        t.config.model_type,
-        t.config.num_layers(),
-        t.config.hidden_size
+        "teacher {} ({}, {layers}, hidden {})",
+        t.source, t.config.model_type, t.config.hidden_size
     )
 }
 
