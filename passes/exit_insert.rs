@@ -44,18 +44,17 @@ impl Pass for ExitInsert {
         let Some(spec) = &cx.recipe.exits else {
             return Ok(());
         };
-        super::refuse_seq2seq(program, spec.span, "early exit")?;
         let task = program.plan.task;
         match (spec.head.value, task) {
             (ExitHead::Classifier, Task::Embedding { .. }) => {
                 return Err(Diag::new(
                     "plcc::exits::head-task",
-                    "a classifier exit needs a classification or causal_lm task",
+                    "a classifier exit needs a classification, causal_lm or seq2seq task",
                 )
                 .label(spec.head.span, "the task is `embedding`")
                 .help("use `head: pooler` for embedding models"));
             }
-            (ExitHead::Pooler, Task::Classification { .. } | Task::CausalLm) => {
+            (ExitHead::Pooler, Task::Classification { .. } | Task::CausalLm | Task::Seq2Seq) => {
                 return Err(Diag::new(
                     "plcc::exits::head-task",
                     "a pooler exit produces embeddings, but the task needs predictions",

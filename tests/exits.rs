@@ -92,6 +92,18 @@ exits {
 }
 "#;
 
+const BART: &str = r#"
+teacher: "builtin:tiny-bart"
+task: seq2seq
+seed: 6
+eval: held
+data held "data/sentences.txt" {}
+exits {
+    after: [1]
+    criterion: max_prob
+}
+"#;
+
 const WITH_TARGET: &str = r#"
 teacher: "builtin:tiny-bert"
 task: embedding
@@ -265,6 +277,50 @@ fn classifier_exits_are_exact_and_in_input_order() {
 #[test]
 fn language_model_exits_are_exact_and_in_input_order() {
     check_exact(&build("gpt2", GPT2), 8);
+}
+
+/// An encoder-decoder's decoder exits: each line (`source<TAB>target`, the
+/// target the line itself) gets exactly what its exit (or the full model)
+/// gives for the decoder's last position, run alone.
+#[test]
+fn decoder_exits_of_an_encoder_decoder_are_exact_and_in_input_order() {
+    let dir = build("bart", BART);
+    let model = with_mixed_exits(
+        &dir,
+        load_model(dir.to_str().unwrap(), &Device::Cpu).unwrap(),
+    );
+    let depth = model.config.num_layers();
+    let lines: Vec<String> = lines().iter().map(|l| format!("{l}\t{l}")).collect();
+    let rows = plcc::runtime::generate::tokenize(&model, &lines, None).unwrap();
+    let records = plcc::runtime::generate::run_all(&model, &rows, 8, None).unwrap();
+    let layers: Vec<usize> = records.iter().map(|r| r.exit_layer.unwrap()).collect();
+    assert!(layers.iter().any(|&l| l < depth), "{layers:?}");
+    assert!(layers.contains(&depth), "{layers:?}");
+    for (i, record) in records.iter().enumerate() {
+        let (source, prefix) = (&rows.sources.rows[i], &rows.prefixes[i]);
+        let inputs = Inputs::seq2seq(
+            &[source.clone()],
+            &[prefix.clone()],
+            model.tokenizer.pad_id,
+            &model.device,
+        )
+        .unwrap();
+        let (out, _) = model.forward(&inputs).unwrap();
+        let expected = match layers[i] < depth {
+            true => out.exits[0].to_vec2::<f32>().unwrap().remove(0),
+            false => final_records(&model, &out.last_hidden, &inputs.output_side().mask)
+                .unwrap()
+                .remove(0)
+                .logits
+                .unwrap(),
+        };
+        let diff = max_abs_diff(output(record), &expected);
+        assert!(
+            diff < 1e-4,
+            "input {i} left at layer {}: differs by {diff}",
+            layers[i]
+        );
+    }
 }
 
 #[test]

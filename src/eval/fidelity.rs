@@ -73,7 +73,8 @@ pub fn headline(metrics: &BTreeMap<String, f64>) -> Option<(&'static str, f64)> 
         .filter(|(_, v)| v.is_finite())
 }
 
-/// Token ids and segment ids of one example.
+/// Token ids and segment ids of one example; for an encoder-decoder, the
+/// decoder's ids and the encoder's source (see [`encode_for`]).
 pub type Encoded = (Vec<u32>, Vec<u32>);
 
 /// Tokens of an example the fidelity measurement reads (the rest is cut).
@@ -124,6 +125,40 @@ pub fn encode_counting_cuts(
     Ok((rows, cut))
 }
 
+/// `examples` as `model` reads them, cut to `max_len` tokens, with the
+/// number cut: token and segment ids (pairs as one sequence), or for an
+/// encoder-decoder each example's decoder row and source (single texts
+/// corrupted by text infilling with `eval::seq2seq::EVAL_SEED`).
+pub fn encode_for(
+    model: &LoadedModel,
+    max_len: usize,
+    examples: &[Example],
+) -> Result<(Vec<Encoded>, usize), Diag> {
+    if model.config.seq2seq.is_none() {
+        return encode_counting_cuts(&model.tokenizer, max_len, examples);
+    }
+    let (rows, cut) = super::seq2seq::rows(model, examples, max_len, super::seq2seq::EVAL_SEED)?;
+    Ok((
+        rows.into_iter().map(|r| (r.decoder, r.source)).collect(),
+        cut,
+    ))
+}
+
+/// One padded batch of rows of [`encode_for`] for `model`.
+pub fn inputs_for(model: &LoadedModel, rows: &[Encoded]) -> Result<Inputs, Diag> {
+    if model.config.seq2seq.is_none() {
+        return batch_inputs(
+            rows,
+            model.tokenizer.pad_id,
+            model.config.type_vocab_size > 0,
+            &model.device,
+        );
+    }
+    let sources: Vec<Vec<u32>> = rows.iter().map(|r| r.1.clone()).collect();
+    let decoder: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
+    Inputs::seq2seq(&sources, &decoder, model.tokenizer.pad_id, &model.device).map_err(tensor_error)
+}
+
 /// One padded batch of encoded rows; segment ids when the model has types.
 pub fn batch_inputs(
     rows: &[Encoded],
@@ -162,12 +197,7 @@ pub fn per_row<T: Clone>(
     let mut out: Vec<Option<T>> = vec![None; rows.len()];
     for batch in plan_batches(&ids, batch_size) {
         let part: Vec<Encoded> = batch.iter().map(|&i| rows[i].clone()).collect();
-        let inputs = batch_inputs(
-            &part,
-            model.tokenizer.pad_id,
-            model.config.type_vocab_size > 0,
-            &model.device,
-        )?;
+        let inputs = inputs_for(model, &part)?;
         for (&i, v) in batch.iter().zip(f(&inputs, &batch)?) {
             out[i] = Some(v);
         }
@@ -323,8 +353,8 @@ pub fn encode_for_both(
     examples: &[Example],
 ) -> Result<(Vec<Encoded>, Vec<Encoded>, usize, usize), Diag> {
     let max_len = teacher.config.max_positions.min(MEASURED_TOKENS);
-    let (rows_t, truncated) = encode_counting_cuts(&teacher.tokenizer, max_len, examples)?;
-    let rows_s = encode_examples(&student.tokenizer, max_len, examples)?;
+    let (rows_t, truncated) = encode_for(teacher, max_len, examples)?;
+    let (rows_s, _) = encode_for(student, max_len, examples)?;
     Ok((rows_t, rows_s, truncated, max_len))
 }
 

@@ -137,8 +137,9 @@ impl BartLayer {
     }
 
     /// The layer's output, its self-attention probabilities and (decoder)
-    /// its cross-attention probabilities, when `keep_probs`.
-    fn forward(
+    /// its cross-attention probabilities, when `keep_probs`. `encoder` is
+    /// the encoder's final states and the cross-attention's mask.
+    pub fn forward(
         &self,
         x: &Tensor,
         mask: &AttentionMask,

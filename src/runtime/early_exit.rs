@@ -11,6 +11,10 @@
 //! for it in a full forward pass: padding never reaches a real token (keys
 //! are masked, BERT is post-LN per token, GPT-2 is causal), so dropping rows
 //! and trailing padding changes no real token's hidden state.
+//!
+//! An encoder-decoder runs its encoder whole, then its decoder layer by
+//! layer with the exits on the decoder's layers; each live row keeps its
+//! encoder states for the cross-attention.
 
 use candle_core::{DType, Result, Tensor};
 
@@ -18,7 +22,7 @@ use super::exit_rule::{signal, ExitPolicy, Track};
 use super::heads::{pool, Head};
 use super::layers::{AttentionMask, Mode};
 use super::loader::{LoadedModel, Network};
-use super::output::Inputs;
+use super::output::{ForwardOptions, Inputs};
 use super::runner::Record;
 use crate::base::ExitHead as HeadKind;
 use crate::base::Pooling;
@@ -34,6 +38,9 @@ struct Live {
     rows: Vec<usize>,
     /// Real tokens of each live row.
     lengths: Vec<usize>,
+    /// An encoder-decoder's encoder states `[rows, source, hidden]` and
+    /// source mask `[rows, source]`, for the decoder's cross-attention.
+    encoder: Option<(Tensor, Tensor)>,
 }
 
 impl Live {
@@ -53,6 +60,12 @@ impl Live {
             mask = mask.narrow(1, 0, seq)?.contiguous()?;
         }
         self.attention = AttentionMask::new(&mask, causal)?;
+        if let Some((states, source_mask)) = &self.encoder {
+            self.encoder = Some((
+                states.index_select(&index, 0)?,
+                source_mask.index_select(&index, 0)?,
+            ));
+        }
         self.x = x;
         self.mask = mask;
         self.rows = keep.iter().map(|&j| self.rows[j]).collect();
@@ -62,27 +75,43 @@ impl Live {
 }
 
 fn causal(network: &Network) -> bool {
-    matches!(network, Network::Gpt2(_))
+    matches!(network, Network::Gpt2(_) | Network::Bart(_))
 }
 
-fn embed(network: &Network, inputs: &Inputs) -> Result<Tensor> {
+/// The input of the first layer with exits, and an encoder-decoder's
+/// encoder states and source mask.
+fn embed(network: &Network, inputs: &Inputs) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
+    let opts = ForwardOptions::default();
     match network {
-        Network::Bert(m) => m.embed(inputs, Mode::Inference),
-        Network::Gpt2(m) => m.embed(inputs),
-        Network::Bart(_) => candle_core::bail!("{SEQ2SEQ_EXITS}"),
+        Network::Bert(m) => Ok((m.embed(inputs, Mode::Inference)?, None)),
+        Network::Gpt2(m) => Ok((m.embed(inputs)?, None)),
+        Network::Bart(m) => {
+            let encoded = m.encode(inputs, opts)?;
+            let Some(states) = encoded.hidden_states.last() else {
+                candle_core::bail!("the encoder produced no states")
+            };
+            let decoder = inputs.output_side();
+            let x = m.embed(&m.decoder_embedding, &decoder.ids, Mode::Inference)?;
+            Ok((x, Some((states.clone(), inputs.mask.clone()))))
+        }
     }
 }
 
-/// Why an encoder-decoder does not run layer by layer here.
-const SEQ2SEQ_EXITS: &str = "early exit is not implemented for encoder-decoder models";
-
-fn layer(network: &Network, i: usize, x: &Tensor, mask: &AttentionMask) -> Result<Tensor> {
-    let (out, _) = match network {
-        Network::Bert(m) => m.layers[i].forward(x, mask, Mode::Inference, false)?,
-        Network::Gpt2(m) => m.blocks[i].forward(x, mask, Mode::Inference, false)?,
-        Network::Bart(_) => candle_core::bail!("{SEQ2SEQ_EXITS}"),
-    };
-    Ok(out)
+fn layer(network: &Network, i: usize, live: &Live) -> Result<Tensor> {
+    let (x, mask) = (&live.x, &live.attention);
+    Ok(match network {
+        Network::Bert(m) => m.layers[i].forward(x, mask, Mode::Inference, false)?.0,
+        Network::Gpt2(m) => m.blocks[i].forward(x, mask, Mode::Inference, false)?.0,
+        Network::Bart(m) => {
+            let Some((states, source_mask)) = &live.encoder else {
+                candle_core::bail!("a decoder layer runs without the encoder's states")
+            };
+            let cross = AttentionMask::keys(source_mask)?;
+            m.decoder_layers[i]
+                .forward(x, mask, Some((states, &cross)), Mode::Inference, false)?
+                .0
+        }
+    })
 }
 
 fn num_layers(network: &Network) -> usize {
@@ -101,8 +130,11 @@ fn rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
 pub fn run(model: &LoadedModel, inputs: &Inputs) -> Result<Vec<Record>> {
     let network = &model.network;
     let causal = causal(network);
-    let (batch, _) = inputs.mask.dims2()?;
-    let lengths: Vec<usize> = inputs
+    // The rows' tokens on the side with the exits (an encoder-decoder's
+    // decoder).
+    let side = inputs.output_side();
+    let (batch, _) = side.mask.dims2()?;
+    let lengths: Vec<usize> = side
         .mask
         .to_dtype(DType::U32)?
         .sum(1)?
@@ -110,12 +142,14 @@ pub fn run(model: &LoadedModel, inputs: &Inputs) -> Result<Vec<Record>> {
         .into_iter()
         .map(|n| n as usize)
         .collect();
+    let (x, encoder) = embed(network, inputs)?;
     let mut live = Live {
-        x: embed(network, inputs)?,
-        mask: inputs.mask.clone(),
-        attention: AttentionMask::new(&inputs.mask, causal)?,
+        x,
+        mask: side.mask.clone(),
+        attention: AttentionMask::new(&side.mask, causal)?,
         rows: (0..batch).collect(),
         lengths,
+        encoder,
     };
     let mut records: Vec<Option<Record>> = vec![None; batch];
     let mut tracks = vec![Track::default(); batch];
@@ -127,7 +161,7 @@ pub fn run(model: &LoadedModel, inputs: &Inputs) -> Result<Vec<Record>> {
         .collect();
     let layers = num_layers(network);
     for i in 0..layers {
-        live.x = layer(network, i, &live.x, &live.attention)?;
+        live.x = layer(network, i, &live)?;
         for &(head, policy) in active.iter().filter(|(h, _)| h.after_layer == i + 1) {
             let outputs = rows(&head.forward(&live.x, &live.mask)?)?;
             let mut keep = Vec::with_capacity(outputs.len());

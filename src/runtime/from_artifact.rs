@@ -225,7 +225,8 @@ pub fn classifier_head(tensors: &HashMap<String, Tensor>, layers: usize) -> Opti
 /// record. An embedding exit (`head: pooler`) maps the pooled state through
 /// its linear `exit.{after}.dense` (identity as built), so its output lives
 /// in the final embedding's space; a classifier exit has a tanh pooler and a
-/// classifier; GPT-2 exits of a causal LM use the tied token embedding.
+/// classifier; GPT-2 exits of a causal LM use the tied token embedding, a
+/// BART decoder's exits the shared embedding and `final_logits_bias`.
 pub fn heads_from_tensors(
     tensors: &HashMap<String, Tensor>,
     network: &Network,
@@ -242,6 +243,13 @@ pub fn heads_from_tensors(
             (Network::Gpt2(m), ExitHead::Classifier) => {
                 (None, Some(Linear::from_weights(m.wte.full_matrix()?, None)))
             }
+            (Network::Bart(m), ExitHead::Classifier) => (
+                None,
+                Some(Linear::from_weights(
+                    m.shared.full_matrix()?,
+                    Some(m.final_logits_bias.squeeze(0)?),
+                )),
+            ),
             (_, ExitHead::Pooler) => (None, linear(tensors, &format!("{name}.dense"))),
             (_, ExitHead::Classifier) => (
                 linear(tensors, &format!("{name}.dense")),

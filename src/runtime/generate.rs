@@ -151,12 +151,20 @@ pub fn run_sources(
 }
 
 /// Runs one batch of sources and decoder prefixes; records in row order.
+/// Without generation, a model whose decoder exits have thresholds runs
+/// with early exit (`early_exit::run`: each record's logits are those of
+/// the exit its row left at).
 fn run_batch(
     model: &LoadedModel,
     sources: &[Vec<u32>],
     prefixes: Vec<Vec<u32>>,
     generate: Option<usize>,
 ) -> std::result::Result<Vec<Record>, Diag> {
+    if generate.is_none() && model.exit_policies.iter().any(|p| p.active()) {
+        let inputs = Inputs::seq2seq(sources, &prefixes, model.tokenizer.pad_id, &model.device)
+            .map_err(failed)?;
+        return super::early_exit::run(model, &inputs).map_err(failed);
+    }
     let step = Step {
         model: bart(model)?,
         pad: model.tokenizer.pad_id,

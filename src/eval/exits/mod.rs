@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::artifact::{encode_manifest, read_manifest, write_file_atomic, MANIFEST_FILE};
 use crate::base::{CalibrationTarget, ExitCriterion};
 use crate::diag::Diag;
-use crate::eval::fidelity::{encode_examples, Encoded, MEASURED_TOKENS};
+use crate::eval::fidelity::{encode_for, Encoded, MEASURED_TOKENS};
 use crate::ir::Plan;
 use crate::runtime::from_artifact::load_artifact;
 use crate::runtime::runner::tokenize;
@@ -97,6 +97,12 @@ impl CalibrationInput<'_> {
     /// The token rows of the input for `model`.
     fn rows(&self, model: &LoadedModel, max_len: Option<usize>) -> Result<Vec<Encoded>, Diag> {
         match self {
+            // An encoder-decoder reads each line as a text to reconstruct.
+            CalibrationInput::Lines(lines) if model.config.seq2seq.is_some() => {
+                let examples: Vec<Example> = lines.iter().map(|l| Example::text(l)).collect();
+                let limit = max_len.unwrap_or(model.config.max_positions.min(MEASURED_TOKENS));
+                Ok(encode_for(model, limit, &examples)?.0)
+            }
             CalibrationInput::Lines(lines) => Ok(tokenize(model, lines, max_len)?
                 .rows
                 .into_iter()
@@ -107,7 +113,7 @@ impl CalibrationInput<'_> {
                 .collect()),
             CalibrationInput::Examples(examples) => {
                 let limit = max_len.unwrap_or(model.config.max_positions.min(MEASURED_TOKENS));
-                encode_examples(&model.tokenizer, limit, examples)
+                Ok(encode_for(model, limit, examples)?.0)
             }
         }
     }

@@ -52,7 +52,8 @@ pub fn observe(
 ) -> Result<Vec<Observation>, Diag> {
     per_row(model, rows, batch_size, |inputs, batch| {
         let (out, _) = model.forward(inputs).map_err(failed)?;
-        let full = final_records(model, &out.last_hidden, &inputs.mask).map_err(failed)?;
+        let full =
+            final_records(model, &out.last_hidden, &inputs.output_side().mask).map_err(failed)?;
         let exit_rows = out
             .exits
             .iter()

@@ -19,7 +19,7 @@ use crate::artifact::read_manifest;
 use crate::base::Task;
 use crate::diag::Diag;
 use crate::eval::fidelity::{
-    batch_inputs, embedding_metrics, encode_for_both, Agreement, Encoded, Fidelity, BATCH,
+    embedding_metrics, encode_for_both, inputs_for, Agreement, Encoded, Fidelity, BATCH,
 };
 use crate::eval::report_exits::{ExitCalibration, ExitsReport};
 use crate::runtime::early_exit;
@@ -41,12 +41,7 @@ pub struct Shipped {
 fn records(model: &LoadedModel, rows: &[Encoded]) -> Result<Vec<Record>, Diag> {
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(BATCH) {
-        let inputs = batch_inputs(
-            chunk,
-            model.tokenizer.pad_id,
-            model.config.type_vocab_size > 0,
-            &model.device,
-        )?;
+        let inputs = inputs_for(model, chunk)?;
         out.extend(early_exit::run(model, &inputs).map_err(tensor_error)?);
     }
     Ok(out)
@@ -66,12 +61,6 @@ pub fn measure_with_exits(
     let layers = student.config.num_layers();
     let left: usize = out_s.iter().map(|r| r.exit_layer.unwrap_or(layers)).sum();
     let metrics = match task {
-        Task::Seq2Seq => {
-            return Err(Diag::new(
-                "plcc::exit::unsupported-task",
-                "early exit is not implemented for sequence-to-sequence models",
-            ))
-        }
         Task::Embedding { .. } => {
             let (mut cos, mut emb_t, mut emb_s) = (Vec::new(), Vec::new(), Vec::new());
             for (t, s) in out_t.iter().zip(&out_s) {
@@ -102,7 +91,7 @@ pub fn measure_with_exits(
             }
             counts.metrics()
         }
-        Task::CausalLm => {
+        Task::CausalLm | Task::Seq2Seq => {
             // Compared where both read the same tokens (the same vocabulary).
             let (mut same, mut compared) = (0usize, 0usize);
             for (((t, s), rt), rs) in out_t.iter().zip(&out_s).zip(&rows_t).zip(&rows_s) {
