@@ -25,10 +25,11 @@ pub struct Encoded {
 }
 
 /// The examples a task trains on: an embedding model encodes each text of
-/// a pair on its own; classifiers read pairs as one sequence.
+/// a pair on its own; classifiers read pairs as one sequence, and an
+/// encoder-decoder as a source and its target.
 pub fn task_examples(examples: &[Example], task: Task) -> Vec<Example> {
     match task {
-        Task::Classification { .. } => examples.to_vec(),
+        Task::Classification { .. } | Task::Seq2Seq => examples.to_vec(),
         _ => examples
             .iter()
             .flat_map(|e| {
