@@ -114,17 +114,20 @@ impl ModelConfig {
                 .help("plcc supports BERT-family encoders (`bert`), `gpt2` and `bart`"))
             }
         };
-        let (hidden_keys, heads_keys, layers_keys): (&[&str], &[&str], &[&str]) = match arch {
-            Arch::Bert => (
-                &["hidden_size"],
-                &["num_attention_heads"],
-                &["num_hidden_layers"],
-            ),
-            _ => (
+        // BART returned above (`config_bart`): BERT or GPT-2 from here.
+        let gpt2 = arch == Arch::Gpt2;
+        let (hidden_keys, heads_keys, layers_keys): (&[&str], &[&str], &[&str]) = if gpt2 {
+            (
                 &["n_embd", "hidden_size"],
                 &["n_head", "num_attention_heads"],
                 &["n_layer", "num_hidden_layers"],
-            ),
+            )
+        } else {
+            (
+                &["hidden_size"],
+                &["num_attention_heads"],
+                &["num_hidden_layers"],
+            )
         };
         let hidden = json.count(hidden_keys, config_json::HIDDEN)?;
         let heads = json.count(heads_keys, config_json::HEADS)?;
@@ -147,71 +150,61 @@ impl ModelConfig {
             head_dim: hidden / heads,
             ffn,
         };
-        // BART returned above (`config_bart`): only BERT and GPT-2 remain.
-        let cfg = match arch {
-            Arch::Bert | Arch::Bart => {
-                let act =
-                    match json.str(&["hidden_act"]).unwrap_or("gelu") {
-                        "gelu" => Activation::Gelu,
-                        "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-                        "relu" => Activation::Relu,
-                        other => return Err(json
-                            .at(
-                                config_json::BAD_CONFIG,
-                                "hidden_act",
-                                format!("unsupported hidden_act `{other}`"),
-                            )
-                            .help(
-                                "plcc supports `gelu`, `gelu_new`, `gelu_pytorch_tanh` and `relu`",
-                            )),
-                    };
-                let ffn = json.count(&["intermediate_size"], config_json::INTERMEDIATE)?;
-                let pruned = json.pruned_heads(layers, heads)?;
-                ModelConfig {
-                    arch,
-                    model_type,
-                    vocab_size,
-                    hidden_size: hidden,
-                    max_positions: json
-                        .count(&["max_position_embeddings"], config_json::POSITIONS)?,
-                    type_vocab_size: json.count_or(
-                        &["type_vocab_size"],
-                        2,
-                        config_json::TYPE_VOCAB,
-                    )?,
-                    layer_norm_eps: json.epsilon_or(&["layer_norm_eps"], 1e-12)?,
-                    activation: act,
-                    pad_token_id: json.token_id(&["pad_token_id"], vocab_size)?,
-                    layers: pruned
-                        .iter()
-                        .map(|p| LayerShape {
-                            heads: heads - p,
-                            ..layer(ffn)
-                        })
-                        .collect(),
-                    embedding_rank: None,
-                    seq2seq: None,
+        let cfg = if !gpt2 {
+            let act = match json.str(&["hidden_act"]).unwrap_or("gelu") {
+                "gelu" => Activation::Gelu,
+                "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
+                "relu" => Activation::Relu,
+                other => {
+                    return Err(json
+                        .at(
+                            config_json::BAD_CONFIG,
+                            "hidden_act",
+                            format!("unsupported hidden_act `{other}`"),
+                        )
+                        .help("plcc supports `gelu`, `gelu_new`, `gelu_pytorch_tanh` and `relu`"))
                 }
+            };
+            let ffn = json.count(&["intermediate_size"], config_json::INTERMEDIATE)?;
+            let pruned = json.pruned_heads(layers, heads)?;
+            ModelConfig {
+                arch,
+                model_type,
+                vocab_size,
+                hidden_size: hidden,
+                max_positions: json.count(&["max_position_embeddings"], config_json::POSITIONS)?,
+                type_vocab_size: json.count_or(&["type_vocab_size"], 2, config_json::TYPE_VOCAB)?,
+                layer_norm_eps: json.epsilon_or(&["layer_norm_eps"], 1e-12)?,
+                activation: act,
+                pad_token_id: json.token_id(&["pad_token_id"], vocab_size)?,
+                layers: pruned
+                    .iter()
+                    .map(|p| LayerShape {
+                        heads: heads - p,
+                        ..layer(ffn)
+                    })
+                    .collect(),
+                embedding_rank: None,
+                seq2seq: None,
             }
-            Arch::Gpt2 => {
-                let ffn = json.count_or(&["n_inner"], 4 * hidden, config_json::INTERMEDIATE)?;
-                ModelConfig {
-                    arch,
-                    model_type,
-                    vocab_size,
-                    hidden_size: hidden,
-                    max_positions: json.count(
-                        &["n_positions", "max_position_embeddings"],
-                        config_json::POSITIONS,
-                    )?,
-                    type_vocab_size: 0,
-                    layer_norm_eps: json.epsilon_or(&["layer_norm_epsilon"], 1e-5)?,
-                    activation: Activation::GeluTanh,
-                    pad_token_id: None,
-                    layers: vec![layer(ffn); layers],
-                    embedding_rank: None,
-                    seq2seq: None,
-                }
+        } else {
+            let ffn = json.count_or(&["n_inner"], 4 * hidden, config_json::INTERMEDIATE)?;
+            ModelConfig {
+                arch,
+                model_type,
+                vocab_size,
+                hidden_size: hidden,
+                max_positions: json.count(
+                    &["n_positions", "max_position_embeddings"],
+                    config_json::POSITIONS,
+                )?,
+                type_vocab_size: 0,
+                layer_norm_eps: json.epsilon_or(&["layer_norm_epsilon"], 1e-5)?,
+                activation: Activation::GeluTanh,
+                pad_token_id: None,
+                layers: vec![layer(ffn); layers],
+                embedding_rank: None,
+                seq2seq: None,
             }
         };
         Ok(cfg)

@@ -99,3 +99,60 @@ pub fn from_json(json: &ConfigJson, model_type: String) -> Result<ModelConfig, D
         }),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::base::{Arch, ModelConfig};
+
+    const CONFIG: &str = r#"{
+  "model_type": "bart",
+  "d_model": 60,
+  "encoder_layers": 3, "encoder_attention_heads": 5, "encoder_ffn_dim": 104,
+  "decoder_layers": 2, "decoder_attention_heads": 3, "decoder_ffn_dim": 88,
+  "vocab_size": 301, "max_position_embeddings": 40,
+  "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "decoder_start_token_id": 2,
+  "scale_embedding": true
+}"#;
+
+    #[test]
+    fn encoder_and_decoder_keep_their_own_shapes() {
+        let c = ModelConfig::from_json_str(CONFIG, Path::new("config.json")).unwrap();
+        assert_eq!(c.arch, Arch::Bart);
+        assert_eq!(
+            (c.num_layers(), c.layers[0].heads, c.layers[0].head_dim),
+            (2, 3, 20)
+        );
+        assert_eq!(c.layers[1].ffn, 88);
+        let e = c.encoder_layers();
+        assert_eq!(
+            (e.len(), e[0].heads, e[0].head_dim, e[0].ffn),
+            (3, 5, 12, 104)
+        );
+        let s = c.seq2seq.unwrap();
+        assert_eq!(
+            (s.decoder_start_token_id, s.eos_token_id, s.scale_embedding),
+            (2, 2, true)
+        );
+        assert_eq!(c.pad_token_id, Some(1));
+    }
+
+    #[test]
+    fn heads_that_do_not_divide_the_width_are_a_diagnostic_at_their_key() {
+        let bad = CONFIG.replace(
+            "\"decoder_attention_heads\": 3",
+            "\"decoder_attention_heads\": 7",
+        );
+        let d = ModelConfig::from_json_str(&bad, Path::new("config.json")).unwrap_err();
+        assert_eq!(d.code, super::config_json::OUT_OF_RANGE);
+        assert!(
+            d.message.contains("decoder_attention_heads") && d.message.contains("config.json:"),
+            "{}",
+            d.message
+        );
+        let missing = CONFIG.replace("\"encoder_ffn_dim\": 104,", "");
+        let d = ModelConfig::from_json_str(&missing, Path::new("config.json")).unwrap_err();
+        assert!(d.message.contains("encoder_ffn_dim"), "{}", d.message);
+    }
+}
