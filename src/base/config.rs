@@ -81,6 +81,22 @@ pub struct Seq2Seq {
     pub scale_embedding: bool,
 }
 
+/// The activation named by `key` (`gelu` when absent).
+pub(super) fn activation_of(json: &ConfigJson, key: &'static str) -> Result<Activation, Diag> {
+    match json.str(&[key]).unwrap_or("gelu") {
+        "gelu" => Ok(Activation::Gelu),
+        "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
+        "relu" => Ok(Activation::Relu),
+        other => Err(json
+            .at(
+                config_json::BAD_CONFIG,
+                key,
+                format!("unsupported {key} `{other}`"),
+            )
+            .help("plcc supports `gelu`, `gelu_new`, `gelu_pytorch_tanh` and `relu`")),
+    }
+}
+
 impl ModelConfig {
     /// The number of layers of the stack that ends in the model's output
     /// (the decoder of an encoder-decoder).
@@ -151,20 +167,7 @@ impl ModelConfig {
             ffn,
         };
         let cfg = if !gpt2 {
-            let act = match json.str(&["hidden_act"]).unwrap_or("gelu") {
-                "gelu" => Activation::Gelu,
-                "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-                "relu" => Activation::Relu,
-                other => {
-                    return Err(json
-                        .at(
-                            config_json::BAD_CONFIG,
-                            "hidden_act",
-                            format!("unsupported hidden_act `{other}`"),
-                        )
-                        .help("plcc supports `gelu`, `gelu_new`, `gelu_pytorch_tanh` and `relu`"))
-                }
-            };
+            let act = activation_of(&json, "hidden_act")?;
             let ffn = json.count(&["intermediate_size"], config_json::INTERMEDIATE)?;
             let pruned = json.pruned_heads(layers, heads)?;
             ModelConfig {

@@ -4,7 +4,7 @@
 //! encoder's. Legacy layout flags (`normalize_before`, `add_final_layer_norm`)
 //! are ignored, as transformers' BART ignores them.
 
-use super::config::{Activation, Arch, LayerShape, ModelConfig, Seq2Seq};
+use super::config::{Arch, LayerShape, ModelConfig, Seq2Seq};
 use super::config_json::{self, ConfigJson};
 use crate::diag::Diag;
 
@@ -45,20 +45,7 @@ fn stack(
 pub fn from_json(json: &ConfigJson, model_type: String) -> Result<ModelConfig, Diag> {
     let hidden = json.count(&["d_model"], config_json::HIDDEN)?;
     let vocab_size = json.count(&["vocab_size"], config_json::VOCAB)?;
-    let activation = match json.str(&["activation_function"]).unwrap_or("gelu") {
-        "gelu" => Activation::Gelu,
-        "gelu_new" | "gelu_pytorch_tanh" => Activation::GeluTanh,
-        "relu" => Activation::Relu,
-        other => {
-            return Err(json
-                .at(
-                    config_json::BAD_CONFIG,
-                    "activation_function",
-                    format!("unsupported activation_function `{other}`"),
-                )
-                .help("plcc supports `gelu`, `gelu_new`, `gelu_pytorch_tanh` and `relu`"))
-        }
-    };
+    let activation = super::config::activation_of(json, "activation_function")?;
     let token = |key: &'static str, default: u32| -> Result<u32, Diag> {
         Ok(json.token_id(&[key], vocab_size)?.unwrap_or(default))
     };
