@@ -299,8 +299,8 @@ fn decoder_exits_of_an_encoder_decoder_are_exact_and_in_input_order() {
     for (i, record) in records.iter().enumerate() {
         let (source, prefix) = (&rows.sources.rows[i], &rows.prefixes[i]);
         let inputs = Inputs::seq2seq(
-            &[source.clone()],
-            &[prefix.clone()],
+            std::slice::from_ref(source),
+            std::slice::from_ref(prefix),
             model.tokenizer.pad_id,
             &model.device,
         )

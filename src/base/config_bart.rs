@@ -21,7 +21,7 @@ fn stack(
     let [layers_key, heads_key, ffn_key] = keys;
     let layers = json.count(&[layers_key], config_json::LAYERS)?;
     let heads = json.count(&[heads_key], config_json::HEADS)?;
-    if hidden % heads != 0 {
+    if !hidden.is_multiple_of(heads) {
         return Err(json
             .at(
                 config_json::OUT_OF_RANGE,

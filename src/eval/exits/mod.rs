@@ -99,7 +99,7 @@ impl CalibrationInput<'_> {
         match self {
             // An encoder-decoder reads each line as a text to reconstruct.
             CalibrationInput::Lines(lines) if model.config.seq2seq.is_some() => {
-                let examples: Vec<Example> = lines.iter().map(|l| Example::text(l)).collect();
+                let examples: Vec<Example> = lines.iter().map(Example::text).collect();
                 let limit = max_len.unwrap_or(model.config.max_positions.min(MEASURED_TOKENS));
                 Ok(encode_for(model, limit, &examples)?.0)
             }
