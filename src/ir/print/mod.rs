@@ -34,7 +34,12 @@ pub fn print_model(program: &Program) -> String {
     let layers: HashMap<_, _> = model
         .layers()
         .into_iter()
-        .flat_map(|l| [(l.attention, l.student), (l.ffn, l.student)])
+        .flat_map(|l| {
+            [Some(l.attention), l.cross, Some(l.ffn)]
+                .into_iter()
+                .flatten()
+                .map(move |ix| (ix, l.student))
+        })
         .collect();
     let mut out = String::from("model\n");
     for &ix in &order {
@@ -57,6 +62,9 @@ pub fn print_model(program: &Program) -> String {
         }
         if let Some(t) = node.teacher_layer {
             let _ = write!(out, " (teacher {t})");
+        }
+        if let Some(e) = node.encoder_layer {
+            let _ = write!(out, " encoder layer {e}");
         }
         out.push_str(&op_details(node));
         let _ = writeln!(out, " -> {}", node.output_type());
@@ -88,14 +96,18 @@ fn op_details(node: &Node) -> String {
             if let Some(n) = &e.norm {
                 let _ = write!(s, " norm {n}");
             }
+            if let Some(d) = &e.decoder {
+                let _ = write!(s, " decoder positions {} norm {}", d.position, d.norm);
+            }
             s
         }
         Op::Attention(a) => format!(
-            " heads {} x {} hidden {}{} {}",
+            " heads {} x {} hidden {}{}{} {}",
             a.heads,
             a.head_dim,
             a.hidden,
             if a.causal { " causal" } else { "" },
+            if a.cross { " cross" } else { "" },
             norm(&a.norm)
         ),
         Op::Ffn(f) => format!(
@@ -128,6 +140,9 @@ fn op_details(node: &Node) -> String {
             };
             if let Some(n) = &h.final_norm {
                 let _ = write!(s, " norm {n}");
+            }
+            if let Some(b) = &h.logits_bias {
+                let _ = write!(s, " bias {b}");
             }
             s
         }
@@ -200,15 +215,21 @@ pub fn show_path(path: &Path, base: &Path) -> String {
 }
 
 /// The plan as text.
-/// `teacher SOURCE (TYPE, N layers, hidden H)`.
+/// `teacher SOURCE (TYPE, N layers, hidden H)`; an encoder-decoder's
+/// layers as `E encoder + D decoder layers`.
 pub fn teacher_text(plan: &Plan) -> String {
     let t = &plan.teacher;
+    let layers = match t.config.seq2seq {
+        Some(_) => format!(
+            "{} encoder + {} decoder",
+            t.config.encoder_layers().len(),
+            t.config.num_layers()
+        ),
+        None => t.config.num_layers().to_string(),
+    };
     format!(
-        "teacher {} ({}, {} layers, hidden {})",
-        t.source,
-        t.config.model_type,
-        t.config.num_layers(),
-        t.config.hidden_size
+        "teacher {} ({}, {layers} layers, hidden {})",
+        t.source, t.config.model_type, t.config.hidden_size
     )
 }
 
