@@ -44,7 +44,7 @@ impl Pass for ExitInsert {
         let Some(spec) = &cx.recipe.exits else {
             return Ok(());
         };
-        super::refuse_seq2seq(program, spec.span, "early exit")?;
+        super::refuse_seq2seq(program, spec.keyword, "early exit", "the `exits` block")?;
         let task = program.plan.task;
         match (spec.head.value, task) {
             (ExitHead::Classifier, Task::Embedding { .. }) => {
