@@ -36,7 +36,7 @@ impl Pass for LayerReduce {
         let Some(keep) = &cx.recipe.keep_layers else {
             return Ok(());
         };
-        super::refuse_seq2seq(program, keep.span, "dropping layers")?;
+        super::refuse_seq2seq(program, keep.span, "dropping layers", "`keep_layers`")?;
         let layers = program.model.layers();
         if keep.value.is_empty() {
             return Err(

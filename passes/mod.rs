@@ -14,24 +14,26 @@ mod width_prune;
 use crate::diag::{Diag, Span};
 use crate::ir::Program;
 
-/// A structural change (`what`, written at `span`) that the passes do not
-/// make to an encoder-decoder yet is refused at its block.
-fn refuse_seq2seq(program: &Program, span: Span, what: &str) -> Result<(), Diag> {
-    if program.plan.teacher.config.seq2seq.is_none() {
+/// A structural change (`what`, asked for at `span` by `directive`) that
+/// the passes do not make to an encoder-decoder yet is refused there, with
+/// the teacher pointed at.
+fn refuse_seq2seq(program: &Program, span: Span, what: &str, directive: &str) -> Result<(), Diag> {
+    let teacher = &program.plan.teacher;
+    if teacher.config.seq2seq.is_none() {
         return Ok(());
     }
     Err(Diag::new(
         "plcc::recipe::seq2seq-unsupported",
         format!("{what} is not implemented for encoder-decoder models"),
     )
+    .label(span, format!("{what} asked for here"))
     .label(
-        span,
-        format!(
-            "this teacher is `{}`",
-            program.plan.teacher.config.model_type
-        ),
+        teacher.span,
+        format!("`{}` is an encoder-decoder", teacher.config.model_type),
     )
-    .help("an encoder-decoder is compressed by quantizers and distillation; remove this block"))
+    .help(format!(
+        "an encoder-decoder is compressed by quantization and distillation; remove {directive}"
+    )))
 }
 
 pub use distill_schedule::DistillSchedule;

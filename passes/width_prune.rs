@@ -49,7 +49,7 @@ impl Pass for WidthPrune {
         let Some(prune) = &cx.recipe.prune else {
             return Ok(());
         };
-        super::refuse_seq2seq(program, prune.span, "width pruning")?;
+        super::refuse_seq2seq(program, prune.keyword, "width pruning", "the `prune` block")?;
         let teacher = program.plan.teacher.config.clone();
         let layers = program.model.layers();
 

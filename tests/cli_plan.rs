@@ -99,3 +99,34 @@ fn passes_lists_the_builtins_in_order() {
     .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{stdout}");
 }
+
+#[test]
+fn an_encoder_decoder_recipe_checks_and_plans() {
+    let out = plcc(&["check"], Some(&fixture("bart_quant.pc")));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("OK "), "{stdout}");
+    assert!(stdout.contains("35 quantized modules"), "{stdout}");
+
+    // The example's plan reads no data set, so it needs no corpus.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quant_bart.pc");
+    let out = plcc(&["plan", "--json"], Some(&example));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["task"], "Seq2Seq");
+    assert_eq!(doc["teacher"]["model_type"], "bart");
+    let modules = doc["modules"].as_array().unwrap();
+    let named = |n: &str| modules.iter().any(|m| m["name"] == n);
+    assert!(named("model.encoder.layers.1.fc2"), "{doc}");
+    assert!(named("model.decoder.layers.1.encoder_attn.k_proj"), "{doc}");
+    let est = &doc["estimates"];
+    assert!(est["student"]["bytes"].as_u64() < est["teacher"]["bytes"].as_u64());
+}

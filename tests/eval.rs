@@ -1,8 +1,8 @@
 //! `plcc eval` on built-in models and generated data: the gold Spearman of
 //! an embedding model whose gold scores are its own similarities is 1 (and
 //! a compressed student's is below), the build report carries the same
-//! numbers, a classifier's accuracy and macro F1, a language model's
-//! perplexity, and diagnostics for bad data files.
+//! numbers, a classifier's accuracy and macro F1, a language model's and an
+//! encoder-decoder's perplexity, and diagnostics for bad data files.
 
 mod common;
 
@@ -247,6 +247,44 @@ fn perplexity_of_a_language_model_is_a_mean_over_tokens() {
         (both["perplexity"].as_f64().unwrap() / ppl - 1.0).abs() < 1e-4,
         "{both}"
     );
+    assert_eq!(both["difference"]["perplexity"].as_f64().unwrap(), 0.0);
+}
+
+#[test]
+fn perplexity_of_an_encoder_decoder_is_over_its_targets() {
+    let pairs: String = SENTENCES
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\t{l}\n"))
+        .collect();
+    let dir = workdir(
+        "eval-seq2seq",
+        &[("texts.txt", SENTENCES), ("pairs.tsv", &pairs)],
+    );
+    let texts = json_of(&[
+        "eval",
+        "builtin:tiny-bart",
+        "--data",
+        s(&dir.join("texts.txt")),
+        "--json",
+    ]);
+    assert_eq!(texts["task"], "seq2seq");
+    let ppl = texts["perplexity"].as_f64().unwrap();
+    assert!(ppl.is_finite() && ppl > 1.0, "{texts}");
+    // A text's target is the text itself, whatever its source: the same
+    // tokens are predicted from a pair with the text on both sides.
+    let both = json_of(&[
+        "eval",
+        "builtin:tiny-bart",
+        "--data",
+        s(&dir.join("pairs.tsv")),
+        "--against",
+        "builtin:tiny-bart",
+        "--json",
+    ]);
+    assert_eq!(both["tokens"], texts["tokens"], "{both}");
+    assert!(both["perplexity"].as_f64().unwrap().is_finite(), "{both}");
+    assert_eq!(both["against"]["perplexity"], both["perplexity"]);
     assert_eq!(both["difference"]["perplexity"].as_f64().unwrap(), 0.0);
 }
 

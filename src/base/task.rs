@@ -24,6 +24,17 @@ impl Task {
             _ => None,
         }
     }
+
+    /// The task's name in recipes and reports (`embedding`,
+    /// `classification`, `causal_lm`, `seq2seq`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Embedding { .. } => "embedding",
+            Task::Classification { .. } => "classification",
+            Task::CausalLm => "causal_lm",
+            Task::Seq2Seq => "seq2seq",
+        }
+    }
 }
 
 /// How a head reduces `[batch, seq, hidden]` to `[batch, hidden]`. A recipe

@@ -1,7 +1,8 @@
 //! `plcc eval`: scores a model (and with `--against`, a second one side by
 //! side) on the user's labelled data: the gold Spearman and Pearson of an
 //! embedding model's pair similarities, a classifier's accuracy and macro
-//! F1, or a language model's perplexity (`eval::gold`). Text or JSON out.
+//! F1, or a language model's or an encoder-decoder's perplexity
+//! (`eval::gold`). Text or JSON out.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -46,8 +47,8 @@ pub fn run(args: &EvalArgs<'_>) -> Result<ExitCode, Diag> {
                     format!(
                         "`{}` is a {} model but `{spec}` is a {} model",
                         args.model,
-                        gold::task_name(task),
-                        gold::task_name(other_task)
+                        task.name(),
+                        other_task.name()
                     ),
                 )
                 .help("compare two models of the same task on the same data"));
@@ -67,7 +68,7 @@ pub fn run(args: &EvalArgs<'_>) -> Result<ExitCode, Diag> {
 
 /// Whether two tasks are scored the same way (pooling may differ).
 fn same_kind(a: Task, b: Task) -> bool {
-    gold::task_name(a) == gold::task_name(b)
+    a.name() == b.name()
 }
 
 /// What the numbers measure, for the text output.
@@ -78,6 +79,10 @@ fn measure_text(s: &Score) -> String {
             s.n
         ),
         ("classification", _) => format!("{} labelled texts: predicted class against the label", s.n),
+        ("seq2seq", _) => format!(
+            "{} examples: perplexity of the target (a pair's second text, a single text's reconstruction)",
+            s.n
+        ),
         _ => format!("{} texts: next-token perplexity", s.n),
     }
 }

@@ -137,7 +137,13 @@ pub fn encode_for(
     if model.config.seq2seq.is_none() {
         return encode_counting_cuts(&model.tokenizer, max_len, examples);
     }
-    let (rows, cut) = super::seq2seq::rows(model, examples, max_len, super::seq2seq::EVAL_SEED)?;
+    let (rows, cut) = super::seq2seq::rows(
+        &model.config,
+        &model.tokenizer,
+        examples,
+        max_len,
+        super::seq2seq::EVAL_SEED,
+    )?;
     Ok((
         rows.into_iter().map(|r| (r.decoder, r.source)).collect(),
         cut,

@@ -2,7 +2,9 @@
 //! pairs with gold similarity scores give the Spearman and Pearson
 //! correlation of the cosine similarity of the two embeddings with the
 //! scores (the STS-benchmark measure); labelled texts give a classifier's
-//! accuracy and macro F1; plain text gives a language model's perplexity.
+//! accuracy and macro F1; plain text gives a language model's perplexity,
+//! and texts or `source<TAB>target` pairs an encoder-decoder's perplexity of
+//! the target.
 //! `plcc eval` and the build report (the gold Spearman of teacher and
 //! student on the recipe's eval data) both score here.
 
@@ -13,6 +15,7 @@ use serde::Serialize;
 
 use super::fidelity::{encode_examples, next_token_stats, per_row, Encoded};
 use super::ranking::{pearson, spearman};
+use super::seq2seq;
 use crate::base::{Pooling, Task};
 use crate::diag::Diag;
 use crate::runtime::exit_rule::{argmax, cosine};
@@ -30,7 +33,7 @@ const BATCH: usize = 32;
 #[derive(Debug, Clone, Serialize)]
 pub struct Score {
     pub model: String,
-    /// `embedding`, `classification` or `causal_lm`.
+    /// `embedding`, `classification`, `causal_lm` or `seq2seq`.
     pub task: &'static str,
     /// How an embedding model pooled its tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -38,7 +41,8 @@ pub struct Score {
     /// Examples scored (pairs, labelled texts or lines).
     pub n: usize,
     /// `spearman` and `pearson` (pairs), `accuracy` and `macro_f1`
-    /// (classification), `perplexity` and `tokens` (language models).
+    /// (classification), `perplexity` and `tokens` (language models and
+    /// encoder-decoders).
     #[serde(flatten)]
     pub metrics: BTreeMap<String, f64>,
 }
@@ -93,16 +97,6 @@ impl EvalReport {
     }
 }
 
-/// The name of `task` in reports.
-pub fn task_name(task: Task) -> &'static str {
-    match task {
-        Task::Embedding { .. } => "embedding",
-        Task::Classification { .. } => "classification",
-        Task::CausalLm => "causal_lm",
-        Task::Seq2Seq => "seq2seq",
-    }
-}
-
 /// The name of `pooling` in reports.
 pub fn pooling_name(pooling: Pooling) -> &'static str {
     match pooling {
@@ -114,7 +108,8 @@ pub fn pooling_name(pooling: Pooling) -> &'static str {
 
 /// Scores `model`, doing `task`, on `examples`: pairs with gold scores for
 /// an embedding task, labelled texts for a classifier, texts for a
-/// language model.
+/// language model, texts (reconstructed) or source and target pairs for an
+/// encoder-decoder.
 pub fn score(model: &LoadedModel, task: Task, examples: &[Example]) -> Result<Score, Diag> {
     let max_len = model.config.max_positions;
     let mut metrics = BTreeMap::new();
@@ -161,11 +156,9 @@ pub fn score(model: &LoadedModel, task: Task, examples: &[Example]) -> Result<Sc
             metrics.insert("macro_f1".into(), f1);
         }
         Task::Seq2Seq => {
-            return Err(Diag::new(
-                "plcc::eval::unsupported-task",
-                "`plcc eval` does not score sequence-to-sequence models yet",
-            )
-            .help("a seq2seq build's report gives teacher and student perplexity on held-out reconstruction"))
+            let (ppl, tokens) = target_perplexity(model, examples, max_len)?;
+            metrics.insert("perplexity".into(), ppl);
+            metrics.insert("tokens".into(), tokens as f64);
         }
         Task::CausalLm => {
             let (ppl, tokens) = perplexity(model, examples, max_len)?;
@@ -175,7 +168,7 @@ pub fn score(model: &LoadedModel, task: Task, examples: &[Example]) -> Result<Sc
     }
     Ok(Score {
         model: model.name.clone(),
-        task: task_name(task),
+        task: task.name(),
         pooling,
         n: examples.len(),
         metrics,
@@ -300,6 +293,33 @@ fn perplexity(
         nll -= lp[..predicted].iter().map(|&x| f64::from(x)).sum::<f64>();
         tokens += predicted;
     }
+    Ok((perplexity_of(nll, tokens)?, tokens))
+}
+
+/// Perplexity of an encoder-decoder's decoder over the examples' targets
+/// (a pair's second text, a single text's reconstruction from its
+/// text-infilled corruption), each side cut to `max_len` tokens; and the
+/// number of tokens predicted.
+fn target_perplexity(
+    model: &LoadedModel,
+    examples: &[Example],
+    max_len: usize,
+) -> Result<(f64, usize), Diag> {
+    let (rows, _) = seq2seq::rows(
+        &model.config,
+        &model.tokenizer,
+        examples,
+        max_len,
+        seq2seq::EVAL_SEED,
+    )?;
+    let scores = seq2seq::score_targets(model, &rows)?;
+    let nll = scores.iter().map(|s| s.nll).sum::<f64>();
+    let tokens = scores.iter().map(|s| s.tokens).sum::<usize>();
+    Ok((perplexity_of(nll, tokens)?, tokens))
+}
+
+/// `exp(nll / tokens)`; a diagnostic when nothing was predicted.
+fn perplexity_of(nll: f64, tokens: usize) -> Result<f64, Diag> {
     if tokens == 0 {
         return Err(Diag::new(
             "plcc::eval::no-tokens",
@@ -307,7 +327,7 @@ fn perplexity(
         )
         .help("perplexity needs lines of at least two tokens"));
     }
-    Ok(((nll / tokens as f64).exp(), tokens))
+    Ok((nll / tokens as f64).exp())
 }
 
 /// The gold Spearman of teacher and student on the build's eval data, when

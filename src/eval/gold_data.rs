@@ -1,7 +1,8 @@
 //! The inputs of scoring on labelled data: what a model does (its task,
 //! from an artifact's manifest or from the network and heads a checkpoint
 //! has) and reading a labelled file for that task: TSV (a header row is
-//! recognised and skipped), JSON Lines, or plain text for language models.
+//! recognised and skipped), JSON Lines, or plain text for language models
+//! and encoder-decoders.
 
 use std::path::Path;
 
@@ -65,8 +66,10 @@ pub fn parse_column(s: &str) -> Column {
 /// pairs with scores (embedding: columns 0, 1, 2 or keys `text`,
 /// `text_pair`, `score` or `label`), texts with labels (classification:
 /// the label in the last of two or three columns, or keys `text`,
-/// `text_pair` when present, `label`), or texts (language model: every
-/// line, or the key `text`).
+/// `text_pair` when present, `label`), texts (language model: every
+/// line, or the key `text`), or texts and targets (encoder-decoder: a
+/// line is a text to reconstruct, a TSV row `source<TAB>target`, or keys
+/// `text` and, when present, `text_pair`).
 pub fn read_labelled(path: &Path, task: Task, opts: &DataOptions) -> Result<Vec<Example>, Diag> {
     let text = fsio::read_text(path, &fsio::DATA)?;
     let mut lines = text
@@ -91,13 +94,13 @@ pub fn read_labelled(path: &Path, task: Task, opts: &DataOptions) -> Result<Vec<
         text_pair: pair_col.as_ref(),
         label: label_col.as_ref(),
     };
-    if format == DataFormat::Text && task != Task::CausalLm {
+    if format == DataFormat::Text && !matches!(task, Task::CausalLm | Task::Seq2Seq) {
         return Err(Diag::new(
             "plcc::eval::not-labelled",
             format!(
                 "`{}` reads as plain text, but this {} model is scored on labelled rows",
                 path.display(),
-                super::gold::task_name(task)
+                task.name()
             ),
         )
         .help("give TSV rows (`text<TAB>text_pair<TAB>score`, `text<TAB>label`) or JSON Lines, or say `--format tsv`"));
@@ -166,6 +169,16 @@ fn default_columns(
     match (task, format) {
         (Task::CausalLm, DataFormat::Jsonl) => (key("text"), None, None),
         (Task::CausalLm, _) => (Column::Index(0), None, None),
+        (Task::Seq2Seq, DataFormat::Jsonl) => (
+            key("text"),
+            has_key("text_pair").then(|| key("text_pair")),
+            None,
+        ),
+        (Task::Seq2Seq, _) => (
+            Column::Index(0),
+            first.contains('\t').then_some(Column::Index(1)),
+            None,
+        ),
         (Task::Embedding { .. }, DataFormat::Jsonl) => {
             let label = if has_key("score") { "score" } else { "label" };
             (key("text"), Some(key("text_pair")), Some(key(label)))

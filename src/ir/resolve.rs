@@ -74,11 +74,13 @@ fn task_fits_teacher(recipe: &Recipe, config: &ModelConfig) -> Result<(), Diag> 
         (false, true) => Err(Diag::new(
             "plcc::recipe::task-teacher",
             format!(
-                "an encoder-decoder teacher (`{}`) does the `seq2seq` task",
-                config.model_type
+                "a `{}` teacher is an encoder-decoder and does the `seq2seq` task, not `{}`",
+                config.model_type,
+                task.value.name()
             ),
         )
-        .label(task.span, "not seq2seq")
+        .label(task.span, "not the encoder-decoder's task")
+        .label(recipe.teacher.span, "an encoder-decoder")
         .help("write `task: seq2seq`, or leave `task` out (it follows the teacher)")),
         _ => Ok(()),
     }

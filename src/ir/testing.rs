@@ -48,6 +48,7 @@ pub fn embedding() -> Task {
 pub fn prune(heads: Option<Amount>, ffn: Option<Amount>) -> PruneSpec {
     PruneSpec {
         span: Span::default(),
+        keyword: Span::default(),
         width: WidthSpec {
             heads: heads.map(s),
             ffn: ffn.map(s),
@@ -64,6 +65,7 @@ pub fn prune(heads: Option<Amount>, ffn: Option<Amount>) -> PruneSpec {
 pub fn exits(after: &[usize], head: ExitHead) -> ExitSpec {
     ExitSpec {
         span: Span::default(),
+        keyword: Span::default(),
         after: s(ExitLayers::List(after.iter().map(|&a| s(a)).collect())),
         head: s(head),
         criterion: s(ExitCriterion::Entropy),

@@ -10,6 +10,14 @@
 //! applied), `quant::gptq` chooses the codes, and the dequantized weights
 //! replace the float ones for the layers that follow.
 //!
+//! An encoder-decoder reads its calibration texts as the seq2seq task does
+//! (a text corrupted by text infilling is the source, the text itself the
+//! decoder's target; a pair is a source and its target). Its encoder layers
+//! are calibrated first, then its decoder layers, which read the final
+//! encoder states through cross-attention; each tap keeps the real tokens
+//! of the side its module reads (the cross-attention's keys and values read
+//! the source's).
+//!
 //! Besides the codes, the calibration reports how much GPTQ lowered each
 //! module's output error on the calibration inputs against round-to-nearest
 //! with the same scales' rule: `‖(W − Q) Xᵀ‖²`, summed over the modules.
@@ -23,12 +31,14 @@ use super::quantize::{placed_quantizers, quantize_error, weight_spec};
 use crate::base::ModelConfig;
 use crate::base::{GptqSpec, QuantMethod};
 use crate::diag::Diag;
-use crate::eval::fidelity::{batch_inputs, encode_examples, Encoded};
+use crate::eval::fidelity::{batch_inputs, encode_examples};
+use crate::eval::seq2seq;
 use crate::ir::{Program, WeightQuant};
 use crate::lower::teacher::{network_from, Tensors};
 use crate::quant::{dequantize, gptq, quantize, GptqOptions, Quantized};
+use crate::runtime::bart::{input_side, is_decoder_module, InputSide};
 use crate::runtime::tensor_error;
-use crate::runtime::{ForwardOptions, InputTap, Network};
+use crate::runtime::{ForwardOptions, InputTap, Inputs, Network};
 use crate::text::data::Example;
 use crate::text::TextTokenizer;
 
@@ -59,6 +69,13 @@ pub struct CalibrationInputs<'a> {
     pub datasets: &'a BTreeMap<String, Vec<Example>>,
     /// The student's tokenizer.
     pub tokenizer: &'a TextTokenizer,
+}
+
+/// A calibration set as the student's batches.
+struct CalibrationSet {
+    batches: Vec<Inputs>,
+    /// The number of examples.
+    sentences: usize,
 }
 
 /// A GPTQ module: its student name, quantizer and calibration.
@@ -94,7 +111,7 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
     round_to_nearest_in_place(&mut network, &weight_quant, inputs)?;
 
     // Calibration sets, encoded once each.
-    let mut sets: BTreeMap<(String, usize), Vec<Encoded>> = BTreeMap::new();
+    let mut sets: BTreeMap<(String, usize), CalibrationSet> = BTreeMap::new();
     for t in &targets {
         let key = (t.gptq.data.value.clone(), t.gptq.samples.value);
         if let std::collections::btree_map::Entry::Vacant(e) = sets.entry(key) {
@@ -103,11 +120,14 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
     }
 
     // Layers in forward order; within a layer, one pass per calibration set.
-    let mut by_layer: BTreeMap<(usize, String, usize), Vec<&Target<'_>>> = BTreeMap::new();
+    let mut by_layer: BTreeMap<((bool, usize), String, usize), Vec<&Target<'_>>> = BTreeMap::new();
     for t in &targets {
-        let layer = layer_of(&t.name).unwrap_or(usize::MAX);
         by_layer
-            .entry((layer, t.gptq.data.value.clone(), t.gptq.samples.value))
+            .entry((
+                forward_position(&t.name),
+                t.gptq.data.value.clone(),
+                t.gptq.samples.value,
+            ))
             .or_default()
             .push(t);
     }
@@ -116,7 +136,7 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
     for ((_, data, samples), group) in by_layer {
         let set = &sets[&(data.clone(), samples)];
         let taps = attach_taps(&mut network, &group)?;
-        let tokens = run_set(&network, set, inputs, &taps)?;
+        let tokens = run_set(&network, set, &taps)?;
         for t in &group {
             let tap = &taps[&t.name];
             let (gram, _) = tap.gram();
@@ -156,7 +176,7 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
         out.notes.push(format!(
             "gptq: {modules} modules calibrated on `{data}` ({} sentences, {tokens} tokens); \
              their output error on it is {:.1}% of round-to-nearest's",
-            sets[&(data.clone(), samples)].len(),
+            sets[&(data.clone(), samples)].sentences,
             100.0 * gptq_err / rtn_err.max(f64::MIN_POSITIVE)
         ));
     }
@@ -198,8 +218,9 @@ fn round_to_nearest_in_place(
     Ok(())
 }
 
-/// The first `samples` examples of the quantizer's data set, encoded.
-fn calibration_set(g: &GptqSpec, inputs: &CalibrationInputs<'_>) -> Result<Vec<Encoded>, Diag> {
+/// The first `samples` examples of the quantizer's data set, in batches
+/// (an encoder-decoder's as its seq2seq rows, drawn with the recipe's seed).
+fn calibration_set(g: &GptqSpec, inputs: &CalibrationInputs<'_>) -> Result<CalibrationSet, Diag> {
     let examples = inputs.datasets.get(&g.data.value).ok_or_else(|| {
         Diag::new(
             "plcc::build::no-calibration-data",
@@ -224,8 +245,26 @@ fn calibration_set(g: &GptqSpec, inputs: &CalibrationInputs<'_>) -> Result<Vec<E
             examples.len()
         )));
     }
+    let examples = &examples[..g.samples.value];
     let max_len = inputs.config.max_positions.min(MAX_TOKENS);
-    encode_examples(inputs.tokenizer, max_len, &examples[..g.samples.value])
+    let (pad, cpu) = (inputs.tokenizer.pad_id, &Device::Cpu);
+    let batches = if inputs.config.seq2seq.is_some() {
+        let seed = inputs.program.plan.seed;
+        let (rows, _) = seq2seq::rows(inputs.config, inputs.tokenizer, examples, max_len, seed)?;
+        rows.chunks(BATCH)
+            .map(|chunk| seq2seq::batch(chunk, pad, cpu))
+            .collect::<Result<_, _>>()?
+    } else {
+        let with_types = inputs.config.type_vocab_size > 0;
+        encode_examples(inputs.tokenizer, max_len, examples)?
+            .chunks(BATCH)
+            .map(|chunk| batch_inputs(chunk, pad, with_types, cpu))
+            .collect::<Result<_, _>>()?
+    };
+    Ok(CalibrationSet {
+        batches,
+        sentences: examples.len(),
+    })
 }
 
 /// Attaches a fresh tap to each module of `group`.
@@ -257,40 +296,52 @@ fn attach_taps(
     Ok(taps)
 }
 
-/// Runs the calibration set through the network, the taps keeping real
-/// tokens only; returns the number of tokens.
+/// Runs the calibration set through the network, each tap keeping the real
+/// tokens of the side its module reads; returns the number of real tokens
+/// (both sides of an encoder-decoder's batches).
 fn run_set(
     network: &Network,
-    set: &[Encoded],
-    inputs: &CalibrationInputs<'_>,
+    set: &CalibrationSet,
     taps: &BTreeMap<String, Arc<InputTap>>,
 ) -> Result<usize, Diag> {
     let mut tokens = 0;
-    for chunk in set.chunks(BATCH) {
-        let batch = batch_inputs(
-            chunk,
-            inputs.tokenizer.pad_id,
-            inputs.config.type_vocab_size > 0,
-            &Device::Cpu,
-        )?;
-        let mask: Vec<u32> = batch
-            .mask
-            .flatten_all()
-            .and_then(|m| m.to_vec1::<u32>())
-            .map_err(tensor_error)?;
-        let keep: Vec<u32> = (0..mask.len() as u32)
-            .filter(|&i| mask[i as usize] != 0)
-            .collect();
-        tokens += keep.len();
-        let keep = Tensor::new(keep, &Device::Cpu).map_err(tensor_error)?;
-        for tap in taps.values() {
+    for batch in &set.batches {
+        let (source, n) = real_rows(&batch.mask)?;
+        tokens += n;
+        let decoder = match batch.decoder.as_deref() {
+            Some(d) => {
+                let (rows, n) = real_rows(&d.mask)?;
+                tokens += n;
+                Some(rows)
+            }
+            None => None,
+        };
+        for (name, tap) in taps {
+            let keep = match (&decoder, input_side(name)) {
+                (Some(rows), InputSide::Decoder) => rows,
+                _ => &source,
+            };
             tap.keep_rows(Some(keep.clone()));
         }
         network
-            .forward(&batch, &[], ForwardOptions::default())
+            .forward(batch, &[], ForwardOptions::default())
             .map_err(tensor_error)?;
     }
     Ok(tokens)
+}
+
+/// The flattened indices of the real (unpadded) tokens of a `[batch, seq]`
+/// mask, and their number.
+fn real_rows(mask: &Tensor) -> Result<(Tensor, usize), Diag> {
+    let mask: Vec<u32> = mask
+        .flatten_all()
+        .and_then(|m| m.to_vec1::<u32>())
+        .map_err(tensor_error)?;
+    let keep: Vec<u32> = (0..mask.len() as u32)
+        .filter(|&i| mask[i as usize] != 0)
+        .collect();
+    let n = keep.len();
+    Ok((Tensor::new(keep, &Device::Cpu).map_err(tensor_error)?, n))
 }
 
 /// The weight of `module` as row-major values and its `(rows, cols)`.
@@ -326,9 +377,13 @@ fn set_weight(
     Ok(())
 }
 
-/// The layer index in a module name (`encoder.layer.3.…`, `h.3.…`).
-fn layer_of(module: &str) -> Option<usize> {
-    module.split('.').find_map(|part| part.parse().ok())
+/// Where a module's layer runs in the forward pass: whether it is in an
+/// encoder-decoder's decoder (which runs after the whole encoder), then the
+/// layer index in its name (`encoder.layer.3.…`, `h.3.…`,
+/// `model.decoder.layers.3.…`; modules without one last).
+fn forward_position(module: &str) -> (bool, usize) {
+    let layer = module.split('.').find_map(|part| part.parse().ok());
+    (is_decoder_module(module), layer.unwrap_or(usize::MAX))
 }
 
 /// `‖(W − Q) Xᵀ‖² = Σ (D G) ⊙ D` with `D = W − Q` and `G = XᵀX`.
@@ -341,4 +396,89 @@ fn output_error(w: &[f32], q: &[f32], gram: &[f64], rows: usize, cols: usize) ->
         .and_then(|dg| (dg * &d)?.sum_all()?.to_scalar::<f32>())
         .map(f64::from)
         .map_err(tensor_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::load_model;
+
+    #[test]
+    fn an_encoder_decoder_calibrates_its_encoder_first() {
+        let mut names = vec![
+            "model.decoder.layers.0.fc1",
+            "model.encoder.layers.1.fc1",
+            "model.decoder.layers.1.self_attn.q_proj",
+            "model.encoder.layers.0.self_attn.k_proj",
+        ];
+        names.sort_by_key(|n| forward_position(n));
+        assert_eq!(
+            names,
+            [
+                "model.encoder.layers.0.self_attn.k_proj",
+                "model.encoder.layers.1.fc1",
+                "model.decoder.layers.0.fc1",
+                "model.decoder.layers.1.self_attn.q_proj",
+            ]
+        );
+        assert!(forward_position("h.2.mlp.c_fc") < forward_position("h.10.attn.c_attn"));
+    }
+
+    #[test]
+    fn taps_keep_the_real_tokens_of_the_side_their_module_reads() {
+        let mut model = load_model("builtin:tiny-bart", &Device::Cpu).unwrap();
+        let examples = [
+            Example::text("a short one"),
+            Example::text("a somewhat longer sentence than the first one is"),
+        ];
+        let (rows, _) = seq2seq::rows(&model.config, &model.tokenizer, &examples, 64, 7).unwrap();
+        let batch = seq2seq::batch(&rows, model.tokenizer.pad_id, &Device::Cpu).unwrap();
+        let set = CalibrationSet {
+            batches: vec![batch],
+            sentences: examples.len(),
+        };
+        let modules = [
+            ("model.encoder.layers.1.fc1", InputSide::Source),
+            (
+                "model.decoder.layers.0.encoder_attn.k_proj",
+                InputSide::Source,
+            ),
+            (
+                "model.decoder.layers.0.encoder_attn.v_proj",
+                InputSide::Source,
+            ),
+            (
+                "model.decoder.layers.0.encoder_attn.q_proj",
+                InputSide::Decoder,
+            ),
+            (
+                "model.decoder.layers.1.self_attn.k_proj",
+                InputSide::Decoder,
+            ),
+            ("model.decoder.layers.1.fc2", InputSide::Decoder),
+        ];
+        let mut taps = BTreeMap::new();
+        for (name, linear) in model.network.linears_mut() {
+            if modules.iter().any(|(m, _)| *m == name) {
+                let tap = Arc::new(InputTap::new(linear.dims().unwrap().1));
+                linear.set_tap(Some(tap.clone()));
+                taps.insert(name, tap);
+            }
+        }
+        assert_eq!(taps.len(), modules.len());
+        let tokens = run_set(&model.network, &set, &taps).unwrap();
+        let source: usize = rows.iter().map(|r| r.source.len()).sum();
+        let decoder: usize = rows.iter().map(|r| r.decoder.len()).sum();
+        // Both sides are padded: keeping every row would count more.
+        assert_ne!(rows[0].source.len(), rows[1].source.len());
+        assert_eq!(tokens, source + decoder);
+        for (name, side) in modules {
+            assert_eq!(input_side(name), side, "{name}");
+            let expected = match side {
+                InputSide::Source => source,
+                InputSide::Decoder => decoder,
+            };
+            assert_eq!(taps[name].gram().1, expected, "{name}");
+        }
+    }
 }

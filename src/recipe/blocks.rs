@@ -143,6 +143,7 @@ pub fn prune(block: &Block, errs: &mut Errors) -> Option<PruneSpec> {
     body.finish(&["layer", "layers"], errs);
     Some(PruneSpec {
         span: block.span,
+        keyword: block.name.span,
         width,
         per_layer,
         embedding_rank,
@@ -320,6 +321,7 @@ pub fn exits(block: &Block, task: Task, errs: &mut Errors) -> Option<ExitSpec> {
     };
     Some(ExitSpec {
         span: block.span,
+        keyword: block.name.span,
         after: after?,
         head,
         criterion,

@@ -77,6 +77,8 @@ pub struct LayerWidth {
 #[derive(Debug, Clone, Serialize)]
 pub struct PruneSpec {
     pub span: Span,
+    /// The `prune` keyword (where diagnostics about the whole block point).
+    pub keyword: Span,
     /// Applies to every layer unless a `layer`/`layers` block overrides it.
     pub width: WidthSpec,
     pub per_layer: Vec<LayerWidth>,
@@ -111,6 +113,8 @@ pub enum ExitLayers {
 #[derive(Debug, Clone, Serialize)]
 pub struct ExitSpec {
     pub span: Span,
+    /// The `exits` keyword (where diagnostics about the whole block point).
+    pub keyword: Span,
     pub after: Spanned<ExitLayers>,
     pub head: Spanned<ExitHead>,
     pub criterion: Spanned<ExitCriterion>,

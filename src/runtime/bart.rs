@@ -204,6 +204,34 @@ impl BartStackEmbedding {
     }
 }
 
+/// The side of an encoder-decoder's batch that a linear module reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputSide {
+    /// The source: the encoder's tokens, or the encoder's final states.
+    Source,
+    /// The decoder's tokens (its start token, then the target).
+    Decoder,
+}
+
+/// The side the linear `module` (named as [`BartModel::linears_mut`] names
+/// it) reads: every encoder module, and the cross-attention's keys and
+/// values (from the encoder's final states), read the source; the decoder's
+/// other modules read the decoder's side.
+pub fn input_side(module: &str) -> InputSide {
+    let cross_source = [".encoder_attn.k_proj", ".encoder_attn.v_proj"];
+    if is_decoder_module(module) && !cross_source.iter().any(|s| module.ends_with(s)) {
+        InputSide::Decoder
+    } else {
+        InputSide::Source
+    }
+}
+
+/// Whether `module` belongs to the decoder stack (`model.decoder.…`), which
+/// runs after the whole encoder.
+pub fn is_decoder_module(module: &str) -> bool {
+    module.starts_with("model.decoder.")
+}
+
 #[derive(Debug, Clone)]
 pub struct BartModel {
     pub config: ModelConfig,

@@ -35,9 +35,10 @@ pub fn print_model(program: &Program) -> String {
         .layers()
         .into_iter()
         .flat_map(|l| {
-            [(l.attention, l.student), (l.ffn, l.student)]
+            [Some(l.attention), l.cross, Some(l.ffn)]
                 .into_iter()
-                .chain(l.cross.map(|c| (c, l.student)))
+                .flatten()
+                .map(move |ix| (ix, l.student))
         })
         .collect();
     let mut out = String::from("model\n");
@@ -95,6 +96,9 @@ fn op_details(node: &Node) -> String {
             if let Some(n) = &e.norm {
                 let _ = write!(s, " norm {n}");
             }
+            if let Some(d) = &e.decoder {
+                let _ = write!(s, " decoder positions {} norm {}", d.position, d.norm);
+            }
             s
         }
         Op::Attention(a) => format!(
@@ -136,6 +140,9 @@ fn op_details(node: &Node) -> String {
             };
             if let Some(n) = &h.final_norm {
                 let _ = write!(s, " norm {n}");
+            }
+            if let Some(b) = &h.logits_bias {
+                let _ = write!(s, " bias {b}");
             }
             s
         }
@@ -209,15 +216,19 @@ pub fn show_path(path: &Path, base: &Path) -> String {
 
 /// The plan as text.
 /// `teacher SOURCE (TYPE, N layers, hidden H)`; an encoder-decoder's
-/// `E encoder + D decoder layers`.
+/// layers as `E encoder + D decoder layers`.
 pub fn teacher_text(plan: &Plan) -> String {
     let t = &plan.teacher;
-    let layers = match t.config.encoder_layers().len() {
-        0 => format!("{} layers", t.config.num_layers()),
-        e => format!("{e} encoder + {} decoder layers", t.config.num_layers()),
+    let layers = match t.config.seq2seq {
+        Some(_) => format!(
+            "{} encoder + {} decoder",
+            t.config.encoder_layers().len(),
+            t.config.num_layers()
+        ),
+        None => t.config.num_layers().to_string(),
     };
     format!(
-        "teacher {} ({}, {layers}, hidden {})",
+        "teacher {} ({}, {layers} layers, hidden {})",
         t.source, t.config.model_type, t.config.hidden_size
     )
 }
