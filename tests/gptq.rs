@@ -79,20 +79,27 @@ fn gptq_note(out: &Path) -> (serde_json::Value, String, f64) {
     (report, note, percent)
 }
 
-#[test]
-fn gptq_codes_are_packed_run_and_beat_rounding_on_the_calibration_text() {
-    let dir = workdir("build");
-    let gptq = recipe(
-        &dir,
+/// Builds `make`'s recipe with GPTQ (6 calibration sentences, act order)
+/// and with round-to-nearest; their artifacts.
+fn build_gptq_and_rtn(dir: &Path, make: fn(&Path, &str, &str) -> PathBuf) -> (PathBuf, PathBuf) {
+    let gptq = make(
+        dir,
         "gptq",
         "    method: gptq\n    data: text\n    samples: 6\n    act_order: true",
     );
-    let rtn = recipe(&dir, "rtn", "");
+    let rtn = make(dir, "rtn", "");
     let (out_g, out_r) = (dir.join("gptq-out"), dir.join("rtn-out"));
     let o = build(&gptq, &out_g);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = build(&rtn, &out_r);
     assert!(o.status.success(), "{}", stderr(&o));
+    (out_g, out_r)
+}
+
+#[test]
+fn gptq_codes_are_packed_run_and_beat_rounding_on_the_calibration_text() {
+    let dir = workdir("build");
+    let (out_g, out_r) = build_gptq_and_rtn(&dir, recipe);
 
     let (report, note, percent) = gptq_note(&out_g);
     assert!(
@@ -185,17 +192,7 @@ quantize weights "model.*.layers.*" {{
 #[test]
 fn gptq_calibrates_an_encoder_decoder_and_beats_rounding() {
     let dir = workdir("bart");
-    let gptq = bart_recipe(
-        &dir,
-        "gptq",
-        "    method: gptq\n    data: text\n    samples: 6\n    act_order: true",
-    );
-    let rtn = bart_recipe(&dir, "rtn", "");
-    let (out_g, out_r) = (dir.join("gptq-out"), dir.join("rtn-out"));
-    let o = build(&gptq, &out_g);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = build(&rtn, &out_r);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (out_g, out_r) = build_gptq_and_rtn(&dir, bart_recipe);
 
     // Encoder (2 × 6) and decoder (2 × 10) linears.
     let (report, note, percent) = gptq_note(&out_g);

@@ -11,6 +11,14 @@
 
 use std::time::Instant;
 
+use candle_core::Tensor;
+
+use super::batches::BatchStream;
+use super::losses::LossState;
+use super::optim::{Optimizer, Param};
+use super::step::{forward_backward, StepInputs};
+use super::student_net::TrainableNet;
+use super::{evaluation, train_error};
 use crate::diag::Diag;
 use crate::eval::report::BudgetUse;
 
@@ -92,6 +100,47 @@ fn fixed_step_seconds() -> Result<Option<f64>, Diag> {
                 format!("{STEP_SECONDS_VAR} must be a positive number of seconds, not `{text}`"),
             )
         })
+}
+
+/// Fixes the step count of a stage with a time budget of `seconds` by
+/// timing probe steps (and an evaluation); the probe's updates are undone.
+pub fn probe(
+    seconds: f64,
+    eval_every: Option<usize>,
+    inputs: &StepInputs,
+    (stream, net, state, params): (
+        &mut BatchStream,
+        &mut TrainableNet,
+        &mut LossState,
+        &[Param],
+    ),
+) -> Result<BudgetUse, Diag> {
+    let job = inputs.job;
+    let saved: Vec<Tensor> = params
+        .iter()
+        .map(|p| p.var.as_tensor().copy())
+        .collect::<candle_core::Result<_>>()
+        .map_err(train_error)?;
+    let mut probe_opt =
+        Optimizer::new(job.plan.optimizer, job.plan.weight_decay, params).map_err(train_error)?;
+    let planned = plan_steps(seconds, eval_every, |probe| match probe {
+        Probe::Step(i) => {
+            let out = forward_backward(inputs, stream, net, state, params, i, None)?;
+            probe_opt
+                .step(params, &out.grads, out.row_grad.as_ref(), 0.0)
+                .map_err(train_error)
+        }
+        Probe::Eval => match &job.eval {
+            Some(data) => evaluation::measure(net, data, job.tokenizer).map(|_| ()),
+            None => Ok(()),
+        },
+    })?;
+    for (p, t) in params.iter().zip(&saved) {
+        p.var.set(t).map_err(train_error)?;
+    }
+    state.bank = None;
+    state.bank_ids = None;
+    Ok(planned)
 }
 
 #[cfg(test)]

@@ -37,14 +37,12 @@ use candle_core::Tensor;
 
 use crate::base::{duration_text, Keep, StageLength, Task};
 use crate::diag::Diag;
-use crate::eval::fidelity::{encode_counting_cuts, Encoded, Fidelity};
+use crate::eval::fidelity::Fidelity;
 use crate::eval::report::StageEval;
 use crate::eval::report::StageTotals;
 use crate::ir::{LossPlanKind, StagePlan};
 use crate::runtime::{ForwardOptions, LoadedModel, Mode};
 use crate::text::data::Example;
-use crate::text::seq2seq::{self, Seq2SeqTokens};
-use budget::Probe;
 use checkpoint::BestPoint;
 use evaluation::{Best, EvalData};
 use log::StepRecord;
@@ -105,29 +103,11 @@ pub fn run_stage(
     let task = net.task;
     let examples = batches::task_examples(job.examples, task);
     let max_len = plan.seq_len.min(net.config.max_positions).max(2);
-    let seq2seq_rows = match &net.config.seq2seq {
-        Some(s) => {
-            let tokens = Seq2SeqTokens::of(job.tokenizer, s.decoder_start_token_id)?;
-            Some(seq2seq::encode(
-                job.tokenizer,
-                tokens,
-                max_len,
-                &examples,
-                plan.seed,
-            )?)
-        }
-        None => None,
-    };
-    let (encoded, cut): (Vec<Encoded>, usize) = match &seq2seq_rows {
-        // The decoder's rows set the batches' lengths and token counts.
-        Some((rows, cut)) => (
-            rows.iter()
-                .map(|r| (r.decoder.clone(), Vec::new()))
-                .collect(),
-            *cut,
-        ),
-        None => encode_counting_cuts(job.tokenizer, max_len, &examples)?,
-    };
+    let batches::StageRows {
+        encoded,
+        seq2seq,
+        cut,
+    } = batches::encode_stage(&net.config, job.tokenizer, max_len, &examples, plan.seed)?;
     if cut > 0 {
         session.notes.push(format!(
             "stage `{}`: {cut} of {} examples are longer than {max_len} tokens and train on their first {max_len} (`seq_len`)",
@@ -214,7 +194,7 @@ pub fn run_stage(
     let inputs = StepInputs {
         job,
         encoded: &encoded,
-        seq2seq: seq2seq_rows.as_ref().map(|(rows, _)| rows.as_slice()),
+        seq2seq: seq2seq.as_deref(),
         labels: &labels,
         device: &device,
         student_opts: ForwardOptions {
@@ -241,7 +221,7 @@ pub fn run_stage(
         (None, StageLength::Epochs(e)) => e * stream.per_epoch().div_ceil(plan.accumulate.max(1)),
         (None, StageLength::Budget(seconds)) => {
             let probe_clock = Instant::now();
-            let planned = probe_budget(
+            let planned = budget::probe(
                 seconds,
                 eval_every,
                 &inputs,
@@ -391,47 +371,6 @@ pub fn run_stage(
     session.meta.best = None;
     session.resume_from = None;
     Ok(StageOutcome { totals, eval })
-}
-
-/// Fixes the step count of a stage with a time budget of `seconds` by
-/// timing probe steps (and an evaluation); the probe's updates are undone.
-fn probe_budget(
-    seconds: f64,
-    eval_every: Option<usize>,
-    inputs: &StepInputs,
-    (stream, net, state, params): (
-        &mut batches::BatchStream,
-        &mut TrainableNet,
-        &mut LossState,
-        &[Param],
-    ),
-) -> Result<crate::eval::report::BudgetUse, Diag> {
-    let job = inputs.job;
-    let saved: Vec<Tensor> = params
-        .iter()
-        .map(|p| p.var.as_tensor().copy())
-        .collect::<candle_core::Result<_>>()
-        .map_err(train_error)?;
-    let mut probe_opt =
-        Optimizer::new(job.plan.optimizer, job.plan.weight_decay, params).map_err(train_error)?;
-    let planned = budget::plan_steps(seconds, eval_every, |probe| match probe {
-        Probe::Step(i) => {
-            let out = forward_backward(inputs, stream, net, state, params, i, None)?;
-            probe_opt
-                .step(params, &out.grads, out.row_grad.as_ref(), 0.0)
-                .map_err(train_error)
-        }
-        Probe::Eval => match &job.eval {
-            Some(data) => evaluation::measure(net, data, job.tokenizer).map(|_| ()),
-            None => Ok(()),
-        },
-    })?;
-    for (p, t) in params.iter().zip(&saved) {
-        p.var.set(t).map_err(train_error)?;
-    }
-    state.bank = None;
-    state.bank_ids = None;
-    Ok(planned)
 }
 
 /// Sets every parameter to its value in a checkpoint's `state`.
