@@ -46,7 +46,8 @@ pub fn findings(path: &Path, registry: &PassRegistry) -> Result<(Verified, Optio
     }
 }
 
-/// `OK path: builtin:tiny-bert, 4 → 2 layers, 2 exits, 12 quantized modules, 2 distill stages, 1.1 MB → 120.3 kB`.
+/// `OK path: builtin:tiny-bert, 4 → 2 layers, 2 exits, 12 quantized modules, 2 distill stages, 1.1 MB → 120.3 kB`;
+/// an encoder-decoder's layers as `2 + 2 → 2 + 2` (encoder + decoder).
 pub fn summary(recipe: &Path, program: &crate::ir::Program) -> String {
     let plan = &program.plan;
     let quantized: usize = program
@@ -55,12 +56,22 @@ pub fn summary(recipe: &Path, program: &crate::ir::Program) -> String {
         .node_weights()
         .map(|n| n.quant.values().filter(|q| q.weights.is_some()).count())
         .sum();
+    let layers = |encoder: usize, decoder: usize| match plan.teacher.config.seq2seq {
+        Some(_) => format!("{encoder} + {decoder}"),
+        None => decoder.to_string(),
+    };
     format!(
         "OK {}: {}, {} → {} layers, {}, {}, {}, {} → {}",
         recipe.display(),
         plan.teacher.source,
-        plan.teacher.config.num_layers(),
-        program.model.num_layers(),
+        layers(
+            plan.teacher.config.encoder_layers().len(),
+            plan.teacher.config.num_layers()
+        ),
+        layers(
+            program.model.encoder_layers().len(),
+            program.model.num_layers()
+        ),
         count(plan.exits.as_ref().map_or(0, |e| e.after.len()), "exit"),
         count(quantized, "quantized module"),
         count(plan.stages.len(), "distill stage"),

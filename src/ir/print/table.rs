@@ -26,6 +26,9 @@ pub struct ModuleRow {
     pub after: Option<[usize; 2]>,
     pub weights: Option<String>,
     pub activations: Option<String>,
+    /// The module reuses the token embedding's matrix (a tied head).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tied: bool,
 }
 
 /// One student layer's widths.
@@ -179,6 +182,7 @@ pub fn module_rows(program: &Program) -> Vec<ModuleRow> {
             after: None,
             weights: None,
             activations: None,
+            tied: l.tied,
         })
         .collect();
     let mut insert_at = 0;
@@ -202,6 +206,7 @@ pub fn module_rows(program: &Program) -> Vec<ModuleRow> {
                         after: Some([l.out, l.inp]),
                         weights,
                         activations,
+                        tied: l.tied,
                     },
                 );
                 insert_at += 1;
@@ -295,6 +300,7 @@ pub fn plan_table(program: &Program) -> String {
         let weights = match r.weights {
             Some(w) => w,
             None if removed => "-".into(),
+            None if r.tied => "tied to the token embedding".into(),
             None => "fp32".into(),
         };
         table.push(vec![
