@@ -2,8 +2,8 @@
 //! running both: cosine of sentence embeddings and the similarity-ranking
 //! Spearman over all pairs of sentences (embedding task), prediction
 //! agreement and accuracy (classification), perplexity ratio and top-1
-//! next-token agreement (causal LM; a seq2seq model's decoder in
-//! `eval::seq2seq`).
+//! next-token agreement (causal LM, and an encoder-decoder's decoder over
+//! the targets: see `eval::seq2seq`).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
 use super::ranking::similarity_spearman;
-use crate::base::Task;
+use crate::base::{ModelConfig, Task};
 use crate::diag::Diag;
 use crate::runtime::exit_rule::{argmax, cosine};
 use crate::runtime::heads::pool;
@@ -125,44 +125,58 @@ pub fn encode_counting_cuts(
     Ok((rows, cut))
 }
 
-/// `examples` as `model` reads them, cut to `max_len` tokens, with the
-/// number cut: token and segment ids (pairs as one sequence), or for an
-/// encoder-decoder each example's decoder row and source (single texts
-/// corrupted by text infilling with `eval::seq2seq::EVAL_SEED`).
-pub fn encode_for(
-    model: &LoadedModel,
+/// `examples` as a model of `config` reading `tokenizer` reads them, cut to
+/// `max_len` tokens, with the number cut: token and segment ids (pairs as
+/// one sequence), or for an encoder-decoder each example's decoder row and
+/// source (single texts corrupted by text infilling drawn from `seed`).
+pub fn encode_with(
+    config: &ModelConfig,
+    tokenizer: &TextTokenizer,
     max_len: usize,
     examples: &[Example],
+    seed: u64,
 ) -> Result<(Vec<Encoded>, usize), Diag> {
-    if model.config.seq2seq.is_none() {
-        return encode_counting_cuts(&model.tokenizer, max_len, examples);
+    if config.seq2seq.is_none() {
+        return encode_counting_cuts(tokenizer, max_len, examples);
     }
-    let (rows, cut) = super::seq2seq::rows(
-        &model.config,
-        &model.tokenizer,
-        examples,
-        max_len,
-        super::seq2seq::EVAL_SEED,
-    )?;
+    let (rows, cut) = super::seq2seq::rows(config, tokenizer, examples, max_len, seed)?;
     Ok((
         rows.into_iter().map(|r| (r.decoder, r.source)).collect(),
         cut,
     ))
 }
 
-/// One padded batch of rows of [`encode_for`] for `model`.
-pub fn inputs_for(model: &LoadedModel, rows: &[Encoded]) -> Result<Inputs, Diag> {
-    if model.config.seq2seq.is_none() {
-        return batch_inputs(
-            rows,
-            model.tokenizer.pad_id,
-            model.config.type_vocab_size > 0,
-            &model.device,
-        );
+/// [`encode_with`] for `model`, an encoder-decoder's corruption drawn from
+/// `eval::seq2seq::EVAL_SEED` (the same held-out sources in every build).
+pub fn encode_for(
+    model: &LoadedModel,
+    max_len: usize,
+    examples: &[Example],
+) -> Result<(Vec<Encoded>, usize), Diag> {
+    let seed = super::seq2seq::EVAL_SEED;
+    encode_with(&model.config, &model.tokenizer, max_len, examples, seed)
+}
+
+/// One padded batch of rows of [`encode_with`] for a model of `config`:
+/// segment ids when the model has types; an encoder-decoder's sources and
+/// decoder rows.
+pub fn batch_for(
+    config: &ModelConfig,
+    rows: &[Encoded],
+    pad_id: u32,
+    device: &Device,
+) -> Result<Inputs, Diag> {
+    if config.seq2seq.is_none() {
+        return batch_inputs(rows, pad_id, config.type_vocab_size > 0, device);
     }
     let sources: Vec<Vec<u32>> = rows.iter().map(|r| r.1.clone()).collect();
     let decoder: Vec<Vec<u32>> = rows.iter().map(|r| r.0.clone()).collect();
-    Inputs::seq2seq(&sources, &decoder, model.tokenizer.pad_id, &model.device).map_err(tensor_error)
+    Inputs::seq2seq(&sources, &decoder, pad_id, device).map_err(tensor_error)
+}
+
+/// [`batch_for`] for `model`, on its device.
+pub fn inputs_for(model: &LoadedModel, rows: &[Encoded]) -> Result<Inputs, Diag> {
+    batch_for(&model.config, rows, model.tokenizer.pad_id, &model.device)
 }
 
 /// One padded batch of encoded rows; segment ids when the model has types.
@@ -232,9 +246,6 @@ pub fn measure(
     data: &str,
     examples: &[Example],
 ) -> Result<Fidelity, Diag> {
-    if task == Task::Seq2Seq {
-        return super::seq2seq::measure(teacher, student, data, examples);
-    }
     let (rows_t, rows_s, truncated, max_len) = encode_for_both(teacher, student, examples)?;
     let mut metrics = BTreeMap::new();
     let mut cos = Vec::new();
@@ -243,15 +254,7 @@ pub fn measure(
     let (mut nll_t, mut nll_s, mut tokens_t, mut tokens_s) = (0f64, 0f64, 0usize, 0usize);
     let (mut top1, mut compared) = (0usize, 0usize);
     for (b, (chunk_t, chunk_s)) in rows_t.chunks(BATCH).zip(rows_s.chunks(BATCH)).enumerate() {
-        let inputs_of = |m: &LoadedModel, rows: &[Encoded]| {
-            batch_inputs(
-                rows,
-                m.tokenizer.pad_id,
-                m.config.type_vocab_size > 0,
-                &m.device,
-            )
-        };
-        let (inputs_t, inputs_s) = (inputs_of(teacher, chunk_t)?, inputs_of(student, chunk_s)?);
+        let (inputs_t, inputs_s) = (inputs_for(teacher, chunk_t)?, inputs_for(student, chunk_s)?);
         let labels: Vec<Option<usize>> = examples[b * BATCH..b * BATCH + chunk_t.len()]
             .iter()
             .map(|e| e.label)

@@ -13,9 +13,8 @@ use std::collections::BTreeMap;
 use candle_core::DType;
 use serde::Serialize;
 
-use super::fidelity::{encode_examples, next_token_stats, per_row, Encoded};
+use super::fidelity::{encode_examples, encode_for, next_token_stats, per_row, Encoded};
 use super::ranking::{pearson, spearman};
-use super::seq2seq;
 use crate::base::{Pooling, Task};
 use crate::diag::Diag;
 use crate::runtime::exit_rule::{argmax, cosine};
@@ -155,12 +154,7 @@ pub fn score(model: &LoadedModel, task: Task, examples: &[Example]) -> Result<Sc
             metrics.insert("accuracy".into(), accuracy);
             metrics.insert("macro_f1".into(), f1);
         }
-        Task::Seq2Seq => {
-            let (ppl, tokens) = target_perplexity(model, examples, max_len)?;
-            metrics.insert("perplexity".into(), ppl);
-            metrics.insert("tokens".into(), tokens as f64);
-        }
-        Task::CausalLm => {
+        Task::CausalLm | Task::Seq2Seq => {
             let (ppl, tokens) = perplexity(model, examples, max_len)?;
             metrics.insert("perplexity".into(), ppl);
             metrics.insert("tokens".into(), tokens as f64);
@@ -276,13 +270,16 @@ pub fn accuracy_and_macro_f1(predicted: &[usize], gold: &[usize], classes: usize
 }
 
 /// Perplexity of a language model over the texts (each on its own, its
-/// first `max_len` tokens), and the number of tokens predicted.
+/// first `max_len` tokens), or of an encoder-decoder's decoder over the
+/// examples' targets (a pair's second text, a single text's reconstruction
+/// from its text-infilled corruption; each side cut to `max_len`); and the
+/// number of tokens predicted.
 fn perplexity(
     model: &LoadedModel,
     examples: &[Example],
     max_len: usize,
 ) -> Result<(f64, usize), Diag> {
-    let rows = encode_examples(&model.tokenizer, max_len, examples)?;
+    let (rows, _) = encode_for(model, max_len, examples)?;
     let lengths: Vec<usize> = rows.iter().map(|r| r.0.len()).collect();
     let log_probs = per_row(model, &rows, BATCH, |inputs, _| {
         Ok(next_token_stats(model, inputs)?.0)
@@ -293,28 +290,6 @@ fn perplexity(
         nll -= lp[..predicted].iter().map(|&x| f64::from(x)).sum::<f64>();
         tokens += predicted;
     }
-    Ok((perplexity_of(nll, tokens)?, tokens))
-}
-
-/// Perplexity of an encoder-decoder's decoder over the examples' targets
-/// (a pair's second text, a single text's reconstruction from its
-/// text-infilled corruption), each side cut to `max_len` tokens; and the
-/// number of tokens predicted.
-fn target_perplexity(
-    model: &LoadedModel,
-    examples: &[Example],
-    max_len: usize,
-) -> Result<(f64, usize), Diag> {
-    let (rows, _) = seq2seq::rows(
-        &model.config,
-        &model.tokenizer,
-        examples,
-        max_len,
-        seq2seq::EVAL_SEED,
-    )?;
-    let scores = seq2seq::score_targets(model, &rows)?;
-    let nll = scores.iter().map(|s| s.nll).sum::<f64>();
-    let tokens = scores.iter().map(|s| s.tokens).sum::<usize>();
     Ok((perplexity_of(nll, tokens)?, tokens))
 }
 

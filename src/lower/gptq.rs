@@ -31,10 +31,10 @@ use super::quantize::{placed_quantizers, quantize_error, weight_spec};
 use crate::base::ModelConfig;
 use crate::base::{GptqSpec, QuantMethod};
 use crate::diag::Diag;
-use crate::eval::fidelity::{batch_inputs, encode_examples};
-use crate::eval::seq2seq;
+use crate::eval::fidelity::{batch_for, encode_with};
 use crate::ir::{Program, WeightQuant};
 use crate::lower::teacher::{network_from, Tensors};
+use crate::lower::train::losses::real_token_index;
 use crate::quant::{dequantize, gptq, quantize, GptqOptions, Quantized};
 use crate::runtime::bart::{input_side, is_decoder_module, InputSide};
 use crate::runtime::tensor_error;
@@ -247,20 +247,12 @@ fn calibration_set(g: &GptqSpec, inputs: &CalibrationInputs<'_>) -> Result<Calib
     }
     let examples = &examples[..g.samples.value];
     let max_len = inputs.config.max_positions.min(MAX_TOKENS);
-    let (pad, cpu) = (inputs.tokenizer.pad_id, &Device::Cpu);
-    let batches = if inputs.config.seq2seq.is_some() {
-        let seed = inputs.program.plan.seed;
-        let (rows, _) = seq2seq::rows(inputs.config, inputs.tokenizer, examples, max_len, seed)?;
-        rows.chunks(BATCH)
-            .map(|chunk| seq2seq::batch(chunk, pad, cpu))
-            .collect::<Result<_, _>>()?
-    } else {
-        let with_types = inputs.config.type_vocab_size > 0;
-        encode_examples(inputs.tokenizer, max_len, examples)?
-            .chunks(BATCH)
-            .map(|chunk| batch_inputs(chunk, pad, with_types, cpu))
-            .collect::<Result<_, _>>()?
-    };
+    let seed = inputs.program.plan.seed;
+    let (rows, _) = encode_with(inputs.config, inputs.tokenizer, max_len, examples, seed)?;
+    let batches = rows
+        .chunks(BATCH)
+        .map(|chunk| batch_for(inputs.config, chunk, inputs.tokenizer.pad_id, &Device::Cpu))
+        .collect::<Result<_, _>>()?;
     Ok(CalibrationSet {
         batches,
         sentences: examples.len(),
@@ -333,15 +325,9 @@ fn run_set(
 /// The flattened indices of the real (unpadded) tokens of a `[batch, seq]`
 /// mask, and their number.
 fn real_rows(mask: &Tensor) -> Result<(Tensor, usize), Diag> {
-    let mask: Vec<u32> = mask
-        .flatten_all()
-        .and_then(|m| m.to_vec1::<u32>())
-        .map_err(tensor_error)?;
-    let keep: Vec<u32> = (0..mask.len() as u32)
-        .filter(|&i| mask[i as usize] != 0)
-        .collect();
-    let n = keep.len();
-    Ok((Tensor::new(keep, &Device::Cpu).map_err(tensor_error)?, n))
+    let keep = real_token_index(mask).map_err(tensor_error)?;
+    let n = keep.dim(0).map_err(tensor_error)?;
+    Ok((keep, n))
 }
 
 /// The weight of `module` as row-major values and its `(rows, cols)`.
@@ -431,8 +417,8 @@ mod tests {
             Example::text("a short one"),
             Example::text("a somewhat longer sentence than the first one is"),
         ];
-        let (rows, _) = seq2seq::rows(&model.config, &model.tokenizer, &examples, 64, 7).unwrap();
-        let batch = seq2seq::batch(&rows, model.tokenizer.pad_id, &Device::Cpu).unwrap();
+        let (rows, _) = encode_with(&model.config, &model.tokenizer, 64, &examples, 7).unwrap();
+        let batch = batch_for(&model.config, &rows, model.tokenizer.pad_id, &Device::Cpu).unwrap();
         let set = CalibrationSet {
             batches: vec![batch],
             sentences: examples.len(),
@@ -467,10 +453,11 @@ mod tests {
         }
         assert_eq!(taps.len(), modules.len());
         let tokens = run_set(&model.network, &set, &taps).unwrap();
-        let source: usize = rows.iter().map(|r| r.source.len()).sum();
-        let decoder: usize = rows.iter().map(|r| r.decoder.len()).sum();
+        // `encode_with` rows are (decoder, source).
+        let source: usize = rows.iter().map(|r| r.1.len()).sum();
+        let decoder: usize = rows.iter().map(|r| r.0.len()).sum();
         // Both sides are padded: keeping every row would count more.
-        assert_ne!(rows[0].source.len(), rows[1].source.len());
+        assert_ne!(rows[0].1.len(), rows[1].1.len());
         assert_eq!(tokens, source + decoder);
         for (name, side) in modules {
             assert_eq!(input_side(name), side, "{name}");

@@ -9,12 +9,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::base::{ModelConfig, Task};
-use crate::diag::Diag;
-use crate::eval::fidelity::{encode_counting_cuts, Encoded};
+use crate::base::Task;
 use crate::text::data::Example;
-use crate::text::seq2seq::Seq2SeqRow;
-use crate::text::TextTokenizer;
 
 /// Batches drawn together for bucketing: sorted by length within a pool of
 /// this many batches.
@@ -35,47 +31,6 @@ pub fn task_examples(examples: &[Example], task: Task) -> Vec<Example> {
             })
             .collect(),
     }
-}
-
-/// A stage's examples, tokenized once.
-pub struct StageRows {
-    /// Token and segment ids of each example; an encoder-decoder's decoder
-    /// rows (they set the batches' lengths and token counts).
-    pub encoded: Vec<Encoded>,
-    /// An encoder-decoder's examples (source and decoder rows), parallel to
-    /// `encoded`.
-    pub seq2seq: Option<Vec<Seq2SeqRow>>,
-    /// Examples longer than the stage's sequence length, cut to it.
-    pub cut: usize,
-}
-
-/// Tokenizes a stage's `examples` for a model of `config` reading
-/// `tokenizer`, cut to `max_len`; an encoder-decoder's single texts are
-/// corrupted with text infilling drawn from `seed`.
-pub fn encode_stage(
-    config: &ModelConfig,
-    tokenizer: &TextTokenizer,
-    max_len: usize,
-    examples: &[Example],
-    seed: u64,
-) -> Result<StageRows, Diag> {
-    if config.seq2seq.is_none() {
-        let (encoded, cut) = encode_counting_cuts(tokenizer, max_len, examples)?;
-        return Ok(StageRows {
-            encoded,
-            seq2seq: None,
-            cut,
-        });
-    }
-    let (rows, cut) = crate::eval::seq2seq::rows(config, tokenizer, examples, max_len, seed)?;
-    Ok(StageRows {
-        encoded: rows
-            .iter()
-            .map(|r| (r.decoder.clone(), Vec::new()))
-            .collect(),
-        seq2seq: Some(rows),
-        cut,
-    })
 }
 
 /// The order of the batches of one epoch over `lengths`.

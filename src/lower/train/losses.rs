@@ -125,7 +125,7 @@ fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 }
 
 /// Flat indices of the real tokens of a `[batch, seq]` mask.
-fn real_token_index(mask: &Tensor) -> Result<Tensor> {
+pub fn real_token_index(mask: &Tensor) -> Result<Tensor> {
     let flags: Vec<u32> = mask.flatten_all()?.to_vec1()?;
     let idx: Vec<u32> = flags
         .iter()

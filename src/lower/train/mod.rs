@@ -37,7 +37,7 @@ use candle_core::Tensor;
 
 use crate::base::{duration_text, Keep, StageLength, Task};
 use crate::diag::Diag;
-use crate::eval::fidelity::Fidelity;
+use crate::eval::fidelity::{encode_with, Fidelity};
 use crate::eval::report::StageEval;
 use crate::eval::report::StageTotals;
 use crate::ir::{LossPlanKind, StagePlan};
@@ -103,11 +103,8 @@ pub fn run_stage(
     let task = net.task;
     let examples = batches::task_examples(job.examples, task);
     let max_len = plan.seq_len.min(net.config.max_positions).max(2);
-    let batches::StageRows {
-        encoded,
-        seq2seq,
-        cut,
-    } = batches::encode_stage(&net.config, job.tokenizer, max_len, &examples, plan.seed)?;
+    // An encoder-decoder's rows are its decoder rows and sources.
+    let (encoded, cut) = encode_with(&net.config, job.tokenizer, max_len, &examples, plan.seed)?;
     if cut > 0 {
         session.notes.push(format!(
             "stage `{}`: {cut} of {} examples are longer than {max_len} tokens and train on their first {max_len} (`seq_len`)",
@@ -194,7 +191,6 @@ pub fn run_stage(
     let inputs = StepInputs {
         job,
         encoded: &encoded,
-        seq2seq: seq2seq.as_deref(),
         labels: &labels,
         device: &device,
         student_opts: ForwardOptions {

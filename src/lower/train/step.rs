@@ -17,19 +17,15 @@ use super::student_net::TrainableNet;
 use super::{train_error, StageJob};
 use crate::base::{Pooling, Task};
 use crate::diag::Diag;
-use crate::eval::fidelity::{batch_inputs, Encoded};
+use crate::eval::fidelity::{batch_for, batch_inputs, Encoded};
 use crate::runtime::ForwardOptions;
-use crate::text::seq2seq::Seq2SeqRow;
 
 /// What every step of a stage reads.
 pub struct StepInputs<'a> {
     pub job: &'a StageJob<'a>,
-    /// The stage's examples, tokenized (an encoder-decoder's: the decoder
-    /// rows of `seq2seq`).
+    /// The stage's examples, tokenized (`eval::fidelity::encode_with`: an
+    /// encoder-decoder's decoder rows and sources).
     pub encoded: &'a [Encoded],
-    /// An encoder-decoder's examples (source and decoder rows), parallel to
-    /// `encoded`.
-    pub seq2seq: Option<&'a [Seq2SeqRow]>,
     pub labels: &'a [Option<usize>],
     pub device: &'a Device,
     pub student_opts: ForwardOptions,
@@ -102,13 +98,7 @@ pub fn forward_backward(
             file.write_all(format!("{line}\n").as_bytes())
                 .map_err(|e| Diag::io("plcc::io::write", "write", path, &e))?;
         }
-        let batch = match inputs.seq2seq {
-            Some(all) => {
-                let part: Vec<Seq2SeqRow> = idx.iter().map(|&i| all[i].clone()).collect();
-                crate::eval::seq2seq::batch(&part, job.pad_id, inputs.device)?
-            }
-            None => batch_inputs(&rows, job.pad_id, with_types, inputs.device)?,
-        };
+        let batch = batch_for(&net.config, &rows, job.pad_id, inputs.device)?;
         let teacher_batch = match (job.teacher_ids, job.teacher) {
             (Some(map), Some(_)) => {
                 let to_teacher = |i: u32| map.get(i as usize).copied().unwrap_or(i);
