@@ -60,7 +60,7 @@ use crate::diag::Diag;
 use crate::eval::{gold, gold_data};
 use crate::lower::reporter::Silent;
 use crate::lower::BuildOptions;
-use crate::runtime::runner::{run_all, tokenize, Record};
+use crate::runtime::run::runner::{run_all, tokenize, Record};
 use crate::runtime::{load_model, LoadedModel};
 use crate::text::data::Example;
 
@@ -157,7 +157,7 @@ impl Model {
 
 /// The cosine of two vectors (0 when either is zero).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    crate::runtime::exit_rule::cosine(a, b) as f32
+    crate::runtime::run::exit_rule::cosine(a, b) as f32
 }
 
 /// Builds the recipe at `recipe` into `output` without training limits or

@@ -10,10 +10,11 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use plcc::runtime::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
-use plcc::runtime::layers::EmbeddingTable;
-use plcc::runtime::linear_kernel::{LinearKernel, PER_TOKEN_INT8};
-use plcc::runtime::{runner, LinearWeight, LoadedModel, Network};
+use plcc::runtime::load::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
+use plcc::runtime::model::layers::EmbeddingTable;
+use plcc::runtime::model::linear_kernel::{LinearKernel, PER_TOKEN_INT8};
+use plcc::runtime::run::runner;
+use plcc::runtime::{LinearWeight, LoadedModel, Network};
 
 #[path = "common/tiny_artifact.rs"]
 mod tiny_artifact;

@@ -13,11 +13,12 @@ use std::path::PathBuf;
 use candle_core::{Device, Tensor};
 use plcc::base::{Bits, Granularity, ScaleMethod};
 use plcc::quant::{dequantize, quantize, QuantSpec, Quantized};
-use plcc::runtime::from_artifact::load_artifact;
 use plcc::runtime::kernels::{
     integer_levels, quantize_activations, reference_f32, reference_i32, PackedLinear, SimdLevel,
 };
-use plcc::runtime::{runner, Linear, LoadedModel};
+use plcc::runtime::load::from_artifact::load_artifact;
+use plcc::runtime::run::runner;
+use plcc::runtime::{Linear, LoadedModel};
 
 /// The first CUDA device, or `None` (with a note) where there is none.
 fn gpu(test: &str) -> Option<Device> {

@@ -13,8 +13,8 @@ use plcc::artifact::Artifact;
 use plcc::base::{CalibrationTarget, ExitHead};
 use plcc::eval::exits::search::with_setting;
 use plcc::eval::exits::{calibrate_with, CalibrateOptions, CalibrationInput};
-use plcc::runtime::early_exit::final_records;
-use plcc::runtime::runner::{run_all, run_batch, tokenize, Record};
+use plcc::runtime::run::early_exit::final_records;
+use plcc::runtime::run::runner::{run_all, run_batch, tokenize, Record};
 use plcc::runtime::{load_model, Inputs, LoadedModel};
 
 mod common;
@@ -291,8 +291,8 @@ fn decoder_exits_of_an_encoder_decoder_are_exact_and_in_input_order() {
     );
     let depth = model.config.num_layers();
     let lines: Vec<String> = lines().iter().map(|l| format!("{l}\t{l}")).collect();
-    let rows = plcc::runtime::generate::tokenize(&model, &lines, None).unwrap();
-    let records = plcc::runtime::generate::run_all(&model, &rows, 8, None).unwrap();
+    let rows = plcc::runtime::run::generate::tokenize(&model, &lines, None).unwrap();
+    let records = plcc::runtime::run::generate::run_all(&model, &rows, 8, None).unwrap();
     let layers: Vec<usize> = records.iter().map(|r| r.exit_layer.unwrap()).collect();
     assert!(layers.iter().any(|&l| l < depth), "{layers:?}");
     assert!(layers.contains(&depth), "{layers:?}");

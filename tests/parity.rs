@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
-use plcc::runtime::loader::{load_checkpoint, load_network};
-use plcc::runtime::{runner, ForwardOptions, Inputs, ModelOutput};
+use plcc::runtime::load::loader::{load_checkpoint, load_network};
+use plcc::runtime::run::runner;
+use plcc::runtime::{ForwardOptions, Inputs, ModelOutput};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

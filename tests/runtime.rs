@@ -10,8 +10,9 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use plcc::base::{builtin, Pooling};
-use plcc::runtime::loader::{load_builtin, load_checkpoint, load_network, Network};
-use plcc::runtime::{runner, ForwardOptions, Head, Inputs, Mode, SymmetricIntPerRow};
+use plcc::runtime::load::loader::{load_builtin, load_checkpoint, load_network, Network};
+use plcc::runtime::run::runner;
+use plcc::runtime::{ForwardOptions, Head, Inputs, Mode, SymmetricIntPerRow};
 
 mod common;
 use common::plcc;

@@ -27,7 +27,7 @@ use super::bench_against;
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
 use crate::diag::Diag;
-use crate::runtime::runner::{self, Record};
+use crate::runtime::run::runner::{self, Record};
 use crate::runtime::{load_model, LoadedModel};
 
 /// Measured numbers of one model (the `--json` output of a single model).

@@ -14,7 +14,7 @@ use super::DeviceArg;
 use crate::diag::{list_text, Diag};
 use crate::eval::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
 use crate::eval::report_files::{rewrite_report, REPORT_JSON, REPORT_MD, REPORT_SVG};
-use crate::runtime::runner::read_lines;
+use crate::runtime::run::runner::read_lines;
 use crate::runtime::{load_model, LoadedModel};
 
 /// Rows of the printed curve (the chosen one is always shown).

@@ -10,7 +10,8 @@ use candle_core::Device;
 use super::DeviceArg;
 use crate::base::SentencePipeline;
 use crate::diag::Diag;
-use crate::runtime::{generate, load_model, runner, LoadedModel};
+use crate::runtime::run::{generate, runner};
+use crate::runtime::{load_model, LoadedModel};
 
 /// What `plcc run` and `plcc bench` both start with: check the batch size,
 /// size the thread pool, pick the device, read the input lines, load the model.

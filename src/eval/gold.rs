@@ -17,8 +17,8 @@ use super::fidelity::{encode_examples, encode_for, next_token_stats, per_row, En
 use super::ranking::{pearson, spearman};
 use crate::base::{Pooling, Task};
 use crate::diag::Diag;
-use crate::runtime::exit_rule::{argmax, cosine};
-use crate::runtime::heads::pool;
+use crate::runtime::model::heads::pool;
+use crate::runtime::run::exit_rule::{argmax, cosine};
 use crate::runtime::{tensor_error, LoadedModel};
 use crate::text::data::Example;
 

@@ -4,7 +4,7 @@
 //! `s_i` (student), it is the Spearman rank correlation between
 //! `cos(t_i, t_j)` and `cos(s_i, s_j)` over all pairs `i < j`.
 
-use crate::runtime::exit_rule::cosine;
+use crate::runtime::run::exit_rule::cosine;
 
 /// At most this many sentences enter the pairwise comparison (the first
 /// ones): 4,000 sentences are about 8 million pairs.

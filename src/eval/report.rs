@@ -355,7 +355,7 @@ pub fn part_of(name: &str) -> &'static str {
         "model.encoder.layers.",
         "model.decoder.layers.",
     ];
-    if crate::runtime::weights::is_embedding_tensor(name) {
+    if crate::runtime::load::weights::is_embedding_tensor(name) {
         "embeddings"
     } else if LAYERS.iter().any(|p| name.starts_with(p)) {
         "encoder"

@@ -14,7 +14,7 @@ use super::report_svg::report_svg;
 use super::source::eval_examples;
 use crate::artifact::{read_manifest, write_file_atomic};
 use crate::diag::Diag;
-use crate::runtime::from_artifact::load_artifact;
+use crate::runtime::load::from_artifact::load_artifact;
 use crate::runtime::LoadedModel;
 
 pub const REPORT_JSON: &str = "report.json";

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::artifact::{read_weight, Artifact, RawTensor, TensorSet, WEIGHTS_FILE};
 use crate::base::{Activation, Arch, Pooling, SentencePipeline, Task};
 use crate::diag::Diag;
-use crate::runtime::weights::is_conv1d;
+use crate::runtime::load::weights::is_conv1d;
 
 /// The files of an export, by name.
 pub struct HfModel {

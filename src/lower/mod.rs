@@ -19,22 +19,14 @@
 //! (`crate::eval`), write the report (`report.json`, `report.md`,
 //! `report.svg`) and commit.
 
-pub mod distill;
-pub mod equivalence;
-pub mod gptq;
-pub mod importance;
-pub mod layout;
 pub mod output;
 pub mod preflight;
+pub mod prune;
 pub mod quantize;
 pub mod reporter;
 pub mod sizes;
-pub mod slice;
-pub mod student;
-pub mod taylor;
 pub mod teacher;
 pub mod train;
-pub mod vocab;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -57,10 +49,13 @@ use crate::eval::report_files::report_files;
 use crate::eval::source::EvalSource;
 use crate::ir::{Program, Verified};
 use crate::lower::train::Session;
-use crate::runtime::from_artifact::{classifier_head, load_artifact};
+use crate::runtime::load::from_artifact::{classifier_head, load_artifact};
 use crate::runtime::LoadedModel;
 use crate::syntax::SourceText;
+use prune::{student, vocab};
+use quantize::gptq;
 use reporter::Reporter;
+use train::distill;
 pub use train::folder::training_dir;
 
 /// How `plcc build` runs a program.
@@ -237,7 +232,7 @@ pub fn build(
     let teacher_model = with_stand_in_head(teacher_model, &student, classifies)?;
     let exit_records = exit_records(program);
     let (weight_quant, activation_quant) =
-        quantize::placed_quantizers(program, &student.module_names);
+        quantize::pack::placed_quantizers(program, &student.module_names);
     let trained = match session.as_mut() {
         Some(s) if !program.plan.stages.is_empty() => {
             // The teacher's outputs are computed where the student trains.
@@ -285,7 +280,7 @@ pub fn build(
     if !calibrated.quantized.is_empty() {
         clock.done("calibrate (gptq)");
     }
-    let packed = quantize::pack(
+    let packed = quantize::pack::pack(
         program,
         final_tensors,
         &student.module_names,

@@ -14,7 +14,7 @@ use crate::base::{Device, Task, TeacherRef};
 use crate::diag::Diag;
 use crate::fsio;
 use crate::ir::{LossPlanKind, Program};
-use crate::runtime::weights::tensor_names;
+use crate::runtime::load::weights::tensor_names;
 use crate::text::data::{read_data_file, Example};
 
 /// The findings, and what the build goes on with when there is no error.

@@ -6,9 +6,9 @@
 use crate::base::ExitHead;
 use crate::diag::Diag;
 use crate::eval::fidelity::{per_row, Encoded};
-use crate::runtime::early_exit::final_records;
-use crate::runtime::exit_rule::{signal, Track};
-use crate::runtime::runner::{failed, Record};
+use crate::runtime::run::early_exit::final_records;
+use crate::runtime::run::exit_rule::{signal, Track};
+use crate::runtime::run::runner::{failed, Record};
 use crate::runtime::LoadedModel;
 
 /// What the exits saw for one sample.

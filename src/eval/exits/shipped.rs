@@ -22,10 +22,10 @@ use crate::eval::fidelity::{
     embedding_metrics, encode_for_both, inputs_for, Agreement, Encoded, Fidelity, BATCH,
 };
 use crate::eval::report_exits::{ExitCalibration, ExitsReport};
-use crate::runtime::early_exit;
-use crate::runtime::exit_rule::{argmax, cosine};
-use crate::runtime::from_artifact::load_artifact;
-use crate::runtime::runner::Record;
+use crate::runtime::load::from_artifact::load_artifact;
+use crate::runtime::run::early_exit;
+use crate::runtime::run::exit_rule::{argmax, cosine};
+use crate::runtime::run::runner::Record;
 use crate::runtime::{tensor_error, LoadedModel};
 use crate::text::data::Example;
 

@@ -14,7 +14,7 @@ use crate::artifact::{read_weight, ActivationQuant, Artifact, StoredWeight};
 use crate::base::Granularity;
 use crate::diag::Diag;
 use crate::runtime::kernels::{integer_levels, IntegerLevels};
-use crate::runtime::linear_kernel::PER_TOKEN_INT8;
+use crate::runtime::model::linear_kernel::PER_TOKEN_INT8;
 
 /// The graph being built with the artifact it reads from.
 pub struct WeightGraph<'a> {

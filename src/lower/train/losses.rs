@@ -16,7 +16,7 @@ use candle_nn::ops::log_softmax;
 use crate::base::Pooling;
 use crate::base::{ExitScope, Negatives};
 use crate::ir::{LayerPair, LossPlanKind};
-use crate::runtime::heads::pool;
+use crate::runtime::model::heads::pool;
 use crate::runtime::{Linear, ModelOutput};
 
 /// What the losses need besides the two models' outputs.

@@ -16,6 +16,7 @@
 pub mod batches;
 pub mod budget;
 pub mod checkpoint;
+pub mod distill;
 pub mod evaluation;
 pub mod fake_quant;
 pub mod folder;

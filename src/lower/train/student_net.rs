@@ -20,8 +20,8 @@ use crate::base::{Granularity, ScaleMethod, Task};
 use crate::ir::WeightQuant;
 use crate::lower::teacher::Tensors;
 use crate::quant::QuantSpec;
-use crate::runtime::from_artifact::heads_from_tensors;
-use crate::runtime::weights::is_conv1d;
+use crate::runtime::load::from_artifact::heads_from_tensors;
+use crate::runtime::load::weights::is_conv1d;
 use crate::runtime::{ForwardOptions, Head, Inputs, ModelOutput, Network, Quantizer};
 
 /// A weight quantizer placed on a module, as the trainer applies it.

@@ -261,8 +261,8 @@ pub fn masked_mean(hidden: &Tensor, mask: &Tensor) -> Result<Option<Tensor>> {
 mod tests {
     use super::*;
     use crate::base::Pooling;
-    use crate::runtime::heads::pool;
-    use crate::runtime::layers::{LayerNorm, Mode};
+    use crate::runtime::model::heads::pool;
+    use crate::runtime::model::layers::{LayerNorm, Mode};
     use candle_core::Device;
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

@@ -333,7 +333,7 @@ pub fn fused_attention(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::layers::{attention, attention_bias, Mode};
+    use crate::runtime::model::layers::{attention, attention_bias, Mode};
     use candle_core::Device;
 
     #[test]

@@ -18,14 +18,14 @@
 
 use candle_core::{DType, Result, Tensor};
 
-use super::exit_rule::{signal, ExitPolicy, Track};
-use super::heads::{pool, Head};
-use super::layers::{AttentionMask, Mode};
-use super::loader::{LoadedModel, Network};
-use super::output::{ForwardOptions, Inputs};
-use super::runner::Record;
 use crate::base::ExitHead as HeadKind;
 use crate::base::Pooling;
+use crate::runtime::load::loader::{LoadedModel, Network};
+use crate::runtime::model::heads::{pool, Head};
+use crate::runtime::model::layers::{AttentionMask, Mode};
+use crate::runtime::model::output::{ForwardOptions, Inputs};
+use crate::runtime::run::exit_rule::{signal, ExitPolicy, Track};
+use crate::runtime::run::runner::Record;
 
 /// The rows still running and their state.
 struct Live {

@@ -4,8 +4,8 @@
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 
-use super::weights::SeededWeights;
 use crate::base::builtin::SEED;
+use crate::runtime::load::weights::SeededWeights;
 
 /// A `VarBuilder` that makes the built-in models' deterministic weights
 /// (normal, std 0.02; layer norms 1 and 0; biases 0).

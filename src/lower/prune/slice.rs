@@ -4,9 +4,9 @@
 
 use candle_core::{Tensor, D};
 
-use super::layout::{head_elements, head_parts, neuron_parts, Axis, Part};
 use crate::base::{Arch, LayerShape};
 use crate::diag::Diag;
+use crate::lower::prune::layout::{head_elements, head_parts, neuron_parts, Axis, Part};
 use crate::lower::teacher::Tensors;
 use crate::runtime::tensor_error;
 

@@ -6,8 +6,8 @@
 use candle_core::{Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
-use super::packed_table::PackedRows;
 use crate::base::Activation;
+use crate::runtime::model::packed_table::PackedRows;
 
 /// Whether a forward pass must be differentiable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,7 +40,7 @@ impl LayerNorm {
     /// `LN(x + residual)`, fused into one pass for inference on the CPU.
     pub fn forward_residual(&self, x: &Tensor, residual: &Tensor, mode: Mode) -> Result<Tensor> {
         if mode == Mode::Inference && !x.track_op() && !residual.track_op() {
-            let fused = super::kernels::fused_norm::add_layer_norm(
+            let fused = crate::runtime::kernels::fused_norm::add_layer_norm(
                 x,
                 Some(residual),
                 &self.weight,
@@ -57,7 +57,7 @@ impl LayerNorm {
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         match mode {
             Mode::Inference => {
-                match super::kernels::fused_norm::add_layer_norm(
+                match crate::runtime::kernels::fused_norm::add_layer_norm(
                     x,
                     None,
                     &self.weight,
@@ -99,7 +99,9 @@ pub fn softmax_last_dim(x: &Tensor, mode: Mode) -> Result<Tensor> {
 /// differentiable).
 pub fn activate(x: &Tensor, act: Activation, mode: Mode) -> Result<Tensor> {
     match act {
-        Activation::Gelu if mode == Mode::Inference => super::kernels::fused_ops::gelu_erf(x),
+        Activation::Gelu if mode == Mode::Inference => {
+            crate::runtime::kernels::fused_ops::gelu_erf(x)
+        }
         Activation::Gelu => x.gelu_erf(),
         Activation::GeluTanh => x.gelu(),
         Activation::Relu => x.relu(),
@@ -278,7 +280,7 @@ pub fn multi_head_attention(
 ) -> Result<(Tensor, Option<Tensor>)> {
     if mode == Mode::Inference && !keep_probs {
         if let Some(lengths) = &mask.lengths {
-            if let Some(ctx) = super::kernels::fused_ops::fused_attention(
+            if let Some(ctx) = crate::runtime::kernels::fused_ops::fused_attention(
                 q,
                 k,
                 v,

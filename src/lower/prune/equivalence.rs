@@ -6,16 +6,16 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::layout::layer_prefix;
-use super::slice::with_prefix;
 use crate::base::{Arch, LayerShape, ModelConfig};
 use crate::diag::Diag;
+use crate::lower::prune::layout::layer_prefix;
+use crate::lower::prune::slice::with_prefix;
 use crate::lower::teacher::Tensors;
-use crate::runtime::bert::BertLayer;
-use crate::runtime::gpt2::Gpt2Block;
-use crate::runtime::layers::AttentionMask;
+use crate::runtime::load::weights::flip_conv1d;
+use crate::runtime::model::bert::BertLayer;
+use crate::runtime::model::gpt2::Gpt2Block;
+use crate::runtime::model::layers::AttentionMask;
 use crate::runtime::tensor_error;
-use crate::runtime::weights::flip_conv1d;
 use crate::runtime::Mode;
 
 /// Largest absolute difference allowed between masked and sliced outputs.

@@ -27,16 +27,16 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 
-use super::quantize::{placed_quantizers, quantize_error, weight_spec};
 use crate::base::ModelConfig;
 use crate::base::{GptqSpec, QuantMethod};
 use crate::diag::Diag;
 use crate::eval::fidelity::{batch_for, encode_with};
 use crate::ir::{Program, WeightQuant};
+use crate::lower::quantize::pack::{placed_quantizers, quantize_error, weight_spec};
 use crate::lower::teacher::{network_from, Tensors};
 use crate::lower::train::losses::real_token_index;
 use crate::quant::{dequantize, gptq, quantize, GptqOptions, Quantized};
-use crate::runtime::bart::{input_side, is_decoder_module, InputSide};
+use crate::runtime::model::bart::{input_side, is_decoder_module, InputSide};
 use crate::runtime::tensor_error;
 use crate::runtime::{ForwardOptions, InputTap, Inputs, Network};
 use crate::text::data::Example;

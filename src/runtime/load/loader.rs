@@ -9,19 +9,19 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Result as CResult, Tensor};
 use candle_nn::VarBuilder;
 
-use super::bart::BartModel;
-use super::bert::{BertLayer, BertModel};
-use super::exit_rule::ExitPolicy;
-use super::gpt2::Gpt2Model;
-use super::heads::Head;
-use super::linear::Linear;
-use super::output::{ForwardOptions, Inputs, ModelOutput};
-use super::weights::{load_error, Checkpoint};
-use super::Mode;
 use crate::base::builtin;
 use crate::base::{read_pipeline, Pooling, SentencePipeline};
 use crate::base::{Arch, ModelConfig};
 use crate::diag::Diag;
+use crate::runtime::load::weights::{load_error, Checkpoint};
+use crate::runtime::model::bart::BartModel;
+use crate::runtime::model::bert::{BertLayer, BertModel};
+use crate::runtime::model::gpt2::Gpt2Model;
+use crate::runtime::model::heads::Head;
+use crate::runtime::model::linear::Linear;
+use crate::runtime::model::output::{ForwardOptions, Inputs, ModelOutput};
+use crate::runtime::run::exit_rule::ExitPolicy;
+use crate::runtime::Mode;
 use crate::text::TextTokenizer;
 
 /// Where a model comes from.
@@ -146,7 +146,9 @@ impl Network {
     }
 
     /// The token embedding and its module name (`embeddings.word_embeddings`, `wte`).
-    pub fn word_embeddings_mut(&mut self) -> (&'static str, &mut super::layers::Embedding) {
+    pub fn word_embeddings_mut(
+        &mut self,
+    ) -> (&'static str, &mut crate::runtime::model::layers::Embedding) {
         match self {
             Network::Bert(m) => ("embeddings.word_embeddings", &mut m.word_embeddings),
             Network::Gpt2(m) => ("wte", &mut m.wte),
@@ -277,7 +279,9 @@ pub fn load_model(spec: &str, device: &Device) -> Result<LoadedModel, Diag> {
     match ModelSource::parse(spec)? {
         ModelSource::Builtin(name) => load_builtin(&name, device),
         ModelSource::Checkpoint(dir) => load_checkpoint(&dir, device),
-        ModelSource::Artifact(dir) => super::from_artifact::load_artifact(&dir, device),
+        ModelSource::Artifact(dir) => {
+            crate::runtime::load::from_artifact::load_artifact(&dir, device)
+        }
     }
 }
 
@@ -286,14 +290,17 @@ pub fn load_builtin(name: &str, device: &Device) -> Result<LoadedModel, Diag> {
     let config = builtin::config(name).ok_or_else(|| builtin::unknown(name))?;
     let tokenizer =
         crate::text::tokenizer::builtin(name).ok_or_else(|| builtin::unknown(name))??;
-    let network =
-        Network::load(super::builtin_weights::var_builder(device), &config).map_err(|e| {
-            Diag::new(
-                "plcc::builtin::build-failed",
-                format!("cannot build builtin:{name}"),
-            )
-            .note(e.to_string())
-        })?;
+    let network = Network::load(
+        crate::runtime::load::builtin_weights::var_builder(device),
+        &config,
+    )
+    .map_err(|e| {
+        Diag::new(
+            "plcc::builtin::build-failed",
+            format!("cannot build builtin:{name}"),
+        )
+        .note(e.to_string())
+    })?;
     Ok(LoadedModel::new(
         format!("builtin:{name}"),
         config,

@@ -9,8 +9,8 @@
 use candle_core::{DType, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::linear::Linear;
 use crate::base::Pooling;
+use crate::runtime::model::linear::Linear;
 
 /// A head after layer `after_layer` (0 = embeddings, `L` = the last layer).
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ impl Head {
     pub fn forward(&self, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let mut x = pool(hidden, mask, self.pooling)?;
         if let Some(p) = &self.pooler {
-            x = super::kernels::fused_ops::tanh(&p.forward(&x)?)?;
+            x = crate::runtime::kernels::fused_ops::tanh(&p.forward(&x)?)?;
         }
         if let Some(c) = &self.classifier {
             x = c.forward(&x)?;
@@ -71,7 +71,8 @@ pub fn pool(hidden: &Tensor, mask: &Tensor, pooling: Pooling) -> Result<Tensor> 
             // The fused kernel has no backward pass: only for tensors
             // that need no gradient.
             if !hidden.track_op() {
-                if let Some(mean) = super::kernels::fused_norm::masked_mean(hidden, mask)? {
+                if let Some(mean) = crate::runtime::kernels::fused_norm::masked_mean(hidden, mask)?
+                {
                     return Ok(mean);
                 }
             }

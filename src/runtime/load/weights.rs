@@ -14,9 +14,11 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::{Init, VarBuilder};
 use safetensors::tensor::{Metadata, TensorView};
 
-use super::safetensors_check::{check_finite, check_header, check_header_in_file, corrupt};
 use crate::diag::{shape_text, Diag};
 use crate::fsio;
+use crate::runtime::load::safetensors_check::{
+    check_finite, check_header, check_header_in_file, corrupt,
+};
 
 fn unreadable(path: &Path, e: std::io::Error) -> Diag {
     Diag::io(

@@ -1,5 +1,5 @@
 //! Recording what a linear layer sees: an `InputTap` attached to a
-//! [`Linear`](super::Linear) accumulates the Gram matrix `XᵀX` of the layer's
+//! [`Linear`](crate::runtime::Linear) accumulates the Gram matrix `XᵀX` of the layer's
 //! inputs (after its input quantizer), one row per token, over every forward
 //! pass until it is read. Rows of padding can be left out by naming the rows
 //! to keep before each pass. GPTQ calibration reads the layer's Hessian from

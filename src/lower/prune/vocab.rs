@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use super::teacher::Teacher;
 use crate::diag::Diag;
 use crate::eval::vocab_report::VocabReport;
 use crate::ir::VocabPlan;
+use crate::lower::teacher::Teacher;
 use crate::text::data::Example;
 use crate::text::vocab::{
     count_pieces, coverage, prune, select, texts_of, PrunedVocab, WordPieceVocab,

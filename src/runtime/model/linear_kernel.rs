@@ -15,12 +15,12 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
 
-use super::kernels::f32_gemm::PackedWeight;
-use super::linear::Linear;
 use crate::artifact::ActivationQuant;
 use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::quant::{fake_quantize, QuantSpec};
+use crate::runtime::kernels::f32_gemm::PackedWeight;
 use crate::runtime::kernels::{IntegerWeights, PackedLinear};
+use crate::runtime::model::linear::Linear;
 
 /// The input quantization the integer kernel applies: symmetric int8, one
 /// scale per token.

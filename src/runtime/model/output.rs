@@ -2,7 +2,7 @@
 
 use candle_core::{Result, Tensor};
 
-use super::layers::Mode;
+use crate::runtime::model::layers::Mode;
 
 /// One padded batch of token ids.
 #[derive(Debug, Clone)]

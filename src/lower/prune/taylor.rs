@@ -19,11 +19,11 @@ use crate::base::Pooling;
 use crate::base::Task;
 use crate::diag::Diag;
 use crate::lower::teacher::{Teacher, Tensors};
-use crate::runtime::heads::{pool, Head};
-use crate::runtime::linear::Linear;
-use crate::runtime::loader::Network;
+use crate::runtime::load::loader::Network;
+use crate::runtime::load::weights::flip_conv1d;
+use crate::runtime::model::heads::{pool, Head};
+use crate::runtime::model::linear::Linear;
 use crate::runtime::tensor_error;
-use crate::runtime::weights::flip_conv1d;
 use crate::runtime::{ForwardOptions, Inputs, Mode};
 use crate::text::data::Example;
 

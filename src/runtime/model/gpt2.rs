@@ -7,11 +7,13 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::heads::{run_exits, Head};
-use super::layers::{activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode};
-use super::linear::Linear;
-use super::output::{ForwardOptions, Inputs, ModelOutput};
 use crate::base::{Activation, LayerShape, ModelConfig};
+use crate::runtime::model::heads::{run_exits, Head};
+use crate::runtime::model::layers::{
+    activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode,
+};
+use crate::runtime::model::linear::Linear;
+use crate::runtime::model::output::{ForwardOptions, Inputs, ModelOutput};
 
 /// One decoder block.
 #[derive(Debug, Clone)]

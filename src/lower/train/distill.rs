@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use super::student::Student;
 use crate::artifact::ExitRecord;
 use crate::base::sha256_hex;
 use crate::base::Task;
 use crate::diag::Diag;
 use crate::eval::report::{CurvePoint, StageEval, TrainingReport, BEFORE_TRAINING};
 use crate::ir::{Program, StagePlan, WeightQuant};
+use crate::lower::prune::student::Student;
 use crate::lower::teacher::{to_tensor_set, Teacher, Tensors};
 use crate::lower::train::evaluation::{evaluate, EvalData};
 use crate::lower::train::student_net::{learned_scale_supported, TrainableNet};

@@ -10,20 +10,20 @@ use std::collections::BTreeMap;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::equivalence::{check_layer, LayerModules};
-use super::importance::{select_by_magnitude, top_k};
-use super::layout::{layer_prefix, layers_root};
-use super::slice::{layer_tensors, mask_layer, slice_layer, with_prefix, Kept};
-use super::taylor::{taylor_scores, TaylorSetup};
 use crate::base::ExitHead;
 use crate::base::{Arch, LayerShape, ModelConfig};
 use crate::base::{ExitScope, Importance};
 use crate::diag::Diag;
 use crate::ir::{HeadKind, Op, Program};
 use crate::linalg::truncated_svd_factors;
+use crate::lower::prune::equivalence::{check_layer, LayerModules};
+use crate::lower::prune::importance::{select_by_magnitude, top_k};
+use crate::lower::prune::layout::{layer_prefix, layers_root};
+use crate::lower::prune::slice::{layer_tensors, mask_layer, slice_layer, with_prefix, Kept};
+use crate::lower::prune::taylor::{taylor_scores, TaylorSetup};
 use crate::lower::teacher::{Teacher, Tensors};
+use crate::runtime::load::weights::SeededWeights;
 use crate::runtime::tensor_error;
-use crate::runtime::weights::SeededWeights;
 use crate::text::data::Example;
 use crate::text::vocab::PrunedVocab;
 

@@ -10,15 +10,15 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 
-use super::bart::BartModel;
-use super::exit_rule::argmax;
-use super::heads::pool;
-use super::layers::Mode;
-use super::loader::{LoadedModel, Network};
-use super::output::{EncoderOutput, ForwardOptions, Inputs};
-use super::runner::{self, failed, Record, Tokenized};
 use crate::base::Pooling;
 use crate::diag::Diag;
+use crate::runtime::load::loader::{LoadedModel, Network};
+use crate::runtime::model::bart::BartModel;
+use crate::runtime::model::heads::pool;
+use crate::runtime::model::layers::Mode;
+use crate::runtime::model::output::{EncoderOutput, ForwardOptions, Inputs};
+use crate::runtime::run::exit_rule::argmax;
+use crate::runtime::run::runner::{self, failed, Record, Tokenized};
 
 /// Tokenized encoder-decoder inputs: the sources and, per source, the
 /// decoder's prefix (its start token, then the target's tokens).
@@ -163,7 +163,7 @@ fn run_batch(
     if generate.is_none() && model.exit_policies.iter().any(|p| p.active()) {
         let inputs = Inputs::seq2seq(sources, &prefixes, model.tokenizer.pad_id, &model.device)
             .map_err(failed)?;
-        return super::early_exit::run(model, &inputs).map_err(failed);
+        return crate::runtime::run::early_exit::run(model, &inputs).map_err(failed);
     }
     let step = Step {
         model: bart(model)?,

@@ -4,10 +4,10 @@
 
 use candle_core::Tensor;
 
-use super::layout::{head_parts, neuron_parts, Axis, Part};
-use super::slice::Kept;
 use crate::base::{Arch, LayerShape};
 use crate::diag::Diag;
+use crate::lower::prune::layout::{head_parts, neuron_parts, Axis, Part};
+use crate::lower::prune::slice::Kept;
 use crate::lower::teacher::Tensors;
 use crate::runtime::tensor_error;
 

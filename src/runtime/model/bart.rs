@@ -11,12 +11,14 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use super::heads::{run_exits, Head};
-use super::layers::{activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode};
-use super::linear::Linear;
-use super::output::{EncoderOutput, ForwardOptions, Inputs, ModelOutput};
 use crate::base::config_bart::POSITION_OFFSET;
 use crate::base::{Activation, LayerShape, ModelConfig};
+use crate::runtime::model::heads::{run_exits, Head};
+use crate::runtime::model::layers::{
+    activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode,
+};
+use crate::runtime::model::linear::Linear;
+use crate::runtime::model::output::{EncoderOutput, ForwardOptions, Inputs, ModelOutput};
 
 /// Multi-head attention with separate query, key, value and output
 /// projections (`q_proj`, `k_proj`, `v_proj`, `out_proj`).

@@ -23,19 +23,19 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::exit_rule::ExitPolicy;
-use super::heads::Head;
-use super::layers::EmbeddingTable;
-use super::linear::Linear;
-use super::linear_kernel::is_per_token_int8;
-use super::loader::{LoadedModel, Network};
-use super::packed_table::PackedRows;
 use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::base::{Arch, Pooling};
 use crate::base::{ExitHead, Task};
 use crate::diag::Diag;
 use crate::runtime::kernels::{KernelError, PackedLinear};
-use crate::runtime::weights::{flip_conv1d, is_conv1d, is_embedding_tensor};
+use crate::runtime::load::loader::{LoadedModel, Network};
+use crate::runtime::load::weights::{flip_conv1d, is_conv1d, is_embedding_tensor};
+use crate::runtime::model::heads::Head;
+use crate::runtime::model::layers::EmbeddingTable;
+use crate::runtime::model::linear::Linear;
+use crate::runtime::model::linear_kernel::is_per_token_int8;
+use crate::runtime::model::packed_table::PackedRows;
+use crate::runtime::run::exit_rule::ExitPolicy;
 use crate::text::TextTokenizer;
 
 fn load_failed(dir: &Path, e: candle_core::Error) -> Diag {

@@ -17,12 +17,14 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
-use super::input_tap::InputTap;
-use super::kernels::f32_gemm::{self, PackedWeight};
-use super::linear_kernel::{is_per_token_int8, quantize_input, LinearKernel, PER_TOKEN_INT8};
 use crate::artifact::ActivationQuant;
 use crate::quant::Quantized;
+use crate::runtime::kernels::f32_gemm::{self, PackedWeight};
 use crate::runtime::kernels::{KernelError, PackedLinear};
+use crate::runtime::model::input_tap::InputTap;
+use crate::runtime::model::linear_kernel::{
+    is_per_token_int8, quantize_input, LinearKernel, PER_TOKEN_INT8,
+};
 
 /// Maps a float weight `[out, in]` to its quantized-then-dequantized values
 /// (same shape, f32). Implementations: binary, ternary, int-b, learned scales.

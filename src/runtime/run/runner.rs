@@ -4,11 +4,11 @@
 
 use serde::Serialize;
 
-use super::early_exit;
-use super::exit_rule::{argmax, cosine};
-use super::loader::LoadedModel;
-use super::output::Inputs;
 use crate::diag::Diag;
+use crate::runtime::load::loader::LoadedModel;
+use crate::runtime::model::output::Inputs;
+use crate::runtime::run::early_exit;
+use crate::runtime::run::exit_rule::{argmax, cosine};
 
 /// The output for one input line.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -137,13 +137,13 @@ pub fn plan_batches(rows: &[Vec<u32>], batch_size: usize) -> Vec<Vec<usize>> {
 /// Runs one batch of token rows, with early exit where the model's exits
 /// have thresholds; records in the order of `rows`. An encoder-decoder's
 /// rows are its sources, each record the next-token logits after the
-/// decoder start token ([`super::generate::run_sources`]). A batch of more than
+/// decoder start token ([`crate::runtime::run::generate::run_sources`]). A batch of more than
 /// `TOKENS_PER_PASS` padded tokens runs as several forward passes of whole
 /// rows, which bounds the activations held at once (results do not depend
 /// on how rows are batched).
 pub fn run_batch(model: &LoadedModel, rows: &[Vec<u32>]) -> Result<Vec<Record>, Diag> {
     if model.config.seq2seq.is_some() {
-        return super::generate::run_sources(model, rows);
+        return crate::runtime::run::generate::run_sources(model, rows);
     }
     let mut records = Vec::with_capacity(rows.len());
     for part in passes(rows, TOKENS_PER_PASS) {
