@@ -3,9 +3,11 @@
 //! shape and annotations (quantizers on indented lines below their node),
 //! then the plan. Snapshot tests and `plcc plan --dump-after` show this text.
 
+mod document;
 mod table;
 
-pub use table::{human, plan_document, plan_table, LayerRow, ModuleRow, PlanDocument};
+pub use document::{plan_document, LayerRow, ModuleRow, PlanDocument};
+pub use table::{human, plan_table};
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -214,7 +216,6 @@ pub fn show_path(path: &Path, base: &Path) -> String {
         .to_string()
 }
 
-/// The plan as text.
 /// `teacher SOURCE (TYPE, N layers, hidden H)`; an encoder-decoder's
 /// layers as `E encoder + D decoder layers`.
 pub fn teacher_text(plan: &Plan) -> String {
@@ -233,6 +234,7 @@ pub fn teacher_text(plan: &Plan) -> String {
     )
 }
 
+/// The plan as text.
 pub fn print_plan(plan: &Plan) -> String {
     let mut out = String::from("plan\n");
     let t = &plan.teacher;
