@@ -11,6 +11,7 @@ use crate::base::{compare_counts, CalibrationTarget};
 use crate::ir::{self, print_timeline, CostPlan, ExitPlan, LossPlanKind, Plan, Program};
 
 use super::document::{layer_rows, module_rows, vocab_doc};
+use super::plan::teacher_text;
 
 /// The human-readable plan.
 pub fn plan_table(program: &Program) -> String {
@@ -19,7 +20,7 @@ pub fn plan_table(program: &Program) -> String {
     let _ = writeln!(
         out,
         "{}; student {} layers; device {}",
-        super::teacher_text(plan),
+        teacher_text(plan),
         program.model.num_layers(),
         plan.device.name()
     );
