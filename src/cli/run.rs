@@ -10,8 +10,8 @@ use clap::Args;
 use super::options::{BatchOptions, DeviceOption, ThreadsOption};
 use crate::base::SentencePipeline;
 use crate::diag::Diag;
-use crate::runtime::run::generate;
-use crate::runtime::run::runner::{self, Record};
+use crate::runtime::run::record::Record;
+use crate::runtime::run::{generate, runner, token_rows};
 use crate::runtime::{load_model, LoadedModel};
 
 /// Run a model on one input per line; JSON Lines out.
@@ -91,7 +91,7 @@ fn records(model: &LoadedModel, lines: &[String], args: &RunArgs) -> Result<Vec<
             model.config.num_layers()
         );
     }
-    let tokenized = runner::tokenize(model, lines, max_len)?;
+    let tokenized = token_rows::tokenize(model, lines, max_len)?;
     if let Some(note) = tokenized.truncation_note() {
         eprintln!("note: {note}");
     }

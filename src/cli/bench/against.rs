@@ -19,7 +19,7 @@ use super::measure::{measure, passes_text, remeasure, BenchReport, BenchSetup};
 use crate::cli::output::print_json;
 use crate::diag::Diag;
 use crate::eval::ranking::similarity_spearman;
-use crate::runtime::run::runner::Record;
+use crate::runtime::run::record::Record;
 
 /// Fidelity of A's outputs to B's on the bench inputs.
 #[derive(Debug, Clone, Serialize)]
