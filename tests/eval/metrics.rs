@@ -16,7 +16,7 @@ use crate::support;
 use crate::support::diagnostics::unwrapped;
 use crate::support::plcc::{plcc, stderr, workdir, write_recipe};
 
-const SENTENCES: &str = include_str!("../examples/data/sentences.txt");
+const SENTENCES: &str = include_str!("../../examples/data/sentences.txt");
 
 /// Pairs of neighbouring sentences (each with the one three lines on).
 fn pairs() -> Vec<Example> {

@@ -1,7 +1,7 @@
 //! `plcc check`, `plcc plan` and `plcc passes` through the binary: output,
 //! JSON document shape and exit codes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::support::fixtures::fixture;

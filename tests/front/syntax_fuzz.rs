@@ -8,12 +8,12 @@ use std::path::Path;
 use proptest::prelude::*;
 
 const SEEDS: &[&str] = &[
-    include_str!("../examples/quickstart.pc"),
-    include_str!("../examples/cost_eff.pc"),
-    include_str!("../examples/xtc.pc"),
-    include_str!("../examples/quant_gpt.pc"),
-    include_str!("fixtures/syntax/custom_pass.pc"),
-    include_str!("fixtures/syntax/messy.pc"),
+    include_str!("../../examples/quickstart.pc"),
+    include_str!("../../examples/cost_eff.pc"),
+    include_str!("../../examples/xtc.pc"),
+    include_str!("../../examples/quant_gpt.pc"),
+    include_str!("../fixtures/syntax/custom_pass.pc"),
+    include_str!("../fixtures/syntax/messy.pc"),
 ];
 
 const TOKENS: &[&str] = &[
