@@ -51,6 +51,9 @@ pub mod runtime;
 pub mod syntax;
 pub mod text;
 
+#[cfg(test)]
+mod testing;
+
 use std::path::Path;
 
 pub use compile::{compile, compile_recipe};

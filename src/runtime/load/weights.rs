@@ -347,6 +347,7 @@ pub fn flip_conv1d(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::max_diff;
 
     #[test]
     fn seeded_weights_depend_on_name_not_order() {
@@ -360,15 +361,7 @@ mod tests {
         let a1 = vb.get_with_hints((4, 3), "a", init).unwrap();
         let _b = vb.get_with_hints((4, 3), "b", init).unwrap();
         let a2 = vb.get_with_hints((4, 3), "a", init).unwrap();
-        let diff = (a1 - &a2)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(diff, 0.0);
+        assert_eq!(max_diff(&a1, &a2), 0.0);
         let std = a2
             .sqr()
             .unwrap()
