@@ -22,7 +22,7 @@ mod print;
 mod resolve;
 mod verify;
 
-pub use build::{exit_node, layer_names, model_from_config};
+pub use build::{exit_node, model_from_config};
 pub use cost::{estimate, Cost, ExitCost};
 pub use model::{Layer, Model};
 pub use node::{

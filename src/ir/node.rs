@@ -381,51 +381,29 @@ impl Node {
                 }
                 tables
             }
-            Op::Attention(a) if a.arch == Arch::Bart => {
-                let inner = a.heads * a.head_dim;
-                vec![
-                    lin("q_proj", inner, a.hidden, true, LinearUse::PerToken),
-                    lin("k_proj", inner, a.hidden, true, LinearUse::PerToken),
-                    lin("v_proj", inner, a.hidden, true, LinearUse::PerToken),
-                    lin("out_proj", a.hidden, inner, true, LinearUse::PerToken),
-                ]
-            }
             Op::Attention(a) => {
                 let inner = a.heads * a.head_dim;
-                if a.causal {
-                    vec![
-                        lin("c_attn", 3 * inner, a.hidden, true, LinearUse::PerToken),
-                        lin("c_proj", a.hidden, inner, true, LinearUse::PerToken),
-                    ]
-                } else {
-                    vec![
-                        lin("self.query", inner, a.hidden, true, LinearUse::PerToken),
-                        lin("self.key", inner, a.hidden, true, LinearUse::PerToken),
-                        lin("self.value", inner, a.hidden, true, LinearUse::PerToken),
-                        lin("output.dense", a.hidden, inner, true, LinearUse::PerToken),
-                    ]
-                }
+                let block = a.arch.family().attention_block(a.cross);
+                block
+                    .linears
+                    .iter()
+                    .map(|l| {
+                        let (out, inp) = l.role.shape(a.hidden, inner, 0);
+                        lin(l.name, out, inp, true, LinearUse::PerToken)
+                    })
+                    .collect()
             }
-            Op::Ffn(f) if f.arch == Arch::Bart => vec![
-                lin("fc1", f.width, f.hidden, true, LinearUse::PerToken),
-                lin("fc2", f.hidden, f.width, true, LinearUse::PerToken),
-            ],
-            Op::Ffn(f) => match &f.norm {
-                Norm::Pre { .. } => vec![
-                    lin("c_fc", f.width, f.hidden, true, LinearUse::PerToken),
-                    lin("c_proj", f.hidden, f.width, true, LinearUse::PerToken),
-                ],
-                Norm::Post { .. } => vec![
-                    lin(
-                        "intermediate.dense",
-                        f.width,
-                        f.hidden,
-                        true,
-                        LinearUse::PerToken,
-                    ),
-                    lin("output.dense", f.hidden, f.width, true, LinearUse::PerToken),
-                ],
-            },
+            Op::Ffn(f) => {
+                let block = &f.arch.family().layers.ffn;
+                block
+                    .linears
+                    .iter()
+                    .map(|l| {
+                        let (out, inp) = l.role.shape(f.hidden, 0, f.width);
+                        lin(l.name, out, inp, true, LinearUse::PerToken)
+                    })
+                    .collect()
+            }
             Op::Exit(e) => {
                 let usage = if e.per_token {
                     LinearUse::PerToken

@@ -10,6 +10,7 @@ use candle_core::{Device, Result as CResult, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::base::builtin;
+use crate::base::family::{bart, bert, gpt2, join};
 use crate::base::{read_pipeline, Pooling, SentencePipeline};
 use crate::base::{Arch, ModelConfig};
 use crate::diag::Diag;
@@ -104,55 +105,61 @@ impl Network {
         })
     }
 
-    /// Every layer's linear modules with their checkpoint names
-    /// (`encoder.layer.0.attention.self.query`, `h.0.attn.c_attn`). As the
-    /// caller may change them, joined projections are dropped
-    /// (`fuse_projections` joins them again).
+    /// Every layer's linear modules with their checkpoint names, as the
+    /// family names them. As the caller may change them, joined projections
+    /// are dropped (`fuse_projections` joins them again).
     pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         match self {
-            Network::Bert(m) => m
-                .layers
-                .iter_mut()
-                .enumerate()
-                .flat_map(|(i, l)| {
-                    l.qkv = None;
-                    [
-                        ("attention.self.query", &mut l.query),
-                        ("attention.self.key", &mut l.key),
-                        ("attention.self.value", &mut l.value),
-                        ("attention.output.dense", &mut l.attn_out),
-                        ("intermediate.dense", &mut l.ffn_in),
-                        ("output.dense", &mut l.ffn_out),
-                    ]
-                    .map(|(name, lin)| (format!("encoder.layer.{i}.{name}"), lin))
-                })
-                .collect(),
-            Network::Gpt2(m) => m
-                .blocks
-                .iter_mut()
-                .enumerate()
-                .flat_map(|(i, b)| {
-                    [
-                        ("attn.c_attn", &mut b.qkv),
-                        ("attn.c_proj", &mut b.attn_out),
-                        ("mlp.c_fc", &mut b.ffn_in),
-                        ("mlp.c_proj", &mut b.ffn_out),
-                    ]
-                    .map(|(name, lin)| (format!("h.{i}.{name}"), lin))
-                })
-                .collect(),
+            Network::Bert(m) => {
+                let stack = &bert::FAMILY.layers;
+                m.layers
+                    .iter_mut()
+                    .enumerate()
+                    .flat_map(|(i, l)| {
+                        l.qkv = None;
+                        let (attention, ffn) = (stack.block(i, &stack.attention), stack.layer(i));
+                        [
+                            (&attention, bert::QUERY, &mut l.query),
+                            (&attention, bert::KEY, &mut l.key),
+                            (&attention, bert::VALUE, &mut l.value),
+                            (&attention, bert::ATTENTION_OUT, &mut l.attn_out),
+                            (&ffn, bert::FFN_IN, &mut l.ffn_in),
+                            (&ffn, bert::FFN_OUT, &mut l.ffn_out),
+                        ]
+                        .map(|(block, name, lin)| (join(block, name), lin))
+                    })
+                    .collect()
+            }
+            Network::Gpt2(m) => {
+                let stack = &gpt2::FAMILY.layers;
+                m.blocks
+                    .iter_mut()
+                    .enumerate()
+                    .flat_map(|(i, b)| {
+                        let attention = stack.block(i, &stack.attention);
+                        let ffn = stack.block(i, &stack.ffn);
+                        [
+                            (&attention, gpt2::QKV, &mut b.qkv),
+                            (&attention, gpt2::ATTENTION_OUT, &mut b.attn_out),
+                            (&ffn, gpt2::FFN_IN, &mut b.ffn_in),
+                            (&ffn, gpt2::FFN_OUT, &mut b.ffn_out),
+                        ]
+                        .map(|(block, name, lin)| (join(block, name), lin))
+                    })
+                    .collect()
+            }
             Network::Bart(m) => m.linears_mut(),
         }
     }
 
-    /// The token embedding and its module name (`embeddings.word_embeddings`, `wte`).
+    /// The token embedding and its module name.
     pub fn word_embeddings_mut(
         &mut self,
     ) -> (&'static str, &mut crate::runtime::model::layers::Embedding) {
         match self {
-            Network::Bert(m) => ("embeddings.word_embeddings", &mut m.word_embeddings),
-            Network::Gpt2(m) => ("wte", &mut m.wte),
-            Network::Bart(m) => ("model.shared", &mut m.shared),
+            Network::Bert(m) => (bert::WORD_EMBEDDINGS, &mut m.word_embeddings),
+            Network::Gpt2(m) => (gpt2::TOKEN_EMBEDDINGS, &mut m.wte),
+            Network::Bart(m) => (bart::FAMILY.embeddings.word, &mut m.shared),
         }
     }
 
@@ -160,20 +167,16 @@ impl Network {
     /// (BART has one per stack).
     pub fn position_embeddings_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
         match self {
-            Network::Bert(m) => {
-                vec![("embeddings.position_embeddings", &mut m.position_embeddings)]
+            Network::Bert(m) => vec![(bert::POSITION_EMBEDDINGS, &mut m.position_embeddings)],
+            Network::Gpt2(m) => vec![(gpt2::POSITION_EMBEDDINGS, &mut m.wpe)],
+            Network::Bart(m) => {
+                let e = &bart::FAMILY.embeddings;
+                let decoder = e.decoder.as_ref().map_or(e.position, |d| d.position);
+                vec![
+                    (e.position, &mut m.encoder_embedding.positions),
+                    (decoder, &mut m.decoder_embedding.positions),
+                ]
             }
-            Network::Gpt2(m) => vec![("wpe", &mut m.wpe)],
-            Network::Bart(m) => vec![
-                (
-                    "model.encoder.embed_positions",
-                    &mut m.encoder_embedding.positions,
-                ),
-                (
-                    "model.decoder.embed_positions",
-                    &mut m.decoder_embedding.positions,
-                ),
-            ],
         }
     }
 
@@ -310,15 +313,6 @@ pub fn load_builtin(name: &str, device: &Device) -> Result<LoadedModel, Diag> {
     ))
 }
 
-/// The tensor every checkpoint of `arch` has (used to find the name prefix).
-pub fn anchor_tensor(arch: Arch) -> &'static str {
-    match arch {
-        Arch::Bert => "embeddings.word_embeddings.weight",
-        Arch::Gpt2 => "wte.weight",
-        Arch::Bart => "model.shared.weight",
-    }
-}
-
 /// Reads the configuration and weights of a checkpoint directory (no tokenizer).
 pub fn load_network(
     dir: &Path,
@@ -333,20 +327,23 @@ pub fn load_network(
         )
         .help("plcc reads safetensors weights (`model.save_pretrained(dir, safe_serialization=True)`)"));
     }
-    let checkpoint = Checkpoint::load(&weights, anchor_tensor(config.arch), device)?;
+    let checkpoint = Checkpoint::load(&weights, config.arch.family().anchor, device)?;
     let network = Network::load(checkpoint.var_builder(device), &config)
         .map_err(|e| load_error(e, &checkpoint.path))?;
     Ok((config, network, checkpoint))
 }
 
 /// Loads a Hugging Face checkpoint directory, with a sequence-classification
-/// head when it has `classifier.weight`.
+/// head when its family has a pooled classifier and the checkpoint has its
+/// weight (`classifier.weight`).
 pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
     let (config, mut network, checkpoint) = load_network(dir, device)?;
-    let classifier = match (config.arch, checkpoint.get("classifier.weight")) {
-        (Arch::Bert, Some(w)) => {
+    let head = &config.arch.family().head;
+    let weight = |module: &str| checkpoint.get(&format!("{module}.weight"));
+    let classifier = match (head.pooler, weight(head.classifier)) {
+        (Some(pooler), Some(w)) => {
             let labels = w.dims().first().copied().unwrap_or(0);
-            let with_pooler = checkpoint.get("pooler.dense.weight").is_some();
+            let with_pooler = weight(pooler).is_some();
             let head = Head::load(
                 checkpoint.var_builder(device),
                 config.num_layers(),
