@@ -208,7 +208,7 @@ impl Family {
         self.transposed_linears && self.layers.is_linear_weight(name)
     }
 
-    /// The stack-side `module` reads in an encoder-decoder: the decoder's
+    /// The side of the batch `module` reads in an encoder-decoder: the decoder's
     /// modules read the decoder's tokens, except the cross-attention's keys
     /// and values, which read the encoder's final states; every other
     /// module reads the source.
