@@ -6,7 +6,7 @@ mod common;
 
 use clap::{CommandFactory, Parser};
 use common::{plcc, stderr, workdir};
-use plcc::cli::bench::{Repeat, SETTLE_MIN};
+use plcc::cli::bench::measure::{Repeat, SETTLE_MIN};
 use plcc::cli::{Cli, Command};
 
 /// `(command path, argument id)` of every argument without a help text.
@@ -45,9 +45,10 @@ fn every_argument_of_every_subcommand_has_a_help_text() {
 #[test]
 fn bench_repeats_until_settled_by_default_and_exactly_with_repeat() {
     let parsed = Cli::try_parse_from(["plcc", "bench", "builtin:tiny-bert", "--input", "x"]);
-    let Command::Bench { repeat, .. } = parsed.unwrap().command else {
+    let Command::Bench(args) = parsed.unwrap().command else {
         panic!("not a bench command");
     };
+    let repeat = args.repeat;
     assert_eq!(repeat, None);
     assert_eq!(
         Repeat::from_arg(repeat).unwrap(),

@@ -18,7 +18,7 @@ use crate::base::TeacherRef;
 use crate::base::{builtin, read_pipeline, ModelConfig, SentencePipeline};
 use crate::diag::Diag;
 use crate::runtime::load::from_artifact::classifier_head;
-use crate::runtime::load::loader::Network;
+use crate::runtime::load::loaded_model::Network;
 use crate::runtime::load::weights::flip_conv1d;
 use crate::runtime::load::weights::{load_error, Checkpoint, SeededWeights};
 use crate::runtime::tensor_error;

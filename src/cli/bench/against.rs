@@ -1,28 +1,25 @@
 //! `plcc bench A --against B`: both models measured on the same inputs in
 //! one process: A is loaded and measured, then B (memory is measured at
 //! each model's first pass), then further passes alternate, both models
-//! going on while either one's timings have not settled (see `bench`); a
+//! going on while either one's timings have not settled (see `measure`); a
 //! side-by-side table (or JSON) with the speed-up of A
 //! over B and the fidelity of A's outputs to B's: mean / min cosine of
 //! embeddings and the similarity-ranking Spearman over all pairs of inputs,
 //! argmax agreement for classifiers, top-1 next-token agreement
-//! for language models. For an artifact, B defaults to its teacher, which
-//! must have the weights the manifest records (`checkpoint_sha256`).
+//! for language models. For an artifact, B defaults to its teacher
+//! (`cli::teacher`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use candle_core::Device;
 use serde::Serialize;
 
-use super::bench::{measure, passes_text, print_json, remeasure, BenchReport, BenchSetup};
-use crate::artifact::{is_artifact_dir, read_manifest, Manifest};
-use crate::base::TeacherRef;
+use super::measure::{measure, passes_text, remeasure, BenchReport, BenchSetup};
+use crate::cli::output::print_json;
 use crate::diag::Diag;
 use crate::eval::ranking::similarity_spearman;
-use crate::lower::teacher::checkpoint_sha256;
-use crate::recipe::{parse_str, Recipe};
-use crate::runtime::run::runner::Record;
+use crate::runtime::run::record::Record;
 
 /// Fidelity of A's outputs to B's on the bench inputs.
 #[derive(Debug, Clone, Serialize)]
@@ -52,97 +49,6 @@ pub struct Comparison {
 }
 
 const MEMORY_NOTE: &str = "rss_growth_mb: peak resident set while loading and running the model minus the resident set just before loading it (peak reset through /proc/self/clear_refs); peak_rss_mb: the process peak after that model ran";
-
-/// The teacher of the artifact `model`, when `model` is an artifact: the
-/// one its manifest records, which must still have the weights the artifact
-/// was built from.
-pub fn default_against(model: &str) -> Result<Option<String>, Diag> {
-    let dir = Path::new(model);
-    if !dir.is_dir() || !is_artifact_dir(dir) {
-        return Ok(None);
-    }
-    let manifest = read_manifest(dir)?;
-    let recipe = manifest.recipe.file.as_ref().and_then(|file| {
-        let base = Path::new(file).parent().unwrap_or(Path::new("."));
-        parse_str(&manifest.recipe.text, base).ok()
-    });
-    let teacher = find_teacher(model, &manifest, recipe.as_ref())?;
-    let pretrained = recipe.as_ref().is_some_and(|r| r.pretrain.is_some());
-    check_teacher(model, &manifest, &teacher, pretrained)?;
-    Ok(Some(match teacher {
-        TeacherRef::Builtin(name) => format!("builtin:{name}"),
-        TeacherRef::Dir(d) => d.display().to_string(),
-    }))
-}
-
-/// Where the teacher the manifest records is now: as recorded, or relative
-/// to the recipe's folder.
-fn find_teacher(
-    model: &str,
-    manifest: &Manifest,
-    recipe: Option<&Recipe>,
-) -> Result<TeacherRef, Diag> {
-    let recorded = &manifest.source.teacher;
-    if let Some(name) = recorded.strip_prefix("builtin:") {
-        return Ok(TeacherRef::Builtin(name.to_string()));
-    }
-    let mut tried = vec![PathBuf::from(recorded)];
-    if let Some(TeacherRef::Dir(d)) = recipe.map(|r| &r.teacher.value) {
-        tried.push(d.clone());
-    }
-    match tried.iter().find(|p| p.is_dir()) {
-        Some(p) => Ok(TeacherRef::Dir(p.clone())),
-        None => Err(Diag::new(
-            "plcc::bench::teacher-not-found",
-            format!("cannot find the teacher of artifact `{model}`"),
-        )
-        .note(format!(
-            "looked for {}",
-            tried
-                .iter()
-                .map(|p| format!("`{}`", p.display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .note("the manifest records the teacher relative to the directory the build ran in")
-        .help(
-            "give the teacher with `--against DIR`, or measure the artifact alone with `--alone`",
-        )),
-    }
-}
-
-/// Refuses a teacher whose weights are not those the artifact was built
-/// from (hashed as the build hashed them). `pretrained`: the recipe
-/// pretrained the teacher during the build, so its weights exist nowhere.
-fn check_teacher(
-    model: &str,
-    manifest: &Manifest,
-    teacher: &TeacherRef,
-    pretrained: bool,
-) -> Result<(), Diag> {
-    let found = checkpoint_sha256(teacher)?;
-    let recorded = &manifest.source.checkpoint_sha256;
-    if &found == recorded {
-        return Ok(());
-    }
-    let shown = match teacher {
-        TeacherRef::Builtin(name) => format!("builtin:{name}"),
-        TeacherRef::Dir(d) => d.join("model.safetensors").display().to_string(),
-    };
-    let mut d = Diag::new(
-        "plcc::bench::teacher-changed",
-        format!("the teacher at `{shown}` is not the one artifact `{model}` was built from"),
-    )
-    .note(format!(
-        "its weights hash to sha256 {found}; the manifest records {recorded}"
-    ))
-    .note("fidelity measured against it would not be fidelity to the artifact's teacher");
-    if pretrained {
-        d = d.note("the recipe pretrains the teacher during the build; that teacher is not kept");
-    }
-    Err(d
-    .help("rebuild the artifact from this teacher, compare with this model anyway by naming it with `--against`, or measure the artifact alone with `--alone`"))
-}
 
 /// Compares A's records with B's, input by input.
 pub fn fidelity(a: &[Record], b: &[Record], lm: bool) -> Result<Fidelity, Diag> {
@@ -179,6 +85,7 @@ pub fn fidelity(a: &[Record], b: &[Record], lm: bool) -> Result<Fidelity, Diag> 
     })
 }
 
+/// Measures `a` and `b` on `lines` and prints the comparison.
 pub fn run(
     a: &str,
     b: &str,

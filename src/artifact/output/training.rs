@@ -1,30 +1,82 @@
 //! The training folder beside the output, `<output>.training`: where
-//! training keeps its checkpoints and loss log until the artifact is
+//! training keeps its checkpoints (`checkpoints/`, with `latest` and the
+//! `step-*` folders) and loss log (`loss.jsonl`) until the artifact is
 //! written. A build that does not resume clears it, and it is removed once
 //! the artifact is in place; so a folder of that name is refused unless it
-//! holds only what training writes there (`loss.jsonl`, `checkpoints/` with
-//! `latest` and `step-*` folders, and the hidden leftovers of interrupted
-//! writes).
+//! holds only what training writes there (and the hidden leftovers of
+//! interrupted writes).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::artifact::output_check::absent;
+use super::check::absent;
 use crate::diag::Diag;
 
-/// Where training keeps its checkpoints and loss log until the artifact is
-/// written: beside the output, `<output>.training`.
-pub fn training_dir(output: &Path) -> PathBuf {
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    output.with_file_name(format!("{name}.training"))
+/// The file in `checkpoints/` naming the newest complete checkpoint.
+pub const LATEST: &str = "latest";
+/// The prefix of every checkpoint folder's name.
+pub const STEP_PREFIX: &str = "step-";
+const CHECKPOINTS: &str = "checkpoints";
+const LOSS_LOG: &str = "loss.jsonl";
+
+/// The training folder of one output.
+#[derive(Debug, Clone)]
+pub struct TrainingFolder {
+    dir: PathBuf,
+}
+
+impl TrainingFolder {
+    /// The training folder of `output`: beside it, `<output>.training`.
+    pub fn of(output: &Path) -> Self {
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        TrainingFolder {
+            dir: output.with_file_name(format!("{name}.training")),
+        }
+    }
+
+    /// The folder itself.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the checkpoints are: `checkpoints/`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.dir.join(CHECKPOINTS)
+    }
+
+    /// The loss log: `loss.jsonl`.
+    pub fn loss_log(&self) -> PathBuf {
+        self.dir.join(LOSS_LOG)
+    }
+
+    /// Creates the folder (and the folders above it).
+    pub fn create(&self) -> Result<(), Diag> {
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| Diag::io("plcc::io::write", "create", &self.dir, &e))
+    }
+
+    /// Removes the folder and everything in it, if it exists.
+    pub fn clear(&self) -> Result<(), Diag> {
+        if self.dir.exists() {
+            fs::remove_dir_all(&self.dir)
+                .map_err(|e| Diag::io("plcc::io::write", "clear", &self.dir, &e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the folder is plcc's to clear and remove: absent, or a
+    /// directory holding only what training writes there.
+    pub fn check(&self) -> Result<(), Diag> {
+        check_training_dir(&self.dir)
+    }
 }
 
 /// Whether the training folder `dir` is plcc's to clear and remove: absent,
 /// or a directory holding only what training writes there.
-pub fn check_training_dir(dir: &Path) -> Result<(), Diag> {
+fn check_training_dir(dir: &Path) -> Result<(), Diag> {
     let refuse = |what: String| {
         Diag::new(
             "plcc::build::training-dir-not-ours",
@@ -63,13 +115,9 @@ pub fn check_training_dir(dir: &Path) -> Result<(), Diag> {
 }
 
 /// The training folder's own entries: the name, and whether it is a folder.
-const TRAINING_ENTRIES: [(&str, bool); 2] = [("loss.jsonl", false), (CHECKPOINTS, true)];
-const CHECKPOINTS: &str = "checkpoints";
+const TRAINING_ENTRIES: [(&str, bool); 2] = [(LOSS_LOG, false), (CHECKPOINTS, true)];
 /// The checkpoints folder's entries: `latest` and the `step-` folders.
-const CHECKPOINT_ENTRIES: [(&str, bool); 2] = [
-    (crate::lower::train::checkpoint::LATEST, false),
-    (crate::lower::train::checkpoint::STEP_PREFIX, true),
-];
+const CHECKPOINT_ENTRIES: [(&str, bool); 2] = [(LATEST, false), (STEP_PREFIX, true)];
 
 /// The first entry of `dir` that is none of `expected` (`(name, is a
 /// folder)`; a name ending in `-` is a prefix) nor the hidden leftover of an

@@ -1,33 +1,26 @@
-//! `plcc bench`: throughput, batch latency, memory and average exit layer of
-//! a model on the lines of an input file, after one warm-up pass. Timings
-//! include tokenization (as an end user's `encode` call does). With
-//! `--against` (or for an artifact, by default against its teacher) two
-//! models run on the same inputs in one process; see `bench_against`.
+//! Measuring one model for `plcc bench`: one warm-up pass, then timed
+//! passes whose fastest is reported, and the memory that loading and
+//! running the model added. Timings include tokenization (as an end user's
+//! `encode` call does).
 //!
-//! Each model makes several timed passes (two models alternate) and the
-//! fastest pass is reported, which filters out other load on the machine.
 //! By default the passes go on until the timings settle: at least
 //! [`SETTLE_MIN`], until the last three are within [`SETTLE_SPREAD`] of
 //! each other, at most [`SETTLE_MAX`] (or [`SETTLE_SECONDS`] of timed
-//! passes); `--repeat N` makes exactly N. The report gives the number of
-//! passes, the median and the spread of the last three.
+//! passes); `--repeat N` makes exactly N ([`Repeat`]). The report gives the
+//! number of passes, the median and the spread of the last three.
 //!
 //! Memory: `peak_rss_mb` is the process's peak resident set (VmHWM);
 //! `rss_growth_mb` is that peak minus the resident set just before the model
 //! was loaded, with the peak reset first (`/proc/self/clear_refs`), so it is
 //! what loading and running this one model added.
 
-use std::path::Path;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use serde::Serialize;
 
-use super::bench_against;
-use super::run::{select_device, set_threads};
-use super::DeviceArg;
 use crate::diag::Diag;
-use crate::runtime::run::runner::{self, Record};
+use crate::runtime::run::record::Record;
+use crate::runtime::run::{runner, token_rows};
 use crate::runtime::{load_model, LoadedModel};
 
 /// Measured numbers of one model (the `--json` output of a single model).
@@ -216,7 +209,7 @@ pub fn measure(
     let peak_reset = reset_peak_rss();
     let before = rss_mb();
     let model = load_model(spec, device)?;
-    let tokenized = runner::tokenize(&model, lines, setup.max_len)?;
+    let tokenized = token_rows::tokenize(&model, lines, setup.max_len)?;
     if let Some(note) = tokenized.truncation_note() {
         eprintln!("note: {spec}: {note}");
     }
@@ -268,11 +261,11 @@ fn time_model(
     setup: BenchSetup,
 ) -> Result<(BenchReport, Vec<Record>), Diag> {
     let start = Instant::now();
-    let rows = runner::tokenize(model, lines, setup.max_len)?.rows;
+    let rows = token_rows::tokenize(model, lines, setup.max_len)?.rows;
     let tokenize_s = start.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
     let mut records: Vec<Option<Record>> = vec![None; rows.len()];
-    for batch in runner::plan_batches(&rows, setup.batch_size) {
+    for batch in token_rows::plan_batches(&rows, setup.batch_size) {
         let batch_rows: Vec<Vec<u32>> = batch.iter().map(|&i| rows[i].clone()).collect();
         let t = Instant::now();
         let out = runner::run_batch(model, &batch_rows)?;
@@ -311,15 +304,6 @@ fn time_model(
     Ok((report, records))
 }
 
-/// Prints `value` as pretty JSON.
-pub fn print_json(value: &impl Serialize) -> Result<(), Diag> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| {
-        Diag::new("plcc::bench::output", "cannot serialise the report").note(e.to_string())
-    })?;
-    println!("{text}");
-    Ok(())
-}
-
 /// How many passes ran and how much the last ones varied, for the text output.
 pub fn passes_text(r: &BenchReport) -> String {
     format!(
@@ -329,80 +313,4 @@ pub fn passes_text(r: &BenchReport) -> String {
         r.spread_pct,
         if r.settled { "" } else { " (not settled)" }
     )
-}
-
-/// What `plcc bench` was asked.
-#[derive(Debug, Clone)]
-pub struct BenchArgs<'a> {
-    pub model: &'a str,
-    pub input: &'a Path,
-    pub against: Option<&'a str>,
-    /// Measure `model` alone even when it is an artifact with a teacher.
-    pub alone: bool,
-    pub threads: Option<usize>,
-    pub batch_size: usize,
-    pub max_len: Option<usize>,
-    pub device: DeviceArg,
-    pub json: bool,
-    /// `--repeat`: exactly this many passes; `None`: until settled.
-    pub repeat: Option<usize>,
-}
-
-pub fn run(args: &BenchArgs<'_>) -> Result<ExitCode, Diag> {
-    if args.batch_size == 0 {
-        return Err(Diag::new(
-            "plcc::cli::bad-batch-size",
-            "--batch-size must be at least 1",
-        ));
-    }
-    set_threads(args.threads)?;
-    let device = select_device(args.device)?;
-    let lines = runner::read_lines(args.input)?;
-    let setup = BenchSetup {
-        batch_size: args.batch_size,
-        max_len: args.max_len,
-        repeat: Repeat::from_arg(args.repeat)?,
-    };
-    let against = match args.against {
-        Some(b) => Some(b.to_string()),
-        None if args.alone => None,
-        None => bench_against::default_against(args.model)?,
-    };
-    if let Some(b) = against {
-        return bench_against::run(args.model, &b, &device, &lines, setup, args.json);
-    }
-    let mut m = measure(args.model, &device, &lines, setup)?;
-    while m.wants_more(setup) {
-        remeasure(&mut m, &lines, setup)?;
-    }
-    let report = m.report;
-    if args.json {
-        print_json(&report)?;
-    } else {
-        println!("model            {}", report.model);
-        println!(
-            "sentences        {} ({} tokens, batch {}, {} threads)",
-            report.sentences, report.tokens, report.batch_size, report.threads
-        );
-        println!("passes           {}", passes_text(&report));
-        println!(
-            "sentences/s      {:.1} (median {:.1})",
-            report.sentences_per_s, report.median_sentences_per_s
-        );
-        println!("tokens/s         {:.1}", report.tokens_per_s);
-        println!("batch p50        {:.2} ms", report.p50_ms);
-        println!("batch p95        {:.2} ms", report.p95_ms);
-        println!(
-            "total            {:.3} s (tokenize {:.3} s)",
-            report.total_s, report.tokenize_s
-        );
-        println!(
-            "peak RSS         {:.1} MiB ({:.1} MiB added by the model)",
-            report.peak_rss_mb, report.rss_growth_mb
-        );
-        if let Some(l) = report.avg_exit_layer {
-            println!("avg exit layer   {l:.2}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
