@@ -10,7 +10,6 @@ use plcc::artifact::Artifact;
 use plcc::base::TeacherRef;
 use plcc::base::{builtin, LayerShape};
 use plcc::lower::prune::equivalence::{check_layer, LayerModules};
-use plcc::lower::prune::layout::layer_prefix;
 use plcc::lower::prune::slice::{layer_tensors, mask_layer, slice_layer, Kept};
 use plcc::lower::prune::taylor::{taylor_scores, TaylorSetup};
 use plcc::lower::teacher::load_teacher;
@@ -275,7 +274,7 @@ quantize weights "h.*" {
 fn tiny_bert_layer() -> (plcc::base::ModelConfig, plcc::lower::teacher::Tensors) {
     let teacher = load_teacher(&TeacherRef::Builtin("tiny-bert".into()), &Device::Cpu).unwrap();
     let cfg = builtin::config("tiny-bert").unwrap();
-    let layer = layer_tensors(&teacher.tensors, &layer_prefix(cfg.arch, 1));
+    let layer = layer_tensors(&teacher.tensors, &cfg.arch.family().layers.prefix(1));
     (cfg, layer)
 }
 
