@@ -60,7 +60,9 @@ use crate::diag::Diag;
 use crate::eval::{gold, gold_data};
 use crate::lower::reporter::Silent;
 use crate::lower::BuildOptions;
-use crate::runtime::run::runner::{run_all, tokenize, Record};
+use crate::runtime::run::record::Record;
+use crate::runtime::run::runner::run_all;
+use crate::runtime::run::token_rows::tokenize;
 use crate::runtime::{load_model, LoadedModel};
 use crate::text::data::Example;
 

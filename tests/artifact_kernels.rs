@@ -13,7 +13,7 @@ use candle_core::Device;
 use plcc::runtime::load::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
 use plcc::runtime::model::layers::EmbeddingTable;
 use plcc::runtime::model::linear_kernel::{LinearKernel, PER_TOKEN_INT8};
-use plcc::runtime::run::runner;
+use plcc::runtime::run::{runner, token_rows};
 use plcc::runtime::{LinearWeight, LoadedModel, Network};
 
 #[path = "common/tiny_artifact.rs"]
@@ -36,7 +36,7 @@ fn build(name: &str, quantize: &str) -> PathBuf {
 
 fn embeddings(model: &LoadedModel) -> Vec<Vec<f32>> {
     let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
-    let rows = runner::tokenize(model, &lines, None).unwrap().rows;
+    let rows = token_rows::tokenize(model, &lines, None).unwrap().rows;
     runner::run_all(model, &rows, 2)
         .unwrap()
         .into_iter()

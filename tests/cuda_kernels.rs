@@ -17,7 +17,7 @@ use plcc::runtime::kernels::{
     integer_levels, quantize_activations, reference_f32, reference_i32, PackedLinear, SimdLevel,
 };
 use plcc::runtime::load::from_artifact::load_artifact;
-use plcc::runtime::run::runner;
+use plcc::runtime::run::{runner, token_rows};
 use plcc::runtime::{Linear, LoadedModel};
 
 /// The first CUDA device, or `None` (with a note) where there is none.
@@ -234,7 +234,7 @@ fn build_artifact(name: &str, quantize: &str) -> PathBuf {
 
 fn embeddings(model: &LoadedModel) -> Vec<f32> {
     let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
-    let rows = runner::tokenize(model, &lines, None).unwrap().rows;
+    let rows = token_rows::tokenize(model, &lines, None).unwrap().rows;
     runner::run_all(model, &rows, 2)
         .unwrap()
         .into_iter()

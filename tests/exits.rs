@@ -14,7 +14,9 @@ use plcc::base::{CalibrationTarget, ExitHead};
 use plcc::eval::exits::search::with_setting;
 use plcc::eval::exits::{calibrate_with, CalibrateOptions, CalibrationInput};
 use plcc::runtime::run::early_exit::final_records;
-use plcc::runtime::run::runner::{run_all, run_batch, tokenize, Record};
+use plcc::runtime::run::record::Record;
+use plcc::runtime::run::runner::{run_all, run_batch};
+use plcc::runtime::run::token_rows::tokenize;
 use plcc::runtime::{load_model, Inputs, LoadedModel};
 
 mod common;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use plcc::runtime::load::loader::{load_checkpoint, load_network};
-use plcc::runtime::run::runner;
+use plcc::runtime::run::{runner, token_rows};
 use plcc::runtime::{ForwardOptions, Inputs, ModelOutput};
 
 fn fixture(name: &str) -> PathBuf {
@@ -214,7 +214,7 @@ fn minilm_tokens_and_embeddings_match_pytorch() {
             .unwrap();
     let ref_ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
     let ref_emb: Vec<Vec<f32>> = serde_json::from_value(reference["embeddings"].clone()).unwrap();
-    let rows = runner::tokenize(&model, &lines, None).unwrap().rows;
+    let rows = token_rows::tokenize(&model, &lines, None).unwrap().rows;
     assert_eq!(rows.len(), 48);
     for (i, (ours, theirs)) in rows.iter().zip(&ref_ids).enumerate() {
         assert_eq!(ours, theirs, "token ids of sentence {}", i + 1);

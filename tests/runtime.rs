@@ -10,8 +10,9 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use plcc::base::{builtin, Pooling};
-use plcc::runtime::load::loader::{load_builtin, load_checkpoint, load_network, Network};
-use plcc::runtime::run::runner;
+use plcc::runtime::load::loaded_model::Network;
+use plcc::runtime::load::loader::{load_builtin, load_checkpoint, load_network};
+use plcc::runtime::run::{record, runner, token_rows};
 use plcc::runtime::{ForwardOptions, Head, Inputs, Mode, SymmetricIntPerRow};
 
 mod common;
@@ -54,12 +55,12 @@ fn batch_size_does_not_change_results() {
     let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
     for name in builtin::NAMES {
         let model = load_builtin(name, &Device::Cpu).unwrap();
-        let rows = runner::tokenize(&model, &lines, None).unwrap().rows;
+        let rows = token_rows::tokenize(&model, &lines, None).unwrap().rows;
         let one = runner::run_all(&model, &rows, 1).unwrap();
         for batch in [3, 32] {
             let many = runner::run_all(&model, &rows, batch).unwrap();
             for (a, b) in one.iter().zip(&many) {
-                let pick = |r: &runner::Record| r.embedding.clone().or(r.logits.clone()).unwrap();
+                let pick = |r: &record::Record| r.embedding.clone().or(r.logits.clone()).unwrap();
                 let d = max_abs_diff(&pick(a), &pick(b));
                 assert!(d <= 1e-5, "{name} batch {batch}: difference {d}");
             }

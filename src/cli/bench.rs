@@ -27,7 +27,8 @@ use super::bench_against;
 use super::run::{select_device, set_threads};
 use super::DeviceArg;
 use crate::diag::Diag;
-use crate::runtime::run::runner::{self, Record};
+use crate::runtime::run::record::Record;
+use crate::runtime::run::{runner, token_rows};
 use crate::runtime::{load_model, LoadedModel};
 
 /// Measured numbers of one model (the `--json` output of a single model).
@@ -216,7 +217,7 @@ pub fn measure(
     let peak_reset = reset_peak_rss();
     let before = rss_mb();
     let model = load_model(spec, device)?;
-    let tokenized = runner::tokenize(&model, lines, setup.max_len)?;
+    let tokenized = token_rows::tokenize(&model, lines, setup.max_len)?;
     if let Some(note) = tokenized.truncation_note() {
         eprintln!("note: {spec}: {note}");
     }
@@ -268,11 +269,11 @@ fn time_model(
     setup: BenchSetup,
 ) -> Result<(BenchReport, Vec<Record>), Diag> {
     let start = Instant::now();
-    let rows = runner::tokenize(model, lines, setup.max_len)?.rows;
+    let rows = token_rows::tokenize(model, lines, setup.max_len)?.rows;
     let tokenize_s = start.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
     let mut records: Vec<Option<Record>> = vec![None; rows.len()];
-    for batch in runner::plan_batches(&rows, setup.batch_size) {
+    for batch in token_rows::plan_batches(&rows, setup.batch_size) {
         let batch_rows: Vec<Vec<u32>> = batch.iter().map(|&i| rows[i].clone()).collect();
         let t = Instant::now();
         let out = runner::run_batch(model, &batch_rows)?;

@@ -22,7 +22,7 @@ use crate::diag::Diag;
 use crate::eval::ranking::similarity_spearman;
 use crate::lower::teacher::checkpoint_sha256;
 use crate::recipe::{parse_str, Recipe};
-use crate::runtime::run::runner::Record;
+use crate::runtime::run::record::Record;
 
 /// Fidelity of A's outputs to B's on the bench inputs.
 #[derive(Debug, Clone, Serialize)]

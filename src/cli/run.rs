@@ -10,7 +10,7 @@ use candle_core::Device;
 use super::DeviceArg;
 use crate::base::SentencePipeline;
 use crate::diag::Diag;
-use crate::runtime::run::{generate, runner};
+use crate::runtime::run::{generate, runner, token_rows};
 use crate::runtime::{load_model, LoadedModel};
 
 /// What `plcc run` and `plcc bench` both start with: check the batch size,
@@ -141,7 +141,7 @@ pub fn run(
                 model.config.num_layers()
             );
         }
-        let tokenized = runner::tokenize(&model, &lines, max_len)?;
+        let tokenized = token_rows::tokenize(&model, &lines, max_len)?;
         if let Some(note) = tokenized.truncation_note() {
             eprintln!("note: {note}");
         }

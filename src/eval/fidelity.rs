@@ -15,7 +15,7 @@ use crate::base::{ModelConfig, Task};
 use crate::diag::Diag;
 use crate::runtime::model::heads::pool;
 use crate::runtime::run::exit_rule::{argmax, cosine};
-use crate::runtime::run::runner::plan_batches;
+use crate::runtime::run::token_rows::plan_batches;
 use crate::runtime::tensor_error;
 use crate::runtime::{ForwardOptions, Inputs, LoadedModel, Mode};
 use crate::text::data::Example;

@@ -1,6 +1,13 @@
-//! plcc's own model code on candle: BERT-family encoders, GPT-2 and BART, with
-//! per-layer widths, exits and float / fake-quantized linear layers; loading
-//! of checkpoints and built-in models; running them over text.
+//! plcc's own model code on candle, in four parts:
+//! - `model`: BERT-family encoders, GPT-2 and BART with per-layer widths and
+//!   exits, and the layers they are built from (float / fake-quantized
+//!   linears and their packed inference forms, heads, embedding tables);
+//! - `load`: checkpoints, plcc artifacts and built-in models turned into a
+//!   runnable `LoadedModel`;
+//! - `run`: a loaded model over text: token rows, length-sorted batches,
+//!   per-sample early exit (with the exit policies a `LoadedModel` carries),
+//!   an encoder-decoder's generation;
+//! - `kernels`: the CPU (and CUDA) kernels the model code runs on.
 
 pub mod device;
 pub mod error;
@@ -10,7 +17,8 @@ pub mod model;
 pub mod run;
 
 pub use error::tensor_error;
-pub use load::loader::{load_model, LoadedModel, ModelSource, Network};
+pub use load::loaded_model::{LoadedModel, Network};
+pub use load::loader::{load_model, ModelSource};
 pub use load::weights::Checkpoint;
 pub use model::bart::BartModel;
 pub use model::bert::BertModel;

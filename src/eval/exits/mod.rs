@@ -25,7 +25,7 @@ use crate::diag::Diag;
 use crate::eval::fidelity::{encode_for, Encoded, MEASURED_TOKENS};
 use crate::ir::Plan;
 use crate::runtime::load::from_artifact::load_artifact;
-use crate::runtime::run::runner::tokenize;
+use crate::runtime::run::token_rows::tokenize;
 use crate::runtime::LoadedModel;
 use crate::text::data::Example;
 pub use search::Outcome;

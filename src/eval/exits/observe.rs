@@ -8,7 +8,7 @@ use crate::diag::Diag;
 use crate::eval::fidelity::{per_row, Encoded};
 use crate::runtime::run::early_exit::final_records;
 use crate::runtime::run::exit_rule::{signal, Track};
-use crate::runtime::run::runner::{failed, Record};
+use crate::runtime::run::record::{failed, Record};
 use crate::runtime::LoadedModel;
 
 /// What the exits saw for one sample.

@@ -25,7 +25,7 @@ use crate::eval::report_exits::{ExitCalibration, ExitsReport};
 use crate::runtime::load::from_artifact::load_artifact;
 use crate::runtime::run::early_exit;
 use crate::runtime::run::exit_rule::{argmax, cosine};
-use crate::runtime::run::runner::Record;
+use crate::runtime::run::record::Record;
 use crate::runtime::{tensor_error, LoadedModel};
 use crate::text::data::Example;
 

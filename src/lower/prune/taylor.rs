@@ -19,7 +19,7 @@ use crate::base::Pooling;
 use crate::base::Task;
 use crate::diag::Diag;
 use crate::lower::teacher::{Teacher, Tensors};
-use crate::runtime::load::loader::Network;
+use crate::runtime::load::loaded_model::Network;
 use crate::runtime::load::weights::flip_conv1d;
 use crate::runtime::model::heads::{pool, Head};
 use crate::runtime::model::linear::Linear;

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::SimdLevel;
+use super::simd_level::SimdLevel;
 
 /// Activation rows quantized to int8 with one scale per row.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,11 +6,10 @@
 use rayon::prelude::*;
 
 use super::activations::{ActivationData, QuantizedActivations};
+use super::scalar;
+use super::simd_level::SimdLevel;
+use super::tile::{finish, TILE_MAX};
 use super::weights::{IntegerWeights, WeightForm};
-use super::{finish, scalar, SimdLevel};
-
-/// Largest micro-tile, in accumulators (8 rows × 48 columns).
-pub(crate) const TILE_MAX: usize = 8 * 48;
 
 /// Below this many multiply-accumulates the product runs on the calling
 /// thread.

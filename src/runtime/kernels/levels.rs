@@ -2,8 +2,9 @@
 //! per group of k values within a row) the integer GEMM multiplies: the
 //! 4- and 8-bit symmetric weights (mappings of `crate::quant`).
 
+use super::int_gemm::codes2_available;
+use super::simd_level::{SimdLevel, NARROW_MAX};
 use super::weights::IntegerWeights;
-use super::SimdLevel;
 use crate::base::Bits;
 use crate::quant::Quantized;
 
@@ -137,7 +138,7 @@ pub fn max_level(bits: Bits) -> i16 {
 /// `q` as integer weights packed for `level` (the narrow AVX2 level only
 /// for widths of 4 bits and fewer).
 pub fn integer_weights(q: &Quantized, level: SimdLevel) -> Result<IntegerWeights, KernelError> {
-    if level == SimdLevel::Avx2Narrow && max_level(q.bits) > super::NARROW_MAX {
+    if level == SimdLevel::Avx2Narrow && max_level(q.bits) > NARROW_MAX {
         return Err(KernelError::Bits(q.bits));
     }
     let levels = integer_levels(q)?;
@@ -168,7 +169,7 @@ pub fn integer_weights_codes2(q: &Quantized) -> Result<Option<IntegerWeights>, K
         Bits::Int(2) => [-3, -1, 1, 3],
         _ => return Ok(None),
     };
-    if !super::codes2_available() {
+    if !codes2_available() {
         return Ok(None);
     }
     let integer = integer_levels(q)?;

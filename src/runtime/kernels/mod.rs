@@ -80,7 +80,9 @@ mod levels;
 mod packed_linear;
 mod reference;
 mod scalar;
+mod simd_level;
 mod simd_override;
+mod tile;
 mod weights;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -99,144 +101,7 @@ pub use packed_linear::PackedLinear;
 pub use reference::{
     dequantized_linear_reference, reference_f32, reference_grouped_f32, reference_i32,
 };
+pub use simd_level::{SimdLevel, NARROW_MAX};
 pub use simd_override::{simd_cap, SimdCap};
+pub use tile::finish;
 pub use weights::{IntegerWeights, WeightForm};
-
-/// The instruction set a kernel runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SimdLevel {
-    Scalar,
-    Avx2,
-    /// AVX2 for weights within ±[`NARROW_MAX`] (4 bits and fewer): see
-    /// Dispatch.
-    Avx2Narrow,
-    AvxVnni,
-    Avx512Vnni,
-}
-
-/// The largest weight magnitude [`SimdLevel::Avx2Narrow`] takes.
-pub const NARROW_MAX: i16 = 8;
-
-impl SimdLevel {
-    /// Every level, slowest first.
-    pub const ALL: [SimdLevel; 5] = [
-        SimdLevel::Scalar,
-        SimdLevel::Avx2,
-        SimdLevel::Avx2Narrow,
-        SimdLevel::AvxVnni,
-        SimdLevel::Avx512Vnni,
-    ];
-
-    /// Whether this CPU can run the level.
-    pub fn is_available(self) -> bool {
-        match self {
-            SimdLevel::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx2 | SimdLevel::Avx2Narrow => is_x86_feature_detected!("avx2"),
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::AvxVnni => {
-                is_x86_feature_detected!("avx2") && is_x86_feature_detected!("avxvnni")
-            }
-            #[cfg(target_arch = "x86_64")]
-            SimdLevel::Avx512Vnni => {
-                is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx512bw")
-                    && is_x86_feature_detected!("avx512vnni")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
-    }
-
-    /// Whether kernels pick the level: the CPU runs it and the `PLCC_SIMD`
-    /// cap ([`SimdCap`]) allows it (`avx2` allows `Avx2` only).
-    pub fn is_enabled(self) -> bool {
-        let cap = simd_override::simd_cap();
-        let allowed = match self {
-            SimdLevel::Scalar => true,
-            SimdLevel::Avx2 | SimdLevel::Avx2Narrow => cap.allows_avx2(),
-            SimdLevel::AvxVnni | SimdLevel::Avx512Vnni => cap.allows_avx512(),
-        };
-        allowed && self.is_available()
-    }
-
-    /// The levels this CPU can run, slowest first.
-    pub fn available() -> Vec<SimdLevel> {
-        Self::ALL.into_iter().filter(|l| l.is_available()).collect()
-    }
-
-    /// The fastest enabled level for weights of any magnitude.
-    pub fn detect() -> SimdLevel {
-        Self::ALL
-            .into_iter()
-            .rev()
-            .filter(|&l| l != SimdLevel::Avx2Narrow)
-            .find(|l| l.is_enabled())
-            .unwrap_or(SimdLevel::Scalar)
-    }
-
-    /// The fastest enabled level for weights no larger than `max_abs` in
-    /// magnitude: [`SimdLevel::Avx2Narrow`] instead of `Avx2` when they fit.
-    pub fn detect_for(max_abs: i16) -> SimdLevel {
-        match Self::detect() {
-            SimdLevel::Avx2 if max_abs <= NARROW_MAX => SimdLevel::Avx2Narrow,
-            level => level,
-        }
-    }
-
-    /// How the level tiles the product: rows per micro-tile, columns per
-    /// vector, vectors per panel, k values per multiply-accumulate group.
-    pub(crate) fn tiling(self) -> Tiling {
-        match self {
-            SimdLevel::Scalar => Tiling {
-                rows: 4,
-                lanes: 16,
-                vectors: 1,
-                group: 1,
-            },
-            SimdLevel::Avx2 => Tiling {
-                rows: 6,
-                lanes: 8,
-                vectors: 2,
-                group: 2,
-            },
-            SimdLevel::Avx2Narrow | SimdLevel::AvxVnni => Tiling {
-                rows: 6,
-                lanes: 8,
-                vectors: 2,
-                group: 4,
-            },
-            SimdLevel::Avx512Vnni => Tiling {
-                rows: 8,
-                lanes: 16,
-                vectors: 3,
-                group: 4,
-            },
-        }
-    }
-}
-
-/// Micro-tile geometry of a [`SimdLevel`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Tiling {
-    /// Activation rows per micro-tile.
-    pub rows: usize,
-    /// Output columns per vector register.
-    pub lanes: usize,
-    /// Vector registers across a full panel.
-    pub vectors: usize,
-    /// Consecutive k values one lane multiplies per instruction.
-    pub group: usize,
-}
-
-impl Tiling {
-    pub fn panel_cols(self) -> usize {
-        self.lanes * self.vectors
-    }
-}
-
-/// The output of one dot product: `(acc · sx) · sw + bias`.
-#[inline(always)]
-pub fn finish(acc: i32, sx: f32, sw: f32, bias: f32) -> f32 {
-    acc as f32 * sx * sw + bias
-}

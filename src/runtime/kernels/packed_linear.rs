@@ -11,8 +11,11 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 #[cfg(feature = "cuda")]
 use super::cuda::GpuWeights;
 
+use super::activations::quantize_activations;
+use super::int_gemm::int_gemm_f32;
 use super::levels::{integer_weights, integer_weights_codes2, max_level, KernelError};
-use super::{int_gemm_f32, quantize_activations, IntegerWeights, SimdLevel};
+use super::simd_level::SimdLevel;
+use super::weights::IntegerWeights;
 use crate::quant::Quantized;
 
 /// `y = x · Wᵀ + b` with `W` quantized (binary, ternary, 2/4/8-bit symmetric,

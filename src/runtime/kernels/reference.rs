@@ -5,7 +5,9 @@
 
 use candle_core::{Device, Tensor};
 
-use super::{finish, quantize_activations, QuantizedActivations, SimdLevel};
+use super::activations::{quantize_activations, QuantizedActivations};
+use super::simd_level::SimdLevel;
+use super::tile::finish;
 use crate::quant::{dequantize, Quantized};
 
 /// `acc[i, j] = Σ_k q[i, k] · w[j, k]` for `w` `n × k` row-major.

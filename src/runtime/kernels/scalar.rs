@@ -1,7 +1,7 @@
 //! The portable micro-kernel: plain Rust loops over a 4 × 16 tile, for CPUs
 //! without the x86 extensions.
 
-use super::int_gemm::TILE_MAX;
+use super::tile::TILE_MAX;
 
 const ROWS: usize = 4;
 const COLS: usize = 16;

@@ -2,7 +2,7 @@
 //! [`SimdLevel`]'s kernel reads, with their scales (one per output column,
 //! or one per group of k values and output column) and shift sums.
 
-use super::{SimdLevel, NARROW_MAX};
+use super::simd_level::{SimdLevel, NARROW_MAX};
 
 /// An `n × k` integer weight matrix (`y = x · Wᵀ`: `n` outputs, `k` inputs)
 /// ready for [`super::int_gemm_f32`].

@@ -28,7 +28,7 @@ use crate::base::{Arch, Pooling};
 use crate::base::{ExitHead, Task};
 use crate::diag::Diag;
 use crate::runtime::kernels::{KernelError, PackedLinear};
-use crate::runtime::load::loader::{LoadedModel, Network};
+use crate::runtime::load::loaded_model::{LoadedModel, Network};
 use crate::runtime::load::weights::{flip_conv1d, is_conv1d, is_embedding_tensor};
 use crate::runtime::model::heads::Head;
 use crate::runtime::model::layers::EmbeddingTable;

@@ -5,6 +5,7 @@
 
 pub mod builtin_weights;
 pub mod from_artifact;
+pub mod loaded_model;
 pub mod loader;
 pub mod safetensors_check;
 pub mod weights;

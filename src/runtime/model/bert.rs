@@ -8,11 +8,11 @@ use candle_nn::{Init, VarBuilder};
 
 use crate::base::{Activation, LayerShape, ModelConfig};
 use crate::runtime::model::heads::{run_exits, Head};
+use crate::runtime::model::joined_linear::join_outputs;
 use crate::runtime::model::layers::{
     activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode,
 };
 use crate::runtime::model::linear::Linear;
-use crate::runtime::model::linear_kernel::join_outputs;
 use crate::runtime::model::output::{ForwardOptions, Inputs, ModelOutput};
 
 /// Tokens per feed-forward chunk at inference.

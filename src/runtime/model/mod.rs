@@ -9,6 +9,7 @@ pub mod bert;
 pub mod gpt2;
 pub mod heads;
 pub mod input_tap;
+pub mod joined_linear;
 pub mod layers;
 pub mod linear;
 pub mod linear_kernel;

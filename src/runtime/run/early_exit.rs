@@ -20,12 +20,12 @@ use candle_core::{DType, Result, Tensor};
 
 use crate::base::ExitHead as HeadKind;
 use crate::base::Pooling;
-use crate::runtime::load::loader::{LoadedModel, Network};
+use crate::runtime::load::loaded_model::{LoadedModel, Network};
 use crate::runtime::model::heads::{pool, Head};
 use crate::runtime::model::layers::{AttentionMask, Mode};
 use crate::runtime::model::output::{ForwardOptions, Inputs};
 use crate::runtime::run::exit_rule::{signal, ExitPolicy, Track};
-use crate::runtime::run::runner::Record;
+use crate::runtime::run::record::Record;
 
 /// The rows still running and their state.
 struct Live {

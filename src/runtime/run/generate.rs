@@ -12,13 +12,14 @@ use candle_core::{DType, Device, Result, Tensor};
 
 use crate::base::Pooling;
 use crate::diag::Diag;
-use crate::runtime::load::loader::{LoadedModel, Network};
+use crate::runtime::load::loaded_model::{LoadedModel, Network};
 use crate::runtime::model::bart::BartModel;
 use crate::runtime::model::heads::pool;
 use crate::runtime::model::layers::Mode;
 use crate::runtime::model::output::{EncoderOutput, ForwardOptions, Inputs};
 use crate::runtime::run::exit_rule::argmax;
-use crate::runtime::run::runner::{self, failed, Record, Tokenized};
+use crate::runtime::run::record::{failed, Record};
+use crate::runtime::run::token_rows::{self, Tokenized};
 
 /// Tokenized encoder-decoder inputs: the sources and, per source, the
 /// decoder's prefix (its start token, then the target's tokens).
@@ -49,7 +50,7 @@ fn bart(model: &LoadedModel) -> std::result::Result<&BartModel, Diag> {
 
 /// Splits each line at its first tab into source and target (none: empty)
 /// and tokenizes both: sources with special tokens, cut to `max_len` as
-/// [`runner::tokenize`] does; targets without special tokens, after the
+/// [`token_rows::tokenize`] does; targets without special tokens, after the
 /// decoder start token, within the model's positions.
 pub fn tokenize(
     model: &LoadedModel,
@@ -68,7 +69,7 @@ pub fn tokenize(
             None => (l.clone(), ""),
         })
         .unzip();
-    let sources = runner::tokenize(model, &sources, max_len)?;
+    let sources = token_rows::tokenize(model, &sources, max_len)?;
     let limit = model.config.max_positions;
     let vocab = model.config.vocab_size as u32;
     let mut prefixes = Vec::with_capacity(lines.len());
@@ -118,7 +119,7 @@ pub fn run_all(
     generate: Option<usize>,
 ) -> std::result::Result<Vec<Record>, Diag> {
     let mut records: Vec<Option<Record>> = vec![None; rows.prefixes.len()];
-    for batch in runner::plan_batches(&rows.sources.rows, batch_size) {
+    for batch in token_rows::plan_batches(&rows.sources.rows, batch_size) {
         let sources: Vec<Vec<u32>> = batch
             .iter()
             .map(|&i| rows.sources.rows[i].clone())
@@ -135,7 +136,7 @@ pub fn run_all(
 }
 
 /// Records of source rows without targets: the next-token logits after the
-/// decoder start token alone (what [`runner::run_batch`] gives for an
+/// decoder start token alone (what [`crate::runtime::run::runner::run_batch`] gives for an
 /// encoder-decoder).
 pub fn run_sources(
     model: &LoadedModel,

@@ -1,138 +1,14 @@
-//! Running a loaded model over many inputs: tokenization, length-sorted
-//! batching (little padding), one output record per input in input order.
-//! Shared by `plcc run` and `plcc bench`.
-
-use serde::Serialize;
+//! Running a loaded model over many inputs: length-sorted batches (little
+//! padding) of token rows (`token_rows`), one output record per input in
+//! input order; an encoder-decoder's rows run through `generate`. Shared by
+//! `plcc run` and `plcc bench`.
 
 use crate::diag::Diag;
-use crate::runtime::load::loader::LoadedModel;
+use crate::runtime::load::loaded_model::LoadedModel;
 use crate::runtime::model::output::Inputs;
 use crate::runtime::run::early_exit;
-use crate::runtime::run::exit_rule::{argmax, cosine};
-
-/// The output for one input line.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Record {
-    /// Encoders: the final hidden state pooled as the model's pipeline says
-    /// (mean over real tokens unless it says CLS; unit length when it
-    /// normalizes), or the output of the embedding exit the input left at.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedding: Option<Vec<f32>>,
-    /// Classifier outputs (encoders with a head), next-token logits at the
-    /// last token (causal LMs), or an encoder-decoder's next-token logits
-    /// after its decoder start token and the input's target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub logits: Option<Vec<f32>>,
-    /// The layer whose exit produced the result (the last layer for inputs
-    /// that ran to the end), for models with exits.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_layer: Option<usize>,
-    /// Greedily generated token ids (an encoder-decoder under `--generate`),
-    /// the end-of-sequence token included when it was generated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<Vec<u32>>,
-    /// `tokens` as text, special tokens left out.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
-}
-
-impl Record {
-    /// How close this output is to `other`: argmax agreement (1 or 0) when
-    /// both have logits, else the cosine of their embeddings; `None` when
-    /// they share neither or the lengths differ.
-    pub fn agreement(&self, other: &Record) -> Option<f64> {
-        match (
-            (&self.logits, &other.logits),
-            (&self.embedding, &other.embedding),
-        ) {
-            ((Some(a), Some(b)), _) if a.len() == b.len() => {
-                Some(f64::from(u8::from(argmax(a) == argmax(b))))
-            }
-            (_, (Some(a), Some(b))) if a.len() == b.len() => Some(cosine(a, b)),
-            _ => None,
-        }
-    }
-}
-
-/// Token rows of the input lines, and how many lines were cut to fit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tokenized {
-    pub rows: Vec<Vec<u32>>,
-    /// Lines longer than the length limit, cut to it.
-    pub truncated: usize,
-    /// The length limit in tokens.
-    pub max_len: usize,
-}
-
-impl Tokenized {
-    /// The note to show when lines were cut (the library does not print it).
-    pub fn truncation_note(&self) -> Option<String> {
-        (self.truncated > 0).then(|| {
-            format!(
-                "{} of {} inputs are longer than {} tokens and were cut to that length",
-                self.truncated,
-                self.rows.len(),
-                self.max_len
-            )
-        })
-    }
-}
-
-/// Tokenizes `lines` with special tokens, truncated to `max_len` (default:
-/// the model's maximum positions). Every line must yield a token.
-pub fn tokenize(
-    model: &LoadedModel,
-    lines: &[String],
-    max_len: Option<usize>,
-) -> Result<Tokenized, Diag> {
-    let limit = model.config.max_positions;
-    let max_len = max_len.unwrap_or(limit);
-    if max_len == 0 || max_len > limit {
-        return Err(Diag::new(
-            "plcc::run::bad-max-len",
-            format!("--max-len {max_len} is outside 1..={limit} (the model's maximum positions)"),
-        ));
-    }
-    let (rows, truncated) = model.tokenizer.encode_all(lines, max_len)?;
-    if let Some(i) = rows.iter().position(Vec::is_empty) {
-        return Err(Diag::new(
-            "plcc::run::empty-input",
-            format!("input line {} yields no tokens", i + 1),
-        )
-        .help("remove empty lines from the input file"));
-    }
-    let vocab = model.config.vocab_size as u32;
-    if let Some((i, id)) = rows
-        .iter()
-        .enumerate()
-        .find_map(|(i, r)| r.iter().find(|&&t| t >= vocab).map(|t| (i, *t)))
-    {
-        return Err(Diag::new(
-            "plcc::run::token-out-of-range",
-            format!(
-                "input line {} has token id {id}, but the model's vocabulary has {vocab} entries",
-                i + 1
-            ),
-        )
-        .help("the tokenizer does not belong to this model"));
-    }
-    Ok(Tokenized {
-        rows,
-        truncated,
-        max_len,
-    })
-}
-
-/// Groups row indices into batches of at most `batch_size`, longest rows
-/// first, so rows of similar length share a batch.
-pub fn plan_batches(rows: &[Vec<u32>], batch_size: usize) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(rows[i].len()));
-    order
-        .chunks(batch_size.max(1))
-        .map(<[usize]>::to_vec)
-        .collect()
-}
+use crate::runtime::run::record::{failed, Record};
+use crate::runtime::run::token_rows::plan_batches;
 
 /// Runs one batch of token rows, with early exit where the model's exits
 /// have thresholds; records in the order of `rows`. An encoder-decoder's
@@ -189,11 +65,6 @@ fn passes(rows: &[Vec<u32>], budget: usize) -> Vec<&[Vec<u32>]> {
         parts.push(&rows[start..]);
     }
     parts
-}
-
-/// The diagnostic of a failed forward pass.
-pub fn failed(e: candle_core::Error) -> Diag {
-    Diag::new("plcc::run::forward-failed", "the forward pass failed").note(e.to_string())
 }
 
 /// Runs every row in length-sorted batches; records in input order.

@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::runtime::kernels::int_gemm::TILE_MAX;
+use crate::runtime::kernels::tile::TILE_MAX;
 
 const ROWS: usize = 6;
 const LANES: usize = 8;
