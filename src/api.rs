@@ -66,6 +66,10 @@ use crate::runtime::run::token_rows::tokenize;
 use crate::runtime::{load_model, LoadedModel};
 use crate::text::data::Example;
 
+/// What `plcc check` finds in the recipe at a path without loading weights:
+/// the verified program and its warnings, or every problem.
+pub use crate::cli::check::findings;
+
 /// Texts per forward pass.
 const BATCH: usize = 32;
 
