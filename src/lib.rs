@@ -27,21 +27,18 @@
 //! **Run a model.** [`runtime`] loads teachers, students and artifacts and
 //! runs them (its `kernels` are the CPU/CUDA kernels); [`artifact`] reads
 //! the on-disk format; [`text`] holds the tokenizers and reads data files;
-//! [`quant`] is the quantizer arithmetic; [`export`] writes ONNX;
-//! [`eval`] measures models (fidelity to the teacher, gold metrics, exit
-//! calibration).
+//! [`quant`] is the quantizer arithmetic; [`export`] writes ONNX.
 //!
 //! **Recipes as text.** [`syntax`] parses and formats a recipe's text.
 //!
-//! Everything else (lowering, the built-in passes' code, file and fault
-//! handling, linear algebra) is internal; `docs/architecture.md` draws the whole pipeline.
+//! Everything else (lowering, evaluation, the built-in passes' code, file
+//! and fault handling, linear algebra) is internal; `docs/architecture.md` draws the whole pipeline.
 
 pub mod api;
 pub mod artifact;
 pub mod base;
 pub mod cli;
 pub mod diag;
-pub mod eval;
 pub mod export;
 pub mod ir;
 pub mod pass;
@@ -53,6 +50,7 @@ pub mod syntax;
 pub mod text;
 
 pub(crate) mod compile;
+pub(crate) mod eval;
 pub(crate) mod fault;
 pub(crate) mod fsio;
 pub(crate) mod linalg;
