@@ -1,19 +1,42 @@
-//! Build script: with the `cuda` feature, compiles the CUDA kernels of
-//! `src/kernels/cuda/*.cu` to PTX in `OUT_DIR` with nvcc (`$NVCC`, else
-//! `bin/nvcc` under `$CUDA_ROOT`, `$CUDA_HOME` or `$CUDA_PATH`, else `nvcc` on
-//! the PATH). The PTX targets the lower of `$CUDA_COMPUTE_CAP` and 75 (the
-//! oldest architecture CUDA 13 supports; `__dp4a` needs 61), so that one
-//! build loads on every newer GPU through the driver's JIT. Without the
-//! feature it does nothing.
+//! Build script: with the `cuda` feature, compiles the CUDA kernels named in
+//! [`KERNELS`] from [`source`] (`src/runtime/kernels/cuda/{name}.cu`, the
+//! folder of the `runtime::kernels::cuda` module) to `{name}.ptx` in
+//! `OUT_DIR` with nvcc (`$NVCC`, else `bin/nvcc` under `$CUDA_ROOT`,
+//! `$CUDA_HOME` or `$CUDA_PATH`, else `nvcc` on the PATH). The PTX targets the
+//! lower of `$CUDA_COMPUTE_CAP` and 75 (the oldest architecture CUDA 13
+//! supports; `__dp4a` needs 61), so that one build loads on every newer GPU
+//! through the driver's JIT. Without the feature it only checks that every
+//! named source exists, so a kernel source that is moved or renamed fails
+//! every build, not only the CUDA one.
+//!
+//! The library's unit tests compile this file as a module
+//! (`runtime::kernels::cuda_sources_tests`) and check the same list.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const KERNELS: &[&str] = &["packed_linear"];
+/// The CUDA kernels: each compiles from [`source`]`(name)` to `{name}.ptx`
+/// in `OUT_DIR`, which `runtime::kernels::cuda` includes.
+pub(crate) const KERNELS: &[&str] = &["packed_linear"];
+
+/// The source of kernel `name`, relative to the crate root.
+pub(crate) fn source(name: &str) -> String {
+    format!("src/runtime/kernels/cuda/{name}.cu")
+}
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    for name in KERNELS {
+        let source = source(name);
+        println!("cargo::rerun-if-changed={source}");
+        if !Path::new(&source).is_file() {
+            panic!(
+                "build.rs compiles the CUDA kernel `{name}` from {source}, which does not \
+                 exist; correct KERNELS or `source` in build.rs"
+            );
+        }
+    }
     if env::var_os("CARGO_FEATURE_CUDA").is_none() {
         return;
     }
@@ -33,8 +56,7 @@ fn main() {
         .map_or(75, |c| c.min(75));
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     for name in KERNELS {
-        let source = format!("src/kernels/cuda/{name}.cu");
-        println!("cargo::rerun-if-changed={source}");
+        let source = source(name);
         let ptx = out_dir.join(format!("{name}.ptx"));
         let output = Command::new(&nvcc)
             .args(["--ptx", "-O3", "-std=c++17"])

@@ -5,9 +5,10 @@
 
 use serde::Serialize;
 
-use crate::base::{Arch, ExitHead};
+use crate::base::family::{Block, Role};
+use crate::base::ExitHead;
 
-use super::node::{AttentionOp, EmbeddingsOp, ExitOp, FfnOp, HeadKind, HeadOp, Node, Norm, Op};
+use super::node::{AttentionOp, EmbeddingsOp, ExitOp, FfnOp, HeadKind, HeadOp, Node, Op};
 
 /// What a linear module does with its input, which decides its FLOPs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,44 +89,34 @@ fn embedding_tables(e: &EmbeddingsOp) -> Vec<Linear> {
     tables
 }
 
-/// The query, key and value projections (GPT-2: fused as one) and the
-/// output projection, named as each architecture's checkpoint names them.
+/// The query, key and value projections (or one fused projection) and the
+/// output projection, as the node's model family names them
+/// (cross-attention's in an encoder-decoder's decoder).
 fn attention_linears(node: &str, a: &AttentionOp) -> Vec<Linear> {
     let inner = a.heads * a.head_dim;
-    let shapes = if a.arch == Arch::Bart {
-        vec![
-            ("q_proj", inner, a.hidden),
-            ("k_proj", inner, a.hidden),
-            ("v_proj", inner, a.hidden),
-            ("out_proj", a.hidden, inner),
-        ]
-    } else if a.causal {
-        vec![("c_attn", 3 * inner, a.hidden), ("c_proj", a.hidden, inner)]
-    } else {
-        vec![
-            ("self.query", inner, a.hidden),
-            ("self.key", inner, a.hidden),
-            ("self.value", inner, a.hidden),
-            ("output.dense", a.hidden, inner),
-        ]
-    };
-    shapes
-        .into_iter()
-        .map(|(suffix, out, inp)| per_token(node, suffix, out, inp))
-        .collect()
+    block_linears(node, a.arch.family().attention_block(a.cross), |role| {
+        role.shape(a.hidden, inner, 0)
+    })
 }
 
 /// The projection up to the FFN width and the one back to the hidden size.
 fn ffn_linears(node: &str, f: &FfnOp) -> Vec<Linear> {
-    let (up, down) = match (f.arch, &f.norm) {
-        (Arch::Bart, _) => ("fc1", "fc2"),
-        (_, Norm::Pre { .. }) => ("c_fc", "c_proj"),
-        (_, Norm::Post { .. }) => ("intermediate.dense", "output.dense"),
-    };
-    vec![
-        per_token(node, up, f.width, f.hidden),
-        per_token(node, down, f.hidden, f.width),
-    ]
+    block_linears(node, &f.arch.family().layers.ffn, |role| {
+        role.shape(f.hidden, 0, f.width)
+    })
+}
+
+/// The linears of a family's `block` under `node`, each of the shape its
+/// role gives.
+fn block_linears(node: &str, block: &Block, shape: impl Fn(Role) -> (usize, usize)) -> Vec<Linear> {
+    block
+        .linears
+        .iter()
+        .map(|l| {
+            let (out, inp) = shape(l.role);
+            per_token(node, l.name, out, inp)
+        })
+        .collect()
 }
 
 /// A classifier (tied to the word embedding, without a bias, when the exit

@@ -23,7 +23,7 @@ mod print;
 mod resolve;
 mod verify;
 
-pub use build::{exit_node, layer_names, model_from_config};
+pub use build::{exit_node, model_from_config};
 pub use cost::{estimate, Cost, ExitCost};
 pub use linear::{Linear, LinearUse};
 pub use model::{Layer, Model};

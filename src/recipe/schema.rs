@@ -17,7 +17,7 @@ use super::stages;
 use super::values::{choice, count, index_list, non_empty_string, positive, strictly_increasing};
 use super::vocab;
 use crate::base::builtin;
-use crate::base::config::{Arch, ModelConfig};
+use crate::base::config::ModelConfig;
 use crate::base::DataSpec;
 use crate::base::{Pooling, Task, TeacherRef};
 use crate::diag::{did_you_mean, Diag};
@@ -347,9 +347,9 @@ fn default_task(teacher: &TeacherRef) -> TaskName {
         TeacherRef::Builtin(name) => builtin::config(name).map(|c| c.arch),
         TeacherRef::Dir(dir) => ModelConfig::from_dir(dir).ok().map(|c| c.arch),
     };
-    match arch {
-        Some(Arch::Gpt2) => TaskName::CausalLm,
-        Some(Arch::Bart) => TaskName::Seq2Seq,
+    match arch.and_then(|a| a.family().supports.language_model) {
+        Some(Task::CausalLm) => TaskName::CausalLm,
+        Some(Task::Seq2Seq) => TaskName::Seq2Seq,
         _ => TaskName::Embedding,
     }
 }

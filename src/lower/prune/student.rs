@@ -11,15 +11,14 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::base::ExitHead;
-use crate::base::{Arch, LayerShape, ModelConfig};
 use crate::base::{ExitScope, Importance};
+use crate::base::{LayerShape, ModelConfig};
 use crate::diag::Diag;
 use crate::eval::build_report::Cut;
 use crate::ir::{HeadKind, Layer, Op, Program};
 use crate::linalg::truncated_svd_factors;
 use crate::lower::prune::equivalence::{check_layer, LayerModules};
 use crate::lower::prune::importance::{select_by_magnitude, top_k};
-use crate::lower::prune::layout::{layer_prefix, layers_root};
 use crate::lower::prune::slice::{layer_tensors, mask_layer, slice_layer, with_prefix, Kept};
 use crate::lower::prune::taylor::{taylor_scores, Scores as TaylorScores, TaylorSetup};
 use crate::lower::teacher::{Teacher, Tensors};
@@ -186,7 +185,7 @@ fn slice_layers(
         tensors: teacher
             .tensors
             .iter()
-            .filter(|(n, _)| !n.starts_with(layers_root(arch)))
+            .filter(|(n, _)| !n.starts_with(arch.family().layers.root))
             .map(|(n, t)| (n.clone(), t.clone()))
             .collect(),
         shapes: Vec::new(),
@@ -241,7 +240,8 @@ fn slice_layer_into(
 ) -> Result<(), Diag> {
     let arch = teacher.config.arch;
     let t = layer.teacher;
-    let teacher_layer = layer_tensors(&teacher.tensors, &layer_prefix(arch, t));
+    let stack = &arch.family().layers;
+    let teacher_layer = layer_tensors(&teacher.tensors, &stack.prefix(t));
     let kept = match taylor.and_then(|s| s.get(&t)) {
         Some((h, n)) => Kept {
             heads: top_k(h, shape.heads),
@@ -268,10 +268,10 @@ fn slice_layer_into(
         )?
     };
     out.max_slice_diff = out.max_slice_diff.max(diff);
-    let student_prefix = layer_prefix(arch, i);
+    let student_prefix = stack.prefix(i);
     for node in [layer.attention, layer.ffn] {
         for lin in program.model.node(node).linears() {
-            let renamed = match lin.name.strip_prefix(&layer_prefix(arch, t)) {
+            let renamed = match lin.name.strip_prefix(&stack.prefix(t)) {
                 Some(rest) => format!("{student_prefix}{rest}"),
                 None => lin.name.clone(),
             };
@@ -374,7 +374,7 @@ fn add_heads(
         match &node.op {
             Op::Head(h) => {
                 if let HeadKind::Classify { .. } = &h.kind {
-                    if teacher.config.arch == Arch::Gpt2 {
+                    if !teacher.config.arch.family().supports.classification {
                         return Err(Diag::new(
                             "plcc::build::unsupported",
                             "classification with a GPT-2 teacher cannot be built yet",

@@ -5,7 +5,6 @@
 use candle_core::Device;
 
 use super::equivalence::{check_layer, LayerModules};
-use super::layout::layer_prefix;
 use super::slice::{layer_tensors, mask_layer, slice_layer, Kept};
 use super::taylor::{taylor_scores, TaylorSetup};
 use crate::base::{builtin, LayerShape, ModelConfig, Pooling, Task, TeacherRef};
@@ -18,7 +17,7 @@ const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\n
 fn tiny_bert_layer() -> (ModelConfig, Tensors) {
     let teacher = load_teacher(&TeacherRef::Builtin("tiny-bert".into()), &Device::Cpu).unwrap();
     let cfg = builtin::config("tiny-bert").unwrap();
-    let layer = layer_tensors(&teacher.tensors, &layer_prefix(cfg.arch, 1));
+    let layer = layer_tensors(&teacher.tensors, &cfg.arch.family().layers.prefix(1));
     (cfg, layer)
 }
 

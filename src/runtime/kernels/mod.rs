@@ -88,6 +88,8 @@ mod weights;
 mod x86;
 
 #[cfg(test)]
+mod cuda_sources_tests;
+#[cfg(test)]
 mod tests;
 
 pub use activations::{quantize_activations, QuantizedActivations};

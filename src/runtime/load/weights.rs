@@ -299,40 +299,16 @@ impl SplitMix64 {
     }
 }
 
-/// True for the tensors of a model's embeddings: token and position tables
-/// (with a factorized table's projection) and the norms on their sum
-/// (BERT's `embeddings.*`, GPT-2's `wte` / `wpe`, BART's `model.shared`,
-/// `model.{encoder,decoder}.embed_positions` and `layernorm_embedding`).
-pub fn is_embedding_tensor(name: &str) -> bool {
-    const PREFIXES: [&str; 6] = [
-        "embeddings.",
-        "wte",
-        "wpe",
-        "model.shared",
-        "model.encoder.embed",
-        "model.decoder.embed",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
-        || (name.starts_with("model.") && name.contains(".layernorm_embedding"))
-}
-
-/// True for GPT-2 weights stored transposed (`Conv1D`).
-pub fn is_conv1d(arch: crate::base::Arch, name: &str) -> bool {
-    arch == crate::base::Arch::Gpt2
-        && name.starts_with("h.")
-        && [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
-            .iter()
-            .any(|s| name.ends_with(s))
-}
-
-/// Transposes the `Conv1D` weights of `tensors` (its own inverse).
+/// Transposes the layer weights a family stores `[in, out]` (GPT-2's
+/// `Conv1D`) of `tensors` (its own inverse).
 pub fn flip_conv1d(
     arch: crate::base::Arch,
     tensors: &mut std::collections::HashMap<String, candle_core::Tensor>,
 ) -> candle_core::Result<()> {
+    let family = arch.family();
     let names: Vec<String> = tensors
         .keys()
-        .filter(|n| is_conv1d(arch, n))
+        .filter(|n| family.is_transposed(n))
         .cloned()
         .collect();
     for n in names {
