@@ -2,7 +2,7 @@
 //! declared with its arguments and run in its own file, the options several
 //! share in `options`. `main_with` is the entry point both for the `plcc`
 //! binary and for user programs that register custom passes
-//! (`examples/custom_pass.rs`).
+//! (`examples/custom_pass.rs`); the commands themselves are internal.
 
 use std::process::ExitCode;
 
@@ -11,20 +11,20 @@ use clap::{Parser, Subcommand};
 use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
-pub mod bench;
-pub mod build;
-pub mod calibrate;
-pub mod check;
-pub mod eval;
-pub mod export;
-pub mod fmt;
-pub mod options;
-pub mod output;
-pub mod passes;
-pub mod plan;
-pub mod progress;
-pub mod run;
-pub mod teacher;
+pub(crate) mod bench;
+pub(crate) mod build;
+pub(crate) mod calibrate;
+pub(crate) mod check;
+pub(crate) mod eval;
+pub(crate) mod export;
+pub(crate) mod fmt;
+pub(crate) mod options;
+pub(crate) mod output;
+pub(crate) mod passes;
+pub(crate) mod plan;
+pub(crate) mod progress;
+pub(crate) mod run;
+pub(crate) mod teacher;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,7 +32,7 @@ pub mod teacher;
     version,
     about = "A declarative model-compression compiler for Transformer language models"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -41,7 +41,7 @@ pub struct Cli {
 // The subcommands: each one's help text is the doc of its arguments (a doc
 // comment here would become the help text of `plcc` itself).
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     Check(check::CheckArgs),
     Plan(plan::PlanArgs),
     Fmt(fmt::FmtArgs),
@@ -75,7 +75,7 @@ pub fn main_with(registry: PassRegistry) -> ExitCode {
 }
 
 /// Runs one parsed command.
-pub fn run_command(command: &Command, registry: &PassRegistry) -> Result<ExitCode, Diag> {
+pub(crate) fn run_command(command: &Command, registry: &PassRegistry) -> Result<ExitCode, Diag> {
     match command {
         Command::Check(args) => check::run(args, registry),
         Command::Plan(args) => plan::run(args, registry),
@@ -89,3 +89,6 @@ pub fn run_command(command: &Command, registry: &PassRegistry) -> Result<ExitCod
         Command::Export(args) => export::run(args),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,10 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
-use plcc::base::Pooling;
-use plcc::eval::gold::{accuracy_and_macro_f1, pair_similarities};
-use plcc::runtime::load_model;
+use plcc::api::{accuracy_and_macro_f1, Model};
 use plcc::text::data::Example;
 
 use crate::support;
@@ -30,11 +27,15 @@ fn pairs() -> Vec<Example> {
 }
 
 /// A TSV of `pairs` whose gold scores are builtin:tiny-bert's own cosine
-/// similarities (mean pooling), with a header row when `header`.
+/// similarities (its mean pooling), with a header row when `header`.
 fn self_scored_tsv(header: bool) -> String {
-    let teacher = load_model("builtin:tiny-bert", &Device::Cpu).unwrap();
+    let teacher = Model::open("builtin:tiny-bert").unwrap();
     let examples = pairs();
-    let sims = pair_similarities(&teacher, Pooling::Mean, &examples, 128).unwrap();
+    let texts: Vec<(&str, &str)> = examples
+        .iter()
+        .map(|e| (e.text.as_str(), e.pair.as_deref().unwrap()))
+        .collect();
+    let sims = teacher.similarities(&texts).unwrap();
     let mut tsv = String::new();
     if header {
         tsv.push_str("sentence1\tsentence2\tscore\n");

@@ -12,7 +12,6 @@ use crate::diag::Diag;
 
 /// What stays the same over a whole training run.
 pub struct Session<'r> {
-    pub recipe_sha256: String,
     pub max_steps: Option<usize>,
     /// Checkpoints and the loss log live here until the artifact is written.
     pub folder: TrainingFolder,
@@ -141,7 +140,6 @@ impl<'r> Session<'r> {
             },
         };
         Ok(Session {
-            recipe_sha256,
             max_steps,
             folder,
             device,
