@@ -67,10 +67,6 @@ use crate::runtime::run::token_rows::tokenize;
 use crate::runtime::{load_model, LoadedModel};
 use crate::text::data::Example;
 
-/// What `plcc check` finds in the recipe at a path without loading weights:
-/// the verified program and its warnings, or every problem.
-pub use crate::cli::check::findings;
-
 /// Accuracy and macro F1 of predicted classes against gold ones (classes
 /// below the count given), as `plcc eval` reports them for a classifier.
 pub use crate::eval::gold::accuracy_and_macro_f1;

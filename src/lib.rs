@@ -12,7 +12,8 @@
 //! its [`Report`] ([`report`] holds the report's sections) and the exit
 //! [`Calibration`]. [`compile`] and [`compile_recipe`] stop after the front
 //! half (parse, check, resolve, run the passes, verify) and return the
-//! verified program. [`builtin_passes`] and [`pass_registry`] give the
+//! verified program; [`check`] adds what `plcc check` finds without reading
+//! weights (the device, the data sets, the teacher's files). [`builtin_passes`] and [`pass_registry`] give the
 //! built-in passes, in the order they run. Failures are [`Diag`]nostics.
 //!
 //! **Write a custom pass.** A pass implements [`pass::Pass`]: it reads the
@@ -31,8 +32,17 @@
 //!
 //! **Recipes as text.** [`syntax`] parses and formats a recipe's text.
 //!
+//! **The pipeline inside**, in the order a build runs it: the front
+//! ([`syntax`] → [`recipe`], one call in `compile`) → [`ir`] (the teacher's
+//! program) → the passes of [`builtin_passes`] and the custom ones, run by
+//! [`pass`] → `ir::verified` → lowering (internal: teacher, pruning and
+//! slicing, training, GPTQ, packing; `lower::build` lists its stages) →
+//! [`artifact`] → evaluation (internal: fidelity, exit calibration, the
+//! report), with [`runtime`] beneath lowering and evaluation.
+//!
 //! Everything else (lowering, evaluation, the built-in passes' code, file
-//! and fault handling, linear algebra) is internal; `docs/architecture.md` draws the whole pipeline.
+//! and fault handling, linear algebra) is internal; `docs/architecture.md`
+//! draws the whole pipeline.
 
 pub mod api;
 pub mod artifact;
@@ -63,7 +73,7 @@ mod testing;
 
 use std::path::Path;
 
-pub use compile::{compile, compile_recipe};
+pub use compile::{check, compile, compile_recipe};
 pub use diag::{Diag, Result};
 pub use lower::reporter::{Reporter, Silent};
 pub use lower::{BuildOptions, Built};

@@ -10,12 +10,10 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::output::render;
-use crate::compile::compile_recipe;
+use crate::compile::check as findings;
 use crate::diag::Diag;
-use crate::ir::{human, resolve, Verified};
-use crate::lower::preflight::{inputs, preflight};
+use crate::ir::{human, Verified};
 use crate::pass::{DumpAfter, PassRegistry};
-use crate::recipe::load;
 
 /// Parse, resolve and verify a recipe; report every problem.
 #[derive(Args, Debug)]
@@ -32,28 +30,6 @@ pub fn run(args: &CheckArgs, registry: &PassRegistry) -> Result<ExitCode, Diag> 
     }
     println!("{}", summary(&args.recipe, &program));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Everything `plcc check` finds in the recipe at `path`: the verified
-/// program and its warnings, or every problem (warnings among them), with
-/// the recipe text attached.
-pub fn findings(path: &Path, registry: &PassRegistry) -> Result<(Verified, Option<Diag>), Diag> {
-    let (recipe, source) = load(path)?;
-    let resolved = resolve(&recipe).map_err(|d| source.attach(d))?;
-    let program = match compile_recipe(&recipe, registry, DumpAfter::none()) {
-        Ok(program) => program,
-        // What the passes refused does not hide the data and files.
-        Err(failed) => return Err(source.attach(failed.and(inputs(&resolved, None).errors))),
-    };
-    let checked = preflight(&program, None, true);
-    let failed = !checked.errors.is_empty();
-    let mut found = checked.errors;
-    found.extend(checked.warnings);
-    let found = Diag::gather(found).map(|d| source.attach(d));
-    match found {
-        Some(problems) if failed => Err(problems),
-        warnings => Ok((program, warnings)),
-    }
 }
 
 /// `OK path: builtin:tiny-bert, 4 → 2 layers, 2 exits, 12 quantized modules, 2 distill stages, 1.1 MB → 120.3 kB`;

@@ -12,7 +12,7 @@ use crate::support::plcc::{build, plcc, stderr, workdir, write_recipe};
 
 /// Everything `plcc check` finds in `recipe`: its warnings, or its problems.
 fn findings(recipe: &Path) -> Result<Option<Diag>, Diag> {
-    plcc::api::findings(recipe, &plcc::pass_registry()).map(|(_, warnings)| warnings)
+    plcc::check(recipe, &plcc::pass_registry()).map(|(_, warnings)| warnings)
 }
 
 /// `diag` rendered, the working folder shown as `<dir>`.
