@@ -14,7 +14,7 @@
 //! student's or teacher's layers (attention maps start at layer 1), a
 //! contrastive layer that does not exist.
 
-use crate::base::{Arch, StageLength};
+use crate::base::StageLength;
 use crate::diag::Diag;
 use crate::ir::{LayerPair, LossPlan, LossPlanKind, Op, Program, StagePlan, Warmup};
 use crate::pass::{Facts, Pass, PassCx};
@@ -73,7 +73,7 @@ impl Pass for DistillSchedule {
 /// teacher with text infilling: any other teacher is refused at the block.
 fn pretrainable(program: &Program, stage: &StageSpec) -> Result<(), Diag> {
     let config = &program.plan.teacher.config;
-    if matches!(config.arch, Arch::Gpt2 | Arch::Bart) {
+    if config.arch.family().supports.language_model.is_some() {
         return Ok(());
     }
     Err(Diag::new(

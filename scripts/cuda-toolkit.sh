@@ -6,7 +6,7 @@
 #
 #   eval "$(scripts/cuda-toolkit.sh)"
 #   cargo build --release --features cuda        # into target-cuda/
-#   cargo test --features cuda --test cuda_kernels
+#   cargo test --features cuda --test runtime cuda_kernels
 #
 # No GPU or driver is needed to build: the driver library (libcuda) is linked
 # against a stub generated here from cudarc's bindings, which only names the

@@ -1,7 +1,8 @@
 //! The library without the command line: open a model, embed or score
-//! strings, read an artifact's report, build a recipe, score a model on
-//! labelled pairs. Everything `plcc run`, `plcc build` and `plcc eval` do
-//! is reachable from here; nothing prints.
+//! strings, read an artifact's report, check and build a recipe, score a
+//! model on labelled pairs, calibrate an artifact's exits. Everything
+//! `plcc run`, `plcc build`, `plcc eval` and `plcc calibrate` do is
+//! reachable from here; nothing prints.
 //!
 //! Embed with the built-in tiny BERT (no download):
 //!
@@ -65,6 +66,19 @@ use crate::runtime::run::runner::run_all;
 use crate::runtime::run::token_rows::tokenize;
 use crate::runtime::{load_model, LoadedModel};
 use crate::text::data::Example;
+
+/// What `plcc check` finds in the recipe at a path without loading weights:
+/// the verified program and its warnings, or every problem.
+pub use crate::cli::check::findings;
+
+/// Accuracy and macro F1 of predicted classes against gold ones (classes
+/// below the count given), as `plcc eval` reports them for a classifier.
+pub use crate::eval::gold::accuracy_and_macro_f1;
+
+/// Calibrates the exit thresholds of the artifact in a folder on lines of
+/// text for a target and writes them into its manifest, as `plcc calibrate`
+/// does.
+pub use crate::eval::exits::calibrate;
 
 /// Texts per forward pass.
 const BATCH: usize = 32;
@@ -144,6 +158,27 @@ impl Model {
                 format!("`{}` is not an embedding model", self.spec),
             )
         })
+    }
+
+    /// The cosine similarity of each pair's embeddings, pooled as the
+    /// model's task says: the numbers `plcc eval` correlates with gold
+    /// scores.
+    pub fn similarities(&self, pairs: &[(&str, &str)]) -> Result<Vec<f64>, Diag> {
+        let Task::Embedding { pooling } = self.task else {
+            return Err(Diag::new(
+                "plcc::eval::not-pairs",
+                format!("`{}` is not an embedding model", self.spec),
+            ));
+        };
+        let examples: Vec<Example> = pairs
+            .iter()
+            .map(|(a, b)| Example {
+                pair: Some(b.to_string()),
+                ..Example::text(*a)
+            })
+            .collect();
+        let max_len = self.loaded.config.max_positions;
+        gold::pair_similarities(&self.loaded, pooling, &examples, max_len)
     }
 
     /// The artifact's build report (`report.json`), if this is an artifact.

@@ -1,63 +1,74 @@
 //! plcc: a declarative model-compression compiler for pre-trained Transformer
-//! language models.
+//! language models. This page is the library's promise: the modules and
+//! items below are what a program built on plcc may use.
 //!
-//! The library reads as its pipeline (`docs/architecture.md` draws it):
+//! **Start with [`api`]**: open a model (a checkpoint, a built-in or an
+//! artifact), embed or score strings, build a recipe into an artifact, all
+//! without the command line and without printing.
 //!
-//! 1. **Front** — [`syntax`] parses a recipe's text into a syntax tree;
-//!    [`recipe`] checks it against the recipe schema into a typed `Recipe`.
-//! 2. **IR** — [`ir::resolve`] turns the recipe into the teacher's
-//!    `Program`: a model graph and the plan beside it.
-//! 3. **Passes** — [`pass`] runs the passes of [`builtin_passes`], in that
-//!    order, then the recipe's custom passes; [`ir::verified`] checks the
-//!    result and returns the `Verified` program, the only thing lowering
-//!    takes. [`compile`] is the whole front half in one call.
-//! 4. **Lowering** — [`lower`] executes the verified program on the
-//!    teacher's weights: load, score, slice, prune the vocabulary, distill,
-//!    quantize and pack, and writes the artifact.
-//! 5. **Runtime** — [`runtime`]: the model code and every CPU/CUDA kernel
-//!    that runs teachers, students and artifacts.
-//! 6. **Artifact** — [`artifact`]: the on-disk format, written atomically
-//!    and verified on load.
-//! 7. **Evaluation** — [`eval`]: fidelity to the teacher, the report, exit
-//!    calibration.
+//! **Build a recipe.** [`build`] runs the whole pipeline on a recipe file
+//! with [`BuildOptions`], reporting progress to a [`Reporter`] ([`Silent`]
+//! reports nothing), and returns what it [`Built`]: the artifact's folder,
+//! its [`Report`] ([`report`] holds the report's sections) and the exit
+//! [`Calibration`]. [`compile`] and [`compile_recipe`] stop after the front
+//! half (parse, check, resolve, run the passes, verify) and return the
+//! verified program. [`builtin_passes`] and [`pass_registry`] give the
+//! built-in passes, in the order they run. Failures are [`Diag`]nostics.
 //!
-//! On top: [`api`] (open a model, embed or score strings, build a recipe,
-//! without the command line) and [`cli`].
+//! **Write a custom pass.** A pass implements [`pass::Pass`]: it reads the
+//! [`recipe`] (the typed recipe and its arguments), rewrites the [`ir`]
+//! program (the model graph and the plan) through [`pass::PassCx`], and
+//! reports problems as [`diag`] diagnostics pointing at recipe spans; the
+//! shared vocabulary (configurations, bit widths, tasks, exit kinds) is in
+//! [`base`]. Register it on a [`pass::PassRegistry`] and hand the registry
+//! to [`build`], or to [`cli::main_with`] for a `plcc` binary that knows the
+//! pass. The built-in passes use nothing more than these modules.
 //!
-//! Beneath them all: [`base`] (the shared vocabulary: configurations, bit
-//! widths, tasks, exit kinds), [`diag`] (diagnostics and spans), [`fsio`],
-//! [`fault`], [`linalg`], [`quant`] (quantizer arithmetic) and [`text`]
-//! (tokenizers, data files). [`cli`] is the only part that prints.
+//! **Run a model.** [`runtime`] loads teachers, students and artifacts and
+//! runs them (its `kernels` are the CPU/CUDA kernels); [`artifact`] reads
+//! the on-disk format; [`text`] holds the tokenizers and reads data files;
+//! [`quant`] is the quantizer arithmetic; [`export`] writes ONNX.
+//!
+//! **Recipes as text.** [`syntax`] parses and formats a recipe's text.
+//!
+//! Everything else (lowering, evaluation, the built-in passes' code, file
+//! and fault handling, linear algebra) is internal; `docs/architecture.md` draws the whole pipeline.
 
 pub mod api;
 pub mod artifact;
 pub mod base;
 pub mod cli;
-pub mod compile;
 pub mod diag;
-pub mod eval;
 pub mod export;
-pub mod fault;
-pub mod fsio;
 pub mod ir;
-pub mod linalg;
-pub mod lower;
 pub mod pass;
-#[path = "../passes/mod.rs"]
-pub mod passes;
 pub mod quant;
 pub mod recipe;
+pub mod report;
 pub mod runtime;
 pub mod syntax;
 pub mod text;
+
+pub(crate) mod compile;
+pub(crate) mod eval;
+pub(crate) mod fault;
+pub(crate) mod fsio;
+pub(crate) mod linalg;
+pub(crate) mod lower;
+#[path = "../passes/mod.rs"]
+pub(crate) mod passes;
+
+#[cfg(test)]
+mod testing;
 
 use std::path::Path;
 
 pub use compile::{compile, compile_recipe};
 pub use diag::{Diag, Result};
+pub use lower::reporter::{Reporter, Silent};
+pub use lower::{BuildOptions, Built};
+pub use report::{Calibration, Report};
 
-use lower::reporter::Reporter;
-use lower::{BuildOptions, Built};
 use pass::{DumpAfter, Pass, PassRegistry};
 
 /// The built-in passes, in the order they run: drop layers, then narrow

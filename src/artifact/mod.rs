@@ -1,15 +1,16 @@
 //! The compressed-model artifact: one directory holding `model.safetensors`
 //! (float and packed low-bit weights), `manifest.json`, `tokenizer.json` and the
-//! build report. It is assembled in a staging directory and renamed into place.
+//! build report. It is assembled in a staging directory and renamed into place
+//! by the build's claim on its output folder (`output`).
 //! `Artifact::open` loads it back: the manifest's seal, format version and
 //! fields (`manifest_file`, `validate`), the size and hash of every file it
 //! lists (`verify`), and every tensor's presence, dtype and shape.
 
 mod atomic;
 mod manifest;
+mod manifest_build;
 mod manifest_file;
-pub mod output_check;
-pub mod output_lock;
+pub mod output;
 mod packed;
 mod tensors;
 mod validate;
@@ -22,6 +23,7 @@ pub use manifest::{
     ActivationQuant, ExitRecord, FileRecord, Manifest, RecipeRecord, SourceRecord, Storage,
     WeightRecord, FORMAT, FORMAT_VERSION,
 };
+pub use manifest_build::BuiltStudent;
 pub use manifest_file::{encode as encode_manifest, read_manifest, REBUILD_HELP};
 pub use packed::{read_weight, store_weight, StoredWeight};
 pub use tensors::{RawTensor, TensorSet};

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::config::Activation;
 use crate::diag::Diag;
 
 /// The code of a size, count or epsilon outside its limits.
@@ -196,6 +197,46 @@ impl<'a> ConfigJson<'a> {
             counts[i] = seen.len();
         }
         Ok(counts)
+    }
+
+    /// The activation named by `key` (`gelu` when absent).
+    pub fn activation(&self, key: &'static str) -> Result<Activation, Diag> {
+        match self.str(&[key]).unwrap_or("gelu") {
+            "gelu" => Ok(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" => Ok(Activation::GeluTanh),
+            "relu" => Ok(Activation::Relu),
+            other => Err(self
+                .at(BAD_CONFIG, key, format!("unsupported {key} `{other}`"))
+                .help("plcc supports `gelu`, `gelu_new`, `gelu_pytorch_tanh` and `relu`")),
+        }
+    }
+
+    /// The hidden width and the attention heads (the first of `hidden_keys`
+    /// and of `heads_keys` present), the heads dividing the width; `width`
+    /// names the width in the help (`hidden size`, `d_model`).
+    pub fn width_and_heads(
+        &self,
+        hidden_keys: &[&'static str],
+        heads_keys: &[&'static str],
+        width: &str,
+    ) -> Result<(usize, usize), Diag> {
+        let hidden = self.count(hidden_keys, HIDDEN)?;
+        let heads = self.count(heads_keys, HEADS)?;
+        if !hidden.is_multiple_of(heads) {
+            return Err(self
+                .at(
+                    OUT_OF_RANGE,
+                    heads_keys[0],
+                    format!(
+                        "`{}` {hidden} is not divisible by `{}` {heads}",
+                        hidden_keys[0], heads_keys[0]
+                    ),
+                )
+                .help(format!(
+                    "every attention head has the same width: {width} / heads"
+                )));
+        }
+        Ok((hidden, heads))
     }
 
     /// A diagnostic about `key`, its place in the file in the message.

@@ -1,6 +1,7 @@
 //! The ground floor: the vocabulary every stage shares, free of candle and of
-//! the compiler. Model configurations and architectures, the built-in
-//! models' configurations, bit widths, granularities and scale methods,
+//! the compiler. Model configurations and architectures, one description
+//! per model family (`family`: tensor names, layouts, what plcc supports),
+//! the built-in models' configurations, bit widths, granularities and scale methods,
 //! tasks and pooling, exit heads and criteria, training schedules and
 //! weight-rounding methods, teacher and data sources, and
 //! content hashes. The front end, the IR, the passes, the runtime and the
@@ -8,9 +9,10 @@
 
 pub mod builtin;
 pub mod config;
-pub mod config_bart;
 pub mod config_json;
+pub mod config_read;
 pub mod exits;
+pub mod family;
 pub mod hash;
 pub mod pipeline;
 pub mod quant;
@@ -23,6 +25,7 @@ pub mod words;
 
 pub use config::{Activation, Arch, LayerShape, ModelConfig, Seq2Seq};
 pub use exits::{CalibrationTarget, ExitCriterion, ExitHead};
+pub use family::Family;
 pub use hash::sha256_hex;
 pub use pipeline::{read_pipeline, SentencePipeline};
 pub use quant::{Bits, GptqSpec, Granularity, QuantMethod, ScaleMethod};

@@ -1,50 +1,87 @@
 //! `plcc build`: compile the recipe, lower it onto the teacher's weights and
 //! write the artifact (`crate::build`); one line per stage with its time, then a summary table.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Args;
+
+use super::options::{DeviceArg, ThreadsOption};
+use super::output::render;
 use super::progress::StderrReporter;
-use super::run::{select_device, set_threads};
-use super::DeviceArg;
 use crate::diag::Diag;
+use crate::eval::report::{ratio_text, Report};
 use crate::lower::BuildOptions;
 use crate::pass::PassRegistry;
 
-/// Where the artifact goes: `-o`, and whether the recipe's own `output:`
-/// may leave the recipe's folder.
-pub struct Where {
+/// Compress: run the recipe on its checkpoint and write the artifact.
+#[derive(Args, Debug)]
+#[command(mut_arg("threads", |a| a.help("CPU threads for training and measuring (default: every core)")))]
+pub struct BuildArgs {
+    /// The recipe file (`.pc`) to build.
+    pub recipe: PathBuf,
+    /// The artifact directory to write (default: the recipe's `output`).
+    #[arg(short = 'o', long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+    /// Where training runs (default: the recipe's `device`, else cpu).
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceArg>,
+    /// Cap every training stage at N steps (0: compress without training;
+    /// default: the steps the recipe asks for).
+    #[arg(long, value_name = "N")]
+    pub max_steps: Option<usize>,
+    /// Continue from the last training checkpoint in the output directory.
+    #[arg(long)]
+    pub resume: bool,
+    /// Let the recipe's `output:` write outside the recipe's folder.
+    #[arg(long)]
     pub allow_outside: bool,
+    #[command(flatten)]
+    pub threads: ThreadsOption,
 }
 
-pub fn run(
-    recipe: &Path,
-    place: Where,
-    threads: Option<usize>,
-    device: Option<DeviceArg>,
-    max_steps: Option<usize>,
-    resume: bool,
-    registry: &PassRegistry,
-) -> Result<ExitCode, Diag> {
-    set_threads(threads)?;
-    let device = device.map(select_device).transpose()?;
+/// Runs `plcc build` and prints its summary.
+pub fn run(args: &BuildArgs, registry: &PassRegistry) -> Result<ExitCode, Diag> {
+    args.threads.apply()?;
+    let device = args.device.map(DeviceArg::open).transpose()?;
     let opts = BuildOptions {
-        output: place.output,
-        allow_outside: place.allow_outside,
-        max_steps,
-        resume,
+        output: args.output.clone(),
+        allow_outside: args.allow_outside,
+        max_steps: args.max_steps,
+        resume: args.resume,
         device,
     };
-    let built = crate::build(recipe, &opts, registry, &StderrReporter::new())?;
+    let built = crate::build(&args.recipe, &opts, registry, &StderrReporter::new())?;
     for warning in &built.warnings {
-        super::render(warning);
+        render(warning);
     }
     let r = &built.report;
     for n in &r.notes {
         eprintln!("note: {n}");
     }
-    let ratio = crate::eval::report::ratio_text;
+    print_sizes(r);
+    print_training(r);
+    print_fidelity(r);
+    println!("wrote {}", built.dir.display());
+    if let Some(c) = &built.calibration {
+        let o = &c.chosen;
+        println!(
+            "calibrated exits for {} on {} sentences: threshold {}, avg exit layer {:.2} of {}, est. speed-up {:.2}x, fidelity to full depth {:.4}",
+            crate::eval::exits::describe(c.target),
+            c.samples,
+            o.setting.map_or("off".into(), |s| format!("{s:.6}")),
+            o.avg_exit_layer,
+            c.layers,
+            o.est_speedup,
+            o.fidelity
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parameters, bytes and FLOPs of teacher and student, and parameters by part.
+fn print_sizes(r: &Report) {
     println!(
         "{:<22} {:>14} {:>14} {:>14}",
         "", "teacher", "student", "vs teacher"
@@ -64,10 +101,10 @@ pub fn run(
             false,
         ),
     ] {
-        println!("{name:<22} {t:>14} {s:>14} {:>14}", ratio(t, s, bytes));
+        println!("{name:<22} {t:>14} {s:>14} {:>14}", ratio_text(t, s, bytes));
     }
     for part in ["embeddings", "encoder", "heads"] {
-        let get = |m: &std::collections::BTreeMap<String, u64>| m.get(part).copied().unwrap_or(0);
+        let get = |m: &BTreeMap<String, u64>| m.get(part).copied().unwrap_or(0);
         let (t, s) = (
             get(&r.teacher.params_by_part),
             get(&r.student.params_by_part),
@@ -75,32 +112,43 @@ pub fn run(
         println!(
             "  {:<20} {t:>14} {s:>14} {:>14}",
             format!("{part} params"),
-            ratio(t, s, false)
+            ratio_text(t, s, false)
         );
     }
-    if let Some(t) = &r.training {
-        println!("training:");
-        for st in &t.stages {
-            println!(
-                "  {:<20} {:>6} steps {:>9} tokens {:>8.1}s {:>8.0} tok/s  final loss {:.4}",
-                st.name,
-                st.steps,
-                st.tokens,
-                st.seconds,
-                st.tokens_per_second(),
-                st.final_loss
-            );
-        }
-        for e in &t.evaluations {
-            let metrics: Vec<String> = e
-                .fidelity
-                .metrics
-                .iter()
-                .map(|(k, v)| format!("{k} {v:.4}"))
-                .collect();
-            println!("  {:<20} {}", e.label(), metrics.join(", "));
-        }
+}
+
+/// Every training stage's steps, tokens, time and final loss, and the
+/// evaluations between stages.
+fn print_training(r: &Report) {
+    let Some(t) = &r.training else {
+        return;
+    };
+    println!("training:");
+    for st in &t.stages {
+        println!(
+            "  {:<20} {:>6} steps {:>9} tokens {:>8.1}s {:>8.0} tok/s  final loss {:.4}",
+            st.name,
+            st.steps,
+            st.tokens,
+            st.seconds,
+            st.tokens_per_second(),
+            st.final_loss
+        );
     }
+    for e in &t.evaluations {
+        let metrics: Vec<String> = e
+            .fidelity
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        println!("  {:<20} {}", e.label(), metrics.join(", "));
+    }
+}
+
+/// The planned bytes, the embedding energy kept, and the fidelity to the
+/// teacher (with exits on beside full depth, when measured).
+fn print_fidelity(r: &Report) {
     println!(
         "planned student bytes  {} (real/planned {:.4})",
         r.planned_student_bytes, r.bytes_vs_plan
@@ -112,8 +160,7 @@ pub fn run(
         "fidelity on `{}` ({} examples):",
         r.fidelity.data, r.fidelity.examples
     );
-    let with_exits = r.fidelity_with_exits.as_ref();
-    if let Some(w) = with_exits {
+    if let Some(w) = &r.fidelity_with_exits {
         println!("  {:<20} {:>10} {:>10}", "", "with exits", "full depth");
         let mut keys: Vec<&String> = r.fidelity.metrics.keys().collect();
         keys.extend(
@@ -121,7 +168,7 @@ pub fn run(
                 .keys()
                 .filter(|k| !r.fidelity.metrics.contains_key(*k)),
         );
-        let cell = |m: &std::collections::BTreeMap<String, f64>, k: &String| {
+        let cell = |m: &BTreeMap<String, f64>, k: &String| {
             m.get(k).map_or("-".to_string(), |v| format!("{v:.4}"))
         };
         for k in keys {
@@ -139,19 +186,4 @@ pub fn run(
     if let Some(why) = r.exits.as_ref().and_then(|e| e.not_measured.as_ref()) {
         println!("  (with exits on: not measured, {why})");
     }
-    println!("wrote {}", built.dir.display());
-    if let Some(c) = &built.calibration {
-        let o = &c.chosen;
-        println!(
-            "calibrated exits for {} on {} sentences: threshold {}, avg exit layer {:.2} of {}, est. speed-up {:.2}x, fidelity to full depth {:.4}",
-            crate::eval::exits::describe(c.target),
-            c.samples,
-            o.setting.map_or("off".into(), |s| format!("{s:.6}")),
-            o.avg_exit_layer,
-            c.layers,
-            o.est_speedup,
-            o.fidelity
-        );
-    }
-    Ok(ExitCode::SUCCESS)
 }

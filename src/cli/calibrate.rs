@@ -3,14 +3,14 @@
 //! report (fidelity with exits measured again on held-out data, `--eval`);
 //! print the threshold curve (or JSON with `--json`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use candle_core::Device;
+use clap::Args;
 
-use super::bench_against::default_against;
-use super::run::{select_device, set_threads};
-use super::DeviceArg;
+use super::options::{BatchOptions, DeviceOption, ThreadsOption};
+use super::teacher::recorded_teacher;
 use crate::diag::{list_text, Diag};
 use crate::eval::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
 use crate::eval::report_files::{rewrite_report, REPORT_JSON, REPORT_MD, REPORT_SVG};
@@ -20,26 +20,44 @@ use crate::runtime::{load_model, LoadedModel};
 /// Rows of the printed curve (the chosen one is always shown).
 const TABLE_ROWS: usize = 12;
 
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    artifact: &Path,
-    data: &Path,
-    target: &str,
-    batch_size: usize,
-    max_len: Option<usize>,
-    device: DeviceArg,
-    threads: Option<usize>,
-    json: bool,
-    dry_run: bool,
-    eval: Option<&Path>,
-) -> Result<ExitCode, Diag> {
-    let target = parse_target(target)?;
-    if batch_size == 0 {
-        return Err(Diag::new(
-            "plcc::cli::bad-batch-size",
-            "--batch-size must be at least 1",
-        ));
-    }
+/// Choose exit thresholds for a target and write them into the artifact.
+#[derive(Args, Debug)]
+#[command(mut_arg("batch_size", |a| a.help("Inputs per forward pass while calibrating")))]
+pub struct CalibrateArgs {
+    /// The artifact directory.
+    pub artifact: PathBuf,
+    /// Calibration text, one input per line.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// What to reach: `avg_layer=N` (mean exit layer), `speedup=X`
+    /// (estimated, over running every layer) or `max_loss=P%` (largest
+    /// fidelity loss allowed).
+    #[arg(long)]
+    pub target: String,
+    #[command(flatten)]
+    pub batch: BatchOptions,
+    #[command(flatten)]
+    pub device: DeviceOption,
+    #[command(flatten)]
+    pub threads: ThreadsOption,
+    /// Print the thresholds and their estimates as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Show the thresholds without writing them (nothing is written).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Held-out data to measure the report's fidelity with exits on (laid
+    /// out as the build's evaluation data; default: that data, when it is
+    /// unchanged since the build).
+    #[arg(long)]
+    pub eval: Option<PathBuf>,
+}
+
+/// Runs `plcc calibrate`.
+pub fn run(args: &CalibrateArgs) -> Result<ExitCode, Diag> {
+    let target = parse_target(&args.target)?;
+    args.batch.check()?;
+    let artifact = args.artifact.as_path();
     if !crate::artifact::is_artifact_dir(artifact) {
         return Err(Diag::new(
             "plcc::calibrate::not-an-artifact",
@@ -50,36 +68,36 @@ pub fn run(
         )
         .help("give the directory `plcc build` wrote"));
     }
-    set_threads(threads)?;
+    args.threads.apply()?;
     let options = CalibrateOptions {
-        batch_size,
-        max_len,
-        device: select_device(device)?,
-        write: !dry_run,
-        data: format!("`{}`", data.display()),
+        batch_size: args.batch.batch_size,
+        max_len: args.batch.max_len,
+        device: args.device.open()?,
+        write: !args.dry_run,
+        data: format!("`{}`", args.data.display()),
     };
-    let lines = read_lines(data)?;
+    let lines = read_lines(&args.data)?;
     let calibration = exits::calibrate_with(
         artifact,
         exits::CalibrationInput::Lines(&lines),
         target,
         &options,
     )?;
-    let notes = if dry_run {
+    let notes = if args.dry_run {
         Vec::new()
     } else {
         let teacher = artifact_teacher(artifact);
         rewrite_report(
             artifact,
             &calibration,
-            eval,
+            args.eval.as_deref(),
             teacher.as_ref().map_err(String::clone),
         )?
     };
     for n in &notes {
         eprintln!("note: {n}");
     }
-    if json {
+    if args.json {
         let text = serde_json::to_string_pretty(&calibration).map_err(|e| {
             Diag::new("plcc::calibrate::output", "cannot serialise the result").note(e.to_string())
         })?;
@@ -97,7 +115,7 @@ fn artifact_teacher(artifact: &Path) -> Result<LoadedModel, String> {
         let notes: Vec<String> = std::iter::once(d.message).chain(d.notes).collect();
         notes.join("; ")
     };
-    let spec = default_against(&artifact.display().to_string())
+    let spec = recorded_teacher(&artifact.display().to_string())
         .map_err(why)?
         .ok_or_else(|| "its teacher is not recorded".to_string())?;
     load_model(&spec, &Device::Cpu).map_err(why)

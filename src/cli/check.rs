@@ -4,9 +4,12 @@
 //! head for a classification task: `lower::preflight`). Prints a one-line
 //! summary after any warnings, or every problem found and their count.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::Args;
+
+use super::output::render;
 use crate::compile::compile_recipe;
 use crate::diag::Diag;
 use crate::ir::{human, resolve, Verified};
@@ -14,13 +17,20 @@ use crate::lower::preflight::{inputs, preflight};
 use crate::pass::{DumpAfter, PassRegistry};
 use crate::recipe::load;
 
+/// Parse, resolve and verify a recipe; report every problem.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The recipe file (`.pc`) to check.
+    pub recipe: PathBuf,
+}
+
 /// Runs `plcc check`.
-pub fn run(path: &Path, registry: &PassRegistry) -> Result<ExitCode, Diag> {
-    let (program, warnings) = findings(path, registry)?;
+pub fn run(args: &CheckArgs, registry: &PassRegistry) -> Result<ExitCode, Diag> {
+    let (program, warnings) = findings(&args.recipe, registry)?;
     if let Some(warnings) = warnings {
-        super::render(&warnings);
+        render(&warnings);
     }
-    println!("{}", summary(path, &program));
+    println!("{}", summary(&args.recipe, &program));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,43 +4,133 @@
 //! F1, or a language model's or an encoder-decoder's perplexity
 //! (`eval::gold`). Text or JSON out.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::bench::print_json;
-use super::run::{select_device, set_threads};
-use super::DeviceArg;
-use crate::base::{Pooling, Task};
+use clap::{Args, ValueEnum};
+
+use super::options::{DeviceOption, ThreadsOption};
+use super::output::print_json;
+use crate::base::{DataFormat, Pooling, Task};
 use crate::diag::Diag;
 use crate::eval::gold::{self, EvalReport, Score};
-use crate::eval::gold_data::{model_task, read_labelled, DataOptions};
+use crate::eval::gold_data::{model_task, parse_column, read_labelled, DataOptions};
 use crate::runtime::load_model;
 
-/// What `plcc eval` was asked.
-#[derive(Debug, Clone)]
-pub struct EvalArgs<'a> {
-    pub model: &'a str,
-    pub data: &'a Path,
-    pub against: Option<&'a str>,
-    pub pooling: Option<Pooling>,
-    pub options: DataOptions,
-    pub threads: Option<usize>,
-    pub device: DeviceArg,
+/// How an embedding model pools its token states into one vector.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PoolingArg {
+    /// The mean over real (non-padding) tokens.
+    Mean,
+    /// The first token (`[CLS]`).
+    Cls,
+}
+
+impl From<PoolingArg> for Pooling {
+    fn from(p: PoolingArg) -> Pooling {
+        match p {
+            PoolingArg::Mean => Pooling::Mean,
+            PoolingArg::Cls => Pooling::Cls,
+        }
+    }
+}
+
+/// The layout of a data file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Tab-separated values, one example per line.
+    Tsv,
+    /// JSON Lines: one object per line.
+    Jsonl,
+    /// Plain text, one text per line (language models).
+    Text,
+}
+
+impl From<FormatArg> for DataFormat {
+    fn from(f: FormatArg) -> DataFormat {
+        match f {
+            FormatArg::Tsv => DataFormat::Tsv,
+            FormatArg::Jsonl => DataFormat::Jsonl,
+            FormatArg::Text => DataFormat::Text,
+        }
+    }
+}
+
+/// Score a model on labelled data: the Spearman correlation of an
+/// embedding model's pair similarities with gold scores, a classifier's
+/// accuracy and macro F1, or a language model's perplexity.
+#[derive(Args, Debug)]
+#[command(mut_arg("device", |a| a.help("Where the models run")))]
+pub struct EvalArgs {
+    /// Checkpoint directory, `builtin:NAME`, or plcc artifact directory.
+    pub model: String,
+    /// The labelled data: TSV (`text<TAB>text_pair<TAB>score` for
+    /// embedding models, `text[<TAB>text_pair]<TAB>label` for
+    /// classifiers; a header row is skipped) or JSON Lines (`text`,
+    /// `text_pair`, `score` or `label`); plain text lines for language
+    /// models.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Score a second model on the same data and show both with the
+    /// difference (checkpoint directory, `builtin:NAME` or artifact).
+    #[arg(long, value_name = "MODEL")]
+    pub against: Option<String>,
+    /// Pooling of an embedding model (default: the pooling an artifact's
+    /// manifest records; mean for a checkpoint).
+    #[arg(long, value_enum)]
+    pub pooling: Option<PoolingArg>,
+    /// The data file's layout (default: from its extension, else from its
+    /// first line).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// The column of the first text: a TSV column number (from 0) or a
+    /// JSONL key (default: 0 or `text`).
+    #[arg(long, value_name = "COLUMN")]
+    pub text_column: Option<String>,
+    /// The column of the second text (default: 1 or `text_pair`).
+    #[arg(long, value_name = "COLUMN")]
+    pub pair_column: Option<String>,
+    /// The column of the gold score or class label (default: 2 for
+    /// pairs, the last of two or three columns for a classifier, or the
+    /// key `score` (else `label`) in JSON Lines).
+    #[arg(long, value_name = "COLUMN")]
+    pub label_column: Option<String>,
+    #[command(flatten)]
+    pub threads: ThreadsOption,
+    #[command(flatten)]
+    pub device: DeviceOption,
+    /// Print the scores as one JSON object (`spearman`, `pearson`, `n`,
+    /// `model`, `against`, ...) instead of text.
+    #[arg(long)]
     pub json: bool,
 }
 
-pub fn run(args: &EvalArgs<'_>) -> Result<ExitCode, Diag> {
-    set_threads(args.threads)?;
-    let device = select_device(args.device)?;
-    let model = load_model(args.model, &device)?;
-    let task = model_task(args.model, &model, args.pooling)?;
-    let examples = read_labelled(args.data, task, &args.options)?;
+impl EvalArgs {
+    /// How to read the data file: its layout and columns.
+    fn data_options(&self) -> DataOptions {
+        DataOptions {
+            format: self.format.map(DataFormat::from),
+            text: self.text_column.as_deref().map(parse_column),
+            text_pair: self.pair_column.as_deref().map(parse_column),
+            label: self.label_column.as_deref().map(parse_column),
+        }
+    }
+}
+
+/// Runs `plcc eval`.
+pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
+    args.threads.apply()?;
+    let device = args.device.open()?;
+    let pooling = args.pooling.map(Pooling::from);
+    let model = load_model(&args.model, &device)?;
+    let task = model_task(&args.model, &model, pooling)?;
+    let examples = read_labelled(&args.data, task, &args.data_options())?;
     let score = gold::score(&model, task, &examples)?;
     drop(model);
-    let against = match args.against {
+    let against = match &args.against {
         Some(spec) => {
             let other = load_model(spec, &device)?;
-            let other_task = model_task(spec, &other, args.pooling)?;
+            let other_task = model_task(spec, &other, pooling)?;
             if !same_kind(task, other_task) {
                 return Err(Diag::new(
                     "plcc::eval::different-tasks",

@@ -1,10 +1,11 @@
 //! `plcc export ARTIFACT --format onnx|hf -o DIR`: writes the artifact in a
 //! form other runtimes load and says what the files hold.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::ExportFormat;
+use clap::{Args, ValueEnum};
+
 use crate::artifact::{Artifact, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::diag::Diag;
 use crate::export::{hf, onnx, write_export, ExportRecord};
@@ -13,10 +14,34 @@ use crate::ir::human;
 /// The ONNX model's file name.
 const ONNX_FILE: &str = "model.onnx";
 
+/// What `plcc export` writes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// `model.onnx` (opset 17) and the tokenizer.
+    Onnx,
+    /// A Hugging Face checkpoint with sentence-transformers' files.
+    Hf,
+}
+
+/// Write an artifact in a form other runtimes load.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The artifact directory.
+    pub artifact: PathBuf,
+    /// The form to write: `onnx` (model.onnx for ONNX Runtime) or `hf`
+    /// (a float checkpoint for transformers and sentence-transformers).
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The directory to write: absent, empty or an earlier export.
+    #[arg(short = 'o', long)]
+    pub output: PathBuf,
+}
+
 /// Runs `plcc export`.
-pub fn run(artifact_dir: &Path, format: ExportFormat, output: &Path) -> Result<ExitCode, Diag> {
+pub fn run(args: &ExportArgs) -> Result<ExitCode, Diag> {
+    let (artifact_dir, output) = (args.artifact.as_path(), args.output.as_path());
     let artifact = Artifact::open(artifact_dir)?;
-    let (format_name, files, weight_bytes, inputs, outputs, notes) = match format {
+    let (format_name, files, weight_bytes, inputs, outputs, notes) = match args.format {
         ExportFormat::Onnx => {
             let model = onnx::export(&artifact)?;
             let files = vec![(ONNX_FILE.to_string(), model.bytes)];

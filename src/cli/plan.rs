@@ -5,22 +5,37 @@
 //! distillation timeline, and estimated parameters / bytes / FLOPs per token
 //! of teacher and student. `--json` prints the same as a stable document.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::Args;
 
 use crate::compile::compile;
 use crate::diag::Diag;
 use crate::ir;
 use crate::pass::{DumpAfter, DumpSelect, PassRegistry};
 
+/// Show what a build would do: shapes before → after, bits, exits, the
+/// distillation timeline, estimated parameters / bytes / FLOPs.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The recipe file (`.pc`) to plan.
+    pub recipe: PathBuf,
+    /// Print the plan as one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the IR after the named pass (see `plcc passes`), or after
+    /// every pass with `all`.
+    #[arg(long, value_name = "PASS|all")]
+    pub dump_after: Option<String>,
+}
+
 /// Runs `plcc plan`.
-pub fn run(
-    recipe: &Path,
-    json: bool,
-    dump_after: Option<&str>,
-    registry: &PassRegistry,
-) -> Result<ExitCode, Diag> {
-    let select = dump_after
+pub fn run(args: &PlanArgs, registry: &PassRegistry) -> Result<ExitCode, Diag> {
+    let json = args.json;
+    let select = args
+        .dump_after
+        .as_deref()
         .map(DumpSelect::parse)
         .unwrap_or(DumpSelect::Nothing);
     let dump = DumpAfter::new(select, |pass, program| {
@@ -31,7 +46,7 @@ pub fn run(
             print!("{text}");
         }
     });
-    let (_, program) = compile(recipe, registry, dump)?;
+    let (_, program) = compile(&args.recipe, registry, dump)?;
     if json {
         let doc = ir::plan_document(&program);
         let text = serde_json::to_string_pretty(&doc).map_err(|e| {

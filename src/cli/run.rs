@@ -2,153 +2,106 @@
 //! object per input in input order.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use candle_core::Device;
+use clap::Args;
 
-use super::DeviceArg;
+use super::options::{BatchOptions, DeviceOption, ThreadsOption};
 use crate::base::SentencePipeline;
 use crate::diag::Diag;
+use crate::runtime::run::record::Record;
 use crate::runtime::run::{generate, runner, token_rows};
 use crate::runtime::{load_model, LoadedModel};
 
-/// What `plcc run` and `plcc bench` both start with: check the batch size,
-/// size the thread pool, pick the device, read the input lines, load the model.
-pub fn open_model_and_inputs(
-    model: &str,
-    input: &Path,
-    batch_size: usize,
-    device: DeviceArg,
-    threads: Option<usize>,
-) -> Result<(Vec<String>, LoadedModel), Diag> {
-    if batch_size == 0 {
-        return Err(Diag::new(
-            "plcc::cli::bad-batch-size",
-            "--batch-size must be at least 1",
-        ));
-    }
-    set_threads(threads)?;
-    let device = select_device(device)?;
-    let lines = runner::read_lines(input)?;
-    let model = load_model(model, &device)?;
-    Ok((lines, model))
-}
-
-/// Sets the CPU thread count for candle and gemm (both read
-/// `RAYON_NUM_THREADS` when their pools start, so this must run before any
-/// tensor work). A `--threads` above the machine's cores is lowered to the
-/// core count, with a note on stderr.
-///
-/// candle's element-wise operations run on a second pool of their own
-/// (`CANDLE_NUM_THREADS`) whose idle workers spin; next to rayon's pool it
-/// oversubscribes the cores (measured on 2 cores: up to 3x slower for a
-/// small model). plcc's inference kernels run on rayon, so candle's pool
-/// is kept to the calling thread unless `CANDLE_NUM_THREADS` is set.
-pub fn set_threads(threads: Option<usize>) -> Result<(), Diag> {
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", "1");
-    }
-    if let Some(n) = threads {
-        if n == 0 {
-            return Err(Diag::new(
-                "plcc::cli::bad-threads",
-                "--threads must be at least 1",
-            ));
-        }
-        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-        let n = if n > cores {
-            eprintln!(
-                "note: --threads {n} is more than the {cores} cores of this machine; using {cores}"
-            );
-            cores
-        } else {
-            n
-        };
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        // gemm runs on rayon's global pool: size it before anything uses it.
-        candle_core::utils::init_global_threadpool();
-    }
-    Ok(())
-}
-
-/// The candle device for `--device`.
-pub fn select_device(device: DeviceArg) -> Result<Device, Diag> {
-    let device = device.device();
-    crate::runtime::device::open(
-        device,
-        &format!("--device {}", device.name()),
-        "use --device cpu",
-    )
-}
-
-/// The settings of `plcc run` besides its model and files.
-#[derive(Debug, Clone, Copy)]
-pub struct RunOptions {
-    /// Inputs per forward pass.
-    pub batch_size: usize,
-    /// Cut each input (an encoder-decoder's source) to this many tokens.
-    pub max_len: Option<usize>,
-    pub device: DeviceArg,
-    pub threads: Option<usize>,
-    /// The plain mean of the final states instead of the model's pipeline
-    /// (pooling, normalization).
+/// Run a model on one input per line; JSON Lines out.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Checkpoint directory, `builtin:NAME`, or plcc artifact directory.
+    pub model: String,
+    /// The input texts, one per line; for an encoder-decoder (BART) each
+    /// line is `source` or `source<TAB>target`, and the logits are the
+    /// next-token logits after the target.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Write the JSON Lines here (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub batch: BatchOptions,
+    #[command(flatten)]
+    pub device: DeviceOption,
+    #[command(flatten)]
+    pub threads: ThreadsOption,
+    /// Embeddings as the plain mean of the final hidden states, without
+    /// the checkpoint's pipeline (its pooling and normalization).
+    #[arg(long)]
     pub raw: bool,
-    /// Greedy tokens to generate after each target (encoder-decoders).
+    /// Encoder-decoder models: also continue each target greedily by up
+    /// to N tokens, stopping at the end-of-sequence token (`tokens` and
+    /// their `text` in the output).
+    #[arg(long, value_name = "N")]
     pub generate: Option<usize>,
 }
 
 /// Runs `plcc run`: one JSON record per input line.
-pub fn run(
-    model: &str,
-    input: &Path,
-    output: Option<&Path>,
-    opts: RunOptions,
-) -> Result<ExitCode, Diag> {
-    let RunOptions {
-        batch_size,
-        max_len,
-        device,
-        threads,
-        raw,
-        generate,
-    } = opts;
-    if generate == Some(0) {
+pub fn run(args: &RunArgs) -> Result<ExitCode, Diag> {
+    if args.generate == Some(0) {
         return Err(Diag::new(
             "plcc::cli::bad-generate",
             "--generate must be at least 1",
         ));
     }
-    let (lines, mut model) = open_model_and_inputs(model, input, batch_size, device, threads)?;
-    if raw {
+    args.batch.check()?;
+    args.threads.apply()?;
+    let device = args.device.open()?;
+    let lines = runner::read_lines(&args.input)?;
+    let mut model = load_model(&args.model, &device)?;
+    if args.raw {
         model.pipeline = SentencePipeline::default();
     }
-    let records = if model.config.seq2seq.is_some() {
-        let rows = generate::tokenize(&model, &lines, max_len)?;
+    let records = records(&model, &lines, args)?;
+    write_json_lines(&records, args.output.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The model's record of every line, in input order: an encoder-decoder's
+/// logits (and continuations) after each target, else each line's logits or
+/// embedding.
+fn records(model: &LoadedModel, lines: &[String], args: &RunArgs) -> Result<Vec<Record>, Diag> {
+    let BatchOptions {
+        batch_size,
+        max_len,
+    } = args.batch;
+    if model.config.seq2seq.is_some() {
+        let rows = generate::tokenize(model, lines, max_len)?;
         if let Some(note) = rows.sources.truncation_note() {
             eprintln!("note: {note}");
         }
-        generate::run_all(&model, &rows, batch_size, generate)?
-    } else {
-        if generate.is_some() {
-            return Err(generate::not_seq2seq(&model)
-                .note("--generate continues the target of an encoder-decoder (BART)")
-                .help("leave out --generate to get the next-token logits or the embedding"));
-        }
-        if !model.exits.is_empty() && !model.exit_policies.iter().any(|p| p.active()) {
-            eprintln!(
-                "note: the exits have no calibrated thresholds (see `plcc calibrate`); every input runs to the last layer ({})",
-                model.config.num_layers()
-            );
-        }
-        let tokenized = token_rows::tokenize(&model, &lines, max_len)?;
-        if let Some(note) = tokenized.truncation_note() {
-            eprintln!("note: {note}");
-        }
-        runner::run_all(&model, &tokenized.rows, batch_size)?
-    };
+        return generate::run_all(model, &rows, batch_size, args.generate);
+    }
+    if args.generate.is_some() {
+        return Err(generate::not_seq2seq(model)
+            .note("--generate continues the target of an encoder-decoder (BART)")
+            .help("leave out --generate to get the next-token logits or the embedding"));
+    }
+    if !model.exits.is_empty() && !model.exit_policies.iter().any(|p| p.active()) {
+        eprintln!(
+            "note: the exits have no calibrated thresholds (see `plcc calibrate`); every input runs to the last layer ({})",
+            model.config.num_layers()
+        );
+    }
+    let tokenized = token_rows::tokenize(model, lines, max_len)?;
+    if let Some(note) = tokenized.truncation_note() {
+        eprintln!("note: {note}");
+    }
+    runner::run_all(model, &tokenized.rows, batch_size)
+}
+
+/// Writes one JSON object per record to `output` (default: standard output).
+fn write_json_lines(records: &[Record], output: Option<&Path>) -> Result<(), Diag> {
     let mut text = String::new();
-    for r in &records {
+    for r in records {
         let line = serde_json::to_string(r).map_err(|e| {
             Diag::new("plcc::run::output", "cannot serialise an output record").note(e.to_string())
         })?;
@@ -157,11 +110,10 @@ pub fn run(
     }
     match output {
         Some(path) => std::fs::write(path, text)
-            .map_err(|e| Diag::io("plcc::run::output", "write output file", path, &e))?,
+            .map_err(|e| Diag::io("plcc::run::output", "write output file", path, &e)),
         None => std::io::stdout()
             .lock()
             .write_all(text.as_bytes())
-            .map_err(|e| Diag::io("plcc::run::output", "write to", Path::new("stdout"), &e))?,
+            .map_err(|e| Diag::io("plcc::run::output", "write to", Path::new("stdout"), &e)),
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::artifact::read_manifest;
-use crate::base::{Arch, Column, DataFormat, Pooling, Task};
+use crate::base::{Column, DataFormat, Pooling, Task};
 use crate::diag::Diag;
 use crate::fsio;
 use crate::runtime::{LoadedModel, ModelSource};
@@ -21,10 +21,12 @@ use crate::text::data::{parse_row, Columns, Example};
 pub fn model_task(spec: &str, model: &LoadedModel, pooling: Option<Pooling>) -> Result<Task, Diag> {
     let task = match ModelSource::parse(spec)? {
         ModelSource::Artifact(dir) => read_manifest(&dir)?.task,
-        _ => match (model.config.arch, &model.classifier) {
-            (Arch::Gpt2, _) => Task::CausalLm,
-            (Arch::Bart, _) => Task::Seq2Seq,
-            (Arch::Bert, Some(head)) => {
+        _ => match (
+            model.config.arch.family().supports.language_model,
+            &model.classifier,
+        ) {
+            (Some(task), _) => task,
+            (None, Some(head)) => {
                 let labels = head
                     .classifier
                     .as_ref()
@@ -32,7 +34,7 @@ pub fn model_task(spec: &str, model: &LoadedModel, pooling: Option<Pooling>) -> 
                     .map_or(0, |(out, _)| out);
                 Task::Classification { labels }
             }
-            (Arch::Bert, None) => Task::Embedding {
+            (None, None) => Task::Embedding {
                 pooling: model.pipeline.pooling,
             },
         },

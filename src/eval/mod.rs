@@ -2,6 +2,7 @@
 //! data, the build report, the calibration of exit thresholds on an
 //! artifact, and scores on the user's labelled data (`gold`).
 
+pub mod build_report;
 pub mod exits;
 pub mod fidelity;
 pub mod gold;

@@ -10,6 +10,7 @@ use super::report_exits::{exits_markdown, fidelity_markdown, ExitsReport};
 use super::source::EvalSource;
 use super::vocab_report::VocabReport;
 use crate::base::compare_counts;
+use crate::base::family;
 use crate::diag::list_text;
 
 /// What one finished stage did.
@@ -349,15 +350,9 @@ fn metrics_table<'a>(
 
 /// The part of the model a tensor belongs to (see `Size::params_by_part`).
 pub fn part_of(name: &str) -> &'static str {
-    const LAYERS: [&str; 4] = [
-        "encoder.layer.",
-        "h.",
-        "model.encoder.layers.",
-        "model.decoder.layers.",
-    ];
-    if crate::runtime::load::weights::is_embedding_tensor(name) {
+    if family::is_embedding_tensor(name) {
         "embeddings"
-    } else if LAYERS.iter().any(|p| name.starts_with(p)) {
+    } else if family::is_layer_tensor(name) {
         "encoder"
     } else {
         "heads"

@@ -12,7 +12,6 @@ use serde_json::json;
 use crate::artifact::{read_weight, Artifact, RawTensor, TensorSet, WEIGHTS_FILE};
 use crate::base::{Activation, Arch, Pooling, SentencePipeline, Task};
 use crate::diag::Diag;
-use crate::runtime::load::weights::is_conv1d;
 
 /// The files of an export, by name.
 pub struct HfModel {
@@ -40,14 +39,16 @@ fn encode(value: &serde_json::Value) -> Result<Vec<u8>, Diag> {
 /// them: every teacher head but the kept ones.
 fn pruned_heads(artifact: &Artifact, teacher_heads: usize) -> Result<serde_json::Value, Diag> {
     let mut pruned = serde_json::Map::new();
-    for (i, shape) in artifact.manifest.config.layers.iter().enumerate() {
+    let config = &artifact.manifest.config;
+    let stack = &config.arch.family().layers;
+    for (i, shape) in config.layers.iter().enumerate() {
         if shape.heads == teacher_heads {
             continue;
         }
         let kept = artifact
             .manifest
             .kept
-            .get(&format!("encoder.layer.{i}.heads"))
+            .get(&format!("{}heads", stack.prefix(i)))
             .ok_or_else(|| {
                 cannot(format!(
                     "layer {i} has {} heads but no record of which",
@@ -144,9 +145,11 @@ pub fn export(artifact: &Artifact) -> Result<HfModel, Diag> {
             .collect::<serde_json::Map<_, _>>());
     }
 
+    let family = c.arch.family();
+    let classifier_prefix = format!("{}.", family.head.classifier);
     let (weights, notes) = float_weights(artifact, |name| {
-        if classifier && !name.starts_with("classifier.") {
-            format!("bert.{name}")
+        if classifier && !name.starts_with(&classifier_prefix) {
+            format!("{}{name}", family.base_prefix)
         } else {
             name.to_string()
         }
@@ -207,13 +210,15 @@ fn sentence_transformers(
 }
 
 /// The artifact's float weights (packed ones dequantized, exit heads left
-/// out) under the names `rename` gives, GPT-2's `Conv1D` weights back in
-/// their checkpoint layout `[in, out]`; with notes on what the layout drops.
+/// out) under the names `rename` gives, weights the family stores `[in,
+/// out]` (GPT-2's `Conv1D`) back in that layout; with notes on what the
+/// layout drops.
 fn float_weights(
     artifact: &Artifact,
     rename: impl Fn(&str) -> String,
 ) -> Result<(Vec<u8>, Vec<String>), Diag> {
     let m = &artifact.manifest;
+    let family = m.config.arch.family();
     let path = artifact.dir.join(WEIGHTS_FILE);
     let mut set = TensorSet::default();
     let mut notes = Vec::new();
@@ -224,7 +229,7 @@ fn float_weights(
             continue;
         }
         let values = read_weight(&artifact.tensors, name, record, &path)?.to_f32();
-        let tensor = if is_conv1d(m.config.arch, name) && record.shape.len() == 2 {
+        let tensor = if family.is_transposed(name) && record.shape.len() == 2 {
             let (rows, cols) = (record.shape[0], record.shape[1]);
             RawTensor::f32(vec![cols, rows], &transpose(&values, rows, cols))
         } else {
@@ -273,7 +278,8 @@ fn gpt2(artifact: &Artifact, heads: usize, ffn: usize) -> Result<HfModel, Diag> 
         "attn_pdrop": 0.1,
         "initializer_range": 0.02,
     });
-    let (weights, notes) = float_weights(artifact, |name| format!("transformer.{name}"))?;
+    let prefix = c.arch.family().base_prefix;
+    let (weights, notes) = float_weights(artifact, |name| format!("{prefix}{name}"))?;
     let weight_bytes = weights.len() as u64;
     Ok(HfModel {
         files: vec![

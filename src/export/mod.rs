@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::artifact::output_check::{check_output_for, Input, OwnOutput};
+use crate::artifact::output::check::{check_output_for, Input, OwnOutput};
 use crate::artifact::{Artifact, StagedDir, TOKENIZER_FILE};
 use crate::diag::Diag;
 

@@ -1,12 +1,14 @@
 //! Builds the teacher's model graph from its configuration and the task:
 //! input → embeddings → (attention → FFN) per layer → task head, every node
-//! named by its checkpoint path. An encoder-decoder (BART) runs its encoder
-//! layers (self-attention → FFN) and then its decoder layers (causal
-//! self-attention → cross-attention → FFN) along the same path; the encoder's
-//! nodes carry `encoder_layer`, the decoder's `teacher_layer`.
+//! named by its checkpoint path as the model family describes it
+//! (`base::family`). An encoder-decoder (BART) runs its encoder layers
+//! (self-attention → FFN) and then its decoder layers (causal
+//! self-attention → cross-attention → FFN) along the same path; the
+//! encoder's nodes carry `encoder_layer`, the decoder's `teacher_layer`.
 
-use crate::base::{Arch, ModelConfig};
+use crate::base::family::{self, Block, Family, Stack};
 use crate::base::{ExitHead, Task};
+use crate::base::{LayerShape, ModelConfig};
 use crate::diag::Span;
 
 use super::model::Model;
@@ -16,78 +18,11 @@ use super::node::{
 
 /// The teacher graph of `config` for `task`; every node carries `span`.
 pub fn model_from_config(config: &ModelConfig, task: Task, span: Span) -> Model {
+    let family = config.arch.family();
     let mut model = Model::new();
-    let arch = config.arch;
-    let hidden = config.hidden_size;
     let input = model.add(Node::new("input_ids", Op::Input, span));
-    let (word, position, norm) = match arch {
-        Arch::Bert => (
-            "embeddings.word_embeddings",
-            "embeddings.position_embeddings",
-            Some("embeddings.LayerNorm"),
-        ),
-        Arch::Gpt2 => ("wte", "wpe", None),
-        Arch::Bart => (
-            "model.shared",
-            "model.encoder.embed_positions",
-            Some("model.encoder.layernorm_embedding"),
-        ),
-    };
-    let embeddings = EmbeddingsOp {
-        vocab: config.vocab_size,
-        hidden,
-        positions: match arch {
-            Arch::Bart => config.max_positions + crate::base::config_bart::POSITION_OFFSET,
-            _ => config.max_positions,
-        },
-        token_types: config.type_vocab_size,
-        rank: config.embedding_rank,
-        word: word.into(),
-        position: position.into(),
-        norm: norm.map(Into::into),
-        decoder: (arch == Arch::Bart).then(|| DecoderEmbeddings {
-            position: "model.decoder.embed_positions".into(),
-            norm: "model.decoder.layernorm_embedding".into(),
-        }),
-    };
-    let name = match arch {
-        Arch::Bert => "embeddings",
-        Arch::Gpt2 => "wte",
-        Arch::Bart => "model.shared",
-    };
-    let mut prev = model.add(Node::new(name, Op::Embeddings(embeddings), span));
+    let mut prev = model.add(embeddings_node(config, family, span));
     model.connect(input, prev);
-
-    let attention = |name: String, shape: crate::base::LayerShape, causal, cross, norm| {
-        Node::new(
-            name,
-            Op::Attention(AttentionOp {
-                heads: shape.heads,
-                head_dim: shape.head_dim,
-                hidden,
-                causal,
-                norm,
-                cross,
-                arch,
-            }),
-            span,
-        )
-    };
-    let ffn = |name: String, shape: crate::base::LayerShape, norm| {
-        Node::new(
-            name,
-            Op::Ffn(FfnOp {
-                hidden,
-                width: shape.ffn,
-                activation: config.activation,
-                norm,
-                arch,
-            }),
-            span,
-        )
-    };
-    let post = |name: String| Norm::Post { name };
-    let pre = |name: String| Norm::Pre { name };
     let mut chain = |model: &mut Model, nodes: Vec<Node>| {
         for node in nodes {
             let ix = model.add(node);
@@ -95,126 +30,122 @@ pub fn model_from_config(config: &ModelConfig, task: Task, span: Span) -> Model 
             prev = ix;
         }
     };
-
-    for (i, shape) in config.encoder_layers().iter().enumerate() {
-        let p = format!("model.encoder.layers.{i}");
-        let mut a = attention(
-            format!("{p}.self_attn"),
-            *shape,
-            false,
-            false,
-            post(format!("{p}.self_attn_layer_norm")),
-        );
-        let mut f = ffn(p.clone(), *shape, post(format!("{p}.final_layer_norm")));
-        a.encoder_layer = Some(i);
-        f.encoder_layer = Some(i);
-        chain(&mut model, vec![a, f]);
+    if let Some(encoder) = &family.encoder {
+        for (i, shape) in config.encoder_layers().iter().enumerate() {
+            let mut nodes = layer_nodes(config, encoder, i, *shape, span);
+            for node in &mut nodes {
+                node.encoder_layer = Some(i);
+            }
+            chain(&mut model, nodes);
+        }
     }
     for (i, shape) in config.layers.iter().enumerate() {
-        let (attention_name, ffn_name) = layer_names(arch, i);
-        let mut nodes = match arch {
-            Arch::Bert => vec![
-                attention(
-                    attention_name,
-                    *shape,
-                    false,
-                    false,
-                    post(format!("encoder.layer.{i}.attention.output.LayerNorm")),
-                ),
-                ffn(
-                    ffn_name,
-                    *shape,
-                    post(format!("encoder.layer.{i}.output.LayerNorm")),
-                ),
-            ],
-            Arch::Gpt2 => vec![
-                attention(
-                    attention_name,
-                    *shape,
-                    true,
-                    false,
-                    pre(format!("h.{i}.ln_1")),
-                ),
-                ffn(ffn_name, *shape, pre(format!("h.{i}.ln_2"))),
-            ],
-            Arch::Bart => {
-                let p = format!("model.decoder.layers.{i}");
-                vec![
-                    attention(
-                        attention_name,
-                        *shape,
-                        true,
-                        false,
-                        post(format!("{p}.self_attn_layer_norm")),
-                    ),
-                    attention(
-                        format!("{p}.encoder_attn"),
-                        *shape,
-                        false,
-                        true,
-                        post(format!("{p}.encoder_attn_layer_norm")),
-                    ),
-                    ffn(ffn_name, *shape, post(format!("{p}.final_layer_norm"))),
-                ]
-            }
-        };
+        let mut nodes = layer_nodes(config, &family.layers, i, *shape, span);
         for node in &mut nodes {
             node.teacher_layer = Some(i);
         }
         chain(&mut model, nodes);
     }
+    let head = model.add(head_node(config, family, task, span));
+    model.connect(prev, head);
+    model
+}
 
+/// The embeddings node: token and position tables (an encoder-decoder's
+/// decoder has its own positions), token types, and the norm on their sum.
+fn embeddings_node(config: &ModelConfig, family: &Family, span: Span) -> Node {
+    let e = &family.embeddings;
+    let op = EmbeddingsOp {
+        vocab: config.vocab_size,
+        hidden: config.hidden_size,
+        positions: config.max_positions + e.position_offset,
+        token_types: config.type_vocab_size,
+        rank: config.embedding_rank,
+        word: e.word.into(),
+        position: e.position.into(),
+        norm: e.norm.map(Into::into),
+        decoder: e.decoder.as_ref().map(|d| DecoderEmbeddings {
+            position: d.position.into(),
+            norm: d.norm.into(),
+        }),
+    };
+    Node::new(e.node, Op::Embeddings(op), span)
+}
+
+/// The nodes of layer `i` of `stack`, one per block in forward order:
+/// self-attention, cross-attention (an encoder-decoder's decoder), FFN.
+fn layer_nodes(
+    config: &ModelConfig,
+    stack: &Stack,
+    i: usize,
+    shape: LayerShape,
+    span: Span,
+) -> Vec<Node> {
+    let hidden = config.hidden_size;
+    let norm = |block: &Block| {
+        let name = family::join(&stack.layer(i), block.norm);
+        if stack.norm_first {
+            Norm::Pre { name }
+        } else {
+            Norm::Post { name }
+        }
+    };
+    let attention = |block: &Block, causal, cross| {
+        let op = AttentionOp {
+            heads: shape.heads,
+            head_dim: shape.head_dim,
+            hidden,
+            causal,
+            norm: norm(block),
+            cross,
+            arch: config.arch,
+        };
+        Node::new(stack.block(i, block), Op::Attention(op), span)
+    };
+    let mut nodes = vec![attention(&stack.attention, stack.causal, false)];
+    if let Some(cross) = &stack.cross_attention {
+        nodes.push(attention(cross, false, true));
+    }
+    let ffn = FfnOp {
+        hidden,
+        width: shape.ffn,
+        activation: config.activation,
+        norm: norm(&stack.ffn),
+        arch: config.arch,
+    };
+    nodes.push(Node::new(stack.block(i, &stack.ffn), Op::Ffn(ffn), span));
+    nodes
+}
+
+/// The task head: pooling, a classifier (with the family's pooler, when
+/// it has one) or the LM head tied to the token embedding.
+fn head_node(config: &ModelConfig, family: &Family, task: Task, span: Span) -> Node {
+    let names = &family.head;
     let kind = match task {
         Task::Embedding { pooling } => HeadKind::Pool { pooling },
         Task::Classification { labels } => HeadKind::Classify {
             labels,
-            pooler: arch == Arch::Bert,
-            classifier: if arch == Arch::Bert {
-                "classifier"
-            } else {
-                "score"
-            }
-            .into(),
+            pooler: names.pooler.is_some(),
+            classifier: names.classifier.into(),
         },
         Task::CausalLm | Task::Seq2Seq => HeadKind::LanguageModel {
             vocab: config.vocab_size,
             tied: true,
         },
     };
-    let head = HeadOp {
-        hidden,
-        final_norm: (arch == Arch::Gpt2).then(|| "ln_f".into()),
-        logits_bias: (arch == Arch::Bart).then(|| "final_logits_bias".into()),
-        kind,
-    };
-    let head_name = match &head.kind {
+    let name = match &kind {
         HeadKind::Pool { .. } => "pooler",
         HeadKind::Classify { classifier, .. } => classifier.as_str(),
         HeadKind::LanguageModel { .. } => "lm_head",
     }
     .to_string();
-    let head = model.add(Node::new(head_name, Op::Head(head), span));
-    model.connect(prev, head);
-    model
-}
-
-/// Checkpoint paths of teacher layer `i`'s attention and FFN nodes (a
-/// decoder layer's self-attention for an encoder-decoder). A BERT or BART
-/// layer's FFN has no prefix of its own: its linears
-/// (`intermediate.dense` / `output.dense`, `fc1` / `fc2`) sit directly under
-/// the layer.
-pub fn layer_names(arch: Arch, i: usize) -> (String, String) {
-    match arch {
-        Arch::Bert => (
-            format!("encoder.layer.{i}.attention"),
-            format!("encoder.layer.{i}"),
-        ),
-        Arch::Gpt2 => (format!("h.{i}.attn"), format!("h.{i}.mlp")),
-        Arch::Bart => (
-            format!("model.decoder.layers.{i}.self_attn"),
-            format!("model.decoder.layers.{i}"),
-        ),
-    }
+    let head = HeadOp {
+        hidden: config.hidden_size,
+        final_norm: names.final_norm.map(Into::into),
+        logits_bias: names.logits_bias.map(Into::into),
+        kind,
+    };
+    Node::new(name, Op::Head(head), span)
 }
 
 /// An exit head node after 1-based student layer `after_layer`, named `exit.N`.

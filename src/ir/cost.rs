@@ -19,8 +19,9 @@
 
 use serde::Serialize;
 
+use super::linear::{Linear, LinearUse};
 use super::model::Model;
-use super::node::{Linear, LinearUse, ModuleQuant, Node, Op};
+use super::node::{ModuleQuant, Node, Op};
 use crate::base::{Bits, Granularity, ScaleMethod};
 
 /// Size and compute of one model.

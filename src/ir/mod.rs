@@ -15,6 +15,7 @@
 
 mod build;
 pub mod cost;
+mod linear;
 mod model;
 mod node;
 mod plan;
@@ -22,12 +23,13 @@ mod print;
 mod resolve;
 mod verify;
 
-pub use build::{exit_node, layer_names, model_from_config};
+pub use build::{exit_node, model_from_config};
 pub use cost::{estimate, Cost, ExitCost};
+pub use linear::{Linear, LinearUse};
 pub use model::{Layer, Model};
 pub use node::{
-    ActQuant, AttentionOp, Dim, Edge, EmbeddingsOp, ExitOp, FfnOp, HeadKind, HeadOp, Linear,
-    LinearUse, ModuleQuant, Node, Norm, Op, TensorType, WeightQuant,
+    ActQuant, AttentionOp, Dim, Edge, EmbeddingsOp, ExitOp, FfnOp, HeadKind, HeadOp, ModuleQuant,
+    Node, Norm, Op, TensorType, WeightQuant,
 };
 pub use plan::{
     CostPlan, CustomPassPlan, ExitPlan, LayerPair, LossPlan, LossPlanKind, Plan, Program,

@@ -10,7 +10,8 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use serde::Serialize;
 
-use super::node::{Edge, Linear, Node, Op};
+use super::linear::Linear;
+use super::node::{Edge, Node, Op};
 
 /// The model graph.
 #[derive(Debug, Clone, Default)]

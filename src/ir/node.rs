@@ -1,6 +1,6 @@
 //! The nodes and edges of the model graph: layer-level operations with their
-//! shapes, the linear modules inside each one, and the quantizer annotations
-//! placed on those modules.
+//! shapes, and the quantizer annotations placed on their linear modules
+//! (the modules themselves are in `linear`).
 //!
 //! Layer norms and residual additions are folded into the attention / FFN node
 //! they belong to (`norm` says where the norm sits and what it is called in the
@@ -206,32 +206,6 @@ pub enum Op {
     Head(HeadOp),
 }
 
-/// What a linear module does with its input, which decides its FLOPs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum LinearUse {
-    /// A lookup table (embedding): no multiply-accumulates.
-    Lookup,
-    /// Applied to every token.
-    PerToken,
-    /// Applied once per sequence (pooled representation).
-    PerSequence,
-}
-
-/// A weight matrix of a node, `[out, inp]` as stored in the checkpoint
-/// (GPT-2's `Conv1D` stores it transposed; the shape here is logical).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Linear {
-    /// Full checkpoint name without `.weight`.
-    pub name: String,
-    pub out: usize,
-    pub inp: usize,
-    pub bias: bool,
-    pub usage: LinearUse,
-    /// Shares its weight with another module (tied LM heads): no own storage,
-    /// cannot be quantized on its own.
-    pub tied: bool,
-}
-
 /// A weight quantizer placed on one linear module.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WeightQuant {
@@ -326,161 +300,6 @@ impl Node {
         }
     }
 
-    /// The weight matrices of this node, in checkpoint order.
-    pub fn linears(&self) -> Vec<Linear> {
-        let lin = |suffix: &str, out: usize, inp: usize, bias: bool, usage: LinearUse| Linear {
-            name: join(&self.name, suffix),
-            out,
-            inp,
-            bias,
-            usage,
-            tied: false,
-        };
-        match &self.op {
-            Op::Input => Vec::new(),
-            Op::Embeddings(e) => {
-                let mut tables = match e.rank {
-                    None => vec![Linear {
-                        name: e.word.clone(),
-                        out: e.vocab,
-                        inp: e.hidden,
-                        bias: false,
-                        usage: LinearUse::Lookup,
-                        tied: false,
-                    }],
-                    Some(r) => vec![
-                        Linear {
-                            name: e.word.clone(),
-                            out: e.vocab,
-                            inp: r,
-                            bias: false,
-                            usage: LinearUse::Lookup,
-                            tied: false,
-                        },
-                        Linear {
-                            name: format!("{}_proj", e.word),
-                            out: e.hidden,
-                            inp: r,
-                            bias: false,
-                            usage: LinearUse::PerToken,
-                            tied: false,
-                        },
-                    ],
-                };
-                let position = |name: &str| Linear {
-                    name: name.to_string(),
-                    out: e.positions,
-                    inp: e.hidden,
-                    bias: false,
-                    usage: LinearUse::Lookup,
-                    tied: false,
-                };
-                tables.push(position(&e.position));
-                if let Some(d) = &e.decoder {
-                    tables.push(position(&d.position));
-                }
-                tables
-            }
-            Op::Attention(a) if a.arch == Arch::Bart => {
-                let inner = a.heads * a.head_dim;
-                vec![
-                    lin("q_proj", inner, a.hidden, true, LinearUse::PerToken),
-                    lin("k_proj", inner, a.hidden, true, LinearUse::PerToken),
-                    lin("v_proj", inner, a.hidden, true, LinearUse::PerToken),
-                    lin("out_proj", a.hidden, inner, true, LinearUse::PerToken),
-                ]
-            }
-            Op::Attention(a) => {
-                let inner = a.heads * a.head_dim;
-                if a.causal {
-                    vec![
-                        lin("c_attn", 3 * inner, a.hidden, true, LinearUse::PerToken),
-                        lin("c_proj", a.hidden, inner, true, LinearUse::PerToken),
-                    ]
-                } else {
-                    vec![
-                        lin("self.query", inner, a.hidden, true, LinearUse::PerToken),
-                        lin("self.key", inner, a.hidden, true, LinearUse::PerToken),
-                        lin("self.value", inner, a.hidden, true, LinearUse::PerToken),
-                        lin("output.dense", a.hidden, inner, true, LinearUse::PerToken),
-                    ]
-                }
-            }
-            Op::Ffn(f) if f.arch == Arch::Bart => vec![
-                lin("fc1", f.width, f.hidden, true, LinearUse::PerToken),
-                lin("fc2", f.hidden, f.width, true, LinearUse::PerToken),
-            ],
-            Op::Ffn(f) => match &f.norm {
-                Norm::Pre { .. } => vec![
-                    lin("c_fc", f.width, f.hidden, true, LinearUse::PerToken),
-                    lin("c_proj", f.hidden, f.width, true, LinearUse::PerToken),
-                ],
-                Norm::Post { .. } => vec![
-                    lin(
-                        "intermediate.dense",
-                        f.width,
-                        f.hidden,
-                        true,
-                        LinearUse::PerToken,
-                    ),
-                    lin("output.dense", f.hidden, f.width, true, LinearUse::PerToken),
-                ],
-            },
-            Op::Exit(e) => {
-                let usage = if e.per_token {
-                    LinearUse::PerToken
-                } else {
-                    LinearUse::PerSequence
-                };
-                match e.head {
-                    ExitHead::Classifier => vec![Linear {
-                        tied: e.tied,
-                        bias: !e.tied,
-                        ..lin("classifier", e.outputs, e.hidden, true, usage)
-                    }],
-                    ExitHead::Pooler => vec![lin("dense", e.hidden, e.hidden, true, usage)],
-                }
-            }
-            Op::Head(h) => match &h.kind {
-                HeadKind::Pool { .. } => Vec::new(),
-                HeadKind::Classify {
-                    labels,
-                    pooler,
-                    classifier,
-                } => {
-                    let mut out = Vec::new();
-                    if *pooler {
-                        out.push(Linear {
-                            name: "pooler.dense".into(),
-                            out: h.hidden,
-                            inp: h.hidden,
-                            bias: true,
-                            usage: LinearUse::PerSequence,
-                            tied: false,
-                        });
-                    }
-                    out.push(Linear {
-                        name: classifier.clone(),
-                        out: *labels,
-                        inp: h.hidden,
-                        bias: *pooler,
-                        usage: LinearUse::PerSequence,
-                        tied: false,
-                    });
-                    out
-                }
-                HeadKind::LanguageModel { vocab, tied } => vec![Linear {
-                    name: "lm_head".into(),
-                    out: *vocab,
-                    inp: h.hidden,
-                    bias: false,
-                    usage: LinearUse::PerToken,
-                    tied: *tied,
-                }],
-            },
-        }
-    }
-
     /// Float parameters outside the weight matrices: layer norms and
     /// token-type tables (the position table is a lookup matrix of its own).
     pub fn extra_params(&self) -> u64 {
@@ -522,13 +341,5 @@ impl Node {
             Op::Exit(_) => "exit",
             Op::Head(_) => "head",
         }
-    }
-}
-
-fn join(prefix: &str, suffix: &str) -> String {
-    if prefix.is_empty() {
-        suffix.to_string()
-    } else {
-        format!("{prefix}.{suffix}")
     }
 }

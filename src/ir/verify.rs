@@ -15,11 +15,14 @@
 
 use std::collections::{HashMap, HashSet};
 
+use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 
 use crate::diag::Diag;
 
-use super::node::Op;
+use super::linear::Linear;
+use super::model::{Layer, Model};
+use super::node::{Node, Op};
 use super::plan::Program;
 
 /// A program that passed [`verify`]: what lowering and execution take.
@@ -53,12 +56,25 @@ fn invalid(node: &str, what: impl std::fmt::Display) -> Diag {
 /// Checks the invariants of `program`.
 pub fn verify(program: &Program) -> Result<(), Diag> {
     let model = &program.model;
-    let g = &model.graph;
     let Some(order) = model.order() else {
         return Err(invalid("<graph>", "the graph has a cycle"));
     };
+    let count = |pred: fn(&Op) -> bool| {
+        order
+            .iter()
+            .filter(|&&ix| pred(&model.graph[ix].op))
+            .count()
+    };
+    check_one_of_each(count)?;
+    check_nodes(model, &order)?;
+    let layers = model.layers();
+    check_layer_counts(model, &layers, count)?;
+    check_layers(model, &layers)?;
+    check_exits(model, &layers)
+}
 
-    let count = |pred: fn(&Op) -> bool| order.iter().filter(|&&ix| pred(&g[ix].op)).count();
+/// One input, one embeddings and one task head.
+fn check_one_of_each(count: impl Fn(fn(&Op) -> bool) -> usize) -> Result<(), Diag> {
     for (what, n) in [
         ("input", count(|op| matches!(op, Op::Input))),
         ("embeddings", count(|op| matches!(op, Op::Embeddings(_)))),
@@ -71,105 +87,152 @@ pub fn verify(program: &Program) -> Result<(), Diag> {
             ));
         }
     }
+    Ok(())
+}
 
+/// Each node on its own, in `order`: a unique name, its modules, its
+/// quantizers, its shape and its outgoing edges.
+fn check_nodes(model: &Model, order: &[NodeIndex]) -> Result<(), Diag> {
     let mut names = HashSet::new();
     let mut modules: HashMap<String, String> = HashMap::new();
-    for &ix in &order {
-        let node = &g[ix];
+    for &ix in order {
+        let node = &model.graph[ix];
         if !names.insert(node.name.as_str()) {
             return Err(invalid(&node.name, "two nodes have this name"));
         }
         let linears = node.linears();
-        for l in &linears {
-            if l.out == 0 || l.inp == 0 {
-                return Err(invalid(
-                    &node.name,
-                    format!("module `{}` has an empty shape", l.name),
-                ));
-            }
-            if let Some(other) = modules.insert(l.name.clone(), node.name.clone()) {
-                return Err(invalid(
-                    &node.name,
-                    format!("module `{}` also belongs to `{other}`", l.name),
-                ));
-            }
+        check_modules(node, &linears, &mut modules)?;
+        check_quantizers(node, &linears)?;
+        check_shape(node, &linears)?;
+        check_edges(model, ix)?;
+    }
+    Ok(())
+}
+
+/// Every module has a non-empty shape and belongs to one node only
+/// (`owners` maps the modules seen so far to their node).
+fn check_modules(
+    node: &Node,
+    linears: &[Linear],
+    owners: &mut HashMap<String, String>,
+) -> Result<(), Diag> {
+    for l in linears {
+        if l.out == 0 || l.inp == 0 {
+            return Err(invalid(
+                &node.name,
+                format!("module `{}` has an empty shape", l.name),
+            ));
         }
-        for module in node.quant.keys() {
-            match linears.iter().find(|l| &l.name == module) {
-                None => {
-                    return Err(invalid(
-                        &node.name,
-                        format!("quantizer on unknown module `{module}`"),
-                    ))
-                }
-                Some(l) if l.tied => {
-                    return Err(invalid(
-                        &node.name,
-                        format!("quantizer on tied module `{module}`"),
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        match &node.op {
-            Op::Attention(a) => {
-                if a.heads == 0 || a.head_dim == 0 || a.hidden == 0 {
-                    return Err(invalid(
-                        &node.name,
-                        "attention needs heads, head_dim and hidden ≥ 1",
-                    ));
-                }
-                let inner = a.heads * a.head_dim;
-                let proj = linears.last().map(|l| l.inp).unwrap_or(0);
-                if proj != inner {
-                    return Err(invalid(
-                        &node.name,
-                        format!("heads·head_dim = {inner} but the output projection reads {proj}"),
-                    ));
-                }
-            }
-            Op::Ffn(f) if f.width == 0 || f.hidden == 0 => {
-                return Err(invalid(&node.name, "FFN width and hidden must be ≥ 1"));
-            }
-            Op::Embeddings(e) => {
-                if let Some(r) = e.rank {
-                    if r == 0 || r >= e.hidden {
-                        return Err(invalid(
-                            &node.name,
-                            format!("embedding rank {r} not in 1..{}", e.hidden),
-                        ));
-                    }
-                }
-            }
-            _ => {}
-        }
-        for e in g.edges_directed(ix, petgraph::Direction::Outgoing) {
-            let target = &g[e.target()];
-            let produced = node.output_type();
-            if e.weight().ty != produced {
-                return Err(invalid(
-                    &node.name,
-                    format!(
-                        "edge to `{}` carries {} but the node produces {produced}",
-                        target.name,
-                        e.weight().ty
-                    ),
-                ));
-            }
-            let consumed = target.input_type();
-            if consumed != produced {
-                return Err(invalid(
-                    &target.name,
-                    format!(
-                        "consumes {consumed} but `{}` produces {produced}",
-                        node.name
-                    ),
-                ));
-            }
+        if let Some(other) = owners.insert(l.name.clone(), node.name.clone()) {
+            return Err(invalid(
+                &node.name,
+                format!("module `{}` also belongs to `{other}`", l.name),
+            ));
         }
     }
+    Ok(())
+}
 
-    let layers = model.layers();
+/// Quantizers sit on existing, untied modules of their node.
+fn check_quantizers(node: &Node, linears: &[Linear]) -> Result<(), Diag> {
+    for module in node.quant.keys() {
+        match linears.iter().find(|l| &l.name == module) {
+            None => {
+                return Err(invalid(
+                    &node.name,
+                    format!("quantizer on unknown module `{module}`"),
+                ))
+            }
+            Some(l) if l.tied => {
+                return Err(invalid(
+                    &node.name,
+                    format!("quantizer on tied module `{module}`"),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Sizes of at least 1, `heads·head_dim` matching the attention's output
+/// projection, an embedding rank below the hidden size.
+fn check_shape(node: &Node, linears: &[Linear]) -> Result<(), Diag> {
+    match &node.op {
+        Op::Attention(a) => {
+            if a.heads == 0 || a.head_dim == 0 || a.hidden == 0 {
+                return Err(invalid(
+                    &node.name,
+                    "attention needs heads, head_dim and hidden ≥ 1",
+                ));
+            }
+            let inner = a.heads * a.head_dim;
+            let proj = linears.last().map(|l| l.inp).unwrap_or(0);
+            if proj != inner {
+                return Err(invalid(
+                    &node.name,
+                    format!("heads·head_dim = {inner} but the output projection reads {proj}"),
+                ));
+            }
+        }
+        Op::Ffn(f) if f.width == 0 || f.hidden == 0 => {
+            return Err(invalid(&node.name, "FFN width and hidden must be ≥ 1"));
+        }
+        Op::Embeddings(e) => {
+            if let Some(r) = e.rank {
+                if r == 0 || r >= e.hidden {
+                    return Err(invalid(
+                        &node.name,
+                        format!("embedding rank {r} not in 1..{}", e.hidden),
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Every edge out of `ix` carries what the node produces and its target
+/// consumes.
+fn check_edges(model: &Model, ix: NodeIndex) -> Result<(), Diag> {
+    let g = &model.graph;
+    let node = &g[ix];
+    for e in g.edges_directed(ix, petgraph::Direction::Outgoing) {
+        let target = &g[e.target()];
+        let produced = node.output_type();
+        if e.weight().ty != produced {
+            return Err(invalid(
+                &node.name,
+                format!(
+                    "edge to `{}` carries {} but the node produces {produced}",
+                    target.name,
+                    e.weight().ty
+                ),
+            ));
+        }
+        let consumed = target.input_type();
+        if consumed != produced {
+            return Err(invalid(
+                &target.name,
+                format!(
+                    "consumes {consumed} but `{}` produces {produced}",
+                    node.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The attention and FFN nodes pair into the encoder's and decoder's layers,
+/// and cross-attention is in every decoder layer or none, only with an
+/// encoder.
+fn check_layer_counts(
+    model: &Model,
+    layers: &[Layer],
+    count: impl Fn(fn(&Op) -> bool) -> usize,
+) -> Result<(), Diag> {
     let encoder_layers = model.encoder_layers();
     let stacked = layers.len() + encoder_layers.len();
     let cross_nodes = count(|op| matches!(op, Op::Attention(a) if a.cross));
@@ -196,8 +259,16 @@ pub fn verify(program: &Program) -> Result<(), Diag> {
     if crossed != 0 && encoder_layers.is_empty() {
         return Err(invalid("<graph>", "cross-attention without an encoder"));
     }
+    Ok(())
+}
+
+/// Every layer is attention (then cross-attention) then FFN of one teacher
+/// layer, each reading only the one before, and teacher layers strictly
+/// increase.
+fn check_layers(model: &Model, layers: &[Layer]) -> Result<(), Diag> {
+    let g = &model.graph;
     let mut last_teacher: Option<usize> = None;
-    for layer in &layers {
+    for layer in layers {
         let a = &g[layer.attention];
         let f = &g[layer.ffn];
         if a.teacher_layer != f.teacher_layer || a.teacher_layer.is_none() {
@@ -231,10 +302,15 @@ pub fn verify(program: &Program) -> Result<(), Diag> {
             ));
         }
     }
+    Ok(())
+}
 
+/// Each exit reads an existing layer's FFN, feeds nothing, and is that
+/// layer's only exit.
+fn check_exits(model: &Model, layers: &[Layer]) -> Result<(), Diag> {
     let mut exit_layers = HashSet::new();
     for ix in model.exits() {
-        let node = &g[ix];
+        let node = &model.graph[ix];
         let Op::Exit(e) = &node.op else { continue };
         let Some(layer) = layers.iter().find(|l| l.student == e.after_layer) else {
             return Err(invalid(

@@ -7,6 +7,7 @@ mod cholesky;
 mod eigen;
 mod svd;
 
-pub use cholesky::{cholesky_lower, inverse_upper_factor, spd_inverse, NotPositiveDefinite};
-pub use eigen::symmetric_eigen;
-pub use svd::{truncated_svd_factors, LowRankFactors};
+pub use cholesky::inverse_upper_factor;
+#[cfg(test)]
+pub use cholesky::spd_inverse;
+pub use svd::truncated_svd_factors;

@@ -8,23 +8,9 @@ use std::path::Path;
 use super::teacher::{self, Teacher, Tensors};
 use crate::base::TeacherRef;
 use crate::diag::Diag;
+use crate::eval::build_report::Sizes;
 use crate::eval::report::{params_by_part, Size};
 use crate::ir::Program;
-
-/// Allowed relative difference between the real weight file and the plan's estimate.
-pub const BYTES_TOLERANCE: f64 = 0.05;
-
-/// Teacher and student side by side.
-pub struct Sizes {
-    pub teacher: Size,
-    pub student: Size,
-    pub ratios: BTreeMap<String, f64>,
-    pub planned_student_bytes: u64,
-    pub planned_teacher_bytes: u64,
-    /// Real student tensor bytes (the weight file without its header) over
-    /// the plan's estimate.
-    pub bytes_vs_plan: f64,
-}
 
 /// Measures the student whose logical tensors are `student` and whose weight
 /// file is `weights_file` against `teacher`.
@@ -105,25 +91,4 @@ fn safetensors_header_bytes(path: &Path) -> Result<u64, Diag> {
         .and_then(|mut f| f.read_exact(&mut len))
         .map_err(|e| Diag::io("plcc::io::read", "measure", path, &e))?;
     Ok(8 + u64::from_le_bytes(len))
-}
-
-impl Sizes {
-    /// Refuses a weight file further from the plan's estimate than
-    /// [`BYTES_TOLERANCE`].
-    pub fn check_plan(&self) -> Result<(), Diag> {
-        if (self.bytes_vs_plan - 1.0).abs() <= BYTES_TOLERANCE {
-            return Ok(());
-        }
-        Err(Diag::new(
-            "plcc::build::size-mismatch",
-            format!(
-                "the weight file's tensors take {} bytes, {:.1}% off the plan's estimate of {} bytes (allowed {:.0}%)",
-                (self.bytes_vs_plan * self.planned_student_bytes as f64).round(),
-                100.0 * (self.bytes_vs_plan - 1.0),
-                self.planned_student_bytes,
-                100.0 * BYTES_TOLERANCE
-            ),
-        )
-        .note("nothing was written; an earlier artifact at the output is left as it was"))
-    }
 }

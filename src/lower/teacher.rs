@@ -19,7 +19,6 @@ use crate::base::{builtin, read_pipeline, ModelConfig, SentencePipeline};
 use crate::diag::Diag;
 use crate::runtime::load::from_artifact::classifier_head;
 use crate::runtime::load::loaded_model::Network;
-use crate::runtime::load::loader::anchor_tensor;
 use crate::runtime::load::weights::flip_conv1d;
 use crate::runtime::load::weights::{load_error, Checkpoint, SeededWeights};
 use crate::runtime::tensor_error;
@@ -137,7 +136,7 @@ pub fn load_teacher(teacher: &TeacherRef, device: &Device) -> Result<Teacher, Di
             let (weights, bytes) = checkpoint_weights(dir)?;
             let checkpoint_sha256 = sha256_hex(&bytes);
             let checkpoint =
-                Checkpoint::from_bytes(&bytes, &weights, anchor_tensor(config.arch), device)?;
+                Checkpoint::from_bytes(&bytes, &weights, config.arch.family().anchor, device)?;
             let mut tensors = record(
                 Box::new(checkpoint_map(&checkpoint, |_| true)),
                 &config,

@@ -2,9 +2,13 @@
 //!
 //! A pass rewrites a `Program` in place: it decides shapes and plans only
 //! (which concrete heads or neurons survive is decided when the program
-//! executes). `run_passes` runs the registry's built-ins in the order they were given
-//! (`plcc::builtin_passes`, listed in `lib.rs`), then the
-//! recipe's custom passes in recipe order, verifying the IR after each.
+//! executes). `run_passes` runs the registry's built-ins in the order they
+//! were given ([`crate::builtin_passes`]), then the recipe's custom passes in
+//! recipe order, verifying the IR after each.
+//!
+//! A custom pass implements [`Pass`], reads the recipe and the facts earlier
+//! passes established through its [`PassCx`], and is registered on a
+//! [`PassRegistry`] (`examples/custom_pass.rs`).
 
 mod facts;
 mod manager;

@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::fields::{arg_count, Body, Errors};
-use super::schema::statement_kind_error;
+use super::fields::{arg_count, duplicate_key, statement_kind_error, Body, Errors};
 use super::values::{
-    amount, boolean, choice, count, fraction, ident, index_list, non_empty_string, number,
-    out_of_range, positive, positive_number, strictly_increasing, unknown_value_besides,
+    amount, boolean, choice, count, exit_scope, fraction, ident, index_list, non_empty_string,
+    number, out_of_range, positive, positive_number, strictly_increasing, unknown_value_besides,
     wrong_type,
 };
 use crate::base::DataSpec;
@@ -159,16 +158,6 @@ fn width(body: &mut Body<'_>, errs: &mut Errors) -> WidthSpec {
         heads: body.take("heads", errs, amount),
         ffn: body.take("ffn", errs, amount),
     }
-}
-
-fn exit_scope(value: &Value) -> Result<ExitScope, Diag> {
-    choice(
-        value,
-        &[
-            ("all_exits", ExitScope::AllExits),
-            ("last_exit", ExitScope::LastExit),
-        ],
-    )
 }
 
 /// `layer N { heads, ffn }` or `layers RANGE|LIST { heads, ffn }`
@@ -368,14 +357,7 @@ pub fn custom_pass(block: &Block, errs: &mut Errors) -> Option<CustomPassCall> {
         match item {
             Item::Statement(Statement::Property(p)) => {
                 if let Some((first, _)) = args.iter().find(|(k, _)| k.value == p.key.text) {
-                    errs.push(
-                        Diag::new(
-                            "plcc::recipe::duplicate-key",
-                            format!("`{}` is given twice", p.key.text),
-                        )
-                        .label(p.key.span, "given again here")
-                        .label(first.span, "first given here"),
-                    );
+                    errs.push(duplicate_key(p, first.span));
                     continue;
                 }
                 if let Some(value) = errs.ok(arg_value(&p.value)) {

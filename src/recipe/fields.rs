@@ -57,14 +57,7 @@ impl<'d> Body<'d> {
             match item {
                 Item::Statement(Statement::Property(p)) => {
                     if let Some(first) = props.get(p.key.text.as_str()) {
-                        errs.push(
-                            Diag::new(
-                                "plcc::recipe::duplicate-key",
-                                format!("`{}` is given twice", p.key.text),
-                            )
-                            .label(p.key.span, "given again here")
-                            .label(first.key.span, "first given here"),
-                        );
+                        errs.push(duplicate_key(p, first.key.span));
                     } else {
                         props.insert(p.key.text.as_str(), p);
                     }
@@ -213,4 +206,25 @@ pub fn arg_count(block: &Block, count: usize, expected: &str) -> Result<(), Diag
         ),
     )
     .label(span, shape))
+}
+
+/// Reports `property`'s key given a second time in one body (first at `first`).
+pub fn duplicate_key(property: &Property, first: Span) -> Diag {
+    Diag::new(
+        "plcc::recipe::duplicate-key",
+        format!("`{}` is given twice", property.key.text),
+    )
+    .label(property.key.span, "given again here")
+    .label(first, "first given here")
+}
+
+/// Reports a statement given where a different form is needed (used by blocks
+/// whose bodies hold only arguments).
+pub fn statement_kind_error(statement: &Statement, expected: &str) -> Diag {
+    let name = statement.name();
+    Diag::new(
+        "plcc::recipe::unknown-block",
+        format!("unexpected `{}` here", name.text),
+    )
+    .label(name.span, format!("expected {expected}"))
 }

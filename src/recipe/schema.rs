@@ -17,13 +17,15 @@ use super::stages;
 use super::values::{choice, count, index_list, non_empty_string, positive, strictly_increasing};
 use super::vocab;
 use crate::base::builtin;
-use crate::base::config::{Arch, ModelConfig};
+use crate::base::config::ModelConfig;
 use crate::base::DataSpec;
 use crate::base::{Pooling, Task, TeacherRef};
 use crate::diag::{did_you_mean, Diag};
 use crate::diag::{Span, Spanned};
-use crate::recipe::{Device, Recipe, StageSpec};
-use crate::syntax::{Document, Statement, Value};
+use crate::recipe::{
+    CustomPassCall, Device, ExitSpec, PruneSpec, QuantSpec, Recipe, StageSpec, VocabSpec,
+};
+use crate::syntax::{Block, Document, Value};
 
 /// Blocks allowed at the top level.
 const TOP_BLOCKS: &[&str] = &[
@@ -70,16 +72,67 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
         Ok(layers)
     });
 
-    let mut datasets: Vec<DataSpec> = Vec::new();
-    let mut prune = None;
-    let mut vocab_spec = None;
-    let mut exits_block = None;
-    let mut quantizers = Vec::new();
-    let mut pretrain: Option<StageSpec> = None;
-    let mut stages: Vec<StageSpec> = Vec::new();
-    let mut custom_passes = Vec::new();
+    let mut found = read_top_blocks(top.blocks.clone(), base_dir, seed.value, errs);
+    top.finish(TOP_BLOCKS, errs);
+    let exits = match (found.exits, &task) {
+        (Some(block), Some(task)) => blocks::exits(block, task.value, errs),
+        _ => None,
+    };
+    check_references(&found, eval.as_ref(), exits.as_ref(), errs);
+    if let Some(prune) = found.prune.as_mut() {
+        if prune.data.is_none() {
+            let first_stage = (found.stages.first())
+                .or(found.pretrain.as_ref())
+                .map(|s| s.data.clone());
+            prune.data = first_stage.or_else(|| found.datasets.first().map(|d| d.name.clone()));
+        }
+    }
+
+    Some(Recipe {
+        base_dir: base_dir.to_path_buf(),
+        teacher: teacher?,
+        task: task?,
+        seed,
+        device,
+        output,
+        datasets: found.datasets,
+        eval,
+        keep_layers,
+        prune: found.prune,
+        vocab: found.vocab,
+        exits,
+        quantizers: found.quantizers,
+        pretrain: found.pretrain,
+        stages: found.stages,
+        custom_passes: found.custom_passes,
+    })
+}
+
+/// The top-level blocks, each read by the schema of its kind; the `exits`
+/// block waits for the task.
+#[derive(Default)]
+struct TopBlocks<'d> {
+    datasets: Vec<DataSpec>,
+    prune: Option<PruneSpec>,
+    vocab: Option<VocabSpec>,
+    exits: Option<&'d Block>,
+    quantizers: Vec<QuantSpec>,
+    pretrain: Option<StageSpec>,
+    stages: Vec<StageSpec>,
+    custom_passes: Vec<CustomPassCall>,
+}
+
+/// Reads every top-level block; `prune`, `vocab`, `exits` and `pretrain`
+/// may appear once each. Stages default their seed to `recipe_seed`.
+fn read_top_blocks<'d>(
+    list: Vec<&'d Block>,
+    base_dir: &Path,
+    recipe_seed: u64,
+    errs: &mut Errors,
+) -> TopBlocks<'d> {
+    let mut found = TopBlocks::default();
     let mut singles: BTreeMap<&str, Span> = BTreeMap::new();
-    for block in top.blocks.clone() {
+    for block in list {
         let name = block.name.text.as_str();
         if matches!(name, "prune" | "vocab" | "exits" | "pretrain") {
             if let Some(first) = singles.get(name) {
@@ -95,79 +148,66 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
             }
             singles.insert(name, block.name.span);
         }
-        let seed_value = seed.value;
         match name {
-            "data" => datasets.extend(blocks::data(block, base_dir, errs)),
-            "prune" => prune = blocks::prune(block, errs),
-            "vocab" => vocab_spec = vocab::vocab(block, errs),
-            "exits" => exits_block = Some(block),
-            "quantize" => quantizers.extend(quantize::quantize(block, errs)),
-            "distill" => stages.extend(stages::stage(block, false, seed_value, errs)),
-            "pretrain" => pretrain = stages::stage(block, true, seed_value, errs),
-            "pass" => custom_passes.extend(blocks::custom_pass(block, errs)),
+            "data" => found.datasets.extend(blocks::data(block, base_dir, errs)),
+            "prune" => found.prune = blocks::prune(block, errs),
+            "vocab" => found.vocab = vocab::vocab(block, errs),
+            "exits" => found.exits = Some(block),
+            "quantize" => found.quantizers.extend(quantize::quantize(block, errs)),
+            "distill" => found
+                .stages
+                .extend(stages::stage(block, false, recipe_seed, errs)),
+            "pretrain" => found.pretrain = stages::stage(block, true, recipe_seed, errs),
+            "pass" => found.custom_passes.extend(blocks::custom_pass(block, errs)),
             _ => {}
         }
     }
-    top.finish(TOP_BLOCKS, errs);
-    let exits = match (exits_block, &task) {
-        (Some(block), Some(task)) => blocks::exits(block, task.value, errs),
-        _ => None,
-    };
+    found
+}
 
+/// Data sets and stages have unique names, and every data set named
+/// anywhere is declared.
+fn check_references(
+    found: &TopBlocks<'_>,
+    eval: Option<&Spanned<String>>,
+    exits: Option<&ExitSpec>,
+    errs: &mut Errors,
+) {
+    let stages = || found.pretrain.iter().chain(found.stages.iter());
     check_unique_names(
-        datasets.iter().map(|d| &d.name),
+        found.datasets.iter().map(|d| &d.name),
         "data set",
         "plcc::recipe::duplicate-dataset",
         errs,
     );
     check_unique_names(
-        pretrain.iter().chain(stages.iter()).map(|s| &s.name),
+        stages().map(|s| &s.name),
         "stage",
         "plcc::recipe::duplicate-stage",
         errs,
     );
-    let names: Vec<&str> = datasets.iter().map(|d| d.name.value.as_str()).collect();
-    let gptq_data = quantizers.iter().filter_map(|q| match &q.method.value {
-        crate::base::QuantMethod::Gptq(g) => Some(&g.data),
-        crate::base::QuantMethod::Rtn => None,
-    });
-    let references = eval
+    let names: Vec<&str> = found
+        .datasets
         .iter()
-        .chain(prune.as_ref().and_then(|p| p.data.as_ref()))
+        .map(|d| d.name.value.as_str())
+        .collect();
+    let gptq_data = found
+        .quantizers
+        .iter()
+        .filter_map(|q| match &q.method.value {
+            crate::base::QuantMethod::Gptq(g) => Some(&g.data),
+            crate::base::QuantMethod::Rtn => None,
+        });
+    let references = eval
+        .into_iter()
+        .chain(found.prune.as_ref().and_then(|p| p.data.as_ref()))
         .chain(gptq_data)
-        .chain(exits.as_ref().and_then(|e| e.data.as_ref()))
-        .chain(pretrain.iter().chain(stages.iter()).map(|s| &s.data));
+        .chain(exits.and_then(|e| e.data.as_ref()))
+        .chain(stages().map(|s| &s.data))
+        .chain(found.vocab.as_ref().map(|v| &v.data));
     for reference in references {
         check_dataset(reference, &names, errs);
     }
-    if let Some(v) = &vocab_spec {
-        check_dataset(&v.data, &names, errs);
-    }
-    if let Some(prune) = prune.as_mut() {
-        if prune.data.is_none() {
-            let first_stage = stages.first().or(pretrain.as_ref()).map(|s| s.data.clone());
-            prune.data = first_stage.or_else(|| datasets.first().map(|d| d.name.clone()));
-        }
-    }
-
-    Some(Recipe {
-        base_dir: base_dir.to_path_buf(),
-        teacher: teacher?,
-        task: task?,
-        seed,
-        device,
-        output,
-        datasets,
-        eval,
-        keep_layers,
-        prune,
-        vocab: vocab_spec,
-        exits,
-        quantizers,
-        pretrain,
-        stages,
-        custom_passes,
-    })
 }
 
 /// `"builtin:NAME"` or a checkpoint directory relative to `base_dir`.
@@ -307,9 +347,9 @@ fn default_task(teacher: &TeacherRef) -> TaskName {
         TeacherRef::Builtin(name) => builtin::config(name).map(|c| c.arch),
         TeacherRef::Dir(dir) => ModelConfig::from_dir(dir).ok().map(|c| c.arch),
     };
-    match arch {
-        Some(Arch::Gpt2) => TaskName::CausalLm,
-        Some(Arch::Bart) => TaskName::Seq2Seq,
+    match arch.and_then(|a| a.family().supports.language_model) {
+        Some(Task::CausalLm) => TaskName::CausalLm,
+        Some(Task::Seq2Seq) => TaskName::Seq2Seq,
         _ => TaskName::Embedding,
     }
 }
@@ -350,15 +390,4 @@ fn check_dataset(reference: &Spanned<String>, names: &[&str], errs: &mut Errors)
         None => diag.help(format!("declared data sets: {}", names.join(", "))),
     };
     errs.push(diag);
-}
-
-/// Reports a statement given where a different form is needed (used by blocks
-/// whose bodies hold only arguments).
-pub(super) fn statement_kind_error(statement: &Statement, expected: &str) -> Diag {
-    let name = statement.name();
-    Diag::new(
-        "plcc::recipe::unknown-block",
-        format!("unexpected `{}` here", name.text),
-    )
-    .label(name.span, format!("expected {expected}"))
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::fields::{arg_count, Body, Errors};
 use super::values::{
-    amount_or_zero, choice, count, duration, ident, integer, non_negative_number, positive,
-    positive_number, unknown_value, unknown_value_besides, wrong_type,
+    amount_or_zero, choice, count, duration, exit_scope, ident, integer, non_negative_number,
+    positive, positive_number, unknown_value, unknown_value_besides, wrong_type,
 };
 use crate::base::{ExitScope, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength};
 use crate::diag::Diag;
@@ -35,64 +35,14 @@ pub fn stage(
     recipe_seed: u64,
     errs: &mut Errors,
 ) -> Option<StageSpec> {
-    let name = if pretrain {
-        errs.ok(arg_count(block, 0, ""))?;
-        Spanned::new("pretrain".to_string(), block.name.span)
-    } else {
-        errs.ok(arg_count(block, 1, "a stage name"))?;
-        let arg = &block.args[0];
-        Spanned::new(errs.ok(ident(arg))?, arg.span)
-    };
+    let name = stage_name(block, pretrain, errs)?;
     let owner = if pretrain {
         "`pretrain`".to_string()
     } else {
         format!("stage `{}`", name.value)
     };
     let mut body = Body::new(&block.body, owner.clone(), block.name.span, errs);
-    let steps = body.take("steps", errs, positive);
-    let epochs = body.take("epochs", errs, positive);
-    let budget = body.take("budget", errs, duration);
-    let given: Vec<Spanned<StageLength>> = [
-        steps.map(|s| Spanned::new(StageLength::Steps(s.value), s.span)),
-        epochs.map(|e| Spanned::new(StageLength::Epochs(e.value), e.span)),
-        budget.map(|b| Spanned::new(StageLength::Budget(b.value), b.span)),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let length = match given.as_slice() {
-        [one] => Some(one.clone()),
-        [first, rest @ ..] => {
-            let mut d = Diag::new(
-                "plcc::recipe::stage-length",
-                format!("{owner} gives more than one of `steps`, `epochs` and `budget`"),
-            )
-            .label(first.span, "one length");
-            for other in rest {
-                d = d.label(other.span, "another length");
-            }
-            errs.push(d.help(
-                "keep one: a stage runs for a number of steps, a number of epochs or a time budget",
-            ));
-            None
-        }
-        [] => {
-            let written = ["steps", "epochs", "budget"]
-                .iter()
-                .any(|k| body.get(k).is_some());
-            if !written {
-                errs.push(
-                    Diag::new(
-                        "plcc::recipe::stage-length",
-                        format!("{owner} needs `steps`, `epochs` or `budget`"),
-                    )
-                    .label(block.name.span, "how long does this stage train?")
-                    .help("add `steps: N`, `epochs: N` or `budget: 45min`"),
-                );
-            }
-            None
-        }
-    };
+    let length = stage_length(&mut body, &owner, block, errs);
     let data = body.require("data", errs, ident);
     let optimizer = body.take_or("optimizer", errs, OptimizerKind::AdamW, |v| {
         choice(
@@ -129,7 +79,105 @@ pub fn stage(
     let keep = body.take_or("keep", errs, Keep::Best, |v| {
         choice(v, &[("best", Keep::Best), ("last", Keep::Last)])
     });
+    let losses = stage_losses(body, &owner, block, pretrain, errs);
+    Some(StageSpec {
+        span: block.span,
+        name,
+        length: length?,
+        data: data?,
+        losses,
+        optimizer,
+        lr,
+        weight_decay,
+        schedule,
+        warmup,
+        batch_size,
+        seq_len,
+        grad_clip,
+        accumulate,
+        checkpoint_every,
+        checkpoint_minutes,
+        seed,
+        eval_every,
+        keep,
+    })
+}
 
+/// The stage's name: its one argument, or `pretrain` for the `pretrain`
+/// block (which takes none).
+fn stage_name(block: &Block, pretrain: bool, errs: &mut Errors) -> Option<Spanned<String>> {
+    if pretrain {
+        errs.ok(arg_count(block, 0, ""))?;
+        Some(Spanned::new("pretrain".to_string(), block.name.span))
+    } else {
+        errs.ok(arg_count(block, 1, "a stage name"))?;
+        let arg = &block.args[0];
+        Some(Spanned::new(errs.ok(ident(arg))?, arg.span))
+    }
+}
+
+/// How long the stage trains: exactly one of `steps`, `epochs` and `budget`.
+fn stage_length(
+    body: &mut Body<'_>,
+    owner: &str,
+    block: &Block,
+    errs: &mut Errors,
+) -> Option<Spanned<StageLength>> {
+    let steps = body.take("steps", errs, positive);
+    let epochs = body.take("epochs", errs, positive);
+    let budget = body.take("budget", errs, duration);
+    let given: Vec<Spanned<StageLength>> = [
+        steps.map(|s| Spanned::new(StageLength::Steps(s.value), s.span)),
+        epochs.map(|e| Spanned::new(StageLength::Epochs(e.value), e.span)),
+        budget.map(|b| Spanned::new(StageLength::Budget(b.value), b.span)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    match given.as_slice() {
+        [one] => Some(one.clone()),
+        [first, rest @ ..] => {
+            let mut d = Diag::new(
+                "plcc::recipe::stage-length",
+                format!("{owner} gives more than one of `steps`, `epochs` and `budget`"),
+            )
+            .label(first.span, "one length");
+            for other in rest {
+                d = d.label(other.span, "another length");
+            }
+            errs.push(d.help(
+                "keep one: a stage runs for a number of steps, a number of epochs or a time budget",
+            ));
+            None
+        }
+        [] => {
+            let written = ["steps", "epochs", "budget"]
+                .iter()
+                .any(|k| body.get(k).is_some());
+            if !written {
+                errs.push(
+                    Diag::new(
+                        "plcc::recipe::stage-length",
+                        format!("{owner} needs `steps`, `epochs` or `budget`"),
+                    )
+                    .label(block.name.span, "how long does this stage train?")
+                    .help("add `steps: N`, `epochs: N` or `budget: 45min`"),
+                );
+            }
+            None
+        }
+    }
+}
+
+/// The stage's `loss KIND { }` blocks, each kind at most once; `pretrain`
+/// takes none and trains with the task loss. Finishes the stage's body.
+fn stage_losses(
+    body: Body<'_>,
+    owner: &str,
+    block: &Block,
+    pretrain: bool,
+    errs: &mut Errors,
+) -> Vec<LossSpec> {
     let mut losses = Vec::new();
     let mut kinds: BTreeMap<String, Span> = BTreeMap::new();
     for nested in body.blocks.clone() {
@@ -146,17 +194,18 @@ pub fn stage(
             );
             continue;
         }
-        if let Some(kind) = nested.args.first().and_then(|a| match &a.kind {
+        let named = nested.args.first().and_then(|a| match &a.kind {
             ValueKind::Ident(k) => Some((k.clone(), a.span)),
             _ => None,
-        }) {
-            if let Some(first) = kinds.insert(kind.0.clone(), kind.1) {
+        });
+        if let Some((kind, span)) = named {
+            if let Some(first) = kinds.insert(kind.clone(), span) {
                 errs.push(
                     Diag::new(
                         "plcc::recipe::duplicate-block",
-                        format!("{owner} has two `{}` losses", kind.0),
+                        format!("{owner} has two `{kind}` losses"),
                     )
-                    .label(kind.1, "second loss")
+                    .label(span, "second loss")
                     .label(first, "first loss"),
                 );
                 continue;
@@ -183,27 +232,7 @@ pub fn stage(
             ),
         );
     }
-    Some(StageSpec {
-        span: block.span,
-        name,
-        length: length?,
-        data: data?,
-        losses,
-        optimizer,
-        lr,
-        weight_decay,
-        schedule,
-        warmup,
-        batch_size,
-        seq_len,
-        grad_clip,
-        accumulate,
-        checkpoint_every,
-        checkpoint_minutes,
-        seed,
-        eval_every,
-        keep,
-    })
+    losses
 }
 
 /// `loss KIND { weight, ... }`
@@ -223,15 +252,7 @@ fn loss(block: &Block, errs: &mut Errors) -> Option<LossSpec> {
                 .take_or("temperature", errs, 1.0, positive_number)
                 .value,
             over: body
-                .take_or("over", errs, ExitScope::AllExits, |v| {
-                    choice(
-                        v,
-                        &[
-                            ("all_exits", ExitScope::AllExits),
-                            ("last_exit", ExitScope::LastExit),
-                        ],
-                    )
-                })
+                .take_or("over", errs, ExitScope::AllExits, exit_scope)
                 .value,
         },
         "task_ce" => LossKind::TaskCe,

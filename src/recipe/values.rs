@@ -2,6 +2,7 @@
 //! Each returns a diagnostic pointing at the value when it has the wrong type
 //! or an impossible magnitude ("expected an integer, found a string").
 
+use crate::base::ExitScope;
 use crate::diag::{did_you_mean, Diag};
 use crate::diag::{Span, Spanned};
 use crate::recipe::Amount;
@@ -193,6 +194,17 @@ pub fn choice<T: Copy>(value: &Value, options: &[(&'static str, T)]) -> Result<T
         },
         _ => Err(wrong_type(value, &listing)),
     }
+}
+
+/// `all_exits` or `last_exit`: which exits a prune or a loss looks at.
+pub fn exit_scope(value: &Value) -> Result<ExitScope, Diag> {
+    choice(
+        value,
+        &[
+            ("all_exits", ExitScope::AllExits),
+            ("last_exit", ExitScope::LastExit),
+        ],
+    )
 }
 
 /// "unknown value `x`" with the known ones and a suggestion.

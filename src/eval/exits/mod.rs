@@ -12,6 +12,8 @@ pub mod observe;
 pub mod search;
 pub mod shipped;
 pub mod target;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

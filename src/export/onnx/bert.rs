@@ -4,10 +4,11 @@
 //! (the model's pooling) for embedding models, `logits` for classifiers.
 //! Exits are not exported: the graph runs every layer.
 
-use super::blocks::{activation, attention, layer_norm, padding_bias, position_ids, BATCH, SEQ};
+use super::blocks::{activation, layer_norm, padding_bias, position_ids, BATCH, SEQ};
 use super::builder::{Attr, Dim};
 use super::proto::data_type;
 use super::weights::WeightGraph;
+use crate::base::family::bert;
 use crate::base::{LayerShape, ModelConfig, Pooling, SentencePipeline, Task};
 use crate::diag::Diag;
 
@@ -31,7 +32,7 @@ pub fn encoder_graph(
     );
     let bias = padding_bias(w, &mask_f);
     for (i, shape) in config.layers.iter().enumerate() {
-        x = layer(w, config, &format!("encoder.layer.{i}"), *shape, &x, &bias)?;
+        x = layer(w, config, &bert::FAMILY.layers.layer(i), *shape, &x, &bias)?;
     }
     let hidden = Dim::Fixed(config.hidden_size);
     w.g.output(
@@ -58,11 +59,11 @@ pub fn encoder_graph(
         }
         Task::Classification { labels } => {
             let mut pooled = pool(w, &x, &mask_f, Pooling::Cls)?;
-            if w.has("pooler.dense.weight") {
-                let dense = w.linear("pooler.dense", &pooled)?;
+            if w.has(&format!("{}.weight", bert::POOLER)) {
+                let dense = w.linear(bert::POOLER, &pooled)?;
                 pooled = w.g.op("Tanh", &[&dense], &[], "pooler");
             }
-            let logits = w.linear("classifier", &pooled)?;
+            let logits = w.linear(bert::CLASSIFIER, &pooled)?;
             w.g.output(
                 &logits,
                 "logits",
@@ -86,18 +87,18 @@ fn embeddings(
     ids: &str,
     types: Option<&str>,
 ) -> Result<String, Diag> {
-    let mut x = w.lookup("embeddings.word_embeddings.weight", ids)?;
+    let mut x = w.lookup(&format!("{}.weight", bert::WORD_EMBEDDINGS), ids)?;
     if config.embedding_rank.is_some() {
-        x = w.project("embeddings.word_embeddings_proj.weight", &x)?;
+        x = w.project(&format!("{}_proj.weight", bert::WORD_EMBEDDINGS), &x)?;
     }
     let positions = position_ids(w, ids);
-    let pos = w.lookup("embeddings.position_embeddings.weight", &positions)?;
+    let pos = w.lookup(&format!("{}.weight", bert::POSITION_EMBEDDINGS), &positions)?;
     x = w.g.op("Add", &[&x, &pos], &[], "embeddings");
     if let Some(types) = types {
-        let t = w.lookup("embeddings.token_type_embeddings.weight", types)?;
+        let t = w.lookup(&format!("{}.weight", bert::TOKEN_TYPE_EMBEDDINGS), types)?;
         x = w.g.op("Add", &[&x, &t], &[], "embeddings");
     }
-    layer_norm(w, "embeddings.LayerNorm", &x, config.layer_norm_eps)
+    layer_norm(w, bert::EMBEDDINGS_NORM, &x, config.layer_norm_eps)
 }
 
 fn layer(
@@ -108,28 +109,21 @@ fn layer(
     x: &str,
     bias: &str,
 ) -> Result<String, Diag> {
-    let q = w.linear(&format!("{p}.attention.self.query"), x)?;
-    let k = w.linear(&format!("{p}.attention.self.key"), x)?;
-    let v = w.linear(&format!("{p}.attention.self.value"), x)?;
-    let ctx = attention(w, &q, &k, &v, shape, bias);
-    let attn = w.linear(&format!("{p}.attention.output.dense"), &ctx)?;
+    let attention = |name: &str| format!("{p}.{}.{name}", bert::ATTENTION);
+    let under = |name: &str| format!("{p}.{name}");
+    let q = w.linear(&attention(bert::QUERY), x)?;
+    let k = w.linear(&attention(bert::KEY), x)?;
+    let v = w.linear(&attention(bert::VALUE), x)?;
+    let ctx = super::blocks::attention(w, &q, &k, &v, shape, bias);
+    let attn = w.linear(&attention(bert::ATTENTION_OUT), &ctx)?;
     let res = w.g.op("Add", &[&attn, x], &[], "residual");
-    let x = layer_norm(
-        w,
-        &format!("{p}.attention.output.LayerNorm"),
-        &res,
-        config.layer_norm_eps,
-    )?;
-    let f = w.linear(&format!("{p}.intermediate.dense"), &x)?;
+    let eps = config.layer_norm_eps;
+    let x = layer_norm(w, &under(bert::ATTENTION_NORM), &res, eps)?;
+    let f = w.linear(&under(bert::FFN_IN), &x)?;
     let f = activation(w, &f, config.activation);
-    let f = w.linear(&format!("{p}.output.dense"), &f)?;
+    let f = w.linear(&under(bert::FFN_OUT), &f)?;
     let res = w.g.op("Add", &[&f, &x], &[], "residual");
-    layer_norm(
-        w,
-        &format!("{p}.output.LayerNorm"),
-        &res,
-        config.layer_norm_eps,
-    )
+    layer_norm(w, &under(bert::FFN_NORM), &res, eps)
 }
 
 /// `[b, s, h]` → `[b, h]`: the first token, or the mean over real tokens.

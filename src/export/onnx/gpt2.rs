@@ -9,6 +9,7 @@ use super::blocks::{activation, attention, causal_bias, layer_norm, position_ids
 use super::builder::{Attr, Dim};
 use super::proto::data_type;
 use super::weights::WeightGraph;
+use crate::base::family::gpt2;
 use crate::base::ModelConfig;
 use crate::diag::Diag;
 
@@ -16,12 +17,14 @@ use crate::diag::Diag;
 pub fn decoder_graph(w: &mut WeightGraph<'_>, config: &ModelConfig) -> Result<(), Diag> {
     let ids = w.g.input("input_ids", data_type::INT64, &[BATCH, SEQ]);
     let mask = w.g.input("attention_mask", data_type::INT64, &[BATCH, SEQ]);
-    let mut x = w.lookup("wte.weight", &ids)?;
+    let table = format!("{}.weight", gpt2::TOKEN_EMBEDDINGS);
+    let projection = format!("{}_proj.weight", gpt2::TOKEN_EMBEDDINGS);
+    let mut x = w.lookup(&table, &ids)?;
     if config.embedding_rank.is_some() {
-        x = w.project("wte_proj.weight", &x)?;
+        x = w.project(&projection, &x)?;
     }
     let positions = position_ids(w, &ids);
-    let pos = w.lookup("wpe.weight", &positions)?;
+    let pos = w.lookup(&format!("{}.weight", gpt2::POSITION_EMBEDDINGS), &positions)?;
     x = w.g.op("Add", &[&x, &pos], &[], "embeddings");
     let mask_f = w.g.op(
         "Cast",
@@ -32,10 +35,11 @@ pub fn decoder_graph(w: &mut WeightGraph<'_>, config: &ModelConfig) -> Result<()
     let bias = causal_bias(w, &mask_f, &ids);
     let eps = config.layer_norm_eps;
     for (i, shape) in config.layers.iter().enumerate() {
-        let p = format!("h.{i}");
+        let p = gpt2::FAMILY.layers.layer(i);
+        let under = |block: &str, name: &str| format!("{p}.{block}.{name}");
         let inner = (shape.heads * shape.head_dim) as i64;
-        let h = layer_norm(w, &format!("{p}.ln_1"), &x, eps)?;
-        let qkv = w.conv1d(&format!("{p}.attn.c_attn"), &h)?;
+        let h = layer_norm(w, &format!("{p}.{}", gpt2::ATTENTION_NORM), &x, eps)?;
+        let qkv = w.conv1d(&under(gpt2::ATTENTION, gpt2::QKV), &h)?;
         let part = |w: &mut WeightGraph<'_>, k: i64| {
             let starts = w.g.i64s("starts", &[k * inner]);
             let ends = w.g.i64s("ends", &[(k + 1) * inner]);
@@ -44,15 +48,15 @@ pub fn decoder_graph(w: &mut WeightGraph<'_>, config: &ModelConfig) -> Result<()
         };
         let (q, k, v) = (part(w, 0), part(w, 1), part(w, 2));
         let ctx = attention(w, &q, &k, &v, *shape, &bias);
-        let attn = w.conv1d(&format!("{p}.attn.c_proj"), &ctx)?;
+        let attn = w.conv1d(&under(gpt2::ATTENTION, gpt2::ATTENTION_OUT), &ctx)?;
         x = w.g.op("Add", &[&x, &attn], &[], "residual");
-        let h = layer_norm(w, &format!("{p}.ln_2"), &x, eps)?;
-        let f = w.conv1d(&format!("{p}.mlp.c_fc"), &h)?;
+        let h = layer_norm(w, &format!("{p}.{}", gpt2::FFN_NORM), &x, eps)?;
+        let f = w.conv1d(&under(gpt2::FFN, gpt2::FFN_IN), &h)?;
         let f = activation(w, &f, config.activation);
-        let f = w.conv1d(&format!("{p}.mlp.c_proj"), &f)?;
+        let f = w.conv1d(&under(gpt2::FFN, gpt2::FFN_OUT), &f)?;
         x = w.g.op("Add", &[&x, &f], &[], "residual");
     }
-    let x = layer_norm(w, "ln_f", &x, eps)?;
+    let x = layer_norm(w, gpt2::FINAL_NORM, &x, eps)?;
     let hidden = Dim::Fixed(config.hidden_size);
     w.g.output(
         &x,
@@ -61,9 +65,9 @@ pub fn decoder_graph(w: &mut WeightGraph<'_>, config: &ModelConfig) -> Result<()
         &[BATCH, SEQ, hidden],
     );
     // The tied head: x · (table · proj^T)^T = x · proj · table^T.
-    let table_t = w.matrix("wte.weight", true)?;
+    let table_t = w.matrix(&table, true)?;
     let head = if config.embedding_rank.is_some() {
-        let proj = w.matrix("wte_proj.weight", false)?;
+        let proj = w.matrix(&projection, false)?;
         w.g.op("MatMul", &[&proj, &table_t], &[], "lm_head")
     } else {
         table_t

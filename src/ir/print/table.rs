@@ -1,254 +1,17 @@
-//! The plan as `plcc plan` shows it: a table of every module's shape before
-//! → after with its quantizers, the per-layer widths, the vocabulary, the
-//! exits, the distillation timeline and the estimates of teacher and
-//! student (`plan_table`), and the same as a stable JSON document
-//! (`plan_document`). The IR's own text form is in the parent module; both
-//! share its pieces (timeline, vocabulary rule, words).
+//! The plan as `plcc plan` shows it (`plan_table`): the teacher, then one
+//! section each for the per-layer widths, every module's shape before →
+//! after with its quantizers, the vocabulary, the exits, the distillation
+//! timeline and the estimates of teacher and student. The rows come from
+//! `document`; the timeline, vocabulary rule and words are shared with the
+//! IR's own text form in the parent module.
 
 use std::fmt::Write;
 
-use serde::Serialize;
-
 use crate::base::{compare_counts, CalibrationTarget};
-use crate::diag::Span;
-use crate::ir::{
-    self, model_from_config, print_timeline, Cost, CustomPassPlan, ExitPlan, LossPlanKind, Model,
-    Op, Program, StagePlan,
-};
+use crate::ir::{self, print_timeline, CostPlan, ExitPlan, LossPlanKind, Plan, Program};
 
-/// One linear module, before and after.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ModuleRow {
-    pub name: String,
-    /// `[out, in]` in the teacher (`None`: new in the student).
-    pub before: Option<[usize; 2]>,
-    /// `[out, in]` in the student (`None`: removed).
-    pub after: Option<[usize; 2]>,
-    pub weights: Option<String>,
-    pub activations: Option<String>,
-    /// The module reuses the token embedding's matrix (a tied head).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub tied: bool,
-}
-
-/// One student layer's widths.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct LayerRow {
-    pub student: usize,
-    pub teacher: usize,
-    pub heads: [usize; 2],
-    pub head_dim: usize,
-    pub ffn: [usize; 2],
-}
-
-/// Teacher → student ratios (teacher / student).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Ratios {
-    pub params: f64,
-    pub bytes: f64,
-    pub flops_per_token: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Estimates {
-    pub seq_len: usize,
-    pub teacher: Cost,
-    pub student: Cost,
-    pub ratios: Ratios,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TeacherDoc {
-    pub source: String,
-    pub model_type: String,
-    pub layers: usize,
-    pub hidden: usize,
-    pub config_sha256: String,
-}
-
-/// Vocabulary pruning: sizes before and after and the bytes it saves.
-#[derive(Debug, Clone, Serialize)]
-pub struct VocabDoc {
-    pub data: String,
-    pub rule: crate::base::VocabRule,
-    pub before: usize,
-    pub after: usize,
-    pub always_kept: usize,
-    /// Bytes the smaller word embedding saves (at its planned storage).
-    pub bytes_saved: u64,
-}
-
-/// The `--json` document.
-#[derive(Debug, Clone, Serialize)]
-pub struct PlanDocument {
-    pub format: u32,
-    pub teacher: TeacherDoc,
-    pub task: crate::base::Task,
-    /// Where training runs (the recipe's `device:`).
-    pub device: crate::base::Device,
-    pub student_layers: usize,
-    pub layers: Vec<LayerRow>,
-    pub modules: Vec<ModuleRow>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vocab: Option<VocabDoc>,
-    pub exits: Option<ExitPlan>,
-    pub pretrain: Option<StagePlan>,
-    pub stages: Vec<StagePlan>,
-    pub custom_passes: Vec<CustomPassPlan>,
-    pub estimates: Estimates,
-}
-
-/// The machine-readable plan.
-pub fn plan_document(program: &Program) -> PlanDocument {
-    let plan = &program.plan;
-    let t = &plan.teacher;
-    let (teacher, student) = (&plan.cost.teacher, &plan.cost.student);
-    PlanDocument {
-        format: 1,
-        teacher: TeacherDoc {
-            source: t.source.clone(),
-            model_type: t.config.model_type.clone(),
-            layers: t.config.num_layers(),
-            hidden: t.config.hidden_size,
-            config_sha256: t.config_hash.clone(),
-        },
-        task: plan.task,
-        device: plan.device,
-        student_layers: program.model.num_layers(),
-        layers: layer_rows(program),
-        modules: module_rows(program),
-        vocab: vocab_doc(program),
-        exits: plan.exits.clone(),
-        pretrain: plan.pretrain.clone(),
-        stages: plan.stages.clone(),
-        custom_passes: plan.custom_passes.clone(),
-        estimates: Estimates {
-            seq_len: plan.cost.seq_len,
-            teacher: teacher.clone(),
-            student: student.clone(),
-            ratios: Ratios {
-                params: ratio(teacher.params, student.params),
-                bytes: ratio(teacher.bytes, student.bytes),
-                flops_per_token: ratio(teacher.flops_per_token, student.flops_per_token),
-            },
-        },
-    }
-}
-
-/// The vocabulary section, when the recipe prunes the vocabulary.
-pub fn vocab_doc(program: &Program) -> Option<VocabDoc> {
-    let v = program.plan.vocab.as_ref()?;
-    Some(VocabDoc {
-        data: v.data.clone(),
-        rule: v.rule,
-        before: v.before,
-        after: v.after,
-        always_kept: v.always_kept,
-        bytes_saved: ir::cost::vocab_bytes_saved(&program.model, v.before),
-    })
-}
-
-fn ratio(teacher: u64, student: u64) -> f64 {
-    if student == 0 {
-        0.0
-    } else {
-        let r = teacher as f64 / student as f64;
-        (r * 100.0).round() / 100.0
-    }
-}
-
-fn teacher_model(program: &Program) -> Model {
-    model_from_config(
-        &program.plan.teacher.config,
-        program.plan.task,
-        Span::default(),
-    )
-}
-
-/// Every module of teacher and student: teacher order, new modules after
-/// the teacher module they follow.
-pub fn module_rows(program: &Program) -> Vec<ModuleRow> {
-    let teacher: Vec<_> = teacher_model(program)
-        .linears()
-        .into_iter()
-        .map(|(_, l)| l)
-        .collect();
-    let student = program.model.linears();
-    let mut rows: Vec<ModuleRow> = teacher
-        .iter()
-        .map(|l| ModuleRow {
-            name: l.name.clone(),
-            before: Some([l.out, l.inp]),
-            after: None,
-            weights: None,
-            activations: None,
-            tied: l.tied,
-        })
-        .collect();
-    let mut insert_at = 0;
-    for (ix, l) in &student {
-        let q = program.model.node(*ix).quant.get(&l.name);
-        let weights = q.and_then(|q| q.weights.as_ref()).map(ir_weight);
-        let activations = q.and_then(|q| q.activations.as_ref()).map(ir_act);
-        match rows.iter().position(|r| r.name == l.name) {
-            Some(pos) => {
-                rows[pos].after = Some([l.out, l.inp]);
-                rows[pos].weights = weights;
-                rows[pos].activations = activations;
-                insert_at = pos + 1;
-            }
-            None => {
-                rows.insert(
-                    insert_at,
-                    ModuleRow {
-                        name: l.name.clone(),
-                        before: None,
-                        after: Some([l.out, l.inp]),
-                        weights,
-                        activations,
-                        tied: l.tied,
-                    },
-                );
-                insert_at += 1;
-            }
-        }
-    }
-    rows
-}
-
-fn ir_weight(w: &ir::WeightQuant) -> String {
-    ir::print_weight_quant(w)
-}
-
-fn ir_act(a: &ir::ActQuant) -> String {
-    ir::print_act_quant(a)
-}
-
-/// The student's layers with their widths before and after.
-pub fn layer_rows(program: &Program) -> Vec<LayerRow> {
-    let config = &program.plan.teacher.config;
-    program
-        .model
-        .layers()
-        .iter()
-        .filter_map(|l| {
-            let teacher = config.layers.get(l.teacher)?;
-            let (Op::Attention(a), Op::Ffn(f)) = (
-                &program.model.node(l.attention).op,
-                &program.model.node(l.ffn).op,
-            ) else {
-                return None;
-            };
-            Some(LayerRow {
-                student: l.student,
-                teacher: l.teacher,
-                heads: [teacher.heads, a.heads],
-                head_dim: a.head_dim,
-                ffn: [teacher.ffn, f.width],
-            })
-        })
-        .collect()
-}
+use super::document::{layer_rows, module_rows, vocab_doc};
+use super::plan::teacher_text;
 
 /// The human-readable plan.
 pub fn plan_table(program: &Program) -> String {
@@ -257,12 +20,21 @@ pub fn plan_table(program: &Program) -> String {
     let _ = writeln!(
         out,
         "{}; student {} layers; device {}",
-        super::teacher_text(plan),
+        teacher_text(plan),
         program.model.num_layers(),
         plan.device.name()
     );
+    out.push_str(&layers_section(program));
+    out.push_str(&modules_section(program));
+    out.push_str(&vocabulary_section(program));
+    out.push_str(&exits_section(plan));
+    out.push_str(&timeline_section(plan));
+    out.push_str(&estimates_section(&plan.cost));
+    out
+}
 
-    out.push_str("\nlayers\n");
+/// Each student layer with its teacher layer, heads and FFN width.
+fn layers_section(program: &Program) -> String {
     let mut table = vec![vec![
         "student".to_string(),
         "teacher".to_string(),
@@ -277,9 +49,11 @@ pub fn plan_table(program: &Program) -> String {
             arrow(r.ffn[0], r.ffn[1]),
         ]);
     }
-    out.push_str(&columns(&table));
+    format!("\nlayers\n{}", columns(&table))
+}
 
-    out.push_str("\nmodules\n");
+/// Each module's shape before and after with its quantizers.
+fn modules_section(program: &Program) -> String {
     let shape = |s: Option<[usize; 2]>| match s {
         Some([o, i]) => format!("[{o}, {i}]"),
         None => "-".to_string(),
@@ -311,64 +85,80 @@ pub fn plan_table(program: &Program) -> String {
             r.activations.unwrap_or_else(|| "-".into()),
         ]);
     }
-    out.push_str(&columns(&table));
+    format!("\nmodules\n{}", columns(&table))
+}
 
-    if let Some(v) = vocab_doc(program) {
-        out.push_str("\nvocabulary\n");
+/// The vocabulary before and after and the bytes it saves (empty when the
+/// recipe keeps the vocabulary).
+fn vocabulary_section(program: &Program) -> String {
+    let Some(v) = vocab_doc(program) else {
+        return String::new();
+    };
+    let mut out = String::from("\nvocabulary\n");
+    let _ = writeln!(
+        out,
+        "  {} pieces ({} on `{}`, {} always kept)",
+        arrow(v.before, v.after),
+        ir::vocab_rule_text(v.rule),
+        v.data,
+        v.always_kept
+    );
+    let _ = writeln!(
+        out,
+        "  word embedding {} smaller",
+        human(v.bytes_saved as f64, "B")
+    );
+    out
+}
+
+/// The exit heads, their calibration and the FLOPs up to each exit.
+fn exits_section(plan: &Plan) -> String {
+    let mut out = String::from("\nexits\n");
+    let Some(e) = &plan.exits else {
+        out.push_str("  none\n");
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "  {} heads, criterion {}",
+        crate::base::word(&e.head),
+        crate::base::word(&e.criterion)
+    );
+    if let Some(line) = calibration_line(e) {
+        out.push_str(&line);
+    }
+    for c in &plan.cost.student.exits {
         let _ = writeln!(
             out,
-            "  {} pieces ({} on `{}`, {} always kept)",
-            arrow(v.before, v.after),
-            ir::vocab_rule_text(v.rule),
-            v.data,
-            v.always_kept
-        );
-        let _ = writeln!(
-            out,
-            "  word embedding {} smaller",
-            human(v.bytes_saved as f64, "B")
+            "  after layer {}: {} FLOPs/token",
+            c.after_layer,
+            human(c.flops_per_token as f64, "")
         );
     }
+    out
+}
 
-    out.push_str("\nexits\n");
-    match &plan.exits {
-        None => out.push_str("  none\n"),
-        Some(e) => {
-            let _ = writeln!(
-                out,
-                "  {} heads, criterion {}",
-                crate::base::word(&e.head),
-                crate::base::word(&e.criterion)
-            );
-            if let Some(t) = e.target {
-                let target = match t {
-                    CalibrationTarget::AvgExitLayer(x) => format!("an average exit layer of {x}"),
-                    CalibrationTarget::Speedup(x) => format!("a {x}x speed-up"),
-                    CalibrationTarget::MaxFidelityLoss(x) => {
-                        format!("at most {}% fidelity loss", x * 100.0)
-                    }
-                };
-                let data = e.calibration_data.as_deref().unwrap_or("the eval data");
-                let samples = e
-                    .calibration_samples
-                    .map_or(String::new(), |n| format!(" (its first {n} examples)"));
-                let _ = writeln!(
-                    out,
-                    "  thresholds calibrated after the build for {target} on {data}{samples}"
-                );
-            }
-            for c in &plan.cost.student.exits {
-                let _ = writeln!(
-                    out,
-                    "  after layer {}: {} FLOPs/token",
-                    c.after_layer,
-                    human(c.flops_per_token as f64, "")
-                );
-            }
+/// What the exit thresholds are calibrated for, and on which data.
+fn calibration_line(e: &ExitPlan) -> Option<String> {
+    let target = match e.target? {
+        CalibrationTarget::AvgExitLayer(x) => format!("an average exit layer of {x}"),
+        CalibrationTarget::Speedup(x) => format!("a {x}x speed-up"),
+        CalibrationTarget::MaxFidelityLoss(x) => {
+            format!("at most {}% fidelity loss", x * 100.0)
         }
-    }
+    };
+    let data = e.calibration_data.as_deref().unwrap_or("the eval data");
+    let samples = e
+        .calibration_samples
+        .map_or(String::new(), |n| format!(" (its first {n} examples)"));
+    Some(format!(
+        "  thresholds calibrated after the build for {target} on {data}{samples}\n"
+    ))
+}
 
-    out.push_str("\ntimeline\n");
+/// The training stages, with notes on the marks their layer maps carry.
+fn timeline_section(plan: &Plan) -> String {
+    let mut out = String::from("\ntimeline\n");
     if plan.pretrain.is_none() && plan.stages.is_empty() {
         out.push_str("  no training: compress only\n");
     }
@@ -394,9 +184,11 @@ pub fn plan_table(program: &Program) -> String {
     if projected {
         out.push_str("  * hidden widths differ: a learned projection maps student to teacher\n");
     }
+    out
+}
 
-    let c = &plan.cost;
-    let _ = writeln!(out, "\nestimates (seq_len {})", c.seq_len);
+/// Parameters, bytes and FLOPs per token of teacher and student.
+fn estimates_section(c: &CostPlan) -> String {
     let rows = [
         (
             "params",
@@ -433,8 +225,7 @@ pub fn plan_table(program: &Program) -> String {
             format!("({})", compare_counts(teacher, student, 1, less, more)),
         ]);
     }
-    out.push_str(&columns(&table));
-    out
+    format!("\nestimates (seq_len {})\n{}", c.seq_len, columns(&table))
 }
 
 fn arrow(before: usize, after: usize) -> String {

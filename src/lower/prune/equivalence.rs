@@ -8,7 +8,6 @@ use candle_nn::VarBuilder;
 
 use crate::base::{Arch, LayerShape, ModelConfig};
 use crate::diag::Diag;
-use crate::lower::prune::layout::layer_prefix;
 use crate::lower::prune::slice::with_prefix;
 use crate::lower::teacher::Tensors;
 use crate::runtime::load::weights::flip_conv1d;
@@ -30,17 +29,16 @@ enum ProbeLayer {
 
 impl ProbeLayer {
     fn load(layer: &Tensors, shape: LayerShape, cfg: &ModelConfig) -> Result<Self, Diag> {
-        let prefix = layer_prefix(cfg.arch, 0);
-        let mut full = with_prefix(layer, &prefix);
+        let stack = &cfg.arch.family().layers;
+        let mut full = with_prefix(layer, &stack.prefix(0));
         flip_conv1d(cfg.arch, &mut full).map_err(tensor_error)?;
         let vb = VarBuilder::from_backend(Box::new(full), DType::F32, Device::Cpu);
         Ok(match cfg.arch {
             Arch::Bert => ProbeLayer::Bert(
-                BertLayer::load(vb.pp("encoder").pp("layer").pp(0), shape, cfg)
-                    .map_err(tensor_error)?,
+                BertLayer::load(vb.pp(stack.layer(0)), shape, cfg).map_err(tensor_error)?,
             ),
             Arch::Gpt2 => ProbeLayer::Gpt2(
-                Gpt2Block::load(vb.pp("h").pp(0), shape, cfg).map_err(tensor_error)?,
+                Gpt2Block::load(vb.pp(stack.layer(0)), shape, cfg).map_err(tensor_error)?,
             ),
             Arch::Bart => {
                 return Err(Diag::new(
@@ -107,7 +105,7 @@ fn probe(cfg: &ModelConfig, seed: u64) -> Result<(Tensor, AttentionMask), Diag> 
     let x = Tensor::from_vec(values, (b, s, h), &Device::Cpu).map_err(tensor_error)?;
     let mask: Vec<u32> = (0..b * s).map(|i| u32::from(i < s || i % s < 4)).collect();
     let mask = Tensor::from_vec(mask, (b, s), &Device::Cpu).map_err(tensor_error)?;
-    let mask = AttentionMask::new(&mask, cfg.arch == Arch::Gpt2).map_err(tensor_error)?;
+    let mask = AttentionMask::new(&mask, cfg.arch.family().layers.causal).map_err(tensor_error)?;
     Ok((x, mask))
 }
 

@@ -28,7 +28,7 @@ fn l1_along(t: &Tensor, axis: Axis) -> Result<Vec<f32>, Diag> {
 fn score(layer: &Tensors, parts: &[Part], count: usize, width: usize) -> Result<Vec<f32>, Diag> {
     let mut scores = vec![0f32; count];
     for p in parts.iter().filter(|p| p.name.ends_with(".weight")) {
-        let t = layer.get(p.name).ok_or_else(|| {
+        let t = layer.get(&p.name).ok_or_else(|| {
             Diag::new(
                 "plcc::build::missing-tensor",
                 format!("the teacher has no tensor `{}`", p.name),

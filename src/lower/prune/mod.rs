@@ -11,3 +11,6 @@ pub mod slice;
 pub mod student;
 pub mod taylor;
 pub mod vocab;
+
+#[cfg(test)]
+mod tests;

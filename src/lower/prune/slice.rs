@@ -34,12 +34,12 @@ pub fn with_prefix(layer: &Tensors, prefix: &str) -> Tensors {
 
 /// Per tensor, the parts a structure owns, in order (q, k, v segments of a
 /// fused tensor stay in order).
-fn grouped(parts: Vec<Part>) -> Vec<(&'static str, Axis, Vec<Part>)> {
-    let mut out: Vec<(&'static str, Axis, Vec<Part>)> = Vec::new();
+fn grouped(parts: Vec<Part>) -> Vec<(String, Axis, Vec<Part>)> {
+    let mut out: Vec<(String, Axis, Vec<Part>)> = Vec::new();
     for p in parts {
         match out.iter_mut().find(|(n, _, _)| *n == p.name) {
             Some((_, _, v)) => v.push(p),
-            None => out.push((p.name, p.axis, vec![p])),
+            None => out.push((p.name.clone(), p.axis, vec![p])),
         }
     }
     out
@@ -89,7 +89,7 @@ pub fn slice_layer(
     let mut out = layer.clone();
     for (parts, keep, _) in all_structure_parts(arch, teacher_shape, kept) {
         for (name, axis, segs) in grouped(parts) {
-            let t = layer.get(name).ok_or_else(|| missing(name))?;
+            let t = layer.get(&name).ok_or_else(|| missing(&name))?;
             let index: Vec<u32> = segs
                 .iter()
                 .flat_map(|p| keep.iter().map(move |&k| (p.offset + k) as u32))
@@ -100,7 +100,7 @@ pub fn slice_layer(
                 .index_select(&ix, dim_of(t, axis))
                 .and_then(|s| s.contiguous())
                 .map_err(tensor_error)?;
-            out.insert(name.to_string(), sliced);
+            out.insert(name, sliced);
         }
     }
     Ok(out)
@@ -116,7 +116,7 @@ pub fn mask_layer(
     let mut out = layer.clone();
     for (parts, _, pruned) in all_structure_parts(arch, teacher_shape, kept) {
         for (name, axis, segs) in grouped(parts) {
-            let t = layer.get(name).ok_or_else(|| missing(name))?;
+            let t = layer.get(&name).ok_or_else(|| missing(&name))?;
             let d = dim_of(t, axis);
             let len = t.dim(d).map_err(tensor_error)?;
             let mut mask = vec![1f32; len];
@@ -134,7 +134,7 @@ pub fn mask_layer(
                 t.broadcast_mul(&m)
             }
             .map_err(tensor_error)?;
-            out.insert(name.to_string(), masked);
+            out.insert(name, masked);
         }
     }
     Ok(out)

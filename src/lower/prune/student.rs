@@ -11,16 +11,16 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 use crate::base::ExitHead;
-use crate::base::{Arch, LayerShape, ModelConfig};
 use crate::base::{ExitScope, Importance};
+use crate::base::{LayerShape, ModelConfig};
 use crate::diag::Diag;
-use crate::ir::{HeadKind, Op, Program};
+use crate::eval::build_report::Cut;
+use crate::ir::{HeadKind, Layer, Op, Program};
 use crate::linalg::truncated_svd_factors;
 use crate::lower::prune::equivalence::{check_layer, LayerModules};
 use crate::lower::prune::importance::{select_by_magnitude, top_k};
-use crate::lower::prune::layout::{layer_prefix, layers_root};
 use crate::lower::prune::slice::{layer_tensors, mask_layer, slice_layer, with_prefix, Kept};
-use crate::lower::prune::taylor::{taylor_scores, TaylorSetup};
+use crate::lower::prune::taylor::{taylor_scores, Scores as TaylorScores, TaylorSetup};
 use crate::lower::teacher::{Teacher, Tensors};
 use crate::runtime::load::weights::SeededWeights;
 use crate::runtime::tensor_error;
@@ -54,6 +54,15 @@ impl Student {
             .as_ref()
             .map_or(&teacher.tokenizer, |v| &v.tokenizer)
     }
+
+    /// How the student was cut from the teacher, as the report shows it.
+    pub fn cut(&self) -> Cut {
+        Cut {
+            layer_map: self.layer_map.clone(),
+            embedding_energy_kept: self.embedding_energy,
+            max_slice_difference: self.max_slice_diff,
+        }
+    }
 }
 
 /// Builds the student of `program` from `teacher`.
@@ -67,53 +76,127 @@ pub fn build_student(
     vocab: Option<PrunedVocab>,
     reporter: &dyn crate::lower::reporter::Reporter,
 ) -> Result<Student, Diag> {
-    let arch = teacher.config.arch;
-    let tcfg = &teacher.config;
     let mut notes = Vec::new();
     let mut head_tensors = Tensors::new();
     add_heads(program, teacher, seed, &mut head_tensors)?;
-    let taylor = match &program.plan.prune {
-        Some(p) if p.importance == Importance::Taylor => {
-            let ir_layers = program.model.layers();
-            let exit_layers = match p.over {
-                ExitScope::LastExit => Vec::new(),
-                ExitScope::AllExits => program
-                    .plan
-                    .exits
-                    .iter()
-                    .flat_map(|e| e.after.iter())
-                    .filter_map(|&l| ir_layers.get(l.wrapping_sub(1)).map(|x| x.teacher + 1))
-                    .collect(),
-            };
-            let setup = TaylorSetup {
-                task: program.plan.task,
-                exit_layers,
-                head: Some(&head_tensors),
-                batches: p.batches,
-            };
-            notes.push(format!(
-                "importance: taylor, |activation × gradient| over {} exit(s) and the final output, {} batch(es)",
-                setup.exit_layers.len(),
-                p.batches.min(prune_data.len().div_ceil(16)).max(1)
-            ));
-            Some(taylor_scores(teacher, &setup, prune_data, reporter)?)
+    let taylor = taylor_importance(program, teacher, &head_tensors, prune_data, reporter)?;
+    if let Some((note, _)) = &taylor {
+        notes.push(note.clone());
+    }
+    let scores = taylor.as_ref().map(|(_, scores)| scores);
+    let mut layers = slice_layers(program, teacher, scores)?;
+    let mut config = teacher.config.clone();
+    config.layers = layers.shapes;
+    let embedding_energy = shape_embeddings(
+        program,
+        &teacher.config,
+        vocab.as_ref(),
+        &mut layers.tensors,
+        &mut config,
+    )?;
+    layers.tensors.extend(head_tensors);
+    for (ix, _) in program.model.linears() {
+        for lin in program.model.node(ix).linears() {
+            layers
+                .module_names
+                .entry(lin.name.clone())
+                .or_insert(lin.name);
         }
-        _ => None,
+    }
+    Ok(Student {
+        config,
+        tensors: layers.tensors,
+        layer_map: layers.layer_map,
+        kept: layers.kept,
+        module_names: layers.module_names,
+        embedding_energy,
+        max_slice_diff: layers.max_slice_diff,
+        notes,
+        vocab,
+    })
+}
+
+/// Taylor importance of every teacher layer's heads and neurons, when the
+/// plan prunes by it, with the note that says how it was scored.
+fn taylor_importance(
+    program: &Program,
+    teacher: &Teacher,
+    head_tensors: &Tensors,
+    prune_data: &[Example],
+    reporter: &dyn crate::lower::reporter::Reporter,
+) -> Result<Option<(String, TaylorScores)>, Diag> {
+    let Some(p) = program
+        .plan
+        .prune
+        .as_ref()
+        .filter(|p| p.importance == Importance::Taylor)
+    else {
+        return Ok(None);
     };
-    let mut tensors: Tensors = teacher
-        .tensors
-        .iter()
-        .filter(|(n, _)| !n.starts_with(layers_root(arch)))
-        .map(|(n, t)| (n.clone(), t.clone()))
-        .collect();
-    let mut layers = Vec::new();
-    let mut layer_map = Vec::new();
-    let mut kept_map = BTreeMap::new();
-    let mut module_names = BTreeMap::new();
-    let mut max_slice_diff = 0f32;
+    let ir_layers = program.model.layers();
+    let exit_layers = match p.over {
+        ExitScope::LastExit => Vec::new(),
+        ExitScope::AllExits => program
+            .plan
+            .exits
+            .iter()
+            .flat_map(|e| e.after.iter())
+            .filter_map(|&l| ir_layers.get(l.wrapping_sub(1)).map(|x| x.teacher + 1))
+            .collect(),
+    };
+    let setup = TaylorSetup {
+        task: program.plan.task,
+        exit_layers,
+        head: Some(head_tensors),
+        batches: p.batches,
+    };
+    let note = format!(
+        "importance: taylor, |activation × gradient| over {} exit(s) and the final output, {} batch(es)",
+        setup.exit_layers.len(),
+        p.batches.min(prune_data.len().div_ceil(16)).max(1)
+    );
+    Ok(Some((
+        note,
+        taylor_scores(teacher, &setup, prune_data, reporter)?,
+    )))
+}
+
+/// The student's layers: each the plan's teacher layer with the kept heads
+/// and neurons, checked against its masked teacher layer.
+struct SlicedLayers {
+    /// The teacher's tensors outside its layers, and the sliced layers'.
+    tensors: Tensors,
+    shapes: Vec<LayerShape>,
+    layer_map: Vec<usize>,
+    kept: BTreeMap<String, Vec<usize>>,
+    module_names: BTreeMap<String, String>,
+    max_slice_diff: f32,
+}
+
+/// Reduces and slices the teacher's layers as the program says; heads and
+/// neurons are kept by `taylor` scores when given, else by magnitude.
+fn slice_layers(
+    program: &Program,
+    teacher: &Teacher,
+    taylor: Option<&TaylorScores>,
+) -> Result<SlicedLayers, Diag> {
+    let arch = teacher.config.arch;
+    let mut out = SlicedLayers {
+        tensors: teacher
+            .tensors
+            .iter()
+            .filter(|(n, _)| !n.starts_with(arch.family().layers.root))
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect(),
+        shapes: Vec::new(),
+        layer_map: Vec::new(),
+        kept: BTreeMap::new(),
+        module_names: BTreeMap::new(),
+        max_slice_diff: 0f32,
+    };
     for (i, layer) in program.model.layers().iter().enumerate() {
         let t = layer.teacher;
-        let tshape = *tcfg.layers.get(t).ok_or_else(|| {
+        let tshape = *teacher.config.layers.get(t).ok_or_else(|| {
             Diag::new(
                 "plcc::build::no-such-layer",
                 format!(
@@ -132,101 +215,122 @@ pub fn build_student(
             head_dim: a.head_dim,
             ffn: f.width,
         };
-        let teacher_layer = layer_tensors(&teacher.tensors, &layer_prefix(arch, t));
-        let kept = match taylor.as_ref().and_then(|s| s.get(&t)) {
-            Some((h, n)) => Kept {
-                heads: top_k(h, shape.heads),
-                neurons: top_k(n, shape.ffn),
-            },
-            None => select_by_magnitude(&teacher_layer, arch, tshape, shape.heads, shape.ffn)?,
-        };
-        let sliced = slice_layer(&teacher_layer, arch, tshape, &kept)?;
-        let masked = mask_layer(&teacher_layer, arch, tshape, &kept)?;
-        let attention_name = program.model.node(layer.attention).name.clone();
-        let ffn_name = program.model.node(layer.ffn).name.clone();
-        // A layer nothing was cut from is the teacher's own.
-        let diff = if shape == tshape {
-            0.0
-        } else {
-            check_layer(
-                tcfg,
-                (&masked, tshape),
-                (&sliced, shape),
-                LayerModules {
-                    attention: &attention_name,
-                    ffn: &ffn_name,
-                },
-            )?
-        };
-        max_slice_diff = max_slice_diff.max(diff);
-        let student_prefix = layer_prefix(arch, i);
-        for node in [layer.attention, layer.ffn] {
-            for lin in program.model.node(node).linears() {
-                let renamed = match lin.name.strip_prefix(&layer_prefix(arch, t)) {
-                    Some(rest) => format!("{student_prefix}{rest}"),
-                    None => lin.name.clone(),
-                };
-                module_names.insert(lin.name, renamed);
-            }
-        }
-        kept_map.insert(format!("{student_prefix}heads"), kept.heads.clone());
-        kept_map.insert(format!("{student_prefix}neurons"), kept.neurons.clone());
-        tensors.extend(with_prefix(&sliced, &student_prefix));
-        layers.push(shape);
-        layer_map.push(t);
+        slice_layer_into(
+            program,
+            teacher,
+            taylor,
+            (i, layer),
+            (tshape, shape),
+            &mut out,
+        )?;
     }
+    Ok(out)
+}
 
-    let mut config = tcfg.clone();
-    config.layers = layers;
-    let mut embedding_energy = None;
-    if let Some(Op::Embeddings(e)) = program
+/// Slices teacher layer `layer.teacher`, of shape `tshape`, to `shape` as
+/// student layer `i`,
+/// checks it against its masked teacher layer, and adds it to `out`.
+fn slice_layer_into(
+    program: &Program,
+    teacher: &Teacher,
+    taylor: Option<&TaylorScores>,
+    (i, layer): (usize, &Layer),
+    (tshape, shape): (LayerShape, LayerShape),
+    out: &mut SlicedLayers,
+) -> Result<(), Diag> {
+    let arch = teacher.config.arch;
+    let t = layer.teacher;
+    let stack = &arch.family().layers;
+    let teacher_layer = layer_tensors(&teacher.tensors, &stack.prefix(t));
+    let kept = match taylor.and_then(|s| s.get(&t)) {
+        Some((h, n)) => Kept {
+            heads: top_k(h, shape.heads),
+            neurons: top_k(n, shape.ffn),
+        },
+        None => select_by_magnitude(&teacher_layer, arch, tshape, shape.heads, shape.ffn)?,
+    };
+    let sliced = slice_layer(&teacher_layer, arch, tshape, &kept)?;
+    let masked = mask_layer(&teacher_layer, arch, tshape, &kept)?;
+    let attention_name = program.model.node(layer.attention).name.clone();
+    let ffn_name = program.model.node(layer.ffn).name.clone();
+    // A layer nothing was cut from is the teacher's own.
+    let diff = if shape == tshape {
+        0.0
+    } else {
+        check_layer(
+            &teacher.config,
+            (&masked, tshape),
+            (&sliced, shape),
+            LayerModules {
+                attention: &attention_name,
+                ffn: &ffn_name,
+            },
+        )?
+    };
+    out.max_slice_diff = out.max_slice_diff.max(diff);
+    let student_prefix = stack.prefix(i);
+    for node in [layer.attention, layer.ffn] {
+        for lin in program.model.node(node).linears() {
+            let renamed = match lin.name.strip_prefix(&stack.prefix(t)) {
+                Some(rest) => format!("{student_prefix}{rest}"),
+                None => lin.name.clone(),
+            };
+            out.module_names.insert(lin.name, renamed);
+        }
+    }
+    out.kept
+        .insert(format!("{student_prefix}heads"), kept.heads.clone());
+    out.kept
+        .insert(format!("{student_prefix}neurons"), kept.neurons.clone());
+    out.tensors.extend(with_prefix(&sliced, &student_prefix));
+    out.shapes.push(shape);
+    out.layer_map.push(t);
+    Ok(())
+}
+
+/// The word embedding as the program says: the pruned vocabulary's kept
+/// rows (and the vocabulary size and padding id in `config`), then the
+/// factorization. Returns the energy the factorization kept.
+fn shape_embeddings(
+    program: &Program,
+    tcfg: &ModelConfig,
+    vocab: Option<&PrunedVocab>,
+    tensors: &mut Tensors,
+    config: &mut ModelConfig,
+) -> Result<Option<f64>, Diag> {
+    let Some(Op::Embeddings(e)) = program
         .model
         .find_op(|op| matches!(op, Op::Embeddings(_)))
         .map(|ix| &program.model.node(ix).op)
-    {
-        if let Some(v) = &vocab {
-            let name = format!("{}.weight", e.word);
-            let table = tensors.get(&name).ok_or_else(|| {
-                Diag::new(
-                    "plcc::build::missing-tensor",
-                    format!("the teacher has no `{name}`"),
-                )
-            })?;
-            let rows = Tensor::from_vec(v.kept.clone(), v.kept.len(), table.device())
-                .and_then(|ix| table.index_select(&ix, 0))
-                .map_err(tensor_error)?;
-            tensors.insert(name, rows);
-            config.vocab_size = v.len();
-            config.pad_token_id = config.pad_token_id.and_then(|p| v.new_id(p));
-        }
-        if let (Some(r), None) = (e.rank, tcfg.embedding_rank) {
-            embedding_energy = Some(factorize(
-                &mut tensors,
-                &format!("{}.weight", e.word),
-                &format!("{}_proj.weight", e.word),
-                r,
-            )?);
-        }
-        config.embedding_rank = e.rank;
+    else {
+        return Ok(None);
+    };
+    if let Some(v) = vocab {
+        let name = format!("{}.weight", e.word);
+        let table = tensors.get(&name).ok_or_else(|| {
+            Diag::new(
+                "plcc::build::missing-tensor",
+                format!("the teacher has no `{name}`"),
+            )
+        })?;
+        let rows = Tensor::from_vec(v.kept.clone(), v.kept.len(), table.device())
+            .and_then(|ix| table.index_select(&ix, 0))
+            .map_err(tensor_error)?;
+        tensors.insert(name, rows);
+        config.vocab_size = v.len();
+        config.pad_token_id = config.pad_token_id.and_then(|p| v.new_id(p));
     }
-
-    tensors.extend(head_tensors);
-    for (ix, _) in program.model.linears() {
-        for lin in program.model.node(ix).linears() {
-            module_names.entry(lin.name.clone()).or_insert(lin.name);
-        }
+    let mut embedding_energy = None;
+    if let (Some(r), None) = (e.rank, tcfg.embedding_rank) {
+        embedding_energy = Some(factorize(
+            tensors,
+            &format!("{}.weight", e.word),
+            &format!("{}_proj.weight", e.word),
+            r,
+        )?);
     }
-    Ok(Student {
-        config,
-        tensors,
-        layer_map,
-        kept: kept_map,
-        module_names,
-        embedding_energy,
-        max_slice_diff,
-        notes,
-        vocab,
-    })
+    config.embedding_rank = e.rank;
+    Ok(embedding_energy)
 }
 
 /// Replaces `word` `[vocab, hidden]` by `[vocab, r]` and `proj` `[hidden, r]`.
@@ -270,7 +374,7 @@ fn add_heads(
         match &node.op {
             Op::Head(h) => {
                 if let HeadKind::Classify { .. } = &h.kind {
-                    if teacher.config.arch == Arch::Gpt2 {
+                    if !teacher.config.arch.family().supports.classification {
                         return Err(Diag::new(
                             "plcc::build::unsupported",
                             "classification with a GPT-2 teacher cannot be built yet",

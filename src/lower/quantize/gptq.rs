@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 
+use crate::base::family::{input_side, runs_after_encoder, InputSide};
 use crate::base::ModelConfig;
 use crate::base::{GptqSpec, QuantMethod};
 use crate::diag::Diag;
@@ -36,7 +37,6 @@ use crate::lower::quantize::pack::{placed_quantizers, quantize_error, weight_spe
 use crate::lower::teacher::{network_from, Tensors};
 use crate::lower::train::losses::real_token_index;
 use crate::quant::{dequantize, gptq, quantize, GptqOptions, Quantized};
-use crate::runtime::model::bart::{input_side, is_decoder_module, InputSide};
 use crate::runtime::tensor_error;
 use crate::runtime::{ForwardOptions, InputTap, Inputs, Network};
 use crate::text::data::Example;
@@ -365,11 +365,11 @@ fn set_weight(
 
 /// Where a module's layer runs in the forward pass: whether it is in an
 /// encoder-decoder's decoder (which runs after the whole encoder), then the
-/// layer index in its name (`encoder.layer.3.…`, `h.3.…`,
-/// `model.decoder.layers.3.…`; modules without one last).
+/// layer index in its name (the first number in it; modules without one
+/// last).
 fn forward_position(module: &str) -> (bool, usize) {
     let layer = module.split('.').find_map(|part| part.parse().ok());
-    (is_decoder_module(module), layer.unwrap_or(usize::MAX))
+    (runs_after_encoder(module), layer.unwrap_or(usize::MAX))
 }
 
 /// `‖(W − Q) Xᵀ‖² = Σ (D G) ⊙ D` with `D = W − Q` and `G = XᵀX`.

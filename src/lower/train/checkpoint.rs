@@ -23,6 +23,7 @@ use std::time::Duration;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::output::{LATEST, STEP_PREFIX};
 use crate::artifact::{write_file_atomic, StagedDir};
 use crate::base::sha256_hex;
 use crate::diag::Diag;
@@ -33,10 +34,6 @@ const STATE_FILE: &str = "state.safetensors";
 const TEACHER_FILE: &str = "teacher.safetensors";
 const META_FILE: &str = "meta.json";
 const CHECKSUMS_FILE: &str = "sha256.json";
-/// The file naming the newest complete checkpoint.
-pub const LATEST: &str = "latest";
-/// The prefix of every checkpoint folder's name.
-pub const STEP_PREFIX: &str = "step-";
 /// Overrides the checkpoint interval of every stage, in seconds.
 pub const SECONDS_VAR: &str = "PLCC_CHECKPOINT_SECONDS";
 

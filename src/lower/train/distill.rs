@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use crate::artifact::ExitRecord;
 use crate::base::sha256_hex;
-use crate::base::Task;
 use crate::diag::Diag;
 use crate::eval::report::{CurvePoint, StageEval, TrainingReport, BEFORE_TRAINING};
 use crate::ir::{Program, StagePlan, WeightQuant};
@@ -72,14 +71,12 @@ pub fn pretrain(
     teacher: &mut Teacher,
     datasets: &BTreeMap<String, Vec<Example>>,
 ) -> Result<(), Diag> {
-    let task = match teacher.config.arch {
-        crate::base::Arch::Gpt2 => Task::CausalLm,
-        crate::base::Arch::Bart => Task::Seq2Seq,
-        crate::base::Arch::Bert => return Err(Diag::new(
+    let Some(task) = teacher.config.arch.family().supports.language_model else {
+        return Err(Diag::new(
             "plcc::train::pretrain-unsupported",
             "`pretrain` trains causal language models (GPT-2 layout) with next-token prediction and encoder-decoders (BART) with text infilling",
         )
-.help("remove the `pretrain` block; a classifier head is trained by a `distill` stage with `loss task_ce {}` on a data set with a `label` column")),
+        .help("remove the `pretrain` block; a classifier head is trained by a `distill` stage with `loss task_ce {}` on a data set with a `label` column"));
     };
     let tensors = match (session.stage_finished(0), session.resumed_teacher()) {
         (true, Some(saved)) => saved.clone().into_iter().collect(),

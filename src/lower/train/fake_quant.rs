@@ -115,6 +115,7 @@ pub fn initial_scales(weight: &Tensor, granularity: Granularity) -> Result<Tenso
 mod tests {
     use super::*;
     use crate::base::ScaleMethod;
+    use crate::testing::max_diff;
     use candle_core::Device;
 
     fn spec(bits: Bits, learned: Vec<f32>) -> QuantSpec {
@@ -149,14 +150,7 @@ mod tests {
             }
             .quantize(&w)
             .unwrap();
-            let diff = (ours - packer)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_diff(&ours, &packer);
             assert!(diff < 1e-5, "{bits:?}: {diff}");
         }
     }

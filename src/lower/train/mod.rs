@@ -19,37 +19,32 @@ pub mod checkpoint;
 pub mod distill;
 pub mod evaluation;
 pub mod fake_quant;
-pub mod folder;
 pub mod log;
 pub mod losses;
 pub mod optim;
 pub mod plot;
 pub mod session;
 pub mod sparse_rows;
+mod stage;
 pub mod step;
 pub mod student_net;
 
 pub use session::Session;
+pub use stage::run_stage;
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use candle_core::Tensor;
 
-use crate::base::{duration_text, Keep, StageLength, Task};
 use crate::diag::Diag;
-use crate::eval::fidelity::{encode_with, Fidelity};
-use crate::eval::report::StageEval;
-use crate::eval::report::StageTotals;
-use crate::ir::{LossPlanKind, StagePlan};
-use crate::runtime::{ForwardOptions, LoadedModel, Mode};
+use crate::eval::fidelity::Fidelity;
+use crate::eval::report::{StageEval, StageTotals};
+use crate::ir::StagePlan;
+use crate::runtime::LoadedModel;
 use crate::text::data::Example;
-use checkpoint::BestPoint;
 use evaluation::{Best, EvalData};
-use log::StepRecord;
 use losses::LossState;
-use optim::{clip_grad_norm, learning_rate, Optimizer, Param};
-use step::{batch_dump, forward_backward, StepInputs};
+use optim::{Optimizer, Param};
 use student_net::TrainableNet;
 
 /// A training failure inside candle (a bug or an impossible shape).
@@ -94,281 +89,9 @@ pub struct StageOutcome {
     pub eval: Option<Fidelity>,
 }
 
-/// Runs one stage on `net`.
-pub fn run_stage(
-    session: &mut Session,
-    net: &mut TrainableNet,
-    job: &StageJob,
-) -> Result<StageOutcome, Diag> {
-    let plan = job.plan;
-    let task = net.task;
-    let examples = batches::task_examples(job.examples, task);
-    let max_len = plan.seq_len.min(net.config.max_positions).max(2);
-    // An encoder-decoder's rows are its decoder rows and sources.
-    let (encoded, cut) = encode_with(&net.config, job.tokenizer, max_len, &examples, plan.seed)?;
-    if cut > 0 {
-        session.notes.push(format!(
-            "stage `{}`: {cut} of {} examples are longer than {max_len} tokens and train on their first {max_len} (`seq_len`)",
-            plan.name,
-            examples.len()
-        ));
-    }
-    let labels: Vec<Option<usize>> = examples.iter().map(|e| e.label).collect();
-    let mut stream = batches::BatchStream::new(
-        encoded.iter().map(|e| e.0.len()).collect(),
-        plan.batch_size,
-        plan.seed,
-    );
-
-    let kinds: Vec<&LossPlanKind> = plan.losses.iter().map(|l| &l.kind).collect();
-    let teacher_hidden = job
-        .teacher
-        .map_or(net.config.hidden_size, |t| t.config.hidden_size);
-    let mut state = LossState::new(
-        &kinds,
-        net.config.hidden_size,
-        teacher_hidden,
-        &session.device,
-    )
-    .map_err(train_error)?;
-    let mut params: Vec<Param> = net.params();
-    params.extend(state.projections.iter().map(|(n, v)| Param {
-        name: n.clone(),
-        var: v.clone(),
-        decay: true,
-    }));
-    let mut opt =
-        Optimizer::new(plan.optimizer, plan.weight_decay, &params).map_err(train_error)?;
-
-    let mut start = 0;
-    let mut totals = StageTotals {
-        name: plan.name.clone(),
-        steps: 0,
-        tokens: 0,
-        seconds: 0.0,
-        final_loss: f64::NAN,
-        eval_seconds: 0.0,
-        kept_step: None,
-        budget: None,
-    };
-    let mut best: Option<Best> = None;
-    let mut resumed_steps = None;
-    let mut resumed = false;
-    if let Some(ckpt) = session
-        .resume_from
-        .as_ref()
-        .filter(|c| c.meta.progress.stage == job.index && !c.meta.progress.stage_done)
-    {
-        restore_params(&params, &ckpt.state)?;
-        let moments: BTreeMap<String, Tensor> = ckpt
-            .state
-            .iter()
-            .filter_map(|(k, v)| k.strip_prefix("opt.").map(|k| (k.to_string(), v.clone())))
-            .collect();
-        opt.restore(ckpt.meta.progress.step, &moments)
-            .map_err(train_error)?;
-        state.bank = ckpt.state.get("bank").cloned();
-        state.bank_ids = ckpt.state.get("bank_ids").cloned();
-        start = ckpt.meta.progress.step;
-        resumed = true;
-        resumed_steps = ckpt.meta.progress.stage_steps;
-        best = Best::from_checkpoint(ckpt.meta.best, &ckpt.state, &params);
-        if let Some(partial) = ckpt.meta.finished.iter().find(|t| t.name == "(partial)") {
-            totals.tokens = partial.tokens;
-            totals.seconds = partial.seconds;
-            totals.eval_seconds = partial.eval_seconds;
-            totals.budget = partial.budget.clone();
-        }
-    }
-
-    let needs_attention = kinds.iter().any(|k| {
-        matches!(
-            k,
-            LossPlanKind::AttentionKl { .. } | LossPlanKind::AttentionMse { .. }
-        )
-    });
-    let lm = matches!(task, Task::CausalLm | Task::Seq2Seq);
-    let device = session.device.clone();
-    let inputs = StepInputs {
-        job,
-        encoded: &encoded,
-        labels: &labels,
-        device: &device,
-        student_opts: ForwardOptions {
-            mode: Mode::Training,
-            output_attentions: needs_attention,
-            lm_logits: lm,
-        },
-        teacher_opts: ForwardOptions {
-            mode: Mode::Inference,
-            output_attentions: needs_attention,
-            lm_logits: lm,
-        },
-    };
-    let eval_every = plan.eval_every.filter(|_| job.eval.is_some());
-    if let (false, Some(_), Keep::Best) = (resumed, eval_every, plan.keep) {
-        if let Some((f, score)) = job.start_eval.and_then(|f| Some((f, f.score()?))) {
-            let point = BestPoint { step: 0, score };
-            best = Some(Best::take(point, f.clone(), &params)?);
-        }
-    }
-    // A resumed stage runs the count its checkpoint holds.
-    let total = match (resumed_steps, plan.length) {
-        (Some(n), _) | (None, StageLength::Steps(n)) => n,
-        (None, StageLength::Epochs(e)) => e * stream.per_epoch().div_ceil(plan.accumulate.max(1)),
-        (None, StageLength::Budget(seconds)) => {
-            let probe_clock = Instant::now();
-            let planned = budget::probe(
-                seconds,
-                eval_every,
-                &inputs,
-                (&mut stream, &mut *net, &mut state, &params),
-            )?;
-            session.notes.push(format!(
-                "stage `{}`: a budget of {} at {:.3}s a step (measured, evaluations included) gives {} steps",
-                plan.name,
-                duration_text(seconds),
-                planned.seconds_per_step,
-                planned.steps
-            ));
-            let steps = planned.steps;
-            totals.budget = Some(planned);
-            let probe_seconds = probe_clock.elapsed().as_secs_f64();
-            totals.seconds += probe_seconds;
-            totals.eval_seconds += probe_seconds;
-            steps
-        }
-    };
-    let total = session.max_steps.map_or(total, |m| total.min(m));
-    totals.steps = total;
-    session.meta.progress.stage_steps = Some(total);
-
-    session.reporter.begin(&plan.name, total, start);
-    let mut dump = batch_dump()?;
-    let started = Instant::now();
-    let seconds_before = totals.seconds;
-    let tokens_before: usize = session
-        .meta
-        .finished
-        .iter()
-        .filter(|t| t.name != "(partial)")
-        .map(|t| t.tokens)
-        .sum();
-    let checkpoint_interval = checkpoint::interval(plan.checkpoint_minutes)?;
-    let mut last_checkpoint = Instant::now();
-    let mut last_eval: Option<Fidelity> = None;
-    for step in start..total {
-        let step_clock = Instant::now();
-        let lr = learning_rate(plan.lr, plan.schedule, plan.warmup, step, total);
-        let out = forward_backward(
-            &inputs,
-            &mut stream,
-            net,
-            &mut state,
-            &params,
-            step,
-            dump.as_mut(),
-        )?;
-        if !out.loss.is_finite() {
-            return Err(Diag::new(
-                "plcc::train::diverged",
-                format!(
-                    "the loss of stage `{}` became {} at step {}",
-                    plan.name,
-                    out.loss,
-                    step + 1
-                ),
-            )
-            .help("lower the stage's `lr` or set `grad_clip`"));
-        }
-        let (mut grads, mut row_grad) = (out.grads, out.row_grad);
-        let norm =
-            clip_grad_norm(&mut grads, row_grad.as_mut(), plan.grad_clip).map_err(train_error)?;
-        opt.step(&params, &grads, row_grad.as_ref(), lr)
-            .map_err(train_error)?;
-        totals.tokens += out.tokens;
-        totals.final_loss = out.loss;
-        let secs = step_clock.elapsed().as_secs_f64();
-        let done = step + 1 == total;
-        last_eval = None;
-        if let (Some(n), Some(data)) = (eval_every, &job.eval) {
-            if (step + 1) % n == 0 || done {
-                let eval_clock = Instant::now();
-                let f = evaluation::measure(net, data, job.tokenizer)?;
-                totals.eval_seconds += eval_clock.elapsed().as_secs_f64();
-                session.reporter.event(&format!(
-                    "step {}/{total}: {}",
-                    step + 1,
-                    evaluation::metrics_text(&f)
-                ));
-                if let Some(score) = f.score() {
-                    let better = best.as_ref().is_none_or(|b| score > b.point.score);
-                    if plan.keep == Keep::Best && better {
-                        let point = BestPoint {
-                            step: step + 1,
-                            score,
-                        };
-                        best = Some(Best::take(point, f.clone(), &params)?);
-                    }
-                }
-                last_eval = Some(f);
-            }
-        }
-        session.meta.progress.global_step += 1;
-        session.log.append(StepRecord {
-            stage: plan.name.clone(),
-            global_step: session.meta.progress.global_step,
-            step: step + 1,
-            loss: out.loss,
-            terms: out.terms,
-            lr,
-            grad_norm: norm,
-            tokens_per_s: out.tokens as f64 / secs.max(1e-9),
-            tokens: tokens_before + totals.tokens,
-            eval: last_eval.as_ref().map(|f| f.metrics.clone()),
-        })?;
-        session.reporter.step(&format!(
-            "loss {:.4} lr {lr:.2e} {:.0} tok/s",
-            out.loss,
-            out.tokens as f64 / secs.max(1e-9)
-        ));
-        crate::fault::point("step");
-        let due = plan
-            .checkpoint_every
-            .is_some_and(|n| n > 0 && (step + 1) % n == 0)
-            || last_checkpoint.elapsed() >= checkpoint_interval;
-        if done || due {
-            totals.seconds = seconds_before + started.elapsed().as_secs_f64();
-            session.meta.progress.stage = job.index;
-            session.meta.progress.stage_name = plan.name.clone();
-            session.meta.progress.step = step + 1;
-            session.meta.progress.stage_done = false;
-            session.meta.best = best.as_ref().map(|b| b.point);
-            if !done {
-                save(session, &params, &opt, &state, &totals, best.as_ref())?;
-                last_checkpoint = Instant::now();
-            }
-        }
-    }
-    session.reporter.end();
-    totals.seconds = seconds_before + started.elapsed().as_secs_f64();
-    let mut eval = last_eval;
-    if let Some(b) = best.filter(|_| plan.keep == Keep::Best) {
-        if b.point.step != total {
-            b.restore(&params)?;
-            eval = b.fidelity.clone();
-            session.reporter.event(&match b.point.step {
-                0 => "kept the weights it started from: no evaluation during the stage did better"
-                    .to_string(),
-                step => format!("kept the weights of step {step}, its best evaluation"),
-            });
-        }
-        totals.kept_step = Some(b.point.step);
-    }
-    session.meta.best = None;
-    session.resume_from = None;
-    Ok(StageOutcome { totals, eval })
-}
+/// The name under which a checkpoint taken during a stage keeps that
+/// stage's totals so far.
+const PARTIAL: &str = "(partial)";
 
 /// Sets every parameter to its value in a checkpoint's `state`.
 fn restore_params(params: &[Param], state: &BTreeMap<String, Tensor>) -> Result<(), Diag> {
@@ -396,36 +119,12 @@ fn restore_params(params: &[Param], state: &BTreeMap<String, Tensor>) -> Result<
     Ok(())
 }
 
-/// Records a finished stage (with its evaluation) and checkpoints it.
-pub fn finish_stage(
-    session: &mut Session,
-    net: &TrainableNet,
-    index: usize,
-    totals: StageTotals,
-    eval: Option<StageEval>,
-) -> Result<(), Diag> {
-    session.meta.finished.retain(|t| t.name != "(partial)");
-    session.meta.finished.push(totals.clone());
-    session.meta.evaluations.extend(eval);
-    session.meta.progress.stage = index;
-    session.meta.progress.stage_name = totals.name.clone();
-    session.meta.progress.step = totals.steps;
-    session.meta.progress.stage_done = true;
-    let state = param_state(&net.params());
-    checkpoint::save(
-        &session.dir.join("checkpoints"),
-        &session.meta,
-        &state,
-        session.teacher_tensors.as_ref(),
-    )?;
-    Ok(())
-}
-
+/// Checkpoints the stage in the middle: the parameters, the best weights
+/// kept, the optimizer moments, the memory bank, and the stage's totals so
+/// far under [`PARTIAL`].
 fn save(
     session: &mut Session,
-    params: &[Param],
-    opt: &Optimizer,
-    state: &LossState,
+    (params, opt, state): (&[Param], &Optimizer, &LossState),
     totals: &StageTotals,
     best: Option<&Best>,
 ) -> Result<(), Diag> {
@@ -439,15 +138,40 @@ fn save(
         tensors.insert("bank_ids".into(), ids.clone());
     }
     let mut meta = session.meta.clone();
-    meta.finished.retain(|t| t.name != "(partial)");
+    meta.finished.retain(|t| t.name != PARTIAL);
     meta.finished.push(StageTotals {
-        name: "(partial)".into(),
+        name: PARTIAL.into(),
         ..totals.clone()
     });
     checkpoint::save(
-        &session.dir.join("checkpoints"),
+        &session.folder.checkpoints(),
         &meta,
         &tensors,
+        session.teacher_tensors.as_ref(),
+    )?;
+    Ok(())
+}
+
+/// Records a finished stage (with its evaluation) and checkpoints it.
+pub fn finish_stage(
+    session: &mut Session,
+    net: &TrainableNet,
+    index: usize,
+    totals: StageTotals,
+    eval: Option<StageEval>,
+) -> Result<(), Diag> {
+    session.meta.finished.retain(|t| t.name != PARTIAL);
+    session.meta.finished.push(totals.clone());
+    session.meta.evaluations.extend(eval);
+    session.meta.progress.stage = index;
+    session.meta.progress.stage_name = totals.name.clone();
+    session.meta.progress.step = totals.steps;
+    session.meta.progress.stage_done = true;
+    let state = param_state(&net.params());
+    checkpoint::save(
+        &session.folder.checkpoints(),
+        &session.meta,
+        &state,
         session.teacher_tensors.as_ref(),
     )?;
     Ok(())

@@ -3,20 +3,18 @@
 //! skipped checkpoint, no usable checkpoint (training starts over), or an
 //! earlier run's folder discarded — as notes for the build's report.
 
-use std::path::{Path, PathBuf};
-
 use candle_core::{Device, Tensor};
 
 use super::checkpoint::{self, Meta, Progress};
 use super::log::LossLog;
+use crate::artifact::output::TrainingFolder;
 use crate::diag::Diag;
 
 /// What stays the same over a whole training run.
 pub struct Session<'r> {
-    pub recipe_sha256: String,
     pub max_steps: Option<usize>,
     /// Checkpoints and the loss log live here until the artifact is written.
-    pub dir: PathBuf,
+    pub folder: TrainingFolder,
     pub device: Device,
     pub log: LossLog,
     pub meta: Meta,
@@ -31,45 +29,35 @@ pub struct Session<'r> {
     pub notes: Vec<String>,
 }
 
-/// Removes the training folder `dir` if it exists.
-fn clear(dir: &Path) -> Result<(), Diag> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| Diag::io("plcc::io::write", "clear", dir, &e))?;
-    }
-    Ok(())
-}
-
-/// What an earlier run left in the training folder `dir`, in words; `None`
-/// when there is nothing.
-fn held_by(dir: &Path) -> Option<String> {
-    let mut entries = std::fs::read_dir(dir).ok()?;
+/// What an earlier run left in the training folder, in words; `None` when
+/// there is nothing.
+fn held_by(folder: &TrainingFolder) -> Option<String> {
+    let mut entries = std::fs::read_dir(folder.path()).ok()?;
     entries.next()?.ok()?;
-    Some(
-        match checkpoint::latest_progress(&dir.join("checkpoints")) {
-            Some(p) => format!("its latest checkpoint was taken at {}", p.describe()),
-            None => "a loss log and no checkpoint".to_string(),
-        },
-    )
+    Some(match checkpoint::latest_progress(&folder.checkpoints()) {
+        Some(p) => format!("its latest checkpoint was taken at {}", p.describe()),
+        None => "a loss log and no checkpoint".to_string(),
+    })
 }
 
 impl<'r> Session<'r> {
-    /// Starts a run, or continues the one checkpointed in `dir` when
-    /// `resume`. `dir` must be plcc's training folder or absent (the build
-    /// checks it with [`crate::lower::train::folder::check_training_dir`]).
+    /// Starts a run, or continues the one checkpointed in `folder` when
+    /// `resume`. The folder must be plcc's or absent (claiming the output
+    /// checks it: [`crate::artifact::output::OutputFolder::claim`]).
     ///
     /// Resuming continues from the newest whole checkpoint (a damaged latest
     /// one is passed over for the one before it); with none, training starts
     /// from the beginning. Without `resume`, an earlier run's folder is
     /// cleared. Each of these is told in [`Session::notes`].
     pub fn open(
-        dir: PathBuf,
+        folder: TrainingFolder,
         recipe_sha256: String,
         max_steps: Option<usize>,
         resume: bool,
         device: Device,
         reporter: &'r dyn crate::lower::reporter::Reporter,
     ) -> Result<Self, Diag> {
-        let checkpoints = dir.join("checkpoints");
+        let checkpoints = folder.checkpoints();
         let mut notes = Vec::new();
         let resume_from = if resume {
             let found = checkpoint::load_usable(&checkpoints, &device);
@@ -84,21 +72,21 @@ impl<'r> Session<'r> {
                 None => {
                     notes.push(format!(
                         "--resume found no usable checkpoint in `{}`; training starts from the beginning",
-                        dir.display()
+                        folder.path().display()
                     ));
-                    clear(&dir)?;
+                    folder.clear()?;
                     None
                 }
             }
         } else {
-            if let Some(held) = held_by(&dir) {
+            if let Some(held) = held_by(&folder) {
                 notes.push(format!(
                     "discarded the training folder `{}` of an earlier build ({held}); \
                      build with --resume to continue from it",
-                    dir.display()
+                    folder.path().display()
                 ));
             }
-            clear(&dir)?;
+            folder.clear()?;
             None
         };
         if let Some(ckpt) = &resume_from {
@@ -107,7 +95,7 @@ impl<'r> Session<'r> {
                     "plcc::train::recipe-changed",
                     "the checkpoint was written for a different version of the recipe",
                 )
-                .note(format!("checkpoint in `{}`", dir.display()))
+                .note(format!("checkpoint in `{}`", folder.path().display()))
                 .help("build without --resume to start over with the edited recipe"));
             }
             if ckpt.meta.max_steps != max_steps {
@@ -128,12 +116,11 @@ impl<'r> Session<'r> {
                 ckpt.meta.progress.describe()
             ));
         }
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Diag::io("plcc::io::write", "create", &dir, &e))?;
+        folder.create()?;
         let keep = resume_from
             .as_ref()
             .map_or(0, |c| c.meta.progress.global_step);
-        let log = LossLog::open(&dir.join("loss.jsonl"), Some(keep))?;
+        let log = LossLog::open(&folder.loss_log(), Some(keep))?;
         let meta = match &resume_from {
             Some(c) => c.meta.clone(),
             None => Meta {
@@ -153,9 +140,8 @@ impl<'r> Session<'r> {
             },
         };
         Ok(Session {
-            recipe_sha256,
             max_steps,
-            dir,
+            folder,
             device,
             log,
             meta,

@@ -15,13 +15,12 @@ use super::fake_quant::{initial_scales, LearnedScaleQuantizer, SpecQuantizer};
 use super::optim::{decays, Param};
 use super::sparse_rows::{RowGrad, RowSparseTable};
 use crate::artifact::{ActivationQuant, ExitRecord};
-use crate::base::{Arch, ModelConfig};
+use crate::base::ModelConfig;
 use crate::base::{Granularity, ScaleMethod, Task};
 use crate::ir::WeightQuant;
 use crate::lower::teacher::Tensors;
 use crate::quant::QuantSpec;
 use crate::runtime::load::from_artifact::heads_from_tensors;
-use crate::runtime::load::weights::is_conv1d;
 use crate::runtime::{ForwardOptions, Head, Inputs, ModelOutput, Network, Quantizer};
 
 /// A weight quantizer placed on a module, as the trainer applies it.
@@ -82,9 +81,9 @@ impl TrainableNet {
             let mut runtime: HashMap<String, Tensor> = HashMap::new();
             for (name, t) in tensors {
                 let var = Var::from_tensor(&t.to_device(device)?.to_dtype(DType::F32)?)?;
-                // GPT-2 `Conv1D` weights are read `[in, out]` by the loader:
-                // hand it a transposed view of the variable.
-                let view = if is_conv1d(config.arch, name) {
+                // Weights a family stores `[in, out]` (GPT-2's `Conv1D`) are
+                // read so by the loader: hand it a transposed view.
+                let view = if config.arch.family().is_transposed(name) {
                     var.as_tensor().t()?
                 } else {
                     var.as_tensor().clone()
@@ -148,7 +147,7 @@ impl TrainableNet {
             let row_local = placed.get(words).is_none_or(Placed::row_local);
             let sparse_words = vars
                 .get(&format!("{words}.weight"))
-                .filter(|_| config.arch == Arch::Bert && row_local)
+                .filter(|_| !config.arch.family().embeddings.tied_head && row_local)
                 .map(|var| RowSparseTable::new(format!("{words}.weight"), var.clone()));
             Ok(TrainableNet {
                 config: config.clone(),

@@ -263,18 +263,8 @@ mod tests {
     use crate::base::Pooling;
     use crate::runtime::model::heads::pool;
     use crate::runtime::model::layers::{LayerNorm, Mode};
+    use crate::testing::max_diff;
     use candle_core::Device;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     #[test]
     fn fused_add_layer_norm_matches_the_differentiable_form() {

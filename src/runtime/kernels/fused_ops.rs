@@ -334,6 +334,7 @@ pub fn fused_attention(
 mod tests {
     use super::*;
     use crate::runtime::model::layers::{attention, attention_bias, Mode};
+    use crate::testing::max_diff;
     use candle_core::Device;
 
     #[test]
@@ -348,18 +349,8 @@ mod tests {
     #[test]
     fn fused_gelu_and_tanh_match_candle_and_keep_gradients() {
         let x = Tensor::randn(0f32, 3.0, (7, 1000), &Device::Cpu).unwrap();
-        let diff = |a: Tensor, b: Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(diff(gelu_erf(&x).unwrap(), x.gelu_erf().unwrap()) < 1e-5);
-        assert!(diff(tanh(&x).unwrap(), x.tanh().unwrap()) < 1e-6);
+        assert!(max_diff(&gelu_erf(&x).unwrap(), &x.gelu_erf().unwrap()) < 1e-5);
+        assert!(max_diff(&tanh(&x).unwrap(), &x.tanh().unwrap()) < 1e-6);
         let v = candle_core::Var::from_tensor(&x).unwrap();
         let y = tanh(v.as_tensor()).unwrap().sum_all().unwrap();
         let grads = y.backward().unwrap();
@@ -390,14 +381,7 @@ mod tests {
                 let got = fused_attention(&q, &k, &v, h, d, &lengths, causal)
                     .unwrap()
                     .unwrap();
-                let diff = (want - got)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .max_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let diff = max_diff(&want, &got);
                 assert!(diff < 1e-5, "seq {s} causal {causal}: {diff}");
             }
         }

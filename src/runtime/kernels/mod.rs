@@ -62,7 +62,7 @@
 //! i32 accumulation), any `m`, `k`, `n`, finishing with the same [`finish`]
 //! formula without fused multiply-add, so the outputs are meant to be the CPU
 //! kernels' bits. The kernels (`cuda/packed_linear.cu`) are compiled to PTX
-//! by `build.rs` and checked by `tests/cuda_kernels.rs` against the plain
+//! by `build.rs` and checked by `tests/runtime/cuda_kernels.rs` against the plain
 //! references where a GPU is present. Status: written and compiled (CUDA
 //! 13.0, PTX for compute 7.5), not yet run on a GPU; no speed measured.
 //! Without the feature, or for a layer not placed on the GPU,

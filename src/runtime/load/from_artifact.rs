@@ -24,12 +24,13 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, TOKENIZER_FILE, WEIGHTS_FILE};
-use crate::base::{Arch, Pooling};
+use crate::base::family::is_embedding_tensor;
+use crate::base::Pooling;
 use crate::base::{ExitHead, Task};
 use crate::diag::Diag;
 use crate::runtime::kernels::{KernelError, PackedLinear};
 use crate::runtime::load::loaded_model::{LoadedModel, Network};
-use crate::runtime::load::weights::{flip_conv1d, is_conv1d, is_embedding_tensor};
+use crate::runtime::load::weights::flip_conv1d;
 use crate::runtime::model::heads::Head;
 use crate::runtime::model::layers::EmbeddingTable;
 use crate::runtime::model::linear::Linear;
@@ -80,21 +81,24 @@ fn tensors_except(
 
 /// The weights an artifact's model runs from their packed form, read once:
 /// linear weights the integer kernels take (by module name) and, for a
-/// BERT-family model, a packed word embedding table.
+/// family whose token table is not also its head (BERT), a packed token
+/// table.
 #[derive(Default)]
 struct PackedParts {
     linears: HashMap<String, PackedLinear>,
-    word_table: Option<PackedRows>,
+    /// The packed token table and its weight's name.
+    word_table: Option<(String, PackedRows)>,
 }
 
 impl PackedParts {
     /// Reads the packed weights and places the linears' kernels on `device`.
     fn read(artifact: &Artifact, device: &Device) -> Result<Self, Diag> {
-        let arch = artifact.manifest.config.arch;
+        let family = artifact.manifest.config.arch.family();
+        let word_table = format!("{}.weight", family.embeddings.word);
         let path = artifact.dir.join(WEIGHTS_FILE);
         let mut parts = PackedParts::default();
         for (name, record) in &artifact.manifest.weights {
-            if !matches!(record.storage, Storage::Packed { .. }) || is_conv1d(arch, name) {
+            if !matches!(record.storage, Storage::Packed { .. }) || family.is_transposed(name) {
                 continue;
             }
             let StoredWeight::Packed(q) =
@@ -102,8 +106,8 @@ impl PackedParts {
             else {
                 continue;
             };
-            if name == WORD_TABLE && arch == Arch::Bert {
-                parts.word_table = Some(PackedRows::new(&q));
+            if *name == word_table && !family.embeddings.tied_head {
+                parts.word_table = Some((word_table.clone(), PackedRows::new(&q)));
                 continue;
             }
             // Embedding tables and their projections are not linear layers.
@@ -148,13 +152,10 @@ impl PackedParts {
     /// The weight names held packed.
     fn names(&self) -> HashSet<String> {
         let linears = self.linears.keys().map(|m| format!("{m}.weight"));
-        let table = self.word_table.as_ref().map(|_| WORD_TABLE.to_string());
+        let table = self.word_table.as_ref().map(|(name, _)| name.clone());
         linears.chain(table).collect()
     }
 }
-
-/// The BERT word embedding table's weight name.
-const WORD_TABLE: &str = "embeddings.word_embeddings.weight";
 
 /// How an artifact's weights run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +287,7 @@ pub fn load_artifact_with(
     let tensors = tensors_except(&artifact, device, &packed.names())?;
     let vb = VarBuilder::from_backend(Box::new(tensors.clone()), DType::F32, device.clone());
     let mut network = Network::load(vb, &config).map_err(|e| load_failed(dir, e))?;
-    if let Some(table) = packed.word_table.take() {
+    if let Some((_, table)) = packed.word_table.take() {
         network.word_embeddings_mut().1.table = EmbeddingTable::Packed(Arc::new(table));
     }
     for (name, lin) in network.linears_mut() {

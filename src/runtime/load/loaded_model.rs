@@ -6,6 +6,7 @@
 use candle_core::{Device, Result as CResult, Tensor};
 use candle_nn::VarBuilder;
 
+use crate::base::family::{bart, bert, gpt2, join};
 use crate::base::{Arch, ModelConfig, SentencePipeline};
 use crate::runtime::model::bart::BartModel;
 use crate::runtime::model::bert::{BertLayer, BertModel};
@@ -35,55 +36,61 @@ impl Network {
         })
     }
 
-    /// Every layer's linear modules with their checkpoint names
-    /// (`encoder.layer.0.attention.self.query`, `h.0.attn.c_attn`). As the
-    /// caller may change them, joined projections are dropped
-    /// (`fuse_projections` joins them again).
+    /// Every layer's linear modules with their checkpoint names, as the
+    /// family names them. As the caller may change them, joined projections
+    /// are dropped (`fuse_projections` joins them again).
     pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
         match self {
-            Network::Bert(m) => m
-                .layers
-                .iter_mut()
-                .enumerate()
-                .flat_map(|(i, l)| {
-                    l.qkv = None;
-                    [
-                        ("attention.self.query", &mut l.query),
-                        ("attention.self.key", &mut l.key),
-                        ("attention.self.value", &mut l.value),
-                        ("attention.output.dense", &mut l.attn_out),
-                        ("intermediate.dense", &mut l.ffn_in),
-                        ("output.dense", &mut l.ffn_out),
-                    ]
-                    .map(|(name, lin)| (format!("encoder.layer.{i}.{name}"), lin))
-                })
-                .collect(),
-            Network::Gpt2(m) => m
-                .blocks
-                .iter_mut()
-                .enumerate()
-                .flat_map(|(i, b)| {
-                    [
-                        ("attn.c_attn", &mut b.qkv),
-                        ("attn.c_proj", &mut b.attn_out),
-                        ("mlp.c_fc", &mut b.ffn_in),
-                        ("mlp.c_proj", &mut b.ffn_out),
-                    ]
-                    .map(|(name, lin)| (format!("h.{i}.{name}"), lin))
-                })
-                .collect(),
+            Network::Bert(m) => {
+                let stack = &bert::FAMILY.layers;
+                m.layers
+                    .iter_mut()
+                    .enumerate()
+                    .flat_map(|(i, l)| {
+                        l.qkv = None;
+                        let (attention, ffn) = (stack.block(i, &stack.attention), stack.layer(i));
+                        [
+                            (&attention, bert::QUERY, &mut l.query),
+                            (&attention, bert::KEY, &mut l.key),
+                            (&attention, bert::VALUE, &mut l.value),
+                            (&attention, bert::ATTENTION_OUT, &mut l.attn_out),
+                            (&ffn, bert::FFN_IN, &mut l.ffn_in),
+                            (&ffn, bert::FFN_OUT, &mut l.ffn_out),
+                        ]
+                        .map(|(block, name, lin)| (join(block, name), lin))
+                    })
+                    .collect()
+            }
+            Network::Gpt2(m) => {
+                let stack = &gpt2::FAMILY.layers;
+                m.blocks
+                    .iter_mut()
+                    .enumerate()
+                    .flat_map(|(i, b)| {
+                        let attention = stack.block(i, &stack.attention);
+                        let ffn = stack.block(i, &stack.ffn);
+                        [
+                            (&attention, gpt2::QKV, &mut b.qkv),
+                            (&attention, gpt2::ATTENTION_OUT, &mut b.attn_out),
+                            (&ffn, gpt2::FFN_IN, &mut b.ffn_in),
+                            (&ffn, gpt2::FFN_OUT, &mut b.ffn_out),
+                        ]
+                        .map(|(block, name, lin)| (join(block, name), lin))
+                    })
+                    .collect()
+            }
             Network::Bart(m) => m.linears_mut(),
         }
     }
 
-    /// The token embedding and its module name (`embeddings.word_embeddings`, `wte`).
+    /// The token embedding and its module name.
     pub fn word_embeddings_mut(
         &mut self,
     ) -> (&'static str, &mut crate::runtime::model::layers::Embedding) {
         match self {
-            Network::Bert(m) => ("embeddings.word_embeddings", &mut m.word_embeddings),
-            Network::Gpt2(m) => ("wte", &mut m.wte),
-            Network::Bart(m) => ("model.shared", &mut m.shared),
+            Network::Bert(m) => (bert::WORD_EMBEDDINGS, &mut m.word_embeddings),
+            Network::Gpt2(m) => (gpt2::TOKEN_EMBEDDINGS, &mut m.wte),
+            Network::Bart(m) => (bart::FAMILY.embeddings.word, &mut m.shared),
         }
     }
 
@@ -91,20 +98,16 @@ impl Network {
     /// (BART has one per stack).
     pub fn position_embeddings_mut(&mut self) -> Vec<(&'static str, &mut Tensor)> {
         match self {
-            Network::Bert(m) => {
-                vec![("embeddings.position_embeddings", &mut m.position_embeddings)]
+            Network::Bert(m) => vec![(bert::POSITION_EMBEDDINGS, &mut m.position_embeddings)],
+            Network::Gpt2(m) => vec![(gpt2::POSITION_EMBEDDINGS, &mut m.wpe)],
+            Network::Bart(m) => {
+                let e = &bart::FAMILY.embeddings;
+                let decoder = e.decoder.as_ref().map_or(e.position, |d| d.position);
+                vec![
+                    (e.position, &mut m.encoder_embedding.positions),
+                    (decoder, &mut m.decoder_embedding.positions),
+                ]
             }
-            Network::Gpt2(m) => vec![("wpe", &mut m.wpe)],
-            Network::Bart(m) => vec![
-                (
-                    "model.encoder.embed_positions",
-                    &mut m.encoder_embedding.positions,
-                ),
-                (
-                    "model.decoder.embed_positions",
-                    &mut m.decoder_embedding.positions,
-                ),
-            ],
         }
     }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 
 use crate::base::builtin;
+use crate::base::ModelConfig;
 use crate::base::{read_pipeline, Pooling};
-use crate::base::{Arch, ModelConfig};
 use crate::diag::Diag;
 use crate::runtime::load::loaded_model::{LoadedModel, Network};
 use crate::runtime::load::weights::{load_error, Checkpoint};
@@ -115,15 +115,6 @@ pub fn load_builtin(name: &str, device: &Device) -> Result<LoadedModel, Diag> {
     ))
 }
 
-/// The tensor every checkpoint of `arch` has (used to find the name prefix).
-pub fn anchor_tensor(arch: Arch) -> &'static str {
-    match arch {
-        Arch::Bert => "embeddings.word_embeddings.weight",
-        Arch::Gpt2 => "wte.weight",
-        Arch::Bart => "model.shared.weight",
-    }
-}
-
 /// Reads the configuration and weights of a checkpoint directory (no tokenizer).
 pub fn load_network(
     dir: &Path,
@@ -138,20 +129,23 @@ pub fn load_network(
         )
         .help("plcc reads safetensors weights (`model.save_pretrained(dir, safe_serialization=True)`)"));
     }
-    let checkpoint = Checkpoint::load(&weights, anchor_tensor(config.arch), device)?;
+    let checkpoint = Checkpoint::load(&weights, config.arch.family().anchor, device)?;
     let network = Network::load(checkpoint.var_builder(device), &config)
         .map_err(|e| load_error(e, &checkpoint.path))?;
     Ok((config, network, checkpoint))
 }
 
 /// Loads a Hugging Face checkpoint directory, with a sequence-classification
-/// head when it has `classifier.weight`.
+/// head when its family has a pooled classifier and the checkpoint has its
+/// weight (`classifier.weight`).
 pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag> {
     let (config, mut network, checkpoint) = load_network(dir, device)?;
-    let classifier = match (config.arch, checkpoint.get("classifier.weight")) {
-        (Arch::Bert, Some(w)) => {
+    let head = &config.arch.family().head;
+    let weight = |module: &str| checkpoint.get(&format!("{module}.weight"));
+    let classifier = match (head.pooler, weight(head.classifier)) {
+        (Some(pooler), Some(w)) => {
             let labels = w.dims().first().copied().unwrap_or(0);
-            let with_pooler = checkpoint.get("pooler.dense.weight").is_some();
+            let with_pooler = weight(pooler).is_some();
             let head = Head::load(
                 checkpoint.var_builder(device),
                 config.num_layers(),

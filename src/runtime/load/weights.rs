@@ -299,40 +299,16 @@ impl SplitMix64 {
     }
 }
 
-/// True for the tensors of a model's embeddings: token and position tables
-/// (with a factorized table's projection) and the norms on their sum
-/// (BERT's `embeddings.*`, GPT-2's `wte` / `wpe`, BART's `model.shared`,
-/// `model.{encoder,decoder}.embed_positions` and `layernorm_embedding`).
-pub fn is_embedding_tensor(name: &str) -> bool {
-    const PREFIXES: [&str; 6] = [
-        "embeddings.",
-        "wte",
-        "wpe",
-        "model.shared",
-        "model.encoder.embed",
-        "model.decoder.embed",
-    ];
-    PREFIXES.iter().any(|p| name.starts_with(p))
-        || (name.starts_with("model.") && name.contains(".layernorm_embedding"))
-}
-
-/// True for GPT-2 weights stored transposed (`Conv1D`).
-pub fn is_conv1d(arch: crate::base::Arch, name: &str) -> bool {
-    arch == crate::base::Arch::Gpt2
-        && name.starts_with("h.")
-        && [".c_attn.weight", ".c_proj.weight", ".c_fc.weight"]
-            .iter()
-            .any(|s| name.ends_with(s))
-}
-
-/// Transposes the `Conv1D` weights of `tensors` (its own inverse).
+/// Transposes the layer weights a family stores `[in, out]` (GPT-2's
+/// `Conv1D`) of `tensors` (its own inverse).
 pub fn flip_conv1d(
     arch: crate::base::Arch,
     tensors: &mut std::collections::HashMap<String, candle_core::Tensor>,
 ) -> candle_core::Result<()> {
+    let family = arch.family();
     let names: Vec<String> = tensors
         .keys()
-        .filter(|n| is_conv1d(arch, n))
+        .filter(|n| family.is_transposed(n))
         .cloned()
         .collect();
     for n in names {
@@ -347,6 +323,7 @@ pub fn flip_conv1d(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::max_diff;
 
     #[test]
     fn seeded_weights_depend_on_name_not_order() {
@@ -360,15 +337,7 @@ mod tests {
         let a1 = vb.get_with_hints((4, 3), "a", init).unwrap();
         let _b = vb.get_with_hints((4, 3), "b", init).unwrap();
         let a2 = vb.get_with_hints((4, 3), "a", init).unwrap();
-        let diff = (a1 - &a2)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert_eq!(diff, 0.0);
+        assert_eq!(max_diff(&a1, &a2), 0.0);
         let std = a2
             .sqr()
             .unwrap()

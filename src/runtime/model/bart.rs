@@ -5,13 +5,12 @@
 //! in each decoder layer causal self-attention then cross-attention over the
 //! encoder's final states. Encoder and decoder may differ in depth, heads and
 //! FFN width, and every layer in its own shape (a pruned student). Tensor
-//! names are Hugging Face's, with the `model.` prefix kept
-//! (`model.encoder.layers.{i}.self_attn.q_proj`, ...).
+//! names are the family's (`base::family::bart`), the `model.` prefix kept.
 
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
-use crate::base::config_bart::POSITION_OFFSET;
+use crate::base::family::bart::{self, POSITION_OFFSET};
 use crate::base::{Activation, LayerShape, ModelConfig};
 use crate::runtime::model::heads::{run_exits, Head};
 use crate::runtime::model::layers::{
@@ -21,7 +20,7 @@ use crate::runtime::model::linear::Linear;
 use crate::runtime::model::output::{EncoderOutput, ForwardOptions, Inputs, ModelOutput};
 
 /// Multi-head attention with separate query, key, value and output
-/// projections (`q_proj`, `k_proj`, `v_proj`, `out_proj`).
+/// projections.
 #[derive(Debug, Clone)]
 pub struct BartAttention {
     pub heads: usize,
@@ -38,10 +37,10 @@ impl BartAttention {
         Ok(BartAttention {
             heads,
             head_dim,
-            q_proj: Linear::load(vb.pp("q_proj"), hidden, inner)?,
-            k_proj: Linear::load(vb.pp("k_proj"), hidden, inner)?,
-            v_proj: Linear::load(vb.pp("v_proj"), hidden, inner)?,
-            out_proj: Linear::load(vb.pp("out_proj"), inner, hidden)?,
+            q_proj: Linear::load(vb.pp(bart::Q_PROJ), hidden, inner)?,
+            k_proj: Linear::load(vb.pp(bart::K_PROJ), hidden, inner)?,
+            v_proj: Linear::load(vb.pp(bart::V_PROJ), hidden, inner)?,
+            out_proj: Linear::load(vb.pp(bart::OUT_PROJ), inner, hidden)?,
         })
     }
 
@@ -70,16 +69,15 @@ impl BartAttention {
 
     fn linears_mut(&mut self) -> [(&'static str, &mut Linear); 4] {
         [
-            ("q_proj", &mut self.q_proj),
-            ("k_proj", &mut self.k_proj),
-            ("v_proj", &mut self.v_proj),
-            ("out_proj", &mut self.out_proj),
+            (bart::Q_PROJ, &mut self.q_proj),
+            (bart::K_PROJ, &mut self.k_proj),
+            (bart::V_PROJ, &mut self.v_proj),
+            (bart::OUT_PROJ, &mut self.out_proj),
         ]
     }
 }
 
-/// The feed-forward block `fc2(act(fc1(x)))` with its post-LN
-/// (`final_layer_norm`).
+/// The feed-forward block `fc2(act(fc1(x)))` with its post-LN.
 #[derive(Debug, Clone)]
 pub struct BartFeedForward {
     pub fc1: Linear,
@@ -92,9 +90,9 @@ impl BartFeedForward {
     fn load(vb: &VarBuilder, shape: LayerShape, cfg: &ModelConfig) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(BartFeedForward {
-            fc1: Linear::load(vb.pp("fc1"), h, shape.ffn)?,
-            fc2: Linear::load(vb.pp("fc2"), shape.ffn, h)?,
-            norm: LayerNorm::load(vb.pp("final_layer_norm"), h, cfg.layer_norm_eps)?,
+            fc1: Linear::load(vb.pp(bart::FC1), h, shape.ffn)?,
+            fc2: Linear::load(vb.pp(bart::FC2), shape.ffn, h)?,
+            norm: LayerNorm::load(vb.pp(bart::FFN_NORM), h, cfg.layer_norm_eps)?,
             activation: cfg.activation,
         })
     }
@@ -111,7 +109,7 @@ pub struct BartLayer {
     pub shape: LayerShape,
     pub self_attn: BartAttention,
     pub self_attn_layer_norm: LayerNorm,
-    /// `encoder_attn` and its norm (decoder layers only).
+    /// Cross-attention and its norm (decoder layers only).
     pub cross_attn: Option<(BartAttention, LayerNorm)>,
     pub ffn: BartFeedForward,
 }
@@ -123,16 +121,16 @@ impl BartLayer {
             |name: &str| BartAttention::load(vb.pp(name), h, shape.heads, shape.head_dim);
         let cross_attn = if decoder {
             Some((
-                attention("encoder_attn")?,
-                LayerNorm::load(vb.pp("encoder_attn_layer_norm"), h, eps)?,
+                attention(bart::CROSS_ATTENTION)?,
+                LayerNorm::load(vb.pp(bart::CROSS_ATTENTION_NORM), h, eps)?,
             ))
         } else {
             None
         };
         Ok(BartLayer {
             shape,
-            self_attn: attention("self_attn")?,
-            self_attn_layer_norm: LayerNorm::load(vb.pp("self_attn_layer_norm"), h, eps)?,
+            self_attn: attention(bart::SELF_ATTENTION)?,
+            self_attn_layer_norm: LayerNorm::load(vb.pp(bart::SELF_ATTENTION_NORM), h, eps)?,
             cross_attn,
             ffn: BartFeedForward::load(&vb, shape, cfg)?,
         })
@@ -166,23 +164,23 @@ impl BartLayer {
             .self_attn
             .linears_mut()
             .into_iter()
-            .map(|(n, l)| (format!("self_attn.{n}"), l))
+            .map(|(n, l)| (format!("{}.{n}", bart::SELF_ATTENTION), l))
             .collect();
         if let Some((attn, _)) = &mut self.cross_attn {
             out.extend(
                 attn.linears_mut()
                     .into_iter()
-                    .map(|(n, l)| (format!("encoder_attn.{n}"), l)),
+                    .map(|(n, l)| (format!("{}.{n}", bart::CROSS_ATTENTION), l)),
             );
         }
-        out.push(("fc1".into(), &mut self.ffn.fc1));
-        out.push(("fc2".into(), &mut self.ffn.fc2));
+        out.push((bart::FC1.into(), &mut self.ffn.fc1));
+        out.push((bart::FC2.into(), &mut self.ffn.fc2));
         out
     }
 }
 
 /// One stack's embedding side: its position table (`[max_positions + 2,
-/// hidden]`) and `layernorm_embedding`.
+/// hidden]`) and the norm on its embeddings.
 #[derive(Debug, Clone)]
 pub struct BartStackEmbedding {
     pub positions: Tensor,
@@ -193,7 +191,7 @@ impl BartStackEmbedding {
     fn load(vb: VarBuilder, cfg: &ModelConfig) -> Result<Self> {
         let h = cfg.hidden_size;
         Ok(BartStackEmbedding {
-            positions: vb.pp("embed_positions").get_with_hints(
+            positions: vb.pp(bart::POSITIONS).get_with_hints(
                 (cfg.max_positions + POSITION_OFFSET, h),
                 "weight",
                 Init::Randn {
@@ -201,43 +199,15 @@ impl BartStackEmbedding {
                     stdev: 0.02,
                 },
             )?,
-            norm: LayerNorm::load(vb.pp("layernorm_embedding"), h, cfg.layer_norm_eps)?,
+            norm: LayerNorm::load(vb.pp(bart::EMBEDDING_NORM), h, cfg.layer_norm_eps)?,
         })
     }
-}
-
-/// The side of an encoder-decoder's batch that a linear module reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputSide {
-    /// The source: the encoder's tokens, or the encoder's final states.
-    Source,
-    /// The decoder's tokens (its start token, then the target).
-    Decoder,
-}
-
-/// The side the linear `module` (named as [`BartModel::linears_mut`] names
-/// it) reads: every encoder module, and the cross-attention's keys and
-/// values (from the encoder's final states), read the source; the decoder's
-/// other modules read the decoder's side.
-pub fn input_side(module: &str) -> InputSide {
-    let cross_source = [".encoder_attn.k_proj", ".encoder_attn.v_proj"];
-    if is_decoder_module(module) && !cross_source.iter().any(|s| module.ends_with(s)) {
-        InputSide::Decoder
-    } else {
-        InputSide::Source
-    }
-}
-
-/// Whether `module` belongs to the decoder stack (`model.decoder.…`), which
-/// runs after the whole encoder.
-pub fn is_decoder_module(module: &str) -> bool {
-    module.starts_with("model.decoder.")
 }
 
 #[derive(Debug, Clone)]
 pub struct BartModel {
     pub config: ModelConfig,
-    /// `model.shared`: the token embedding of both stacks and the output head.
+    /// The token embedding of both stacks and the output head.
     pub shared: Embedding,
     pub encoder_embedding: BartStackEmbedding,
     pub decoder_embedding: BartStackEmbedding,
@@ -250,35 +220,36 @@ pub struct BartModel {
 }
 
 impl BartModel {
-    /// `vb` points at the checkpoint root (`model.*`, `final_logits_bias`).
+    /// `vb` points at the checkpoint root.
     pub fn load(vb: VarBuilder, cfg: &ModelConfig) -> Result<Self> {
         let Some(seq2seq) = &cfg.seq2seq else {
             candle_core::bail!("a BART configuration needs its encoder's layers")
         };
-        let m = vb.pp("model");
+        let m = vb.pp(bart::MODEL);
         let stack = |name: &str, shapes: &[LayerShape], decoder: bool| {
+            let layers = m.pp(name).pp(bart::STACK_LAYERS);
             shapes
                 .iter()
                 .enumerate()
-                .map(|(i, s)| BartLayer::load(m.pp(name).pp("layers").pp(i), *s, cfg, decoder))
+                .map(|(i, s)| BartLayer::load(layers.pp(i), *s, cfg, decoder))
                 .collect::<Result<Vec<_>>>()
         };
         Ok(BartModel {
             config: cfg.clone(),
             shared: Embedding::load(
                 &m,
-                "shared",
+                bart::SHARED,
                 cfg.vocab_size,
                 cfg.hidden_size,
                 cfg.embedding_rank,
             )?,
-            encoder_embedding: BartStackEmbedding::load(m.pp("encoder"), cfg)?,
-            decoder_embedding: BartStackEmbedding::load(m.pp("decoder"), cfg)?,
-            encoder_layers: stack("encoder", &seq2seq.encoder_layers, false)?,
-            decoder_layers: stack("decoder", &cfg.layers, true)?,
+            encoder_embedding: BartStackEmbedding::load(m.pp(bart::ENCODER), cfg)?,
+            decoder_embedding: BartStackEmbedding::load(m.pp(bart::DECODER), cfg)?,
+            encoder_layers: stack(bart::ENCODER, &seq2seq.encoder_layers, false)?,
+            decoder_layers: stack(bart::DECODER, &cfg.layers, true)?,
             final_logits_bias: vb.get_with_hints(
                 (1, cfg.vocab_size),
-                "final_logits_bias",
+                bart::LOGITS_BIAS,
                 Init::Const(0.0),
             )?,
             embed_scale: if seq2seq.scale_embedding {
@@ -291,17 +262,19 @@ impl BartModel {
 
     /// Every linear module with its checkpoint name, encoder then decoder.
     pub fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
+        let family = &bart::FAMILY;
         let mut out = Vec::new();
         for (stack, layers) in [
-            ("encoder", &mut self.encoder_layers),
-            ("decoder", &mut self.decoder_layers),
+            (family.encoder.as_ref(), &mut self.encoder_layers),
+            (Some(&family.layers), &mut self.decoder_layers),
         ] {
+            let Some(stack) = stack else { continue };
             for (i, layer) in layers.iter_mut().enumerate() {
                 out.extend(
                     layer
                         .linears_mut()
                         .into_iter()
-                        .map(|(n, l)| (format!("model.{stack}.layers.{i}.{n}"), l)),
+                        .map(|(n, l)| (format!("{}{n}", stack.prefix(i)), l)),
                 );
             }
         }
@@ -309,7 +282,7 @@ impl BartModel {
     }
 
     /// Scaled token plus position embeddings of `ids` `[batch, seq]`, after
-    /// the stack's `layernorm_embedding`.
+    /// the stack's embedding norm.
     pub fn embed(&self, stack: &BartStackEmbedding, ids: &Tensor, mode: Mode) -> Result<Tensor> {
         let (_, s) = ids.dims2()?;
         let tokens = self.shared.forward(ids)?;

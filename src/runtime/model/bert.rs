@@ -1,11 +1,12 @@
 //! BERT-family encoder (BERT, MiniLM, ...): post-LN layers, erf GELU,
 //! absolute position and token-type embeddings, padding mask. Per-layer head
 //! counts, head widths and FFN widths come from `ModelConfig::layers`.
-//! Tensor names are Hugging Face's (`embeddings.*`, `encoder.layer.{i}.*`).
+//! Tensor names are the family's (`base::family::bert`).
 
 use candle_core::{Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
+use crate::base::family::bert;
 use crate::base::{Activation, LayerShape, ModelConfig};
 use crate::runtime::model::heads::{run_exits, Head};
 use crate::runtime::model::joined_linear::join_outputs;
@@ -25,12 +26,11 @@ pub struct BertLayer {
     pub query: Linear,
     pub key: Linear,
     pub value: Linear,
-    /// `attention.output.dense`.
+    /// The attention's output projection.
     pub attn_out: Linear,
     pub attn_norm: LayerNorm,
-    /// `intermediate.dense`.
+    /// The FFN's projections up to its neurons and back.
     pub ffn_in: Linear,
-    /// `output.dense`.
     pub ffn_out: Linear,
     pub ffn_norm: LayerNorm,
     pub activation: Activation,
@@ -46,18 +46,17 @@ impl BertLayer {
             shape.heads * shape.head_dim,
             cfg.layer_norm_eps,
         );
-        let att = vb.pp("attention");
-        let sa = att.pp("self");
+        let att = vb.pp(bert::ATTENTION);
         Ok(BertLayer {
             shape,
-            query: Linear::load(sa.pp("query"), h, inner)?,
-            key: Linear::load(sa.pp("key"), h, inner)?,
-            value: Linear::load(sa.pp("value"), h, inner)?,
-            attn_out: Linear::load(att.pp("output").pp("dense"), inner, h)?,
-            attn_norm: LayerNorm::load(att.pp("output").pp("LayerNorm"), h, eps)?,
-            ffn_in: Linear::load(vb.pp("intermediate").pp("dense"), h, shape.ffn)?,
-            ffn_out: Linear::load(vb.pp("output").pp("dense"), shape.ffn, h)?,
-            ffn_norm: LayerNorm::load(vb.pp("output").pp("LayerNorm"), h, eps)?,
+            query: Linear::load(att.pp(bert::QUERY), h, inner)?,
+            key: Linear::load(att.pp(bert::KEY), h, inner)?,
+            value: Linear::load(att.pp(bert::VALUE), h, inner)?,
+            attn_out: Linear::load(att.pp(bert::ATTENTION_OUT), inner, h)?,
+            attn_norm: LayerNorm::load(vb.pp(bert::ATTENTION_NORM), h, eps)?,
+            ffn_in: Linear::load(vb.pp(bert::FFN_IN), h, shape.ffn)?,
+            ffn_out: Linear::load(vb.pp(bert::FFN_OUT), shape.ffn, h)?,
+            ffn_norm: LayerNorm::load(vb.pp(bert::FFN_NORM), h, eps)?,
             activation: cfg.activation,
             qkv: None,
         })
@@ -165,9 +164,8 @@ impl BertModel {
             mean: 0.0,
             stdev: 0.02,
         };
-        let emb = vb.pp("embeddings");
         let token_type_embeddings = if cfg.type_vocab_size > 0 {
-            Some(emb.pp("token_type_embeddings").get_with_hints(
+            Some(vb.pp(bert::TOKEN_TYPE_EMBEDDINGS).get_with_hints(
                 (cfg.type_vocab_size, h),
                 "weight",
                 init,
@@ -179,24 +177,24 @@ impl BertModel {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, shape)| BertLayer::load(vb.pp("encoder").pp("layer").pp(i), *shape, cfg))
+            .map(|(i, shape)| BertLayer::load(vb.pp(bert::FAMILY.layers.layer(i)), *shape, cfg))
             .collect::<Result<Vec<_>>>()?;
         Ok(BertModel {
             config: cfg.clone(),
             word_embeddings: Embedding::load(
-                &emb,
-                "word_embeddings",
+                &vb,
+                bert::WORD_EMBEDDINGS,
                 cfg.vocab_size,
                 h,
                 cfg.embedding_rank,
             )?,
-            position_embeddings: emb.pp("position_embeddings").get_with_hints(
+            position_embeddings: vb.pp(bert::POSITION_EMBEDDINGS).get_with_hints(
                 (cfg.max_positions, h),
                 "weight",
                 init,
             )?,
             token_type_embeddings,
-            embedding_norm: LayerNorm::load(emb.pp("LayerNorm"), h, cfg.layer_norm_eps)?,
+            embedding_norm: LayerNorm::load(vb.pp(bert::EMBEDDINGS_NORM), h, cfg.layer_norm_eps)?,
             layers,
         })
     }

@@ -1,12 +1,13 @@
 //! GPT-2: pre-LN decoder layers, tanh GELU, causal and padding mask, final
 //! layer norm, LM head tied to the token embedding. Checkpoint projections are
 //! `Conv1D` weights stored `[in, out]`; they are transposed on load. Tensor
-//! names are Hugging Face's (`wte`, `wpe`, `h.{i}.*`, `ln_f`; the
-//! `transformer.` prefix removed).
+//! names are the family's (`base::family::gpt2`; the `transformer.` prefix
+//! removed).
 
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use crate::base::family::gpt2;
 use crate::base::{Activation, LayerShape, ModelConfig};
 use crate::runtime::model::heads::{run_exits, Head};
 use crate::runtime::model::layers::{
@@ -20,14 +21,11 @@ use crate::runtime::model::output::{ForwardOptions, Inputs, ModelOutput};
 pub struct Gpt2Block {
     pub shape: LayerShape,
     pub ln_1: LayerNorm,
-    /// `attn.c_attn`: hidden → 3 × heads × head_dim (q, k, v).
+    /// hidden → 3 × heads × head_dim (q, k, v).
     pub qkv: Linear,
-    /// `attn.c_proj`.
     pub attn_out: Linear,
     pub ln_2: LayerNorm,
-    /// `mlp.c_fc`.
     pub ffn_in: Linear,
-    /// `mlp.c_proj`.
     pub ffn_out: Linear,
     pub activation: Activation,
 }
@@ -39,14 +37,15 @@ impl Gpt2Block {
             shape.heads * shape.head_dim,
             cfg.layer_norm_eps,
         );
+        let (attn, mlp) = (vb.pp(gpt2::ATTENTION), vb.pp(gpt2::FFN));
         Ok(Gpt2Block {
             shape,
-            ln_1: LayerNorm::load(vb.pp("ln_1"), h, eps)?,
-            qkv: Linear::load_conv1d(vb.pp("attn").pp("c_attn"), h, 3 * inner)?,
-            attn_out: Linear::load_conv1d(vb.pp("attn").pp("c_proj"), inner, h)?,
-            ln_2: LayerNorm::load(vb.pp("ln_2"), h, eps)?,
-            ffn_in: Linear::load_conv1d(vb.pp("mlp").pp("c_fc"), h, shape.ffn)?,
-            ffn_out: Linear::load_conv1d(vb.pp("mlp").pp("c_proj"), shape.ffn, h)?,
+            ln_1: LayerNorm::load(vb.pp(gpt2::ATTENTION_NORM), h, eps)?,
+            qkv: Linear::load_conv1d(attn.pp(gpt2::QKV), h, 3 * inner)?,
+            attn_out: Linear::load_conv1d(attn.pp(gpt2::ATTENTION_OUT), inner, h)?,
+            ln_2: LayerNorm::load(vb.pp(gpt2::FFN_NORM), h, eps)?,
+            ffn_in: Linear::load_conv1d(mlp.pp(gpt2::FFN_IN), h, shape.ffn)?,
+            ffn_out: Linear::load_conv1d(mlp.pp(gpt2::FFN_OUT), shape.ffn, h)?,
             activation: cfg.activation,
         })
     }
@@ -104,12 +103,18 @@ impl Gpt2Model {
             .layers
             .iter()
             .enumerate()
-            .map(|(i, shape)| Gpt2Block::load(vb.pp("h").pp(i), *shape, cfg))
+            .map(|(i, shape)| Gpt2Block::load(vb.pp(gpt2::FAMILY.layers.layer(i)), *shape, cfg))
             .collect::<Result<Vec<_>>>()?;
         Ok(Gpt2Model {
             config: cfg.clone(),
-            wte: Embedding::load(&vb, "wte", cfg.vocab_size, h, cfg.embedding_rank)?,
-            wpe: vb.pp("wpe").get_with_hints(
+            wte: Embedding::load(
+                &vb,
+                gpt2::TOKEN_EMBEDDINGS,
+                cfg.vocab_size,
+                h,
+                cfg.embedding_rank,
+            )?,
+            wpe: vb.pp(gpt2::POSITION_EMBEDDINGS).get_with_hints(
                 (cfg.max_positions, h),
                 "weight",
                 Init::Randn {
@@ -118,7 +123,7 @@ impl Gpt2Model {
                 },
             )?,
             blocks,
-            ln_f: LayerNorm::load(vb.pp("ln_f"), h, cfg.layer_norm_eps)?,
+            ln_f: LayerNorm::load(vb.pp(gpt2::FINAL_NORM), h, cfg.layer_norm_eps)?,
         })
     }
 

@@ -357,6 +357,7 @@ impl Linear {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::max_diff;
     use candle_core::{Device, Var};
 
     #[test]
@@ -398,23 +399,13 @@ mod tests {
         let plain = Linear::from_weights(w.clone(), Some(b.clone()));
         let mut packed = plain.clone();
         packed.prepare_inference().unwrap();
-        let diff = |a: &Tensor, b: &Tensor| {
-            (a - b)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(diff(&plain.forward(&x).unwrap(), &packed.forward(&x).unwrap()) < 1e-4);
+        assert!(max_diff(&plain.forward(&x).unwrap(), &packed.forward(&x).unwrap()) < 1e-4);
         let q = Arc::new(SymmetricIntPerRow { bits: 2 });
         let mut quantized = plain.clone();
         quantized.fake_quantize(q.clone()).unwrap();
         packed.fake_quantize(q).unwrap();
         assert_eq!(
-            diff(
+            max_diff(
                 &quantized.forward(&x).unwrap(),
                 &packed.forward(&x).unwrap()
             ),
