@@ -12,8 +12,8 @@ use clap::Args;
 use super::output::render;
 use crate::compile::check as findings;
 use crate::diag::Diag;
-use crate::ir::{human, Verified};
-use crate::pass::{DumpAfter, PassRegistry};
+use crate::ir::human;
+use crate::pass::PassRegistry;
 
 /// Parse, resolve and verify a recipe; report every problem.
 #[derive(Args, Debug)]
