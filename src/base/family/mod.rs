@@ -298,22 +298,6 @@ pub fn join(prefix: &str, suffix: &str) -> String {
     }
 }
 
-/// The side of an encoder-decoder's batch the linear `module` reads, in
-/// whichever family names it so (see `Family::input_side`); the source for
-/// every module outside a decoder.
-pub fn input_side(module: &str) -> InputSide {
-    FAMILIES
-        .iter()
-        .find(|f| f.runs_after_encoder(module))
-        .map_or(InputSide::Source, |f| f.input_side(module))
-}
-
-/// Whether `module` is in the decoder of an encoder-decoder of any family,
-/// which runs after the whole encoder.
-pub fn runs_after_encoder(module: &str) -> bool {
-    FAMILIES.iter().any(|f| f.runs_after_encoder(module))
-}
-
 /// True for the tensors of a model's embeddings, of any family: token and
 /// position tables (with a factorized table's projection) and the norms on
 /// their sum.

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 
-use crate::base::family::{input_side, runs_after_encoder, InputSide};
+use crate::base::family::{Family, InputSide};
 use crate::base::ModelConfig;
 use crate::base::{GptqSpec, QuantMethod};
 use crate::diag::Diag;
@@ -120,11 +120,12 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
     }
 
     // Layers in forward order; within a layer, one pass per calibration set.
+    let family = inputs.config.arch.family();
     let mut by_layer: BTreeMap<((bool, usize), String, usize), Vec<&Target<'_>>> = BTreeMap::new();
     for t in &targets {
         by_layer
             .entry((
-                forward_position(&t.name),
+                forward_position(family, &t.name),
                 t.gptq.data.value.clone(),
                 t.gptq.samples.value,
             ))
@@ -136,7 +137,7 @@ pub fn calibrate(inputs: &CalibrationInputs<'_>) -> Result<Calibrated, Diag> {
     for ((_, data, samples), group) in by_layer {
         let set = &sets[&(data.clone(), samples)];
         let taps = attach_taps(&mut network, &group)?;
-        let tokens = run_set(&network, set, &taps)?;
+        let tokens = run_set(family, &network, set, &taps)?;
         for t in &group {
             let tap = &taps[&t.name];
             let (gram, _) = tap.gram();
@@ -292,6 +293,7 @@ fn attach_taps(
 /// tokens of the side its module reads; returns the number of real tokens
 /// (both sides of an encoder-decoder's batches).
 fn run_set(
+    family: &Family,
     network: &Network,
     set: &CalibrationSet,
     taps: &BTreeMap<String, Arc<InputTap>>,
@@ -309,7 +311,7 @@ fn run_set(
             None => None,
         };
         for (name, tap) in taps {
-            let keep = match (&decoder, input_side(name)) {
+            let keep = match (&decoder, family.input_side(name)) {
                 (Some(rows), InputSide::Decoder) => rows,
                 _ => &source,
             };
@@ -363,13 +365,16 @@ fn set_weight(
     Ok(())
 }
 
-/// Where a module's layer runs in the forward pass: whether it is in an
+/// Where a module of `family` runs in the forward pass: whether it is in an
 /// encoder-decoder's decoder (which runs after the whole encoder), then the
 /// layer index in its name (the first number in it; modules without one
 /// last).
-fn forward_position(module: &str) -> (bool, usize) {
+fn forward_position(family: &Family, module: &str) -> (bool, usize) {
     let layer = module.split('.').find_map(|part| part.parse().ok());
-    (runs_after_encoder(module), layer.unwrap_or(usize::MAX))
+    (
+        family.runs_after_encoder(module),
+        layer.unwrap_or(usize::MAX),
+    )
 }
 
 /// `‖(W − Q) Xᵀ‖² = Σ (D G) ⊙ D` with `D = W − Q` and `G = XᵀX`.
@@ -387,6 +392,7 @@ fn output_error(w: &[f32], q: &[f32], gram: &[f64], rows: usize, cols: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::Arch;
     use crate::runtime::load_model;
 
     #[test]
@@ -397,7 +403,8 @@ mod tests {
             "model.decoder.layers.1.self_attn.q_proj",
             "model.encoder.layers.0.self_attn.k_proj",
         ];
-        names.sort_by_key(|n| forward_position(n));
+        let bart = Arch::Bart.family();
+        names.sort_by_key(|n| forward_position(bart, n));
         assert_eq!(
             names,
             [
@@ -407,7 +414,10 @@ mod tests {
                 "model.decoder.layers.1.self_attn.q_proj",
             ]
         );
-        assert!(forward_position("h.2.mlp.c_fc") < forward_position("h.10.attn.c_attn"));
+        let gpt2 = Arch::Gpt2.family();
+        assert!(
+            forward_position(gpt2, "h.2.mlp.c_fc") < forward_position(gpt2, "h.10.attn.c_attn")
+        );
     }
 
     #[test]
@@ -452,7 +462,8 @@ mod tests {
             }
         }
         assert_eq!(taps.len(), modules.len());
-        let tokens = run_set(&model.network, &set, &taps).unwrap();
+        let family = model.config.arch.family();
+        let tokens = run_set(family, &model.network, &set, &taps).unwrap();
         // `encode_with` rows are (decoder, source).
         let source: usize = rows.iter().map(|r| r.1.len()).sum();
         let decoder: usize = rows.iter().map(|r| r.0.len()).sum();
@@ -460,7 +471,7 @@ mod tests {
         assert_ne!(rows[0].1.len(), rows[1].1.len());
         assert_eq!(tokens, source + decoder);
         for (name, side) in modules {
-            assert_eq!(input_side(name), side, "{name}");
+            assert_eq!(family.input_side(name), side, "{name}");
             let expected = match side {
                 InputSide::Source => source,
                 InputSide::Decoder => decoder,
