@@ -105,7 +105,7 @@ for suite in $suites; do
   [ -e "${found[0]}" ] || { echo "fetch-corpus: no binary-amd64 Packages list of $suite in $state/lists (run without --no-update)" >&2; exit 1; }
   packages_lists+=("${found[@]}")
 done
-rm -rf "$state/man" "$state/docs"
+rm -rf "$state/docs"
 doc_dirs=()
 for package in "${doc_packages[@]}"; do
   debs=("$state/debs/${package}_"*.deb)
