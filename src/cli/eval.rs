@@ -124,7 +124,8 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
     let pooling = args.pooling.map(Pooling::from);
     let model = load_model(&args.model, &device)?;
     let task = model_task(&args.model, &model, pooling)?;
-    let examples = read_labelled(&args.data, task, &args.data_options())?;
+    let labels = model.labels();
+    let examples = read_labelled(&args.data, task, labels.as_ref(), &args.data_options())?;
     let score = gold::score(&model, task, &examples)?;
     drop(model);
     let against = match &args.against {
@@ -142,6 +143,20 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
                     ),
                 )
                 .help("compare two models of the same task on the same data"));
+            }
+            if let (Some(a), Some(b)) = (&labels, other.labels()) {
+                if *a != b {
+                    return Err(Diag::new(
+                        "plcc::eval::different-labels",
+                        format!(
+                            "`{}` classifies into {} but `{spec}` into {}",
+                            args.model,
+                            a.shown(),
+                            b.shown()
+                        ),
+                    )
+                    .help("compare two classifiers with the same labels in the same order"));
+                }
             }
             Some(gold::score(&other, other_task, &examples)?)
         }
@@ -186,6 +201,7 @@ fn print_text(r: &EvalReport) {
         for (name, v) in a.shown() {
             println!("{name:<12} {}", number(name, v));
         }
+        print_confusion(a);
         return;
     };
     println!("against      {}", b.model);
@@ -205,6 +221,21 @@ fn print_text(r: &EvalReport) {
             number(name, v),
             other.map_or("-".into(), |o| number(name, o))
         );
+    }
+    print_confusion(a);
+    print_confusion(b);
+}
+
+/// A classifier's confusion counts, when it has them.
+fn print_confusion(s: &Score) {
+    if let Some(c) = &s.confusion {
+        println!(
+            "confusion    {} (rows: gold label, columns: predicted)",
+            s.model
+        );
+        for line in c.table() {
+            println!("  {line}");
+        }
     }
 }
 

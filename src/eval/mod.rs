@@ -3,6 +3,7 @@
 //! artifact, and scores on the user's labelled data (`gold`).
 
 pub mod build_report;
+pub mod confusion;
 pub mod exits;
 pub mod fidelity;
 pub mod gold;
