@@ -39,7 +39,7 @@ pub fn resolve(recipe: &Recipe) -> Result<Program, Diag> {
         device_span: recipe.device.span,
         output: recipe.output.clone(),
         datasets: recipe.datasets.clone(),
-        eval: recipe.eval.as_ref().map(|e| e.value.clone()),
+        eval: recipe.eval.iter().map(|e| e.value.clone()).collect(),
         prune: None,
         vocab: None,
         exits: None,

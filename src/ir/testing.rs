@@ -27,7 +27,7 @@ pub fn recipe(builtin: &str, task: Task) -> Recipe {
         device: s(Device::Cpu),
         output: None,
         datasets: Vec::new(),
-        eval: None,
+        eval: Vec::new(),
         keep_layers: None,
         prune: None,
         vocab: None,

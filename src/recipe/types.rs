@@ -31,8 +31,10 @@ pub struct Recipe {
     pub device: Spanned<Device>,
     pub output: Option<Spanned<PathBuf>>,
     pub datasets: Vec<DataSpec>,
-    /// Name of the data set used for fidelity evaluation.
-    pub eval: Option<Spanned<String>>,
+    /// The data sets the artifact is measured on (`eval: NAME` or
+    /// `eval: [NAME, ...]`); the first is the primary one (training
+    /// evaluations, best weights, the headline fidelity, exits).
+    pub eval: Vec<Spanned<String>>,
     /// Layer reduction: 0-based teacher layer indices the student keeps, in order.
     pub keep_layers: Option<Spanned<Vec<Spanned<usize>>>>,
     pub prune: Option<PruneSpec>,

@@ -65,8 +65,8 @@ pub fn print_plan(plan: &Plan) -> String {
             word(&d.format)
         );
     }
-    if let Some(e) = &plan.eval {
-        let _ = writeln!(out, "  eval {e}");
+    if !plan.eval.is_empty() {
+        let _ = writeln!(out, "  eval {}", plan.eval.join(", "));
     }
     if let Some(p) = &plan.prune {
         let _ = writeln!(
