@@ -281,3 +281,30 @@ fn default_columns(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_text_columns_are_retrieval_shaped_and_a_score_column_is_not() {
+        let tsv = DataFormat::Tsv;
+        assert!(retrieval_shaped(tsv, "a query\ta document\nq2\td2\n"));
+        // Numbers in the second column on every row: a score, not documents.
+        assert!(!retrieval_shaped(tsv, "a\t0.5\nb\t1\n"));
+        assert!(retrieval_shaped(tsv, "a\t0.5\nb\tthe document\n"));
+        // Three columns, or a row of one: not the shape.
+        assert!(!retrieval_shaped(tsv, "a\tb\t0.5\n"));
+        assert!(!retrieval_shaped(tsv, "a\tb\nc\n"));
+        let jsonl = DataFormat::Jsonl;
+        assert!(retrieval_shaped(
+            jsonl,
+            r#"{"query": "q", "document": "d"}"#
+        ));
+        assert!(!retrieval_shaped(
+            jsonl,
+            r#"{"query": "q", "document": "d", "score": 1}"#
+        ));
+        assert!(!retrieval_shaped(DataFormat::Text, "a\tb\n"));
+    }
+}
