@@ -1,33 +1,43 @@
 #!/usr/bin/env bash
 # Fetches and builds the real-text English corpus into corpus/ (git-ignored):
-# at least 200,000 distinct sentences of human-written English, split into
-#   corpus/train.txt    everything but the held-out split (one sentence a line)
-#   corpus/heldout.txt  2,000 sentences never trained or calibrated on
-#   corpus/README.md    sources, counts, seed and sha256 of both files
+#   corpus/train.txt      training sentences (one a line), 300,000 or more
+#   corpus/dev.txt        2,000 in-domain sentences for calibration/selection
+#   corpus/heldout.txt    2,000 in-domain sentences never trained on
+#   corpus/ood.txt        2,000 out-of-domain sentences (fortune cookies: a
+#                         kind of text kept out of training entirely)
+#   corpus/retrieval.tsv  query<TAB>document: short and long description of
+#                         up to 2,000 held-out packages
+#   corpus/sections/{train,dev,test}.tsv  text<TAB>section: package
+#                         descriptions labelled with 12 Debian sections
+#   corpus/README.md, corpus/sections/README.md  sources, counts, seed, sha256
 # The text is Debian's: the English package descriptions (apt's
-# Translation-en indexes) of several releases, all components, and the
-# English Linux man pages (packages manpages and manpages-dev of one release).
-# scripts/make_corpus.py parses, filters, deduplicates and splits it (seeded);
-# the same apt lists and packages give byte-identical files.
+# Translation-en indexes) of several releases, all components; the amd64
+# Packages indexes (for the sections); and documentation packages of one
+# release: man pages, manuals and handbooks, Perl's documentation, Debian's
+# project texts, The Devil's Dictionary, the Jargon File and fortunes
+# (`python3 scripts/make_corpus.py --list-packages` lists them). Packages and
+# documents are split train/dev/test by a seeded hash of their names;
+# scripts/make_corpus.py (with scripts/corpus/) parses, filters, deduplicates
+# and splits; the same apt lists and packages give byte-identical files.
 #
 # Usage (from anywhere; needs apt-get, dpkg-deb and python3, root for apt):
 #   scripts/fetch-corpus.sh [--out DIR] [--suites "S1 S2 ..."]
-#                           [--man-suite SUITE] [--mirror URL] [--seed N]
+#                           [--docs-suite SUITE] [--mirror URL] [--seed N]
 #                           [--no-update]
 # Defaults: out corpus/, suites "bullseye bookworm trixie bookworm-backports
 # trixie-backports" (all components: main contrib non-free non-free-firmware),
-# man pages of bookworm, mirror http://deb.debian.org/debian, seed 20240611.
-# apt runs on a private configuration and state under DIR/.apt/: the
-# machine's own apt sources, lists and settings are neither read nor changed.
-# --no-update rebuilds from the lists and packages already in DIR/.apt/
-# (no network). Fails if fewer than 200,000 sentences result.
+# documentation packages of bookworm, mirror http://deb.debian.org/debian,
+# seed 20240611. apt runs on a private configuration and state under
+# DIR/.apt/: the machine's own apt sources, lists and settings are neither
+# read nor changed. --no-update rebuilds from the lists and packages already
+# in DIR/.apt/ (no network). Fails if fewer than 300,000 sentences result.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 out="corpus"
 suites="bullseye bookworm trixie bookworm-backports trixie-backports"
-man_suite="bookworm"
+docs_suite="bookworm"
 mirror="http://deb.debian.org/debian"
 seed=20240611
 update=1
@@ -35,11 +45,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --suites) suites="$2"; shift 2 ;;
-    --man-suite) man_suite="$2"; shift 2 ;;
+    --docs-suite) docs_suite="$2"; shift 2 ;;
     --mirror) mirror="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --no-update) update=0; shift ;;
-    -h|--help) sed -n '2,23p' "$0" | sed -e 's/^# //' -e 's/^#$//'; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0" | sed -e 's/^# //' -e 's/^#$//'; exit 0 ;;
     *) echo "fetch-corpus: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -76,33 +86,36 @@ APT::Sandbox::User "root";
 EOF
 export APT_CONFIG="$state/etc/apt.conf"
 
+mapfile -t doc_packages < <(python3 scripts/make_corpus.py --list-packages)
 if [ "$update" = 1 ]; then
   echo "fetch-corpus: apt-get update ($suites) into $state/lists" >&2
   apt-get -q update --error-on=any >&2
-  echo "fetch-corpus: downloading manpages and manpages-dev of $man_suite" >&2
+  echo "fetch-corpus: downloading ${#doc_packages[@]} documentation packages of $docs_suite" >&2
   rm -f "$state/debs"/*.deb
-  (cd "$state/debs" && apt-get -q download "manpages/$man_suite" "manpages-dev/$man_suite" >&2)
+  (cd "$state/debs" && apt-get -q download "${doc_packages[@]/%//$docs_suite}" >&2)
 fi
 
 lists=()
+packages_lists=()
 for suite in $suites; do
   found=("$state/lists/"*"_dists_${suite}_"*"_i18n_Translation-en"*)
   [ -e "${found[0]}" ] || { echo "fetch-corpus: no Translation-en list of $suite in $state/lists (run without --no-update)" >&2; exit 1; }
   lists+=("${found[@]}")
+  found=("$state/lists/"*"_dists_${suite}_"*"_binary-amd64_Packages"*)
+  [ -e "${found[0]}" ] || { echo "fetch-corpus: no binary-amd64 Packages list of $suite in $state/lists (run without --no-update)" >&2; exit 1; }
+  packages_lists+=("${found[@]}")
 done
-debs=("$state/debs/"manpages_*.deb "$state/debs/"manpages-dev_*.deb)
-for deb in "${debs[@]}"; do
-  [ -e "$deb" ] || { echo "fetch-corpus: $deb missing (run without --no-update)" >&2; exit 1; }
-done
-rm -rf "$state/man"
-man_dirs=()
-for deb in "${debs[@]}"; do
-  dir="$state/man/$(basename "$deb" .deb)"
+rm -rf "$state/docs"
+doc_dirs=()
+for package in "${doc_packages[@]}"; do
+  debs=("$state/debs/${package}_"*.deb)
+  [ -e "${debs[0]}" ] || { echo "fetch-corpus: no $package package in $state/debs (run without --no-update)" >&2; exit 1; }
+  dir="$state/docs/$(basename "${debs[0]}" .deb)"
   mkdir -p "$dir"
-  dpkg-deb -x "$deb" "$dir"
-  man_dirs+=("$dir/usr/share/man")
+  dpkg-deb -x "${debs[0]}" "$dir"
+  doc_dirs+=("$dir")
 done
 
-echo "fetch-corpus: building $out from ${#lists[@]} lists and ${#debs[@]} man-page packages" >&2
+echo "fetch-corpus: building $out from ${#lists[@]} Translation-en lists, ${#packages_lists[@]} Packages lists and ${#doc_dirs[@]} documentation packages" >&2
 python3 scripts/make_corpus.py --out "$out" --seed "$seed" \
-  --descriptions "${lists[@]}" --man-pages "${man_dirs[@]}"
+  --descriptions "${lists[@]}" --packages-lists "${packages_lists[@]}" --docs "${doc_dirs[@]}"

@@ -1,425 +1,256 @@
 #!/usr/bin/env python3
-"""Builds the real-text English corpus (train / held-out split) from Debian's
-English package descriptions (apt's `*_i18n_Translation-en*` lists) and
-English man pages (roff sources, as the manpages packages ship them).
+"""Builds the real-text English corpus from Debian: a training split, an
+in-domain held-out split split off by package and document, a dev split, an
+out-of-domain held-out set, a retrieval set and the sections classification
+data.
 
 Usage (from the repository root; Python 3 standard library only; normally run
 by scripts/fetch-corpus.sh):
 
     python3 scripts/make_corpus.py --out corpus [--seed 20240611] \\
-        [--heldout 2000] [--min-sentences 200000] \\
-        [--descriptions LIST...] [--man-pages DIR...]
+        [--heldout 2000] [--min-sentences 300000] [--retrieval 2000] \\
+        --descriptions LIST... [--packages-lists LIST...] [--docs DIR...]
+    python3 scripts/make_corpus.py --list-packages
 
-Each LIST is one of apt's Translation-en files, plain or compressed (.gz, .xz,
-.bz2 and .lzma are read with the standard library; .lz4, .zst and any other
-compression apt keeps are decompressed by `/usr/lib/apt/apt-helper cat-file`).
-Each DIR holds man pages (`*.N` or `*.N.gz`, searched recursively). Inputs are
-read in sorted order.
+Each --descriptions LIST is one of apt's Translation-en files and each
+--packages-lists LIST a binary-amd64 `Packages` file (plain or compressed);
+each --docs DIR a Debian package unpacked by `dpkg-deb -x` into a folder named
+`NAME_VERSION_ARCH`, NAME one of the packages `--list-packages` prints
+(scripts/corpus/documents.py says what is read from each: man pages, HTML
+manuals, Perl's POD, plain texts, lexicons, fortunes).
 
-From each `Description-en:` field it keeps
-  - the short description (the field's first line), and
-  - the sentences of the long description: continuation lines start with one
-    space, ` .` separates paragraphs, lines indented further are "verbatim"
-    (list items, tables, examples). List items lose their marker (`*`, `-`,
-    `+`, `o`, `1.`, `a)`, ...) and keep only the complete sentences they hold;
-    other verbatim blocks (tables, code, ASCII art) are dropped.
-From a man page it keeps the running text of its paragraphs (text lines and
-font macros such as `.BR`, escapes resolved); no-fill regions, examples,
-tables and the terms of `.TP` lists are dropped.
-Text is split into sentences (common abbreviations and initials such as
-"e.g.", "etc.", "A.D." do not end one); whitespace is normalised; apart from
-short descriptions, a sentence must start with a capital letter, digit, quote
-or bracket and end with `.`, `!` or `?`. Every candidate is then filtered:
-4 to 64 words, mostly letters, mostly ASCII, no URL or e-mail address, no
-code-like text (braces, `=`, `$`, `|`, backslashes, `::`, `->`, file paths,
-identifiers_with_underscores) and no long runs of capitals.
-Duplicates are removed case-insensitively after whitespace normalisation.
-The distinct sentences are then shuffled with the fixed seed: each is placed
-by the sha256 of the seed and its lower-cased text, so that a sentence's split
-does not depend on which other sentences the inputs hold. The first
-`--heldout` of them become the held-out split, all the others the training
-split. The same inputs give byte-identical outputs.
+Sentences: the short description and the complete sentences of each long
+description, and the running text of the documents, split into sentences and
+filtered by the rules of scripts/corpus/text.py (4 to 64 words, mostly
+letters and ASCII, no URL, e-mail address or code-like text); duplicates are
+removed case-insensitively.
 
-Writes OUT/train.txt and OUT/heldout.txt (one sentence per line, UTF-8, `\\n`)
-and OUT/README.md (sources, counts, seed, sha256 of both files); prints a
-summary. Exits with status 1 if fewer than --min-sentences distinct sentences
-result.
+Split: a seeded sha256 of a package's source package name (from the Packages
+lists; the binary name where they do not list it) puts it in train (90%),
+dev (5%) or test (5%), so that the binary packages of one source, whose
+descriptions share paragraphs, fall together; documents other than
+descriptions are placed the same way by their id (`package/path`; each
+paragraph for the single-document dictionary and lexicon).
+  - train.txt: the sentences of train packages and documents, except any
+    sentence the quotations (fortunes) also hold;
+  - dev.txt, heldout.txt: --heldout sentences each, of dev and test packages
+    and documents, none of them in train.txt (heldout.txt none in dev.txt);
+  - ood.txt: --heldout sentences of the quotations (fortunes, not those
+    about computers or Debian), a kind of text no training sentence comes
+    from;
+  - retrieval.tsv: `query<TAB>document` for at most --retrieval test packages
+    (short description, long description as running text);
+  - sections/{train,dev,test}.tsv: `text<TAB>section`, one line per distinct
+    description of the twelve topic sections (amd64 Packages joined to
+    Translation-en by Description-md5), split by package like the sentences.
+Every selection is a seeded hash order, so the same inputs give
+byte-identical outputs. Also writes OUT/README.md and OUT/sections/README.md
+(sources, counts, seed, sha256 of every file). Exits with status 1 if fewer
+than --min-sentences distinct sentences result, if a held-out pool holds
+fewer than --heldout sentences, or if a written held-out file shares a
+sentence with train.txt.
 """
 
 import argparse
-import bz2
-import gzip
 import hashlib
-import lzma
 import os
-import re
-import subprocess
 import sys
-import unicodedata
+from collections import defaultdict
 
-APT_HELPER = "/usr/lib/apt/apt-helper"
-
-MIN_WORDS, MAX_WORDS = 4, 64
-
-# Words whose trailing period does not end a sentence (compared lower-cased,
-# without the period).
-ABBREVIATIONS = {
-    "e.g", "i.e", "etc", "vs", "cf", "al", "approx", "incl", "inc", "ltd", "co",
-    "corp", "no", "nos", "vol", "fig", "figs", "eq", "ed", "eds", "dr", "mr",
-    "mrs", "ms", "prof", "jr", "sr", "st", "ver", "rev", "resp", "esp", "dept",
-    "univ", "min", "max", "sec", "jan", "feb", "mar", "apr", "jun", "jul",
-    "aug", "sep", "sept", "oct", "nov", "dec", "viz", "ca", "pp", "ch", "sect",
-}
-INITIALS = re.compile(r"^(?:[A-Za-z]\.)+[A-Za-z]?$")  # A.D, U.S, e.g (period stripped)
-
-LIST_MARKER = re.compile(r"^(?:[-*+o•·‣◦]|\(?[0-9]{1,2}[.)]|\(?[a-zA-Z][.)])\s+")
-SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*$")
-SENTENCE_START = re.compile(r"^[\"'“‘(\[]?[A-Z0-9]")
-URL_OR_MAIL = re.compile(r"://|\bwww\.|\bftp\.|\S@\S+\.[A-Za-z]{2,}|\b[a-z0-9-]+\.(?:com|org|net|io)\b", re.I)
-CODE_LIKE = re.compile(r"[{}<>=$|\\`^~]|::|->|=>|;;|\b\w+_\w+\b|(?:^|\s)\.{0,2}/\w|\w/\w+/\w|\[\]")
-CAPS_RUN = re.compile(r"\b[A-Z]{2,}(?:\s+[A-Z]{2,}){4,}\b")  # five shouting words in a row
-WHITESPACE = re.compile(r"\s+")
+from corpus import descriptions, documents, report, retrieval, sections
+from corpus.apt_lists import binary_packages, list_name, read_list
+from corpus.split import SPLITS, seeded, split_of
+from corpus.text import acceptable, clean, dedup_key, full_sentences
 
 
-def read_list(path: str) -> str:
-    """The text of one apt list, decompressed."""
-    openers = {".gz": gzip.open, ".xz": lzma.open, ".lzma": lzma.open, ".bz2": bz2.open}
-    ext = os.path.splitext(path)[1]
-    if ext in openers:
-        with openers[ext](path, "rb") as f:
-            data = f.read()
-    elif ext in ("", ".txt") or path.endswith("Translation-en"):
-        with open(path, "rb") as f:
-            data = f.read()
-    else:
-        if not os.access(APT_HELPER, os.X_OK):
-            sys.exit(f"make_corpus: {path}: needs {APT_HELPER} to decompress {ext} files")
-        data = subprocess.run([APT_HELPER, "cat-file", path], check=True, capture_output=True).stdout
-    return data.decode("utf-8", errors="replace")
+class SentencePool:
+    """Every accepted sentence with its spelling, the splits and kinds it was
+    found in, and per-source counts."""
 
+    def __init__(self):
+        self.best = {}  # key -> smallest spelling, whatever the reading order
+        self.by_split = {split: set() for split in SPLITS}
+        self.by_kind = defaultdict(set)
+        self.ood, self.ood_eligible = set(), set()
+        self.sources = []  # (kind, name, documents, candidates, distinct accepted, sha256)
+        self.candidates = 0
 
-def descriptions(text: str):
-    """Yields (short description, long-description lines) for every
-    Description-en field of a Translation file."""
-    short, body = None, []
-    for line in text.split("\n"):
-        if line.startswith("Description-en:"):
-            if short is not None:
-                yield short, body
-            short, body = line[len("Description-en:"):].strip(), []
-        elif short is not None and line.startswith(" "):
-            body.append(line)
-        elif short is not None:  # another field or the blank line between records
-            yield short, body
-            short, body = None, []
-    if short is not None:
-        yield short, body
-
-
-def blocks(body: list):
-    """Splits a long description into blocks of prose: paragraphs and list items
-    (markers removed). Verbatim blocks that are neither are dropped."""
-    current, kind, item_indent = [], None, 0
-
-    def flush():
-        if current and kind in ("prose", "item"):
-            yield " ".join(current)
-
-    for line in body:
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip(" "))
-        if stripped == "." or not stripped:
-            yield from flush()
-            current, kind = [], None
-            continue
-        marker = LIST_MARKER.match(stripped)
-        if marker and (indent > 1 or kind != "prose" or not current):
-            yield from flush()
-            current, kind, item_indent = [stripped[marker.end():]], "item", indent
-        elif indent == 1:
-            if kind != "prose":
-                yield from flush()
-                current, kind = [], "prose"
-            current.append(stripped)
-        elif kind == "item" and indent > item_indent:
-            current.append(stripped)
-        else:  # verbatim text outside a list item: tables, examples, code
-            if kind != "verbatim":
-                yield from flush()
-                current, kind = [], "verbatim"
-            current.append(stripped)
-        if kind in ("item", "verbatim") and re.search(r"\S\s{3,}\S", stripped):
-            kind = "verbatim"  # columns: a table, not prose
-    yield from flush()
-
-
-def is_boundary(token: str, following: str) -> bool:
-    """Whether a sentence ends after `token` (which ends with . ! or ?)."""
-    if not following or not SENTENCE_START.match(following):
-        return False
-    core = token.rstrip("\"'”’)]")
-    if core.endswith(("!", "?")):
-        return True
-    word = core[:-1].lstrip("\"'“‘([")
-    if word.lower() in ABBREVIATIONS or INITIALS.match(word):
-        return False
-    return True
-
-
-def sentences(block: str):
-    tokens = block.split()
-    start = 0
-    for i, token in enumerate(tokens):
-        if SENTENCE_END.search(token) and (i + 1 == len(tokens) or is_boundary(token, tokens[i + 1])):
-            yield " ".join(tokens[start : i + 1])
-            start = i + 1
-    if start < len(tokens):
-        yield " ".join(tokens[start:])  # no final punctuation: rejected by the caller
-
-
-def clean(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)
-    text = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in text)
-    return WHITESPACE.sub(" ", text).strip()
-
-
-def acceptable(text: str) -> bool:
-    words = text.split(" ")
-    if not MIN_WORDS <= len(words) <= MAX_WORDS:
-        return False
-    visible = text.replace(" ", "")
-    letters = sum(c.isalpha() for c in visible)
-    if letters < 0.75 * len(visible):
-        return False
-    if sum(c.isascii() for c in visible) < 0.95 * len(visible):
-        return False  # mostly another script: not English prose
-    if sum(any(c.isalpha() for c in w) for w in words) < 0.8 * len(words):
-        return False
-    if not any(c.islower() for c in text):
-        return False
-    return not (URL_OR_MAIL.search(text) or CODE_LIKE.search(text) or CAPS_RUN.search(text))
-
-
-def description_candidates(text: str, stats: dict):
-    for short, body in descriptions(text):
-        stats["documents"] += 1
-        short = clean(short)
-        if short:
-            yield short
-        for block in blocks(body):
-            yield from full_sentences(block)
-
-
-def full_sentences(block: str):
-    """The complete sentences of a block of prose."""
-    for sentence in sentences(clean(block)):
-        if SENTENCE_START.match(sentence) and SENTENCE_END.search(sentence):
-            yield sentence
-
-
-ROFF_FONT_MACROS = {"B", "I", "BR", "RB", "BI", "IB", "IR", "RI", "SM", "SB"}
-ROFF_NAMED = {"aq": "'", "dq": '"', "lq": '"', "rq": '"', "oq": "'", "cq": "'", "em": " - ",
-              "en": "-", "hy": "-", "bu": "", "ha": "^", "ti": "~", "rs": "\\", "mu": "x",
-              "co": "(C)", "rg": "(R)", "tm": "(TM)", "de": " degrees", "+-": "+/-"}
-ROFF_ESCAPE = re.compile(r"\\(?:f(?:\[[^\]]*\]|\(..|.)|\((..)|\[([^\]]*)\]|\*(?:\(..|\[[^\]]*\]|.)|"
-                         r"[sS][-+]?\d+|[-e&~%|^ 0:/,c]|.)")
-
-
-def roff_inline(text: str) -> str:
-    def replace(m):
-        named = m.group(1) or m.group(2)
-        if named is not None:
-            return ROFF_NAMED.get(named, " ")
-        esc = m.group(0)
-        if esc.startswith(("\\f", "\\*", "\\s", "\\S")) or esc in ("\\&", "\\%", "\\|", "\\^", "\\c", "\\:", "\\/", "\\,"):
-            return ""
-        return {"\\-": "-", "\\e": "\\", "\\~": " ", "\\ ": " ", "\\0": " "}.get(esc, "")
-    return ROFF_ESCAPE.sub(replace, text)
-
-
-def roff_arguments(text: str) -> list:
-    args, current, quoted = [], "", False
-    for c in text:
-        if c == '"':
-            quoted = not quoted
-        elif c in " \t" and not quoted:
-            if current:
-                args.append(current)
-            current = ""
-        else:
-            current += c
-    if current:
-        args.append(current)
-    return args
-
-
-def man_page_blocks(source: str):
-    """Prose paragraphs of a man page in roff (man macros): running text and the
-    text of font macros; tables, examples and no-fill regions are dropped."""
-    current, skipping, tag_pending = [], False, False
-    for line in source.split("\n"):
-        line = re.sub(r'\\".*', "", line)  # comment
-        if tag_pending and line.strip() and not skipping:
-            macro = line[1:].split(None, 1)[0] if line.startswith((".", "'")) and line[1:].strip() else ""
-            if not line.startswith((".", "'")) or macro in ROFF_FONT_MACROS:
-                tag_pending = False  # the term of a .TP item: a name, not prose
-                continue
-        if line.startswith((".", "'")):
-            parts = line[1:].strip().split(None, 1)
-            macro = parts[0] if parts else ""
-            rest = parts[1] if len(parts) > 1 else ""
-            if macro in ("nf", "EX", "TS", "de", "ig"):
-                skipping = True
-            elif macro in ("fi", "EE", "TE", ".", ".."):
-                skipping = False
-            if macro in ROFF_FONT_MACROS and not skipping:
-                args = roff_arguments(rest)
-                joiner = " " if macro in ("B", "I", "SM", "SB") else ""
-                current.append(roff_inline(joiner.join(args)))
-            elif macro not in ROFF_FONT_MACROS:
-                if current:
-                    yield " ".join(current)
-                current = []
-                tag_pending = macro in ("TP", "TQ")
-        elif not skipping:
-            current.append(roff_inline(line))
-    if current:
-        yield " ".join(current)
-
-
-def man_page_candidates(path: str, stats: dict):
-    """Sentences of the man pages under a folder (plain or .gz roff files)."""
-    pages = []
-    for folder, _, files in os.walk(path):
-        pages += [os.path.join(folder, f) for f in files if re.search(r"\.[1-9][a-z]*(?:\.gz)?$", f)]
-    for page in sorted(pages):
-        opener = gzip.open if page.endswith(".gz") else open
-        with opener(page, "rb") as f:
-            source = f.read().decode("utf-8", errors="replace")
-        if source.lstrip().startswith(".so "):
-            continue  # a link to another page
-        stats["documents"] += 1
-        for block in man_page_blocks(source):
-            yield from full_sentences(block)
-
-
-def sha256(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def split_order(key: str, seed: int) -> bytes:
-    """Position of a sentence in the seeded shuffle: a keyed hash of its dedup
-    key, so that adding or removing other sentences never moves it between
-    the splits."""
-    return hashlib.sha256(f"{seed}\n{key}".encode("utf-8")).digest()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--descriptions", nargs="+", default=[], metavar="LIST",
-                        help="apt Translation-en lists")
-    parser.add_argument("--man-pages", nargs="+", default=[], metavar="DIR",
-                        help="folders holding man pages (roff, plain or .gz)")
-    parser.add_argument("--out", default="corpus", help="output folder (default: corpus)")
-    parser.add_argument("--seed", type=int, default=20240611, help="shuffle seed")
-    parser.add_argument("--heldout", type=int, default=2000, help="held-out sentences")
-    parser.add_argument("--min-sentences", type=int, default=200000)
-    args = parser.parse_args()
-    if not args.descriptions and not args.man_pages:
-        parser.error("nothing to read: give --descriptions and/or --man-pages")
-
-    sources = [("descriptions", p) for p in sorted(args.descriptions, key=lambda p: (os.path.basename(p), p))]
-    sources += [("man pages", p) for p in sorted(args.man_pages, key=os.path.normpath)]
-    best = {}  # dedup key -> chosen spelling (the smallest, whatever the reading order)
-    per_source = []
-    total_candidates = 0
-    for kind, path in sources:
-        stats = {"documents": 0}
-        digest = ""
-        if kind == "descriptions":
-            text = read_list(path)
-            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            found = description_candidates(text, stats)
-        else:
-            found = man_page_candidates(path, stats)
-        candidates, kept = 0, set()
-        for sentence in found:
+    def add_source(self, kind: str, name: str, items, digest: str = ""):
+        """Adds the candidates of one source: `items` yields (split, sentence);
+        split is "ood" or "ood-eligible" for the out-of-domain kind."""
+        documents_seen, candidates, kept = set(), 0, set()
+        for doc, split, sentence in items:
+            documents_seen.add(doc)
             candidates += 1
             if not acceptable(sentence):
                 continue
-            key = sentence.casefold()
+            key = dedup_key(sentence)
             kept.add(key)
-            if key not in best or sentence < best[key]:
-                best[key] = sentence
-        total_candidates += candidates
-        if kind == "descriptions":
-            name = os.path.basename(path)
-        else:  # the package folder, e.g. manpages_6.03-2_all, whatever the checkout's path
-            parts = os.path.normpath(path).split(os.sep)
-            name = os.sep.join(parts[-4:]) if parts[-3:] == ["usr", "share", "man"] else parts[-1]
-        per_source.append((kind, name, stats["documents"], candidates, len(kept), digest))
-        print(f"make_corpus: {name}: {stats['documents']} {'descriptions' if kind == 'descriptions' else 'pages'}, "
-              f"{candidates} candidate sentences, {len(kept)} distinct accepted", file=sys.stderr)
+            if key not in self.best or sentence < self.best[key]:
+                self.best[key] = sentence
+            if split.startswith("ood"):
+                self.ood.add(key)
+                if split == "ood-eligible":
+                    self.ood_eligible.add(key)
+            else:
+                self.by_split[split].add(key)
+        self.by_kind[kind] |= kept
+        self.candidates += candidates
+        self.sources.append((kind, name, len(documents_seen), candidates, len(kept), digest))
+        print(f"make_corpus: {name}: {len(documents_seen)} documents, {candidates} candidate "
+              f"sentences, {len(kept)} distinct accepted", file=sys.stderr)
 
-    total = len(best)
-    print(f"make_corpus: {total_candidates} candidates, {total} distinct sentences after "
-          f"filtering and deduplication", file=sys.stderr)
-    if total < args.min_sentences:
-        sys.exit(f"make_corpus: only {total} distinct sentences, fewer than the "
+
+def description_items(texts, package_split):
+    for description in texts:
+        split = package_split(description.package)
+        for sentence in descriptions.candidates(description):
+            yield description.package, split, sentence
+
+
+def document_items(folder: str, seed: int, ood: bool):
+    for doc_id, blocks in documents.documents(folder):
+        if ood:
+            split = "ood-eligible" if documents.is_ood_candidate(doc_id) else "ood"
+        else:
+            split = split_of(doc_id, seed, "document")
+        for block in blocks:
+            for sentence in full_sentences(block):
+                yield doc_id, split, sentence
+
+
+def read_binary_lists(paths) -> tuple:
+    """(source package of each binary package, sections labels by
+    Description-md5, records read) from the binary Packages lists; a binary
+    that several sources built is placed by the first source by name."""
+    source_of, labels, count = {}, defaultdict(list), 0
+    for path in sorted(paths, key=lambda p: (os.path.basename(p), p)):
+        for package, source, section, md5 in binary_packages(read_list(path)):
+            source_of[package] = min(source, source_of.get(package, source))
+            sections.add_labels(labels, package, section, md5)
+            count += 1
+    return source_of, labels, count
+
+
+def read_sources(args, pool: SentencePool, package_split):
+    """Reads every source into the pool; returns (descriptions by md5, test
+    packages' description versions)."""
+    by_md5, read = {}, []
+    for path in sorted(args.descriptions, key=lambda p: (os.path.basename(p), p)):
+        text = read_list(path)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        found = list(descriptions.translations(text))
+        read += found
+        for d in found:
+            by_md5.setdefault(d.md5, d)
+        pool.add_source("descriptions", list_name(path), description_items(found, package_split), digest)
+    for folder in sorted(args.docs, key=lambda p: os.path.basename(os.path.normpath(p))):
+        package = documents.package_of(folder)
+        ood = package.kind == documents.OOD_KIND
+        pool.add_source(package.kind, os.path.basename(os.path.normpath(folder)),
+                        document_items(folder, args.seed, ood))
+    test = retrieval.by_package(read, lambda p: package_split(p) == "test")
+    return by_md5, test
+
+
+def choose_splits(pool: SentencePool, args) -> dict:
+    """{file name: sentences} of train, dev, heldout and ood; exits when a
+    pool is too small."""
+    train = pool.by_split["train"] - pool.ood
+    test = pool.by_split["test"] - train - pool.ood
+    dev = pool.by_split["dev"] - train - test - pool.ood
+    ood = pool.ood_eligible - train
+    chosen = {}
+    for name, keys, purpose in (("dev.txt", dev, "dev"), ("heldout.txt", test, ""), ("ood.txt", ood, "ood")):
+        if len(keys) < args.heldout:
+            sys.exit(f"make_corpus: only {len(keys)} sentences could go into {name}, fewer than "
+                     f"the {args.heldout} asked for; add sources or ask for fewer (--heldout)")
+        chosen[name] = seeded(keys, args.seed, purpose)[: args.heldout]
+    if len(pool.best) < args.min_sentences:
+        sys.exit(f"make_corpus: only {len(pool.best)} distinct sentences, fewer than the "
                  f"{args.min_sentences} required; add more sources (other components or releases)")
-    order = sorted(best, key=lambda key: (split_order(key, args.seed), key))
-    heldout = [best[key] for key in order[: args.heldout]]
-    train = [best[key] for key in order[args.heldout :]]
+    chosen["train.txt"] = seeded(train, args.seed)
+    return {name: [pool.best[k] for k in keys] for name, keys in chosen.items()}
 
-    os.makedirs(args.out, exist_ok=True)
-    paths = {}
-    for name, lines in (("train.txt", train), ("heldout.txt", heldout)):
-        paths[name] = os.path.join(args.out, name)
-        tmp = paths[name] + ".tmp"
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write("".join(line + "\n" for line in lines))
-        os.replace(tmp, paths[name])
-    digests = {name: sha256(path) for name, path in paths.items()}
-    words = sum(len(s.split(" ")) for s in best.values())
 
-    readme = [
-        "# Real-text English corpus",
-        "",
-        "Generated by `scripts/fetch-corpus.sh` (builder: `scripts/make_corpus.py`); do not edit.",
-        "Sentences of Debian's English package descriptions (short descriptions and the",
-        "complete sentences of the long descriptions) and of the English man pages that",
-        "Debian ships, filtered, deduplicated case-insensitively and shuffled with a fixed",
-        "seed (each sentence is placed by a seeded sha256 of its lower-cased text).",
-        "`heldout.txt` is never trained or calibrated on; no sentence of it is in",
-        "`train.txt`.",
-        "",
-        "| file | sentences | sha256 |",
-        "| --- | ---: | --- |",
-        f"| train.txt | {len(train)} | `{digests['train.txt']}` |",
-        f"| heldout.txt | {len(heldout)} | `{digests['heldout.txt']}` |",
-        "",
-        f"- distinct sentences: {total} ({words} words, {words / total:.1f} per sentence)",
-        f"- candidate sentences before filtering and deduplication: {total_candidates}",
-        f"- seed: {args.seed}",
-        f"- sentence length: {MIN_WORDS} to {MAX_WORDS} words",
-        "",
-        "Sources (the distinct accepted sentences of different sources overlap; the",
-        "sha256 is that of the decompressed list):",
-        "",
-        "| kind | source | documents | candidates | distinct accepted | sha256 |",
-        "| --- | --- | ---: | ---: | ---: | --- |",
-    ]
-    readme += [f"| {kind} | {name} | {docs} | {cands} | {kept} | {f'`{digest}`' if digest else ''} |"
-               for kind, name, docs, cands, kept, digest in per_source]
-    with open(os.path.join(args.out, "README.md"), "w", encoding="utf-8", newline="\n") as f:
-        f.write("\n".join(readme) + "\n")
+def write_lines(path: str, lines) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
 
-    print(f"make_corpus: wrote {paths['train.txt']} ({len(train)} sentences, "
-          f"sha256 {digests['train.txt']})")
-    print(f"make_corpus: wrote {paths['heldout.txt']} ({len(heldout)} sentences, "
-          f"sha256 {digests['heldout.txt']})")
-    print(f"make_corpus: wrote {os.path.join(args.out, 'README.md')}")
+
+def check_disjoint(out: str) -> dict:
+    """Re-reads the written sentence files and fails if a held-out one shares
+    a sentence (after normalisation, case-insensitively) with train.txt, or
+    heldout.txt with dev.txt or ood.txt. Returns {file: line count}."""
+    keys = {}
+    for name in ("train.txt", "dev.txt", "heldout.txt", "ood.txt"):
+        with open(os.path.join(out, name), encoding="utf-8") as f:
+            keys[name] = {dedup_key(clean(line)) for line in f}
+    pairs = [("train.txt", "dev.txt"), ("train.txt", "heldout.txt"), ("train.txt", "ood.txt"),
+             ("dev.txt", "heldout.txt"), ("heldout.txt", "ood.txt")]
+    for a, b in pairs:
+        shared = keys[a] & keys[b]
+        if shared:
+            sys.exit(f"make_corpus: {len(shared)} sentences of {b} are in {a} too, "
+                     f"e.g. {sorted(shared)[0]!r}")
+    return {name: len(found) for name, found in keys.items()}
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--descriptions", nargs="+", default=[], metavar="LIST",
+                        help="apt Translation-en lists")
+    parser.add_argument("--packages-lists", nargs="+", default=[], metavar="LIST",
+                        help="apt binary-amd64 Packages lists (for the sections data)")
+    parser.add_argument("--docs", nargs="+", default=[], metavar="DIR",
+                        help="unpacked documentation packages (NAME_VERSION_ARCH folders)")
+    parser.add_argument("--out", default="corpus", help="output folder (default: corpus)")
+    parser.add_argument("--seed", type=int, default=20240611, help="split and shuffle seed")
+    parser.add_argument("--heldout", type=int, default=2000, help="sentences of dev, heldout and ood")
+    parser.add_argument("--retrieval", type=int, default=2000, help="most retrieval pairs")
+    parser.add_argument("--min-sentences", type=int, default=300000)
+    parser.add_argument("--list-packages", action="store_true",
+                        help="print the documentation packages read with --docs and exit")
+    args = parser.parse_args()
+    if not args.list_packages and not args.descriptions:
+        parser.error("nothing to read: give --descriptions (and --docs, --packages-lists)")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.list_packages:
+        print("\n".join(p.name for p in documents.PACKAGES))
+        return
+    source_of, labels, package_records = read_binary_lists(args.packages_lists)
+
+    def package_split(package: str) -> str:
+        return split_of(source_of.get(package, package), args.seed)
+
+    pool = SentencePool()
+    by_md5, test_packages = read_sources(args, pool, package_split)
+    print(f"make_corpus: {pool.candidates} candidates, {len(pool.best)} distinct sentences after "
+          f"filtering and deduplication", file=sys.stderr)
+    splits = choose_splits(pool, args)
+    os.makedirs(os.path.join(args.out, "sections"), exist_ok=True)
+    for name, lines in splits.items():
+        write_lines(os.path.join(args.out, name), lines)
+    check_disjoint(args.out)
+
+    trained = {dedup_key(s) for s in splits["train.txt"]}
+    pairs, retrieval_stats = retrieval.build(test_packages, trained, args.seed, args.retrieval)
+    write_lines(os.path.join(args.out, "retrieval.tsv"), (f"{q}\t{d}" for q, d in pairs))
+
+    examples, spanning = sections.build(by_md5, labels, package_split, args.seed)
+    for split, rows in examples.items():
+        write_lines(os.path.join(args.out, "sections", f"{split}.tsv"), (f"{t}\t{s}" for t, s in rows))
+
+    report.write(args, pool, splits, trained, pairs, retrieval_stats, examples, (package_records, spanning))
+    for name in list(splits) + ["retrieval.tsv"] + [f"sections/{s}.tsv" for s in SPLITS]:
+        print(f"make_corpus: wrote {os.path.join(args.out, name)}")
+    print(f"make_corpus: wrote {os.path.join(args.out, 'README.md')} and sections/README.md")
 
 
 if __name__ == "__main__":
