@@ -59,10 +59,11 @@ pub fn print_plan(plan: &Plan) -> String {
     for d in &plan.datasets {
         let _ = writeln!(
             out,
-            "  data {} {} {}",
+            "  data {} {} {}{}",
             d.name.value,
             show_path(&d.path.value, &plan.base_dir),
-            word(&d.format)
+            word(&d.format),
+            if d.retrieval { " retrieval" } else { "" }
         );
     }
     if !plan.eval.is_empty() {
