@@ -120,7 +120,7 @@ impl Pass for VocabPrune {
                         )
                         .label(spec.data.span, "no `data` block declares this name")
                     })?;
-                let examples = read_dataset(data, program.plan.task.labels())?;
+                let examples = read_dataset(data, program.plan.labels.as_ref())?;
                 let counts = count_pieces(&tokenizer, &texts_of(&examples), vocab.id_space())?;
                 if counts.iter().all(|&c| c == 0) {
                     return Err(no_tokens(&spec.data.value, spec.data.span));

@@ -81,6 +81,46 @@ pub use report::{Calibration, Report};
 
 use pass::{DumpAfter, Pass, PassRegistry};
 
+/// The Hugging Face checkpoint folder of a recipe with `output "DIR" {
+/// format: hf }` (`-o` names it instead), checked before the build: kept
+/// inside the recipe's folder as `output:` is, and free to be written.
+fn checkpoint_output(
+    plan: &ir::Plan,
+    recipe: &Path,
+    opts: &BuildOptions,
+) -> Result<Option<std::path::PathBuf>, Diag> {
+    if plan.output_format.is_artifact() {
+        return Ok(None);
+    }
+    let dir = match (&opts.output, &plan.output) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(o)) => {
+            if !opts.allow_outside {
+                let recipe_dir = recipe.parent().unwrap_or(Path::new("."));
+                artifact::output::check::confine(&o.value, recipe_dir)
+                    .map_err(|d| d.label(o.span, "the recipe's output"))?;
+            }
+            o.value.clone()
+        }
+        (None, None) => return Ok(None),
+    };
+    let mut inputs = Vec::new();
+    if let base::TeacherRef::Dir(d) = &plan.teacher.reference {
+        inputs.push(artifact::output::check::Input {
+            what: "the teacher's checkpoint folder",
+            path: d,
+        });
+    }
+    for spec in &plan.datasets {
+        inputs.push(artifact::output::check::Input {
+            what: "a data file of the recipe",
+            path: &spec.path.value,
+        });
+    }
+    export::checkpoint::claim_checkpoint(&dir, &inputs)?;
+    Ok(Some(dir))
+}
+
 /// The built-in passes, in the order they run: drop layers, then narrow
 /// heads and FFNs, prune the vocabulary, place exits, place quantizers, and
 /// lay out the distillation timeline.
@@ -111,8 +151,28 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<Built> {
     let (source, program) = compile(recipe, registry, DumpAfter::none())?;
+    let checkpoint = checkpoint_output(&program.plan, &source.path, opts);
+    let checkpoint = checkpoint.map_err(|d| source.attach(d))?;
+    let artifact_opts = match &checkpoint {
+        Some(dir) => BuildOptions {
+            output: Some(export::checkpoint::artifact_beside(dir)),
+            max_steps: opts.max_steps,
+            resume: opts.resume,
+            allow_outside: opts.allow_outside,
+            device: opts.device.clone(),
+        },
+        None => BuildOptions {
+            output: opts.output.clone(),
+            device: opts.device.clone(),
+            ..*opts
+        },
+    };
     let mut built =
-        lower::build(&program, &source, opts, reporter).map_err(|d| source.attach(d))?;
+        lower::build(&program, &source, &artifact_opts, reporter).map_err(|d| source.attach(d))?;
+    if let Some(dir) = checkpoint {
+        export::checkpoint::write_checkpoint(&built.dir, &dir)?;
+        built.checkpoint = Some(dir);
+    }
     built.warnings = std::mem::take(&mut built.warnings)
         .into_iter()
         .map(|w| source.attach(w))

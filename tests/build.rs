@@ -1,6 +1,7 @@
 //! `plcc build` end to end on the built-in models: artifacts without
 //! training, several evaluation sets, GPTQ, vocabulary pruning, training
-//! and evaluation during it, and training an encoder-decoder.
+//! and evaluation during it, training an encoder-decoder, and classifiers
+//! with labels by name.
 
 /// The helpers of `tests/support/` these tests use: each test binary names
 /// only the ones it uses, so every helper it compiles is used.
@@ -16,6 +17,8 @@ mod end_to_end;
 mod eval_sets;
 #[path = "build/gptq.rs"]
 mod gptq;
+#[path = "build/labels.rs"]
+mod labels;
 #[path = "build/seq2seq_train.rs"]
 mod seq2seq_train;
 #[path = "build/train.rs"]

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::base::ModelConfig;
 use crate::base::{Bits, ExitCriterion, ExitHead, Granularity, SentencePipeline, Task};
+use crate::base::{LabelSet, ModelConfig};
 
 pub const FORMAT: &str = "plcc-artifact";
 /// Version 2 added `files` (every loaded file's size and hash, replacing
@@ -64,6 +64,19 @@ impl Manifest {
                 _ => crate::base::Pooling::Mean,
             },
             normalize: false,
+        })
+    }
+}
+
+impl Manifest {
+    /// A classifier's labels: the student configuration's, else numbered
+    /// classes (`LABEL_0`, ...) as many as the task has; `None` for other
+    /// tasks.
+    pub fn labels(&self) -> Option<LabelSet> {
+        let n = self.task.labels()?;
+        Some(match &self.config.labels {
+            Some(set) if set.len() == n => set.clone(),
+            _ => LabelSet::numbered(n),
         })
     }
 }

@@ -39,6 +39,7 @@ pub fn config(name: &str) -> Option<ModelConfig> {
             layers: vec![layer; 4],
             embedding_rank: None,
             seq2seq: None,
+            labels: None,
         }),
         "tiny-gpt2" => Some(ModelConfig {
             arch: Arch::Gpt2,
@@ -53,6 +54,7 @@ pub fn config(name: &str) -> Option<ModelConfig> {
             layers: vec![layer; 4],
             embedding_rank: None,
             seq2seq: None,
+            labels: None,
         }),
         // BART's layout: `<s>` 0, `<pad>` 1, `</s>` 2 (also the decoder's
         // start), `<mask>` the last id.
@@ -75,6 +77,7 @@ pub fn config(name: &str) -> Option<ModelConfig> {
                 eos_token_id: 2,
                 scale_embedding: false,
             }),
+            labels: None,
         }),
         _ => None,
     }

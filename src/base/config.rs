@@ -70,6 +70,10 @@ pub struct ModelConfig {
     /// decoder's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq2seq: Option<Seq2Seq>,
+    /// A sequence classifier's labels (config.json's `id2label`), in class
+    /// order; absent for other models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<super::labels::LabelSet>,
 }
 
 /// What an encoder-decoder model (BART) has besides its decoder layers.

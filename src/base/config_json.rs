@@ -86,6 +86,11 @@ impl<'a> ConfigJson<'a> {
             .find_map(|k| self.value.get(*k).filter(|x| !x.is_null()).map(|x| (*k, x)))
     }
 
+    /// A field's value, if present and not null.
+    pub fn get(&self, key: &'static str) -> Option<&Value> {
+        self.find(&[key]).map(|(_, v)| v)
+    }
+
     /// A string field, if present.
     pub fn str(&self, keys: &[&'static str]) -> Option<&str> {
         self.find(keys).and_then(|(_, v)| v.as_str())

@@ -26,7 +26,11 @@ impl ModelConfig {
             )
             .help("plcc supports BERT-family encoders (`bert`), `gpt2` and `bart`"));
         };
-        (family.read_config)(&json, model_type)
+        let labels = json.labels()?;
+        Ok(ModelConfig {
+            labels,
+            ..(family.read_config)(&json, model_type)?
+        })
     }
 
     /// Reads `dir/config.json`.

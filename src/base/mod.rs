@@ -10,10 +10,12 @@
 pub mod builtin;
 pub mod config;
 pub mod config_json;
+pub mod config_labels;
 pub mod config_read;
 pub mod exits;
 pub mod family;
 pub mod hash;
+pub mod labels;
 pub mod pipeline;
 pub mod quant;
 pub mod schedule;
@@ -27,12 +29,13 @@ pub use config::{Activation, Arch, LayerShape, ModelConfig, Seq2Seq};
 pub use exits::{CalibrationTarget, ExitCriterion, ExitHead};
 pub use family::Family;
 pub use hash::sha256_hex;
+pub use labels::LabelSet;
 pub use pipeline::{read_pipeline, SentencePipeline};
 pub use quant::{Bits, GptqSpec, Granularity, QuantMethod, ScaleMethod};
 pub use schedule::{
     ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength,
 };
-pub use sources::{Column, DataFormat, DataSpec, Device, TeacherRef};
+pub use sources::{Column, DataFormat, DataSpec, Device, OutputFormat, TeacherRef};
 pub use task::{Pooling, Task};
 pub use vocab::VocabRule;
 pub use words::{compare_counts, duration_text, word};

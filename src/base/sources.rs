@@ -36,6 +36,31 @@ impl Device {
     }
 }
 
+/// What `plcc build` writes at its output (`output "DIR" { format: ... }`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// A plcc artifact (packed weights, manifest, report).
+    #[default]
+    Artifact,
+    /// A float Hugging Face checkpoint (what `plcc export --format hf`
+    /// writes), with the artifact it was made from beside it as
+    /// `DIR.artifact`.
+    Hf,
+}
+
+impl OutputFormat {
+    /// Every format with its spelling in recipes.
+    pub const ALL: [(&'static str, OutputFormat); 2] = [
+        ("artifact", OutputFormat::Artifact),
+        ("hf", OutputFormat::Hf),
+    ];
+
+    pub fn is_artifact(&self) -> bool {
+        *self == OutputFormat::Artifact
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DataFormat {
     /// One example per line.

@@ -67,6 +67,9 @@ pub fn run(args: &BuildArgs, registry: &PassRegistry) -> Result<ExitCode, Diag> 
     print_fidelity(r);
     print_eval_sets(r);
     println!("wrote {}", built.dir.display());
+    if let Some(dir) = &built.checkpoint {
+        println!("wrote {} (Hugging Face checkpoint)", dir.display());
+    }
     if let Some(c) = &built.calibration {
         let o = &c.chosen;
         println!(

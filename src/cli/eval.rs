@@ -146,7 +146,8 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
     let pooling = args.pooling.map(Pooling::from);
     let model = load_model(&args.model, &device)?;
     let task = model_task(&args.model, &model, pooling)?;
-    let data = read_labelled(&args.data, task, &args.data_options())?;
+    let labels = model.labels();
+    let data = read_labelled(&args.data, task, labels.as_ref(), &args.data_options())?;
     let name = args.data.display().to_string();
     let scoring = Scoring::of(&name, task, data)?;
     let score = scoring.score(&model)?;
@@ -166,6 +167,20 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
                     ),
                 )
                 .help("compare two models of the same task on the same data"));
+            }
+            if let (Some(a), Some(b)) = (&labels, other.labels()) {
+                if *a != b {
+                    return Err(Diag::new(
+                        "plcc::eval::different-labels",
+                        format!(
+                            "`{}` classifies into {} but `{spec}` into {}",
+                            args.model,
+                            a.shown(),
+                            b.shown()
+                        ),
+                    )
+                    .help("compare two classifiers with the same labels in the same order"));
+                }
             }
             Some(scoring.with_task(other_task).score(&other)?)
         }
@@ -252,6 +267,7 @@ fn print_text(r: &EvalReport) {
         for (name, v) in a.shown() {
             println!("{name:<12} {}", number(name, v));
         }
+        print_confusion(a);
         return;
     };
     println!("against      {}", b.model);
@@ -272,8 +288,23 @@ fn print_text(r: &EvalReport) {
             other.map_or("-".into(), |o| number(name, o))
         );
     }
+    print_confusion(a);
+    print_confusion(b);
     if let Some(share) = r.mrr_share {
         println!("mrr@10 share {:>14}", format!("{:.1}%", 100.0 * share));
+    }
+}
+
+/// A classifier's confusion counts, when it has them.
+fn print_confusion(s: &Score) {
+    if let Some(c) = &s.confusion {
+        println!(
+            "confusion    {} (rows: gold label, columns: predicted)",
+            s.model
+        );
+        for line in c.table() {
+            println!("  {line}");
+        }
     }
 }
 

@@ -95,7 +95,11 @@ fn records(model: &LoadedModel, lines: &[String], args: &RunArgs) -> Result<Vec<
     if let Some(note) = tokenized.truncation_note() {
         eprintln!("note: {note}");
     }
-    runner::run_all(model, &tokenized.rows, batch_size)
+    let mut records = runner::run_all(model, &tokenized.rows, batch_size)?;
+    if let Some(labels) = model.labels() {
+        records.iter_mut().for_each(|r| r.name_labels(&labels));
+    }
+    Ok(records)
 }
 
 /// Writes one JSON object per record to `output` (default: standard output).

@@ -2,7 +2,7 @@
 //! pairs with gold similarity scores give the Spearman and Pearson
 //! correlation of the cosine similarity of the two embeddings with the
 //! scores (the STS-benchmark measure); labelled texts give a classifier's
-//! accuracy and macro F1; plain text gives a language model's perplexity,
+//! accuracy, macro F1 and confusion counts by label name; plain text gives a language model's perplexity,
 //! and texts or `source<TAB>target` pairs an encoder-decoder's perplexity of
 //! the target.
 //! `plcc eval` and the build report (the gold Spearman of teacher and
@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use candle_core::DType;
 use serde::Serialize;
 
+use super::confusion::Confusion;
 use super::fidelity::{encode_examples, encode_for, next_token_stats, per_row, Encoded};
 use super::ranking::{pearson, spearman};
 use super::retrieval;
-use crate::base::{Pooling, Task};
+use crate::base::{LabelSet, Pooling, Task};
 use crate::diag::Diag;
 use crate::runtime::model::heads::pool;
 use crate::runtime::run::exit_rule::{argmax, cosine};
@@ -50,6 +51,9 @@ pub struct Score {
     /// models and encoder-decoders).
     #[serde(flatten)]
     pub metrics: BTreeMap<String, f64>,
+    /// A classifier's confusion counts by label name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confusion: Option<Confusion>,
 }
 
 impl Score {
@@ -121,6 +125,7 @@ pub fn score(model: &LoadedModel, task: Task, examples: &[Example]) -> Result<Sc
     let max_len = model.config.max_positions;
     let mut metrics = BTreeMap::new();
     let mut pooling = None;
+    let mut confusion = None;
     match task {
         Task::Embedding { pooling: p } => {
             pooling = Some(pooling_name(p));
@@ -161,6 +166,8 @@ pub fn score(model: &LoadedModel, task: Task, examples: &[Example]) -> Result<Sc
             let (accuracy, f1) = accuracy_and_macro_f1(&predicted, &gold, labels);
             metrics.insert("accuracy".into(), accuracy);
             metrics.insert("macro_f1".into(), f1);
+            let names = model.labels().unwrap_or_else(|| LabelSet::numbered(labels));
+            confusion = Some(Confusion::new(&predicted, &gold, &names));
         }
         Task::CausalLm | Task::Seq2Seq => {
             let (ppl, tokens) = perplexity(model, examples, max_len)?;
@@ -175,6 +182,7 @@ pub fn score(model: &LoadedModel, task: Task, examples: &[Example]) -> Result<Sc
         n: examples.len(),
         documents: None,
         metrics,
+        confusion,
     })
 }
 

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::artifact::read_manifest;
-use crate::base::{Column, DataFormat, Pooling, Task};
+use crate::base::{Column, DataFormat, LabelSet, Pooling, Task};
 use crate::diag::Diag;
 use crate::fsio;
 use crate::runtime::{LoadedModel, ModelSource};
@@ -99,7 +99,12 @@ pub fn parse_column(s: &str) -> Column {
 /// line, or the key `text`), or texts and targets (encoder-decoder: a
 /// line is a text to reconstruct, a TSV row `source<TAB>target`, or keys
 /// `text` and, when present, `text_pair`).
-pub fn read_labelled(path: &Path, task: Task, opts: &DataOptions) -> Result<Labelled, Diag> {
+pub fn read_labelled(
+    path: &Path,
+    task: Task,
+    labels: Option<&LabelSet>,
+    opts: &DataOptions,
+) -> Result<Labelled, Diag> {
     let text = fsio::read_text(path, &fsio::DATA)?;
     let mut lines = text
         .lines()
@@ -140,14 +145,17 @@ pub fn read_labelled(path: &Path, task: Task, opts: &DataOptions) -> Result<Labe
         )
         .help("give TSV rows (`text<TAB>text_pair<TAB>score`, `text<TAB>label`) or JSON Lines, or say `--format tsv`"));
     }
-    // A TSV header: a first row whose label column is not a number.
+    // A TSV header: a first row whose label column is not a label (a
+    // classifier's) or not a number.
     if let (DataFormat::Tsv, Some(Column::Index(k))) = (format, &label_col) {
-        let is_number = |s: &str| s.trim().parse::<f64>().is_ok();
-        if !first.split('\t').nth(*k).is_some_and(is_number) {
+        let is_label = |s: &str| match labels {
+            Some(set) => set.class_of(s.trim()).is_some(),
+            None => s.trim().parse::<f64>().is_ok(),
+        };
+        if !first.split('\t').nth(*k).is_some_and(is_label) {
             lines.next();
         }
     }
-    let labels = task.labels();
     let mut out = Vec::new();
     for (i, line) in lines {
         let e = parse_row(line, &columns, labels).map_err(|what| {
@@ -156,7 +164,7 @@ pub fn read_labelled(path: &Path, task: Task, opts: &DataOptions) -> Result<Labe
                 format!("{}:{}: {what}", path.display(), i + 1),
             );
             if what.contains("label") {
-                d.help("the label column holds a pair's gold score (a number) or a classifier's class index (from 0)")
+                d.help("the label column holds a pair's gold score (a number) or a classifier's label (its name or class index from 0)")
             } else {
                 d
             }

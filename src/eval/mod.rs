@@ -4,6 +4,7 @@
 //! metrics on query and document pairs (`retrieval`).
 
 pub mod build_report;
+pub mod confusion;
 pub mod eval_sets;
 pub mod exits;
 pub mod fidelity;

@@ -65,7 +65,12 @@ pub fn rewrite_report(
     let manifest = read_manifest(dir)?;
     let mut notes = Vec::new();
     let against = teacher.and_then(|t| {
-        eval_examples(manifest.task, report.eval_source.as_ref(), eval).map(|d| (t, d))
+        eval_examples(
+            manifest.labels().as_ref(),
+            report.eval_source.as_ref(),
+            eval,
+        )
+        .map(|d| (t, d))
     });
     let (exits, with_exits) = match against {
         Ok((teacher, (data, examples))) => {

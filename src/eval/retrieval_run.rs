@@ -89,6 +89,7 @@ pub fn score(model: &LoadedModel, pooling: Pooling, set: &RetrievalSet) -> Resul
         n: set.queries.len(),
         documents: Some(set.documents.len()),
         metrics: measure(model, pooling, set)?,
+        confusion: None,
     })
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::base::{sha256_hex, Column, DataFormat, DataSpec, Task};
+use crate::base::{sha256_hex, Column, DataFormat, DataSpec, LabelSet};
 use crate::diag::{Span, Spanned};
 use crate::fsio::{decode_utf8, DATA};
 use crate::text::data::{parse_dataset, read_dataset, Example};
@@ -69,13 +69,14 @@ impl EvalSource {
     }
 }
 
-/// The evaluation examples of an artifact built for `task`: from `file`
+/// The evaluation examples of an artifact (a classifier's labels read by
+/// `labels`): from `file`
 /// when given (laid out as `source` records, or one text per line), else
 /// from the file `source` records when it is still there with the same
 /// SHA-256; with the data's name. `Err` says why there is nothing to
 /// measure on (also when the build's teacher cannot be had again).
 pub fn eval_examples(
-    task: Task,
+    labels: Option<&LabelSet>,
     source: Option<&EvalSource>,
     file: Option<&Path>,
 ) -> Result<(String, Vec<Example>), String> {
@@ -112,14 +113,14 @@ pub fn eval_examples(
             }
             let spec = s.spec(&s.name, &s.path);
             let examples = decode_utf8(&s.path, &DATA, bytes)
-                .and_then(|text| parse_dataset(&spec, &text, task.labels()))
+                .and_then(|text| parse_dataset(&spec, &text, labels))
                 .map_err(|d| cannot_read(&s.path, &d))?;
             return Ok((s.name.clone(), examples));
         }
         (None, None) => return Err("the report records no evaluation data".into()),
     };
-    let examples = read_dataset(&layout.spec(&name, &path), task.labels())
-        .map_err(|d| cannot_read(&path, &d))?;
+    let examples =
+        read_dataset(&layout.spec(&name, &path), labels).map_err(|d| cannot_read(&path, &d))?;
     Ok((name, examples))
 }
 

@@ -136,13 +136,11 @@ pub fn export(artifact: &Artifact) -> Result<HfModel, Diag> {
         "initializer_range": 0.02,
         "pruned_heads": pruned_heads(artifact, teacher_heads)?,
     });
-    if let Task::Classification { labels } = m.task {
-        config["id2label"] = json!((0..labels)
-            .map(|i| (i.to_string(), json!(format!("LABEL_{i}"))))
-            .collect::<serde_json::Map<_, _>>());
-        config["label2id"] = json!((0..labels)
-            .map(|i| (format!("LABEL_{i}"), json!(i)))
-            .collect::<serde_json::Map<_, _>>());
+    if let Some(labels) = m.labels() {
+        config["id2label"] = labels.id2label();
+        config["label2id"] = labels.label2id();
+        config["num_labels"] = json!(labels.len());
+        config["problem_type"] = json!("single_label_classification");
     }
 
     let family = c.arch.family();

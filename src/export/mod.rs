@@ -4,6 +4,7 @@
 //! directory is marked by its `export.json`, so a later export may replace
 //! it and nothing else.
 
+pub mod checkpoint;
 pub mod hf;
 pub mod onnx;
 
@@ -75,4 +76,61 @@ pub fn write_export(
     staged.write(EXPORT_RECORD, &json)?;
     staged.commit()?;
     Ok(())
+}
+
+/// The forms an artifact exports to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `model.onnx` for ONNX Runtime.
+    Onnx,
+    /// A float Hugging Face checkpoint.
+    Hf,
+}
+
+/// The ONNX model's file name.
+pub const ONNX_FILE: &str = "model.onnx";
+
+/// Exports the artifact in `artifact_dir` as `format` into `output` (absent,
+/// empty or an earlier export), with `extra` files (name, bytes) beside
+/// the model; returns what `export.json` records.
+pub fn export_to(
+    artifact_dir: &Path,
+    output: &Path,
+    format: ExportFormat,
+    extra: Vec<(String, Vec<u8>)>,
+) -> Result<ExportRecord, Diag> {
+    let artifact = Artifact::open(artifact_dir)?;
+    let (name, mut files, weight_bytes, inputs, outputs, notes) = match format {
+        ExportFormat::Onnx => {
+            let model = onnx::export(&artifact)?;
+            let files = vec![(ONNX_FILE.to_string(), model.bytes)];
+            let (i, o) = (model.inputs, model.outputs);
+            ("onnx", files, model.weight_bytes, i, o, model.notes)
+        }
+        ExportFormat::Hf => {
+            let model = hf::export(&artifact)?;
+            let (files, bytes) = (model.files, model.weight_bytes);
+            ("hf", files, bytes, Vec::new(), Vec::new(), model.notes)
+        }
+    };
+    files.extend(extra);
+    let mut names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    names.push(TOKENIZER_FILE.to_string());
+    let record = ExportRecord {
+        format: name.to_string(),
+        artifact: artifact_dir.display().to_string(),
+        artifact_manifest_sha256: artifact.manifest.manifest_sha256.clone(),
+        files: names,
+        inputs,
+        outputs,
+        weight_bytes,
+        artifact_weight_bytes: artifact.weights_file_bytes,
+        notes,
+    };
+    let borrowed: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    write_export(output, &artifact, &borrowed, &record)?;
+    Ok(record)
 }

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::base::VocabRule;
 use crate::base::{
-    CalibrationTarget, DataSpec, ExitCriterion, ExitHead, ModelConfig, Task, TeacherRef,
+    CalibrationTarget, DataSpec, ExitCriterion, ExitHead, LabelSet, ModelConfig, Task, TeacherRef,
 };
 use crate::base::{
     ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength,
 };
+use crate::base::{OutputFormat, VocabRule};
 use crate::diag::{Span, Spanned};
 use crate::recipe::{Amount, ArgValue, Device};
 
@@ -32,6 +32,10 @@ pub struct Plan {
     pub base_dir: PathBuf,
     pub teacher: TeacherInfo,
     pub task: Task,
+    /// A classification task's labels, in class order: the recipe's, else
+    /// the teacher's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelSet>,
     /// Where the recipe sets the task (its teacher when it does not).
     #[serde(skip)]
     pub task_span: Span,
@@ -43,6 +47,10 @@ pub struct Plan {
     /// Artifact directory as the recipe's `output:` gives it (`None`: `-o`
     /// or the default `out`).
     pub output: Option<Spanned<PathBuf>>,
+    /// What the build writes there: an artifact, or a Hugging Face
+    /// checkpoint with the artifact beside it.
+    #[serde(skip_serializing_if = "OutputFormat::is_artifact")]
+    pub output_format: OutputFormat,
     /// The recipe's data sets, paths resolved against `base_dir`.
     pub datasets: Vec<DataSpec>,
     /// The data sets the artifact is measured on; the first is the primary

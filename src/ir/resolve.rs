@@ -6,7 +6,7 @@
 use crate::base::sha256_hex;
 
 use crate::base::{builtin, ModelConfig};
-use crate::base::{Task, TeacherRef};
+use crate::base::{LabelSet, Task, TeacherRef};
 use crate::diag::Diag;
 use crate::fsio;
 use crate::recipe::Recipe;
@@ -22,7 +22,8 @@ pub const DEFAULT_SEQ_LEN: usize = 128;
 pub fn resolve(recipe: &Recipe) -> Result<Program, Diag> {
     let teacher = load_teacher(recipe)?;
     task_fits_teacher(recipe, &teacher.config)?;
-    let model = model_from_config(&teacher.config, recipe.task.value, recipe.teacher.span);
+    let (task, labels) = task_labels(recipe, &teacher.config)?;
+    let model = model_from_config(&teacher.config, task, recipe.teacher.span);
     let seq_len = recipe
         .stages
         .first()
@@ -32,12 +33,14 @@ pub fn resolve(recipe: &Recipe) -> Result<Program, Diag> {
     let plan = Plan {
         base_dir: recipe.base_dir.clone(),
         teacher,
-        task: recipe.task.value,
+        task,
+        labels,
         task_span: recipe.task.span,
         seed: recipe.seed.value,
         device: recipe.device.value,
         device_span: recipe.device.span,
         output: recipe.output.clone(),
+        output_format: recipe.output_format,
         datasets: recipe.datasets.clone(),
         eval: recipe.eval.iter().map(|e| e.value.clone()).collect(),
         prune: None,
@@ -84,6 +87,52 @@ fn task_fits_teacher(recipe: &Recipe, config: &ModelConfig) -> Result<(), Diag> 
         .help("write `task: seq2seq`, or leave `task` out (it follows the teacher)")),
         _ => Ok(()),
     }
+}
+
+/// The task with its class count, and a classifier's labels: the recipe's
+/// (which must be the teacher's when the teacher is a classifier), else
+/// the teacher's `id2label`.
+fn task_labels(recipe: &Recipe, config: &ModelConfig) -> Result<(Task, Option<LabelSet>), Diag> {
+    let task = recipe.task.value;
+    if !matches!(task, Task::Classification { .. }) {
+        return Ok((task, None));
+    }
+    let labels = match (&recipe.labels, &config.labels) {
+        (Some(stated), Some(teacher)) if stated.value != *teacher => {
+            return Err(Diag::new(
+                "plcc::recipe::labels-teacher",
+                format!(
+                    "the recipe's labels are not the teacher classifier's ({})",
+                    teacher.shown()
+                ),
+            )
+            .label(
+                stated.span,
+                format!("{} labels: {}", stated.value.len(), stated.value.shown()),
+            )
+            .label(
+                recipe.teacher.span,
+                "a classifier with other labels (its config.json's `id2label`)",
+            )
+            .help(
+                "leave `labels` out to take the teacher's, or list them in the teacher's order",
+            ));
+        }
+        (Some(stated), _) => stated.value.clone(),
+        (None, Some(teacher)) => teacher.clone(),
+        (None, None) => {
+            return Err(Diag::new(
+                "plcc::recipe::missing-key",
+                "the classification task needs `labels`",
+            )
+            .label(recipe.task.span, "add `labels: [name, ...]` or `labels: N`")
+            .help("the teacher is not a sequence classifier (its config.json has no `id2label`), so the recipe names the classes: `labels: [neg, pos]`, or counts them: `labels: 2`"));
+        }
+    };
+    let task = Task::Classification {
+        labels: labels.len(),
+    };
+    Ok((task, Some(labels)))
 }
 
 /// Loads the teacher's configuration and describes where it came from.

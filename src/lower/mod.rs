@@ -60,7 +60,11 @@ pub struct BuildOptions {
 
 /// A finished build.
 pub struct Built {
+    /// The artifact folder.
     pub dir: PathBuf,
+    /// The Hugging Face checkpoint exported from it, when the recipe's
+    /// output asks for one (`output "DIR" { format: hf }`).
+    pub checkpoint: Option<PathBuf>,
     pub report: Report,
     /// The exit thresholds calibrated on the evaluation data (written into
     /// the manifest before the artifact was committed), when the plan's
@@ -162,6 +166,7 @@ pub fn build(
     let dir = output.commit()?;
     Ok(Built {
         dir,
+        checkpoint: None,
         report,
         calibration: exits.calibration,
         warnings: data.warnings,

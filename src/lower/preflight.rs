@@ -70,7 +70,7 @@ pub fn inputs(program: &Program, flag: Option<&CandleDevice>) -> Preflight {
     }
     let plan = &program.plan;
     for spec in &plan.datasets {
-        match read_data_file(spec, plan.task.labels()) {
+        match read_data_file(spec, plan.labels.as_ref()) {
             Ok(file) => {
                 let name = spec.name.value.clone();
                 out.dataset_sha256.insert(name.clone(), file.sha256);

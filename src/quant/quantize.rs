@@ -316,6 +316,7 @@ fn unit_params_exact(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) 
 }
 
 /// The code of weight `x` in a unit with parameters `p`.
+#[inline(always)]
 pub fn encode(x: f32, bits: Bits, asymmetric: bool, p: &UnitParams) -> u8 {
     let a = p.scale;
     match bits {
@@ -361,6 +362,7 @@ pub fn encode(x: f32, bits: Bits, asymmetric: bool, p: &UnitParams) -> u8 {
 }
 
 /// The value `code` stands for in a unit of scale `scale` and zero point `zero`.
+#[inline(always)]
 pub fn decode(code: u8, bits: Bits, asymmetric: bool, scale: f32, zero: f32) -> f32 {
     let a = scale;
     match bits {
@@ -413,17 +415,45 @@ pub fn fake_quantize(
     let layout = Layout::new(w.len(), rows, cols, spec)?;
     let params = layout.params(w, spec);
     let mut out = vec![0f32; w.len()];
-    out.par_chunks_mut(cols.max(1))
-        .zip(w.par_chunks(cols.max(1)))
-        .enumerate()
-        .for_each(|(r, (out_row, row))| {
-            for (c, (o, &x)) in out_row.iter_mut().zip(row).enumerate() {
-                let p = &params[layout.unit_of(r, c)];
-                let code = encode(x, spec.bits, layout.asymmetric, p);
-                *o = decode(code, spec.bits, layout.asymmetric, p.scale, p.zero);
-            }
-        });
+    let ranges = layout.unit_ranges();
+    let bits = spec.bits;
+    let chunk = ranges
+        .len()
+        .div_ceil(4 * rayon::current_num_threads())
+        .max(1);
+    let mut rest: &mut [f32] = &mut out;
+    let mut jobs = Vec::with_capacity(ranges.len());
+    for (range, p) in ranges.iter().zip(&params) {
+        let (unit_out, tail) = std::mem::take(&mut rest).split_at_mut(range.len());
+        rest = tail;
+        jobs.push((unit_out, &w[range.clone()], p));
+    }
+    jobs.par_chunks_mut(chunk).for_each(|units| {
+        for (unit_out, unit_in, p) in units.iter_mut() {
+            fake_unit(unit_out, unit_in, bits, layout.asymmetric, p);
+        }
+    });
     Ok(out)
+}
+
+/// `decode(encode(x))` of each weight of one unit, the match on the
+/// quantizer hoisted out of the loop so that each arm's loop is specialised.
+fn fake_unit(out: &mut [f32], w: &[f32], bits: Bits, asymmetric: bool, p: &UnitParams) {
+    macro_rules! each {
+        ($bits:expr, $asym:expr) => {
+            for (o, &x) in out.iter_mut().zip(w) {
+                *o = decode(encode(x, $bits, $asym, p), $bits, $asym, p.scale, p.zero);
+            }
+        };
+    }
+    match (bits, asymmetric) {
+        (Bits::Binary, _) => each!(Bits::Binary, false),
+        (Bits::Ternary, _) => each!(Bits::Ternary, false),
+        (Bits::Int(2), false) => each!(Bits::Int(2), false),
+        (Bits::Int(4), false) => each!(Bits::Int(4), false),
+        (Bits::Int(8), false) => each!(Bits::Int(8), false),
+        (Bits::Int(b), a) => each!(Bits::Int(b), a),
+    }
 }
 
 /// The value a code stands for.

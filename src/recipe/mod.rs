@@ -3,6 +3,7 @@
 mod blocks;
 mod fields;
 mod load;
+mod output;
 mod quantize;
 mod schema;
 mod stages;

@@ -13,13 +13,13 @@ use std::path::Path;
 use super::blocks;
 use super::fields::{Body, Errors};
 use super::quantize;
-use super::stages;
-use super::values::{choice, count, index_list, non_empty_string, positive, strictly_increasing};
+use super::stages::{self, StageBlock};
+use super::values::{choice, count, index_list, non_empty_string, strictly_increasing};
 use super::vocab;
 use crate::base::builtin;
 use crate::base::config::ModelConfig;
 use crate::base::DataSpec;
-use crate::base::{Pooling, Task, TeacherRef};
+use crate::base::{LabelSet, Pooling, Task, TeacherRef};
 use crate::diag::{did_you_mean, Diag};
 use crate::diag::{Span, Spanned};
 use crate::recipe::{
@@ -29,7 +29,8 @@ use crate::syntax::{Block, Document, Value, ValueKind};
 
 /// Blocks allowed at the top level.
 const TOP_BLOCKS: &[&str] = &[
-    "data", "prune", "vocab", "exits", "quantize", "distill", "pretrain", "pass",
+    "data", "prune", "vocab", "exits", "quantize", "distill", "finetune", "pretrain", "pass",
+    "output",
 ];
 
 /// Checks `doc` against the recipe schema and builds the typed recipe.
@@ -52,7 +53,7 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
     let items = &doc.items;
     let mut top = Body::new(items, "the recipe", Span::default(), errs);
     let teacher = top.require("teacher", errs, |v| teacher(v, base_dir));
-    let task = task(&mut top, teacher.as_ref(), errs);
+    let (task, labels) = task(&mut top, teacher.as_ref(), errs).unzip();
     let device = top.take_or("device", errs, Device::Cpu, |v| choice(v, &Device::ALL));
     let output = top.take("output", errs, |v| {
         non_empty_string(v).map(|s| base_dir.join(s))
@@ -76,6 +77,7 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
 
     let mut found = read_top_blocks(top.blocks.clone(), base_dir, seed.value, errs);
     top.finish(TOP_BLOCKS, errs);
+    let output = super::output::one_output(output, found.output.take(), errs);
     let exits = match (found.exits, &task) {
         (Some(block), Some(task)) => blocks::exits(block, task.value, errs),
         _ => None,
@@ -97,9 +99,13 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
         base_dir: base_dir.to_path_buf(),
         teacher: teacher?,
         task: task?,
+        labels: labels.flatten(),
         seed,
         device,
-        output,
+        output_format: output
+            .as_ref()
+            .map_or_else(Default::default, |o| o.format.value),
+        output: output.map(|o| o.path),
         datasets: found.datasets,
         eval,
         keep_layers,
@@ -125,10 +131,11 @@ struct TopBlocks<'d> {
     pretrain: Option<StageSpec>,
     stages: Vec<StageSpec>,
     custom_passes: Vec<CustomPassCall>,
+    output: Option<super::output::OutputSpec>,
 }
 
-/// Reads every top-level block; `prune`, `vocab`, `exits` and `pretrain`
-/// may appear once each. Stages default their seed to `recipe_seed`.
+/// Reads every top-level block; `prune`, `vocab`, `exits`, `pretrain` and
+/// `output` may appear once each. Stages default their seed to `recipe_seed`.
 fn read_top_blocks<'d>(
     list: Vec<&'d Block>,
     base_dir: &Path,
@@ -139,7 +146,7 @@ fn read_top_blocks<'d>(
     let mut singles: BTreeMap<&str, Span> = BTreeMap::new();
     for block in list {
         let name = block.name.text.as_str();
-        if matches!(name, "prune" | "vocab" | "exits" | "pretrain") {
+        if matches!(name, "prune" | "vocab" | "exits" | "pretrain" | "output") {
             if let Some(first) = singles.get(name) {
                 errs.push(
                     Diag::new(
@@ -159,11 +166,22 @@ fn read_top_blocks<'d>(
             "vocab" => found.vocab = vocab::vocab(block, errs),
             "exits" => found.exits = Some(block),
             "quantize" => found.quantizers.extend(quantize::quantize(block, errs)),
-            "distill" => found
-                .stages
-                .extend(stages::stage(block, false, recipe_seed, errs)),
-            "pretrain" => found.pretrain = stages::stage(block, true, recipe_seed, errs),
+            "distill" => {
+                found
+                    .stages
+                    .extend(stages::stage(block, StageBlock::Distill, recipe_seed, errs))
+            }
+            "finetune" => found.stages.extend(stages::stage(
+                block,
+                StageBlock::Finetune,
+                recipe_seed,
+                errs,
+            )),
+            "pretrain" => {
+                found.pretrain = stages::stage(block, StageBlock::Pretrain, recipe_seed, errs)
+            }
             "pass" => found.custom_passes.extend(blocks::custom_pass(block, errs)),
+            "output" => found.output = super::output::output_block(block, base_dir, errs),
             _ => {}
         }
     }
@@ -316,7 +334,7 @@ fn task(
     top: &mut Body<'_>,
     teacher: Option<&Spanned<TeacherRef>>,
     errs: &mut Errors,
-) -> Option<Spanned<Task>> {
+) -> Option<(Spanned<Task>, Option<Spanned<LabelSet>>)> {
     let named = top.take("task", errs, |v| {
         choice(
             v,
@@ -331,17 +349,7 @@ fn task(
     let pooling = top.take("pooling", errs, |v| {
         choice(v, &[("mean", Pooling::Mean), ("cls", Pooling::Cls)])
     });
-    let labels = top.take("labels", errs, |v| {
-        let n = positive(v)?;
-        if n < 2 {
-            return Err(super::values::out_of_range(
-                v.span,
-                "`labels` must be at least 2",
-                "a classifier needs two classes or more",
-            ));
-        }
-        Ok(n)
-    });
+    let labels = top.take("labels", errs, super::values::label_set);
     if top.get("task").is_some() && named.is_none() {
         return None;
     }
@@ -373,20 +381,9 @@ fn task(
             if let Some(p) = &pooling {
                 errs.push(misplaced("pooling", p.span, "classification"));
             }
-            let Some(labels) = labels else {
-                if top.get("labels").is_none() {
-                    errs.push(
-                        Diag::new(
-                            "plcc::recipe::missing-key",
-                            "the classification task needs `labels`",
-                        )
-                        .label(span, "add `labels: N` (the number of classes)"),
-                    );
-                }
-                return None;
-            };
+            // Unstated labels: the teacher's (`resolve`), 0 classes until then.
             Task::Classification {
-                labels: labels.value,
+                labels: labels.as_ref().map_or(0, |l| l.value.len()),
             }
         }
         TaskName::CausalLm | TaskName::Seq2Seq => {
@@ -396,7 +393,7 @@ fn task(
             };
             for (key, given) in [
                 ("pooling", pooling.map(|p| p.span)),
-                ("labels", labels.map(|l| l.span)),
+                ("labels", labels.as_ref().map(|l| l.span)),
             ] {
                 if let Some(s) = given {
                     errs.push(misplaced(key, s, name));
@@ -405,7 +402,8 @@ fn task(
             task
         }
     };
-    Some(Spanned::new(task, span))
+    let labels = labels.filter(|_| matches!(task, Task::Classification { .. }));
+    Some((Spanned::new(task, span), labels))
 }
 
 fn default_task(teacher: &TeacherRef) -> TaskName {

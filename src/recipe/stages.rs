@@ -1,5 +1,7 @@
 //! Schema of training stages: `distill NAME { ... }` with its `loss KIND { }`
-//! blocks, and `pretrain { ... }` (the same keys, task loss only).
+//! blocks, `finetune NAME { ... }` (the same keys; the task loss on the
+//! data's labels, no teacher) and `pretrain { ... }` (the same keys, the
+//! teacher trained with the task loss only).
 
 use std::collections::BTreeMap;
 
@@ -28,13 +30,27 @@ const LOSS_KINDS: &[&str] = &[
     "cosine",
 ];
 
-/// A `distill NAME { }` block, or the `pretrain { }` block when `pretrain`.
+/// Which block a training stage is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageBlock {
+    /// `distill NAME { }`: the student against the teacher, with the
+    /// stage's `loss` blocks.
+    Distill,
+    /// `finetune NAME { }`: the student on the data's labels alone
+    /// (`task_ce`, the only loss it takes and its default).
+    Finetune,
+    /// `pretrain { }`: the teacher itself, with the task loss.
+    Pretrain,
+}
+
+/// A `distill NAME { }`, `finetune NAME { }` or `pretrain { }` block.
 pub fn stage(
     block: &Block,
-    pretrain: bool,
+    kind: StageBlock,
     recipe_seed: u64,
     errs: &mut Errors,
 ) -> Option<StageSpec> {
+    let pretrain = kind == StageBlock::Pretrain;
     let name = stage_name(block, pretrain, errs)?;
     let owner = if pretrain {
         "`pretrain`".to_string()
@@ -79,7 +95,7 @@ pub fn stage(
     let keep = body.take_or("keep", errs, Keep::Best, |v| {
         choice(v, &[("best", Keep::Best), ("last", Keep::Last)])
     });
-    let losses = stage_losses(body, &owner, block, pretrain, errs);
+    let losses = stage_losses(body, &owner, block, kind, errs);
     Some(StageSpec {
         span: block.span,
         name,
@@ -170,14 +186,16 @@ fn stage_length(
 }
 
 /// The stage's `loss KIND { }` blocks, each kind at most once; `pretrain`
-/// takes none and trains with the task loss. Finishes the stage's body.
+/// takes none and trains with the task loss, `finetune` takes `task_ce`
+/// only and trains with it when it names none. Finishes the stage's body.
 fn stage_losses(
     body: Body<'_>,
     owner: &str,
     block: &Block,
-    pretrain: bool,
+    stage: StageBlock,
     errs: &mut Errors,
 ) -> Vec<LossSpec> {
+    let pretrain = stage == StageBlock::Pretrain;
     let mut losses = Vec::new();
     let mut kinds: BTreeMap<String, Span> = BTreeMap::new();
     for nested in body.blocks.clone() {
@@ -198,6 +216,19 @@ fn stage_losses(
             ValueKind::Ident(k) => Some((k.clone(), a.span)),
             _ => None,
         });
+        if let Some((kind, span)) = named.as_ref().filter(|(k, _)| k != "task_ce") {
+            if stage == StageBlock::Finetune && LOSS_KINDS.contains(&kind.as_str()) {
+                errs.push(
+                    Diag::new(
+                        "plcc::recipe::finetune-loss",
+                        format!("{owner} is a `finetune` stage: it trains on the labels (`task_ce`) only"),
+                    )
+                    .label(*span, "a loss against the teacher")
+                    .help("distil from the teacher in a `distill` stage"),
+                );
+                continue;
+            }
+        }
         if let Some((kind, span)) = named {
             if let Some(first) = kinds.insert(kind.clone(), span) {
                 errs.push(
@@ -214,7 +245,7 @@ fn stage_losses(
         losses.extend(loss(nested, errs));
     }
     body.finish(&["loss"], errs);
-    if pretrain {
+    if pretrain || (stage == StageBlock::Finetune && kinds.is_empty()) {
         losses.push(LossSpec {
             span: block.name.span,
             kind: LossKind::TaskCe,

@@ -11,11 +11,12 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::base::{
-    Bits, CalibrationTarget, ExitCriterion, ExitHead, Granularity, ScaleMethod, Task, TeacherRef,
+    Bits, CalibrationTarget, ExitCriterion, ExitHead, Granularity, LabelSet, ScaleMethod, Task,
+    TeacherRef,
 };
 use crate::base::{
-    DataSpec, ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, QuantMethod,
-    StageLength, VocabRule,
+    DataSpec, ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, OutputFormat,
+    QuantMethod, StageLength, VocabRule,
 };
 use crate::diag::{Span, Spanned};
 
@@ -25,11 +26,17 @@ pub struct Recipe {
     /// Folder that relative paths resolve against (the recipe file's folder).
     pub base_dir: PathBuf,
     pub teacher: Spanned<TeacherRef>,
+    /// The task; a classification task whose recipe does not state its
+    /// labels has 0 classes here, and `resolve` takes the teacher's.
     pub task: Spanned<Task>,
+    /// A classification task's labels as the recipe states them (`labels:`).
+    pub labels: Option<Spanned<LabelSet>>,
     /// Seed for everything random in the build unless a stage overrides it.
     pub seed: Spanned<u64>,
     pub device: Spanned<Device>,
     pub output: Option<Spanned<PathBuf>>,
+    /// What the build writes at `output` (`output "DIR" { format: hf }`).
+    pub output_format: OutputFormat,
     pub datasets: Vec<DataSpec>,
     /// The data sets the artifact is measured on (`eval: NAME` or
     /// `eval: [NAME, ...]`); the first is the primary one (training

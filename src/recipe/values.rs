@@ -2,7 +2,7 @@
 //! Each returns a diagnostic pointing at the value when it has the wrong type
 //! or an impossible magnitude ("expected an integer, found a string").
 
-use crate::base::ExitScope;
+use crate::base::{ExitScope, LabelSet};
 use crate::diag::{did_you_mean, Diag};
 use crate::diag::{Span, Spanned};
 use crate::recipe::Amount;
@@ -181,6 +181,42 @@ pub fn ident(value: &Value) -> Result<String, Diag> {
         ValueKind::Ident(s) => Ok(s.clone()),
         _ => Err(wrong_type(value, "a name")),
     }
+}
+
+/// A classifier's labels: a count (`3`, classes `LABEL_0`, ...) or the
+/// names in class order (`[neg, pos]`, names or strings).
+pub fn label_set(value: &Value) -> Result<LabelSet, Diag> {
+    let names = match &value.kind {
+        ValueKind::Int(_) => {
+            let n = positive(value)?;
+            if !(2..=crate::base::labels::MAX_LABELS).contains(&n) {
+                return Err(out_of_range(
+                    value.span,
+                    format!(
+                        "`labels` must be from 2 to {}",
+                        crate::base::labels::MAX_LABELS
+                    ),
+                    "a classifier needs two classes or more",
+                ));
+            }
+            return Ok(LabelSet::numbered(n));
+        }
+        ValueKind::List(items) => items
+            .iter()
+            .map(|v| match &v.kind {
+                ValueKind::Ident(s) | ValueKind::Str(s) => Ok(s.clone()),
+                _ => Err(wrong_type(v, "a label name")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => {
+            return Err(
+                wrong_type(value, "a number of classes or a list of label names")
+                    .help("write `labels: 3` or `labels: [neg, neutral, pos]`"),
+            )
+        }
+    };
+    LabelSet::new(names)
+        .map_err(|e| out_of_range(value.span, format!("`labels`: {e}"), "these labels"))
 }
 
 /// One of the named `options` (an identifier).

@@ -1,11 +1,11 @@
 //! Reading data files into examples (text, optional second text, optional
 //! label): a recipe's data sets, with diagnostics pointing at the `data`
 //! block for a missing or empty file, a missing column, a header row the
-//! block does not declare, or a label that is not a class index within the
-//! task's range (`plcc check` reads every data set through here, as
+//! block does not declare, or a label that is neither one of the task's
+//! label names nor a class index within its range (`plcc check` reads every data set through here, as
 //! `plcc build` does), and any other labelled file through [`parse_row`].
 
-use crate::base::{sha256_hex, DataSpec};
+use crate::base::{sha256_hex, DataSpec, LabelSet};
 use crate::base::{Column, DataFormat};
 use crate::diag::Diag;
 use crate::fsio;
@@ -40,11 +40,11 @@ pub struct Columns<'a> {
     pub label: Option<&'a Column>,
 }
 
-/// Reads `spec`'s file. `labels` (the number of classes of a classification
-/// task) bounds the labels. With `header: true` the first non-empty row is
+/// Reads `spec`'s file. `labels` (a classification task's label set) gives
+/// each label name its class. With `header: true` the first non-empty row is
 /// skipped; without it, a first row whose label alone is not a number while
 /// the other rows' are is reported as an undeclared header.
-pub fn read_dataset(spec: &DataSpec, labels: Option<usize>) -> Result<Vec<Example>, Diag> {
+pub fn read_dataset(spec: &DataSpec, labels: Option<&LabelSet>) -> Result<Vec<Example>, Diag> {
     Ok(read_data_file(spec, labels)?.examples)
 }
 
@@ -56,7 +56,7 @@ pub struct DataFile {
 }
 
 /// [`read_dataset`], with the hash of the file as it was read (one read).
-pub fn read_data_file(spec: &DataSpec, labels: Option<usize>) -> Result<DataFile, Diag> {
+pub fn read_data_file(spec: &DataSpec, labels: Option<&LabelSet>) -> Result<DataFile, Diag> {
     let text = fsio::read_text(&spec.path.value, &fsio::DATA)
         .map_err(|d| d.or_span(spec.path.span, "this data file"))?;
     Ok(DataFile {
@@ -69,7 +69,7 @@ pub fn read_data_file(spec: &DataSpec, labels: Option<usize>) -> Result<DataFile
 pub fn parse_dataset(
     spec: &DataSpec,
     text: &str,
-    labels: Option<usize>,
+    labels: Option<&LabelSet>,
 ) -> Result<Vec<Example>, Diag> {
     let path = &spec.path.value;
     let columns = Columns {
@@ -97,9 +97,10 @@ pub fn parse_dataset(
         .label(spec.span, format!("data set `{}`", spec.name.value))
     };
     let label_help = |d: Diag| match labels {
-        Some(_) => {
-            d.help("labels are 0-based class indices (0, 1, ...); write each class as its number")
-        }
+        Some(set) => d.help(format!(
+            "labels are the task's label names ({}) or 0-based class indices",
+            set.shown()
+        )),
         None => d.help("labels are numbers (gold scores)"),
     };
     let mut out = Vec::new();
@@ -135,9 +136,10 @@ pub fn parse_dataset(
         return Err(Diag::new(
             "plcc::data::header-row",
             format!(
-                "{}:{}: the first row looks like a header: its label is not a number, every other row's is",
+                "{}:{}: the first row looks like a header: its label is not {}, every other row's is",
                 path.display(),
-                i + 1
+                i + 1,
+                labels.map_or("a number", |_| "a label")
             ),
         )
         .label(spec.span, format!("data set `{}`", spec.name.value))
@@ -155,13 +157,13 @@ pub fn parse_dataset(
 }
 
 /// Reads one non-empty line of a data file as `columns` say. With `labels`
-/// (a classifier's class count) the label column must be a class index
-/// below it; otherwise it must be a number. Errors say what is wrong with
+/// (a classifier's label set) the label column must name one of its labels
+/// or be a class index below its size; otherwise it must be a number. Errors say what is wrong with
 /// the row (the caller adds where it is).
 pub fn parse_row(
     line: &str,
     columns: &Columns<'_>,
-    labels: Option<usize>,
+    labels: Option<&LabelSet>,
 ) -> Result<Example, String> {
     let example = match columns.format {
         DataFormat::Text => Example::text(line),
@@ -206,27 +208,36 @@ pub fn parse_row(
             e
         }
     };
-    if let (Some(l), Some(n)) = (example.label, labels) {
-        if l >= n {
-            return Err(format!(
-                "label {l} is out of range: the task has {n} labels (0..={})",
-                n.saturating_sub(1)
-            ));
-        }
-    }
     Ok(example)
 }
 
 /// Sets `e`'s label and score from the label column's text.
-fn read_label(e: &mut Example, text: Option<&str>, labels: Option<usize>) -> Result<(), String> {
+fn read_label(
+    e: &mut Example,
+    text: Option<&str>,
+    labels: Option<&LabelSet>,
+) -> Result<(), String> {
     let Some(s) = text.map(str::trim) else {
         return Ok(());
     };
-    e.label = s.parse::<usize>().ok();
+    if let Some(set) = labels {
+        e.label = Some(set.class_of(s).ok_or_else(|| match s.parse::<usize>() {
+            Ok(i) => format!(
+                "label {i} is out of range: the task has {} labels (0..={})",
+                set.len(),
+                set.len() - 1
+            ),
+            Err(_) => format!(
+                "label `{s}` is not one of the task's {} labels ({})",
+                set.len(),
+                set.shown()
+            ),
+        })?);
+        return Ok(());
+    }
     e.score = s.parse::<f64>().ok().filter(|x| x.is_finite());
-    match (labels, e.label, e.score) {
-        (Some(_), None, _) => Err(format!("label `{s}` is not a class index")),
-        (None, _, None) => Err(format!("label `{s}` is not a number")),
-        _ => Ok(()),
+    match e.score {
+        None => Err(format!("label `{s}` is not a number")),
+        Some(_) => Ok(()),
     }
 }

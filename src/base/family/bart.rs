@@ -199,6 +199,7 @@ fn read_config(json: &ConfigJson<'_>, model_type: String) -> Result<ModelConfig,
             eos_token_id: token("eos_token_id", 2)?,
             scale_embedding: json.flag_or(&["scale_embedding"], false),
         }),
+        labels: None,
     })
 }
 

@@ -140,5 +140,6 @@ fn read_config(json: &ConfigJson<'_>, model_type: String) -> Result<ModelConfig,
             .collect(),
         embedding_rank: None,
         seq2seq: None,
+        labels: None,
     })
 }

@@ -119,5 +119,6 @@ fn read_config(json: &ConfigJson<'_>, model_type: String) -> Result<ModelConfig,
         layers: vec![LayerShape::even(hidden, heads, ffn); layers],
         embedding_rank: None,
         seq2seq: None,
+        labels: None,
     })
 }

@@ -79,6 +79,9 @@ pub struct PlanDocument {
     pub format: u32,
     pub teacher: TeacherDoc,
     pub task: crate::base::Task,
+    /// A classifier's labels, in class order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<crate::base::LabelSet>,
     /// Where training runs (the recipe's `device:`).
     pub device: crate::base::Device,
     pub student_layers: usize,
@@ -108,6 +111,7 @@ pub fn plan_document(program: &Program) -> PlanDocument {
             config_sha256: t.config_hash.clone(),
         },
         task: plan.task,
+        labels: plan.labels.clone(),
         device: plan.device,
         student_layers: program.model.num_layers(),
         layers: layer_rows(program),

@@ -41,7 +41,10 @@ pub fn print_plan(plan: &Plan) -> String {
     );
     let task = match plan.task {
         Task::Embedding { pooling } => format!("embedding ({} pooling)", word(&pooling)),
-        Task::Classification { labels } => format!("classification ({labels} labels)"),
+        Task::Classification { labels } => match &plan.labels {
+            Some(names) => format!("classification ({labels} labels: {})", names.shown()),
+            None => format!("classification ({labels} labels)"),
+        },
         Task::CausalLm => "causal_lm".into(),
         Task::Seq2Seq => "seq2seq".into(),
     };
@@ -50,6 +53,10 @@ pub fn print_plan(plan: &Plan) -> String {
         .as_ref()
         .map(|o| show_path(&o.value, &plan.base_dir))
         .unwrap_or_else(|| "(default)".into());
+    let output = match plan.output_format {
+        crate::base::OutputFormat::Artifact => output,
+        crate::base::OutputFormat::Hf => format!("{output} (Hugging Face checkpoint)"),
+    };
     let _ = writeln!(
         out,
         "  task {task}, seed {}, device {}, output {output}",

@@ -87,6 +87,7 @@ pub fn build_student(
     let mut layers = slice_layers(program, teacher, scores)?;
     let mut config = teacher.config.clone();
     config.layers = layers.shapes;
+    config.labels = program.plan.labels.clone();
     let embedding_energy = shape_embeddings(
         program,
         &teacher.config,

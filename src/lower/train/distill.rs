@@ -9,7 +9,7 @@ use crate::artifact::ExitRecord;
 use crate::base::sha256_hex;
 use crate::diag::Diag;
 use crate::eval::report::{CurvePoint, StageEval, TrainingReport, BEFORE_TRAINING};
-use crate::ir::{Program, StagePlan, WeightQuant};
+use crate::ir::{LossPlanKind, Program, StagePlan, WeightQuant};
 use crate::lower::prune::student::Student;
 use crate::lower::teacher::{to_tensor_set, Teacher, Tensors};
 use crate::lower::train::evaluation::{evaluate, EvalData};
@@ -212,7 +212,13 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
             index,
             plan,
             examples: examples_of(d.datasets, plan)?,
-            teacher: Some(d.teacher_model),
+            // A stage trained on the labels alone (`finetune`) never runs
+            // the teacher.
+            teacher: plan
+                .losses
+                .iter()
+                .any(|l| !matches!(l.kind, LossPlanKind::TaskCe))
+                .then_some(d.teacher_model),
             layer_map: layer_map.clone(),
             kept_heads: kept_heads.clone(),
             pad_id: tokenizer.pad_id,

@@ -14,10 +14,13 @@
 //!   `quant::quantize` with learned scales, so packing the trained α gives
 //!   the same values.
 
+use std::sync::Arc;
+
 use candle_core::{Result, Tensor, Var, D};
 
 use crate::base::{Bits, Granularity};
 use crate::quant::{fake_quantize, QuantSpec};
+use crate::runtime::model::straight_through::straight_through;
 use crate::runtime::Quantizer;
 
 /// The packing quantizer, applied to detached values.
@@ -34,9 +37,25 @@ impl Quantizer for SpecQuantizer {
     fn quantize(&self, weight: &Tensor) -> Result<Tensor> {
         let (rows, cols) = weight.dims2()?;
         let values = weight.flatten_all()?.to_vec1::<f32>()?;
-        let q = fake_quantize(&values, rows, cols, &self.spec)
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let q = self.values(&values, rows, cols)?;
         Tensor::from_vec(q, (rows, cols), weight.device())
+    }
+
+    fn fake_quant(&self, weight: &Tensor) -> Result<Tensor> {
+        weight.dims2()?;
+        let quantizer = self.clone();
+        straight_through(
+            weight,
+            Arc::new(move |v: &[f32], rows, cols| quantizer.values(v, rows, cols)),
+        )
+    }
+}
+
+impl SpecQuantizer {
+    /// The quantized-then-dequantized values of a `[rows, cols]` matrix.
+    fn values(&self, values: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
+        fake_quantize(values, rows, cols, &self.spec)
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))
     }
 }
 

@@ -7,7 +7,7 @@ use candle_core::{Device, Result as CResult, Tensor};
 use candle_nn::VarBuilder;
 
 use crate::base::family::{bart, bert, gpt2, join};
-use crate::base::{Arch, ModelConfig, SentencePipeline};
+use crate::base::{Arch, LabelSet, ModelConfig, SentencePipeline};
 use crate::runtime::model::bart::BartModel;
 use crate::runtime::model::bert::{BertLayer, BertModel};
 use crate::runtime::model::gpt2::Gpt2Model;
@@ -187,6 +187,18 @@ impl LoadedModel {
             tokenizer,
             device: device.clone(),
             pipeline: SentencePipeline::default(),
+        }
+    }
+
+    /// The classes of its classification head: the configuration's labels
+    /// (config.json's `id2label`, an artifact's manifest), else as many
+    /// numbered classes (`LABEL_0`, ...) as the head has outputs; `None`
+    /// without a classification head.
+    pub fn labels(&self) -> Option<LabelSet> {
+        let (outputs, _) = self.classifier.as_ref()?.classifier.as_ref()?.dims().ok()?;
+        match &self.config.labels {
+            Some(set) if set.len() == outputs => Some(set.clone()),
+            _ => Some(LabelSet::numbered(outputs)),
         }
     }
 

@@ -145,6 +145,18 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<LoadedModel, Diag>
     let classifier = match (head.pooler, weight(head.classifier)) {
         (Some(pooler), Some(w)) => {
             let labels = w.dims().first().copied().unwrap_or(0);
+            if let Some(named) = config.labels.as_ref().filter(|n| n.len() != labels) {
+                return Err(Diag::new(
+                    "plcc::checkpoint::labels-mismatch",
+                    format!(
+                        "`{}`'s config.json names {} labels ({}) but its classifier has {labels} outputs",
+                        dir.display(),
+                        named.len(),
+                        named.shown()
+                    ),
+                )
+                .help("`id2label` in config.json lists one name per row of `classifier.weight`"));
+            }
             let with_pooler = weight(pooler).is_some();
             let head = Head::load(
                 checkpoint.var_builder(device),

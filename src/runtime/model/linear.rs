@@ -23,8 +23,9 @@ use crate::runtime::kernels::f32_gemm::{self, PackedWeight};
 use crate::runtime::kernels::{KernelError, PackedLinear};
 use crate::runtime::model::input_tap::InputTap;
 use crate::runtime::model::linear_kernel::{
-    is_per_token_int8, quantize_input, LinearKernel, PER_TOKEN_INT8,
+    is_per_token_int8, quantize_input, quantize_input_values, LinearKernel, PER_TOKEN_INT8,
 };
+use crate::runtime::model::straight_through::straight_through;
 
 /// Maps a float weight `[out, in]` to its quantized-then-dequantized values
 /// (same shape, f32). Implementations: binary, ternary, int-b, learned scales.
@@ -326,8 +327,11 @@ impl Linear {
             // While training, the quantized input passes the gradient
             // straight through to the float input.
             Some(q) if x.track_op() => {
-                let qx = quantize_input(&x.detach(), q)?;
-                (x + (qx - x)?.detach())?
+                let q = *q;
+                straight_through(
+                    x,
+                    Arc::new(move |v: &[f32], rows, cols| quantize_input_values(v, rows, cols, &q)),
+                )?
             }
             Some(q) => quantize_input(x, q)?,
             None => x.clone(),

@@ -141,6 +141,18 @@ pub fn quantize_input(x: &Tensor, q: &ActivationQuant) -> Result<Tensor> {
     }
     let rows = x.elem_count() / cols;
     let values = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let quantized = quantize_input_values(&values, rows, cols, q)?;
+    Tensor::from_vec(quantized, dims, x.device())?.to_dtype(x.dtype())
+}
+
+/// [`quantize_input`] on the values of a row-major `[rows, cols]` matrix
+/// (one token a row).
+pub fn quantize_input_values(
+    values: &[f32],
+    rows: usize,
+    cols: usize,
+    q: &ActivationQuant,
+) -> Result<Vec<f32>> {
     let spec = QuantSpec {
         bits: Bits::Int(q.bits),
         symmetric: q.symmetric,
@@ -151,9 +163,8 @@ pub fn quantize_input(x: &Tensor, q: &ActivationQuant) -> Result<Tensor> {
         scale: ScaleMethod::Max,
         learned: None,
     };
-    let quantized = fake_quantize(&values, rows, cols, &spec)
-        .map_err(|e| candle_core::Error::Msg(format!("activation quantizer: {e}")))?;
-    Tensor::from_vec(quantized, dims, x.device())?.to_dtype(x.dtype())
+    fake_quantize(values, rows, cols, &spec)
+        .map_err(|e| candle_core::Error::Msg(format!("activation quantizer: {e}")))
 }
 
 #[cfg(test)]

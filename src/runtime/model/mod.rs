@@ -15,3 +15,4 @@ pub mod linear;
 pub mod linear_kernel;
 pub mod output;
 pub mod packed_table;
+pub mod straight_through;

@@ -101,7 +101,7 @@ pub fn argmax(v: &[f32]) -> usize {
 }
 
 /// Softmax probabilities of `logits`, computed stably in f64.
-fn softmax(logits: &[f32]) -> Vec<f64> {
+pub fn softmax(logits: &[f32]) -> Vec<f64> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
     let exps: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
     let sum: f64 = exps.iter().sum();

@@ -1,11 +1,14 @@
 //! What running one input gives: its output [`Record`] (embedding, logits,
-//! exit layer, generated tokens), and the diagnostic of a failed forward
+//! a classifier's label and probabilities, exit layer, generated tokens), and the diagnostic of a failed forward
 //! pass.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::base::LabelSet;
 use crate::diag::Diag;
-use crate::runtime::run::exit_rule::{argmax, cosine};
+use crate::runtime::run::exit_rule::{argmax, cosine, softmax};
 
 /// The output for one input line.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -20,6 +23,13 @@ pub struct Record {
     /// after its decoder start token and the input's target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<f32>>,
+    /// A classifier's predicted label: the name of the largest logit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A classifier's probability of each label (softmax of the logits),
+    /// by label name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<BTreeMap<String, f64>>,
     /// The layer whose exit produced the result (the last layer for inputs
     /// that ran to the end), for models with exits.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,6 +44,24 @@ pub struct Record {
 }
 
 impl Record {
+    /// Adds a classifier's predicted label and the probability of each of
+    /// `labels` from the logits (kept as they are when their number is not
+    /// the labels').
+    pub fn name_labels(&mut self, labels: &LabelSet) {
+        let Some(logits) = self.logits.as_ref().filter(|l| l.len() == labels.len()) else {
+            return;
+        };
+        self.label = labels.name(argmax(logits)).map(str::to_string);
+        self.probabilities = Some(
+            labels
+                .names()
+                .iter()
+                .cloned()
+                .zip(softmax(logits))
+                .collect(),
+        );
+    }
+
     /// How close this output is to `other`: argmax agreement (1 or 0) when
     /// both have logits, else the cosine of their embeddings; `None` when
     /// they share neither or the lengths differ.
