@@ -1,8 +1,8 @@
 //! The library without the command line: open a model, embed or score
 //! strings, read an artifact's report, check and build a recipe, score a
-//! model on labelled pairs, calibrate an artifact's exits. Everything
-//! `plcc run`, `plcc build`, `plcc eval` and `plcc calibrate` do is
-//! reachable from here; nothing prints.
+//! model on labelled pairs or by retrieval, calibrate an artifact's exits.
+//! Everything `plcc run`, `plcc build`, `plcc eval` and `plcc calibrate` do
+//! is reachable from here; nothing prints.
 //!
 //! Embed with the built-in tiny BERT (no download):
 //!
@@ -49,16 +49,23 @@
 //!              ("rain is wet", "water falls", 0.5), ("one two", "three four", 0.3)];
 //! let score = model.spearman(&pairs)?;
 //! assert!((-1.0..=1.0).contains(&score));
+//!
+//! // Retrieval: each query with a document relevant to it; the documents
+//! // of all rows are the corpus searched.
+//! let rows = [("a cat sat", "a cat sat on the mat"), ("stocks fell", "markets fell today")];
+//! let metrics = model.retrieval(&rows)?;
+//! assert!(metrics["recall@1"] <= metrics["recall@10"]);
 //! # Ok::<(), plcc::Diag>(())
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
 use crate::base::Task;
 use crate::diag::Diag;
-use crate::eval::{gold, gold_data};
+use crate::eval::{gold, gold_data, retrieval_run};
 use crate::lower::reporter::Silent;
 use crate::lower::BuildOptions;
 use crate::runtime::run::record::Record;
@@ -175,6 +182,28 @@ impl Model {
             .collect();
         let max_len = self.loaded.config.max_positions;
         gold::pair_similarities(&self.loaded, pooling, &examples, max_len)
+    }
+
+    /// The retrieval metrics (`recall@1`, `recall@5`, `recall@10`, `mrr@10`,
+    /// `ndcg@10`) of `(query, document)` rows, each a query and a document
+    /// relevant to it, the documents of all rows the corpus searched, as
+    /// `plcc eval` gives them on a retrieval set.
+    pub fn retrieval(&self, rows: &[(&str, &str)]) -> Result<BTreeMap<String, f64>, Diag> {
+        let Task::Embedding { pooling } = self.task else {
+            return Err(Diag::new(
+                "plcc::eval::not-pairs",
+                format!("`{}` is not an embedding model", self.spec),
+            ));
+        };
+        let examples: Vec<Example> = rows
+            .iter()
+            .map(|(q, d)| Example {
+                pair: Some(d.to_string()),
+                ..Example::text(*q)
+            })
+            .collect();
+        let set = retrieval_run::retrieval_set("the rows", &examples)?;
+        retrieval_run::measure(&self.loaded, pooling, &set)
     }
 
     /// The artifact's build report (`report.json`), if this is an artifact.

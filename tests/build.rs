@@ -1,6 +1,7 @@
 //! `plcc build` end to end on the built-in models: artifacts without
-//! training, GPTQ, vocabulary pruning, training and evaluation during it,
-//! training an encoder-decoder, and classifiers with labels by name.
+//! training, several evaluation sets, GPTQ, vocabulary pruning, training
+//! and evaluation during it, training an encoder-decoder, and classifiers
+//! with labels by name.
 
 /// The helpers of `tests/support/` these tests use: each test binary names
 /// only the ones it uses, so every helper it compiles is used.
@@ -12,6 +13,8 @@ mod support {
 
 #[path = "build/end_to_end.rs"]
 mod end_to_end;
+#[path = "build/eval_sets.rs"]
+mod eval_sets;
 #[path = "build/gptq.rs"]
 mod gptq;
 #[path = "build/labels.rs"]

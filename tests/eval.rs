@@ -1,5 +1,6 @@
 //! Measuring models: `plcc eval`'s metrics on built-in models and generated
-//! data, and the build report with its exits and recalibration.
+//! data (gold scores, labels, perplexity, retrieval), and the build report
+//! with its exits and recalibration.
 
 /// The helpers of `tests/support/` these tests use: each test binary names
 /// only the ones it uses, so every helper it compiles is used.
@@ -13,3 +14,5 @@ mod support {
 mod metrics;
 #[path = "eval/report.rs"]
 mod report;
+#[path = "eval/retrieval.rs"]
+mod retrieval;

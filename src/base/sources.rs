@@ -101,4 +101,7 @@ pub struct DataSpec {
     pub label: Option<Column>,
     /// The first row names the columns and is not an example (`header: true`).
     pub header: bool,
+    /// A retrieval set (`query` and `document` named): each example is a
+    /// query (`text`) and a document relevant to it (`text_pair`).
+    pub retrieval: bool,
 }

@@ -11,7 +11,9 @@ use super::options::{DeviceArg, ThreadsOption};
 use super::output::render;
 use super::progress::StderrReporter;
 use crate::diag::Diag;
+use crate::eval::eval_sets;
 use crate::eval::report::{ratio_text, Report};
+use crate::eval::retrieval::METRICS;
 use crate::lower::BuildOptions;
 use crate::pass::PassRegistry;
 
@@ -63,6 +65,7 @@ pub fn run(args: &BuildArgs, registry: &PassRegistry) -> Result<ExitCode, Diag> 
     print_sizes(r);
     print_training(r);
     print_fidelity(r);
+    print_eval_sets(r);
     println!("wrote {}", built.dir.display());
     if let Some(dir) = &built.checkpoint {
         println!("wrote {} (Hugging Face checkpoint)", dir.display());
@@ -188,5 +191,45 @@ fn print_fidelity(r: &Report) {
     }
     if let Some(why) = r.exits.as_ref().and_then(|e| e.not_measured.as_ref()) {
         println!("  (with exits on: not measured, {why})");
+    }
+}
+
+/// The evaluation sets besides the primary one's fidelity: each other
+/// sentence set's fidelity, each retrieval set's metrics for teacher and
+/// student with the student's share of the teacher's MRR@10.
+fn print_eval_sets(r: &Report) {
+    if !eval_sets::worth_showing(&r.eval_sets) {
+        return;
+    }
+    for (name, set) in eval_sets::in_order(&r.eval_sets) {
+        if let (Some(f), false) = (&set.fidelity, set.primary) {
+            println!("fidelity on `{name}` ({} examples):", f.examples);
+            for (k, v) in &f.metrics {
+                println!("  {k:<20} {v:.4}");
+            }
+        }
+        if let Some(rr) = &set.retrieval {
+            println!(
+                "retrieval on `{name}` ({} queries, {} documents):",
+                rr.queries, rr.documents
+            );
+            println!("  {:<20} {:>10} {:>10}", "", "teacher", "student");
+            for m in METRICS {
+                let cell = |side: &BTreeMap<String, f64>| {
+                    side.get(m).map_or("-".to_string(), |v| format!("{v:.4}"))
+                };
+                println!(
+                    "  {m:<20} {:>10} {:>10}",
+                    cell(&rr.teacher),
+                    cell(&rr.student)
+                );
+            }
+            if let Some(share) = rr.mrr_share {
+                println!(
+                    "  student keeps {:.1}% of the teacher's MRR@10",
+                    100.0 * share
+                );
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `plcc eval`: scores a model (and with `--against`, a second one side by
 //! side) on the user's labelled data: the gold Spearman and Pearson of an
-//! embedding model's pair similarities, a classifier's accuracy and macro
+//! embedding model's pair similarities, its recall, MRR and nDCG on a
+//! retrieval set (`eval::retrieval`), a classifier's accuracy and macro
 //! F1, or a language model's or an encoder-decoder's perplexity
 //! (`eval::gold`). Text or JSON out.
 
@@ -14,8 +15,11 @@ use super::output::print_json;
 use crate::base::{DataFormat, Pooling, Task};
 use crate::diag::Diag;
 use crate::eval::gold::{self, EvalReport, Score};
-use crate::eval::gold_data::{model_task, parse_column, read_labelled, DataOptions};
-use crate::runtime::load_model;
+use crate::eval::gold_data::{model_task, parse_column, read_labelled, DataOptions, Labelled};
+use crate::eval::retrieval::RetrievalSet;
+use crate::eval::retrieval_run;
+use crate::runtime::{load_model, LoadedModel};
+use crate::text::data::Example;
 
 /// How an embedding model pools its token states into one vector.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -57,18 +61,19 @@ impl From<FormatArg> for DataFormat {
 }
 
 /// Score a model on labelled data: the Spearman correlation of an
-/// embedding model's pair similarities with gold scores, a classifier's
-/// accuracy and macro F1, or a language model's perplexity.
+/// embedding model's pair similarities with gold scores, its retrieval
+/// metrics on query and document pairs, a classifier's accuracy and macro
+/// F1, or a language model's perplexity.
 #[derive(Args, Debug)]
 #[command(mut_arg("device", |a| a.help("Where the models run")))]
 pub struct EvalArgs {
     /// Checkpoint directory, `builtin:NAME`, or plcc artifact directory.
     pub model: String,
     /// The labelled data: TSV (`text<TAB>text_pair<TAB>score` for
-    /// embedding models, `text[<TAB>text_pair]<TAB>label` for
-    /// classifiers; a header row is skipped) or JSON Lines (`text`,
-    /// `text_pair`, `score` or `label`); plain text lines for language
-    /// models.
+    /// embedding models, or `query<TAB>document` for retrieval;
+    /// `text[<TAB>text_pair]<TAB>label` for classifiers; a header row is
+    /// skipped) or JSON Lines (`text`, `text_pair`, `score` or `label`;
+    /// `query`, `document`); plain text lines for language models.
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Score a second model on the same data and show both with the
@@ -95,11 +100,25 @@ pub struct EvalArgs {
     /// key `score` (else `label`) in JSON Lines).
     #[arg(long, value_name = "COLUMN")]
     pub label_column: Option<String>,
+    /// Read the data as a retrieval set: each row a query and a document
+    /// relevant to it, the documents of all rows the corpus searched
+    /// (default: a file of exactly two text columns, or JSON Lines with
+    /// `query` and `document`, reads so).
+    #[arg(long, conflicts_with_all = ["text_column", "pair_column", "label_column"])]
+    pub retrieval: bool,
+    /// The column of a retrieval set's queries (default: 0 or `query`).
+    #[arg(long, value_name = "COLUMN", conflicts_with_all = ["text_column", "pair_column", "label_column"])]
+    pub query_column: Option<String>,
+    /// The column of a retrieval set's documents (default: 1 or
+    /// `document`).
+    #[arg(long, value_name = "COLUMN", conflicts_with_all = ["text_column", "pair_column", "label_column"])]
+    pub document_column: Option<String>,
     #[command(flatten)]
     pub threads: ThreadsOption,
     #[command(flatten)]
     pub device: DeviceOption,
-    /// Print the scores as one JSON object (`spearman`, `pearson`, `n`,
+    /// Print the scores as one JSON object (`spearman`, `pearson`, or
+    /// `recall@1`, `recall@5`, `recall@10`, `mrr@10`, `ndcg@10`; `n`,
     /// `model`, `against`, ...) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -113,6 +132,9 @@ impl EvalArgs {
             text: self.text_column.as_deref().map(parse_column),
             text_pair: self.pair_column.as_deref().map(parse_column),
             label: self.label_column.as_deref().map(parse_column),
+            retrieval: self.retrieval,
+            query: self.query_column.as_deref().map(parse_column),
+            document: self.document_column.as_deref().map(parse_column),
         }
     }
 }
@@ -125,8 +147,10 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
     let model = load_model(&args.model, &device)?;
     let task = model_task(&args.model, &model, pooling)?;
     let labels = model.labels();
-    let examples = read_labelled(&args.data, task, labels.as_ref(), &args.data_options())?;
-    let score = gold::score(&model, task, &examples)?;
+    let data = read_labelled(&args.data, task, labels.as_ref(), &args.data_options())?;
+    let name = args.data.display().to_string();
+    let scoring = Scoring::of(&name, task, data)?;
+    let score = scoring.score(&model)?;
     drop(model);
     let against = match &args.against {
         Some(spec) => {
@@ -158,17 +182,54 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
                     .help("compare two classifiers with the same labels in the same order"));
                 }
             }
-            Some(gold::score(&other, other_task, &examples)?)
+            Some(scoring.with_task(other_task).score(&other)?)
         }
         None => None,
     };
-    let report = EvalReport::new(args.data.display().to_string(), score, against);
+    let report = EvalReport::new(name, score, against);
     if args.json {
         print_json(&report)?;
     } else {
         print_text(&report);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How the data are scored: gold labels for the model's task, or a
+/// retrieval set for an embedding model with its pooling.
+enum Scoring {
+    Gold(Task, Vec<Example>),
+    Retrieval(Pooling, RetrievalSet),
+}
+
+impl Scoring {
+    fn of(name: &str, task: Task, data: Labelled) -> Result<Scoring, Diag> {
+        match (task, data.retrieval) {
+            (Task::Embedding { pooling }, true) => Ok(Scoring::Retrieval(
+                pooling,
+                retrieval_run::retrieval_set(name, &data.examples)?,
+            )),
+            _ => Ok(Scoring::Gold(task, data.examples)),
+        }
+    }
+
+    /// The same data scored for a model doing `task` (its own pooling).
+    fn with_task(self, task: Task) -> Scoring {
+        match (self, task) {
+            (Scoring::Retrieval(_, set), Task::Embedding { pooling }) => {
+                Scoring::Retrieval(pooling, set)
+            }
+            (Scoring::Gold(_, examples), task) => Scoring::Gold(task, examples),
+            (other, _) => other,
+        }
+    }
+
+    fn score(&self, model: &LoadedModel) -> Result<Score, Diag> {
+        match self {
+            Scoring::Gold(task, examples) => gold::score(model, *task, examples),
+            Scoring::Retrieval(pooling, set) => retrieval_run::score(model, *pooling, set),
+        }
+    }
 }
 
 /// Whether two tasks are scored the same way (pooling may differ).
@@ -179,6 +240,11 @@ fn same_kind(a: Task, b: Task) -> bool {
 /// What the numbers measure, for the text output.
 fn measure_text(s: &Score) -> String {
     match (s.task, s.pooling) {
+        ("embedding", Some(p)) if s.documents.is_some() => format!(
+            "{} queries over {} documents: cosine similarity of the embeddings ({p} pooling), ranked",
+            s.n,
+            s.documents.unwrap_or(0)
+        ),
         ("embedding", Some(p)) => format!(
             "{} pairs: cosine similarity of the two embeddings ({p} pooling) against the gold scores",
             s.n
@@ -224,6 +290,9 @@ fn print_text(r: &EvalReport) {
     }
     print_confusion(a);
     print_confusion(b);
+    if let Some(share) = r.mrr_share {
+        println!("mrr@10 share {:>14}", format!("{:.1}%", 100.0 * share));
+    }
 }
 
 /// A classifier's confusion counts, when it has them.

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use super::eval_sets::EvalSetReport;
 use super::fidelity::Fidelity;
 use super::report::{Report, Size, TrainingReport};
 use super::report_exits::ExitsReport;
@@ -68,6 +69,8 @@ pub struct Measured {
     pub fidelity_with_exits: Option<Fidelity>,
     pub exits: Option<ExitsReport>,
     pub eval_source: EvalSource,
+    /// Every evaluation set, keyed by name.
+    pub eval_sets: BTreeMap<String, EvalSetReport>,
 }
 
 /// How the build ran, told in the report's notes.
@@ -132,6 +135,7 @@ pub fn assemble(parts: ReportParts) -> Report {
         fidelity_with_exits: measured.fidelity_with_exits,
         exits: measured.exits,
         eval_source: Some(measured.eval_source),
+        eval_sets: measured.eval_sets,
         vocab,
         stages,
         training: training.map(|t| TrainingReport {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::confusion::Confusion;
 use super::fidelity::{encode_examples, encode_for, next_token_stats, per_row, Encoded};
 use super::ranking::{pearson, spearman};
+use super::retrieval;
 use crate::base::{LabelSet, Pooling, Task};
 use crate::diag::Diag;
 use crate::runtime::model::heads::pool;
@@ -38,11 +39,16 @@ pub struct Score {
     /// How an embedding model pooled its tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pooling: Option<&'static str>,
-    /// Examples scored (pairs, labelled texts or lines).
+    /// Examples scored (pairs, labelled texts or lines; the queries of a
+    /// retrieval set).
     pub n: usize,
-    /// `spearman` and `pearson` (pairs), `accuracy` and `macro_f1`
-    /// (classification), `perplexity` and `tokens` (language models and
-    /// encoder-decoders).
+    /// The documents a retrieval set's queries search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documents: Option<usize>,
+    /// `spearman` and `pearson` (pairs), `recall@1`, `recall@5`,
+    /// `recall@10`, `mrr@10` and `ndcg@10` (retrieval), `accuracy` and
+    /// `macro_f1` (classification), `perplexity` and `tokens` (language
+    /// models and encoder-decoders).
     #[serde(flatten)]
     pub metrics: BTreeMap<String, f64>,
     /// A classifier's confusion counts by label name.
@@ -53,17 +59,12 @@ pub struct Score {
 impl Score {
     /// The metric names of this score in the order they are shown.
     pub fn shown(&self) -> Vec<(&str, f64)> {
-        [
-            "spearman",
-            "pearson",
-            "accuracy",
-            "macro_f1",
-            "perplexity",
-            "tokens",
-        ]
-        .into_iter()
-        .filter_map(|k| self.metrics.get(k).map(|v| (k, *v)))
-        .collect()
+        ["spearman", "pearson"]
+            .into_iter()
+            .chain(retrieval::METRICS)
+            .chain(["accuracy", "macro_f1", "perplexity", "tokens"])
+            .filter_map(|k| self.metrics.get(k).map(|v| (k, *v)))
+            .collect()
     }
 }
 
@@ -78,6 +79,9 @@ pub struct EvalReport {
     pub against: Option<Score>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub difference: Option<BTreeMap<String, f64>>,
+    /// On a retrieval set, the model's MRR@10 over the second model's.
+    #[serde(rename = "mrr@10_share", skip_serializing_if = "Option::is_none")]
+    pub mrr_share: Option<f64>,
 }
 
 impl EvalReport {
@@ -91,11 +95,15 @@ impl EvalReport {
                 .filter_map(|(k, a)| b.metrics.get(k).map(|v| (k.clone(), a - v)))
                 .collect()
         });
+        let mrr_share = against
+            .as_ref()
+            .and_then(|b| retrieval::share_of(&score.metrics, &b.metrics));
         EvalReport {
             data,
             score,
             against,
             difference,
+            mrr_share,
         }
     }
 }
@@ -172,6 +180,7 @@ pub fn score(model: &LoadedModel, task: Task, examples: &[Example]) -> Result<Sc
         task: task.name(),
         pooling,
         n: examples.len(),
+        documents: None,
         metrics,
         confusion,
     })
@@ -199,16 +208,28 @@ pub fn pair_similarities(
     max_len: usize,
 ) -> Result<Vec<f64>, Diag> {
     let side = |pick: fn(&Example) -> &str| -> Result<Vec<Vec<f32>>, Diag> {
-        let texts: Vec<Example> = examples.iter().map(|e| Example::text(pick(e))).collect();
-        embed(
-            model,
-            &encode_examples(&model.tokenizer, max_len, &texts)?,
-            pooling,
-        )
+        let texts: Vec<&str> = examples.iter().map(pick).collect();
+        embed_texts(model, pooling, &texts, max_len)
     };
     let a = side(|e| e.text.as_str())?;
     let b = side(|e| e.pair.as_deref().unwrap_or_default())?;
     Ok(a.iter().zip(&b).map(|(x, y)| cosine(x, y)).collect())
+}
+
+/// The sentence embedding of each text, embedded on its own: `pooling`
+/// over the final hidden states of its first `max_len` tokens.
+pub fn embed_texts(
+    model: &LoadedModel,
+    pooling: Pooling,
+    texts: &[&str],
+    max_len: usize,
+) -> Result<Vec<Vec<f32>>, Diag> {
+    let examples: Vec<Example> = texts.iter().map(|t| Example::text(*t)).collect();
+    embed(
+        model,
+        &encode_examples(&model.tokenizer, max_len, &examples)?,
+        pooling,
+    )
 }
 
 /// The pooled final hidden state of each row.

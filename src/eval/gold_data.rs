@@ -54,6 +54,31 @@ pub struct DataOptions {
     pub text: Option<Column>,
     pub text_pair: Option<Column>,
     pub label: Option<Column>,
+    /// Read the file as a retrieval set (queries and their documents)
+    /// whatever its shape; naming `query` or `document` does too.
+    pub retrieval: bool,
+    pub query: Option<Column>,
+    pub document: Option<Column>,
+}
+
+impl DataOptions {
+    /// Whether the options ask for a retrieval set.
+    fn forces_retrieval(&self) -> bool {
+        self.retrieval || self.query.is_some() || self.document.is_some()
+    }
+
+    /// Whether they name a sentence-pair or label column.
+    fn names_gold_columns(&self) -> bool {
+        self.text.is_some() || self.text_pair.is_some() || self.label.is_some()
+    }
+}
+
+/// A labelled file as read: its examples, and whether they are a retrieval
+/// set (each example a query and a document relevant to it).
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    pub examples: Vec<Example>,
+    pub retrieval: bool,
 }
 
 /// A column named on the command line: a number is a TSV column (from 0),
@@ -66,7 +91,9 @@ pub fn parse_column(s: &str) -> Column {
 
 /// Reads the labelled examples of `path` for a model doing `task`:
 /// pairs with scores (embedding: columns 0, 1, 2 or keys `text`,
-/// `text_pair`, `score` or `label`), texts with labels (classification:
+/// `text_pair`, `score` or `label`), a retrieval set (embedding: exactly two
+/// columns, the second not a number on every row, or keys `query` and
+/// `document`; or as `opts` ask), texts with labels (classification:
 /// the label in the last of two or three columns, or keys `text`,
 /// `text_pair` when present, `label`), texts (language model: every
 /// line, or the key `text`), or texts and targets (encoder-decoder: a
@@ -77,7 +104,7 @@ pub fn read_labelled(
     task: Task,
     labels: Option<&LabelSet>,
     opts: &DataOptions,
-) -> Result<Vec<Example>, Diag> {
+) -> Result<Labelled, Diag> {
     let text = fsio::read_text(path, &fsio::DATA)?;
     let mut lines = text
         .lines()
@@ -91,7 +118,13 @@ pub fn read_labelled(
         ));
     };
     let format = opts.format.unwrap_or_else(|| guess_format(path, first));
-    let defaults = default_columns(task, format, first);
+    let retrieval = matches!(task, Task::Embedding { .. })
+        && (opts.forces_retrieval()
+            || (!opts.names_gold_columns() && retrieval_shaped(format, &text)));
+    let defaults = match retrieval {
+        true => retrieval_columns(format, opts),
+        false => default_columns(task, format, first),
+    };
     let text_col = opts.text.clone().unwrap_or(defaults.0);
     let pair_col = opts.text_pair.clone().or(defaults.1);
     let label_col = opts.label.clone().or(defaults.2);
@@ -153,7 +186,55 @@ pub fn read_labelled(
             ),
         ));
     }
-    Ok(out)
+    Ok(Labelled {
+        examples: out,
+        retrieval,
+    })
+}
+
+/// Whether a file reads as a retrieval set: TSV rows of exactly two
+/// columns whose second is not a number on every row (a score), or JSON
+/// Lines whose first object has `query` and `document` and no score.
+fn retrieval_shaped(format: DataFormat, text: &str) -> bool {
+    let mut rows = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    match format {
+        DataFormat::Tsv => {
+            let mut numeric = true;
+            let two = rows.all(|row| {
+                let fields: Vec<&str> = row.split('\t').collect();
+                numeric &= fields
+                    .get(1)
+                    .is_some_and(|f| f.trim().parse::<f64>().is_ok());
+                fields.len() == 2
+            });
+            two && !numeric
+        }
+        DataFormat::Jsonl => rows.peek().is_some_and(|first| {
+            serde_json::from_str::<serde_json::Value>(first).is_ok_and(|v| {
+                let has = |k: &str| v.get(k).is_some();
+                has("query") && has("document") && !has("score") && !has("label")
+            })
+        }),
+        DataFormat::Text => false,
+    }
+}
+
+/// The query and document columns of a retrieval set (as the text and pair
+/// columns), as `opts` name them or by default (0 and 1, or keys `query`
+/// and `document`); no label.
+fn retrieval_columns(
+    format: DataFormat,
+    opts: &DataOptions,
+) -> (Column, Option<Column>, Option<Column>) {
+    let (query, document) = match format {
+        DataFormat::Jsonl => (Column::Key("query".into()), Column::Key("document".into())),
+        _ => (Column::Index(0), Column::Index(1)),
+    };
+    (
+        opts.query.clone().unwrap_or(query),
+        Some(opts.document.clone().unwrap_or(document)),
+        None,
+    )
 }
 
 fn guess_format(path: &Path, first: &str) -> DataFormat {
@@ -206,5 +287,32 @@ fn default_columns(
             Some(Column::Index(1)),
             Some(Column::Index(2)),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_text_columns_are_retrieval_shaped_and_a_score_column_is_not() {
+        let tsv = DataFormat::Tsv;
+        assert!(retrieval_shaped(tsv, "a query\ta document\nq2\td2\n"));
+        // Numbers in the second column on every row: a score, not documents.
+        assert!(!retrieval_shaped(tsv, "a\t0.5\nb\t1\n"));
+        assert!(retrieval_shaped(tsv, "a\t0.5\nb\tthe document\n"));
+        // Three columns, or a row of one: not the shape.
+        assert!(!retrieval_shaped(tsv, "a\tb\t0.5\n"));
+        assert!(!retrieval_shaped(tsv, "a\tb\nc\n"));
+        let jsonl = DataFormat::Jsonl;
+        assert!(retrieval_shaped(
+            jsonl,
+            r#"{"query": "q", "document": "d"}"#
+        ));
+        assert!(!retrieval_shaped(
+            jsonl,
+            r#"{"query": "q", "document": "d", "score": 1}"#
+        ));
+        assert!(!retrieval_shaped(DataFormat::Text, "a\tb\n"));
     }
 }

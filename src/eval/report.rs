@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::eval_sets::{self, EvalSetReport};
 use super::fidelity::Fidelity;
 use super::report_exits::{exits_markdown, fidelity_markdown, ExitsReport};
 use super::source::EvalSource;
@@ -142,6 +143,11 @@ pub struct Report {
     /// The evaluation data file the fidelity was measured on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_source: Option<EvalSource>,
+    /// Every evaluation set the recipe lists, keyed by its name: fidelity
+    /// on sentence sets, teacher and student retrieval metrics on
+    /// retrieval sets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub eval_sets: BTreeMap<String, EvalSetReport>,
     /// Vocabulary pruning, when the recipe prunes the vocabulary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vocab: Option<VocabReport>,
@@ -207,6 +213,7 @@ impl Report {
             self.fidelity_with_exits.as_ref(),
             self.exits.as_ref(),
         ));
+        s.push_str(&eval_sets::markdown(&self.eval_sets));
         if let Some(e) = &self.exits {
             s.push_str(&exits_markdown(e));
         }

@@ -27,6 +27,9 @@ pub struct EvalSource {
     /// The file's first row names the columns (`header: true`).
     #[serde(default)]
     pub header: bool,
+    /// A retrieval set: `text` holds the queries, `text_pair` the documents.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retrieval: bool,
     /// Why the teacher cannot be loaded again as the build compared against
     /// it, when it cannot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,6 +48,7 @@ impl EvalSource {
             text_pair: spec.text_pair.clone(),
             label: spec.label.clone(),
             header: spec.header,
+            retrieval: spec.retrieval,
             teacher_differs,
         }
     }
@@ -60,6 +64,7 @@ impl EvalSource {
             text_pair: self.text_pair.clone(),
             label: self.label.clone(),
             header: self.header,
+            retrieval: self.retrieval,
         }
     }
 }
@@ -87,6 +92,7 @@ pub fn eval_examples(
         text_pair: None,
         label: None,
         header: false,
+        retrieval: false,
         teacher_differs: None,
     };
     let (layout, path, name) = match (file, source) {

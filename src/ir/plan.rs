@@ -53,7 +53,10 @@ pub struct Plan {
     pub output_format: OutputFormat,
     /// The recipe's data sets, paths resolved against `base_dir`.
     pub datasets: Vec<DataSpec>,
-    pub eval: Option<String>,
+    /// The data sets the artifact is measured on; the first is the primary
+    /// one (training evaluations, best weights, the headline fidelity,
+    /// exits). Empty: the first data set is the primary one.
+    pub eval: Vec<String>,
     /// Set by `width-prune` when the recipe prunes.
     pub prune: Option<PrunePlan>,
     /// Set by `vocab-prune` when the recipe prunes the vocabulary.

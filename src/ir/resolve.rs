@@ -42,7 +42,7 @@ pub fn resolve(recipe: &Recipe) -> Result<Program, Diag> {
         output: recipe.output.clone(),
         output_format: recipe.output_format,
         datasets: recipe.datasets.clone(),
-        eval: recipe.eval.as_ref().map(|e| e.value.clone()),
+        eval: recipe.eval.iter().map(|e| e.value.clone()).collect(),
         prune: None,
         vocab: None,
         exits: None,

@@ -29,7 +29,7 @@ pub fn recipe(builtin: &str, task: Task) -> Recipe {
         output: None,
         output_format: Default::default(),
         datasets: Vec::new(),
-        eval: None,
+        eval: Vec::new(),
         keep_layers: None,
         prune: None,
         vocab: None,

@@ -1,8 +1,11 @@
 //! The stages that finish a build, in the output's staging folder: the
 //! artifact written (weights, tokenizer, manifest, the loss log), its
-//! fidelity measured against the teacher, its exits calibrated and measured,
+//! fidelity measured against the teacher on every evaluation set, its exits
+//! calibrated and measured,
 //! and what the report is assembled from besides (the vocabulary section,
 //! the stages' notes, how the build ran); then the report files.
+
+use std::collections::BTreeMap;
 
 use candle_core::Device;
 
@@ -15,6 +18,7 @@ use super::BuildOptions;
 use crate::artifact::{write_into, BuiltStudent, Manifest, RecipeRecord, SourceRecord, StagedDir};
 use crate::diag::Diag;
 use crate::eval::build_report::RunFacts;
+use crate::eval::eval_sets::{self, EvalSetReport};
 use crate::eval::exits::shipped::exits_part;
 use crate::eval::exits::{calibrate_for_plan, Calibration};
 use crate::eval::fidelity::Fidelity;
@@ -24,6 +28,7 @@ use crate::eval::report_files::report_files;
 use crate::eval::vocab_report::VocabReport;
 use crate::ir::{Plan, Program};
 use crate::runtime::load::from_artifact::load_artifact;
+use crate::runtime::LoadedModel;
 use crate::syntax::SourceText;
 
 /// Writes the artifact into `staged`: the packed weights, the student's
@@ -84,19 +89,23 @@ pub(super) fn write_loss_log(
     Ok(())
 }
 
-/// The fidelity of the artifact in `staged`, loaded as a user loads it, to
-/// the teacher on the eval data, with the scores on its gold labels.
+/// The artifact in `staged`, loaded as a user loads it.
+pub(super) fn load_written(staged: &StagedDir) -> Result<LoadedModel, Diag> {
+    load_artifact(staged.path(), &Device::Cpu)
+}
+
+/// The fidelity of the written artifact (`student_model`) to the teacher on
+/// the eval data, with the scores on its gold labels.
 pub(super) fn measure_fidelity(
-    staged: &StagedDir,
+    student_model: &LoadedModel,
     plan: &Plan,
     compared: &Compared,
     data: &BuildData,
 ) -> Result<Fidelity, Diag> {
-    let student_model = load_artifact(staged.path(), &Device::Cpu)?;
     let mut fidelity = crate::eval::fidelity::measure(
         plan.task,
         &compared.model,
-        &student_model,
+        student_model,
         data.eval_name(),
         &data.eval,
     )?;
@@ -105,11 +114,29 @@ pub(super) fn measure_fidelity(
         .extend(crate::eval::gold::build_gold_metrics(
             plan.task,
             &compared.model,
-            &student_model,
+            student_model,
             &data.eval,
             fidelity.max_tokens,
         )?);
     Ok(fidelity)
+}
+
+/// Every evaluation set measured on the written artifact (`student_model`),
+/// the primary one's fidelity being `primary`.
+pub(super) fn measure_eval_sets(
+    student_model: &LoadedModel,
+    plan: &Plan,
+    compared: &Compared,
+    data: &BuildData,
+    primary: &Fidelity,
+) -> Result<BTreeMap<String, EvalSetReport>, Diag> {
+    eval_sets::measure(
+        plan.task,
+        &compared.model,
+        student_model,
+        &data.eval_sets(),
+        primary,
+    )
 }
 
 /// The exits of the artifact: their thresholds calibrated (written into its

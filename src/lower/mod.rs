@@ -13,7 +13,8 @@
 //! the teacher's files (`preflight`, which `plcc check` runs too), load the
 //! teacher, pretrain it, prune the vocabulary, reduce and slice (`prune`),
 //! distill (`train`), calibrate GPTQ and quantize and pack (`quantize`) —
-//! these in `stages` —, then write the artifact, measure its fidelity,
+//! these in `stages` —, then write the artifact, measure its fidelity (and
+//! every other evaluation set the recipe lists),
 //! calibrate the exits when the plan gives them a target and measure the
 //! fidelity with them, and assemble the report (`report.json`, `report.md`,
 //! `report.svg`; [`crate::eval::build_report`]) — these in `finish` — and
@@ -125,8 +126,15 @@ pub fn build(
     )?;
     clock.done("write artifact");
     finish::write_loss_log(staged, session.as_ref(), trained.is_some())?;
-    let fidelity = finish::measure_fidelity(staged, plan, &compared, &data)?;
+    let student_model = finish::load_written(staged)?;
+    let fidelity = finish::measure_fidelity(&student_model, plan, &compared, &data)?;
     clock.done("measure fidelity");
+    let eval_sets = finish::measure_eval_sets(&student_model, plan, &compared, &data, &fidelity)?;
+    drop(student_model);
+    clock.done_if(
+        crate::eval::eval_sets::worth_showing(&eval_sets),
+        "measure the evaluation sets",
+    );
     let exits = finish::calibrate_exits(staged, plan, &compared, &data)?;
     clock.done_if(exits.ran(), "calibrate exits and measure them");
     let sizes = sizes::measure(
@@ -146,6 +154,7 @@ pub fn build(
             fidelity_with_exits: exits.fidelity,
             exits: exits.report,
             eval_source: data.eval_source(compared.teacher_differs),
+            eval_sets,
         },
         vocab,
         stages: clock.timings(),

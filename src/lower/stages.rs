@@ -21,6 +21,7 @@ use crate::artifact::output::{Input, OutputFolder, OutputRequest};
 use crate::artifact::ExitRecord;
 use crate::base::{DataSpec, TeacherRef};
 use crate::diag::Diag;
+use crate::eval::eval_sets::EvalSet;
 use crate::eval::source::EvalSource;
 use crate::ir::{Plan, Program};
 use crate::runtime::load::from_artifact::classifier_head;
@@ -125,6 +126,9 @@ pub(super) struct BuildData<'p> {
     pub eval_spec: &'p DataSpec,
     pub eval: Vec<Example>,
     pub eval_sha256: String,
+    /// Every data set the artifact is measured on, the primary one
+    /// (`eval_spec`) first.
+    pub eval_specs: Vec<&'p DataSpec>,
     /// What Taylor importance is scored on: the prune block's `data`, else
     /// the eval data.
     pub prune_data: Vec<Example>,
@@ -145,6 +149,20 @@ impl BuildData<'_> {
         source.path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
         source
     }
+
+    /// Every evaluation set with its examples, the primary one first.
+    pub fn eval_sets(&self) -> Vec<EvalSet<'_>> {
+        self.eval_specs
+            .iter()
+            .map(|spec| EvalSet {
+                spec,
+                examples: self
+                    .datasets
+                    .get(&spec.name.value)
+                    .map_or(&[][..], Vec::as_slice),
+            })
+            .collect()
+    }
 }
 
 /// Checks the device, the data and the teacher's files (`preflight`) and
@@ -161,7 +179,8 @@ pub(super) fn read_data<'p>(
     }
     let eval_name = plan
         .eval
-        .clone()
+        .first()
+        .cloned()
         .or_else(|| plan.datasets.first().map(|d| d.name.value.clone()));
     let eval_spec = eval_name
         .as_ref()
@@ -173,6 +192,11 @@ pub(super) fn read_data<'p>(
             )
             .help("add a `data NAME \"file\" {}` block (and `eval: NAME`)")
         })?;
+    let named = |n: &String| plan.datasets.iter().find(|d| &d.name.value == n);
+    let mut eval_specs: Vec<&DataSpec> = plan.eval.iter().filter_map(named).collect();
+    if eval_specs.is_empty() {
+        eval_specs.push(eval_spec);
+    }
     let datasets = std::mem::take(&mut checked.datasets);
     let eval = datasets
         .get(&eval_spec.name.value)
@@ -194,6 +218,7 @@ pub(super) fn read_data<'p>(
         datasets,
         eval_spec,
         eval,
+        eval_specs,
         prune_data,
         warnings: checked.warnings,
     })

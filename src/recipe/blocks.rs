@@ -21,7 +21,7 @@ use crate::recipe::{
 };
 use crate::syntax::{Block, Item, Statement, Value, ValueKind};
 
-/// `data NAME "PATH" { format, text, text_pair, label, header }`
+/// `data NAME "PATH" { format, text, text_pair, label, query, document, header }`
 pub fn data(block: &Block, base_dir: &Path, errs: &mut Errors) -> Option<DataSpec> {
     errs.ok(arg_count(block, 2, "a name and a path string"))?;
     let name = errs.ok(ident(&block.args[0]));
@@ -52,6 +52,8 @@ pub fn data(block: &Block, base_dir: &Path, errs: &mut Errors) -> Option<DataSpe
     let text = body.take("text", errs, |v| column(v, format, "text"));
     let text_pair = body.take("text_pair", errs, |v| column(v, format, "text_pair"));
     let label = body.take("label", errs, |v| column(v, format, "label"));
+    let query = body.take("query", errs, |v| column(v, format, "query"));
+    let document = body.take("document", errs, |v| column(v, format, "document"));
     let header = body.take_or("header", errs, false, |v| {
         let header = boolean(v)?;
         if header && format == DataFormat::Jsonl {
@@ -64,7 +66,21 @@ pub fn data(block: &Block, base_dir: &Path, errs: &mut Errors) -> Option<DataSpe
         Ok(header)
     });
     body.finish(&[], errs);
-    let text = text.map(|c| c.value).unwrap_or(match format {
+    let retrieval = errs.ok(retrieval_columns(
+        block.name.span,
+        (query, document),
+        [
+            ("text", &text),
+            ("text_pair", &text_pair),
+            ("label", &label),
+        ],
+    ))?;
+    let is_retrieval = retrieval.is_some();
+    let (text, text_pair) = match retrieval {
+        Some((query, document)) => (Some(query), Some(document)),
+        None => (text.map(|c| c.value), text_pair.map(|c| c.value)),
+    };
+    let text = text.unwrap_or(match format {
         DataFormat::Jsonl => Column::Key("text".into()),
         DataFormat::Text | DataFormat::Tsv => Column::Index(0),
     });
@@ -74,10 +90,45 @@ pub fn data(block: &Block, base_dir: &Path, errs: &mut Errors) -> Option<DataSpe
         path: Spanned::new(base_dir.join(path?), block.args[1].span),
         format,
         text,
-        text_pair: text_pair.map(|c| c.value),
+        text_pair,
         label: label.map(|c| c.value),
         header: header.value,
+        retrieval: is_retrieval,
     })
+}
+
+/// The query and document columns of a retrieval set, when the block names
+/// them: both or neither, and then none of the sentence columns (`others`).
+fn retrieval_columns(
+    block: Span,
+    (query, document): (Option<Spanned<Column>>, Option<Spanned<Column>>),
+    others: [(&str, &Option<Spanned<Column>>); 3],
+) -> Result<Option<(Column, Column)>, Diag> {
+    let (query, document) = match (query, document) {
+        (None, None) => return Ok(None),
+        (Some(q), Some(d)) => (q, d),
+        (query, document) => {
+            let (has, lacks, span) = match (&query, &document) {
+                (Some(q), _) => ("query", "document", q.span),
+                (_, Some(d)) => ("document", "query", d.span),
+                _ => ("query", "document", block),
+            };
+            return Err(Diag::new(
+                "plcc::recipe::missing-key",
+                format!("a retrieval set names both `query` and `document`; `{lacks}` is missing"),
+            )
+            .label(span, format!("`{has}` needs `{lacks}` beside it")));
+        }
+    };
+    if let Some((key, Some(c))) = others.into_iter().find(|(_, c)| c.is_some()) {
+        return Err(Diag::new(
+            "plcc::recipe::conflicting-keys",
+            format!("a retrieval set (`query`, `document`) has no `{key}` column"),
+        )
+        .label(c.span, format!("remove `{key}`"))
+        .label(query.span, "the queries"));
+    }
+    Ok(Some((query.value, document.value)))
 }
 
 fn column(value: &Value, format: DataFormat, key: &str) -> Result<Column, Diag> {

@@ -25,7 +25,7 @@ use crate::diag::{Span, Spanned};
 use crate::recipe::{
     CustomPassCall, Device, ExitSpec, PruneSpec, QuantSpec, Recipe, StageSpec, VocabSpec,
 };
-use crate::syntax::{Block, Document, Value};
+use crate::syntax::{Block, Document, Value, ValueKind};
 
 /// Blocks allowed at the top level.
 const TOP_BLOCKS: &[&str] = &[
@@ -59,7 +59,9 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
         non_empty_string(v).map(|s| base_dir.join(s))
     });
     let seed = top.take_or("seed", errs, 0u64, |v| count(v).map(|n| n as u64));
-    let eval = top.take("eval", errs, super::values::ident);
+    let eval = top
+        .take("eval", errs, eval_names)
+        .map_or_else(Vec::new, |e| e.value);
     let keep_layers = top.take("keep_layers", errs, |v| {
         let layers = index_list(v, 0)?;
         if layers.is_empty() {
@@ -80,7 +82,10 @@ fn build(doc: &Document, base_dir: &Path, errs: &mut Errors) -> Option<Recipe> {
         (Some(block), Some(task)) => blocks::exits(block, task.value, errs),
         _ => None,
     };
-    check_references(&found, eval.as_ref(), exits.as_ref(), errs);
+    check_references(&found, &eval, exits.as_ref(), errs);
+    if let Some(task) = &task {
+        check_retrieval_task(&found.datasets, &eval, task.value, errs);
+    }
     if let Some(prune) = found.prune.as_mut() {
         if prune.data.is_none() {
             let first_stage = (found.stages.first())
@@ -187,7 +192,7 @@ fn read_top_blocks<'d>(
 /// anywhere is declared.
 fn check_references(
     found: &TopBlocks<'_>,
-    eval: Option<&Spanned<String>>,
+    eval: &[Spanned<String>],
     exits: Option<&ExitSpec>,
     errs: &mut Errors,
 ) {
@@ -217,7 +222,7 @@ fn check_references(
             crate::base::QuantMethod::Rtn => None,
         });
     let references = eval
-        .into_iter()
+        .iter()
         .chain(found.prune.as_ref().and_then(|p| p.data.as_ref()))
         .chain(gptq_data)
         .chain(exits.and_then(|e| e.data.as_ref()))
@@ -225,6 +230,67 @@ fn check_references(
         .chain(found.vocab.as_ref().map(|v| &v.data));
     for reference in references {
         check_dataset(reference, &names, errs);
+    }
+}
+
+/// `eval: NAME` or `eval: [NAME, ...]`: at least one name, none twice.
+fn eval_names(value: &Value) -> Result<Vec<Spanned<String>>, Diag> {
+    let items = match &value.kind {
+        ValueKind::List(items) if items.is_empty() => {
+            return Err(super::values::out_of_range(
+                value.span,
+                "`eval` lists no data set",
+                "name at least one data set",
+            ))
+        }
+        ValueKind::List(items) => items.iter().collect(),
+        _ => vec![value],
+    };
+    let mut names: Vec<Spanned<String>> = Vec::new();
+    for item in items {
+        let name = super::values::ident(item)?;
+        if let Some(first) = names.iter().find(|n| n.value == name) {
+            return Err(Diag::new(
+                "plcc::recipe::duplicate-eval",
+                format!("`eval` names `{name}` twice"),
+            )
+            .label(item.span, "second mention")
+            .label(first.span, "first mention"));
+        }
+        names.push(Spanned::new(name, item.span));
+    }
+    Ok(names)
+}
+
+/// Retrieval sets are measured by the cosine of sentence embeddings, so
+/// only an embedding model is evaluated on one.
+fn check_retrieval_task(
+    datasets: &[DataSpec],
+    eval: &[Spanned<String>],
+    task: Task,
+    errs: &mut Errors,
+) {
+    if matches!(task, Task::Embedding { .. }) {
+        return;
+    }
+    for name in eval {
+        if datasets
+            .iter()
+            .any(|d| d.retrieval && d.name.value == name.value)
+        {
+            errs.push(
+                Diag::new(
+                    "plcc::recipe::retrieval-task",
+                    format!(
+                        "`{}` is a retrieval set, but a {} model is not evaluated by retrieval",
+                        name.value,
+                        task.name()
+                    ),
+                )
+                .label(name.span, "a retrieval set")
+                .help("retrieval sets evaluate embedding models; remove it from `eval`"),
+            );
+        }
     }
 }
 

@@ -38,8 +38,10 @@ pub struct Recipe {
     /// What the build writes at `output` (`output "DIR" { format: hf }`).
     pub output_format: OutputFormat,
     pub datasets: Vec<DataSpec>,
-    /// Name of the data set used for fidelity evaluation.
-    pub eval: Option<Spanned<String>>,
+    /// The data sets the artifact is measured on (`eval: NAME` or
+    /// `eval: [NAME, ...]`); the first is the primary one (training
+    /// evaluations, best weights, the headline fidelity, exits).
+    pub eval: Vec<Spanned<String>>,
     /// Layer reduction: 0-based teacher layer indices the student keeps, in order.
     pub keep_layers: Option<Spanned<Vec<Spanned<usize>>>>,
     pub prune: Option<PruneSpec>,

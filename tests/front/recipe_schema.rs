@@ -259,3 +259,49 @@ fn exit_calibration_data_needs_a_target_and_a_declared_data_set() {
         "plcc::recipe::unknown-dataset"
     );
 }
+
+#[test]
+fn eval_lists_data_sets_the_first_primary_and_retrieval_sets_name_their_columns() {
+    let head = "teacher: \"builtin:tiny-bert\"\ndata a \"a.txt\" {}\n\
+                data b \"b.tsv\" { query: 1, document: 0 }\n";
+    let text = format!("{head}eval: [a, b]\n");
+    let r = recipe(&text);
+    let names: Vec<&str> = r.eval.iter().map(|e| e.value.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(&text[r.eval[1].span.start..r.eval[1].span.end], "b");
+    let b = &r.datasets[1];
+    assert!(b.retrieval && !r.datasets[0].retrieval);
+    assert_eq!(
+        (b.text.clone(), b.text_pair.clone(), b.label.clone()),
+        (Column::Index(1), Some(Column::Index(0)), None)
+    );
+    // One name is a list of one; no `eval` is an empty list.
+    assert_eq!(recipe(&format!("{head}eval: b")).eval.len(), 1);
+    assert!(recipe(head).eval.is_empty());
+
+    for (extra, code) in [
+        ("eval: [a, nope]", "plcc::recipe::unknown-dataset"),
+        ("eval: []", "plcc::recipe::out-of-range"),
+        ("eval: [a, a]", "plcc::recipe::duplicate-eval"),
+        ("eval: [a, 3]", "plcc::recipe::wrong-type"),
+        (
+            "task: causal_lm\neval: [a, b]",
+            "plcc::recipe::retrieval-task",
+        ),
+        ("data c \"c.tsv\" { query: 0 }", "plcc::recipe::missing-key"),
+        (
+            "data c \"c.tsv\" { document: 0 }",
+            "plcc::recipe::missing-key",
+        ),
+        (
+            "data c \"c.tsv\" { query: 0, document: 1, label: 2 }",
+            "plcc::recipe::conflicting-keys",
+        ),
+        (
+            "data c \"c.txt\" { query: 0, document: 1 }",
+            "plcc::recipe::conflicting-keys",
+        ),
+    ] {
+        assert_eq!(error_code(&format!("{head}{extra}")), code, "{extra}");
+    }
+}

@@ -66,14 +66,15 @@ pub fn print_plan(plan: &Plan) -> String {
     for d in &plan.datasets {
         let _ = writeln!(
             out,
-            "  data {} {} {}",
+            "  data {} {} {}{}",
             d.name.value,
             show_path(&d.path.value, &plan.base_dir),
-            word(&d.format)
+            word(&d.format),
+            if d.retrieval { " retrieval" } else { "" }
         );
     }
-    if let Some(e) = &plan.eval {
-        let _ = writeln!(out, "  eval {e}");
+    if !plan.eval.is_empty() {
+        let _ = writeln!(out, "  eval {}", plan.eval.join(", "));
     }
     if let Some(p) = &plan.prune {
         let _ = writeln!(
