@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::fidelity::{self, Fidelity};
+use super::fidelity::Fidelity;
 use super::gold::build_gold_metrics;
 use super::retrieval::{self, METRICS};
 use super::retrieval_run;
@@ -100,7 +100,7 @@ pub fn measure(
             }
             _ if i == 0 => sentences(primary.clone(), true),
             _ => {
-                let mut f = fidelity::measure(task, teacher, student, &name, set.examples)?;
+                let mut f = super::measure::measure(task, teacher, student, &name, set.examples)?;
                 let gold = build_gold_metrics(task, teacher, student, set.examples, f.max_tokens)?;
                 f.metrics.extend(gold);
                 sentences(f, false)

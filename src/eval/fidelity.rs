@@ -1,9 +1,11 @@
-//! Fidelity of the student to the teacher on the evaluation data, measured by
-//! running both: cosine of sentence embeddings and the similarity-ranking
-//! Spearman over all pairs of sentences (embedding task), prediction
-//! agreement and accuracy (classification), perplexity ratio and top-1
-//! next-token agreement (causal LM, and an encoder-decoder's decoder over
-//! the targets: see `eval::seq2seq`).
+//! Fidelity of the student to the teacher on the evaluation data: the
+//! measured result ([`Fidelity`]), how examples are encoded and batched for
+//! each model, and the metrics' arithmetic: cosine of sentence embeddings and
+//! the similarity-ranking Spearman over all pairs of sentences (embedding
+//! task), prediction agreement and accuracy (classification), perplexity
+//! ratio and top-1 next-token agreement (causal LM, and an encoder-decoder's
+//! decoder over the targets: see `eval::seq2seq`). `eval::measure` runs the
+//! two models and compares them.
 
 use std::collections::BTreeMap;
 
@@ -11,10 +13,8 @@ use candle_core::{DType, Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
 use super::ranking::similarity_spearman;
-use crate::base::{ModelConfig, Task};
+use crate::base::ModelConfig;
 use crate::diag::Diag;
-use crate::runtime::model::heads::pool;
-use crate::runtime::run::exit_rule::{argmax, cosine};
 use crate::runtime::run::token_rows::plan_batches;
 use crate::runtime::tensor_error;
 use crate::runtime::{ForwardOptions, Inputs, LoadedModel, Mode};
@@ -230,126 +230,10 @@ pub fn per_row<T: Clone>(
     })
 }
 
-fn rows2(t: &Tensor) -> Result<Vec<Vec<f32>>, Diag> {
+pub(crate) fn rows2(t: &Tensor) -> Result<Vec<Vec<f32>>, Diag> {
     t.to_dtype(DType::F32)
         .and_then(|t| t.to_vec2::<f32>())
         .map_err(tensor_error)
-}
-
-/// Runs teacher and student over `examples` and compares them. Each model
-/// reads the examples through its own tokenizer (a pruned vocabulary gives
-/// the student other ids, and some words other pieces, than the teacher).
-pub fn measure(
-    task: Task,
-    teacher: &LoadedModel,
-    student: &LoadedModel,
-    data: &str,
-    examples: &[Example],
-) -> Result<Fidelity, Diag> {
-    let (rows_t, rows_s, truncated, max_len) = encode_for_both(teacher, student, examples)?;
-    let mut metrics = BTreeMap::new();
-    let mut cos = Vec::new();
-    let (mut teacher_emb, mut student_emb) = (Vec::new(), Vec::new());
-    let (mut agree, mut correct_s, mut correct_t, mut labelled) = (0usize, 0usize, 0usize, 0usize);
-    let (mut nll_t, mut nll_s, mut tokens_t, mut tokens_s) = (0f64, 0f64, 0usize, 0usize);
-    let (mut top1, mut compared) = (0usize, 0usize);
-    for (b, (chunk_t, chunk_s)) in rows_t.chunks(BATCH).zip(rows_s.chunks(BATCH)).enumerate() {
-        let (inputs_t, inputs_s) = (inputs_for(teacher, chunk_t)?, inputs_for(student, chunk_s)?);
-        let labels: Vec<Option<usize>> = examples[b * BATCH..b * BATCH + chunk_t.len()]
-            .iter()
-            .map(|e| e.label)
-            .collect();
-        match task {
-            Task::Embedding { pooling } => {
-                let emb = |m: &LoadedModel, inputs: &Inputs| -> Result<Vec<Vec<f32>>, Diag> {
-                    let (out, _) = m.forward(inputs).map_err(tensor_error)?;
-                    rows2(&pool(&out.last_hidden, &inputs.mask, pooling).map_err(tensor_error)?)
-                };
-                let (t, s) = (emb(teacher, &inputs_t)?, emb(student, &inputs_s)?);
-                cos.extend(t.iter().zip(&s).map(|(a, b)| cosine(a, b)));
-                teacher_emb.extend(t);
-                student_emb.extend(s);
-            }
-            Task::Classification { .. } => {
-                let logits = |m: &LoadedModel, inputs: &Inputs| -> Result<Vec<Vec<f32>>, Diag> {
-                    let (_, l) = m.forward(inputs).map_err(tensor_error)?;
-                    let l = l.ok_or_else(|| {
-                        Diag::new(
-                            "plcc::build::no-head",
-                            "the model has no classification head",
-                        )
-                    })?;
-                    rows2(&l)
-                };
-                let (t, s) = (logits(teacher, &inputs_t)?, logits(student, &inputs_s)?);
-                for ((tl, sl), label) in t.iter().zip(&s).zip(&labels) {
-                    let (tp, sp) = (argmax(tl), argmax(sl));
-                    agree += usize::from(tp == sp);
-                    if let Some(l) = label {
-                        labelled += 1;
-                        correct_t += usize::from(tp == *l);
-                        correct_s += usize::from(sp == *l);
-                    }
-                }
-            }
-            Task::CausalLm | Task::Seq2Seq => {
-                let (t_lp, t_top) = next_token_stats(teacher, &inputs_t)?;
-                let (s_lp, s_top) = next_token_stats(student, &inputs_s)?;
-                for (i, ((ids_t, _), (ids_s, _))) in chunk_t.iter().zip(chunk_s).enumerate() {
-                    let (nt, ns) = (ids_t.len().saturating_sub(1), ids_s.len().saturating_sub(1));
-                    nll_t -= t_lp
-                        .get(i)
-                        .map_or(0.0, |r| r[..nt].iter().map(|&x| x as f64).sum());
-                    nll_s -= s_lp
-                        .get(i)
-                        .map_or(0.0, |r| r[..ns].iter().map(|&x| x as f64).sum());
-                    tokens_t += nt;
-                    tokens_s += ns;
-                    // Next-token agreement where both read the same tokens.
-                    if ids_t == ids_s {
-                        if let (Some(a), Some(b)) = (t_top.get(i), s_top.get(i)) {
-                            top1 += a[..nt].iter().zip(&b[..nt]).filter(|(x, y)| x == y).count();
-                            compared += nt;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let n = examples.len();
-    match task {
-        Task::Embedding { .. } => {
-            metrics.extend(embedding_metrics(&cos, &teacher_emb, &student_emb));
-        }
-        Task::Classification { .. } => {
-            let counts = Agreement {
-                examples: n,
-                agree,
-                labelled,
-                correct_teacher: correct_t,
-                correct_student: correct_s,
-            };
-            metrics.extend(counts.metrics());
-        }
-        Task::CausalLm | Task::Seq2Seq => {
-            let counts = LmCounts {
-                nll_teacher: nll_t,
-                nll_student: nll_s,
-                tokens_teacher: tokens_t,
-                tokens_student: tokens_s,
-                top1,
-                compared,
-            };
-            metrics.extend(counts.metrics());
-        }
-    }
-    Ok(Fidelity {
-        data: data.to_string(),
-        examples: n,
-        truncated,
-        max_tokens: max_len,
-        metrics,
-    })
 }
 
 /// `examples` as the teacher and the student read them (each with its own

@@ -10,6 +10,7 @@ pub mod exits;
 pub mod fidelity;
 pub mod gold;
 pub mod gold_data;
+pub mod measure;
 pub mod ranking;
 pub mod report;
 pub mod report_exits;

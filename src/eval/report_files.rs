@@ -8,7 +8,7 @@ use candle_core::Device;
 
 use super::exits::shipped::exits_part;
 use super::exits::Calibration;
-use super::fidelity::measure;
+use super::measure::measure;
 use super::report::Report;
 use super::report_svg::report_svg;
 use super::source::eval_examples;

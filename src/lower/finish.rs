@@ -102,7 +102,7 @@ pub(super) fn measure_fidelity(
     compared: &Compared,
     data: &BuildData,
 ) -> Result<Fidelity, Diag> {
-    let mut fidelity = crate::eval::fidelity::measure(
+    let mut fidelity = crate::eval::measure::measure(
         plan.task,
         &compared.model,
         student_model,

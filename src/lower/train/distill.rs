@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use crate::artifact::ExitRecord;
 use crate::base::sha256_hex;
 use crate::diag::Diag;
+use crate::eval::measure::teacher_side;
 use crate::eval::report::{CurvePoint, StageEval, TrainingReport, BEFORE_TRAINING};
 use crate::ir::{LossPlanKind, Program, StagePlan, WeightQuant};
 use crate::lower::prune::student::Student;
@@ -180,10 +181,12 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
             restore_finished(session, &net)?;
         }
     }
+    let teacher_side = teacher_side(net.task, d.teacher_model, d.eval)?;
     let eval_data = EvalData {
         teacher: d.teacher_model,
         name: d.eval_name,
         examples: d.eval,
+        teacher_side: &teacher_side,
     };
     if session.meta.evaluations.is_empty() {
         let before = evaluate(&mut net, &eval_data, tokenizer, BEFORE_TRAINING)?;

@@ -12,7 +12,8 @@ use super::optim::Param;
 use super::student_net::TrainableNet;
 use super::train_error;
 use crate::diag::Diag;
-use crate::eval::fidelity::{self, Fidelity};
+use crate::eval::fidelity::Fidelity;
+use crate::eval::measure::{measure_against, TeacherSide};
 use crate::eval::report::StageEval;
 use crate::runtime::LoadedModel;
 use crate::text::data::Example;
@@ -25,6 +26,9 @@ pub struct EvalData<'a> {
     /// The data set's name in the recipe.
     pub name: &'a str,
     pub examples: &'a [Example],
+    /// The teacher's outputs on `examples`, computed once for every
+    /// evaluation.
+    pub teacher_side: &'a TeacherSide,
 }
 
 /// The student as a runnable model (inference mode, weights fake-quantized)
@@ -58,7 +62,7 @@ pub fn measure(
     tokenizer: &TextTokenizer,
 ) -> Result<Fidelity, Diag> {
     let student = snapshot(net, data.teacher, tokenizer, "student")?;
-    fidelity::measure(net.task, data.teacher, &student, data.name, data.examples)
+    measure_against(data.teacher_side, &student, data.name, data.examples)
 }
 
 /// [`measure`], labelled with the point of training it was taken at.
