@@ -11,7 +11,6 @@ use clap::{Parser, Subcommand};
 use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
-pub(crate) mod allocator;
 pub(crate) mod bench;
 pub(crate) mod build;
 pub(crate) mod calibrate;
@@ -56,10 +55,9 @@ pub(crate) enum Command {
     Export(export::ExportArgs),
 }
 
-/// Sets up the process's allocator (`allocator`), parses the command line,
-/// runs the command with `registry`, renders any diagnostic to stderr. Exit code 0 on success, 1 on a diagnostic, 2 on bad usage.
+/// Parses the command line, runs the command with `registry`, renders any
+/// diagnostic to stderr. Exit code 0 on success, 1 on a diagnostic, 2 on bad usage.
 pub fn main_with(registry: PassRegistry) -> ExitCode {
-    allocator::keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
