@@ -231,6 +231,7 @@ pub fn build(recipe: &Path, output: &Path) -> Result<PathBuf, Diag> {
         max_steps: None,
         resume: false,
         allow_outside: false,
+        no_wait: false,
         device: None,
     };
     Ok(crate::build(recipe, &options, &crate::pass_registry(), &Silent)?.dir)

@@ -159,6 +159,7 @@ pub fn build(
             max_steps: opts.max_steps,
             resume: opts.resume,
             allow_outside: opts.allow_outside,
+            no_wait: opts.no_wait,
             device: opts.device.clone(),
         },
         None => BuildOptions {

@@ -15,6 +15,8 @@ mod support {
 mod artifact;
 #[path = "faults/inputs.rs"]
 mod inputs;
+#[path = "faults/output_lock.rs"]
+mod output_lock;
 #[path = "faults/output_safety.rs"]
 mod output_safety;
 #[path = "faults/resume.rs"]

@@ -39,6 +39,10 @@ pub struct BuildArgs {
     /// Let the recipe's `output:` write outside the recipe's folder.
     #[arg(long)]
     pub allow_outside: bool,
+    /// Stop at once when another build writes the same output, instead of
+    /// waiting for it to finish.
+    #[arg(long)]
+    pub no_wait: bool,
     #[command(flatten)]
     pub threads: ThreadsOption,
 }
@@ -50,6 +54,7 @@ pub fn run(args: &BuildArgs, registry: &PassRegistry) -> Result<ExitCode, Diag> 
     let opts = BuildOptions {
         output: args.output.clone(),
         allow_outside: args.allow_outside,
+        no_wait: args.no_wait,
         max_steps: args.max_steps,
         resume: args.resume,
         device,

@@ -52,6 +52,9 @@ pub struct BuildOptions {
     pub resume: bool,
     /// Let the recipe's `output:` name a path outside the recipe's folder.
     pub allow_outside: bool,
+    /// Stop with `plcc::build::output-busy` when another build writes the
+    /// same output, instead of waiting for it.
+    pub no_wait: bool,
     /// Where training runs (the student and the teacher it is distilled
     /// from); compression, packing and the fidelity measurement of the
     /// artifact run on the CPU. `None`: the recipe's `device:`.
@@ -84,7 +87,7 @@ pub fn build(
 ) -> Result<Built, Diag> {
     let plan = &program.plan;
     let training = stages::trains(plan, opts)?;
-    let mut output = stages::claim_output(plan, &source.path, opts, training)?;
+    let mut output = stages::claim_output(plan, &source.path, opts, training, reporter)?;
     let mut clock = Clock::start(reporter);
     let data = stages::read_data(program, opts.device.as_ref(), training)?;
     clock.done("read data");

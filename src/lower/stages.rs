@@ -17,7 +17,7 @@ use super::teacher::{self, Teacher, Tensors};
 use super::train::distill::{self as training, DistillInputs, Trained};
 use super::train::Session;
 use super::BuildOptions;
-use crate::artifact::output::{Input, OutputFolder, OutputRequest};
+use crate::artifact::output::{Input, OutputFolder, OutputRequest, WhenBusy};
 use crate::artifact::ExitRecord;
 use crate::base::{DataSpec, TeacherRef};
 use crate::diag::Diag;
@@ -90,7 +90,14 @@ pub(super) fn claim_output(
     recipe: &std::path::Path,
     opts: &BuildOptions,
     training: bool,
+    reporter: &dyn Reporter,
 ) -> Result<OutputFolder, Diag> {
+    let waiting = |lock: &std::path::Path| {
+        reporter.event(&format!(
+            "waiting for the build that holds `{}`",
+            lock.display()
+        ));
+    };
     let mut inputs = Vec::new();
     if let TeacherRef::Dir(d) = &plan.teacher.reference {
         inputs.push(Input {
@@ -111,6 +118,11 @@ pub(super) fn claim_output(
         allow_outside: opts.allow_outside,
         inputs,
         trains: training,
+        when_busy: if opts.no_wait {
+            WhenBusy::Fail
+        } else {
+            WhenBusy::Wait(&waiting)
+        },
     })
 }
 

@@ -417,7 +417,10 @@ pub fn fake_quantize(
     let mut out = vec![0f32; w.len()];
     let ranges = layout.unit_ranges();
     let bits = spec.bits;
-    let chunk = ranges.len().div_ceil(4 * rayon::current_num_threads()).max(1);
+    let chunk = ranges
+        .len()
+        .div_ceil(4 * rayon::current_num_threads())
+        .max(1);
     let mut rest: &mut [f32] = &mut out;
     let mut jobs = Vec::with_capacity(ranges.len());
     for (range, p) in ranges.iter().zip(&params) {

@@ -18,6 +18,7 @@ use crate::artifact::StagedDir;
 use crate::diag::{Diag, Span, Spanned};
 pub use check::Input;
 use lock::OutputLock;
+pub use lock::WhenBusy;
 pub use training::{TrainingFolder, LATEST, STEP_PREFIX};
 
 /// Where a build asks to write, and what it must not replace.
@@ -36,6 +37,8 @@ pub struct OutputRequest<'a> {
     /// Whether the build trains, and so keeps checkpoints in the training
     /// folder beside the output.
     pub trains: bool,
+    /// Whether to wait for another build that writes the same output.
+    pub when_busy: WhenBusy<'a>,
 }
 
 /// A build's claim on its output folder, held until the artifact is
@@ -80,7 +83,7 @@ impl OutputFolder {
         }];
         inputs.extend(request.inputs);
         check::check_output(&path, &inputs).map_err(located)?;
-        let lock = OutputLock::acquire(&path)?;
+        let lock = OutputLock::acquire(&path, request.when_busy)?;
         let training = request.trains.then(|| TrainingFolder::of(&path));
         if let Some(t) = &training {
             t.check()?;

@@ -55,6 +55,7 @@ fn build(name: &str, recipe: &str) -> PathBuf {
             max_steps: Some(0),
             resume: false,
             allow_outside: false,
+            no_wait: false,
             device: None,
         };
         crate::build(path, &options, &crate::pass_registry(), &Silent).unwrap();
