@@ -9,12 +9,13 @@ use std::process::ExitCode;
 use candle_core::Device;
 use clap::Args;
 
+use super::calibration_data::calibration_examples;
 use super::options::{BatchOptions, DeviceOption, ThreadsOption};
 use super::teacher::recorded_teacher;
+use crate::artifact::read_manifest;
 use crate::diag::{list_text, Diag};
 use crate::eval::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
 use crate::eval::report_files::{rewrite_report, REPORT_JSON, REPORT_MD, REPORT_SVG};
-use crate::runtime::run::runner::read_lines;
 use crate::runtime::{load_model, LoadedModel};
 
 /// Rows of the printed curve (the chosen one is always shown).
@@ -26,8 +27,11 @@ const TABLE_ROWS: usize = 12;
 pub struct CalibrateArgs {
     /// The artifact directory.
     pub artifact: PathBuf,
-    /// Calibration text, one input per line.
-    #[arg(long, value_name = "FILE")]
+    /// Calibration data, read as the build reads its data: a data set of
+    /// the recipe the artifact was built from (by name), a file that recipe
+    /// reads (with its layout: pairs as pairs), or another file (one text a
+    /// line; TSV or JSON Lines, a second text column read as the pair).
+    #[arg(long, value_name = "FILE|NAME")]
     pub data: PathBuf,
     /// What to reach: `avg_layer=N` (mean exit layer), `speedup=X`
     /// (estimated, over running every layer) or `max_loss=P%` (largest
@@ -69,17 +73,18 @@ pub fn run(args: &CalibrateArgs) -> Result<ExitCode, Diag> {
         .help("give the directory `plcc build` wrote"));
     }
     args.threads.apply()?;
+    let manifest = read_manifest(artifact)?;
+    let (data, examples) = calibration_examples(&manifest, &args.data)?;
     let options = CalibrateOptions {
         batch_size: args.batch.batch_size,
         max_len: args.batch.max_len,
         device: args.device.open()?,
         write: !args.dry_run,
-        data: format!("`{}`", args.data.display()),
+        data,
     };
-    let lines = read_lines(&args.data)?;
     let calibration = exits::calibrate_with(
         artifact,
-        exits::CalibrationInput::Lines(&lines),
+        exits::CalibrationInput::Examples(&examples),
         target,
         &options,
     )?;

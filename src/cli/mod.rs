@@ -14,6 +14,7 @@ use crate::pass::PassRegistry;
 pub(crate) mod bench;
 pub(crate) mod build;
 pub(crate) mod calibrate;
+pub(crate) mod calibration_data;
 pub(crate) mod check;
 pub(crate) mod eval;
 pub(crate) mod export;

@@ -21,10 +21,7 @@ pub fn recorded_teacher(model: &str) -> Result<Option<String>, Diag> {
         return Ok(None);
     }
     let manifest = read_manifest(dir)?;
-    let recipe = manifest.recipe.file.as_ref().and_then(|file| {
-        let base = Path::new(file).parent().unwrap_or(Path::new("."));
-        parse_str(&manifest.recipe.text, base).ok()
-    });
+    let recipe = recorded_recipe(&manifest);
     let teacher = find_teacher(model, &manifest, recipe.as_ref())?;
     let pretrained = recipe.as_ref().is_some_and(|r| r.pretrain.is_some());
     check_teacher(model, &manifest, &teacher, pretrained)?;
@@ -32,6 +29,14 @@ pub fn recorded_teacher(model: &str) -> Result<Option<String>, Diag> {
         TeacherRef::Builtin(name) => format!("builtin:{name}"),
         TeacherRef::Dir(d) => d.display().to_string(),
     }))
+}
+
+/// The recipe the manifest records, read again relative to its file's
+/// folder, when it names its file and still parses.
+pub fn recorded_recipe(manifest: &Manifest) -> Option<Recipe> {
+    let file = manifest.recipe.file.as_ref()?;
+    let base = Path::new(file).parent().unwrap_or(Path::new("."));
+    parse_str(&manifest.recipe.text, base).ok()
 }
 
 /// Where the teacher the manifest records is now: as recorded, or relative

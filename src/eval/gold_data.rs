@@ -237,7 +237,10 @@ fn retrieval_columns(
     )
 }
 
-fn guess_format(path: &Path, first: &str) -> DataFormat {
+/// A file's format: from its extension (`.jsonl`/`.json`, `.tsv`), else
+/// from its first line (`{` starts JSON Lines, a tab means TSV), else plain
+/// text.
+pub fn guess_format(path: &Path, first: &str) -> DataFormat {
     match path.extension().and_then(|e| e.to_str()) {
         Some("jsonl" | "json") => DataFormat::Jsonl,
         Some("tsv") => DataFormat::Tsv,

@@ -68,7 +68,10 @@ fn a_build_waits_for_the_build_holding_its_output_then_runs() {
     // Still waiting after a while: the lock is held.
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(1500) {
-        assert!(child.try_wait().unwrap().is_none(), "the build did not wait");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the build did not wait"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // The holder ends as a build does: its lock file removed, then unlocked.

@@ -121,18 +121,46 @@ fn calibrate_writes_thresholds_that_hit_the_average_layer() {
 }
 
 #[test]
+fn calibrate_reads_a_data_set_of_the_recipe_by_name_as_the_build_read_it() {
+    let dir = copy_artifact(&build("embedding", EMBEDDING), "embedding-by-name");
+    let calibrate = |data: &str| {
+        let o = plcc(&[
+            "calibrate",
+            dir.to_str().unwrap(),
+            "--data",
+            data,
+            "--target",
+            "avg_layer=2.5",
+            "--dry-run",
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["samples"].as_u64().unwrap(), v["curve"].clone())
+    };
+    // The data set `held` of the recipe and its file give the same
+    // examples, so the same curve.
+    let by_name = calibrate("held");
+    let by_file = calibrate(data_file().to_str().unwrap());
+    assert_eq!(by_name.0, LINES.len() as u64);
+    assert_eq!(by_name, by_file);
+}
+
+#[test]
 fn calibrate_diagnoses_bad_input() {
     let emb = build("embedding", EMBEDDING);
     let plain = build("no-exits", NO_EXITS);
     let empty = root().join("empty.txt");
     std::fs::write(&empty, "").unwrap();
     let data = data_file();
-    let cases: [(&Path, &Path, &str, &str); 5] = [
+    let unknown = Path::new("no-such-data");
+    let cases: [(&Path, &Path, &str, &str); 6] = [
         (&plain, &data, "avg_layer=2", "no-exits"),
         (&emb, &data, "avg_layer", "bad-target"),
         (&emb, &data, "depth=2", "bad-target"),
-        (&emb, &empty, "avg_layer=2", "empty-input"),
+        (&emb, &empty, "avg_layer=2", "plcc::data::empty"),
         (&emb, &data, "avg_layer=9", "bad-target"),
+        (&emb, unknown, "avg_layer=2", "plcc::calibrate::no-data"),
     ];
     for (dir, data, target, code) in cases {
         let o = plcc(&[
