@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 
 use super::options::{DeviceOption, ThreadsOption};
 use super::output::print_json;
+use super::vocab_warning::{warn_if_respelled, Reader};
 use crate::base::{DataFormat, Pooling, Task};
 use crate::diag::Diag;
 use crate::eval::gold::{self, EvalReport, Score};
@@ -149,8 +150,14 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
     let labels = model.labels();
     let data = read_labelled(&args.data, task, labels.as_ref(), &args.data_options())?;
     let name = args.data.display().to_string();
+    let texts: Vec<String> = data
+        .examples
+        .iter()
+        .flat_map(|e| std::iter::once(e.text.clone()).chain(e.pair.clone()))
+        .collect();
     let scoring = Scoring::of(&name, task, data)?;
     let score = scoring.score(&model)?;
+    let (tokenizer, vocab_size) = (model.tokenizer.clone(), model.config.vocab_size);
     drop(model);
     let against = match &args.against {
         Some(spec) => {
@@ -182,6 +189,14 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
                     .help("compare two classifiers with the same labels in the same order"));
                 }
             }
+            let reader = Reader {
+                name: &args.model,
+                tokenizer: &tokenizer,
+                vocab_size,
+            };
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let input = format!("`{name}`");
+            warn_if_respelled(&reader, &Reader::of(spec, &other), &texts, &input)?;
             Some(scoring.with_task(other_task).score(&other)?)
         }
         None => None,

@@ -26,6 +26,7 @@ pub(crate) mod plan;
 pub(crate) mod progress;
 pub(crate) mod run;
 pub(crate) mod teacher;
+pub(crate) mod vocab_warning;
 
 #[derive(Parser, Debug)]
 #[command(

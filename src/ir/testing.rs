@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use crate::base::{
     Bits, ExitCriterion, ExitHead, Granularity, Pooling, ScaleMethod, Task, TeacherRef,
 };
-use crate::base::{ExitScope, Importance, LrScheduleKind, OptimizerKind, QuantMethod, StageLength};
+use crate::base::{
+    ExitScope, Importance, LabelSet, LrScheduleKind, OptimizerKind, QuantMethod, StageLength,
+};
 use crate::diag::{Span, Spanned};
 use crate::recipe::{
     Amount, Device, ExitLayers, ExitSpec, LossKind, LossSpec, PruneSpec, QuantKind, QuantSpec,
@@ -17,13 +19,18 @@ pub fn s<T>(value: T) -> Spanned<T> {
     Spanned::new(value, Span::default())
 }
 
-/// A recipe on `builtin:NAME` with nothing but the teacher and task.
+/// A recipe on `builtin:NAME` with nothing but the teacher and task (a
+/// classification task's labels counted, as `labels: N` gives them).
 pub fn recipe(builtin: &str, task: Task) -> Recipe {
+    let labels = match task {
+        Task::Classification { labels } => Some(s(LabelSet::numbered(labels))),
+        _ => None,
+    };
     Recipe {
         base_dir: PathBuf::from("."),
         teacher: s(TeacherRef::Builtin(builtin.into())),
         task: s(task),
-        labels: None,
+        labels,
         seed: s(0),
         device: s(Device::Cpu),
         output: None,

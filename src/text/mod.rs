@@ -5,6 +5,7 @@
 //! and the lowering stage both read text through here.
 
 pub mod data;
+pub mod respelling;
 pub mod seq2seq;
 pub mod tokenizer;
 pub mod vocab;

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::measure::{measure, passes_text, remeasure, BenchReport, BenchSetup};
 use crate::cli::output::print_json;
+use crate::cli::vocab_warning::{warn_if_respelled, Reader};
 use crate::diag::Diag;
 use crate::eval::ranking::similarity_spearman;
 use crate::runtime::run::record::Record;
@@ -100,6 +101,9 @@ pub fn run(
         remeasure(&mut ma, lines, setup)?;
         remeasure(&mut mb, lines, setup)?;
     }
+    let texts: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let (reader, reference) = (Reader::of(a, &ma.model), Reader::of(b, &mb.model));
+    warn_if_respelled(&reader, &reference, &texts, "the input")?;
     let lm = ma
         .records
         .first()
