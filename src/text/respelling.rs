@@ -5,7 +5,7 @@
 //! model they compare with its teacher re-spells more than
 //! [`WARN_SHARE`] of the input's words.
 
-use tokenizers::{Encoding, TruncationParams};
+use tokenizers::Encoding;
 
 use super::tokenizer::TextTokenizer;
 use crate::diag::Diag;
@@ -52,7 +52,10 @@ pub fn respelling(
     model: &TextTokenizer,
     texts: &[&str],
 ) -> Result<Respelling, Diag> {
-    let (a, b) = (encode(reference, texts)?, encode(model, texts)?);
+    let (a, b) = (
+        reference.encodings_plain(texts)?,
+        model.encodings_plain(texts)?,
+    );
     let mut out = Respelling::default();
     for (a, b) in a.iter().zip(&b) {
         let (wa, wb) = (word_pieces(a), word_pieces(b));
@@ -64,16 +67,6 @@ pub fn respelling(
             .count();
     }
     Ok(out)
-}
-
-fn encode(t: &TextTokenizer, texts: &[&str]) -> Result<Vec<Encoding>, Diag> {
-    let mut tok = t.inner.clone();
-    tok.with_padding(None);
-    let error = |e: String| Diag::new("plcc::vocab::tokenize", "cannot tokenize the input").note(e);
-    tok.with_truncation(None::<TruncationParams>)
-        .map_err(|e| error(e.to_string()))?;
-    tok.encode_batch(texts.to_vec(), false)
-        .map_err(|e| error(e.to_string()))
 }
 
 /// The pieces of each word of an encoding, in word order.

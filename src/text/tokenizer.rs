@@ -121,14 +121,20 @@ impl TextTokenizer {
     /// Token ids of each of `texts` without special tokens and without
     /// truncation (an encoder-decoder's targets).
     pub fn encode_plain(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>, Diag> {
+        let encs = self.encodings_plain(texts)?;
+        Ok(encs.iter().map(|e| e.get_ids().to_vec()).collect())
+    }
+
+    /// [`Self::encode_plain`] with the whole encodings: pieces and the word
+    /// each belongs to beside the ids.
+    pub fn encodings_plain(&self, texts: &[&str]) -> Result<Vec<tokenizers::Encoding>, Diag> {
         let mut tok = self.inner.clone();
         tok.with_truncation(None).map_err(|e| {
             Diag::new("plcc::run::tokenize", "cannot unset truncation").note(e.to_string())
         })?;
-        let encs = tok.encode_batch(texts.to_vec(), false).map_err(|e| {
+        tok.encode_batch(texts.to_vec(), false).map_err(|e| {
             Diag::new("plcc::run::tokenize", "cannot tokenize input").note(e.to_string())
-        })?;
-        Ok(encs.iter().map(|e| e.get_ids().to_vec()).collect())
+        })
     }
 
     /// The text of `ids`, special tokens left out.
