@@ -24,11 +24,12 @@ pub enum ExportFormat {
 /// How `--format onnx` writes linear weights of 4 bits and fewer.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OnnxInt4 {
-    /// ONNX Runtime's `MatMulNBits` (com.microsoft), multiplying int8
-    /// where plcc quantizes the input to int8 (accuracy_level 4).
+    /// ONNX Runtime's `MatMulNBits` (com.microsoft) computing in f32
+    /// (accuracy_level 1): plcc's arithmetic.
     Nbits,
-    /// `MatMulNBits` computing in f32 (accuracy_level 1): plcc's arithmetic.
-    NbitsFp32,
+    /// `MatMulNBits` multiplying int8 where plcc quantizes the input to
+    /// int8 (accuracy_level 4): faster, slightly different.
+    NbitsInt8,
     /// INT4 with `DequantizeLinear` and a float `MatMul`: ONNX's own
     /// operators only, for runtimes without `MatMulNBits`.
     Dequantize,
@@ -59,7 +60,7 @@ pub fn run(args: &ExportArgs) -> Result<ExitCode, Diag> {
         ExportFormat::Onnx => export::ExportFormat::Onnx(OnnxOptions {
             int4: match args.onnx_int4 {
                 None | Some(OnnxInt4::Nbits) => Int4Linears::NBits,
-                Some(OnnxInt4::NbitsFp32) => Int4Linears::NBitsFp32,
+                Some(OnnxInt4::NbitsInt8) => Int4Linears::NBitsInt8,
                 Some(OnnxInt4::Dequantize) => Int4Linears::Dequantize,
             },
         }),

@@ -72,8 +72,8 @@ impl WeightGraph<'_> {
             let aq = named.unwrap_or(PER_TOKEN_INT8);
             let (x, compute) = if is_per_token_int8(&aq) {
                 let compute = match self.options.int4 {
-                    Int4Linears::NBitsFp32 => NBitsCompute::Fp32,
-                    _ => NBitsCompute::Int8,
+                    Int4Linears::NBitsInt8 => NBitsCompute::Int8,
+                    _ => NBitsCompute::Fp32,
                 };
                 (self.int8_dequantized_per_token(x), compute)
             } else {

@@ -36,14 +36,14 @@ const IR_VERSION: i64 = 10;
 /// How the graph writes linear weights whose levels fit 4 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Int4Linears {
-    /// `MatMulNBits`; where plcc quantizes the input per token to int8,
-    /// ONNX Runtime multiplies int8 (`accuracy_level` 4), requantizing
-    /// that input per block of the weight's.
-    #[default]
-    NBits,
     /// `MatMulNBits` computing in f32 (`accuracy_level` 1): plcc's
     /// arithmetic, to float rounding.
-    NBitsFp32,
+    #[default]
+    NBits,
+    /// `MatMulNBits`; where plcc quantizes the input per token to int8,
+    /// ONNX Runtime multiplies int8 (`accuracy_level` 4), quantizing that
+    /// input again per block of the weight's (faster, slightly different).
+    NBitsInt8,
     /// INT4 with `DequantizeLinear`, then a float `MatMul` (ONNX's own
     /// operators only).
     Dequantize,
