@@ -248,6 +248,7 @@ fn manifest_fields_out_of_range_are_located_diagnostics() {
                 bits: 8,
                 symmetric: true,
                 granularity: Granularity::Token,
+                kernel: false,
             },
         );
     });
