@@ -155,3 +155,72 @@ pub fn linear_kernel(
         WeightInputs::Float => LinearKernelKind::Decoding,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::Arch;
+
+    fn kind(
+        arch: Arch,
+        module: &str,
+        packed: Option<(Bits, bool, Granularity)>,
+    ) -> LinearKernelKind {
+        linear_kernel(arch.family(), module, packed, 384, WeightInputs::Kernel)
+    }
+
+    #[test]
+    fn packed_symmetric_linears_run_on_the_integer_kernel() {
+        let query = "encoder.layer.0.attention.self.query";
+        for (bits, granularity) in [
+            (Bits::Binary, Granularity::Row),
+            (Bits::Ternary, Granularity::Tensor),
+            (Bits::Int(2), Granularity::Group(64)),
+            (Bits::Int(4), Granularity::Group(384)),
+            (Bits::Int(8), Granularity::Row),
+        ] {
+            let packed = Some((bits, true, granularity));
+            assert_eq!(kind(Arch::Bert, query, packed), LinearKernelKind::Integer);
+            let float = linear_kernel(Arch::Bert.family(), query, packed, 384, WeightInputs::Float);
+            assert_eq!(float, LinearKernelKind::Decoding);
+        }
+        assert_eq!(
+            kind(
+                Arch::Bart,
+                "model.decoder.layers.1.fc2",
+                Some((Bits::Int(4), true, Granularity::Row))
+            ),
+            LinearKernelKind::Integer
+        );
+    }
+
+    #[test]
+    fn everything_else_runs_the_float_product() {
+        let int4 = Some((Bits::Int(4), true, Granularity::Row));
+        let query = "encoder.layer.0.attention.self.query";
+        // A float weight; asymmetric weights; groups the kernels do not take.
+        assert_eq!(kind(Arch::Bert, query, None), LinearKernelKind::Float);
+        let asymmetric = Some((Bits::Int(4), false, Granularity::Row));
+        assert_eq!(kind(Arch::Bert, query, asymmetric), LinearKernelKind::Float);
+        let groups_of_6 = Some((Bits::Int(4), true, Granularity::Group(6)));
+        assert_eq!(
+            kind(Arch::Bert, query, groups_of_6),
+            LinearKernelKind::Float
+        );
+        // Tables and a factorized table's projection; GPT-2's `Conv1D`s.
+        for module in [
+            "embeddings.word_embeddings",
+            "embeddings.word_embeddings_proj",
+        ] {
+            assert_eq!(
+                kind(Arch::Bert, module, int4),
+                LinearKernelKind::Float,
+                "{module}"
+            );
+        }
+        assert_eq!(
+            kind(Arch::Gpt2, "h.0.mlp.c_fc", int4),
+            LinearKernelKind::Float
+        );
+    }
+}

@@ -190,3 +190,46 @@ fn asymmetric_weights_are_refused() {
         Err(KernelError::Asymmetric)
     ));
 }
+
+#[test]
+fn the_kernels_take_exactly_the_forms_the_shared_rule_names() {
+    use crate::base::{linear_kernel, Arch, LinearKernelKind, WeightInputs};
+    use crate::runtime::kernels::PackedLinear;
+    let (n, k) = (6, 48);
+    for symmetric in [true, false] {
+        for granularity in [
+            Granularity::Row,
+            Granularity::Tensor,
+            Granularity::Group(8),
+            Granularity::Group(6),
+            Granularity::Group(48),
+        ] {
+            for bits in BITS {
+                if !symmetric && matches!(bits, Bits::Binary | Bits::Ternary) {
+                    continue;
+                }
+                let spec = QuantSpec {
+                    bits,
+                    symmetric,
+                    granularity,
+                    scale: ScaleMethod::Max,
+                    learned: None,
+                };
+                let q = quantize(&values(n * k, 2, 1.0), n, k, &spec).unwrap();
+                let rule = linear_kernel(
+                    Arch::Bert.family(),
+                    "encoder.layer.0.output.dense",
+                    Some((bits, symmetric, granularity)),
+                    k,
+                    WeightInputs::Float,
+                );
+                let what = format!("{bits} {granularity:?} symmetric {symmetric}");
+                let taken = rule == LinearKernelKind::Decoding;
+                assert_eq!(PackedLinear::new(&q, None).is_ok(), taken, "{what}");
+                if F32Level::detect().is_some() {
+                    assert_eq!(WeightOnlyLinear::new(&q, None).is_ok(), taken, "{what}");
+                }
+            }
+        }
+    }
+}
