@@ -218,7 +218,7 @@ fn the_kernels_take_exactly_the_forms_the_shared_rule_names() {
                 let q = quantize(&values(n * k, 2, 1.0), n, k, &spec).unwrap();
                 let rule = linear_kernel(
                     Arch::Bert.family(),
-                    "encoder.layer.0.output.dense",
+                    "a.linear",
                     Some((bits, symmetric, granularity)),
                     k,
                     WeightInputs::Float,
