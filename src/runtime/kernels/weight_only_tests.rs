@@ -55,7 +55,7 @@ const SHAPES: [(usize, usize, usize); 6] = [
 
 fn granularities(k: usize) -> Vec<Granularity> {
     let mut g = vec![Granularity::Row, Granularity::Tensor, Granularity::Group(8)];
-    if k % 24 == 0 {
+    if k.is_multiple_of(24) {
         g.push(Granularity::Group(24));
     }
     g
