@@ -81,8 +81,8 @@ pub fn write_export(
 /// The forms an artifact exports to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
-    /// `model.onnx` for ONNX Runtime.
-    Onnx,
+    /// `model.onnx` for ONNX Runtime, written as the options say.
+    Onnx(onnx::OnnxOptions),
     /// A float Hugging Face checkpoint.
     Hf,
 }
@@ -101,8 +101,8 @@ pub fn export_to(
 ) -> Result<ExportRecord, Diag> {
     let artifact = Artifact::open(artifact_dir)?;
     let (name, mut files, weight_bytes, inputs, outputs, notes) = match format {
-        ExportFormat::Onnx => {
-            let model = onnx::export(&artifact)?;
+        ExportFormat::Onnx(options) => {
+            let model = onnx::export(&artifact, options)?;
             let files = vec![(ONNX_FILE.to_string(), model.bytes)];
             let (i, o) = (model.inputs, model.outputs);
             ("onnx", files, model.weight_bytes, i, o, model.notes)

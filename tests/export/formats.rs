@@ -14,12 +14,12 @@ use crate::support::plcc::{build, plcc, stderr, workdir, write_recipe};
 use crate::support::run::run_lines;
 use crate::support::tiny_bert::build_tiny_bert;
 
-const SENTENCES: &str = "the cat sat on the mat\na quick brown fox jumps over the lazy dog\n\
+pub const SENTENCES: &str = "the cat sat on the mat\na quick brown fox jumps over the lazy dog\n\
     compilers turn recipes into smaller models\nshort\nthe river rose after three days of rain\n";
 
 /// Every kind of weight the exporter writes: int8 rows with int8 tokens
-/// (the integer product), 4-bit groups and ternary rows (dequantized in the
-/// graph), pruned heads and FFN, a factorized, packed word table.
+/// (the integer product), 4-bit groups and ternary rows (`MatMulNBits`),
+/// pruned heads and FFN, a factorized, packed word table.
 const QUANTIZE: &str = "prune {\n heads: 50%\n ffn: 128\n embedding_rank: 32\n importance: magnitude\n}\n\
     quantize weights \"encoder.layer.*.attention.self.*\" { bits: 8 }\n\
     quantize activations \"encoder.layer.*.attention.self.*\" { bits: 8 }\n\
@@ -34,63 +34,37 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
     dot / (na * nb)
 }
 
-/// `plcc export ARTIFACT --format FORMAT -o OUT`.
-fn export_as(format: &str, artifact: &Path, out: &Path) -> Output {
-    plcc(&[
+/// `plcc export ARTIFACT --format FORMAT -o OUT [EXTRA..]`.
+pub fn export_with(format: &str, artifact: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
         "export",
         artifact.to_str().unwrap(),
         "--format",
         format,
         "-o",
         out.to_str().unwrap(),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    plcc(&args)
 }
 
-fn export(artifact: &Path, out: &Path) -> Output {
-    export_as("onnx", artifact, out)
+fn export_as(format: &str, artifact: &Path, out: &Path) -> Output {
+    export_with(format, artifact, out, &[])
 }
 
-#[test]
-fn the_onnx_graph_computes_what_plcc_run_computes() {
-    let artifact = build_tiny_bert("export-onnx", SENTENCES, QUANTIZE);
-    let dir = artifact.parent().unwrap().to_path_buf();
-    let out = dir.join("onnx");
-    let o = export(&artifact, &out);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let bytes = std::fs::read(out.join("model.onnx")).unwrap();
-    let model = ModelProto::decode(bytes.as_slice()).unwrap();
-    let graph = model.graph.as_ref().unwrap();
-    let names = |v: &[plcc::export::onnx::proto::ValueInfoProto]| {
-        v.iter().map(|i| i.name.clone()).collect::<Vec<_>>()
-    };
-    assert_eq!(
-        names(&graph.input),
-        ["input_ids", "attention_mask", "token_type_ids"]
-    );
-    assert_eq!(
-        names(&graph.output),
-        ["last_hidden_state", "sentence_embedding"]
-    );
-    assert_eq!(model.opset_import[0].version, 21);
-    // Packed weights stay packed: 8-bit levels as int8 (query, key, value of
-    // two layers, and the word table), the 4-bit and ternary ones as INT4.
-    let count = |t: i32| {
-        graph
-            .initializer
-            .iter()
-            .filter(|i| i.data_type == t)
-            .count()
-    };
-    assert_eq!(count(data_type::INT8), 2 * 3 + 1, "int8 initializers");
-    assert_eq!(count(data_type::INT4), 2 * 2, "int4 initializers");
-    assert!(graph.node.iter().any(|n| n.op_type == "MatMulInteger"));
-    assert!(std::fs::read(out.join("tokenizer.json")).is_ok());
-    assert!(out.join("export.json").is_file());
+/// The ONNX model in export directory `out`.
+pub fn read_model(out: &Path) -> ModelProto {
+    ModelProto::decode(std::fs::read(out.join("model.onnx")).unwrap().as_slice()).unwrap()
+}
 
+/// Checks that the reference evaluator's `sentence_embedding` of `model`
+/// (exported into `out`) on `SENTENCES` is what `plcc run` gives.
+pub fn assert_embeddings_match_plcc(model: &ModelProto, out: &Path, artifact: &Path) {
+    let dir = artifact.parent().unwrap();
     let lines: Vec<&str> = SENTENCES.lines().collect();
-    let outputs = evaluate(&model, feeds(&out.join("tokenizer.json"), &lines));
+    let outputs = evaluate(model, feeds(&out.join("tokenizer.json"), &lines));
     let onnx: Vec<Vec<f64>> = outputs["sentence_embedding"].to_vec2().unwrap();
-    let run = run_lines(&artifact, &dir, SENTENCES);
+    let run = run_lines(artifact, dir, SENTENCES);
     for (i, record) in run.iter().enumerate() {
         let plcc_embedding: Vec<f64> = record["embedding"]
             .as_array()
@@ -119,6 +93,53 @@ fn the_onnx_graph_computes_what_plcc_run_computes() {
             "line {i}: difference {diff} against spread {spread}"
         );
     }
+}
+
+fn export(artifact: &Path, out: &Path) -> Output {
+    export_as("onnx", artifact, out)
+}
+
+#[test]
+fn the_onnx_graph_computes_what_plcc_run_computes() {
+    let artifact = build_tiny_bert("export-onnx", SENTENCES, QUANTIZE);
+    let dir = artifact.parent().unwrap().to_path_buf();
+    let out = dir.join("onnx");
+    let o = export(&artifact, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = read_model(&out);
+    let graph = model.graph.as_ref().unwrap();
+    let names = |v: &[plcc::export::onnx::proto::ValueInfoProto]| {
+        v.iter().map(|i| i.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&graph.input),
+        ["input_ids", "attention_mask", "token_type_ids"]
+    );
+    assert_eq!(
+        names(&graph.output),
+        ["last_hidden_state", "sentence_embedding"]
+    );
+    assert_eq!(model.opset_import[0].version, 21);
+    assert_eq!(model.opset_import[1].domain, "com.microsoft");
+    // Packed weights stay packed: 8-bit levels as int8 (query, key, value of
+    // two layers, and the word table), the 4-bit and ternary linears as
+    // MatMulNBits' uint8 codes.
+    let count = |t: i32| {
+        graph
+            .initializer
+            .iter()
+            .filter(|i| i.data_type == t)
+            .count()
+    };
+    assert_eq!(count(data_type::INT8), 2 * 3 + 1, "int8 initializers");
+    assert_eq!(count(data_type::UINT8), 2 * 2, "MatMulNBits codes");
+    assert_eq!(count(data_type::INT4), 0, "int4 initializers");
+    let ops = |op: &str| graph.node.iter().filter(|n| n.op_type == op).count();
+    assert_eq!(ops("MatMulNBits"), 2 * 2);
+    assert!(ops("MatMulInteger") > 0);
+    assert!(std::fs::read(out.join("tokenizer.json")).is_ok());
+    assert!(out.join("export.json").is_file());
+    assert_embeddings_match_plcc(&model, &out, &artifact);
 }
 
 #[test]
@@ -214,13 +235,23 @@ fn a_gpt2_artifact_exports_its_next_token_logits() {
     let graph = model.graph.as_ref().unwrap();
     let names: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(names, ["last_hidden_state", "logits"]);
-    // The tied table is stored once.
-    let tables = graph
+    // The 2-bit blocks are MatMulNBits (4 linears a block); the tied table
+    // is stored once, as INT4 for the lookup, which the head reads too.
+    let nbits = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MatMulNBits")
+        .count();
+    assert_eq!(nbits % 4, 0);
+    assert!(nbits > 0);
+    let tables: Vec<&str> = graph
         .initializer
         .iter()
-        .filter(|t| t.name == "wte.weight")
-        .count();
-    assert_eq!(tables, 1);
+        .map(|t| t.name.as_str())
+        .filter(|name| name.starts_with("wte."))
+        .collect();
+    assert_eq!(tables, ["wte.weight", "wte.scales"]);
+    assert!(stderr(&o).contains("stored once as INT4"), "{}", stderr(&o));
     let lines = ["one two three four", "eight nine"];
     let outputs = evaluate(&model, feeds(&out.join("tokenizer.json"), &lines));
     let logits = &outputs["logits"];

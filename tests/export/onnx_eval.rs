@@ -1,7 +1,8 @@
 //! A reference evaluator for the ONNX graphs plcc exports, for tests: every
 //! value is an f64 candle tensor (integers of the int8, int32 and int64
 //! tensors are exact in f64), each operator as the ONNX specification
-//! defines it, for the operators and attributes the exporter writes.
+//! defines it (ONNX Runtime's contrib `MatMulNBits` as its operator
+//! documentation does), for the operators and attributes the exporter writes.
 
 use std::collections::HashMap;
 
@@ -257,6 +258,67 @@ fn run_node(node: &NodeProto, inputs: &[Tensor]) -> Tensor {
     }
 }
 
+/// `com.microsoft` `MatMulNBits`: `A · dequant(B)^T + bias`. `B` is uint8
+/// `[N, k_blocks, block_size · bits / 8]`, each row's codes along K packed
+/// low bits first; a code `c` of block `b` of row `n` is
+/// `(c − zero_point) · scales[n, b]`, the zero point `2^(bits − 1)` when
+/// none is given. Codes past K (a last block's padding) are not read.
+fn matmul_nbits(node: &NodeProto, inputs: &[Option<Tensor>]) -> Tensor {
+    let given = |i: usize| inputs.get(i).and_then(Option::as_ref);
+    let (a, b, scales) = (given(0).unwrap(), given(1).unwrap(), given(2).unwrap());
+    assert!(given(3).is_none(), "plcc writes no zero points");
+    assert!(given(4).is_none(), "plcc writes no g_idx");
+    let k = int_attr(node, "K", 0) as usize;
+    let n = int_attr(node, "N", 0) as usize;
+    let bits = int_attr(node, "bits", 4) as usize;
+    let block = int_attr(node, "block_size", 0) as usize;
+    assert_eq!(bits, 4, "plcc writes 4-bit codes");
+    assert!(block >= 16 && block.is_power_of_two(), "block_size {block}");
+    let accuracy = int_attr(node, "accuracy_level", 0);
+    assert!((0..=4).contains(&accuracy), "accuracy_level {accuracy}");
+    let k_blocks = k.div_ceil(block);
+    assert_eq!(
+        b.dims(),
+        [n, k_blocks, block * bits / 8],
+        "B of `{}`",
+        node.name
+    );
+    assert_eq!(
+        scales.elem_count(),
+        n * k_blocks,
+        "scales of `{}`",
+        node.name
+    );
+    assert_eq!(*a.dims().last().unwrap(), k, "A of `{}`", node.name);
+    let codes: Vec<f64> = b.flatten_all().unwrap().to_vec1().unwrap();
+    let scales: Vec<f64> = scales.flatten_all().unwrap().to_vec1().unwrap();
+    let zero_point = (1u32 << (bits - 1)) as f64;
+    let mut w = vec![0.0; n * k];
+    for row in 0..n {
+        for kk in 0..k {
+            let (blk, within) = (kk / block, kk % block);
+            let byte = codes[(row * k_blocks + blk) * (block / 2) + within / 2] as u8;
+            let code = if within % 2 == 0 {
+                byte & 0x0f
+            } else {
+                byte >> 4
+            };
+            w[row * k + kk] = (code as f64 - zero_point) * scales[row * k_blocks + blk];
+        }
+    }
+    let w_t = Tensor::from_vec(w, (n, k), &Device::Cpu)
+        .unwrap()
+        .t()
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    let y = a.broadcast_matmul(&w_t).unwrap();
+    match given(5) {
+        Some(bias) => y.broadcast_add(bias).unwrap(),
+        None => y,
+    }
+}
+
 /// Runs `model` on `feeds` (name → tensor) and returns every graph output by name.
 pub fn evaluate(model: &ModelProto, feeds: HashMap<String, Tensor>) -> HashMap<String, Tensor> {
     let graph = model.graph.as_ref().unwrap();
@@ -265,17 +327,30 @@ pub fn evaluate(model: &ModelProto, feeds: HashMap<String, Tensor>) -> HashMap<S
         values.insert(t.name.clone(), initializer(t));
     }
     for node in &graph.node {
-        let inputs: Vec<Tensor> = node
+        // An empty name leaves an optional input out.
+        let inputs: Vec<Option<Tensor>> = node
             .input
             .iter()
             .map(|n| {
-                values
-                    .get(n)
-                    .unwrap_or_else(|| panic!("`{n}` is not computed before `{}`", node.name))
-                    .clone()
+                (!n.is_empty()).then(|| {
+                    values
+                        .get(n)
+                        .unwrap_or_else(|| panic!("`{n}` is not computed before `{}`", node.name))
+                        .clone()
+                })
             })
             .collect();
-        let out = run_node(node, &inputs);
+        let out = match (node.domain.as_str(), node.op_type.as_str()) {
+            ("com.microsoft", "MatMulNBits") => matmul_nbits(node, &inputs),
+            ("", _) => {
+                let given: Vec<Tensor> = inputs
+                    .into_iter()
+                    .map(|t| t.unwrap_or_else(|| panic!("`{}` lacks an input", node.name)))
+                    .collect();
+                run_node(node, &given)
+            }
+            (domain, op) => panic!("the reference evaluator has no `{op}` of `{domain}`"),
+        };
         values.insert(node.output[0].clone(), out.to_dtype(DType::F64).unwrap());
     }
     graph

@@ -15,6 +15,16 @@ pub struct GraphBuilder {
     inputs: Vec<ValueInfoProto>,
     outputs: Vec<ValueInfoProto>,
     used: std::collections::HashMap<String, usize>,
+    /// The operator domains other than ONNX's own that nodes use.
+    domains: std::collections::BTreeMap<&'static str, i64>,
+}
+
+/// An operator domain other than ONNX's own, and the version the graph
+/// imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Domain {
+    pub name: &'static str,
+    pub version: i64,
 }
 
 /// One dimension of a graph input or output: fixed or named (dynamic).
@@ -53,6 +63,18 @@ impl Attr<'_> {
             },
         }
     }
+}
+
+/// The low 4 bits of each value, two to a byte, the first in the low nibble
+/// (an odd count leaves the last high nibble zero).
+pub fn nibbles(values: impl IntoIterator<Item = u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut values = values.into_iter();
+    while let Some(lo) = values.next() {
+        let hi = values.next().unwrap_or(0);
+        out.push((lo & 0x0f) | ((hi & 0x0f) << 4));
+    }
+    out
 }
 
 fn value_info(name: &str, elem_type: i32, dims: &[Dim<'_>]) -> ValueInfoProto {
@@ -103,6 +125,32 @@ impl GraphBuilder {
 
     /// Adds node `op` with one output named from `hint`; returns that name.
     pub fn op(&mut self, op: &str, inputs: &[&str], attrs: &[Attr<'_>], hint: &str) -> String {
+        self.node(None, op, inputs, attrs, hint)
+    }
+
+    /// Adds node `op` of operator domain `domain` with one output named
+    /// from `hint`; returns that name. An empty input name leaves an
+    /// optional input out.
+    pub fn op_in(
+        &mut self,
+        domain: Domain,
+        op: &str,
+        inputs: &[&str],
+        attrs: &[Attr<'_>],
+        hint: &str,
+    ) -> String {
+        self.domains.insert(domain.name, domain.version);
+        self.node(Some(domain), op, inputs, attrs, hint)
+    }
+
+    fn node(
+        &mut self,
+        domain: Option<Domain>,
+        op: &str,
+        inputs: &[&str],
+        attrs: &[Attr<'_>],
+        hint: &str,
+    ) -> String {
         let out = self.fresh(hint);
         let name = self.fresh(&format!("{out}/{op}"));
         self.nodes.push(NodeProto {
@@ -110,10 +158,17 @@ impl GraphBuilder {
             output: vec![out.clone()],
             name,
             op_type: op.to_string(),
+            domain: domain.map_or(String::new(), |d| d.name.to_string()),
             attribute: attrs.iter().map(Attr::proto).collect(),
-            ..Default::default()
         });
         out
+    }
+
+    /// The operator domains other than ONNX's own that the nodes use.
+    pub fn domains(&self) -> impl Iterator<Item = Domain> + '_ {
+        self.domains
+            .iter()
+            .map(|(&name, &version)| Domain { name, version })
     }
 
     fn initializer(&mut self, hint: &str, data_type: i32, dims: &[usize], raw: Vec<u8>) -> String {
@@ -132,6 +187,10 @@ impl GraphBuilder {
         self.initializer(hint, data_type::FLOAT, dims, raw)
     }
 
+    pub fn u8s(&mut self, hint: &str, dims: &[usize], values: Vec<u8>) -> String {
+        self.initializer(hint, data_type::UINT8, dims, values)
+    }
+
     pub fn i8s(&mut self, hint: &str, dims: &[usize], values: &[i8]) -> String {
         let raw = values.iter().map(|&v| v as u8).collect();
         self.initializer(hint, data_type::INT8, dims, raw)
@@ -140,14 +199,7 @@ impl GraphBuilder {
     /// Values within −8..=7 as INT4, two to a byte, the first in the low
     /// nibble.
     pub fn i4s(&mut self, hint: &str, dims: &[usize], values: &[i8]) -> String {
-        let raw = values
-            .chunks(2)
-            .map(|pair| {
-                let lo = (pair[0] as u8) & 0x0f;
-                let hi = pair.get(1).map_or(0, |&v| (v as u8) & 0x0f);
-                lo | (hi << 4)
-            })
-            .collect();
+        let raw = nibbles(values.iter().map(|&v| v as u8));
         self.initializer(hint, data_type::INT4, dims, raw)
     }
 

@@ -1,7 +1,8 @@
 //! The ONNX graph of a GPT-2 artifact: token and position embeddings (a
 //! factorized or packed token table included), pre-LN blocks of their own
 //! widths with causal attention, the final layer norm, and the LM head tied
-//! to the token embedding. Outputs `last_hidden_state` (after the final
+//! to the token embedding (a linear: `MatMulNBits` where the table's levels
+//! fit 4 bits). Outputs `last_hidden_state` (after the final
 //! norm) and `logits` `[batch, sequence, vocab]` at every position. Exits
 //! are not exported.
 
@@ -64,15 +65,16 @@ pub fn decoder_graph(w: &mut WeightGraph<'_>, config: &ModelConfig) -> Result<()
         data_type::FLOAT,
         &[BATCH, SEQ, hidden],
     );
-    // The tied head: x · (table · proj^T)^T = x · proj · table^T.
-    let table_t = w.matrix(&table, true)?;
-    let head = if config.embedding_rank.is_some() {
+    // The tied head: x · table^T, or x · (table · proj^T)^T = x · proj ·
+    // table^T for a factorized table.
+    let logits = if config.embedding_rank.is_some() {
+        let table_t = w.matrix(&table, true)?;
         let proj = w.matrix(&projection, false)?;
-        w.g.op("MatMul", &[&proj, &table_t], &[], "lm_head")
+        let head = w.g.op("MatMul", &[&proj, &table_t], &[], "lm_head");
+        w.g.op("MatMul", &[&x, &head], &[], "lm_head")
     } else {
-        table_t
+        w.times_transposed(&table, &x, None, "lm_head")?
     };
-    let logits = w.g.op("MatMul", &[&x, &head], &[], "lm_head");
     let vocab = Dim::Fixed(config.vocab_size);
     w.g.output(&logits, "logits", data_type::FLOAT, &[BATCH, SEQ, vocab]);
     Ok(())

@@ -1,37 +1,55 @@
-//! The artifact's weights as ONNX values: linear layers (float, packed
-//! weights dequantized in the graph, or an integer product on int8
-//! activations), activation quantizers, and table lookups that keep a packed
-//! table packed. Packed weights are stored as int8 initializers holding
-//! their integer levels (one byte a weight) with f32 scales, per row or per
-//! group, exactly as plcc's integer kernels read them
-//! (`runtime::kernels::integer_levels`).
+//! The artifact's weights as ONNX values: the initializers of each stored
+//! tensor, matrices (dequantized in the graph where packed) and table
+//! lookups that keep a packed table packed. Packed weights are stored with
+//! their integer levels and f32 scales, per row or per group, exactly as
+//! plcc's integer kernels read them (`runtime::kernels::integer_levels`):
+//! levels within ±7 as INT4 (a linear's as `MatMulNBits` codes where
+//! `nbits` can), wider ones as int8.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::builder::{Attr, GraphBuilder};
+use super::nbits::NBitsWeight;
 use super::proto::data_type;
-use crate::artifact::{read_weight, ActivationQuant, Artifact, StoredWeight};
-use crate::base::Granularity;
+use super::OnnxOptions;
+use crate::artifact::{read_weight, Artifact, StoredWeight};
 use crate::diag::Diag;
 use crate::runtime::kernels::{integer_levels, IntegerLevels};
-use crate::runtime::model::linear_kernel::PER_TOKEN_INT8;
 
 /// The graph being built with the artifact it reads from.
 pub struct WeightGraph<'a> {
     pub g: GraphBuilder,
-    artifact: &'a Artifact,
+    pub(super) artifact: &'a Artifact,
+    pub(super) options: OnnxOptions,
     /// Per-token int8 quantizations already computed, by input value.
-    int8_inputs: HashMap<String, (String, String)>,
+    pub(super) int8_inputs: HashMap<String, TokenInt8>,
     /// Fake-quantized inputs already computed, by input value and width.
-    fake_inputs: HashMap<(String, u8, bool), String>,
+    pub(super) fake_inputs: HashMap<(String, u8, bool), String>,
     /// Initializers already written, by tensor name: each weight is stored
     /// once however many nodes read it (a tied word table, say).
     stored: HashMap<String, Stored>,
+    /// `MatMulNBits` forms already written (or found impossible), by
+    /// tensor name.
+    pub(super) nbits: HashMap<String, Option<NBitsWeight>>,
+    /// Weights that fit 4 bits but not `MatMulNBits`' blocks: the modules,
+    /// by reason.
+    unblocked: BTreeMap<String, Vec<String>>,
+}
+
+/// One input's per-token int8 quantization: the levels (f32 values of
+/// −127..=127), the scales `max |x| / 127` `[.., 1]`, and the forms built
+/// from them so far.
+#[derive(Clone, Default)]
+pub struct TokenInt8 {
+    pub levels: String,
+    pub scale: String,
+    pub int8: Option<String>,
+    pub dequantized: Option<String>,
 }
 
 /// The initializers of one stored tensor.
 #[derive(Clone)]
-enum Stored {
+pub(super) enum Stored {
     Float(String),
     /// INT4 levels `[rows, cols]` and their scales `[rows, groups]`, a
     /// block of `block` values along a row each (a whole row for row
@@ -65,7 +83,7 @@ enum Weight {
     },
 }
 
-fn cannot(name: &str, why: impl std::fmt::Display) -> Diag {
+pub(super) fn cannot(name: &str, why: impl std::fmt::Display) -> Diag {
     Diag::new(
         "plcc::export::unsupported",
         format!("cannot export `{name}` to ONNX: {why}"),
@@ -106,18 +124,46 @@ fn scale_layout(
 }
 
 impl<'a> WeightGraph<'a> {
-    pub fn new(artifact: &'a Artifact) -> Self {
+    pub fn new(artifact: &'a Artifact, options: OnnxOptions) -> Self {
         WeightGraph {
             g: GraphBuilder::default(),
             artifact,
+            options,
             int8_inputs: HashMap::new(),
             fake_inputs: HashMap::new(),
             stored: HashMap::new(),
+            nbits: HashMap::new(),
+            unblocked: BTreeMap::new(),
         }
     }
 
+    /// Records that `name`'s 4-bit levels are dequantized in the graph
+    /// because of `why`.
+    pub(super) fn note_unblocked(&mut self, name: &str, why: String) {
+        let module = name.trim_end_matches(".weight").to_string();
+        self.unblocked.entry(why).or_default().push(module);
+    }
+
+    /// What the graph does differently from the options asked, for the user.
+    pub fn notes(&self) -> Vec<String> {
+        self.unblocked
+            .iter()
+            .map(|(why, modules)| {
+                let more = match modules.len() {
+                    1 => String::new(),
+                    n => format!(" and {} more", n - 1),
+                };
+                format!(
+                    "`{}`{more}: 4-bit weights dequantized in the graph (INT4 with \
+                     DequantizeLinear), not MatMulNBits: {why}",
+                    modules[0]
+                )
+            })
+            .collect()
+    }
+
     /// The initializers of tensor `name` (written on first use).
-    fn stored(&mut self, name: &str) -> Result<Stored, Diag> {
+    pub(super) fn stored(&mut self, name: &str) -> Result<Stored, Diag> {
         if let Some(hit) = self.stored.get(name) {
             return Ok(hit.clone());
         }
@@ -201,10 +247,28 @@ impl<'a> WeightGraph<'a> {
         }
     }
 
+    /// Whether tensor `name`'s initializers for lookups and matrices are
+    /// written.
+    pub(super) fn is_stored(&self, name: &str) -> bool {
+        self.stored.contains_key(name)
+    }
+
     /// Whether the artifact stores tensor `name`.
     pub fn has(&self, name: &str) -> bool {
         self.artifact.manifest.weights.contains_key(name)
             || self.artifact.tensors.tensors.contains_key(name)
+    }
+
+    /// The integer levels of packed weight `name` (`rows`, `cols`,
+    /// levels), or `None` for a float tensor.
+    pub(super) fn packed_levels(
+        &self,
+        name: &str,
+    ) -> Result<Option<(usize, usize, IntegerLevels)>, Diag> {
+        Ok(match self.weight(name)? {
+            Weight::Levels { rows, cols, levels } => Some((rows, cols, levels)),
+            Weight::Float { .. } => None,
+        })
     }
 
     fn weight(&self, name: &str) -> Result<Weight, Diag> {
@@ -302,100 +366,6 @@ impl<'a> WeightGraph<'a> {
         }
     }
 
-    /// `x` quantized per token to int8 as plcc's integer kernels do it
-    /// (`q = round_half_even(x · 127 / max |x|)`): the int8 values and the
-    /// scales `max |x| / 127` `[.., 1]`.
-    fn int8_per_token(&mut self, x: &str) -> (String, String) {
-        if let Some(done) = self.int8_inputs.get(x) {
-            return done.clone();
-        }
-        let max = self.abs_max(x, true);
-        let qmax = self.g.scalar("qmax", 127.0);
-        let scaled = self.g.op("Mul", &[x, &qmax], &[], "act_scaled");
-        let ratio = self.g.op("Div", &[&scaled, &max], &[], "act_ratio");
-        let rounded = self.g.op("Round", &[&ratio], &[], "act_round");
-        let q = self.clip_levels(&rounded, 127.0);
-        let q8 = self.g.op(
-            "Cast",
-            &[&q],
-            &[Attr::Int("to", data_type::INT8 as i64)],
-            "act_q",
-        );
-        let scale = self.g.op("Div", &[&max, &qmax], &[], "act_scale");
-        self.int8_inputs
-            .insert(x.to_string(), (q8.clone(), scale.clone()));
-        (q8, scale)
-    }
-
-    /// The largest magnitude of `x` per token (`[.., 1]`) or over the whole
-    /// tensor (a scalar), kept above zero so an all-zero row stays zero.
-    fn abs_max(&mut self, x: &str, per_token: bool) -> String {
-        let abs = self.g.op("Abs", &[x], &[], "act_abs");
-        let max = if per_token {
-            let axes = self.g.i64s("axes", &[-1]);
-            self.g.op(
-                "ReduceMax",
-                &[&abs, &axes],
-                &[Attr::Int("keepdims", 1)],
-                "act_max",
-            )
-        } else {
-            self.g
-                .op("ReduceMax", &[&abs], &[Attr::Int("keepdims", 0)], "act_max")
-        };
-        let tiny = self.g.scalar("tiny", f32::MIN_POSITIVE);
-        self.g.op("Max", &[&max, &tiny], &[], "act_max")
-    }
-
-    fn clip_levels(&mut self, rounded: &str, qmax: f32) -> String {
-        let lo = self.g.scalar("qmin", -qmax);
-        let hi = self.g.scalar("qmax", qmax);
-        self.g.op("Clip", &[rounded, &lo, &hi], &[], "act_levels")
-    }
-
-    /// `x` through the activation quantizer `aq` (its values in f32), as
-    /// plcc's quantizer computes it: `q = round_half_away(x / max · qmax)`,
-    /// then `q · max / qmax`.
-    fn fake_quantize(
-        &mut self,
-        x: &str,
-        aq: &ActivationQuant,
-        module: &str,
-    ) -> Result<String, Diag> {
-        if !aq.symmetric {
-            return Err(cannot(
-                module,
-                "asymmetric activation quantizers are not exported",
-            ));
-        }
-        let per_token = match aq.granularity {
-            Granularity::Token => true,
-            Granularity::Tensor => false,
-            other => return Err(cannot(module, format!("activation granularity {other:?}"))),
-        };
-        let key = (x.to_string(), aq.bits, per_token);
-        if let Some(done) = self.fake_inputs.get(&key) {
-            return Ok(done.clone());
-        }
-        let qmax = ((1u32 << (aq.bits - 1)) - 1) as f32;
-        let max = self.abs_max(x, per_token);
-        let qmax_c = self.g.scalar("qmax", qmax);
-        let unit = self.g.op("Div", &[x, &max], &[], "act_unit");
-        let ratio = self.g.op("Mul", &[&unit, &qmax_c], &[], "act_ratio");
-        // Half away from zero: sign(r) · floor(|r| + 0.5).
-        let half = self.g.scalar("half", 0.5);
-        let abs = self.g.op("Abs", &[&ratio], &[], "act_round");
-        let shifted = self.g.op("Add", &[&abs, &half], &[], "act_round");
-        let floor = self.g.op("Floor", &[&shifted], &[], "act_round");
-        let sign = self.g.op("Sign", &[&ratio], &[], "act_round");
-        let rounded = self.g.op("Mul", &[&sign, &floor], &[], "act_round");
-        let q = self.clip_levels(&rounded, qmax);
-        let scaled = self.g.op("Mul", &[&q, &max], &[], "act_fq");
-        let out = self.g.op("Div", &[&scaled, &qmax_c], &[], "act_fq");
-        self.fake_inputs.insert(key, out.clone());
-        Ok(out)
-    }
-
     /// The matrix `name` as f32 `[rows, cols]` (or `[cols, rows]` when
     /// `transposed`): a float initializer, or a packed one's int8 levels
     /// scaled inside the graph.
@@ -409,92 +379,5 @@ impl<'a> WeightGraph<'a> {
         } else {
             w
         })
-    }
-
-    /// The linear module `module` (`module.weight` `[out, in]`, optional
-    /// `module.bias`) applied to `x` `[.., in]`, with the module's activation
-    /// quantizer when the artifact has one. plcc runs a packed linear on its
-    /// integer kernel, which quantizes the input per token to int8 when the
-    /// artifact names no other quantizer for it; an int8 weight with row
-    /// scales on such an input is the integer product the kernel computes
-    /// (exact i32 sums, then the token's and the row's scales).
-    pub fn linear(&mut self, module: &str, x: &str) -> Result<String, Diag> {
-        let weight_name = format!("{module}.weight");
-        let named = self.artifact.manifest.activation_quant.get(module).copied();
-        let stored = self.stored(&weight_name)?;
-        let packed = !matches!(stored, Stored::Float(_));
-        let aq = if packed {
-            Some(named.unwrap_or(PER_TOKEN_INT8))
-        } else {
-            named
-        };
-        let per_token_int8 =
-            aq.is_some_and(|a| a.bits == 8 && a.symmetric && a.granularity == Granularity::Token);
-        let y = match &stored {
-            Stored::Levels {
-                values,
-                scales,
-                group: None,
-                rows,
-                ..
-            } if per_token_int8 => {
-                let perm = [Attr::Ints("perm", vec![1, 0])];
-                let wt = self.g.op("Transpose", &[values], &perm, module);
-                let flat = self.g.i64s("shape", &[*rows as i64]);
-                let sw = self.g.op("Reshape", &[scales, &flat], &[], module);
-                let (xq, sx) = self.int8_per_token(x);
-                let acc = self.g.op("MatMulInteger", &[&xq, &wt], &[], module);
-                let accf = self.g.op(
-                    "Cast",
-                    &[&acc],
-                    &[Attr::Int("to", data_type::FLOAT as i64)],
-                    module,
-                );
-                let by_token = self.g.op("Mul", &[&accf, &sx], &[], module);
-                self.g.op("Mul", &[&by_token, &sw], &[], module)
-            }
-            _ => {
-                let w = self.matrix(&weight_name, true)?;
-                let x = match &aq {
-                    Some(aq) => self.fake_quantize(x, aq, module)?,
-                    None => x.to_string(),
-                };
-                self.g.op("MatMul", &[&x, &w], &[], module)
-            }
-        };
-        self.add_bias(module, y)
-    }
-
-    /// `x · name^T` for an embedding's projection `name` (`[hidden, r]`):
-    /// a float product, as the runtime computes it.
-    pub fn project(&mut self, name: &str, x: &str) -> Result<String, Diag> {
-        let w = self.matrix(name, true)?;
-        Ok(self
-            .g
-            .op("MatMul", &[x, &w], &[], name.trim_end_matches(".weight")))
-    }
-
-    /// A GPT-2 `Conv1D` module (an artifact stores its weight `[out, in]`,
-    /// as every linear's) applied to `x`: plcc runs these on float (or
-    /// dequantized) weights, with the activation quantizer the artifact
-    /// names, if any.
-    pub fn conv1d(&mut self, module: &str, x: &str) -> Result<String, Diag> {
-        let w = self.matrix(&format!("{module}.weight"), true)?;
-        let x = match self.artifact.manifest.activation_quant.get(module).copied() {
-            Some(aq) => self.fake_quantize(x, &aq, module)?,
-            None => x.to_string(),
-        };
-        let y = self.g.op("MatMul", &[&x, &w], &[], module);
-        self.add_bias(module, y)
-    }
-
-    fn add_bias(&mut self, module: &str, y: String) -> Result<String, Diag> {
-        let bias_name = format!("{module}.bias");
-        if self.has(&bias_name) {
-            let b = self.float(&bias_name)?;
-            Ok(self.g.op("Add", &[&y, &b], &[], module))
-        } else {
-            Ok(y)
-        }
     }
 }
