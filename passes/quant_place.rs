@@ -11,11 +11,13 @@
 //! layer reduction), two quantizers of one kind on one module (both spans), a
 //! group size that does not divide a matched module's row length, activation
 //! granularities other than `token` / `tensor`, `method: gptq` on a module
-//! without a calibration path (embedding tables, heads).
+//! without a calibration path (embedding tables, heads), an activation
+//! quantizer on a module whose weight quantizer keeps float inputs
+//! (`activations: float`; both spans).
 
 use std::collections::HashMap;
 
-use crate::base::Granularity;
+use crate::base::{Granularity, WeightInputs};
 use crate::diag::Span;
 use crate::diag::{did_you_mean, Diag};
 use crate::ir::{
@@ -120,6 +122,7 @@ impl Pass for QuantPlace {
                 changes.push((*ix, linear.name.clone(), spec));
             }
         }
+        check_weight_only(&changes)?;
 
         // Apply.
         for (ix, module, spec) in changes {
@@ -133,6 +136,7 @@ impl Pass for QuantPlace {
                         granularity: spec.granularity.value,
                         scale: spec.scale.value,
                         method: spec.method.value.clone(),
+                        inputs: spec.inputs.value,
                         span: spec.span,
                     })
                 }
@@ -149,6 +153,29 @@ impl Pass for QuantPlace {
         }
         Ok(())
     }
+}
+
+/// A module whose weight quantizer keeps float inputs (`activations: float`)
+/// cannot also have an activation quantizer.
+fn check_weight_only(changes: &[(NodeIndex, String, &QuantSpec)]) -> Result<(), Diag> {
+    let weight_only = changes
+        .iter()
+        .filter(|(_, _, s)| s.kind == QuantKind::Weights && s.inputs.value == WeightInputs::Float);
+    for (_, module, w) in weight_only {
+        let activation = changes
+            .iter()
+            .find(|(_, m, s)| m == module && s.kind == QuantKind::Activations);
+        if let Some((_, _, a)) = activation {
+            return Err(Diag::new(
+                "plcc::quantize::conflict",
+                format!("module `{module}` keeps float inputs and quantizes them"),
+            )
+            .label(w.inputs.span, format!("`{module}` keeps float inputs here"))
+            .label(a.selector.span, format!("an activation quantizer on `{module}`"))
+            .help("remove `activations: float` to quantize the inputs, or make the `quantize activations` selector skip the module"));
+        }
+    }
+    Ok(())
 }
 
 /// GPTQ calibrates a module on the inputs it sees inside the network's

@@ -1,5 +1,5 @@
 //! Running models: the runtime end to end, numeric parity with transformers,
-//! the integer and CUDA kernels on built artifacts, early exits and their
+//! the integer, weight-only and CUDA kernels on built artifacts, early exits and their
 //! calibration, and an encoder-decoder's logits and generation.
 
 /// The helpers of `tests/support/` these tests use: each test binary names
@@ -24,3 +24,5 @@ mod exits;
 mod parity;
 #[path = "runtime/seq2seq_run.rs"]
 mod seq2seq_run;
+#[path = "runtime/weight_only.rs"]
+mod weight_only;

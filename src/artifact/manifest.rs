@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::WeightInputs;
 use crate::base::{Bits, ExitCriterion, ExitHead, Granularity, SentencePipeline, Task};
 use crate::base::{LabelSet, ModelConfig};
 
@@ -39,7 +40,11 @@ pub struct Manifest {
     pub config: ModelConfig,
     /// Every weight matrix by module name, with how it is stored.
     pub weights: BTreeMap<String, WeightRecord>,
-    /// Activation quantizers by module name.
+    /// How each linear module's input is quantized, by module name: the
+    /// recipe's activation quantizers, and the packed integer kernel's int8
+    /// per token (`kernel: true`) on the linears that kernel runs. A module
+    /// absent here has float inputs, except in artifacts written before the
+    /// kernel's entries were recorded: `Manifest::input_quant` reads both.
     pub activation_quant: BTreeMap<String, ActivationQuant>,
     /// Kept structure indices into the teacher, e.g.
     /// `encoder.layer.0.attention.heads` → `[0, 3, 7]`.
@@ -135,6 +140,11 @@ pub enum Storage {
         granularity: Granularity,
         /// Weights per scale unit.
         unit_len: usize,
+        /// The module's inputs without an activation quantizer: the integer
+        /// kernel's int8 per token (the default, not written), or `float`
+        /// (weight-only quantization).
+        #[serde(default, skip_serializing_if = "WeightInputs::is_kernel")]
+        inputs: WeightInputs,
     },
 }
 
@@ -143,6 +153,21 @@ pub struct ActivationQuant {
     pub bits: u8,
     pub symmetric: bool,
     pub granularity: Granularity,
+    /// The packed integer kernel's own input quantization (no activation
+    /// quantizer placed by the recipe).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kernel: bool,
+}
+
+impl ActivationQuant {
+    /// What the packed integer kernel does to its input: symmetric int8,
+    /// one scale per token.
+    pub const KERNEL: ActivationQuant = ActivationQuant {
+        bits: 8,
+        symmetric: true,
+        granularity: Granularity::Token,
+        kernel: true,
+    };
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ mod atomic;
 mod manifest;
 mod manifest_build;
 mod manifest_file;
+mod manifest_inputs;
 pub mod output;
 mod packed;
 mod tensors;

@@ -83,6 +83,7 @@ pub fn store_weight(
             symmetric: q.symmetric,
             granularity: granularity_of(q),
             unit_len: q.unit_len,
+            inputs: Default::default(),
         },
     }
 }

@@ -9,9 +9,10 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::manifest::{FileRecord, Manifest};
+use super::manifest::{FileRecord, Manifest, Storage};
 use super::manifest_file::REBUILD_HELP;
 use super::{MANIFEST_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::base::WeightInputs;
 use crate::diag::Diag;
 
 /// Bit widths an activation quantizer may have (what recipes accept).
@@ -175,6 +176,20 @@ fn check_activation_quant(manifest: &Manifest, dir: &Path) -> Result<(), Diag> {
                 dir,
                 &field,
                 format!("names module `{module}`, which has no weight in the artifact"),
+            ));
+        }
+        let weight_only = matches!(
+            manifest.weights[&format!("{module}.weight")].storage,
+            Storage::Packed {
+                inputs: WeightInputs::Float,
+                ..
+            }
+        );
+        if weight_only {
+            return Err(bad_field(
+                dir,
+                &field,
+                format!("quantizes the inputs of `{module}`, whose weight record keeps them float (`inputs: float`)"),
             ));
         }
         if !ACTIVATION_BITS.contains(&q.bits) {

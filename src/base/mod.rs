@@ -31,7 +31,9 @@ pub use family::Family;
 pub use hash::sha256_hex;
 pub use labels::LabelSet;
 pub use pipeline::{read_pipeline, SentencePipeline};
+pub use quant::{linear_kernel, LinearKernelKind, WeightInputs};
 pub use quant::{Bits, GptqSpec, Granularity, QuantMethod, ScaleMethod};
+pub use quant::{KERNEL_INPUT_TEXT, WEIGHT_ONLY_INPUT_TEXT};
 pub use schedule::{
     ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength,
 };

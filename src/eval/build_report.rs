@@ -85,8 +85,14 @@ pub struct RunFacts {
     pub max_steps: Option<usize>,
     /// Whether training continued from a checkpoint (`--resume`).
     pub resumed: bool,
-    /// How many modules quantize their input activations.
+    /// How many modules quantize their input activations as the recipe
+    /// says.
     pub quantized_activations: usize,
+    /// How many packed linears run on the integer kernel, which quantizes
+    /// their inputs to int8 per token.
+    pub kernel_inputs: usize,
+    /// How many packed linears are quantized weight-only (float inputs).
+    pub weight_only: usize,
 }
 
 /// Everything the report is assembled from.
@@ -154,6 +160,20 @@ fn run_notes(run: &RunFacts) -> Vec<String> {
             "{} modules quantize their input activations; fidelity was measured on the \
              loaded artifact, with them",
             run.quantized_activations
+        ));
+    }
+    if run.kernel_inputs > 0 {
+        notes.push(format!(
+            "{} packed linears run on the integer kernel, which quantizes their inputs to int8 \
+             per token; fidelity was measured with it",
+            run.kernel_inputs
+        ));
+    }
+    if run.weight_only > 0 {
+        notes.push(format!(
+            "{} packed linears are quantized weight-only: float inputs, their packed weights \
+             decoded in the product",
+            run.weight_only
         ));
     }
     if run.trained && run.on_gpu {

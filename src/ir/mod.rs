@@ -15,6 +15,7 @@
 
 mod build;
 pub mod cost;
+mod inputs;
 mod linear;
 mod model;
 mod node;
@@ -25,6 +26,7 @@ mod verify;
 
 pub use build::{exit_node, model_from_config};
 pub use cost::{estimate, Cost, ExitCost};
+pub use inputs::LinearInput;
 pub use linear::{Linear, LinearUse};
 pub use model::{Layer, Model};
 pub use node::{

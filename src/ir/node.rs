@@ -13,9 +13,9 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::base::QuantMethod;
 use crate::base::{Activation, Arch};
 use crate::base::{Bits, ExitHead, Granularity, Pooling, ScaleMethod};
+use crate::base::{QuantMethod, WeightInputs};
 use crate::diag::Span;
 
 /// One dimension of a tensor type.
@@ -216,6 +216,10 @@ pub struct WeightQuant {
     /// Round to nearest, or GPTQ with its calibration set.
     #[serde(skip_serializing_if = "QuantMethod::is_rtn")]
     pub method: QuantMethod,
+    /// The module's inputs when no activation quantizer is placed on it:
+    /// the integer kernel's int8 per token, or float (weight-only).
+    #[serde(skip_serializing_if = "WeightInputs::is_kernel")]
+    pub inputs: WeightInputs,
     /// The `quantize` directive that placed it.
     #[serde(skip)]
     pub span: Span,

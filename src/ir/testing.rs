@@ -96,6 +96,7 @@ pub fn weights(selector: &str, bits: Bits, granularity: Granularity) -> QuantSpe
         granularity: s(granularity),
         scale: s(ScaleMethod::Max),
         method: s(QuantMethod::Rtn),
+        inputs: s(crate::base::WeightInputs::Kernel),
     }
 }
 

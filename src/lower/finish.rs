@@ -222,7 +222,17 @@ pub(super) fn run_facts(
         on_gpu: device.is_cuda(),
         max_steps: opts.max_steps,
         resumed: opts.resume,
-        quantized_activations: packed.activation_quant.len(),
+        quantized_activations: packed
+            .activation_quant
+            .values()
+            .filter(|q| !q.kernel)
+            .count(),
+        kernel_inputs: packed
+            .activation_quant
+            .values()
+            .filter(|q| q.kernel)
+            .count(),
+        weight_only: packed.weight_only,
     }
 }
 

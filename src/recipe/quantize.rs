@@ -8,7 +8,7 @@ use super::values::{
     positive_number, wrong_type,
 };
 use crate::base::{Bits, Granularity, ScaleMethod};
-use crate::base::{GptqSpec, QuantMethod};
+use crate::base::{GptqSpec, QuantMethod, WeightInputs};
 use crate::diag::{did_you_mean, Diag};
 use crate::diag::{Span, Spanned};
 use crate::recipe::{QuantKind, QuantSpec, DEFAULT_GPTQ_DAMP, DEFAULT_GPTQ_SAMPLES};
@@ -23,8 +23,9 @@ enum GranularityName {
 }
 
 /// `quantize weights|activations "SELECTOR" { bits, symmetric, granularity,
-/// group, scale }`; weights also take `method` (`rtn` or `gptq`) and, with
-/// `gptq`, `data`, `samples`, `damp` and `act_order`.
+/// group, scale }`; weights also take `activations: float` (weight-only),
+/// `method` (`rtn` or `gptq`) and, with `gptq`, `data`, `samples`, `damp`
+/// and `act_order`.
 pub fn quantize(block: &Block, errs: &mut Errors) -> Option<QuantSpec> {
     errs.ok(arg_count(
         block,
@@ -78,6 +79,7 @@ pub fn quantize(block: &Block, errs: &mut Errors) -> Option<QuantSpec> {
             ],
         )
     });
+    let inputs = weight_inputs(&mut body, kind, block.name.span, errs);
     let method = quant_method(&mut body, kind, block.name.span, errs);
     body.finish(&[], errs);
     let default_granularity = match kind {
@@ -120,7 +122,39 @@ pub fn quantize(block: &Block, errs: &mut Errors) -> Option<QuantSpec> {
         granularity: Spanned::new(granularity, granularity_span),
         scale,
         method: method?,
+        inputs,
     })
+}
+
+/// `activations: float` in a `quantize weights` block: the module keeps
+/// float inputs (weight-only quantization) instead of the integer kernel's
+/// int8 per token. In a `quantize activations` block it is an error.
+fn weight_inputs(
+    body: &mut Body<'_>,
+    kind: QuantKind,
+    owner: Span,
+    errs: &mut Errors,
+) -> Spanned<WeightInputs> {
+    let given = body.take("activations", errs, |v| {
+        if kind == QuantKind::Activations {
+            return Err(Diag::new(
+                "plcc::recipe::conflicting-keys",
+                "`activations` applies only to weight quantizers",
+            )
+            .label(v.span, "this block already quantizes the activations")
+            .help(
+                "use `bits`, `granularity` and `symmetric` to describe the activation quantizer",
+            ));
+        }
+        choice(v, &[("float", WeightInputs::Float)]).map_err(|d| {
+            d.help(
+                "`activations: float` keeps float inputs (weight-only quantization); without it \
+                 a packed linear quantizes its input to int8 per token on the integer kernel, \
+                 and a `quantize activations` block places another activation quantizer",
+            )
+        })
+    });
+    given.unwrap_or(Spanned::new(WeightInputs::Kernel, owner))
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -16,7 +16,7 @@ use crate::base::{
 };
 use crate::base::{
     DataSpec, ExitScope, Importance, Keep, LrScheduleKind, Negatives, OptimizerKind, OutputFormat,
-    QuantMethod, StageLength, VocabRule,
+    QuantMethod, StageLength, VocabRule, WeightInputs,
 };
 use crate::diag::{Span, Spanned};
 
@@ -155,6 +155,9 @@ pub struct QuantSpec {
     /// How weights are rounded (weights only; activations are always
     /// rounded to nearest at run time).
     pub method: Spanned<QuantMethod>,
+    /// Weights only: the module's inputs when no activation quantizer is
+    /// placed on it (`activations: float`: weight-only quantization).
+    pub inputs: Spanned<WeightInputs>,
 }
 
 /// Calibration examples of a `method: gptq` quantizer when `samples` is not given.

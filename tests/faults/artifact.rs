@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
-use plcc::artifact::{encode_manifest, read_manifest, ActivationQuant, Manifest};
-use plcc::base::Granularity;
+use plcc::artifact::{encode_manifest, read_manifest, ActivationQuant, Manifest, Storage};
+use plcc::base::{Granularity, WeightInputs};
 
 use crate::support::plcc::{build, plcc, stderr, workdir, write_recipe};
 
@@ -248,6 +248,7 @@ fn manifest_fields_out_of_range_are_located_diagnostics() {
                 bits: 8,
                 symmetric: true,
                 granularity: Granularity::Token,
+                kernel: false,
             },
         );
     });
@@ -258,6 +259,17 @@ fn manifest_fields_out_of_range_are_located_diagnostics() {
         }
     });
     let moved_exit = with_manifest("moved-exit", |m| m.exits[0].after = 3);
+    // An activation quantizer on a module whose weight keeps float inputs.
+    let weight_only_quantized = with_manifest("weight-only-quantized", |m| {
+        let record = m
+            .weights
+            .get_mut("encoder.layer.0.intermediate.dense.weight")
+            .unwrap();
+        let Storage::Packed { inputs, .. } = &mut record.storage else {
+            panic!("the FFN input is packed")
+        };
+        *inputs = WeightInputs::Float;
+    });
     for (dir, needles) in [
         (&exit_99, vec!["`exits[0].after` is 99", "layers 1 to 4"]),
         (
@@ -267,6 +279,13 @@ fn manifest_fields_out_of_range_are_located_diagnostics() {
         (&layer_map_99, vec!["`layer_map[0]` is 99"]),
         (&bad_bits, vec!["bits` is 3"]),
         (&moved_exit, vec!["`weights.exit.2."]),
+        (
+            &weight_only_quantized,
+            vec![
+                "`activation_quant.encoder.layer.0.intermediate.dense`",
+                "keeps them float",
+            ],
+        ),
     ] {
         let mut all = vec!["plcc::artifact::bad-field", "manifest.json"];
         all.extend(needles);

@@ -126,3 +126,55 @@ fn an_encoder_decoder_recipe_checks_and_plans() {
     let est = &doc["estimates"];
     assert!(est["student"]["bytes"].as_u64() < est["teacher"]["bytes"].as_u64());
 }
+
+#[test]
+fn the_plan_shows_what_each_linears_input_runs_with() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plan-inputs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let recipe = dir.join("recipe.pc");
+    std::fs::write(
+        &recipe,
+        "teacher: \"builtin:tiny-bert\"\n\
+         quantize weights \"encoder.layer.*.attention.*\" {\n    bits: 4\n    activations: float\n}\n\
+         quantize weights \"encoder.layer.*.intermediate.dense\" {\n    bits: 4\n}\n\
+         quantize weights \"encoder.layer.?.output.dense\" {\n    bits: 8\n    symmetric: false\n}\n\
+         quantize weights \"embeddings.word_embeddings\" {\n    bits: 4\n}\n",
+    )
+    .unwrap();
+    let out = plcc(&["plan", "--json"], Some(&recipe));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let input = |name: &str| {
+        doc["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no module {name}"))["activations"]
+            .clone()
+    };
+    // Weight-only: float inputs on the packed weight.
+    assert_eq!(
+        input("encoder.layer.0.attention.self.query"),
+        "float (weight-only)"
+    );
+    // Packed on the integer kernel, which quantizes its input per token.
+    assert_eq!(
+        input("encoder.layer.1.intermediate.dense"),
+        "int8 sym token (kernel)"
+    );
+    // Asymmetric weights run the float product: nothing quantizes the input.
+    assert!(input("encoder.layer.0.output.dense").is_null());
+    // A looked-up table has no input to quantize.
+    assert!(input("embeddings.word_embeddings").is_null());
+    let table = plcc(&["plan"], Some(&recipe));
+    let text = String::from_utf8(table.stdout).unwrap();
+    assert!(text.contains("float (weight-only)"), "{text}");
+    let dump = plcc(&["plan", "--dump-after", "quant-place"], Some(&recipe));
+    let text = String::from_utf8(dump.stdout).unwrap();
+    assert!(text.contains("activations float"), "{text}");
+}

@@ -20,6 +20,9 @@ pub struct ModuleRow {
     /// `[out, in]` in the student (`None`: removed).
     pub after: Option<[usize; 2]>,
     pub weights: Option<String>,
+    /// What its input goes through at run time (`Program::linear_input`):
+    /// the recipe's activation quantizer, the integer kernel's int8 per
+    /// token, or float with the packed weight (weight-only).
     pub activations: Option<String>,
     /// The module reuses the token embedding's matrix (a tied head).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -190,9 +193,7 @@ pub fn module_rows(program: &Program) -> Vec<ModuleRow> {
         let weights = q
             .and_then(|q| q.weights.as_ref())
             .map(ir::print_weight_quant);
-        let activations = q
-            .and_then(|q| q.activations.as_ref())
-            .map(ir::print_act_quant);
+        let activations = program.linear_input(*ix, l).text();
         match rows.iter().position(|r| r.name == l.name) {
             Some(pos) => {
                 rows[pos].after = Some([l.out, l.inp]);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::base::word;
+use crate::base::{word, WeightInputs};
 use crate::ir::{HeadKind, Node, Norm, Op, Program};
 
 use super::words::{print_act_quant, print_weight_quant};
@@ -56,6 +56,9 @@ pub fn print_model(program: &Program) -> String {
             let mut parts = Vec::new();
             if let Some(w) = &q.weights {
                 parts.push(format!("weights {}", print_weight_quant(w)));
+                if w.inputs == WeightInputs::Float {
+                    parts.push("activations float".to_string());
+                }
             }
             if let Some(a) = &q.activations {
                 parts.push(format!("activations {}", print_act_quant(a)));

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::artifact::{store_weight, ActivationQuant, TensorSet, WeightRecord};
+use crate::artifact::{store_weight, ActivationQuant, Storage, TensorSet, WeightRecord};
 use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::diag::Diag;
-use crate::ir::{Program, WeightQuant};
+use crate::ir::{LinearInput, Program, WeightQuant};
 use crate::lower::teacher::Tensors;
 use crate::quant::{quantize, QuantSpec, Quantized};
 use crate::runtime::tensor_error;
@@ -18,6 +18,8 @@ pub struct Packed {
     pub set: TensorSet,
     pub weights: BTreeMap<String, WeightRecord>,
     pub activation_quant: BTreeMap<String, ActivationQuant>,
+    /// How many linears are quantized weight-only (float inputs).
+    pub weight_only: usize,
     pub notes: Vec<String>,
 }
 
@@ -41,8 +43,10 @@ fn initial_learned_scales(w: &[f32], rows: usize, cols: usize, g: Granularity) -
     }
 }
 
-/// The weight and activation quantizers the program places, by student
-/// module name (`module_names` maps IR module names to student ones).
+/// The weight quantizers the program places and the input quantization of
+/// every linear at run time (`Program::linear_input`: the recipe's
+/// activation quantizers and the integer kernel's int8 per token), by
+/// student module name (`module_names` maps IR module names to student ones).
 pub fn placed_quantizers(
     program: &Program,
     module_names: &BTreeMap<String, String>,
@@ -52,31 +56,30 @@ pub fn placed_quantizers(
 ) {
     let mut weight_quant: BTreeMap<String, WeightQuant> = BTreeMap::new();
     let mut activation_quant = BTreeMap::new();
-    for ix in program.model.ordered_nodes() {
-        for (module, q) in &program.model.node(ix).quant {
-            let name = module_names
-                .get(module)
-                .cloned()
-                .unwrap_or_else(|| module.clone());
-            if let Some(w) = &q.weights {
-                weight_quant.insert(name.clone(), w.clone());
-            }
-            if let Some(a) = &q.activations {
-                let bits = match a.bits {
+    for (ix, linear) in program.model.linears() {
+        let name = module_names
+            .get(&linear.name)
+            .cloned()
+            .unwrap_or_else(|| linear.name.clone());
+        let quant = program.model.node(ix).quant.get(&linear.name);
+        if let Some(w) = quant.and_then(|q| q.weights.as_ref()) {
+            weight_quant.insert(name.clone(), w.clone());
+        }
+        let input = match program.linear_input(ix, &linear) {
+            LinearInput::Quantizer(a) => ActivationQuant {
+                bits: match a.bits {
                     Bits::Int(b) => b,
                     Bits::Ternary => 2,
                     Bits::Binary => 1,
-                };
-                activation_quant.insert(
-                    name,
-                    ActivationQuant {
-                        bits,
-                        symmetric: a.symmetric,
-                        granularity: a.granularity,
-                    },
-                );
-            }
-        }
+                },
+                symmetric: a.symmetric,
+                granularity: a.granularity,
+                kernel: false,
+            },
+            LinearInput::Kernel => ActivationQuant::KERNEL,
+            LinearInput::Float | LinearInput::WeightOnly => continue,
+        };
+        activation_quant.insert(name, input);
     }
     (weight_quant, activation_quant)
 }
@@ -165,7 +168,11 @@ pub fn pack(
                             .map_err(|e| quantize_error(name, w, e))?
                     }
                 };
-                store_weight(&mut set, name, shape, &values, Some(&q))
+                let mut record = store_weight(&mut set, name, shape, &values, Some(&q));
+                if let Storage::Packed { inputs, .. } = &mut record.storage {
+                    *inputs = w.inputs;
+                }
+                record
             }
             _ => store_weight(&mut set, name, shape, &values, None),
         };
@@ -177,10 +184,17 @@ pub fn pack(
              min(max|w|, 3·mean|w|) per unit"
         ));
     }
+    let weight_only = program
+        .model
+        .linears()
+        .iter()
+        .filter(|(ix, l)| program.linear_input(*ix, l) == LinearInput::WeightOnly)
+        .count();
     Ok(Packed {
         set,
         weights,
         activation_quant,
+        weight_only,
         notes,
     })
 }

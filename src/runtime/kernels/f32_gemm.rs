@@ -44,7 +44,7 @@ use super::simd_override::{simd_cap, SimdCap};
 const TASK_ROWS: usize = 96;
 /// k values per pass over a panel: the panel's slice (32 KiB at 32 columns,
 /// 16 KiB at 16) stays in L1 while every tile of the task's rows uses it.
-const K_BLOCK: usize = 256;
+pub(super) const K_BLOCK: usize = 256;
 
 /// The instruction set an f32 [`PackedWeight`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -264,58 +264,99 @@ impl PackedWeight {
     /// # Panics
     /// When `x.len() != m · k`.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
-        let (n, k) = (self.n, self.k);
-        assert_eq!(x.len(), m * k, "f32 gemm: x is not [{m}, {k}]");
-        let mut out = vec![0f32; m * n];
-        if n == 0 || m == 0 {
-            return out;
+        gemm(self.level, self, &self.bias, x, m, self.n, self.k)
+    }
+}
+
+impl PanelSource for PackedWeight {
+    fn panel<'a>(&'a self, blk: usize, k0: usize, depth: usize, _: &'a mut [f32]) -> &'a [f32] {
+        let nr = self.level.panel_cols();
+        &self.panels[(blk * self.k + k0) * nr..][..depth * nr]
+    }
+}
+
+/// The weights a [`gemm`] multiplies by, one panel slice at a time: stored
+/// f32 panels, or weights decoded into a scratch buffer as they are needed.
+pub(super) trait PanelSource: Sync {
+    /// Columns `blk · nr ..` (`nr` the level's panel width) for k values
+    /// `k0 .. k0 + depth`, as `[depth][nr]` f32; `scratch` holds
+    /// `K_BLOCK · nr` values a decoding source may fill and return.
+    fn panel<'a>(
+        &'a self,
+        blk: usize,
+        k0: usize,
+        depth: usize,
+        scratch: &'a mut [f32],
+    ) -> &'a [f32];
+}
+
+/// `x` row-major `[m, k]` times the `[n, k]` weights of `source` (transposed)
+/// plus `bias` (`n` rounded up to whole panels) → `[m, n]`, on `level`'s
+/// micro-kernel (see Layout and loops).
+///
+/// # Panics
+/// When `x.len() != m · k`.
+pub(super) fn gemm(
+    level: F32Level,
+    source: &impl PanelSource,
+    bias: &[f32],
+    x: &[f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) -> Vec<f32> {
+    assert_eq!(x.len(), m * k, "f32 gemm: x is not [{m}, {k}]");
+    let mut out = vec![0f32; m * n];
+    if n == 0 || m == 0 {
+        return out;
+    }
+    if k == 0 {
+        for row in out.chunks_exact_mut(n) {
+            row.copy_from_slice(&bias[..n]);
         }
-        if k == 0 {
-            for row in out.chunks_exact_mut(n) {
-                row.copy_from_slice(&self.bias[..n]);
-            }
-            return out;
-        }
-        let Kernel {
-            tile,
-            pack,
-            rows: mr,
-            cols: nr,
-        } = self.level.kernel();
-        // Enough tasks for every thread when `m` is small, else
-        // `TASK_ROWS` rows, in whole tiles.
-        let task_rows = m
-            .div_ceil(rayon::current_num_threads())
-            .next_multiple_of(mr)
-            .clamp(mr, TASK_ROWS);
-        out.par_chunks_mut(task_rows * n)
-            .zip(x.par_chunks(task_rows * k))
-            .for_each(|(out_rows, x_rows)| {
-                let rows = x_rows.len() / k;
-                let a = pack(x_rows, k);
-                for blk in 0..n.div_ceil(nr) {
-                    let cols = nr.min(n - blk * nr);
-                    for k0 in (0..k).step_by(K_BLOCK) {
-                        let depth = K_BLOCK.min(k - k0);
-                        let panel = &self.panels[(blk * k + k0) * nr..][..depth * nr];
-                        let bias = (k0 == 0).then(|| &self.bias[blk * nr..][..nr]);
-                        for (t, a_tile) in a.chunks_exact(k * mr).enumerate() {
-                            let tile_rows = mr.min(rows - t * mr);
-                            let a_block = &a_tile[k0 * mr..][..depth * mr];
-                            let c = &mut out_rows[t * mr * n + blk * nr..];
-                            // SAFETY: `with_level` checked that the CPU
-                            // supports the level; `a_block` holds `depth · mr`
-                            // packed activations, the panel slice `depth · nr`
-                            // weights, the bias `nr` values, and `c` (from
-                            // row `t · mr` of `rows`) spans
-                            // `(tile_rows − 1) · n + cols` values.
-                            unsafe { tile(a_block, tile_rows, panel, bias, c, n, cols) };
-                        }
+        return out;
+    }
+    let Kernel {
+        tile,
+        pack,
+        rows: mr,
+        cols: nr,
+    } = level.kernel();
+    // Enough tasks for every thread when `m` is small, else
+    // `TASK_ROWS` rows, in whole tiles.
+    let task_rows = m
+        .div_ceil(rayon::current_num_threads())
+        .next_multiple_of(mr)
+        .clamp(mr, TASK_ROWS);
+    out.par_chunks_mut(task_rows * n)
+        .zip(x.par_chunks(task_rows * k))
+        .for_each(|(out_rows, x_rows)| {
+            let rows = x_rows.len() / k;
+            let a = pack(x_rows, k);
+            let mut scratch = vec![0f32; K_BLOCK * nr];
+            for blk in 0..n.div_ceil(nr) {
+                let cols = nr.min(n - blk * nr);
+                for k0 in (0..k).step_by(K_BLOCK) {
+                    let depth = K_BLOCK.min(k - k0);
+                    let panel = source.panel(blk, k0, depth, &mut scratch);
+                    assert_eq!(panel.len(), depth * nr, "f32 gemm: short panel slice");
+                    let bias = (k0 == 0).then(|| &bias[blk * nr..][..nr]);
+                    for (t, a_tile) in a.chunks_exact(k * mr).enumerate() {
+                        let tile_rows = mr.min(rows - t * mr);
+                        let a_block = &a_tile[k0 * mr..][..depth * mr];
+                        let c = &mut out_rows[t * mr * n + blk * nr..];
+                        // SAFETY: the source was packed for `level`, which
+                        // the CPU supports; `a_block` holds `depth · mr`
+                        // packed activations, the panel slice `depth · nr`
+                        // weights (checked above), the bias `nr` values, and
+                        // `c` (from row `t · mr` of `rows`) spans
+                        // `(tile_rows − 1) · n + cols` values.
+                        unsafe { tile(a_block, tile_rows, panel, bias, c, n, cols) };
                     }
                 }
-            });
-        out
-    }
+            }
+        });
+    out
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ mod scalar;
 mod simd_level;
 mod simd_override;
 mod tile;
+mod weight_only;
 mod weights;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -104,4 +105,5 @@ pub use reference::{
 pub use simd_level::{SimdLevel, NARROW_MAX};
 pub use simd_override::{avx2_fma_enabled, avx512f_enabled, simd_cap, SimdCap};
 pub use tile::finish;
+pub use weight_only::WeightOnlyLinear;
 pub use weights::{IntegerWeights, WeightForm};

@@ -3,16 +3,20 @@
 //! manifest, and the task head and exit heads are rebuilt from their stored
 //! tensors.
 //!
-//! Linear weights stored packed in a form the integer kernels take (binary,
-//! ternary, symmetric 2/4/8-bit with one scale per row or per tensor) run on
-//! those kernels (`crate::runtime::kernels`), which quantize each input token to int8;
-//! on a CUDA device (`cuda` feature) the packed weights are uploaded once and
-//! run on the GPU kernel. Packed weights the kernels do not take (asymmetric,
-//! or one scale per group within a row) are dequantized to f32 and run on the
-//! float kernel, as float weights do. A module with an activation quantizer
-//! in the manifest has its input quantized that way, so what runs (and the
-//! build's fidelity, measured on the loaded artifact) includes activation
-//! quantization.
+//! Each linear runs on the kernel `Manifest::linear_kernel` names (the rule
+//! the plan and the packer share). Linear weights stored packed in a form the
+//! integer kernels take (binary, ternary, symmetric 2/4/8-bit with one scale
+//! per tensor, row or group of a multiple of 4) run on those kernels
+//! (`crate::runtime::kernels`), which quantize each input token to int8; on a
+//! CUDA device (`cuda` feature) the packed weights are uploaded once and run
+//! on the GPU kernel. Weight-only linears (`inputs: float` in their weight
+//! record) run on the weight-only kernel, float inputs and the levels decoded
+//! in the product, on the CPU. Packed weights the kernels do not take
+//! (asymmetric, or groups of other lengths) are dequantized to f32 and run on
+//! the float kernel, as float weights do. Every linear's input is quantized
+//! as `Manifest::input_quant` says (its activation quantizer, or the integer
+//! kernel's int8 per token), so what runs (and the build's fidelity,
+//! measured on the loaded artifact) includes activation quantization.
 //! [`LoadOptions::dequantized`] loads every weight as f32 without any
 //! activation quantization instead (a reference to compare the kernels with).
 
@@ -25,16 +29,17 @@ use candle_nn::VarBuilder;
 
 use crate::artifact::{Artifact, ExitRecord, Storage, StoredWeight, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::base::family::is_embedding_tensor;
+use crate::base::LinearKernelKind;
 use crate::base::Pooling;
 use crate::base::{ExitHead, Task};
 use crate::diag::Diag;
-use crate::runtime::kernels::{KernelError, PackedLinear};
+use crate::runtime::kernels::{KernelError, PackedLinear, WeightOnlyLinear};
 use crate::runtime::load::loaded_model::{LoadedModel, Network};
 use crate::runtime::load::weights::flip_conv1d;
 use crate::runtime::model::heads::Head;
 use crate::runtime::model::layers::EmbeddingTable;
 use crate::runtime::model::linear::Linear;
-use crate::runtime::model::linear_kernel::is_per_token_int8;
+use crate::runtime::model::linear_kernel::{is_per_token_int8, LinearKernel};
 use crate::runtime::model::packed_table::PackedRows;
 use crate::runtime::run::exit_rule::ExitPolicy;
 use crate::text::TextTokenizer;
@@ -85,7 +90,7 @@ fn tensors_except(
 /// table.
 #[derive(Default)]
 struct PackedParts {
-    linears: HashMap<String, PackedLinear>,
+    linears: HashMap<String, LinearKernel>,
     /// The packed token table and its weight's name.
     word_table: Option<(String, PackedRows)>,
 }
@@ -115,26 +120,32 @@ impl PackedParts {
             let Some(module) = name.strip_suffix(".weight").filter(|_| !table) else {
                 continue;
             };
-            // An input quantized otherwise than the kernel's int8 per token
-            // runs the float product on the dequantized weight.
-            if !artifact
-                .manifest
-                .activation_quant
-                .get(module)
-                .is_none_or(is_per_token_int8)
-            {
-                continue;
-            }
             let bias_name = format!("{module}.bias");
             let bias = match artifact.manifest.weights.contains_key(&bias_name) {
                 true => Some(artifact.weight_f32(&bias_name)?),
                 false => None,
             };
-            // Forms the kernels do not take (here or on this device) run on
-            // their dequantized f32 weight; a failed upload is an error.
-            match PackedLinear::new(&q, bias).and_then(|p| p.to_device(device)) {
-                Ok(linear) => {
-                    parts.linears.insert(module.to_string(), linear);
+            let input = artifact.manifest.input_quant(module);
+            let kernel = match artifact.manifest.linear_kernel(module) {
+                // An input quantized otherwise than the kernel's int8 per
+                // token runs the float product on the dequantized weight.
+                LinearKernelKind::Integer if input.as_ref().is_some_and(is_per_token_int8) => {
+                    PackedLinear::new(&q, bias)
+                        .and_then(|p| p.to_device(device))
+                        .map(|p| Some(LinearKernel::Int8(p)))
+                }
+                // The weight-only kernel runs on the CPU; elsewhere the
+                // dequantized weight gives the same product.
+                LinearKernelKind::Decoding if input.is_none() && device.is_cpu() => {
+                    WeightOnlyLinear::new(&q, bias).map(|p| p.map(LinearKernel::WeightOnly))
+                }
+                _ => Ok(None),
+            };
+            // Forms a kernel does not take on this device run on their
+            // dequantized f32 weight; a failed upload is an error.
+            match kernel {
+                Ok(Some(kernel)) => {
+                    parts.linears.insert(module.to_string(), kernel);
                 }
                 Err(KernelError::Device(e)) => {
                     return Err(Diag::new(
@@ -143,7 +154,7 @@ impl PackedParts {
                     )
                     .note(e))
                 }
-                Err(_) => {}
+                Ok(None) | Err(_) => {}
             }
         }
         Ok(parts)
@@ -191,10 +202,10 @@ fn prepare_linear(
 ) -> Result<(), Diag> {
     if options.kernels {
         if let Some(kernel) = packed.linears.remove(name) {
-            lin.use_placed_kernel(kernel);
+            lin.set_kernel(kernel);
         }
-        if let Some(q) = artifact.manifest.activation_quant.get(name) {
-            lin.quantize_inputs(*q);
+        if let Some(q) = artifact.manifest.input_quant(name) {
+            lin.quantize_inputs(q);
         }
     }
     lin.prepare_inference()

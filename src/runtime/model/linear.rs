@@ -4,8 +4,9 @@
 //! float weight unchanged. Quantizers plug in through the `Quantizer` trait.
 //!
 //! For inference a layer may also carry a [`LinearKernel`] (its weight packed
-//! for a fast kernel: f32 on the CPU, or the integer kernel of a packed
-//! artifact weight, on the CPU or the GPU) and an input quantizer (an
+//! for a fast kernel: f32 on the CPU, the integer kernel of a packed
+//! artifact weight, on the CPU or the GPU, or the weight-only kernel that
+//! decodes a packed weight for float inputs) and an input quantizer (an
 //! artifact's activation quantization). A layer given a kernel keeps its
 //! weight only in the kernel's packed form ([`LinearWeight::InKernel`]), so
 //! a model is held in memory once, at its packed size; the float weight is
@@ -237,12 +238,6 @@ impl Linear {
         self.kernel = Some(Arc::new(LinearKernel::Int8(packed)));
         self.hold_in_kernel(device);
         Ok(())
-    }
-
-    /// Runs the layer on `packed`, an integer kernel built from its stored
-    /// weight and already placed where the layer's weight is.
-    pub fn use_placed_kernel(&mut self, packed: PackedLinear) {
-        self.set_kernel(LinearKernel::Int8(packed));
     }
 
     /// Where the layer's weight lives.

@@ -8,6 +8,9 @@
 //!   GEMM of `crate::runtime::kernels`, which quantizes every input row (token) to int8
 //!   with its own scale on the fly; on the CPU, or on the GPU its weights were
 //!   placed on (`cuda` feature).
+//! - [`LinearKernel::WeightOnly`]: a packed artifact weight kept as its
+//!   integer levels and scales, decoded inside the f32 GEMM, on float inputs
+//!   (weight-only quantization; CPU only).
 //! - [`quantize_input`]: the fake quantization (quantize, then dequantize in
 //!   f32) of a layer's input as an artifact's activation quantizer describes
 //!   it, with the same quantizer the weights use (`crate::quant`).
@@ -18,15 +21,11 @@ use crate::artifact::ActivationQuant;
 use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::quant::{fake_quantize, QuantSpec};
 use crate::runtime::kernels::f32_gemm::PackedWeight;
-use crate::runtime::kernels::PackedLinear;
+use crate::runtime::kernels::{PackedLinear, WeightOnlyLinear};
 
 /// The input quantization the integer kernel applies: symmetric int8, one
 /// scale per token.
-pub const PER_TOKEN_INT8: ActivationQuant = ActivationQuant {
-    bits: 8,
-    symmetric: true,
-    granularity: Granularity::Token,
-};
+pub const PER_TOKEN_INT8: ActivationQuant = ActivationQuant::KERNEL;
 
 /// True when `q` is exactly what the integer kernel does to its input.
 pub fn is_per_token_int8(q: &ActivationQuant) -> bool {
@@ -38,6 +37,7 @@ pub fn is_per_token_int8(q: &ActivationQuant) -> bool {
 pub enum LinearKernel {
     F32(PackedWeight),
     Int8(PackedLinear),
+    WeightOnly(WeightOnlyLinear),
 }
 
 impl LinearKernel {
@@ -45,6 +45,7 @@ impl LinearKernel {
         match self {
             LinearKernel::F32(p) => p.k,
             LinearKernel::Int8(p) => p.in_features(),
+            LinearKernel::WeightOnly(p) => p.in_features(),
         }
     }
 
@@ -52,6 +53,7 @@ impl LinearKernel {
         match self {
             LinearKernel::F32(p) => p.n,
             LinearKernel::Int8(p) => p.out_features(),
+            LinearKernel::WeightOnly(p) => p.out_features(),
         }
     }
 
@@ -65,6 +67,7 @@ impl LinearKernel {
         match self {
             LinearKernel::F32(p) => p.unpacked(),
             LinearKernel::Int8(p) => p.weights().dequantized(),
+            LinearKernel::WeightOnly(p) => p.dequantized(),
         }
     }
 
@@ -72,7 +75,7 @@ impl LinearKernel {
     /// integer kernel the GPU its weights were placed on.
     pub fn runs_on(&self, device: &Device) -> bool {
         match self {
-            LinearKernel::F32(_) => device.is_cpu(),
+            LinearKernel::F32(_) | LinearKernel::WeightOnly(_) => device.is_cpu(),
             LinearKernel::Int8(p) => p.runs_on(device),
         }
     }
@@ -106,6 +109,7 @@ impl CustomOp1 for LinearKernel {
         let y = match self {
             LinearKernel::F32(p) => p.matmul(x, m),
             LinearKernel::Int8(p) => p.forward_slice(x, m),
+            LinearKernel::WeightOnly(p) => p.matmul(x, m),
         };
         let mut dims = layout.shape().dims().to_vec();
         if let Some(last) = dims.last_mut() {
@@ -122,8 +126,8 @@ impl CustomOp1 for LinearKernel {
     ) -> Result<(candle_core::CudaStorage, Shape)> {
         match self {
             LinearKernel::Int8(p) => p.cuda_fwd(storage, layout),
-            LinearKernel::F32(_) => {
-                candle_core::bail!("the f32 linear kernel runs on the CPU only")
+            LinearKernel::F32(_) | LinearKernel::WeightOnly(_) => {
+                candle_core::bail!("the f32 and weight-only linear kernels run on the CPU only")
             }
         }
     }
@@ -196,6 +200,7 @@ mod tests {
             bits: 4,
             symmetric: false,
             granularity: Granularity::Tensor,
+            kernel: false,
         };
         let y: Vec<f32> = quantize_input(&x, &q)
             .unwrap()
