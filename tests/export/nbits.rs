@@ -2,7 +2,8 @@
 //! ONNX Runtime's `MatMulNBits` blocks (group scales as the blocks' scales,
 //! row scales repeated per block) computing what `plcc run` computes, the
 //! `--onnx-int4` forms, and the weights `MatMulNBits` cannot hold, which
-//! are dequantized in the graph with a note.
+//! are dequantized in the graph with a note; weight-only linears multiply
+//! their float input.
 
 use plcc::export::onnx::proto::{data_type, ModelProto, NodeProto};
 
@@ -160,4 +161,34 @@ fn groups_matmul_nbits_cannot_hold_are_dequantized_with_a_note() {
     );
     assert_eq!(count(&model, data_type::INT4), 2, "the groups of 8");
     assert_embeddings_match_plcc(&model, &out, &artifact);
+}
+
+#[test]
+fn weight_only_linears_multiply_the_float_input() {
+    // `activations: float`: plcc decodes the packed weight in the product and
+    // quantizes no input, so the export's MatMulNBits read the float input.
+    let quantize = "quantize weights \"encoder.layer.*\" { bits: 4\n granularity: group\n group: 32\n activations: float }\n";
+    let artifact = build_tiny_bert("nbits-weight-only", SENTENCES, quantize);
+    let out = artifact.parent().unwrap().join("onnx");
+    let o = export_with("onnx", &artifact, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let model = read_model(&out);
+    assert_eq!(nbits_nodes(&model).len(), LINEARS);
+    let graph = model.graph.as_ref().unwrap();
+    let quantizing: Vec<&str> = graph
+        .node
+        .iter()
+        .filter(|n| n.output[0].starts_with("act_"))
+        .map(|n| n.op_type.as_str())
+        .collect();
+    assert!(quantizing.is_empty(), "input quantization: {quantizing:?}");
+    assert_embeddings_match_plcc(&model, &out, &artifact);
+
+    // The same weights on the integer kernel quantize each linear's input.
+    let artifact = build_tiny_bert("nbits-kernel-inputs", SENTENCES, W4);
+    let out = artifact.parent().unwrap().join("onnx");
+    assert!(export_with("onnx", &artifact, &out, &[]).status.success());
+    let model = read_model(&out);
+    let graph = model.graph.as_ref().unwrap();
+    assert!(graph.node.iter().any(|n| n.output[0].starts_with("act_")));
 }

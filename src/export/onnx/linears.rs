@@ -1,6 +1,7 @@
 //! Linear layers as ONNX nodes, each computing what plcc's runtime
 //! computes for it: a packed weight on the integer kernel's per-token int8
-//! input (`MatMulNBits` for 4-bit levels, `MatMulInteger` for int8 rows),
+//! input (`MatMulNBits` for 4-bit levels, `MatMulInteger` for int8 rows) or,
+//! weight-only, on the float input,
 //! a float or dequantized weight behind the artifact's activation
 //! quantizer, a GPT-2 `Conv1D`, and an embedding's projection.
 
@@ -11,7 +12,7 @@ use super::weights::{Stored, WeightGraph};
 use super::Int4Linears;
 use crate::artifact::Storage;
 use crate::diag::Diag;
-use crate::runtime::model::linear_kernel::{is_per_token_int8, PER_TOKEN_INT8};
+use crate::runtime::model::linear_kernel::is_per_token_int8;
 
 impl WeightGraph<'_> {
     /// Weight `name` as `MatMulNBits` initializers (written on first use),
@@ -57,27 +58,28 @@ impl WeightGraph<'_> {
     }
 
     /// The linear module `module` (`module.weight` `[out, in]`, optional
-    /// `module.bias`) applied to `x` `[.., in]`, with the module's activation
-    /// quantizer when the artifact has one. plcc runs a packed linear on its
-    /// integer kernel, which quantizes the input per token to int8 when the
-    /// artifact names no other quantizer for it. On such an input, 4-bit
-    /// levels are one `MatMulNBits` of the input quantized and dequantized
-    /// per token, and an int8 weight with row scales is the integer product
-    /// the kernel computes (exact i32 sums, then the token's and the row's
-    /// scales).
+    /// `module.bias`) applied to `x` `[.., in]`, with the input quantization
+    /// it runs with in plcc (`Manifest::input_quant`): the activation
+    /// quantizer the artifact names; else, for a linear on the packed integer
+    /// kernel, int8 per token; else (a float weight, or a weight-only linear)
+    /// none. On an int8-per-token input, 4-bit levels are one `MatMulNBits`
+    /// of the input quantized and dequantized per token, and an int8 weight
+    /// with row scales is the integer product the kernel computes (exact i32
+    /// sums, then the token's and the row's scales).
     pub fn linear(&mut self, module: &str, x: &str) -> Result<String, Diag> {
         let weight_name = format!("{module}.weight");
-        let named = self.artifact.manifest.activation_quant.get(module).copied();
+        let aq = self.artifact.manifest.input_quant(module);
         if let Some(w) = self.nbits_weight(&weight_name)? {
-            let aq = named.unwrap_or(PER_TOKEN_INT8);
-            let (x, compute) = if is_per_token_int8(&aq) {
-                let compute = match self.options.int4 {
-                    Int4Linears::NBitsInt8 => NBitsCompute::Int8,
-                    _ => NBitsCompute::Fp32,
-                };
-                (self.int8_dequantized_per_token(x), compute)
-            } else {
-                (self.fake_quantize(x, &aq, module)?, NBitsCompute::Fp32)
+            let (x, compute) = match &aq {
+                Some(aq) if is_per_token_int8(aq) => {
+                    let compute = match self.options.int4 {
+                        Int4Linears::NBitsInt8 => NBitsCompute::Int8,
+                        _ => NBitsCompute::Fp32,
+                    };
+                    (self.int8_dequantized_per_token(x), compute)
+                }
+                Some(aq) => (self.fake_quantize(x, aq, module)?, NBitsCompute::Fp32),
+                None => (x.to_string(), NBitsCompute::Fp32),
             };
             let bias = self.bias(module)?;
             return Ok(matmul_nbits(
@@ -90,12 +92,6 @@ impl WeightGraph<'_> {
             ));
         }
         let stored = self.stored(&weight_name)?;
-        let packed = !matches!(stored, Stored::Float(_));
-        let aq = if packed {
-            Some(named.unwrap_or(PER_TOKEN_INT8))
-        } else {
-            named
-        };
         let y = match &stored {
             Stored::Levels {
                 values,
