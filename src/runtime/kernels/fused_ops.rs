@@ -16,7 +16,7 @@ const CHUNK: usize = 4096;
 /// erf(x) for f32 by a rational approximation on [-4, 4] (beyond which erf
 /// is ±1 in f32); absolute error below 1e-6, branch-free so it vectorizes.
 #[inline(always)]
-pub(crate) fn erf_fast(x: f32) -> f32 {
+fn erf_fast(x: f32) -> f32 {
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
     let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;

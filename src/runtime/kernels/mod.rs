@@ -103,7 +103,7 @@ pub use reference::{
     dequantized_linear_reference, reference_f32, reference_grouped_f32, reference_i32,
 };
 pub use simd_level::{SimdLevel, NARROW_MAX};
-pub use simd_override::{avx2_fma_enabled, avx512f_enabled, simd_cap, SimdCap};
+pub use simd_override::{simd_cap, SimdCap};
 pub use tile::finish;
 pub use weight_only::WeightOnlyLinear;
 pub use weights::{IntegerWeights, WeightForm};

@@ -1,16 +1,13 @@
-//! Building blocks shared by the models: layer norm, attention, softmax and
-//! the GELU variants, each with a fused form for inference (candle's fused
-//! layer norm and softmax record no gradient), a differentiable one for
-//! training (`train_ops`, fused with hand-written gradients, on the CPU) and
-//! a composite one of candle operations (training on other devices), and an
-//! embedding table that may be factorized.
+//! Building blocks shared by the models: layer norm, softmax and the GELU
+//! variants, each with a differentiable formulation for training and a fused
+//! one for inference (candle's fused layer norm and softmax record no
+//! gradient), and an embedding table that may be factorized.
 
 use candle_core::{Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use crate::base::Activation;
 use crate::runtime::model::packed_table::PackedRows;
-use crate::runtime::model::train_ops::{self, attention::KeyMask};
 
 /// Whether a forward pass must be differentiable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -18,8 +15,7 @@ pub enum Mode {
     /// Fastest kernels; no gradients through layer norm and softmax.
     #[default]
     Inference,
-    /// Every operation records its gradient (the fused operations of
-    /// `train_ops` on the CPU, candle's composite forms elsewhere).
+    /// Every operation records its gradient.
     Training,
 }
 
@@ -74,22 +70,16 @@ impl LayerNorm {
                     }
                 }
             }
-            Mode::Training if train_ops::applies(x) => {
-                train_ops::layer_norm::layer_norm(x, &self.weight, &self.bias, self.eps)
+            Mode::Training => {
+                let mean = x.mean_keepdim(D::Minus1)?;
+                let centered = x.broadcast_sub(&mean)?;
+                let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+                let normed = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+                normed
+                    .broadcast_mul(&self.weight)?
+                    .broadcast_add(&self.bias)
             }
-            Mode::Training => self.forward_composite(x),
         }
-    }
-
-    /// The differentiable form made of candle operations.
-    pub fn forward_composite(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centered = x.broadcast_sub(&mean)?;
-        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        normed
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
     }
 }
 
@@ -106,13 +96,12 @@ pub fn softmax_last_dim(x: &Tensor, mode: Mode) -> Result<Tensor> {
 }
 
 /// The activation of the feed-forward block (candle's GELU and erf ops are
-/// differentiable; the erf GELU trains on the CPU as `train_ops::gelu`).
+/// differentiable).
 pub fn activate(x: &Tensor, act: Activation, mode: Mode) -> Result<Tensor> {
     match act {
         Activation::Gelu if mode == Mode::Inference => {
             crate::runtime::kernels::fused_ops::gelu_erf(x)
         }
-        Activation::Gelu if train_ops::applies(x) => train_ops::gelu::gelu_erf(x),
         Activation::Gelu => x.gelu_erf(),
         Activation::GeluTanh => x.gelu(),
         Activation::Relu => x.relu(),
@@ -212,13 +201,12 @@ impl Embedding {
 /// The attention mask of a batch: an additive bias `[batch, 1, q, k]` (0 where
 /// a query may attend to a key, a large negative number elsewhere) and, when
 /// every row is right-padded, the real length of each row (for the fused
-/// kernel), and the keys each row may attend to (for the training kernels).
+/// kernel).
 #[derive(Debug, Clone)]
 pub struct AttentionMask {
     pub bias: Tensor,
     pub lengths: Option<Vec<usize>>,
     pub causal: bool,
-    pub keys: KeyMask,
 }
 
 impl AttentionMask {
@@ -236,27 +224,7 @@ impl AttentionMask {
             bias: attention_bias(mask, causal)?,
             lengths,
             causal,
-            keys: key_mask(&rows, causal),
         })
-    }
-}
-
-/// The training kernels' form of a `[batch, keys]` mask's rows.
-fn key_mask(rows: &[Vec<u32>], causal: bool) -> KeyMask {
-    let bias = rows
-        .iter()
-        .flatten()
-        .map(|&m| {
-            if m != 0 {
-                0.0
-            } else {
-                train_ops::attention::MASKED
-            }
-        })
-        .collect();
-    KeyMask {
-        bias: std::sync::Arc::new(bias),
-        causal,
     }
 }
 
@@ -265,7 +233,6 @@ impl AttentionMask {
     /// key of `mask` `[batch, keys]`; the bias is `[batch, 1, 1, keys]`.
     pub fn keys(mask: &Tensor) -> Result<Self> {
         let (b, s) = mask.dims2()?;
-        let rows: Vec<Vec<u32>> = mask.to_dtype(candle_core::DType::U32)?.to_vec2()?;
         let keys = mask
             .to_dtype(candle_core::DType::F32)?
             .reshape((b, 1, 1, s))?;
@@ -273,7 +240,6 @@ impl AttentionMask {
             bias: ((keys - 1.0)? * 1e9)?,
             lengths: None,
             causal: false,
-            keys: key_mask(&rows, false),
         })
     }
 }
@@ -300,8 +266,7 @@ pub fn attention_bias(mask: &Tensor, causal: bool) -> Result<Tensor> {
 /// Multi-head attention of `q`, `k`, `v` `[batch, seq, heads * head_dim]`
 /// under `mask`. Returns the context `[batch, seq, heads * head_dim]` and,
 /// when `keep_probs`, the probabilities `[batch, heads, seq, seq]`. Inference
-/// without probabilities uses the fused kernel where it applies, training on
-/// the CPU the differentiable kernels of `train_ops::attention`.
+/// without probabilities uses the fused kernel where it applies.
 #[allow(clippy::too_many_arguments)]
 pub fn multi_head_attention(
     q: &Tensor,
@@ -327,10 +292,6 @@ pub fn multi_head_attention(
                 return Ok((ctx, None));
             }
         }
-    }
-    if mode == Mode::Training && train_ops::applies(q) {
-        let (ctx, probs) = train_ops::attention::attention(q, k, v, &mask.keys, heads, head_dim)?;
-        return Ok((ctx, keep_probs.then_some(probs)));
     }
     attention(q, k, v, &mask.bias, heads, head_dim, mode, keep_probs)
 }

@@ -1,8 +1,7 @@
 //! The model code: BERT-family encoders, GPT-2 and BART on candle, and the
 //! pieces they are built from (layer norm and activations, float and
 //! fake-quantized linear layers and their packed inference forms, packed
-//! embedding tables, pooling and classifier heads, input taps, the fused
-//! differentiable operations training runs on the CPU), with what
+//! embedding tables, pooling and classifier heads, input taps), with what
 //! goes into and comes out of a forward pass.
 
 pub mod bart;
@@ -17,4 +16,3 @@ pub mod linear_kernel;
 pub mod output;
 pub mod packed_table;
 pub mod straight_through;
-pub mod train_ops;
