@@ -6,10 +6,12 @@ use std::path::Path;
 
 use candle_core::Device;
 
+use super::exits::accuracy::{accuracy_curves, AccuracyCurve, LabelledSet};
 use super::exits::shipped::exits_part;
 use super::exits::Calibration;
 use super::measure::measure;
 use super::report::Report;
+use super::report_exits::ExitsReport;
 use super::report_svg::report_svg;
 use super::source::eval_examples;
 use crate::artifact::{read_manifest, write_file_atomic};
@@ -39,7 +41,9 @@ pub fn report_files(report: &Report) -> Result<[(&'static str, Vec<u8>); 3], Dia
 /// artifact's teacher, or why it cannot be had) on `eval` when given, else
 /// on the evaluation data the report records when it is unchanged. When
 /// either is missing, the fidelity with exits is removed and the report
-/// says it was not measured. Returns notes for the user.
+/// says it was not measured. A classifier's accuracy against FLOPs is
+/// measured again on that data too; the curves of other sets stay, their
+/// shipped mark cleared. Returns notes for the user.
 pub fn rewrite_report(
     dir: &Path,
     calibration: &Calibration,
@@ -72,10 +76,27 @@ pub fn rewrite_report(
         )
         .map(|d| (t, d))
     });
+    let mut curves = report
+        .exits
+        .as_mut()
+        .map(|e| std::mem::take(&mut e.accuracy_vs_flops))
+        .unwrap_or_default();
+    curves.iter_mut().for_each(AccuracyCurve::unmark);
     let (exits, with_exits) = match against {
         Ok((teacher, (data, examples))) => {
             let student = load_artifact(dir, &Device::Cpu)?;
             report.fidelity = measure(manifest.task, teacher, &student, &data, &examples)?;
+            let set = LabelledSet {
+                name: &data,
+                examples: &examples,
+                teacher_accuracy: report.fidelity.teacher_accuracy(),
+            };
+            for fresh in accuracy_curves(dir, Some(teacher), &[set])? {
+                match curves.iter_mut().find(|c| c.data == fresh.data) {
+                    Some(old) => *old = fresh,
+                    None => curves.push(fresh),
+                }
+            }
             exits_part(dir, Some(calibration), Ok((teacher, &data, &examples)))?
         }
         Err(why) => {
@@ -89,7 +110,10 @@ pub fn rewrite_report(
             part
         }
     };
-    report.exits = exits;
+    report.exits = exits.map(|e| ExitsReport {
+        accuracy_vs_flops: curves,
+        ..e
+    });
     report.fidelity_with_exits = with_exits;
     for (name, contents) in report_files(&report)? {
         write_file_atomic(&dir.join(name), &contents)?;
