@@ -40,17 +40,12 @@ fn point_row(p: &AccuracyPoint, criterion: ExitCriterion, teacher: Option<f64>) 
 
 /// The sections of every curve of the exits `e`.
 pub fn exits_accuracy_markdown(e: &ExitsReport) -> String {
-    let Some(first) = e.exits.first() else {
-        return String::new();
-    };
-    e.accuracy_vs_flops
-        .iter()
-        .map(|c| accuracy_markdown(c, first.criterion))
-        .collect()
+    e.accuracy_vs_flops.iter().map(accuracy_markdown).collect()
 }
 
-/// The section of one curve; `criterion` is the exits'.
-pub fn accuracy_markdown(c: &AccuracyCurve, criterion: ExitCriterion) -> String {
+/// The section of one curve.
+pub fn accuracy_markdown(c: &AccuracyCurve) -> String {
+    let criterion = c.criterion;
     let noun = setting_noun(criterion);
     let mut s = format!(
         "\n### Accuracy against FLOPs on `{}` ({} labelled examples)\n\n\

@@ -76,12 +76,7 @@ pub fn rewrite_report(
         )
         .map(|d| (t, d))
     });
-    let mut curves = report
-        .exits
-        .as_mut()
-        .map(|e| std::mem::take(&mut e.accuracy_vs_flops))
-        .unwrap_or_default();
-    curves.iter_mut().for_each(AccuracyCurve::unmark);
+    let mut curves = earlier_curves(&mut report);
     let (exits, with_exits) = match against {
         Ok((teacher, (data, examples))) => {
             let student = load_artifact(dir, &Device::Cpu)?;
@@ -90,13 +85,9 @@ pub fn rewrite_report(
                 name: &data,
                 examples: &examples,
                 teacher_accuracy: report.fidelity.teacher_accuracy(),
+                whole: false,
             };
-            for fresh in accuracy_curves(dir, Some(teacher), &[set])? {
-                match curves.iter_mut().find(|c| c.data == fresh.data) {
-                    Some(old) => *old = fresh,
-                    None => curves.push(fresh),
-                }
-            }
+            replace_curves(&mut curves, accuracy_curves(dir, Some(teacher), &[set])?);
             exits_part(dir, Some(calibration), Ok((teacher, &data, &examples)))?
         }
         Err(why) => {
@@ -119,4 +110,27 @@ pub fn rewrite_report(
         write_file_atomic(&dir.join(name), &contents)?;
     }
     Ok(notes)
+}
+
+/// The accuracy curves `report` holds, taken out of it, their shipped
+/// marks cleared (the shipped threshold is about to change).
+fn earlier_curves(report: &mut Report) -> Vec<AccuracyCurve> {
+    let mut curves = report
+        .exits
+        .as_mut()
+        .map(|e| std::mem::take(&mut e.accuracy_vs_flops))
+        .unwrap_or_default();
+    curves.iter_mut().for_each(AccuracyCurve::unmark);
+    curves
+}
+
+/// `curves` with each of `fresh` in the place of the one on the same data,
+/// or added.
+fn replace_curves(curves: &mut Vec<AccuracyCurve>, fresh: Vec<AccuracyCurve>) {
+    for c in fresh {
+        match curves.iter_mut().find(|old| old.data == c.data) {
+            Some(old) => *old = c,
+            None => curves.push(c),
+        }
+    }
 }

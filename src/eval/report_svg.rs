@@ -226,7 +226,7 @@ pub fn report_svg(r: &Report) -> String {
         top += PANEL;
     }
     if !curves.is_empty() {
-        accuracy_panel(&mut svg, top, curves, criterion);
+        accuracy_panel(&mut svg, top, curves);
     }
     svg.finish()
 }

@@ -9,7 +9,6 @@ use super::report_accuracy::flops_text;
 use super::report_exits::{setting_noun, setting_text};
 use super::report_svg_layout::{axes, y_ticks, BOTTOM, LEFT, PANEL, RIGHT, TOP, W};
 use crate::base::svg::{Axis, Svg};
-use crate::base::ExitCriterion;
 
 /// One colour per evaluation set.
 const SET_COLOURS: [&str; 4] = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b"];
@@ -21,7 +20,7 @@ fn teacher_point(c: &AccuracyCurve) -> Option<(f64, f64)> {
 }
 
 /// Draws the panel whose top edge is at `top`.
-pub fn accuracy_panel(svg: &mut Svg, top: f64, curves: &[AccuracyCurve], criterion: ExitCriterion) {
+pub fn accuracy_panel(svg: &mut Svg, top: f64, curves: &[AccuracyCurve]) {
     svg.title(
         W / 2.0,
         top + 20.0,
@@ -48,55 +47,65 @@ pub fn accuracy_panel(svg: &mut Svg, top: f64, curves: &[AccuracyCurve], criteri
         let v = x.at(frac);
         svg.text(x.px(v), y0 + 16.0, "middle", "black", &flops_text(v));
     }
-    let noun = setting_noun(criterion);
     let mut legend = Vec::new();
     for (i, c) in curves.iter().enumerate() {
         let colour = SET_COLOURS[i % SET_COLOURS.len()];
-        let line: Vec<(f64, f64)> = c
-            .points
-            .iter()
-            .map(|p| (x.px(p.flops_per_example), y.px(p.accuracy)))
-            .collect();
-        svg.polyline(&line, colour, "1.5", None);
-        for p in &c.points {
-            let tip = format!(
-                "`{}`, {noun} {}: average exit layer {:.2}, {} FLOPs per example ({:.2}x), accuracy {:.4}",
-                c.data,
-                setting_text(criterion, p.setting),
-                p.avg_exit_layer,
-                flops_text(p.flops_per_example),
-                p.speedup,
-                p.accuracy
-            );
-            let at = (x.px(p.flops_per_example), y.px(p.accuracy));
-            svg.dot(at, 2.5, colour, Some(&tip));
-        }
-        legend.push((format!("accuracy on `{}`", c.data), colour));
-        if let Some(p) = c.shipped() {
-            let at = (x.px(p.flops_per_example), y.px(p.accuracy));
-            svg.dot(at, 5.0, SHIPPED, None);
-            legend.push((
-                format!(
-                    "shipped {noun} {}: {:.4}, {:.2}x",
-                    setting_text(criterion, p.setting),
-                    p.accuracy,
-                    p.speedup
-                ),
-                SHIPPED,
-            ));
-        }
-        if let Some((f, a)) = teacher_point(c) {
-            let tip = format!(
-                "teacher on `{}`: {} FLOPs per example, accuracy {a:.4}",
-                c.data,
-                flops_text(f)
-            );
-            svg.dot((x.px(f), y.px(a)), 4.0, "#000000", Some(&tip));
-            legend.push((format!("teacher on `{}` {a:.4}", c.data), "#000000"));
-        }
+        legend.extend(draw_curve(svg, (&x, &y), c, colour));
     }
     for (i, (label, colour)) in legend.iter().enumerate() {
         let ly = top + TOP + 16.0 * i as f64;
         svg.text(W - RIGHT + 16.0, ly, "start", colour, label);
     }
+}
+
+/// Draws `c` in `colour` on the axes `x` (FLOPs) and `y` (accuracy), its
+/// shipped point and the teacher marked; returns its legend lines.
+fn draw_curve(
+    svg: &mut Svg,
+    (x, y): (&Axis, &Axis),
+    c: &AccuracyCurve,
+    colour: &'static str,
+) -> Vec<(String, &'static str)> {
+    let (criterion, noun) = (c.criterion, setting_noun(c.criterion));
+    let at = |flops: f64, accuracy: f64| (x.px(flops), y.px(accuracy));
+    let line: Vec<(f64, f64)> = c
+        .points
+        .iter()
+        .map(|p| at(p.flops_per_example, p.accuracy))
+        .collect();
+    svg.polyline(&line, colour, "1.5", None);
+    for p in &c.points {
+        let tip = format!(
+            "`{}`, {noun} {}: average exit layer {:.2}, {} FLOPs per example ({:.2}x), accuracy {:.4}",
+            c.data,
+            setting_text(criterion, p.setting),
+            p.avg_exit_layer,
+            flops_text(p.flops_per_example),
+            p.speedup,
+            p.accuracy
+        );
+        svg.dot(at(p.flops_per_example, p.accuracy), 2.5, colour, Some(&tip));
+    }
+    let mut legend = vec![(format!("accuracy on `{}`", c.data), colour)];
+    if let Some(p) = c.shipped() {
+        svg.dot(at(p.flops_per_example, p.accuracy), 5.0, SHIPPED, None);
+        let setting = setting_text(criterion, p.setting);
+        legend.push((
+            format!(
+                "shipped {noun} {setting}: {:.4}, {:.2}x",
+                p.accuracy, p.speedup
+            ),
+            SHIPPED,
+        ));
+    }
+    if let Some((f, a)) = teacher_point(c) {
+        let tip = format!(
+            "teacher on `{}`: {} FLOPs per example, accuracy {a:.4}",
+            c.data,
+            flops_text(f)
+        );
+        svg.dot(at(f, a), 4.0, "#000000", Some(&tip));
+        legend.push((format!("teacher on `{}` {a:.4}", c.data), "#000000"));
+    }
+    legend
 }

@@ -182,6 +182,7 @@ pub(super) fn calibrate_exits(
                     .get(&set.spec.name.value)
                     .and_then(|r| r.fidelity.as_ref())
                     .and_then(Fidelity::teacher_accuracy),
+                whole: false,
             })
             .collect();
         report.accuracy_vs_flops =

@@ -3,7 +3,8 @@
 //! against average FLOPs per example over a sweep of exit thresholds, the
 //! shipped one marked, each exit's own accuracy and the teacher's FLOPs;
 //! report.md has the tables and report.svg the panel; `plcc calibrate`
-//! measures the curve again where it measures and moves the mark.
+//! measures the curve again where it measures and moves the mark; `plcc
+//! eval` gives the curve on the data it scores.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -242,4 +243,29 @@ fn calibrate_measures_the_curve_again_and_moves_the_mark() {
         1,
         "{md}"
     );
+}
+
+#[test]
+fn plcc_eval_gives_the_curve_of_a_classifier_with_exits() {
+    let dir = built();
+    let o = plcc(&[
+        "eval",
+        dir.join("out").to_str().unwrap(),
+        "--data",
+        dir.join("data/test.tsv").to_str().unwrap(),
+        "--against",
+        dir.join("teacher").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let c = &v["accuracy_vs_flops"];
+    let layers = c["layers"].as_array().unwrap().last().unwrap()["after_layer"].clone();
+    let points = checked_points(c, number(&layers));
+    // Exits off is the model `plcc eval` scored; the teacher is the
+    // `--against` model, priced at full depth.
+    assert_eq!(points[0]["accuracy"], v["accuracy"], "{v}");
+    assert_eq!(c["teacher_accuracy"], v["against"]["accuracy"], "{v}");
+    assert!(number(&c["teacher_flops_per_example"]) > number(&points[0]["flops_per_example"]));
+    assert_eq!(points.iter().filter(|p| p["shipped"] == true).count(), 1);
 }

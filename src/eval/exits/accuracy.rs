@@ -19,7 +19,7 @@ use super::observe::{observe, Observation, Scoring};
 use super::search::{candidates, evaluate, setting_of, strictness};
 use super::CalibrationInput;
 use crate::artifact::read_manifest;
-use crate::base::Task;
+use crate::base::{ExitCriterion, Task};
 use crate::diag::Diag;
 use crate::eval::fidelity::{encode_for, MEASURED_TOKENS};
 use crate::runtime::load::from_artifact::load_artifact;
@@ -64,6 +64,8 @@ pub struct LayerAccuracy {
 pub struct AccuracyCurve {
     /// The evaluation set.
     pub data: String,
+    /// The exits' criterion, whose thresholds (or patiences) are swept.
+    pub criterion: ExitCriterion,
     /// Its examples with a label: the ones measured.
     pub examples: usize,
     /// Mean FLOPs per example of the teacher at full depth (each example
@@ -182,6 +184,10 @@ pub struct LabelledSet<'a> {
     pub examples: &'a [Example],
     /// The teacher's accuracy on it, when measured.
     pub teacher_accuracy: Option<f64>,
+    /// Read each example whole, up to the model's maximum positions (as
+    /// `plcc eval` scores), not its first 128 tokens (as the fidelity
+    /// measurement reads).
+    pub whole: bool,
 }
 
 /// The curve of the artifact in `dir` on each of `sets` with labelled
@@ -219,14 +225,16 @@ pub fn accuracy_curves(
         if labels.is_empty() {
             continue;
         }
-        let rows = CalibrationInput::Examples(&labelled).rows(&student, None)?;
+        let max_len = set.whole.then_some(student.config.max_positions);
+        let rows = CalibrationInput::Examples(&labelled).rows(&student, max_len)?;
         let observations = observe(&student, &rows, BATCH, Scoring::Gold(&labels))?;
         let policies = &student.exit_policies;
         curves.push(AccuracyCurve {
             data: set.name.to_string(),
+            criterion: first.criterion,
             examples: labels.len(),
             teacher_flops_per_example: teacher
-                .map(|t| teacher_flops(t, manifest.task, &labelled))
+                .map(|t| teacher_flops(t, manifest.task, &labelled, set.whole))
                 .transpose()?,
             teacher_accuracy: set.teacher_accuracy,
             points: sweep(
@@ -244,9 +252,17 @@ pub fn accuracy_curves(
 }
 
 /// Mean FLOPs per example of `teacher` doing `task` at full depth on
-/// `examples`, read as the fidelity measurement reads them.
-fn teacher_flops(teacher: &LoadedModel, task: Task, examples: &[Example]) -> Result<f64, Diag> {
-    let max_len = teacher.config.max_positions.min(MEASURED_TOKENS);
+/// `examples`, read whole or as the fidelity measurement reads them.
+fn teacher_flops(
+    teacher: &LoadedModel,
+    task: Task,
+    examples: &[Example],
+    whole: bool,
+) -> Result<f64, Diag> {
+    let max_len = match whole {
+        true => teacher.config.max_positions,
+        false => teacher.config.max_positions.min(MEASURED_TOKENS),
+    };
     let (rows, _) = encode_for(teacher, max_len, examples)?;
     let mut costs = ExitCosts::new(&teacher.config, task, &[]);
     let total: u64 = rows.iter().map(|r| costs.without_exits(r.0.len())).sum();
