@@ -183,6 +183,19 @@ fn the_report_gives_accuracy_against_flops_on_each_labelled_set() {
         assert_eq!(number(&loosest["avg_exit_layer"]), 1.0);
         assert_eq!(loosest["accuracy"], per_layer[0]["accuracy"]);
     }
+    // On the primary set the shipped point is what the runtime's early-exit
+    // path measured for the report's fidelity with exits on.
+    let shipped_dev = curve(&report, "dev")["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["shipped"] == true)
+        .unwrap()
+        .clone();
+    let measured = number(&report["exits"]["avg_exit_layer"]);
+    assert!((number(&shipped_dev["avg_exit_layer"]) - measured).abs() < 1e-9);
+    let with_exits = &report["fidelity_with_exits"]["metrics"]["student_accuracy"];
+    assert_eq!(&shipped_dev["accuracy"], with_exits, "{report}");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     for set in ["dev", "test"] {
         let heading = format!("### Accuracy against FLOPs on `{set}`");
