@@ -50,7 +50,7 @@ pub fn accuracy_markdown(c: &AccuracyCurve) -> String {
     let mut s = format!(
         "\n### Accuracy against FLOPs on `{}` ({} labelled examples)\n\n\
          Each {noun} applied as the runtime applies it (an example leaves at the first exit \
-         whose {} meets it), from exits off to every example leaving at the first exit; \
+         whose {} meets it), from exits off to every example leaving at the earliest exit it can; \
          accuracy against the gold labels, FLOPs per example from the compiler's cost model.\n",
         c.data,
         c.examples,
