@@ -1,6 +1,7 @@
 //! Measuring models: `plcc eval`'s metrics on built-in models and generated
 //! data (gold scores, labels, perplexity, retrieval), and the build report
-//! with its exits and recalibration.
+//! with its exits and recalibration, a classifier's accuracy against FLOPs
+//! among them.
 
 /// The helpers of `tests/support/` these tests use: each test binary names
 /// only the ones it uses, so every helper it compiles is used.
@@ -10,6 +11,8 @@ mod support {
     pub mod plcc;
 }
 
+#[path = "eval/exit_accuracy.rs"]
+mod exit_accuracy;
 #[path = "eval/metrics.rs"]
 mod metrics;
 #[path = "eval/report.rs"]

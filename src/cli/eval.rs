@@ -8,12 +8,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use candle_core::Device;
 use clap::{Args, ValueEnum};
 
+use super::eval_exits;
 use super::options::{DeviceOption, ThreadsOption};
 use super::output::print_json;
 use super::vocab_warning::{warn_if_respelled, Reader};
-use crate::base::{DataFormat, Pooling, Task};
+use crate::base::{DataFormat, LabelSet, Pooling, Task};
 use crate::diag::Diag;
 use crate::eval::gold::{self, EvalReport, Score};
 use crate::eval::gold_data::{model_task, parse_column, read_labelled, DataOptions, Labelled};
@@ -21,6 +23,7 @@ use crate::eval::retrieval::RetrievalSet;
 use crate::eval::retrieval_run;
 use crate::runtime::{load_model, LoadedModel};
 use crate::text::data::Example;
+use crate::text::TextTokenizer;
 
 /// How an embedding model pools its token states into one vector.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -150,64 +153,89 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
     let labels = model.labels();
     let data = read_labelled(&args.data, task, labels.as_ref(), &args.data_options())?;
     let name = args.data.display().to_string();
-    let texts: Vec<String> = data
-        .examples
-        .iter()
-        .flat_map(|e| std::iter::once(e.text.clone()).chain(e.pair.clone()))
-        .collect();
+    let examples = data.examples.clone();
     let scoring = Scoring::of(&name, task, data)?;
     let score = scoring.score(&model)?;
-    let (tokenizer, vocab_size) = (model.tokenizer.clone(), model.config.vocab_size);
+    let reader = (model.tokenizer.clone(), model.config.vocab_size);
     drop(model);
     let against = match &args.against {
         Some(spec) => {
-            let other = load_model(spec, &device)?;
-            let other_task = model_task(spec, &other, pooling)?;
-            if !same_kind(task, other_task) {
-                return Err(Diag::new(
-                    "plcc::eval::different-tasks",
-                    format!(
-                        "`{}` is a {} model but `{spec}` is a {} model",
-                        args.model,
-                        task.name(),
-                        other_task.name()
-                    ),
-                )
-                .help("compare two models of the same task on the same data"));
-            }
-            if let (Some(a), Some(b)) = (&labels, other.labels()) {
-                if *a != b {
-                    return Err(Diag::new(
-                        "plcc::eval::different-labels",
-                        format!(
-                            "`{}` classifies into {} but `{spec}` into {}",
-                            args.model,
-                            a.shown(),
-                            b.shown()
-                        ),
-                    )
-                    .help("compare two classifiers with the same labels in the same order"));
-                }
-            }
-            let reader = Reader {
-                name: &args.model,
-                tokenizer: &tokenizer,
-                vocab_size,
-            };
-            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let input = format!("`{name}`");
-            warn_if_respelled(&reader, &Reader::of(spec, &other), &texts, &input)?;
-            Some(scoring.with_task(other_task).score(&other)?)
+            let (other, other_task) =
+                against_model(args, spec, &device, (task, labels), reader, &examples)?;
+            let score = scoring.with_task(other_task).score(&other)?;
+            Some((score, other))
         }
         None => None,
     };
-    let report = EvalReport::new(name, score, against);
+    let other = against
+        .as_ref()
+        .map(|(s, m)| (m, s.metrics.get("accuracy").copied()));
+    let curve = eval_exits::curve(&args.model, &name, &examples, other)?;
+    let mut report = EvalReport::new(name, score, against.map(|(s, _)| s));
+    report.accuracy_vs_flops = curve;
     if args.json {
         print_json(&report)?;
     } else {
         print_text(&report);
+        if let Some(c) = &report.accuracy_vs_flops {
+            eval_exits::print_curve(c, args.against.as_deref());
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `--against` model `spec` and its task, checked against the first
+/// model's task and labels, with a warning when its tokenizer spells the
+/// data's texts differently from the first model's (`reader`: its
+/// tokenizer and vocabulary size).
+fn against_model(
+    args: &EvalArgs,
+    spec: &str,
+    device: &Device,
+    (task, labels): (Task, Option<LabelSet>),
+    (tokenizer, vocab_size): (TextTokenizer, usize),
+    examples: &[Example],
+) -> Result<(LoadedModel, Task), Diag> {
+    let other = load_model(spec, device)?;
+    let other_task = model_task(spec, &other, args.pooling.map(Pooling::from))?;
+    if !same_kind(task, other_task) {
+        return Err(Diag::new(
+            "plcc::eval::different-tasks",
+            format!(
+                "`{}` is a {} model but `{spec}` is a {} model",
+                args.model,
+                task.name(),
+                other_task.name()
+            ),
+        )
+        .help("compare two models of the same task on the same data"));
+    }
+    if let (Some(a), Some(b)) = (&labels, other.labels()) {
+        if *a != b {
+            return Err(Diag::new(
+                "plcc::eval::different-labels",
+                format!(
+                    "`{}` classifies into {} but `{spec}` into {}",
+                    args.model,
+                    a.shown(),
+                    b.shown()
+                ),
+            )
+            .help("compare two classifiers with the same labels in the same order"));
+        }
+    }
+    let reader = Reader {
+        name: &args.model,
+        tokenizer: &tokenizer,
+        vocab_size,
+    };
+    let texts: Vec<&str> = examples
+        .iter()
+        .flat_map(|e| std::iter::once(e.text.as_str()).chain(e.pair.as_deref()))
+        .collect();
+    let input = format!("`{}`", args.data.display());
+    warn_if_respelled(&reader, &Reader::of(spec, &other), &texts, &input)?;
+    Ok((other, other_task))
 }
 
 /// How the data are scored: gold labels for the model's task, or a

@@ -17,6 +17,7 @@ pub(crate) mod calibrate;
 pub(crate) mod calibration_data;
 pub(crate) mod check;
 pub(crate) mod eval;
+pub(crate) mod eval_exits;
 pub(crate) mod export;
 pub(crate) mod fmt;
 pub(crate) mod options;

@@ -45,6 +45,12 @@ impl Fidelity {
         headline(&self.metrics).map(|(name, v)| if name == "perplexity_ratio" { -v } else { v })
     }
 
+    /// The teacher's accuracy against the gold labels, when measured (a
+    /// classifier on labelled examples).
+    pub fn teacher_accuracy(&self) -> Option<f64> {
+        self.metrics.get("teacher_accuracy").copied()
+    }
+
     /// A note for the report when some examples were cut, else `None`.
     pub fn note_cuts(&self) -> Option<String> {
         (self.truncated > 0).then(|| {

@@ -14,6 +14,7 @@ use candle_core::DType;
 use serde::Serialize;
 
 use super::confusion::Confusion;
+use super::exits::accuracy::AccuracyCurve;
 use super::fidelity::{encode_examples, encode_for, next_token_stats, per_row, Encoded};
 use super::ranking::{pearson, spearman};
 use super::retrieval;
@@ -82,6 +83,10 @@ pub struct EvalReport {
     /// On a retrieval set, the model's MRR@10 over the second model's.
     #[serde(rename = "mrr@10_share", skip_serializing_if = "Option::is_none")]
     pub mrr_share: Option<f64>,
+    /// A classifier artifact with exits: accuracy against FLOPs per example
+    /// over a sweep of its exit thresholds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy_vs_flops: Option<AccuracyCurve>,
 }
 
 impl EvalReport {
@@ -104,6 +109,7 @@ impl EvalReport {
             against,
             difference,
             mrr_share,
+            accuracy_vs_flops: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::eval_sets::{self, EvalSetReport};
 use super::fidelity::Fidelity;
+use super::report_accuracy::exits_accuracy_markdown;
 use super::report_exits::{exits_markdown, fidelity_markdown, ExitsReport};
 use super::source::EvalSource;
 use super::vocab_report::VocabReport;
@@ -216,6 +217,7 @@ impl Report {
         s.push_str(&eval_sets::markdown(&self.eval_sets));
         if let Some(e) = &self.exits {
             s.push_str(&exits_markdown(e));
+            s.push_str(&exits_accuracy_markdown(e));
         }
         if let Some(v) = &self.vocab {
             s.push_str(&v.markdown());

@@ -1,10 +1,14 @@
 //! The report's early exits: each exit with its threshold, the calibration
 //! that chose it (target, data, average exit layer, estimated speed-up and
-//! the curve of every setting tried), and the headline fidelity twice, with
-//! the exits on (the model as shipped) and at full depth.
+//! the curve of every setting tried), a classifier's accuracy against FLOPs
+//! on each labelled evaluation set (drawn by `report_accuracy`), and the headline
+//! fidelity twice, with the exits on (the model as shipped) and at full
+//! depth.
 
 use serde::{Deserialize, Serialize};
 
+use super::exits::accuracy::AccuracyCurve;
+use super::exits::search::setting_of;
 use super::exits::{describe, Calibration, Outcome};
 use super::fidelity::Fidelity;
 use crate::artifact::ExitRecord;
@@ -26,18 +30,16 @@ pub struct ExitsReport {
     pub calibration: Option<ExitCalibration>,
     /// Why the fidelity with exits on is missing, when it is.
     pub not_measured: Option<String>,
+    /// A classifier's accuracy against FLOPs per example on each labelled
+    /// evaluation set, over a sweep of thresholds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accuracy_vs_flops: Vec<AccuracyCurve>,
 }
 
 impl ExitsReport {
     /// The report of `exits` in a student of `layers` layers.
     pub fn new(layers: usize, exits: &[ExitRecord]) -> ExitsReport {
-        let thresholds = exits
-            .iter()
-            .map(|e| match e.criterion {
-                ExitCriterion::Patience => e.patience.map(|p| p as f64),
-                _ => e.threshold,
-            })
-            .collect();
+        let thresholds = exits.iter().map(setting_of).collect();
         ExitsReport {
             layers,
             exits: exits.to_vec(),
@@ -45,6 +47,7 @@ impl ExitsReport {
             avg_exit_layer: None,
             calibration: None,
             not_measured: None,
+            accuracy_vs_flops: Vec::new(),
         }
     }
 
@@ -97,6 +100,15 @@ impl From<&Calibration> for ExitCalibration {
             chosen: sample(&c.chosen),
             curve: c.curve.iter().map(sample).collect(),
         }
+    }
+}
+
+/// What a setting is called for `criterion`: a patience or a threshold.
+pub fn setting_noun(criterion: ExitCriterion) -> &'static str {
+    if criterion == ExitCriterion::Patience {
+        "patience"
+    } else {
+        "threshold"
     }
 }
 

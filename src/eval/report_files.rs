@@ -6,10 +6,12 @@ use std::path::Path;
 
 use candle_core::Device;
 
+use super::exits::accuracy::{accuracy_curves, AccuracyCurve, LabelledSet};
 use super::exits::shipped::exits_part;
 use super::exits::Calibration;
 use super::measure::measure;
 use super::report::Report;
+use super::report_exits::ExitsReport;
 use super::report_svg::report_svg;
 use super::source::eval_examples;
 use crate::artifact::{read_manifest, write_file_atomic};
@@ -39,7 +41,9 @@ pub fn report_files(report: &Report) -> Result<[(&'static str, Vec<u8>); 3], Dia
 /// artifact's teacher, or why it cannot be had) on `eval` when given, else
 /// on the evaluation data the report records when it is unchanged. When
 /// either is missing, the fidelity with exits is removed and the report
-/// says it was not measured. Returns notes for the user.
+/// says it was not measured. A classifier's accuracy against FLOPs is
+/// measured again on that data too; the curves of other sets stay, their
+/// shipped mark cleared. Returns notes for the user.
 pub fn rewrite_report(
     dir: &Path,
     calibration: &Calibration,
@@ -72,10 +76,18 @@ pub fn rewrite_report(
         )
         .map(|d| (t, d))
     });
+    let mut curves = earlier_curves(&mut report);
     let (exits, with_exits) = match against {
         Ok((teacher, (data, examples))) => {
             let student = load_artifact(dir, &Device::Cpu)?;
             report.fidelity = measure(manifest.task, teacher, &student, &data, &examples)?;
+            let set = LabelledSet {
+                name: &data,
+                examples: &examples,
+                teacher_accuracy: report.fidelity.teacher_accuracy(),
+                whole: false,
+            };
+            replace_curves(&mut curves, accuracy_curves(dir, Some(teacher), &[set])?);
             exits_part(dir, Some(calibration), Ok((teacher, &data, &examples)))?
         }
         Err(why) => {
@@ -89,10 +101,36 @@ pub fn rewrite_report(
             part
         }
     };
-    report.exits = exits;
+    report.exits = exits.map(|e| ExitsReport {
+        accuracy_vs_flops: curves,
+        ..e
+    });
     report.fidelity_with_exits = with_exits;
     for (name, contents) in report_files(&report)? {
         write_file_atomic(&dir.join(name), &contents)?;
     }
     Ok(notes)
+}
+
+/// The accuracy curves `report` holds, taken out of it, their shipped
+/// marks cleared (the shipped threshold is about to change).
+fn earlier_curves(report: &mut Report) -> Vec<AccuracyCurve> {
+    let mut curves = report
+        .exits
+        .as_mut()
+        .map(|e| std::mem::take(&mut e.accuracy_vs_flops))
+        .unwrap_or_default();
+    curves.iter_mut().for_each(AccuracyCurve::unmark);
+    curves
+}
+
+/// `curves` with each of `fresh` in the place of the one on the same data,
+/// or added.
+fn replace_curves(curves: &mut Vec<AccuracyCurve>, fresh: Vec<AccuracyCurve>) {
+    for c in fresh {
+        match curves.iter_mut().find(|old| old.data == c.data) {
+            Some(old) => *old = c,
+            None => curves.push(c),
+        }
+    }
 }

@@ -4,21 +4,19 @@
 //! when the exits have thresholds, the student as shipped — and, when a
 //! calibration chose the thresholds, a second panel with its curve: every
 //! setting tried against its fidelity to the full-depth output and its
-//! estimated speed-up, the chosen one marked. Every dot carries its numbers
-//! as a tooltip.
+//! estimated speed-up, the chosen one marked; and, for a classifier with
+//! exits measured on labelled data, a panel of accuracy against FLOPs per
+//! example (`report_svg_accuracy`). Every dot carries its numbers as a
+//! tooltip.
 
 use super::fidelity::headline;
 use super::report::Report;
-use super::report_exits::{setting_text, ExitCalibration};
+use super::report_exits::{setting_noun, setting_text, ExitCalibration};
+use super::report_svg_accuracy::accuracy_panel;
+use super::report_svg_layout::{axes, y_ticks, BOTTOM, LEFT, PANEL, RIGHT, TOP, W};
 use crate::base::svg::{Axis, Svg};
 use crate::base::ExitCriterion;
 
-const W: f64 = 760.0;
-const PANEL: f64 = 380.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 230.0;
-const TOP: f64 = 40.0;
-const BOTTOM: f64 = 50.0;
 const COLOURS: [&str; 6] = [
     "#7f7f7f", "#9467bd", "#2ca02c", "#17becf", "#bcbd22", "#8c564b",
 ];
@@ -72,27 +70,6 @@ fn size_points(r: &Report) -> Option<(&'static str, Vec<Point>)> {
     Some((metric, points))
 }
 
-fn axes(svg: &mut Svg, top: f64, x_label: &str) {
-    let bottom = top + PANEL - BOTTOM;
-    svg.line((LEFT, bottom), (W - RIGHT, bottom), "black");
-    svg.line((LEFT, top + TOP), (LEFT, bottom), "black");
-    svg.text(
-        (LEFT + W - RIGHT) / 2.0,
-        top + PANEL - 12.0,
-        "middle",
-        "black",
-        x_label,
-    );
-}
-
-fn y_ticks(svg: &mut Svg, top: f64, axis: &Axis, x: f64, anchor: &str) {
-    for i in 0..=4 {
-        let frac = i as f64 / 4.0;
-        let y = top + TOP + (PANEL - TOP - BOTTOM) * (1.0 - frac);
-        svg.text(x, y + 4.0, anchor, "black", &axis.tick_at(frac));
-    }
-}
-
 fn size_panel(svg: &mut Svg, r: &Report) {
     let Some((metric, points)) = size_points(r) else {
         svg.title(W / 2.0, 20.0, "no headline fidelity metric to draw");
@@ -134,13 +111,14 @@ fn size_panel(svg: &mut Svg, r: &Report) {
     }
 }
 
-fn curve_panel(svg: &mut Svg, c: &ExitCalibration, criterion: ExitCriterion, layers: usize) {
-    let top = PANEL;
-    let what = if criterion == ExitCriterion::Patience {
-        "patience"
-    } else {
-        "threshold"
-    };
+fn curve_panel(
+    svg: &mut Svg,
+    top: f64,
+    c: &ExitCalibration,
+    criterion: ExitCriterion,
+    layers: usize,
+) {
+    let what = setting_noun(criterion);
     svg.title(
         W / 2.0,
         top + 20.0,
@@ -230,25 +208,25 @@ fn curve_panel(svg: &mut Svg, c: &ExitCalibration, criterion: ExitCriterion, lay
     }
 }
 
-/// The report's SVG picture.
+/// The report's SVG picture: the size panel, then the calibration and
+/// accuracy panels when the report has them.
 pub fn report_svg(r: &Report) -> String {
-    let calibration = r
-        .exits
-        .as_ref()
-        .and_then(|e| Some((e, e.calibration.as_ref()?)));
-    let height = if calibration.is_some() {
-        2.0 * PANEL
-    } else {
-        PANEL
-    };
-    let mut svg = Svg::new(W, height);
+    let exits = r.exits.as_ref();
+    let criterion = exits
+        .and_then(|e| e.exits.first())
+        .map_or(ExitCriterion::Similarity, |x| x.criterion);
+    let calibration = exits.and_then(|e| Some((e.layers, e.calibration.as_ref()?)));
+    let curves = exits.map_or(&[][..], |e| &e.accuracy_vs_flops[..]);
+    let panels = 1 + usize::from(calibration.is_some()) + usize::from(!curves.is_empty());
+    let mut svg = Svg::new(W, panels as f64 * PANEL);
     size_panel(&mut svg, r);
-    if let Some((e, c)) = calibration {
-        let criterion = e
-            .exits
-            .first()
-            .map_or(ExitCriterion::Similarity, |x| x.criterion);
-        curve_panel(&mut svg, c, criterion, e.layers);
+    let mut top = PANEL;
+    if let Some((layers, c)) = calibration {
+        curve_panel(&mut svg, top, c, criterion, layers);
+        top += PANEL;
+    }
+    if !curves.is_empty() {
+        accuracy_panel(&mut svg, top, curves);
     }
     svg.finish()
 }

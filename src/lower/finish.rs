@@ -1,8 +1,8 @@
 //! The stages that finish a build, in the output's staging folder: the
 //! artifact written (weights, tokenizer, manifest, the loss log), its
 //! fidelity measured against the teacher on every evaluation set, its exits
-//! calibrated and measured,
-//! and what the report is assembled from besides (the vocabulary section,
+//! calibrated and measured (a classifier's accuracy against FLOPs on each
+//! labelled set among them), and what the report is assembled from besides (the vocabulary section,
 //! the stages' notes, how the build ran); then the report files.
 
 use std::collections::BTreeMap;
@@ -19,6 +19,7 @@ use crate::artifact::{write_into, BuiltStudent, Manifest, RecipeRecord, SourceRe
 use crate::diag::Diag;
 use crate::eval::build_report::RunFacts;
 use crate::eval::eval_sets::{self, EvalSetReport};
+use crate::eval::exits::accuracy::{accuracy_curves, LabelledSet};
 use crate::eval::exits::shipped::exits_part;
 use crate::eval::exits::{calibrate_for_plan, Calibration};
 use crate::eval::fidelity::Fidelity;
@@ -156,16 +157,37 @@ impl Exits {
     }
 }
 
-/// Calibrates the exits of the artifact in `staged` and measures them.
+/// Calibrates the exits of the artifact in `staged` and measures them: the
+/// fidelity as shipped on the primary evaluation set, and a classifier's
+/// accuracy against FLOPs on every labelled set (`eval_sets` gives the
+/// teacher's accuracy on each).
 pub(super) fn calibrate_exits(
     staged: &StagedDir,
     plan: &Plan,
     compared: &Compared,
     data: &BuildData,
+    eval_sets: &BTreeMap<String, EvalSetReport>,
 ) -> Result<Exits, Diag> {
     let calibration = calibrate_for_plan(staged.path(), plan, &data.datasets, &data.eval)?;
     let against = (&compared.model, data.eval_name(), &data.eval[..]);
-    let (report, fidelity) = exits_part(staged.path(), calibration.as_ref(), Ok(against))?;
+    let (mut report, fidelity) = exits_part(staged.path(), calibration.as_ref(), Ok(against))?;
+    if let Some(report) = report.as_mut() {
+        let sets = data.eval_sets();
+        let labelled: Vec<LabelledSet<'_>> = sets
+            .iter()
+            .map(|set| LabelledSet {
+                name: &set.spec.name.value,
+                examples: set.examples,
+                teacher_accuracy: eval_sets
+                    .get(&set.spec.name.value)
+                    .and_then(|r| r.fidelity.as_ref())
+                    .and_then(Fidelity::teacher_accuracy),
+                whole: false,
+            })
+            .collect();
+        report.accuracy_vs_flops =
+            accuracy_curves(staged.path(), Some(&compared.model), &labelled)?;
+    }
     Ok(Exits {
         calibration,
         report,

@@ -138,7 +138,7 @@ pub fn build(
         crate::eval::eval_sets::worth_showing(&eval_sets),
         "measure the evaluation sets",
     );
-    let exits = finish::calibrate_exits(staged, plan, &compared, &data)?;
+    let exits = finish::calibrate_exits(staged, plan, &compared, &data, &eval_sets)?;
     clock.done_if(exits.ran(), "calibrate exits and measure them");
     let sizes = sizes::measure(
         program,

@@ -5,8 +5,10 @@
 //! (`search`, with per-sample FLOPs from `cost`), and writes the chosen
 //! threshold into the artifact's manifest (atomically; the weights are not
 //! touched). `plcc calibrate` and builds whose recipe gives an exit target
-//! call it.
+//! call it. A classifier's accuracy against FLOPs on labelled data is the
+//! same search scored against the gold labels (`accuracy`).
 
+pub mod accuracy;
 pub mod cost;
 pub mod observe;
 pub mod search;
@@ -179,7 +181,12 @@ pub fn calibrate_with(
         }
     }
     let rows = input.rows(&model, options.max_len)?;
-    let observations = observe::observe(&model, &rows, options.batch_size.max(1))?;
+    let observations = observe::observe(
+        &model,
+        &rows,
+        options.batch_size.max(1),
+        observe::Scoring::Fidelity,
+    )?;
     let after: Vec<usize> = model.exits.iter().map(|h| h.after_layer).collect();
     let depth = model.config.num_layers();
     let mut costs = cost::ExitCosts::new(&manifest.config, manifest.task, &manifest.exits);

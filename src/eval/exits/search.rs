@@ -1,8 +1,10 @@
 //! Offline threshold search over recorded observations. A candidate setting
 //! (a threshold, or a patience) is applied to every sample as the runtime
 //! would: the sample leaves at the first exit whose signal meets the policy.
-//! Each setting yields an average exit layer, an estimated speed-up over the
-//! same model without exits, and the mean fidelity to the full-depth output.
+//! Each setting yields an average exit layer, the average FLOPs per sample
+//! and the speed-up they give over the same model without exits, and the
+//! mean score of the outputs (fidelity to the full-depth output, or
+//! accuracy against gold labels: see `observe::Scoring`).
 //! Looser settings never make a sample leave later, so the settings form a
 //! curve from "nobody leaves" to "everyone leaves as early as possible".
 
@@ -10,6 +12,7 @@ use serde::Serialize;
 
 use super::cost::ExitCosts;
 use super::observe::Observation;
+use crate::artifact::ExitRecord;
 use crate::base::{CalibrationTarget, ExitCriterion};
 use crate::runtime::ExitPolicy;
 
@@ -20,11 +23,14 @@ pub struct Outcome {
     /// exits off, every sample runs to the last layer.
     pub setting: Option<f64>,
     pub avg_exit_layer: f64,
+    /// Mean FLOPs per sample with this setting (the compiler's cost model).
+    pub avg_flops: f64,
     /// Estimated from FLOPs: the model without exits / with this setting.
     pub est_speedup: f64,
-    /// Mean fidelity of the output to the full-depth output.
+    /// Mean score of the outputs: fidelity to the full-depth output, or
+    /// accuracy for observations scored against gold labels.
     pub fidelity: f64,
-    /// Worst fidelity of any sample.
+    /// Worst score of any sample.
     pub min_fidelity: f64,
     /// Samples leaving at each exit (manifest order), then at the last layer.
     pub exits_taken: Vec<usize>,
@@ -43,6 +49,26 @@ pub fn with_setting(policies: &[ExitPolicy], setting: Option<f64>) -> Vec<ExitPo
             p
         })
         .collect()
+}
+
+/// The setting an exit record carries: its patience for the patience
+/// criterion, else its threshold (`None`: off).
+pub fn setting_of(exit: &ExitRecord) -> Option<f64> {
+    match exit.criterion {
+        ExitCriterion::Patience => exit.patience.map(|p| p as f64),
+        _ => exit.threshold,
+    }
+}
+
+/// A key that orders settings of `criterion` strict to loose: exits off
+/// first, then entropy thresholds rising, other thresholds and patiences
+/// falling.
+pub fn strictness(criterion: ExitCriterion, setting: Option<f64>) -> f64 {
+    match setting {
+        None => f64::NEG_INFINITY,
+        Some(t) if criterion == ExitCriterion::Entropy => t,
+        Some(t) => -t,
+    }
 }
 
 /// Applies `setting` to every observation.
@@ -70,8 +96,8 @@ pub fn evaluate(
                     .is_some_and(|s| p.meets(s))
         });
         let (layer, f) = match exit {
-            Some(e) => (after[e], obs.fidelity[e]),
-            None => (depth, 1.0),
+            Some(e) => (after[e], obs.scores[e]),
+            None => (depth, obs.final_score),
         };
         exits_taken[exit.unwrap_or(after.len())] += 1;
         layers += layer;
@@ -84,6 +110,7 @@ pub fn evaluate(
     Outcome {
         setting,
         avg_exit_layer: layers as f64 / n,
+        avg_flops: cost as f64 / n,
         est_speedup: base as f64 / cost.max(1) as f64,
         fidelity: fidelity / n,
         min_fidelity,
@@ -197,6 +224,7 @@ mod tests {
         Outcome {
             setting: Some(setting),
             avg_exit_layer: avg,
+            avg_flops: 0.0,
             est_speedup: speedup,
             fidelity,
             min_fidelity: fidelity,
@@ -210,7 +238,8 @@ mod tests {
             .map(|s| Observation {
                 tokens: 8,
                 signals: s.to_vec(),
-                fidelity: vec![0.9; s.len()],
+                scores: vec![0.9; s.len()],
+                final_score: 1.0,
             })
             .collect()
     }

@@ -105,6 +105,7 @@ mod tests {
         let best = Outcome {
             setting: Some(0.9),
             avg_exit_layer: 2.5,
+            avg_flops: 1000.0,
             est_speedup: 1.4996,
             fidelity: 0.99,
             min_fidelity: 0.9,
