@@ -9,6 +9,7 @@
 mod support {
     pub mod plcc;
     pub mod run;
+    pub mod topics;
 }
 
 #[path = "build/end_to_end.rs"]

@@ -9,6 +9,7 @@
 mod support {
     pub mod diagnostics;
     pub mod plcc;
+    pub mod topics;
 }
 
 #[path = "eval/exit_accuracy.rs"]

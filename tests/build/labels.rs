@@ -12,23 +12,7 @@ use safetensors::SafeTensors;
 
 use super::support::plcc::{plcc, stderr, workdir, write_recipe};
 use super::support::run::run_lines;
-
-const TOPICS: [(&str, [&str; 4]); 3] = [
-    ("net", ["network", "socket", "proxy", "router"]),
-    ("sound", ["audio", "mixer", "midi", "synth"]),
-    ("games", ["chess", "puzzle", "arcade", "board"]),
-];
-
-/// `n` texts of five topic words with the topic's name as label.
-fn labelled(n: usize, offset: usize) -> String {
-    (0..n)
-        .map(|i| {
-            let (label, words) = TOPICS[(i + offset) % 3];
-            let text: Vec<&str> = (0..5).map(|k| words[(i * 7 + k * 3) % 4]).collect();
-            format!("{}\t{label}\n", text.join(" "))
-        })
-        .collect()
-}
+use super::support::topics::labelled;
 
 const FINETUNE: &str = r#"teacher: "builtin:tiny-bert"
 task: classification

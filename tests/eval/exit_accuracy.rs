@@ -12,29 +12,7 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::support::plcc::{plcc, stderr, workdir};
-
-const TOPICS: [(&str, [&str; 4]); 3] = [
-    ("net", ["network", "socket", "proxy", "router"]),
-    ("sound", ["audio", "mixer", "midi", "synth"]),
-    ("games", ["chess", "puzzle", "arcade", "board"]),
-];
-
-/// `n` texts labelled by topic: four words of the topic, and from every
-/// fifth text on one word of another topic, so that not every example is
-/// easy.
-fn labelled(n: usize, offset: usize) -> String {
-    (0..n)
-        .map(|i| {
-            let t = (i + offset) % 3;
-            let (label, words) = TOPICS[t];
-            let mut text: Vec<&str> = (0..4).map(|k| words[(i * 5 + k * 3) % 4]).collect();
-            if i % 5 == 4 {
-                text.push(TOPICS[(t + 1) % 3].1[i % 4]);
-            }
-            format!("{}\t{label}\n", text.join(" "))
-        })
-        .collect()
-}
+use crate::support::topics::labelled;
 
 /// The teacher: the built-in tiny BERT with its classifier head trained.
 const TEACHER: &str = r#"teacher: "builtin:tiny-bert"
