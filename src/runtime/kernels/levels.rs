@@ -85,7 +85,7 @@ pub fn integer_levels(q: &Quantized) -> Result<IntegerLevels, KernelError> {
             (vec![q.scales[0]; q.rows], None)
         } else if q.unit_len >= q.cols && q.scales.len() == q.rows {
             (q.scales.clone(), None)
-        } else if q.unit_len < q.cols && q.unit_len % 4 != 0 {
+        } else if q.unit_len < q.cols && !q.unit_len.is_multiple_of(4) {
             return Err(KernelError::GroupScales {
                 unit_len: q.unit_len,
                 cols: q.cols,

@@ -69,7 +69,7 @@ impl IntegerWeights {
         level: SimdLevel,
     ) -> Option<Self> {
         let groups = k.div_ceil(group_len.max(1)).max(1);
-        if group_len == 0 || group_len % 4 != 0 || row_scales.len() != n * groups {
+        if group_len == 0 || !group_len.is_multiple_of(4) || row_scales.len() != n * groups {
             return None;
         }
         if groups == 1 {
