@@ -12,24 +12,7 @@ use safetensors::SafeTensors;
 
 use super::support::plcc::{plcc, stderr, workdir, write_recipe};
 use super::support::run::run_lines;
-use super::support::topics::labelled;
-
-const FINETUNE: &str = r#"teacher: "builtin:tiny-bert"
-task: classification
-labels: [net, sound, games]
-eval: dev
-data train "train.tsv" { label: 1 }
-data dev "dev.tsv" { label: 1 }
-finetune topics {
-    data: train
-    steps: 40
-    lr: 2e-3
-    batch_size: 16
-    seq_len: 16
-    warmup: 0
-}
-output "ckpt" { format: hf }
-"#;
+use super::support::topics::{labelled, FINETUNE};
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()

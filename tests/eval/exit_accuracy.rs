@@ -12,35 +12,17 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::support::plcc::{plcc, stderr, workdir};
-use crate::support::topics::labelled;
-
-/// The teacher: the built-in tiny BERT with its classifier head trained.
-const TEACHER: &str = r#"teacher: "builtin:tiny-bert"
-task: classification
-labels: [net, sound, games]
-eval: dev
-data train "data/train.tsv" { label: 1 }
-data dev "data/dev.tsv" { label: 1 }
-finetune topics {
-    data: train
-    steps: 40
-    lr: 2e-3
-    batch_size: 16
-    seq_len: 16
-    warmup: 0
-}
-output "teacher" { format: hf }
-"#;
+use crate::support::topics::{labelled, FINETUNE};
 
 /// The student: narrower, with an exit after every layer calibrated on
 /// `dev`, measured on `dev` and `test`.
-const STUDENT: &str = r#"teacher: "teacher"
+const STUDENT: &str = r#"teacher: "ckpt"
 task: classification
 labels: [net, sound, games]
 seed: 9
 eval: [dev, test]
-data dev "data/dev.tsv" { label: 1 }
-data test "data/test.tsv" { label: 1 }
+data dev "dev.tsv" { label: 1 }
+data test "test.tsv" { label: 1 }
 prune {
     heads: 2
     ffn: 64
@@ -69,11 +51,11 @@ fn built() -> &'static Path {
         let dir = workdir(
             "exit-accuracy",
             &[
-                ("teacher.pc", TEACHER),
+                ("teacher.pc", FINETUNE),
                 ("student.pc", STUDENT),
-                ("data/train.tsv", &train),
-                ("data/dev.tsv", &dev),
-                ("data/test.tsv", &test),
+                ("train.tsv", &train),
+                ("dev.tsv", &dev),
+                ("test.tsv", &test),
             ],
         );
         build(&dir.join("teacher.pc"), &[]);
@@ -207,7 +189,7 @@ fn calibrate_measures_the_curve_again_and_moves_the_mark() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
     }
-    let data = built().join("data/dev.tsv");
+    let data = built().join("dev.tsv");
     let o = plcc(&[
         "calibrate",
         dir.to_str().unwrap(),
@@ -243,9 +225,9 @@ fn plcc_eval_gives_the_curve_of_a_classifier_with_exits() {
         "eval",
         dir.join("out").to_str().unwrap(),
         "--data",
-        dir.join("data/test.tsv").to_str().unwrap(),
+        dir.join("test.tsv").to_str().unwrap(),
         "--against",
-        dir.join("teacher").to_str().unwrap(),
+        dir.join("ckpt").to_str().unwrap(),
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));

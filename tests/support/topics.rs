@@ -1,6 +1,6 @@
 //! Generated classification data for tests: short texts of topic words
 //! labelled with their topic's name (`text<TAB>label`), for the built-in
-//! tiny BERT's classifiers.
+//! tiny BERT's classifiers, and the recipe that fine-tunes its head on them.
 
 /// The topics, their label names and their words.
 pub const TOPICS: [(&str, [&str; 4]); 3] = [
@@ -25,3 +25,23 @@ pub fn labelled(n: usize, offset: usize) -> String {
         })
         .collect()
 }
+
+/// A recipe that fine-tunes the built-in tiny BERT's classifier head on
+/// `train.tsv` (evaluated on `dev.tsv`, both beside it) and writes a
+/// Hugging Face checkpoint to `ckpt`.
+pub const FINETUNE: &str = r#"teacher: "builtin:tiny-bert"
+task: classification
+labels: [net, sound, games]
+eval: dev
+data train "train.tsv" { label: 1 }
+data dev "dev.tsv" { label: 1 }
+finetune topics {
+    data: train
+    steps: 40
+    lr: 2e-3
+    batch_size: 16
+    seq_len: 16
+    warmup: 0
+}
+output "ckpt" { format: hf }
+"#;
