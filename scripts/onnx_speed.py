@@ -19,13 +19,13 @@ Usage: onnx_speed.py --export LABEL=DIR [--export ...] [--int8 LABEL=DIR]
 Needs onnxruntime, onnx, tokenizers and numpy (scripts/export-vs-plcc.sh
 provides them). Prints one line per model: sentences/s, tokens/s and the
 speed relative to the first model named."""
-import argparse, json, os, shutil, sys, time
+import argparse, json, os, shutil, time
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from peers_common import length_sorted, read_sentences
+from peers_common import length_sorted, onnx_feed, read_sentences
 
 
 def labelled(value: str):
@@ -77,17 +77,7 @@ class Model:
         self.passes = []
 
     def encode(self, batch: list) -> np.ndarray:
-        enc = self.tok.encode_batch(batch)
-        width = max(len(e.ids) for e in enc)
-        ids = np.zeros((len(enc), width), np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for i, e in enumerate(enc):
-            n = len(e.ids)
-            ids[i, :n], mask[i, :n], types[i, :n] = e.ids, e.attention_mask, e.type_ids
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self.names:
-            feed["token_type_ids"] = types
+        feed = onnx_feed(self.tok.encode_batch(batch), self.names)
         return self.session.run(["sentence_embedding"], feed)[0]
 
     def one_pass(self) -> float:

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from peers_common import row_cosines
+from peers_common import onnx_feed, row_cosines
 
 
 def main():
@@ -44,20 +44,11 @@ def main():
     names = {i.name for i in session.get_inputs()}
     outs = []
     for start in range(0, len(lines), a.batch_size):
-        enc = tok.encode_batch(lines[start:start + a.batch_size])
-        width = max(len(e.ids) for e in enc)
-        ids = np.zeros((len(enc), width), np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for i, e in enumerate(enc):
-            n = len(e.ids)
-            ids[i, :n], mask[i, :n], types[i, :n] = e.ids, e.attention_mask, e.type_ids
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in names:
-            feed["token_type_ids"] = types
+        feed = onnx_feed(tok.encode_batch(lines[start:start + a.batch_size]), names)
         out = session.run([out_name], feed)[0]
         if out.ndim == 3:  # a language model's logits at every position: the last real token's
-            out = out[np.arange(len(enc)), mask.sum(1) - 1]
+            mask = feed["attention_mask"]
+            out = out[np.arange(len(mask)), mask.sum(1) - 1]
         outs.append(out)
     onnx_out = np.concatenate(outs)
     ref = np.array([p[key] for p in plcc], dtype=np.float32)
