@@ -6,6 +6,7 @@
 /// only the ones it uses, so every helper it compiles is used.
 #[path = "support"]
 mod support {
+    pub mod embed;
     pub mod exits;
     pub mod fixtures;
     pub mod plcc;

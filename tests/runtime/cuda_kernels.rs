@@ -17,9 +17,9 @@ use plcc::runtime::kernels::{
     integer_levels, quantize_activations, reference_f32, reference_i32, PackedLinear, SimdLevel,
 };
 use plcc::runtime::load::from_artifact::load_artifact;
-use plcc::runtime::run::{runner, token_rows};
-use plcc::runtime::{Linear, LoadedModel};
+use plcc::runtime::Linear;
 
+use crate::support::embed::embeddings;
 use crate::support::tiny_bert::build_tiny_bert;
 
 /// The first CUDA device, or `None` (with a note) where there is none.
@@ -231,16 +231,6 @@ fn build_artifact(name: &str, quantize: &str) -> PathBuf {
     build_tiny_bert(&format!("cuda-{name}"), &LINES.join("\n"), quantize)
 }
 
-fn embeddings(model: &LoadedModel) -> Vec<f32> {
-    let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
-    let rows = token_rows::tokenize(model, &lines, None).unwrap().rows;
-    runner::run_all(model, &rows, 2)
-        .unwrap()
-        .into_iter()
-        .flat_map(|r| r.embedding.unwrap())
-        .collect()
-}
-
 #[test]
 fn artifact_loaded_on_the_gpu_runs_packed_weights_there() {
     let Some(gpu) = gpu("artifact_loaded_on_the_gpu_runs_packed_weights_there") else {
@@ -261,7 +251,7 @@ fn artifact_loaded_on_the_gpu_runs_packed_weights_there() {
         let on_cpu = load_artifact(&dir, &Device::Cpu).unwrap();
         // Other operations (layer norm, attention) round differently on the
         // GPU, which may move a quantized activation by one level.
-        let (g, c) = (embeddings(&on_gpu), embeddings(&on_cpu));
+        let (g, c) = (embeddings(&on_gpu, LINES), embeddings(&on_cpu, LINES));
         let scale = c.iter().fold(1e-3f32, |s, v| s.max(v.abs()));
         let diff = g
             .iter()

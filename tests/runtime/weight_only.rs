@@ -12,9 +12,9 @@ use plcc::artifact::{encode_manifest, read_manifest, Storage};
 use plcc::base::WeightInputs;
 use plcc::runtime::load::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
 use plcc::runtime::model::linear_kernel::{LinearKernel, PER_TOKEN_INT8};
-use plcc::runtime::run::{runner, token_rows};
-use plcc::runtime::{LinearWeight, LoadedModel, Network};
+use plcc::runtime::{LinearWeight, Network};
 
+use crate::support::embed::embeddings;
 use crate::support::tiny_bert::build_tiny_bert;
 
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\n";
@@ -24,16 +24,6 @@ const LINES: &[&str] = &[
     "hi",
     "why does the cache miss rate triple when the batch size doubles",
 ];
-
-fn embeddings(model: &LoadedModel) -> Vec<f32> {
-    let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
-    let rows = token_rows::tokenize(model, &lines, None).unwrap().rows;
-    runner::run_all(model, &rows, 2)
-        .unwrap()
-        .into_iter()
-        .flat_map(|r| r.embedding.unwrap())
-        .collect()
-}
 
 /// The largest difference of `a` and `b`, relative to `b`'s largest value.
 fn relative_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -86,7 +76,7 @@ fn weight_only_linears_take_float_inputs_on_packed_weights() {
         .qkv
         .as_ref()
         .is_some_and(|j| matches!(j.kernel(), Some(LinearKernel::WeightOnly(_))))));
-    let joined = embeddings(&model);
+    let joined = embeddings(&model, LINES);
     for (name, lin) in model.network.linears_mut() {
         assert!(
             matches!(lin.kernel(), Some(LinearKernel::WeightOnly(_))),
@@ -99,7 +89,7 @@ fn weight_only_linears_take_float_inputs_on_packed_weights() {
         );
     }
     let reference = load_artifact_with(&dir, &Device::Cpu, LoadOptions::dequantized()).unwrap();
-    let (a, b) = (embeddings(&model), embeddings(&reference));
+    let (a, b) = (embeddings(&model, LINES), embeddings(&reference, LINES));
     assert!(relative_diff(&a, &b) <= 1e-5, "{}", relative_diff(&a, &b));
     assert!(relative_diff(&joined, &a) <= 1e-6);
     let report = std::fs::read_to_string(dir.join("report.json")).unwrap();
@@ -126,13 +116,13 @@ fn the_integer_kernels_inputs_are_recorded_and_old_artifacts_read_the_same() {
     }
     let report = std::fs::read_to_string(dir.join("report.json")).unwrap();
     assert!(report.contains("int8 per token"), "{report}");
-    let recorded = embeddings(&load_artifact(&dir, &Device::Cpu).unwrap());
+    let recorded = embeddings(&load_artifact(&dir, &Device::Cpu).unwrap(), LINES);
     // An artifact that does not record the kernel's inputs.
     let mut old = manifest.clone();
     old.activation_quant.clear();
     std::fs::write(dir.join("manifest.json"), encode_manifest(&old).unwrap()).unwrap();
     let mut model = load_artifact(&dir, &Device::Cpu).unwrap();
-    assert_eq!(embeddings(&model), recorded);
+    assert_eq!(embeddings(&model, LINES), recorded);
     for (name, lin) in model.network.linears_mut() {
         assert!(lin.kernel().is_some_and(|k| k.is_int8()), "{name}");
         assert_eq!(lin.input_quant(), Some(PER_TOKEN_INT8), "{name}");
