@@ -2,8 +2,9 @@
 //! artifact written (weights, tokenizer, manifest, the loss log), its
 //! fidelity measured against the teacher on every evaluation set, its exits
 //! calibrated and measured (a classifier's accuracy against FLOPs on each
-//! labelled set among them), and what the report is assembled from besides (the vocabulary section,
-//! the stages' notes, how the build ran); then the report files.
+//! labelled set among them), and what the report is assembled from besides
+//! (the vocabulary section, the stages' notes, how the build ran); then the
+//! report files.
 
 use std::collections::BTreeMap;
 
