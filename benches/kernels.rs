@@ -5,6 +5,8 @@
 //! - `f32`: the f32 GEMM (`runtime::kernels::f32_gemm`) at every level the
 //!   CPU supports on the MiniLM shapes, on one thread, in GFLOP/s, next to
 //!   candle's matmul and each level's peak FMA throughput (`kernels/f32_gemm.rs`).
+//! - `attention`: the fused inference attention against candle's unfused
+//!   formulation on MiniLM's heads (`kernels/attention.rs`).
 //!
 //! Run all with `cargo bench --bench kernels`, or some with
 //! `cargo bench --bench kernels -- f32` (a section runs when its name
@@ -17,6 +19,8 @@ use plcc::base::{Bits, Granularity, ScaleMethod};
 use plcc::quant::{quantize, QuantSpec};
 use plcc::runtime::kernels::{int_gemm_f32, quantize_activations, PackedLinear, SimdLevel};
 
+#[path = "kernels/attention.rs"]
+mod attention;
 #[path = "kernels/f32_gemm.rs"]
 mod f32_gemm;
 
@@ -78,6 +82,9 @@ fn main() -> candle_core::Result<()> {
     }
     if wanted("f32") {
         f32_gemm::run()?;
+    }
+    if wanted("attention") {
+        attention::run()?;
     }
     Ok(())
 }

@@ -105,7 +105,9 @@ impl F32Level {
         self.kernel().cols
     }
 
-    fn kernel(self) -> Kernel {
+    /// The level's micro-kernel, for callers that pack their own operands
+    /// (the fused attention).
+    pub(super) fn kernel(self) -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             use super::x86::{f32_avx2, f32_avx512};
@@ -140,15 +142,16 @@ impl F32Level {
 /// `c += a · panel` without a bias) for the first `rows` rows of a tile of
 /// packed activations `a` `[depth][MR]` and the first `cols` columns of a
 /// panel slice `[depth][cols]`, into `c` of row stride `ldc`.
-type Tile = unsafe fn(&[f32], usize, &[f32], Option<&[f32]>, &mut [f32], usize, usize);
+pub(super) type Tile = unsafe fn(&[f32], usize, &[f32], Option<&[f32]>, &mut [f32], usize, usize);
 
 /// A level's micro-kernel and its tile: at most `rows` × `cols`.
-struct Kernel {
-    tile: Tile,
+#[derive(Clone, Copy)]
+pub(super) struct Kernel {
+    pub(super) tile: Tile,
     /// Packs activation rows for `tile`: [`pack_rows`] with `MR = rows`.
-    pack: fn(&[f32], usize) -> Vec<f32>,
-    rows: usize,
-    cols: usize,
+    pub(super) pack: fn(&[f32], usize) -> Vec<f32>,
+    pub(super) rows: usize,
+    pub(super) cols: usize,
 }
 
 #[cfg(not(target_arch = "x86_64"))]

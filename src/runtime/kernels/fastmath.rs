@@ -22,8 +22,16 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    er * f32::from_bits(((n as i32 + 127) << 23) as u32)
+    // n is an integer in [−126, 128]; adding 1.5·2²³ puts it in the low
+    // mantissa bits, read back with integer operations that vectorize (a
+    // saturating `as i32` does not).
+    let n = ((n + ROUND_MAGIC).to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
+    er * f32::from_bits(((n + 127) << 23) as u32)
 }
+
+/// 1.5·2²³: `x + ROUND_MAGIC` holds an integer-valued `x` (|x| < 2²²) in its
+/// low mantissa bits.
+const ROUND_MAGIC: f32 = 12_582_912.0;
 
 /// `tanh x = 1 − 2 / (e²ˣ + 1)`; absolute error below 3e-7.
 #[inline(always)]

@@ -69,6 +69,7 @@
 //! [`PackedLinear::forward`] on a CUDA tensor returns an error saying so.
 
 mod activations;
+pub mod attention;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod f32_gemm;

@@ -280,7 +280,7 @@ pub fn multi_head_attention(
 ) -> Result<(Tensor, Option<Tensor>)> {
     if mode == Mode::Inference && !keep_probs {
         if let Some(lengths) = &mask.lengths {
-            if let Some(ctx) = crate::runtime::kernels::fused_ops::fused_attention(
+            if let Some(ctx) = crate::runtime::kernels::attention::fused_attention(
                 q,
                 k,
                 v,
