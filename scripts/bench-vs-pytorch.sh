@@ -13,12 +13,15 @@
 #   scripts/bench-vs-pytorch.sh [--teacher DIR] [--artifact DIR]... [--input FILE]
 #                               [--threads N] [--batch-size N] [--repeat K]
 #                               [--rounds R] [--max-len N] [--plcc PATH]
-#                               [--no-pytorch] [--no-onnx]
+#                               [--no-pytorch] [--no-onnx] [--one-batch-at-a-time]
 # Defaults: teacher models/all-MiniLM-L6-v2, no artifact, input
 # benches/corpus/sentences-en.txt, 2 threads, batch 32, 2 timed passes, 1
 # round, max length the teacher's max_seq_length (sentence_bert_config.json),
 # plcc target/release/plcc built by `cargo build --release` (not built when
 # --plcc is given). --no-pytorch / --no-onnx leave those peers out.
+# --one-batch-at-a-time makes plcc run one batch at a time on every thread
+# (by default it runs batches side by side, one per thread; the peers always
+# run one batch at a time on their intra-op threads).
 #
 # Every engine sorts the sentences by token count and batches them
 # --batch-size at a time, times tokenization, the forward pass and mean
@@ -54,6 +57,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 teacher="models/all-MiniLM-L6-v2"
+plcc_flags=()
 artifacts=()
 input="benches/corpus/sentences-en.txt"
 threads=2
@@ -83,6 +87,7 @@ while [ $# -gt 0 ]; do
     --plcc) need_value "$@"; plcc="$2"; shift 2 ;;
     --no-pytorch) with_pytorch=0; shift ;;
     --no-onnx) with_onnx=0; shift ;;
+    --one-batch-at-a-time) plcc_flags+=(--one-batch-at-a-time); shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "bench-vs-pytorch: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
   esac
@@ -132,7 +137,7 @@ run_bench() { # STEM ROUND COMMAND...
 }
 plcc_bench() { # STEM MODEL ROUND
   run_bench "$1" "$3" "$plcc" bench "$2" --alone --json --input "$input" --threads "$threads" \
-    --batch-size "$batch_size" --repeat "$repeat" "${max_len_args[@]}"
+    --batch-size "$batch_size" --repeat "$repeat" "${max_len_args[@]}" ${plcc_flags[@]+"${plcc_flags[@]}"}
 }
 peer_args=(--model "$teacher" --input "$input" --threads "$threads" --batch-size "$batch_size"
            --repeat "$repeat" --sort-by-length "${max_len_args[@]}")

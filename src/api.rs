@@ -69,7 +69,7 @@ use crate::eval::{gold, gold_data, retrieval_run};
 use crate::lower::reporter::Silent;
 use crate::lower::BuildOptions;
 use crate::runtime::run::record::Record;
-use crate::runtime::run::runner::run_all;
+use crate::runtime::run::runner::{run_all, Schedule};
 use crate::runtime::run::token_rows::tokenize;
 use crate::runtime::{load_model, LoadedModel};
 use crate::text::data::Example;
@@ -120,7 +120,7 @@ impl Model {
     pub fn run(&self, texts: &[&str]) -> Result<Vec<Record>, Diag> {
         let lines: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
         let tokenized = tokenize(&self.loaded, &lines, None)?;
-        run_all(&self.loaded, &tokenized.rows, BATCH)
+        run_all(&self.loaded, &tokenized.rows, BATCH, Schedule::SideBySide)
     }
 
     /// The sentence embedding of each text (an encoder's; empty for GPT-2).

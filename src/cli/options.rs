@@ -8,6 +8,7 @@ use candle_core::Device;
 use clap::{Args, ValueEnum};
 
 use crate::diag::Diag;
+use crate::runtime::run::runner::Schedule;
 
 /// A device `--device` names.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -48,9 +49,23 @@ pub struct BatchOptions {
     /// positions).
     #[arg(long, value_name = "N")]
     pub max_len: Option<usize>,
+    /// Run one batch at a time on every thread (the shortest time per
+    /// batch). By default batches run side by side on the CPU, one per
+    /// thread (the most inputs per second).
+    #[arg(long)]
+    pub one_batch_at_a_time: bool,
 }
 
 impl BatchOptions {
+    /// How batches share the threads.
+    pub fn schedule(&self) -> Schedule {
+        if self.one_batch_at_a_time {
+            Schedule::OneAtATime
+        } else {
+            Schedule::SideBySide
+        }
+    }
+
     /// Refuses a batch size of 0.
     pub fn check(&self) -> Result<(), Diag> {
         if self.batch_size == 0 {

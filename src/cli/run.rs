@@ -72,6 +72,7 @@ fn records(model: &LoadedModel, lines: &[String], args: &RunArgs) -> Result<Vec<
     let BatchOptions {
         batch_size,
         max_len,
+        ..
     } = args.batch;
     if model.config.seq2seq.is_some() {
         let rows = generate::tokenize(model, lines, max_len)?;
@@ -95,7 +96,7 @@ fn records(model: &LoadedModel, lines: &[String], args: &RunArgs) -> Result<Vec<
     if let Some(note) = tokenized.truncation_note() {
         eprintln!("note: {note}");
     }
-    let mut records = runner::run_all(model, &tokenized.rows, batch_size)?;
+    let mut records = runner::run_all(model, &tokenized.rows, batch_size, args.batch.schedule())?;
     if let Some(labels) = model.labels() {
         records.iter_mut().for_each(|r| r.name_labels(&labels));
     }

@@ -36,7 +36,7 @@ fn build(name: &str, quantize: &str) -> PathBuf {
 fn embeddings(model: &LoadedModel) -> Vec<Vec<f32>> {
     let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
     let rows = token_rows::tokenize(model, &lines, None).unwrap().rows;
-    runner::run_all(model, &rows, 2)
+    runner::run_all(model, &rows, 2, runner::Schedule::SideBySide)
         .unwrap()
         .into_iter()
         .map(|r| r.embedding.unwrap())

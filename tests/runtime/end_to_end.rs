@@ -44,19 +44,28 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// Neither the batch size nor running batches side by side changes a record.
 #[test]
 fn batch_size_does_not_change_results() {
     let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
     for name in builtin::NAMES {
         let model = load_builtin(name, &Device::Cpu).unwrap();
         let rows = token_rows::tokenize(&model, &lines, None).unwrap().rows;
-        let one = runner::run_all(&model, &rows, 1).unwrap();
-        for batch in [3, 32] {
-            let many = runner::run_all(&model, &rows, batch).unwrap();
+        let one = runner::run_all(&model, &rows, 1, runner::Schedule::OneAtATime).unwrap();
+        for (batch, schedule) in [
+            (1, runner::Schedule::SideBySide),
+            (3, runner::Schedule::SideBySide),
+            (3, runner::Schedule::OneAtATime),
+            (32, runner::Schedule::OneAtATime),
+        ] {
+            let many = runner::run_all(&model, &rows, batch, schedule).unwrap();
             for (a, b) in one.iter().zip(&many) {
                 let pick = |r: &record::Record| r.embedding.clone().or(r.logits.clone()).unwrap();
                 let d = max_abs_diff(&pick(a), &pick(b));
-                assert!(d <= 1e-5, "{name} batch {batch}: difference {d}");
+                assert!(
+                    d <= 1e-5,
+                    "{name} batch {batch} {schedule:?}: difference {d}"
+                );
             }
         }
     }

@@ -216,7 +216,7 @@ fn minilm_tokens_and_embeddings_match_pytorch() {
         assert_eq!(ours, theirs, "token ids of sentence {}", i + 1);
     }
     // Batched (padded) run: padding must not change any embedding.
-    let records = runner::run_all(&model, &rows, 16).unwrap();
+    let records = runner::run_all(&model, &rows, 16, runner::Schedule::SideBySide).unwrap();
     for (i, (rec, theirs)) in records.iter().zip(&ref_emb).enumerate() {
         let ours = rec.embedding.as_ref().unwrap();
         let dot: f64 = ours

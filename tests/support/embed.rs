@@ -7,7 +7,7 @@ use plcc::runtime::LoadedModel;
 pub fn embeddings(model: &LoadedModel, lines: &[&str]) -> Vec<f32> {
     let lines: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
     let rows = token_rows::tokenize(model, &lines, None).unwrap().rows;
-    runner::run_all(model, &rows, 2)
+    runner::run_all(model, &rows, 2, runner::Schedule::SideBySide)
         .unwrap()
         .into_iter()
         .flat_map(|r| r.embedding.unwrap())

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::diag::Diag;
 use crate::runtime::run::record::Record;
+use crate::runtime::run::runner::Schedule;
 use crate::runtime::run::{runner, token_rows};
 use crate::runtime::{load_model, LoadedModel};
 
@@ -31,6 +32,8 @@ pub struct BenchReport {
     pub tokens: usize,
     pub batch_size: usize,
     pub threads: usize,
+    /// How batches shared the threads: `side by side` or `one at a time`.
+    pub batches: String,
     pub sentences_per_s: f64,
     pub tokens_per_s: f64,
     pub p50_ms: f64,
@@ -169,6 +172,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub struct BenchSetup {
     pub batch_size: usize,
     pub max_len: Option<usize>,
+    pub schedule: Schedule,
     /// Timed passes per model (interleaved when comparing two).
     pub repeat: Repeat,
 }
@@ -213,7 +217,7 @@ pub fn measure(
     if let Some(note) = tokenized.truncation_note() {
         eprintln!("note: {spec}: {note}");
     }
-    runner::run_all(&model, &tokenized.rows, setup.batch_size)?;
+    runner::run_all(&model, &tokenized.rows, setup.batch_size, setup.schedule)?;
     let (mut report, records) = time_model(&model, lines, setup)?;
     report.peak_rss_mb = peak_rss_mb();
     report.rss_growth_mb = if peak_reset {
@@ -265,12 +269,9 @@ fn time_model(
     let tokenize_s = start.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
     let mut records: Vec<Option<Record>> = vec![None; rows.len()];
-    for batch in token_rows::plan_batches(&rows, setup.batch_size) {
-        let batch_rows: Vec<Vec<u32>> = batch.iter().map(|&i| rows[i].clone()).collect();
-        let t = Instant::now();
-        let out = runner::run_batch(model, &batch_rows)?;
-        latencies.push(t.elapsed().as_secs_f64() * 1e3);
-        for (&i, r) in batch.iter().zip(out) {
+    for batch in runner::run_batches(model, &rows, setup.batch_size, setup.schedule)? {
+        latencies.push(batch.seconds * 1e3);
+        for (&i, r) in batch.indices.iter().zip(batch.records) {
             records[i] = Some(r);
         }
     }
@@ -287,6 +288,11 @@ fn time_model(
         tokens,
         batch_size: setup.batch_size,
         threads: candle_core::utils::get_num_threads(),
+        batches: match setup.schedule {
+            Schedule::SideBySide => "side by side",
+            Schedule::OneAtATime => "one at a time",
+        }
+        .to_string(),
         sentences_per_s: rows.len() as f64 / total_s,
         tokens_per_s: tokens as f64 / total_s,
         p50_ms: percentile(&latencies, 50.0),

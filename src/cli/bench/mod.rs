@@ -65,6 +65,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Diag> {
     let setup = BenchSetup {
         batch_size: args.batch.batch_size,
         max_len: args.batch.max_len,
+        schedule: args.batch.schedule(),
         repeat: Repeat::from_arg(args.repeat)?,
     };
     let model = args.model.as_str();
@@ -92,8 +93,8 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode, Diag> {
 fn print_report(report: &BenchReport) {
     println!("model            {}", report.model);
     println!(
-        "sentences        {} ({} tokens, batch {}, {} threads)",
-        report.sentences, report.tokens, report.batch_size, report.threads
+        "sentences        {} ({} tokens, batch {}, {} threads, batches {})",
+        report.sentences, report.tokens, report.batch_size, report.threads, report.batches
     );
     println!("passes           {}", passes_text(report));
     println!(

@@ -15,7 +15,7 @@ use crate::lower::reporter::Silent;
 use crate::lower::BuildOptions;
 use crate::runtime::run::early_exit::final_records;
 use crate::runtime::run::record::Record;
-use crate::runtime::run::runner::{run_all, run_batch};
+use crate::runtime::run::runner::{run_all, run_batch, Schedule};
 use crate::runtime::run::token_rows::tokenize;
 use crate::runtime::{load_model, Inputs, LoadedModel};
 
@@ -135,7 +135,7 @@ fn check_exact(dir: &Path, batch: usize) {
     );
     let depth = model.config.num_layers();
     let rows = tokenize(&model, &lines(), None).unwrap().rows;
-    let records = run_all(&model, &rows, batch).unwrap();
+    let records = run_all(&model, &rows, batch, Schedule::SideBySide).unwrap();
     assert_eq!(records.len(), rows.len());
     let layers: Vec<usize> = records.iter().map(|r| r.exit_layer.unwrap()).collect();
     assert!(layers.iter().any(|&l| l < depth), "{layers:?}");

@@ -2,6 +2,17 @@
 //! padding) of token rows (`token_rows`), one output record per input in
 //! input order; an encoder-decoder's rows run through `generate`. Shared by
 //! `plcc run` and `plcc bench`.
+//!
+//! On the CPU, batches run side by side by default ([`Schedule`]), one per
+//! thread of the pool: each batch's kernels then rarely wait on the other
+//! thread (a batch of 32 short sentences leaves little to split between
+//! cores, and every split costs a wake-up and a join), while a thread left
+//! idle still takes over part of the other batch's work. One batch at a
+//! time gives each batch every thread: the shortest time per batch.
+
+use std::time::Instant;
+
+use rayon::prelude::*;
 
 use crate::diag::Diag;
 use crate::runtime::load::loaded_model::LoadedModel;
@@ -18,11 +29,20 @@ use crate::runtime::run::token_rows::plan_batches;
 /// rows, which bounds the activations held at once (results do not depend
 /// on how rows are batched).
 pub fn run_batch(model: &LoadedModel, rows: &[Vec<u32>]) -> Result<Vec<Record>, Diag> {
+    run_batch_within(model, rows, TOKENS_PER_PASS)
+}
+
+/// [`run_batch`] with forward passes of at most `budget` padded tokens.
+fn run_batch_within(
+    model: &LoadedModel,
+    rows: &[Vec<u32>],
+    budget: usize,
+) -> Result<Vec<Record>, Diag> {
     if model.config.seq2seq.is_some() {
         return crate::runtime::run::generate::run_sources(model, rows);
     }
     let mut records = Vec::with_capacity(rows.len());
-    for part in passes(rows, TOKENS_PER_PASS) {
+    for part in passes(rows, budget) {
         let inputs =
             Inputs::from_rows(part, model.tokenizer.pad_id, &model.device).map_err(failed)?;
         records.extend(early_exit::run(model, &inputs).map_err(failed)?);
@@ -67,17 +87,72 @@ fn passes(rows: &[Vec<u32>], budget: usize) -> Vec<&[Vec<u32>]> {
     parts
 }
 
+/// How a run's batches share the CPU threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schedule {
+    /// Batches side by side, one per thread: the most inputs per second.
+    SideBySide,
+    /// One batch at a time on every thread: the shortest time per batch.
+    OneAtATime,
+}
+
+/// One batch of a run: the input indices, their records (same order) and
+/// the batch's wall-clock seconds.
+pub struct BatchRun {
+    pub indices: Vec<usize>,
+    pub records: Vec<Record>,
+    pub seconds: f64,
+}
+
+/// Runs every row in length-sorted batches of `batch_size` under
+/// `schedule` (side by side only on the CPU, with two or more threads and
+/// batches; each batch then runs in passes of a share of
+/// `TOKENS_PER_PASS`, so the activations held at once stay as for one
+/// batch at a time); the batches in plan order.
+pub fn run_batches(
+    model: &LoadedModel,
+    rows: &[Vec<u32>],
+    batch_size: usize,
+    schedule: Schedule,
+) -> Result<Vec<BatchRun>, Diag> {
+    let plan = plan_batches(rows, batch_size);
+    let threads = rayon::current_num_threads();
+    let side_by_side =
+        schedule == Schedule::SideBySide && model.device.is_cpu() && plan.len() > 1 && threads > 1;
+    let budget = if side_by_side {
+        TOKENS_PER_PASS / threads
+    } else {
+        TOKENS_PER_PASS
+    };
+    let one = |indices: Vec<usize>| -> Result<BatchRun, Diag> {
+        let batch_rows: Vec<Vec<u32>> = indices.iter().map(|&i| rows[i].clone()).collect();
+        let start = Instant::now();
+        let records = run_batch_within(model, &batch_rows, budget)?;
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(BatchRun {
+            indices,
+            records,
+            seconds,
+        })
+    };
+    if side_by_side {
+        plan.into_par_iter().with_max_len(1).map(one).collect()
+    } else {
+        plan.into_iter().map(one).collect()
+    }
+}
+
 /// Runs every row in length-sorted batches; records in input order.
 pub fn run_all(
     model: &LoadedModel,
     rows: &[Vec<u32>],
     batch_size: usize,
+    schedule: Schedule,
 ) -> Result<Vec<Record>, Diag> {
     let mut records: Vec<Option<Record>> = vec![None; rows.len()];
-    for batch in plan_batches(rows, batch_size) {
-        let batch_rows: Vec<Vec<u32>> = batch.iter().map(|&i| rows[i].clone()).collect();
-        for (i, rec) in batch.iter().zip(run_batch(model, &batch_rows)?) {
-            records[*i] = Some(rec);
+    for batch in run_batches(model, rows, batch_size, schedule)? {
+        for (&i, rec) in batch.indices.iter().zip(batch.records) {
+            records[i] = Some(rec);
         }
     }
     Ok(records.into_iter().flatten().collect())
