@@ -64,11 +64,19 @@ struct Job {
 /// A job's operands, every head packed in one pass over the rows: queries
 /// (scaled) as the micro-kernel's activation tiles `[head][tile][d][mr]`,
 /// keys as its panels `[head][stride / nr][d][nr]`, values as panels of the
-/// head's columns `[head][d / nr][len][nr]`.
+/// head's columns `[head][d / nr][len][nr]`; the sizes of that layout, and
+/// the zero bias the tile products start from.
 struct Packed {
     queries: Vec<f32>,
     keys: Vec<f32>,
     values: Vec<f32>,
+    /// Keys padded to a multiple of [`KEY_PAD`].
+    stride: usize,
+    /// Query tiles per head.
+    tiles: usize,
+    /// Value panels per head.
+    value_panels: usize,
+    zero_bias: Vec<f32>,
 }
 
 impl SequenceAttention<'_> {
@@ -116,7 +124,7 @@ impl SequenceAttention<'_> {
     #[inline(always)]
     fn run_tiled(&self, kernel: Kernel, job: &Job, out: &mut [f32]) {
         let packed = self.pack(&kernel, job);
-        let mut scratch = vec![0f32; 2 * kernel.rows * job.len.div_ceil(KEY_PAD) * KEY_PAD];
+        let mut scratch = vec![0f32; 2 * kernel.rows * packed.stride];
         for index in 0..job.heads.len() {
             self.head_tiles(
                 &kernel,
@@ -175,6 +183,10 @@ impl SequenceAttention<'_> {
             queries,
             keys,
             values,
+            stride,
+            tiles,
+            value_panels,
+            zero_bias: vec![0f32; nr],
         }
     }
 
@@ -193,12 +205,8 @@ impl SequenceAttention<'_> {
         out: &mut [f32],
     ) {
         let (mr, nr, d, len) = (kernel.rows, kernel.cols, self.head_dim, job.len);
-        let (stride, tiles, value_panels) = (
-            len.div_ceil(KEY_PAD) * KEY_PAD,
-            self.seq.div_ceil(mr),
-            d.div_ceil(nr),
-        );
-        let zeros = vec![0f32; nr];
+        let (stride, tiles, value_panels) = (packed.stride, packed.tiles, packed.value_panels);
+        let zeros = &packed.zero_bias;
         let keys = &packed.keys[index * stride * d..][..stride * d];
         let values = &packed.values[index * value_panels * len * nr..][..value_panels * len * nr];
         let (scores, a) = scratch.split_at_mut(mr * stride);
@@ -217,7 +225,7 @@ impl SequenceAttention<'_> {
                         q,
                         rows,
                         &keys[panel * d * nr..][..d * nr],
-                        Some(&zeros),
+                        Some(zeros),
                         &mut scores[panel * nr..],
                         stride,
                         cols,
@@ -243,7 +251,7 @@ impl SequenceAttention<'_> {
                         &a[..most * mr],
                         rows,
                         &values[panel * len * nr..][..most * nr],
-                        Some(&zeros),
+                        Some(zeros),
                         &mut out[at..],
                         job.out_width,
                         cols,
