@@ -267,16 +267,10 @@ fn time_model(
     let start = Instant::now();
     let rows = token_rows::tokenize(model, lines, setup.max_len)?.rows;
     let tokenize_s = start.elapsed().as_secs_f64();
-    let mut latencies = Vec::new();
-    let mut records: Vec<Option<Record>> = vec![None; rows.len()];
-    for batch in runner::run_batches(model, &rows, setup.batch_size, setup.schedule)? {
-        latencies.push(batch.seconds * 1e3);
-        for (&i, r) in batch.indices.iter().zip(batch.records) {
-            records[i] = Some(r);
-        }
-    }
+    let batches = runner::run_batches(model, &rows, setup.batch_size, setup.schedule)?;
     let total_s = start.elapsed().as_secs_f64();
-    let records: Vec<Record> = records.into_iter().flatten().collect();
+    let mut latencies: Vec<f64> = batches.iter().map(|b| b.seconds * 1e3).collect();
+    let records = runner::in_input_order(batches, rows.len());
     latencies.sort_by(f64::total_cmp);
     let tokens: usize = rows.iter().map(Vec::len).sum();
     let exit_layers: Vec<usize> = records.iter().filter_map(|r| r.exit_layer).collect();
@@ -288,11 +282,7 @@ fn time_model(
         tokens,
         batch_size: setup.batch_size,
         threads: candle_core::utils::get_num_threads(),
-        batches: match setup.schedule {
-            Schedule::SideBySide => "side by side",
-            Schedule::OneAtATime => "one at a time",
-        }
-        .to_string(),
+        batches: setup.schedule.name().to_string(),
         sentences_per_s: rows.len() as f64 / total_s,
         tokens_per_s: tokens as f64 / total_s,
         p50_ms: percentile(&latencies, 50.0),

@@ -96,6 +96,16 @@ pub enum Schedule {
     OneAtATime,
 }
 
+impl Schedule {
+    /// How reports name the schedule.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::SideBySide => "side by side",
+            Schedule::OneAtATime => "one at a time",
+        }
+    }
+}
+
 /// One batch of a run: the input indices, their records (same order) and
 /// the batch's wall-clock seconds.
 pub struct BatchRun {
@@ -149,13 +159,19 @@ pub fn run_all(
     batch_size: usize,
     schedule: Schedule,
 ) -> Result<Vec<Record>, Diag> {
-    let mut records: Vec<Option<Record>> = vec![None; rows.len()];
-    for batch in run_batches(model, rows, batch_size, schedule)? {
+    let batches = run_batches(model, rows, batch_size, schedule)?;
+    Ok(in_input_order(batches, rows.len()))
+}
+
+/// The records of a run's `batches` over `inputs` inputs, in input order.
+pub fn in_input_order(batches: Vec<BatchRun>, inputs: usize) -> Vec<Record> {
+    let mut records: Vec<Option<Record>> = vec![None; inputs];
+    for batch in batches {
         for (&i, rec) in batch.indices.iter().zip(batch.records) {
             records[i] = Some(rec);
         }
     }
-    Ok(records.into_iter().flatten().collect())
+    records.into_iter().flatten().collect()
 }
 
 /// Reads one input per line (a trailing newline is not an input).
