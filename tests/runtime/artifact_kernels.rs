@@ -13,9 +13,9 @@ use candle_core::Device;
 use plcc::runtime::load::from_artifact::{load_artifact, load_artifact_with, LoadOptions};
 use plcc::runtime::model::layers::EmbeddingTable;
 use plcc::runtime::model::linear_kernel::{is_per_token_int8, LinearKernel, PER_TOKEN_INT8};
-use plcc::runtime::run::{runner, token_rows};
 use plcc::runtime::{LinearWeight, LoadedModel, Network};
 
+use crate::support::embed::embedding_rows;
 use crate::support::tiny_bert::build_tiny_bert;
 
 const SENTENCES: &str = "the model reads a recipe\na smaller model runs faster\nrain falls on the valley\nwhy is the cache slow\nnumbers like 3 and 42\n";
@@ -34,13 +34,7 @@ fn build(name: &str, quantize: &str) -> PathBuf {
 }
 
 fn embeddings(model: &LoadedModel) -> Vec<Vec<f32>> {
-    let lines: Vec<String> = LINES.iter().map(|s| s.to_string()).collect();
-    let rows = token_rows::tokenize(model, &lines, None).unwrap().rows;
-    runner::run_all(model, &rows, 2, runner::Schedule::SideBySide)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.embedding.unwrap())
-        .collect()
+    embedding_rows(model, LINES)
 }
 
 fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {

@@ -52,8 +52,9 @@ fn policies() -> Vec<ExitPolicy> {
         .collect()
 }
 
-#[test]
-fn each_setting_and_each_exit_scores_against_the_gold_labels() {
+/// The sweep of [`observations`] on tiny-bert's classifier with `shipped`
+/// marked; its costs and the model's depth.
+fn swept(shipped: Option<f64>) -> (Vec<AccuracyPoint>, ExitCosts, usize) {
     let config = builtin::config("tiny-bert").unwrap();
     let depth = config.num_layers();
     let task = Task::Classification { labels: 3 };
@@ -64,8 +65,14 @@ fn each_setting_and_each_exit_scores_against_the_gold_labels() {
         &[1, 2],
         depth,
         &mut costs,
-        Some(0.45),
+        shipped,
     );
+    (points, costs, depth)
+}
+
+#[test]
+fn each_setting_and_each_exit_scores_against_the_gold_labels() {
+    let (points, mut costs, depth) = swept(Some(0.45));
     let settings: Vec<Option<f64>> = points.iter().map(|p| p.setting).collect();
     // 0.2 sends everyone where 0.1 does (the strictest kept), 0.4 where
     // the shipped 0.45 does (the shipped one kept).
@@ -122,18 +129,7 @@ fn each_setting_and_each_exit_scores_against_the_gold_labels() {
 
 #[test]
 fn a_shipped_setting_already_swept_is_marked_not_added() {
-    let config = builtin::config("tiny-bert").unwrap();
-    let task = Task::Classification { labels: 3 };
-    let mut costs = ExitCosts::new(&config, task, &exits());
-    let depth = config.num_layers();
-    let points = sweep(
-        &observations(),
-        &policies(),
-        &[1, 2],
-        depth,
-        &mut costs,
-        None,
-    );
+    let (points, _, _) = swept(None);
     assert_eq!(points.len(), 8);
     assert!(points[0].shipped && points[0].setting.is_none());
     assert_eq!(points.iter().filter(|p| p.shipped).count(), 1);
