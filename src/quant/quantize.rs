@@ -122,11 +122,32 @@ fn units(rows: usize, cols: usize, granularity: Granularity) -> Result<(usize, u
     }
 }
 
+/// Lanes of the sums over a unit: a sum kept in this many partial sums
+/// (added in a fixed order at the end) vectorizes, where one running sum is
+/// a chain of dependent additions. The order does not depend on threads.
+const SUM_LANES: usize = 16;
+
+/// The sum of `term(x)` over `v`, in [`SUM_LANES`] partial sums.
+#[inline(always)]
+fn lane_sum(v: &[f32], term: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0f32; SUM_LANES];
+    let mut chunks = v.chunks_exact(SUM_LANES);
+    for chunk in &mut chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += term(x);
+        }
+    }
+    for (lane, &x) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += term(x);
+    }
+    lanes.iter().sum()
+}
+
 fn mean_abs(v: &[f32]) -> f32 {
     if v.is_empty() {
         0.0
     } else {
-        v.iter().map(|x| x.abs()).sum::<f32>() / v.len() as f32
+        lane_sum(v, f32::abs) / v.len() as f32
     }
 }
 
@@ -275,11 +296,8 @@ fn unit_params_exact(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) 
     match spec.bits {
         Bits::Ternary if spec.scale == ScaleMethod::MeanAbs && learned.is_none() => {
             let delta = 0.7 * clip;
-            let (sum, n) = m
-                .iter()
-                .map(|x| x.abs())
-                .filter(|a| *a > delta)
-                .fold((0f32, 0usize), |(s, n), a| (s + a, n + 1));
+            let n = m.iter().filter(|x| x.abs() > delta).count();
+            let sum = lane_sum(m, |x| if x.abs() > delta { x.abs() } else { 0.0 });
             UnitParams {
                 scale: if n == 0 { 0.0 } else { sum / n as f32 },
                 zero: 0.0,
@@ -446,9 +464,26 @@ fn fake_unit(out: &mut [f32], w: &[f32], bits: Bits, asymmetric: bool, p: &UnitP
             }
         };
     }
+    // Binary and ternary values written as selects (the same values as
+    // `decode(encode(x))`), which vectorize.
+    let (a, t) = (p.scale, p.threshold);
     match (bits, asymmetric) {
-        (Bits::Binary, _) => each!(Bits::Binary, false),
-        (Bits::Ternary, _) => each!(Bits::Ternary, false),
+        (Bits::Binary, _) => {
+            for (o, &x) in out.iter_mut().zip(w) {
+                *o = if x >= 0.0 { a } else { -a };
+            }
+        }
+        (Bits::Ternary, _) => {
+            for (o, &x) in out.iter_mut().zip(w) {
+                *o = if x > t {
+                    a
+                } else if x < -t {
+                    -a
+                } else {
+                    0.0
+                };
+            }
+        }
         (Bits::Int(2), false) => each!(Bits::Int(2), false),
         (Bits::Int(4), false) => each!(Bits::Int(4), false),
         (Bits::Int(8), false) => each!(Bits::Int(8), false),
