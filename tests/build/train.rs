@@ -207,3 +207,92 @@ fn a_gpt2_teacher_is_pretrained_then_distilled_to_two_bits() {
     let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
     assert!(manifest.contains("\"source\""), "{manifest}");
 }
+
+/// `loss`, each term and `grad_norm` of every logged step.
+fn step_numbers(artifact: &Path) -> Vec<Vec<(String, f64)>> {
+    std::fs::read_to_string(artifact.join("loss.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let mut numbers = vec![
+                ("loss".to_string(), v["loss"].as_f64().unwrap()),
+                ("grad_norm".to_string(), v["grad_norm"].as_f64().unwrap()),
+            ];
+            for (name, x) in v["terms"].as_object().unwrap() {
+                numbers.push((name.clone(), x.as_f64().unwrap()));
+            }
+            numbers
+        })
+        .collect()
+}
+
+/// A step split into shards of rows, one per thread, trains as the whole
+/// batch does: the same loss, terms and gradient norm at every step, up to
+/// rounding (float weights, so no quantizer threshold amplifies it).
+#[test]
+fn a_batch_split_across_threads_trains_as_the_whole_batch() {
+    let embedding = r#"
+teacher: "builtin:tiny-bert"
+task: embedding
+seed: 5
+keep_layers: [0, 3]
+data sentences "data/sentences.txt" {}
+distill d {
+    steps: 3
+    data: sentences
+    lr: 1e-2
+    batch_size: 8
+    optimizer: sgd
+    loss hidden_mse {}
+    loss attention_kl {}
+    loss attention_mse { weight: 0.5 }
+    loss cosine {}
+}
+"#;
+    let language_model = r#"
+teacher: "builtin:tiny-gpt2"
+task: causal_lm
+seed: 5
+data sentences "data/sentences.txt" {}
+distill d {
+    steps: 3
+    data: sentences
+    lr: 1e-2
+    batch_size: 8
+    seq_len: 16
+    optimizer: sgd
+    loss logit_kl {}
+    loss task_ce {}
+    loss hidden_mse {}
+}
+"#;
+    for (name, recipe) in [("embedding", embedding), ("lm", language_model)] {
+        let dir = workdir(&format!("shards-{name}"));
+        let r = dir.join("r.pc");
+        std::fs::write(&r, recipe).unwrap();
+        let run = |threads: &str| {
+            let out = dir.join(format!("threads-{threads}"));
+            let o = plcc(&[
+                "build",
+                r.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--threads",
+                threads,
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            step_numbers(&out)
+        };
+        let (whole, split) = (run("1"), run("2"));
+        assert_eq!(whole.len(), 3, "{name}");
+        for (step, (a, b)) in whole.iter().zip(&split).enumerate() {
+            assert_eq!(a.len(), b.len(), "{name} step {step}: {a:?} {b:?}");
+            for ((term, x), (_, y)) in a.iter().zip(b) {
+                // Relative, or absolute for terms near zero (rounding noise).
+                let close = (x - y).abs() <= 1e-4 * x.abs().max(1e-3);
+                assert!(close, "{name} step {step} {term}: {x} vs {y}");
+            }
+        }
+    }
+}

@@ -47,7 +47,7 @@ impl RowSparseTable {
 
     /// Looks up the rows `ids` uses: returns the rows, fake-quantized by
     /// `quant` (which must work row by row), and `ids` renumbered into them;
-    /// keeps the rows' variable for `take_grad`.
+    /// keeps the rows' variable for `grad`.
     pub fn lookup(
         &mut self,
         ids: &Tensor,
@@ -72,13 +72,14 @@ impl RowSparseTable {
         Ok((table, local))
     }
 
-    /// The gradient of the current micro-batch's rows, if they got one.
-    pub fn take_grad(&mut self, grads: &candle_core::backprop::GradStore) -> Option<RowGrad> {
-        let (rows, values) = self.current.take()?;
+    /// The gradient in `grads` of the current micro-batch's rows, if they
+    /// got one.
+    pub fn grad(&self, grads: &candle_core::backprop::GradStore) -> Option<RowGrad> {
+        let (rows, values) = self.current.as_ref()?;
         let grad = grads.get(values.as_tensor())?.clone();
         Some(RowGrad {
             name: self.name.clone(),
-            rows,
+            rows: rows.clone(),
             grad,
         })
     }
@@ -145,13 +146,15 @@ mod tests {
         assert_eq!(local.to_vec2::<u32>().unwrap(), vec![vec![1, 0, 1]]);
         let looked = rows.index_select(&local.flatten_all().unwrap(), 0).unwrap();
         let grads = looked.sum_all().unwrap().backward().unwrap();
-        let g = t.take_grad(&grads).unwrap();
+        let g = t.grad(&grads).unwrap();
         assert_eq!(g.rows, vec![1, 4]);
         assert_eq!(
             g.grad.to_vec2::<f32>().unwrap(),
             vec![vec![1.0, 1.0], vec![2.0, 2.0]]
         );
-        assert!(t.take_grad(&grads).is_none(), "taken once");
+        t.lookup(&Tensor::new(&[[2u32]], &dev).unwrap(), None)
+            .unwrap();
+        assert!(t.grad(&grads).is_none(), "the next lookup's rows");
     }
 
     #[test]

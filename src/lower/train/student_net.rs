@@ -192,34 +192,32 @@ impl TrainableNet {
         Ok(())
     }
 
-    /// One training forward pass: derived tensors refreshed, and the word
-    /// table looked up through the rows `inputs` uses when it is trained a
-    /// few rows at a time (`take_row_grad` then collects their gradient).
-    pub fn forward_training(
-        &mut self,
-        inputs: &Inputs,
-        opts: ForwardOptions,
-    ) -> Result<ModelOutput> {
+    /// Readies the net for training forward passes over `inputs` (or any
+    /// rows of it): derived tensors refreshed and, when the word table
+    /// trains a few rows at a time, the rows `inputs` uses looked up
+    /// (`row_grad` then reads their gradient). Returns the inputs `forward`
+    /// reads: `inputs` with its ids renumbered into those rows.
+    pub fn prepare_training(&mut self, inputs: &Inputs) -> Result<Inputs> {
         let Some(table) = self.sparse_words.as_mut() else {
             self.refresh()?;
-            return self.forward(inputs, opts);
+            return Ok(inputs.clone());
         };
         let quant = self.embedding_quant.as_ref().map(|(q, _)| q.as_ref());
         let (rows, local) = table.lookup(&inputs.ids, quant)?;
         self.network.word_embeddings_mut().1.set_table(rows);
         self.refresh_positions()?;
-        let renumbered = Inputs {
+        Ok(Inputs {
             ids: local,
             mask: inputs.mask.clone(),
             token_types: inputs.token_types.clone(),
             decoder: inputs.decoder.clone(),
-        };
-        self.forward(&renumbered, opts)
+        })
     }
 
-    /// The gradient of the word-table rows the last `forward_training` used.
-    pub fn take_row_grad(&mut self, grads: &candle_core::backprop::GradStore) -> Option<RowGrad> {
-        self.sparse_words.as_mut()?.take_grad(grads)
+    /// The gradient in `grads` of the word-table rows the last
+    /// `prepare_training` looked up.
+    pub fn row_grad(&self, grads: &candle_core::backprop::GradStore) -> Option<RowGrad> {
+        self.sparse_words.as_ref()?.grad(grads)
     }
 
     /// Every head passed to the forward: exits, then the task head.

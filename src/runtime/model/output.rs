@@ -56,6 +56,21 @@ impl Inputs {
         })
     }
 
+    /// Rows `start .. start + len` of the batch, padded as the whole batch
+    /// is (the decoder's rows too).
+    pub fn rows(&self, start: usize, len: usize) -> Result<Inputs> {
+        let narrow = |t: &Tensor| t.narrow(0, start, len);
+        Ok(Inputs {
+            ids: narrow(&self.ids)?,
+            mask: narrow(&self.mask)?,
+            token_types: self.token_types.as_ref().map(narrow).transpose()?,
+            decoder: match &self.decoder {
+                Some(d) => Some(Box::new(d.rows(start, len)?)),
+                None => None,
+            },
+        })
+    }
+
     /// The inputs of the stack that produces the outputs: the decoder's of
     /// an encoder-decoder, else these.
     pub fn output_side(&self) -> &Inputs {

@@ -37,7 +37,8 @@ pub struct LossInputs<'a> {
 }
 
 /// Learned state of the losses: hidden-state projections and the
-/// contrastive memory bank.
+/// contrastive memory bank. A clone shares the projections' variables.
+#[derive(Clone)]
 pub struct LossState {
     /// `proj.{student_layer}` → `[teacher_hidden, student_hidden]`.
     pub projections: BTreeMap<String, Var>,

@@ -16,7 +16,7 @@ mod math;
 pub use inputs::{LossInputs, LossState};
 pub use math::real_token_index;
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 
 use crate::base::ExitScope;
 use crate::ir::{LayerPair, LossPlanKind};
@@ -60,6 +60,53 @@ pub fn loss_term(
             contrastive(inputs, teacher, state, *temperature, negatives, *layer).map(Some)
         }
         LossPlanKind::Cosine => cosine(inputs, need_teacher()?).map(Some),
+    }
+}
+
+/// What a loss term is the mean of, so that a batch split into shards of
+/// rows adds up to the batch's term: each shard's term weighted by its
+/// share of the count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeanOver {
+    /// The real tokens (the output side's mask).
+    Tokens,
+    /// The real tokens that are next-token targets (all but each row's first).
+    Targets,
+    /// The rows (sentences, pairs).
+    Rows,
+}
+
+impl MeanOver {
+    /// What `kind` averages over; `token_logits` when the student computes
+    /// logits at every position (a language model). `None` for a term that
+    /// couples the batch's rows (contrastive in-batch negatives and memory
+    /// bank): it is computed on the whole batch only.
+    pub fn of(kind: &LossPlanKind, token_logits: bool) -> Option<MeanOver> {
+        match kind {
+            LossPlanKind::HiddenMse { .. }
+            | LossPlanKind::AttentionKl { .. }
+            | LossPlanKind::AttentionMse { .. } => Some(MeanOver::Tokens),
+            LossPlanKind::LogitKl { .. } if token_logits => Some(MeanOver::Tokens),
+            LossPlanKind::TaskCe if token_logits => Some(MeanOver::Targets),
+            LossPlanKind::LogitKl { .. } | LossPlanKind::TaskCe | LossPlanKind::Cosine => {
+                Some(MeanOver::Rows)
+            }
+            LossPlanKind::Contrastive { .. } => None,
+        }
+    }
+
+    /// The count in the rows of `mask` (`[batch, seq]` u32).
+    pub fn count(self, mask: &Tensor) -> Result<f64> {
+        let (rows, seq) = mask.dims2()?;
+        let sum = |m: &Tensor| -> Result<f64> {
+            Ok(m.to_dtype(DType::F32)?.sum_all()?.to_scalar::<f32>()? as f64)
+        };
+        match self {
+            MeanOver::Rows => Ok(rows as f64),
+            MeanOver::Tokens => sum(mask),
+            MeanOver::Targets if seq < 2 => Ok(0.0),
+            MeanOver::Targets => sum(&mask.narrow(1, 1, seq - 1)?),
+        }
     }
 }
 
