@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{Result, Tensor, Var};
+use candle_core::{DType, Result, Tensor, Var};
 
 use super::sparse_rows::RowGrad;
 use crate::base::{LrScheduleKind, OptimizerKind};
@@ -106,7 +106,9 @@ impl Optimizer {
     }
 
     /// One update of `theta` (with first and second moments `m`, `v`) by
-    /// gradient `g`: the new values and moments.
+    /// gradient `g`: the new values and moments. On the CPU in one parallel
+    /// pass over the values (`fused_update`), elsewhere as tensor
+    /// operations; both compute the same f32 arithmetic.
     fn update(
         &self,
         p: &Param,
@@ -115,25 +117,25 @@ impl Optimizer {
         g: &Tensor,
         lr: f64,
     ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-        let t = self.steps as i32;
-        let decayed = if p.decay && self.weight_decay > 0.0 {
-            (theta * (1.0 - lr * self.weight_decay))?
+        let c = self.coefficients(p, lr);
+        if theta.device().is_cpu() && theta.dtype() == DType::F32 {
+            fused_update(&c, theta, &m_prev, v_prev.as_ref(), g)
         } else {
-            theta.clone()
-        };
-        match (self.kind, v_prev) {
-            (OptimizerKind::AdamW, Some(v_prev)) => {
-                let m = ((m_prev * BETA1)? + (g * (1.0 - BETA1))?)?;
-                let v = ((v_prev * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-                let m_hat = (&m / (1.0 - BETA1.powi(t)))?;
-                let v_hat = (&v / (1.0 - BETA2.powi(t)))?;
-                let delta = (m_hat / (v_hat.sqrt()? + EPS)?)?;
-                Ok(((decayed - (delta * lr)?)?, m, Some(v)))
-            }
-            _ => {
-                let m = ((m_prev * MOMENTUM)? + g)?;
-                Ok(((decayed - (&m * lr)?)?, m, None))
-            }
+            tensor_update(&c, theta, m_prev, v_prev, g)
+        }
+    }
+
+    /// The constants of one parameter's update at this step.
+    fn coefficients(&self, p: &Param, lr: f64) -> Coefficients {
+        let t = self.steps as i32;
+        Coefficients {
+            lr: lr as f32,
+            keep: (p.decay && self.weight_decay > 0.0)
+                .then(|| (1.0 - lr * self.weight_decay) as f32),
+            adam: (self.kind == OptimizerKind::AdamW).then(|| AdamCoefficients {
+                unbias_m: (1.0 / (1.0 - BETA1.powi(t))) as f32,
+                unbias_v: (1.0 / (1.0 - BETA2.powi(t))) as f32,
+            }),
         }
     }
 
@@ -170,6 +172,114 @@ impl Optimizer {
         self.steps = steps;
         Ok(())
     }
+}
+
+/// The constants of one parameter's update.
+struct Coefficients {
+    lr: f32,
+    /// `1 − lr·weight_decay` where weight decay applies.
+    keep: Option<f32>,
+    /// AdamW's bias corrections; `None` for SGD with momentum.
+    adam: Option<AdamCoefficients>,
+}
+
+#[derive(Clone, Copy)]
+struct AdamCoefficients {
+    /// `1 / (1 − β₁ᵗ)`.
+    unbias_m: f32,
+    /// `1 / (1 − β₂ᵗ)`.
+    unbias_v: f32,
+}
+
+/// The update as tensor operations (any device).
+fn tensor_update(
+    c: &Coefficients,
+    theta: &Tensor,
+    m_prev: Tensor,
+    v_prev: Option<Tensor>,
+    g: &Tensor,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    let lr = c.lr as f64;
+    let decayed = match c.keep {
+        Some(keep) => (theta * keep as f64)?,
+        None => theta.clone(),
+    };
+    match (c.adam, v_prev) {
+        (Some(adam), Some(v_prev)) => {
+            let m = ((m_prev * BETA1)? + (g * (1.0 - BETA1))?)?;
+            let v = ((v_prev * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+            let m_hat = (&m * adam.unbias_m as f64)?;
+            let v_hat = (&v * adam.unbias_v as f64)?;
+            let delta = (m_hat / (v_hat.sqrt()? + EPS)?)?;
+            Ok(((decayed - (delta * lr)?)?, m, Some(v)))
+        }
+        _ => {
+            let m = ((m_prev * MOMENTUM)? + g)?;
+            Ok(((decayed - (&m * lr)?)?, m, None))
+        }
+    }
+}
+
+/// Values per parallel work item of the fused update.
+const UPDATE_CHUNK: usize = 1 << 14;
+
+/// The update of a CPU f32 parameter in one parallel pass: each value's new
+/// weight, first and (AdamW) second moment computed together, where the
+/// tensor operations make a pass and an allocation per operation.
+fn fused_update(
+    c: &Coefficients,
+    theta: &Tensor,
+    m_prev: &Tensor,
+    v_prev: Option<&Tensor>,
+    g: &Tensor,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    use rayon::prelude::*;
+    let values = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>();
+    let (mut w, mut m, g) = (values(theta)?, values(m_prev)?, values(g)?);
+    let mut v = match (v_prev, &c.adam) {
+        (Some(v), Some(_)) => Some(values(v)?),
+        _ => None,
+    };
+    // The constants as the tensor operations round them (f64 to f32).
+    let (b1, b2, eps) = (BETA1 as f32, BETA2 as f32, EPS as f32);
+    let (g1, g2) = ((1.0 - BETA1) as f32, (1.0 - BETA2) as f32);
+    let (lr, keep) = (c.lr, c.keep);
+    let decayed = move |w: f32| keep.map_or(w, |k| w * k);
+    match (&mut v, &c.adam) {
+        (Some(v), Some(adam)) => {
+            let (um, uv) = (adam.unbias_m, adam.unbias_v);
+            w.par_chunks_mut(UPDATE_CHUNK)
+                .zip(m.par_chunks_mut(UPDATE_CHUNK))
+                .zip(v.par_chunks_mut(UPDATE_CHUNK))
+                .zip(g.par_chunks(UPDATE_CHUNK))
+                .for_each(|(((w, m), v), g)| {
+                    for i in 0..w.len() {
+                        m[i] = m[i] * b1 + g[i] * g1;
+                        v[i] = v[i] * b2 + g[i] * g[i] * g2;
+                        let delta = (m[i] * um) / ((v[i] * uv).sqrt() + eps);
+                        w[i] = decayed(w[i]) - delta * lr;
+                    }
+                });
+        }
+        _ => {
+            let momentum = MOMENTUM as f32;
+            w.par_chunks_mut(UPDATE_CHUNK)
+                .zip(m.par_chunks_mut(UPDATE_CHUNK))
+                .zip(g.par_chunks(UPDATE_CHUNK))
+                .for_each(|((w, m), g)| {
+                    for i in 0..w.len() {
+                        m[i] = m[i] * momentum + g[i];
+                        w[i] = decayed(w[i]) - m[i] * lr;
+                    }
+                });
+        }
+    }
+    let (shape, device) = (theta.shape(), theta.device());
+    Ok((
+        Tensor::from_vec(w, shape, device)?,
+        Tensor::from_vec(m, shape, device)?,
+        v.map(|v| Tensor::from_vec(v, shape, device)).transpose()?,
+    ))
 }
 
 /// The learning rate at `step` (0-based) of a stage of `total` steps.
@@ -310,6 +420,36 @@ mod tests {
         assert_eq!(sparse[1], dense[1]);
         assert_eq!(sparse[3], dense[3]);
         assert_ne!(sparse[1], original[1]);
+    }
+
+    #[test]
+    fn the_fused_update_computes_what_the_tensor_operations_do() {
+        let dev = Device::Cpu;
+        let shape = (37, 1000);
+        let theta = Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+        let m = Tensor::randn(0f32, 0.1, shape, &dev).unwrap();
+        let v = Tensor::randn(0f32, 0.1, shape, &dev)
+            .unwrap()
+            .abs()
+            .unwrap();
+        let g = Tensor::randn(0f32, 0.5, shape, &dev).unwrap();
+        for (adam, keep) in [(true, Some(0.99f32)), (true, None), (false, Some(0.9))] {
+            let c = Coefficients {
+                lr: 1e-3,
+                keep,
+                adam: adam.then_some(AdamCoefficients {
+                    unbias_m: 1.0 / (1.0 - BETA1.powi(3)) as f32,
+                    unbias_v: 1.0 / (1.0 - BETA2.powi(3)) as f32,
+                }),
+            };
+            let v_prev = adam.then(|| v.clone());
+            let fused = fused_update(&c, &theta, &m, v_prev.as_ref(), &g).unwrap();
+            let ops = tensor_update(&c, &theta, m.clone(), v_prev.clone(), &g).unwrap();
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(flat(&fused.0), flat(&ops.0), "weights, adam {adam}");
+            assert_eq!(flat(&fused.1), flat(&ops.1), "first moments, adam {adam}");
+            assert_eq!(fused.2.map(|t| flat(&t)), ops.2.map(|t| flat(&t)));
+        }
     }
 
     #[test]
