@@ -1,8 +1,9 @@
-//! Fused element-wise CPU kernels for inference (no gradient): multi-threaded
-//! erf GELU and tanh, each checked against candle's differentiable op in the
-//! tests. Other devices use the plain candle ops.
+//! Fused element-wise CPU kernels: multi-threaded erf GELU (differentiable:
+//! its backward pass is one fused kernel too, so training runs the GELU
+//! inference runs) and tanh (no gradient), each checked against candle's
+//! differentiable op in the tests. Other devices use the plain candle ops.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::fastmath;
@@ -30,17 +31,32 @@ fn erf_fast(x: f32) -> f32 {
     p / q
 }
 
+/// `1 / √(2π)`.
+const INV_SQRT_2PI: f32 = 0.398_942_3;
+
 /// An element-wise function with a fused, multi-threaded CPU kernel.
 #[derive(Debug, Clone, Copy)]
 enum Unary {
     GeluErf,
     Tanh,
+    /// The erf GELU's derivative times an incoming gradient (two inputs:
+    /// `x`, then the gradient; see `GeluErfGrad`).
+    GeluErfGrad,
 }
 
 impl Unary {
+    /// `out = f(xs)`; for `GeluErfGrad`, `out` holds the incoming gradient
+    /// on entry.
     #[inline(always)]
     fn apply(self, xs: &[f32], out: &mut [f32]) {
         match self {
+            Unary::GeluErfGrad => {
+                for (o, &x) in out.iter_mut().zip(xs) {
+                    let cdf = 0.5 * (1.0 + erf_fast(x * std::f32::consts::FRAC_1_SQRT_2));
+                    let pdf = fastmath::exp(-0.5 * x * x) * INV_SQRT_2PI;
+                    *o *= cdf + x * pdf;
+                }
+            }
             Unary::GeluErf => {
                 for (o, &x) in out.iter_mut().zip(xs) {
                     *o = 0.5 * x * (1.0 + erf_fast(x * std::f32::consts::FRAC_1_SQRT_2));
@@ -81,17 +97,34 @@ impl Unary {
         self.apply(xs, out)
     }
 
-    /// Applies the function to `x`: fused for f32 on the CPU when no
-    /// gradient flows through `x`, candle's (differentiable) op otherwise.
+    /// Applies the function to `x`: fused for f32 on the CPU (the GELU with
+    /// its fused backward pass where a gradient flows through `x`), candle's
+    /// (differentiable) op otherwise.
     fn run(self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && !x.track_op() {
-            return x.contiguous()?.apply_op1_no_bwd(&self);
-        }
-        match self {
-            Unary::GeluErf => x.gelu_erf(),
-            Unary::Tanh => x.tanh(),
+        let cpu_f32 = x.device().is_cpu() && x.dtype() == candle_core::DType::F32;
+        match (self, cpu_f32, x.track_op()) {
+            (_, true, false) => x.contiguous()?.apply_op1_no_bwd(&self),
+            (Unary::GeluErf, true, true) => x.contiguous()?.apply_op1(self),
+            (Unary::GeluErf, ..) => x.gelu_erf(),
+            (Unary::Tanh, ..) => x.tanh(),
+            (Unary::GeluErfGrad, ..) => candle_core::bail!("the GELU's gradient takes two inputs"),
         }
     }
+
+    /// `out = f(xs)` in parallel chunks (`out` as `apply` reads it).
+    fn apply_all(self, xs: &[f32], out: &mut [f32]) {
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(o, x)| self.apply_chunk(x, o));
+    }
+}
+
+/// The f32 values of a contiguous CPU operand.
+fn values<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: input must be contiguous")))?;
+    Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
 impl CustomOp1 for Unary {
@@ -99,19 +132,56 @@ impl CustomOp1 for Unary {
         match self {
             Unary::GeluErf => "plcc-gelu-erf",
             Unary::Tanh => "plcc-tanh",
+            Unary::GeluErfGrad => "plcc-gelu-erf-grad",
         }
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (start, end) = layout.contiguous_offsets().ok_or_else(|| {
-            candle_core::Error::Msg(format!("{}: input must be contiguous", self.name()))
-        })?;
-        let xs = &storage.as_slice::<f32>()?[start..end];
+        let xs = values(storage, layout, self.name())?;
         let mut out = vec![0f32; xs.len()];
-        out.par_chunks_mut(CHUNK)
-            .zip(xs.par_chunks(CHUNK))
-            .for_each(|(o, x)| self.apply_chunk(x, o));
+        self.apply_all(xs, &mut out);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        match self {
+            Unary::GeluErf => arg
+                .contiguous()?
+                .apply_op2_no_bwd(&grad_res.contiguous()?, &GeluErfGrad)
+                .map(Some),
+            _ => candle_core::bail!("{} has no gradient", self.name()),
+        }
+    }
+}
+
+/// The erf GELU's backward pass: `grad · (Φ(x) + x·φ(x))` in one pass.
+struct GeluErfGrad;
+
+impl CustomOp2 for GeluErfGrad {
+    fn name(&self) -> &'static str {
+        Unary::GeluErfGrad.name()
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let xs = values(s1, l1, self.name())?;
+        let grad = values(s2, l2, self.name())?;
+        if xs.len() != grad.len() {
+            candle_core::bail!(
+                "{}: gradient {:?} does not fit {:?}",
+                self.name(),
+                l2.shape(),
+                l1.shape()
+            )
+        }
+        let mut out = grad.to_vec();
+        Unary::GeluErfGrad.apply_all(xs, &mut out);
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
 
@@ -150,5 +220,24 @@ mod tests {
         let y = tanh(v.as_tensor()).unwrap().sum_all().unwrap();
         let grads = y.backward().unwrap();
         assert!(grads.get(v.as_tensor()).is_some());
+    }
+
+    #[test]
+    fn the_fused_gelu_gradient_matches_candles() {
+        let x = Tensor::randn(0f32, 3.0, (7, 1000), &Device::Cpu).unwrap();
+        let weights = Tensor::randn(0f32, 1.0, (7, 1000), &Device::Cpu).unwrap();
+        let gradient = |f: &dyn Fn(&Tensor) -> Result<Tensor>| {
+            let v = candle_core::Var::from_tensor(&x).unwrap();
+            let y = f(v.as_tensor()).unwrap();
+            let loss = (y * &weights).unwrap().sum_all().unwrap();
+            loss.backward().unwrap().get(v.as_tensor()).unwrap().clone()
+        };
+        let ours = gradient(&|t| gelu_erf(t));
+        let candle = gradient(&|t| t.gelu_erf());
+        assert!(
+            max_diff(&ours, &candle) < 1e-5,
+            "{}",
+            max_diff(&ours, &candle)
+        );
     }
 }

@@ -98,7 +98,7 @@ impl BartFeedForward {
     }
 
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let f = activate(&self.fc1.forward(x)?, self.activation, mode)?;
+        let f = activate(&self.fc1.forward(x)?, self.activation)?;
         self.norm.forward_residual(&self.fc2.forward(&f)?, x, mode)
     }
 }

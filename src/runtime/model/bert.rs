@@ -95,7 +95,7 @@ impl BertLayer {
     /// intermediate activation is never held for the whole batch.
     fn feed_forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let block = |x: &Tensor| -> Result<Tensor> {
-            let f = activate(&self.ffn_in.forward(x)?, self.activation, mode)?;
+            let f = activate(&self.ffn_in.forward(x)?, self.activation)?;
             self.ffn_out.forward(&f)
         };
         let dims = x.dims().to_vec();

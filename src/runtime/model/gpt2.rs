@@ -78,7 +78,6 @@ impl Gpt2Block {
         let f = activate(
             &self.ffn_in.forward(&self.ln_2.forward(&x, mode)?)?,
             self.activation,
-            mode,
         )?;
         let out = (&x + self.ffn_out.forward(&f)?)?;
         Ok((out, probs))

@@ -95,14 +95,11 @@ pub fn softmax_last_dim(x: &Tensor, mode: Mode) -> Result<Tensor> {
     }
 }
 
-/// The activation of the feed-forward block (candle's GELU and erf ops are
-/// differentiable).
-pub fn activate(x: &Tensor, act: Activation, mode: Mode) -> Result<Tensor> {
+/// The activation of the feed-forward block (every one differentiable; the
+/// erf GELU runs the same fused kernel in training and inference).
+pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
     match act {
-        Activation::Gelu if mode == Mode::Inference => {
-            crate::runtime::kernels::fused_ops::gelu_erf(x)
-        }
-        Activation::Gelu => x.gelu_erf(),
+        Activation::Gelu => crate::runtime::kernels::fused_ops::gelu_erf(x),
         Activation::GeluTanh => x.gelu(),
         Activation::Relu => x.relu(),
     }
