@@ -1,4 +1,6 @@
-//! Fused CPU kernels for inference (no gradient) around the linear layers:
+//! Fused CPU kernels for inference (no gradient) around the linear layers
+//! (training's differentiable layer norm, `layer_norm_grad`, shares the
+//! row normalization):
 //! layer norm with its residual add (`LN(x + r)` in one pass over each row,
 //! instead of an add, a layer norm and two tensors), and the mean of a
 //! hidden state over the real tokens of each sequence. Each is checked
@@ -9,7 +11,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 /// Rows per parallel work item.
-const ROWS_PER_TASK: usize = 32;
+pub(super) const ROWS_PER_TASK: usize = 32;
 
 /// Sum of a slice with sixteen independent partial sums (vectorizes).
 #[inline(always)]
@@ -25,21 +27,13 @@ fn sum16(xs: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `out = LN(x + r)` for one row (`r` optional), two-pass variance.
+/// A row's mean and `1 / √(var + eps)`, the variance in two passes.
 #[inline(always)]
-fn norm_row(x: &[f32], r: Option<&[f32]>, gain: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
-    match r {
-        Some(r) => {
-            for ((o, a), b) in out.iter_mut().zip(x).zip(r) {
-                *o = a + b;
-            }
-        }
-        None => out.copy_from_slice(x),
-    }
-    let n = out.len() as f32;
-    let mean = sum16(out) / n;
+pub(super) fn moments(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = sum16(row) / n;
     let mut acc = [0f32; 16];
-    let chunks = out.chunks_exact(16);
+    let chunks = row.chunks_exact(16);
     let tail: f32 = chunks
         .remainder()
         .iter()
@@ -51,7 +45,21 @@ fn norm_row(x: &[f32], r: Option<&[f32]>, gain: &[f32], bias: &[f32], eps: f32, 
         }
     }
     let var = (acc.iter().sum::<f32>() + tail) / n;
-    let inv = 1.0 / (var + eps).sqrt();
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// `out = LN(x + r)` for one row (`r` optional).
+#[inline(always)]
+fn norm_row(x: &[f32], r: Option<&[f32]>, gain: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
+    match r {
+        Some(r) => {
+            for ((o, a), b) in out.iter_mut().zip(x).zip(r) {
+                *o = a + b;
+            }
+        }
+        None => out.copy_from_slice(x),
+    }
+    let (mean, inv) = moments(out, eps);
     for ((o, g), b) in out.iter_mut().zip(gain).zip(bias) {
         *o = (*o - mean) * inv * g + b;
     }
@@ -128,19 +136,31 @@ struct AddLayerNorm {
 
 impl AddLayerNorm {
     fn run(&self, x: &[f32], r: Option<&[f32]>, shape: &Shape) -> (CpuStorage, Shape) {
-        let mut out = vec![0f32; x.len()];
-        let block = ROWS_PER_TASK * self.gain.len();
-        out.par_chunks_mut(block).enumerate().for_each(|(i, o)| {
-            let range = i * block..i * block + o.len();
-            let r = r.map(|r| &r[range.clone()]);
-            norm_rows_dispatch(&x[range], r, &self.gain, &self.bias, self.eps, o);
-        });
+        let out = normalize(x, r, &self.gain, &self.bias, self.eps);
         (CpuStorage::F32(out), shape.clone())
     }
 }
 
+/// `LN(x + r)` of every row of `x`, rows in parallel blocks.
+pub(super) fn normalize(
+    x: &[f32],
+    r: Option<&[f32]>,
+    gain: &[f32],
+    bias: &[f32],
+    eps: f32,
+) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    let block = ROWS_PER_TASK * gain.len();
+    out.par_chunks_mut(block).enumerate().for_each(|(i, o)| {
+        let range = i * block..i * block + o.len();
+        let r = r.map(|r| &r[range.clone()]);
+        norm_rows_dispatch(&x[range], r, gain, bias, eps, o);
+    });
+    out
+}
+
 /// The contiguous f32 values a layout covers.
-fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+pub(super) fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
     let (start, end) = layout
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg("fused kernel: input not contiguous".into()))?;

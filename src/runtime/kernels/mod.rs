@@ -77,6 +77,7 @@ pub mod fastmath;
 pub mod fused_norm;
 pub mod fused_ops;
 mod int_gemm;
+pub mod layer_norm_grad;
 mod levels;
 mod packed_linear;
 mod reference;

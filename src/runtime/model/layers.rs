@@ -71,6 +71,15 @@ impl LayerNorm {
                 }
             }
             Mode::Training => {
+                let fused = crate::runtime::kernels::layer_norm_grad::layer_norm(
+                    x,
+                    &self.weight,
+                    &self.bias,
+                    self.eps,
+                )?;
+                if let Some(y) = fused {
+                    return Ok(y);
+                }
                 let mean = x.mean_keepdim(D::Minus1)?;
                 let centered = x.broadcast_sub(&mean)?;
                 let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
