@@ -84,6 +84,7 @@ mod reference;
 mod scalar;
 mod simd_level;
 mod simd_override;
+pub mod softmax_grad;
 mod tile;
 mod weight_only;
 mod weights;
