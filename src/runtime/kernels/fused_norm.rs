@@ -10,6 +10,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::simd_override::widest_simd;
+
 /// Rows per parallel work item.
 pub(super) const ROWS_PER_TASK: usize = 32;
 
@@ -65,61 +67,15 @@ fn norm_row(x: &[f32], r: Option<&[f32]>, gain: &[f32], bias: &[f32], eps: f32, 
     }
 }
 
-#[inline(always)]
-fn norm_rows(x: &[f32], r: Option<&[f32]>, gain: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
-    let h = gain.len();
-    for (i, o) in out.chunks_exact_mut(h).enumerate() {
-        let row = &x[i * h..][..h];
-        norm_row(row, r.map(|r| &r[i * h..][..h]), gain, bias, eps, o);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn norm_rows_avx512(
-    x: &[f32],
-    r: Option<&[f32]>,
-    gain: &[f32],
-    bias: &[f32],
-    eps: f32,
-    out: &mut [f32],
-) {
-    norm_rows(x, r, gain, bias, eps, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn norm_rows_avx2(
-    x: &[f32],
-    r: Option<&[f32]>,
-    gain: &[f32],
-    bias: &[f32],
-    eps: f32,
-    out: &mut [f32],
-) {
-    norm_rows(x, r, gain, bias, eps, out)
-}
-
-fn norm_rows_dispatch(
-    x: &[f32],
-    r: Option<&[f32]>,
-    gain: &[f32],
-    bias: &[f32],
-    eps: f32,
-    out: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if super::simd_override::avx512f_enabled() {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { norm_rows_avx512(x, r, gain, bias, eps, out) };
-        }
-        if super::simd_override::avx2_fma_enabled() {
-            // SAFETY: as above.
-            return unsafe { norm_rows_avx2(x, r, gain, bias, eps, out) };
+widest_simd! {
+    /// `LN(x + r)` of each row of `x` into `out`.
+    fn norm_rows(x: &[f32], r: Option<&[f32]>, gain: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
+        let h = gain.len();
+        for (i, o) in out.chunks_exact_mut(h).enumerate() {
+            let row = &x[i * h..][..h];
+            norm_row(row, r.map(|r| &r[i * h..][..h]), gain, bias, eps, o);
         }
     }
-    norm_rows(x, r, gain, bias, eps, out)
 }
 
 /// The contiguous f32 values of a CPU tensor (copied only if strided).
@@ -154,7 +110,7 @@ pub(super) fn normalize(
     out.par_chunks_mut(block).enumerate().for_each(|(i, o)| {
         let range = i * block..i * block + o.len();
         let r = r.map(|r| &r[range.clone()]);
-        norm_rows_dispatch(&x[range], r, gain, bias, eps, o);
+        norm_rows(&x[range], r, gain, bias, eps, o);
     });
     out
 }

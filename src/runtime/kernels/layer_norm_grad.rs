@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, 
 use rayon::prelude::*;
 
 use super::fused_norm::{contiguous, moments, normalize, ROWS_PER_TASK};
+use super::simd_override::widest_simd;
 
 /// `LN(x)·gain + bias` over the last dimension, differentiable in all three;
 /// `None` where the operation does not apply (not f32 on the CPU, or a gain
@@ -89,7 +90,7 @@ impl CustomOp3 for LayerNormOp {
                         .zip(x.par_chunks(block).zip(g.par_chunks(block)))
                         .map(|(dx, (x, g))| {
                             let mut sums = vec![0f32; 2 * width];
-                            backward_rows_dispatch(x, w, g, self.eps, dx, &mut sums);
+                            backward_rows(x, w, g, self.eps, dx, &mut sums);
                             sums
                         })
                         .collect();
@@ -108,87 +109,40 @@ impl CustomOp3 for LayerNormOp {
     }
 }
 
-/// The input gradient of rows `x` into `dx` and, added to `sums`, the
-/// gain's gradient (first `width` values) and the bias's (last `width`).
-/// With `x̂` the normalized row and `gx̂ = g·w`:
-/// `dx = (gx̂ − mean(gx̂) − x̂·mean(gx̂·x̂)) / √(var + eps)`.
-#[inline(always)]
-fn backward_rows(x: &[f32], w: &[f32], g: &[f32], eps: f32, dx: &mut [f32], sums: &mut [f32]) {
-    let width = w.len();
-    let n = width as f32;
-    let (dw, db) = sums.split_at_mut(width);
-    let rows = x.chunks_exact(width).zip(g.chunks_exact(width));
-    for ((x, g), dx) in rows.zip(dx.chunks_exact_mut(width)) {
-        let (mean, inv) = moments(x, eps);
-        let (mut mean_gx, mut mean_gx_x) = ([0f32; 16], [0f32; 16]);
-        for (i, (((&x, &g), &w), (dw, db))) in x
-            .iter()
-            .zip(g)
-            .zip(w)
-            .zip(dw.iter_mut().zip(db.iter_mut()))
-            .enumerate()
-        {
-            let xhat = (x - mean) * inv;
-            *dw += g * xhat;
-            *db += g;
-            mean_gx[i % 16] += g * w;
-            mean_gx_x[i % 16] += g * w * xhat;
-        }
-        let mean_gx = mean_gx.iter().sum::<f32>() / n;
-        let mean_gx_x = mean_gx_x.iter().sum::<f32>() / n;
-        for (((dx, &x), &g), &w) in dx.iter_mut().zip(x).zip(g).zip(w) {
-            let xhat = (x - mean) * inv;
-            *dx = (g * w - mean_gx - xhat * mean_gx_x) * inv;
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn backward_rows_avx512(
-    x: &[f32],
-    w: &[f32],
-    g: &[f32],
-    eps: f32,
-    dx: &mut [f32],
-    sums: &mut [f32],
-) {
-    backward_rows(x, w, g, eps, dx, sums)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_rows_avx2(
-    x: &[f32],
-    w: &[f32],
-    g: &[f32],
-    eps: f32,
-    dx: &mut [f32],
-    sums: &mut [f32],
-) {
-    backward_rows(x, w, g, eps, dx, sums)
-}
-
-fn backward_rows_dispatch(
-    x: &[f32],
-    w: &[f32],
-    g: &[f32],
-    eps: f32,
-    dx: &mut [f32],
-    sums: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if super::simd_override::avx512f_enabled() {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { backward_rows_avx512(x, w, g, eps, dx, sums) };
-        }
-        if super::simd_override::avx2_fma_enabled() {
-            // SAFETY: as above.
-            return unsafe { backward_rows_avx2(x, w, g, eps, dx, sums) };
+widest_simd! {
+    /// The input gradient of rows `x` into `dx` and, added to `sums`, the
+    /// gain's gradient (first `width` values) and the bias's (last `width`).
+    /// With `x̂` the normalized row and `gx̂ = g·w`:
+    /// `dx = (gx̂ − mean(gx̂) − x̂·mean(gx̂·x̂)) / √(var + eps)`.
+    fn backward_rows(x: &[f32], w: &[f32], g: &[f32], eps: f32, dx: &mut [f32], sums: &mut [f32]) {
+        let width = w.len();
+        let n = width as f32;
+        let (dw, db) = sums.split_at_mut(width);
+        let rows = x.chunks_exact(width).zip(g.chunks_exact(width));
+        for ((x, g), dx) in rows.zip(dx.chunks_exact_mut(width)) {
+            let (mean, inv) = moments(x, eps);
+            let (mut mean_gx, mut mean_gx_x) = ([0f32; 16], [0f32; 16]);
+            for (i, (((&x, &g), &w), (dw, db))) in x
+                .iter()
+                .zip(g)
+                .zip(w)
+                .zip(dw.iter_mut().zip(db.iter_mut()))
+                .enumerate()
+            {
+                let xhat = (x - mean) * inv;
+                *dw += g * xhat;
+                *db += g;
+                mean_gx[i % 16] += g * w;
+                mean_gx_x[i % 16] += g * w * xhat;
+            }
+            let mean_gx = mean_gx.iter().sum::<f32>() / n;
+            let mean_gx_x = mean_gx_x.iter().sum::<f32>() / n;
+            for (((dx, &x), &g), &w) in dx.iter_mut().zip(x).zip(g).zip(w) {
+                let xhat = (x - mean) * inv;
+                *dx = (g * w - mean_gx - xhat * mean_gx_x) * inv;
+            }
         }
     }
-    backward_rows(x, w, g, eps, dx, sums)
 }
 
 #[cfg(test)]

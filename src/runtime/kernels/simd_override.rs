@@ -99,6 +99,45 @@ pub fn avx2_fma_enabled() -> bool {
     }
 }
 
+/// Defines `fn $name(args)` that runs its body compiled for AVX-512F, or
+/// for AVX2 + FMA, where the CPU has them and the cap allows, else as
+/// portable code: the element loops of the body vectorize at the widest
+/// width the machine may use.
+macro_rules! widest_simd {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if $crate::runtime::kernels::simd_override::avx512f_enabled() {
+                    // SAFETY: the CPU has the features `avx512` is compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if $crate::runtime::kernels::simd_override::avx2_fma_enabled() {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(super) use widest_simd;
+
 #[cfg(test)]
 mod tests {
     use super::*;
