@@ -131,7 +131,7 @@ impl Optimizer {
         Coefficients {
             lr: lr as f32,
             keep: (p.decay && self.weight_decay > 0.0)
-                .then(|| (1.0 - lr * self.weight_decay) as f32),
+                .then_some((1.0 - lr * self.weight_decay) as f32),
             adam: (self.kind == OptimizerKind::AdamW).then(|| AdamCoefficients {
                 unbias_m: (1.0 / (1.0 - BETA1.powi(t))) as f32,
                 unbias_v: (1.0 / (1.0 - BETA2.powi(t))) as f32,
