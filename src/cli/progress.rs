@@ -100,6 +100,18 @@ impl Reporter for StderrReporter {
         }
     }
 
+    fn resize(&self, total: usize) {
+        let Ok(mut guard) = self.work.lock() else {
+            return;
+        };
+        if let Some(work) = guard.as_mut() {
+            work.total = total;
+            if let Some(bar) = &work.bar {
+                bar.set_length(total as u64);
+            }
+        }
+    }
+
     fn step(&self, status: &str) {
         let Ok(mut guard) = self.work.lock() else {
             return;

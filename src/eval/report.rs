@@ -52,6 +52,10 @@ pub struct BudgetUse {
     /// Measured seconds per step, with the share of evaluations.
     pub seconds_per_step: f64,
     pub steps: usize,
+    /// When the stage's own pace re-planned the count: the probe's seconds
+    /// per step and step count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<(f64, usize)>,
 }
 
 /// One side (teacher or student) of the report.

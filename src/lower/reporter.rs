@@ -10,6 +10,9 @@ pub trait Reporter {
     /// Long work begins: `total` steps, `done` of them already done (a
     /// resumed training stage).
     fn begin(&self, _work: &str, _total: usize, _done: usize) {}
+    /// The current work now has `total` steps (a time budget planned again
+    /// at the stage's own pace).
+    fn resize(&self, _total: usize) {}
     /// One more step of the current work is done; `status` holds its
     /// numbers (loss, learning rate, tokens/s), or is empty.
     fn step(&self, _status: &str) {}

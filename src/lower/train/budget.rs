@@ -3,11 +3,19 @@
 //! the stage's first batches, their updates undone) and, with `eval_every`,
 //! one evaluation are timed, and the budget left after the probe is divided
 //! by the time of a step plus its share of the evaluations. The count is
-//! kept in every checkpoint, so a resumed run trains exactly as many steps
-//! as the run it continues (and reaches the same weights).
+//! kept in every checkpoint, and a resumed run goes on from it.
 //!
-//! `PLCC_BUDGET_STEP_SECONDS=S` skips the probe and takes `S` seconds per
-//! step (evaluations free), which makes budgets deterministic for tests.
+//! A probe sees a dozen batches and one evaluation; a stage's real pace
+//! (longer batches, every evaluation, checkpoints, a busy machine) can be
+//! far from it. So while less than [`REPLAN_UNTIL`] of a measured stage is
+//! done, the count is planned again after every evaluation (every
+//! [`REPLAN_EVERY`] steps without them) from the stage's own mean seconds
+//! per step and the budget left ([`replan`]). The learning-rate schedule
+//! follows the new count; re-planning stops before most of the decay.
+//!
+//! `PLCC_BUDGET_STEP_SECONDS=S` skips the probe and the re-planning and
+//! takes `S` seconds per step (evaluations free), which makes budgets
+//! deterministic for tests (a resumed run then reaches the same weights).
 
 use std::time::Instant;
 
@@ -32,6 +40,12 @@ pub const STEP_SECONDS_VAR: &str = "PLCC_BUDGET_STEP_SECONDS";
 const PROBE_STEPS: (usize, usize) = (3, 12);
 const PROBE_SECONDS: f64 = 10.0;
 
+/// Re-planning stops once this share of the planned steps is done.
+pub const REPLAN_UNTIL: f64 = 0.5;
+/// Without evaluations, a measured stage is re-planned every this many
+/// steps.
+pub const REPLAN_EVERY: usize = 500;
+
 /// What the probe runs.
 pub enum Probe {
     /// One step (forward, backward, update) on the stage's step `i` batches.
@@ -52,6 +66,7 @@ pub fn plan_steps(
             seconds: budget,
             seconds_per_step,
             steps: ((budget / seconds_per_step).floor() as usize).max(1),
+            probe: None,
         });
     }
     let started = Instant::now();
@@ -82,6 +97,38 @@ pub fn plan_steps(
         seconds: budget,
         seconds_per_step,
         steps: ((left / seconds_per_step).floor() as usize).max(1),
+        probe: None,
+    })
+}
+
+/// Where a measured stage's pace is taken from: the stage's seconds and
+/// step when this run of it began training (after the probe).
+#[derive(Clone, Copy, Debug)]
+pub struct PaceStart {
+    pub seconds: f64,
+    pub step: usize,
+}
+
+/// The stage's new step count after `done` steps and `seconds` of a stage
+/// planned as `plan`, when the count is still re-planned: at least `done`,
+/// else what the budget left allows at the stage's mean seconds per step
+/// since `start`. `None` when the count stands (a fixed step time, too few
+/// steps measured, or past [`REPLAN_UNTIL`] of the plan).
+pub fn replan(plan: &BudgetUse, start: PaceStart, done: usize, seconds: f64) -> Option<BudgetUse> {
+    let measured = done.checked_sub(start.step).filter(|&n| n > 0)?;
+    if fixed_step_seconds().ok().flatten().is_some()
+        || done as f64 >= REPLAN_UNTIL * plan.steps as f64
+    {
+        return None;
+    }
+    let per_step = ((seconds - start.seconds) / measured as f64).max(1e-6);
+    let left = (plan.seconds - seconds).max(0.0);
+    let steps = (done + (left / per_step).floor() as usize).max(done).max(1);
+    Some(BudgetUse {
+        seconds: plan.seconds,
+        seconds_per_step: per_step,
+        steps,
+        probe: Some(plan.probe.unwrap_or((plan.seconds_per_step, plan.steps))),
     })
 }
 
@@ -167,5 +214,35 @@ mod tests {
         assert_eq!(asked[PROBE_STEPS.1..], ["eval"]);
         assert!(b.steps > 1000, "{}", b.steps);
         assert_eq!(b.seconds, 3600.0);
+    }
+
+    #[test]
+    fn a_stage_slower_than_its_probe_is_replanned_to_end_within_its_budget() {
+        if std::env::var(STEP_SECONDS_VAR).is_ok() {
+            return;
+        }
+        let plan = BudgetUse {
+            seconds: 3000.0,
+            seconds_per_step: 0.2,
+            steps: 15_000,
+            probe: None,
+        };
+        // The probe took 10 s; 1,000 steps then took 300 s (0.3 s a step).
+        let start = PaceStart {
+            seconds: 10.0,
+            step: 0,
+        };
+        let new = replan(&plan, start, 1000, 310.0).unwrap();
+        assert_eq!(new.steps, 1000 + (2690.0f64 / 0.3).floor() as usize);
+        assert!((new.seconds_per_step - 0.3).abs() < 1e-9);
+        assert_eq!(new.probe, Some((0.2, 15_000)));
+        // Re-planned again, the probe's plan is the one remembered.
+        let again = replan(&new, start, 2000, 610.0).unwrap();
+        assert_eq!(again.probe, Some((0.2, 15_000)));
+        // Past half of the plan, the count stands; nothing measured yet, too.
+        assert!(replan(&plan, start, 7500, 2260.0).is_none());
+        assert!(replan(&plan, start, 0, 10.0).is_none());
+        // Out of time: the stage ends at the step it has reached.
+        assert_eq!(replan(&plan, start, 1000, 3500.0).unwrap().steps, 1000);
     }
 }

@@ -60,8 +60,14 @@ pub fn run_stage(
     session.reporter.begin(&plan.name, total, run.start);
     let mut dump = batch_dump()?;
     let mut clock = StageClock::start(session, &run.totals, plan)?;
+    let pace_start = budget::PaceStart {
+        seconds: clock.seconds(),
+        step: run.start,
+    };
     let mut last_eval: Option<Fidelity> = None;
-    for step in run.start..total {
+    let mut total = total;
+    let mut step = run.start;
+    while step < total {
         let step_clock = Instant::now();
         let (out, lr, norm) = train_step(
             plan,
@@ -93,9 +99,25 @@ pub fn run_stage(
             &last_eval,
         )?;
         crate::fault::point("step");
+        let replan_due = match eval_every {
+            Some(_) => last_eval.is_some(),
+            None => (step + 1) % budget::REPLAN_EVERY == 0,
+        };
+        if replan_due {
+            total = follow_pace(session, &mut run, pace_start, (step + 1, total), &clock);
+        }
         checkpoint_if_due(session, job, (step, total), &mut clock, &t, &mut run)?;
+        step += 1;
     }
     session.reporter.end();
+    if let Some(b) = run.totals.budget.as_ref() {
+        if let Some((per_step, steps)) = b.probe {
+            session.notes.push(format!(
+                "stage `{}`: the probe's {steps} steps at {per_step:.3}s a step became {} at the stage's own {:.3}s a step",
+                plan.name, b.steps, b.seconds_per_step
+            ));
+        }
+    }
     run.totals.seconds = clock.seconds();
     let eval = keep_best(session, plan, total, &t.params, &mut run, last_eval)?;
     session.meta.best = None;
@@ -305,6 +327,34 @@ fn step_count(
         }
     };
     Ok(session.max_steps.map_or(total, |m| total.min(m)))
+}
+
+/// The stage's step count after `done` steps of `total`: a measured time
+/// budget's count planned again at the stage's own pace while that is still
+/// allowed ([`budget::replan`]), capped by `--max-steps`; else `total`.
+fn follow_pace(
+    session: &mut Session,
+    run: &mut StageRun,
+    pace_start: budget::PaceStart,
+    (done, total): (usize, usize),
+    clock: &StageClock,
+) -> usize {
+    let Some(new) = run
+        .totals
+        .budget
+        .as_ref()
+        .and_then(|b| budget::replan(b, pace_start, done, clock.seconds()))
+    else {
+        return total;
+    };
+    let steps = session.max_steps.map_or(new.steps, |m| new.steps.min(m));
+    run.totals.budget = Some(new);
+    if steps != total {
+        run.totals.steps = steps;
+        session.meta.progress.stage_steps = Some(steps);
+        session.reporter.resize(steps);
+    }
+    steps
 }
 
 /// The stage's time and tokens before this run of it, and when it last
