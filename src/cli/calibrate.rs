@@ -178,6 +178,7 @@ fn print_table(c: &Calibration) {
         c.layers,
         list_text(&c.chosen.exits_taken)
     );
+    super::build::print_oracle(&c.oracle);
     if c.written {
         println!(
             "wrote threshold {} into {} and rewrote the report ({REPORT_JSON}, {REPORT_MD}, {REPORT_SVG})",

@@ -80,6 +80,20 @@ pub struct ExitCalibration {
     pub chosen: CurveSample,
     /// Every setting tried, strictest first.
     pub curve: Vec<CurveSample>,
+    /// An oracle's bound at the chosen setting's loss (see
+    /// `eval::exits::oracle`): the most any criterion could give.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oracle: Option<OracleSample>,
+}
+
+/// What an oracle that knows every exit's score reaches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OracleSample {
+    /// The fidelity loss it was allowed.
+    pub max_loss: f64,
+    pub avg_exit_layer: f64,
+    pub est_speedup: f64,
+    pub fidelity: f64,
 }
 
 fn sample(o: &Outcome) -> CurveSample {
@@ -99,6 +113,12 @@ impl From<&Calibration> for ExitCalibration {
             samples: c.samples,
             chosen: sample(&c.chosen),
             curve: c.curve.iter().map(sample).collect(),
+            oracle: Some(OracleSample {
+                max_loss: c.oracle.max_loss,
+                avg_exit_layer: c.oracle.avg_exit_layer,
+                est_speedup: c.oracle.est_speedup,
+                fidelity: c.oracle.fidelity,
+            }),
         }
     }
 }
@@ -210,6 +230,17 @@ pub fn exits_markdown(e: &ExitsReport) -> String {
             c.chosen.fidelity,
             c.curve.len()
         ));
+        if let Some(o) = &c.oracle {
+            s.push_str(&format!(
+                "An oracle that knew every exit's fidelity for every text would reach \
+                 {:.2}x (average exit layer {:.2}, fidelity {:.4}) at a loss of {:.2}%: \
+                 the most any exit criterion could give on these exits.\n",
+                o.est_speedup,
+                o.avg_exit_layer,
+                o.fidelity,
+                o.max_loss * 100.0
+            ));
+        }
     }
     s
 }

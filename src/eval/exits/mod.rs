@@ -11,6 +11,7 @@
 pub mod accuracy;
 pub mod cost;
 pub mod observe;
+pub mod oracle;
 pub mod search;
 pub mod shipped;
 pub mod target;
@@ -76,6 +77,10 @@ pub struct Calibration {
     pub chosen: Outcome,
     /// Every setting tried, strictest first.
     pub curve: Vec<Outcome>,
+    /// What an oracle that knows every exit's score reaches at the same
+    /// loss (the target's, for a fidelity-loss target; else the chosen
+    /// setting's): the most any criterion could give on these exits.
+    pub oracle: oracle::OracleBound,
     /// Whether the manifest was rewritten.
     pub written: bool,
 }
@@ -216,6 +221,11 @@ pub fn calibrate_with(
         setting: search::with_margin(&observations, criterion, chosen.setting),
         ..chosen
     };
+    let loss = match target {
+        CalibrationTarget::MaxFidelityLoss(x) => x,
+        _ => (1.0 - chosen.fidelity).max(0.0),
+    };
+    let oracle = oracle::bound(&observations, &after, depth, &mut costs, loss);
     if options.write {
         write_setting(dir, criterion, chosen.setting)?;
     }
@@ -229,6 +239,7 @@ pub fn calibrate_with(
         exit_layers: after,
         chosen,
         curve,
+        oracle,
         written: options.write,
     })
 }
