@@ -5,6 +5,8 @@
 #   corpus/heldout.txt    2,000 in-domain sentences never trained on
 #   corpus/ood.txt        2,000 out-of-domain sentences (fortune cookies: a
 #                         kind of text kept out of training entirely)
+#   corpus/general.txt    2,000 held-out sentences of general English (WordNet,
+#                         the Bible: kinds that otherwise only train)
 #   corpus/retrieval.tsv  query<TAB>document: short and long description of
 #                         up to 2,000 held-out packages
 #   corpus/sections/{train,dev,test}.tsv  text<TAB>section: package
@@ -14,7 +16,8 @@
 # Translation-en indexes) of several releases, all components; the amd64
 # Packages indexes (for the sections); and documentation packages of one
 # release: man pages, manuals and handbooks, Perl's documentation, Debian's
-# project texts, The Devil's Dictionary, the Jargon File and fortunes
+# project texts, The Devil's Dictionary, the Jargon File, fortunes, and
+# WordNet and the World English Bible for general English
 # (`python3 scripts/make_corpus.py --list-packages` lists them). Packages and
 # documents are split train/dev/test by a seeded hash of their names;
 # scripts/make_corpus.py (with scripts/corpus/) parses, filters, deduplicates
@@ -49,7 +52,7 @@ while [ $# -gt 0 ]; do
     --mirror) mirror="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --no-update) update=0; shift ;;
-    -h|--help) sed -n '2,38p' "$0" | sed -e 's/^# //' -e 's/^#$//'; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0" | sed -e 's/^# //' -e 's/^#$//'; exit 0 ;;
     *) echo "fetch-corpus: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
   esac
 done

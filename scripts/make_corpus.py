@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Builds the real-text English corpus from Debian: a training split, an
 in-domain held-out split split off by package and document, a dev split, an
-out-of-domain held-out set, a retrieval set and the sections classification
-data.
+out-of-domain held-out set, a held-out set of general English, a retrieval
+set and the sections classification data.
 
 Usage (from the repository root; Python 3 standard library only; normally run
 by scripts/fetch-corpus.sh):
@@ -17,7 +17,8 @@ Each --descriptions LIST is one of apt's Translation-en files and each
 each --docs DIR a Debian package unpacked by `dpkg-deb -x` into a folder named
 `NAME_VERSION_ARCH`, NAME one of the packages `--list-packages` prints
 (scripts/corpus/documents.py says what is read from each: man pages, HTML
-manuals, Perl's POD, plain texts, lexicons, fortunes).
+manuals, Perl's POD, plain texts, lexicons, fortunes, WordNet's glosses, the
+World English Bible).
 
 Sentences: the short description and the complete sentences of each long
 description, and the running text of the documents, split into sentences and
@@ -30,14 +31,20 @@ lists; the binary name where they do not list it) puts it in train (90%),
 dev (5%) or test (5%), so that the binary packages of one source, whose
 descriptions share paragraphs, fall together; documents other than
 descriptions are placed the same way by their id (`package/path`; each
-paragraph for the single-document dictionary and lexicon).
+paragraph for the single-document dictionary and lexicon, each synset of
+WordNet, each chapter of the Bible).
   - train.txt: the sentences of train packages and documents, except any
-    sentence the quotations (fortunes) also hold;
+    sentence the quotations (fortunes) also hold, and except any sentence of
+    the general kinds (WordNet, the Bible) that the dev and test packages and
+    documents of the other kinds hold;
   - dev.txt, heldout.txt: --heldout sentences each, of dev and test packages
     and documents, none of them in train.txt (heldout.txt none in dev.txt);
   - ood.txt: --heldout sentences of the quotations (fortunes, not those
     about computers or Debian), a kind of text no training sentence comes
     from;
+  - general.txt: --heldout sentences of the general kinds' test units, none
+    of them in any other file; the general kinds only train and are never
+    drawn into dev.txt or heldout.txt, which come out as without them;
   - retrieval.tsv: `query<TAB>document` for at most --retrieval test packages
     (short description, long description as running text);
   - sections/{train,dev,test}.tsv: `text<TAB>section`, one line per distinct
@@ -48,7 +55,7 @@ byte-identical outputs. Also writes OUT/README.md and OUT/sections/README.md
 (sources, counts, seed, sha256 of every file). Exits with status 1 if fewer
 than --min-sentences distinct sentences result, if a held-out pool holds
 fewer than --heldout sentences, or if a written held-out file shares a
-sentence with train.txt.
+sentence with train.txt (or general.txt one with any other file).
 """
 
 import argparse
@@ -62,22 +69,28 @@ from corpus.apt_lists import binary_packages, list_name, read_list
 from corpus.split import SPLITS, seeded, split_of
 from corpus.text import acceptable, clean, dedup_key, full_sentences
 
+GENERAL = "general-"  # split prefix of the general kinds' sentences
+
 
 class SentencePool:
     """Every accepted sentence with its spelling, the splits and kinds it was
-    found in, and per-source counts."""
+    found in, and per-source counts. The training-only general kinds are kept
+    apart (their splits and spellings), so that they change no other file."""
 
     def __init__(self):
         self.best = {}  # key -> smallest spelling, whatever the reading order
+        self.general_best = {}  # the same among the general kinds' sentences
         self.by_split = {split: set() for split in SPLITS}
+        self.general = {split: set() for split in SPLITS}
         self.by_kind = defaultdict(set)
         self.ood, self.ood_eligible = set(), set()
         self.sources = []  # (kind, name, documents, candidates, distinct accepted, sha256)
         self.candidates = 0
 
     def add_source(self, kind: str, name: str, items, digest: str = ""):
-        """Adds the candidates of one source: `items` yields (split, sentence);
-        split is "ood" or "ood-eligible" for the out-of-domain kind."""
+        """Adds the candidates of one source: `items` yields (document,
+        split, sentence); split is "ood" or "ood-eligible" for the
+        out-of-domain kind, "general-" and the split for the general kinds."""
         documents_seen, candidates, kept = set(), 0, set()
         for doc, split, sentence in items:
             documents_seen.add(doc)
@@ -86,12 +99,16 @@ class SentencePool:
                 continue
             key = dedup_key(sentence)
             kept.add(key)
-            if key not in self.best or sentence < self.best[key]:
-                self.best[key] = sentence
+            general = split.startswith(GENERAL)
+            best = self.general_best if general else self.best
+            if key not in best or sentence < best[key]:
+                best[key] = sentence
             if split.startswith("ood"):
                 self.ood.add(key)
                 if split == "ood-eligible":
                     self.ood_eligible.add(key)
+            elif general:
+                self.general[split[len(GENERAL):]].add(key)
             else:
                 self.by_split[split].add(key)
         self.by_kind[kind] |= kept
@@ -99,6 +116,16 @@ class SentencePool:
         self.sources.append((kind, name, len(documents_seen), candidates, len(kept), digest))
         print(f"make_corpus: {name}: {len(documents_seen)} documents, {candidates} candidate "
               f"sentences, {len(kept)} distinct accepted", file=sys.stderr)
+
+    def spellings(self) -> dict:
+        """key -> spelling of every sentence; where a general kind's sentence
+        is another kind's too, the other kind's spelling."""
+        return {**self.general_best, **self.best}
+
+    def general_held_out(self) -> set:
+        """What the general kinds may not train on: the quotations and the
+        dev and test sentences of the other kinds."""
+        return self.ood | self.by_split["dev"] | self.by_split["test"]
 
 
 def description_items(texts, package_split):
@@ -108,12 +135,14 @@ def description_items(texts, package_split):
             yield description.package, split, sentence
 
 
-def document_items(folder: str, seed: int, ood: bool):
+def document_items(folder: str, seed: int, kind: str):
     for doc_id, blocks in documents.documents(folder):
-        if ood:
+        if kind == documents.OOD_KIND:
             split = "ood-eligible" if documents.is_ood_candidate(doc_id) else "ood"
         else:
             split = split_of(doc_id, seed, "document")
+            if kind in documents.GENERAL_KINDS:
+                split = GENERAL + split
         for block in blocks:
             for sentence in full_sentences(block):
                 yield doc_id, split, sentence
@@ -146,31 +175,36 @@ def read_sources(args, pool: SentencePool, package_split):
         pool.add_source("descriptions", list_name(path), description_items(found, package_split), digest)
     for folder in sorted(args.docs, key=lambda p: os.path.basename(os.path.normpath(p))):
         package = documents.package_of(folder)
-        ood = package.kind == documents.OOD_KIND
         pool.add_source(package.kind, os.path.basename(os.path.normpath(folder)),
-                        document_items(folder, args.seed, ood))
+                        document_items(folder, args.seed, package.kind))
     test = retrieval.by_package(read, lambda p: package_split(p) == "test")
     return by_md5, test
 
 
 def choose_splits(pool: SentencePool, args) -> dict:
-    """{file name: sentences} of train, dev, heldout and ood; exits when a
-    pool is too small."""
+    """{file name: sentences} of train, dev, heldout, ood and general; exits
+    when a pool is too small. The general kinds train less what the other
+    files may hold, so that those come out as without them; their test
+    units' sentences that nothing trains on give general.txt."""
     train = pool.by_split["train"] - pool.ood
     test = pool.by_split["test"] - train - pool.ood
     dev = pool.by_split["dev"] - train - test - pool.ood
     ood = pool.ood_eligible - train
+    general_train = pool.general["train"] - pool.general_held_out()
+    general = pool.general["test"] - train - general_train - pool.general_held_out()
     chosen = {}
-    for name, keys, purpose in (("dev.txt", dev, "dev"), ("heldout.txt", test, ""), ("ood.txt", ood, "ood")):
+    for name, keys, purpose in (("dev.txt", dev, "dev"), ("heldout.txt", test, ""), ("ood.txt", ood, "ood"),
+                                ("general.txt", general, "general")):
         if len(keys) < args.heldout:
             sys.exit(f"make_corpus: only {len(keys)} sentences could go into {name}, fewer than "
                      f"the {args.heldout} asked for; add sources or ask for fewer (--heldout)")
         chosen[name] = seeded(keys, args.seed, purpose)[: args.heldout]
-    if len(pool.best) < args.min_sentences:
-        sys.exit(f"make_corpus: only {len(pool.best)} distinct sentences, fewer than the "
+    spellings = pool.spellings()
+    if len(spellings) < args.min_sentences:
+        sys.exit(f"make_corpus: only {len(spellings)} distinct sentences, fewer than the "
                  f"{args.min_sentences} required; add more sources (other components or releases)")
-    chosen["train.txt"] = seeded(train, args.seed)
-    return {name: [pool.best[k] for k in keys] for name, keys in chosen.items()}
+    chosen["train.txt"] = seeded(train | general_train, args.seed)
+    return {name: [spellings[k] for k in keys] for name, keys in chosen.items()}
 
 
 def write_lines(path: str, lines) -> None:
@@ -182,14 +216,16 @@ def write_lines(path: str, lines) -> None:
 
 def check_disjoint(out: str) -> dict:
     """Re-reads the written sentence files and fails if a held-out one shares
-    a sentence (after normalisation, case-insensitively) with train.txt, or
-    heldout.txt with dev.txt or ood.txt. Returns {file: line count}."""
+    a sentence (after normalisation, case-insensitively) with train.txt,
+    heldout.txt with dev.txt or ood.txt, or general.txt with any other.
+    Returns {file: line count}."""
     keys = {}
-    for name in ("train.txt", "dev.txt", "heldout.txt", "ood.txt"):
+    for name in ("train.txt", "dev.txt", "heldout.txt", "ood.txt", "general.txt"):
         with open(os.path.join(out, name), encoding="utf-8") as f:
             keys[name] = {dedup_key(clean(line)) for line in f}
     pairs = [("train.txt", "dev.txt"), ("train.txt", "heldout.txt"), ("train.txt", "ood.txt"),
-             ("dev.txt", "heldout.txt"), ("heldout.txt", "ood.txt")]
+             ("dev.txt", "heldout.txt"), ("heldout.txt", "ood.txt"), ("train.txt", "general.txt"),
+             ("dev.txt", "general.txt"), ("heldout.txt", "general.txt"), ("ood.txt", "general.txt")]
     for a, b in pairs:
         shared = keys[a] & keys[b]
         if shared:
@@ -208,7 +244,8 @@ def parse_args():
                         help="unpacked documentation packages (NAME_VERSION_ARCH folders)")
     parser.add_argument("--out", default="corpus", help="output folder (default: corpus)")
     parser.add_argument("--seed", type=int, default=20240611, help="split and shuffle seed")
-    parser.add_argument("--heldout", type=int, default=2000, help="sentences of dev, heldout and ood")
+    parser.add_argument("--heldout", type=int, default=2000,
+                        help="sentences of dev, heldout, ood and general")
     parser.add_argument("--retrieval", type=int, default=2000, help="most retrieval pairs")
     parser.add_argument("--min-sentences", type=int, default=300000)
     parser.add_argument("--list-packages", action="store_true",
@@ -231,8 +268,8 @@ def main() -> None:
 
     pool = SentencePool()
     by_md5, test_packages = read_sources(args, pool, package_split)
-    print(f"make_corpus: {pool.candidates} candidates, {len(pool.best)} distinct sentences after "
-          f"filtering and deduplication", file=sys.stderr)
+    print(f"make_corpus: {pool.candidates} candidates, {len(pool.spellings())} distinct sentences "
+          f"after filtering and deduplication", file=sys.stderr)
     splits = choose_splits(pool, args)
     os.makedirs(os.path.join(args.out, "sections"), exist_ok=True)
     for name, lines in splits.items():

@@ -4,7 +4,10 @@ descriptions, and the documents inside each unpacked package.
 PACKAGES is the one list of them: scripts/fetch-corpus.sh downloads exactly
 these (`make_corpus.py --list-packages`) from one release (bookworm by
 default; python3.11-doc and
-postgresql-doc-15 are that release's Python and PostgreSQL manuals)."""
+postgresql-doc-15 are that release's Python and PostgreSQL manuals).
+The GENERAL_KINDS (WordNet's glosses, the World English Bible) are ordinary,
+non-technical English that only trains: none of it is drawn into dev.txt or
+heldout.txt; its held-out units give general.txt."""
 
 import fnmatch
 import gzip
@@ -12,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import fortunes, html_docs, man_pages, plain_text, pod
+from . import fortunes, html_docs, man_pages, plain_text, pod, sword, wordnet
 
 
 @dataclass(frozen=True)
@@ -22,11 +25,13 @@ class DocPackage:
     fmt: str        # how its documents are read: a key of FORMATS
     include: tuple  # fnmatch patterns of the document paths inside the package
     exclude: str = r"$^"  # a regex of paths to leave out (indexes, duplicates)
-    unit: str = "document"  # what the split places: each document, or each
-    # paragraph of a single-document book (so that it is not all in one split)
+    unit: str = "document"  # what the split places: each document, each
+    # paragraph of a single-document book (so that it is not all in one split),
+    # or each unit the format names ("named": a synset, a chapter)
 
 
 OOD_KIND = "quotations"
+GENERAL_KINDS = ("dictionary glosses", "scripture")
 INDEXES = r"/_sources/|/_static/|/(?:genindex[^/]*|search|py-modindex|searchindex)\.html$"
 PACKAGES = (
     DocPackage("manpages", "man pages", "roff", ("usr/share/man/*",)),
@@ -52,6 +57,9 @@ PACKAGES = (
     DocPackage("dict-devil", "literature", "dictd", ("usr/share/dictd/*.dict.dz",), unit="paragraph"),
     DocPackage("jargon-text", "lexicons", "jargon", ("usr/share/doc/jargon-text/jargon.txt.gz",),
                unit="paragraph"),
+    DocPackage("wordnet-base", GENERAL_KINDS[0], "wordnet", ("usr/share/wordnet/data.*",), unit="named"),
+    DocPackage("sword-text-web", GENERAL_KINDS[1], "ztext", ("usr/share/sword/modules/texts/ztext/*/*.bzz",),
+               unit="named"),
     DocPackage("fortunes", OOD_KIND, "fortune", ("usr/share/games/fortunes/*",), r"\.(?:dat|u8)$|/off/"),
     DocPackage("fortunes-min", OOD_KIND, "fortune", ("usr/share/games/fortunes/*",), r"\.(?:dat|u8)$|/off/"),
 )
@@ -64,7 +72,9 @@ TECHNICAL_FORTUNES = {"computers", "debian", "linux", "linuxcookie", "perl", "kn
 MAN_PAGE = re.compile(r"\.[1-9][a-z]*(?:\.gz)?$")
 FORMATS = {"html": html_docs.blocks, "pod": pod.blocks, "text": plain_text.blocks,
            "dictd": plain_text.dictd_blocks,
-           "jargon": plain_text.jargon_blocks, "fortune": fortunes.blocks, "roff": man_pages.blocks}
+           "jargon": plain_text.jargon_blocks, "fortune": fortunes.blocks, "roff": man_pages.blocks,
+           "wordnet": wordnet.glosses, "ztext": sword.chapters}
+PATH_FORMATS = {"ztext"}  # read from the file's path (binary files beside it), not its text
 
 
 def package_of(folder: str) -> DocPackage:
@@ -103,13 +113,18 @@ def read_text(path: str) -> str:
 def documents(folder: str):
     """Yields (document id, prose blocks) for every document of an unpacked
     package; the id (`package/path`, `package/path#N` for the Nth paragraph
-    where the package's unit is the paragraph) decides its split."""
+    where the package's unit is the paragraph, `package/path#NAME` for the
+    units a format names) decides its split."""
     package = package_of(folder)
     for rel in document_paths(folder, package):
-        source = read_text(os.path.join(folder, rel))
+        path = os.path.join(folder, rel)
+        source = path if package.fmt in PATH_FORMATS else read_text(path)
         if package.fmt == "roff" and man_pages.is_link(source):
             continue
-        if package.unit == "paragraph":
+        if package.unit == "named":
+            for name, blocks in FORMATS[package.fmt](source):
+                yield f"{package.name}/{rel}#{name}", blocks
+        elif package.unit == "paragraph":
             for i, block in enumerate(FORMATS[package.fmt](source)):
                 yield f"{package.name}/{rel}#{i}", [block]
         else:
