@@ -1,11 +1,13 @@
 //! The most any exit policy could give on recorded observations. An oracle
 //! that knows every exit's score for every sample sends each sample where
 //! `FLOPs + λ·(score lost)` is least, with `λ` the smallest that keeps the
-//! mean score within a given loss of the full-depth mean. No criterion
-//! (entropy, max-prob, similarity, patience) on the same exits can leave
-//! earlier on average at that loss, so the bound says whether a calibration
-//! falls short because of its criterion or because the exits' outputs are
-//! too far from the full-depth output.
+//! mean score within a given loss of the full-depth mean. Such a choice
+//! costs the fewest FLOPs of any policy that scores as well (Lagrangian
+//! optimality), so no criterion (entropy, max-prob, similarity, patience)
+//! on the same exits is faster at the oracle's score; the oracle's score is
+//! at the allowed loss up to the step one sample's move makes. The bound
+//! says whether a calibration falls short because of its criterion or
+//! because the exits' outputs are too far from the full-depth output.
 
 use serde::Serialize;
 

@@ -26,9 +26,9 @@ use super::losses::LossState;
 use super::optim::{Optimizer, Param};
 use super::step::{forward_backward, StepInputs};
 use super::student_net::TrainableNet;
-use super::{evaluation, train_error};
+use super::{evaluation, train_error, Session};
 use crate::diag::Diag;
-use crate::eval::report::BudgetUse;
+use crate::eval::report::{BudgetUse, StageTotals};
 
 /// Replaces the measured seconds per step (tests).
 pub const STEP_SECONDS_VAR: &str = "PLCC_BUDGET_STEP_SECONDS";
@@ -188,6 +188,34 @@ pub fn probe(
     state.bank = None;
     state.bank_ids = None;
     Ok(planned)
+}
+
+/// The stage's step count after `done` steps of `total` and `seconds`: a
+/// measured time budget's count planned again at the stage's own pace while
+/// that is still allowed ([`replan`]), capped by `--max-steps`, with the
+/// stage's totals, its progress and the reporter told; else `total`.
+pub fn follow_pace(
+    session: &mut Session,
+    totals: &mut StageTotals,
+    start: PaceStart,
+    (done, total): (usize, usize),
+    seconds: f64,
+) -> usize {
+    let Some(new) = totals
+        .budget
+        .as_ref()
+        .and_then(|b| replan(b, start, done, seconds))
+    else {
+        return total;
+    };
+    let steps = session.max_steps.map_or(new.steps, |m| new.steps.min(m));
+    totals.budget = Some(new);
+    if steps != total {
+        totals.steps = steps;
+        session.meta.progress.stage_steps = Some(steps);
+        session.reporter.resize(steps);
+    }
+    steps
 }
 
 #[cfg(test)]

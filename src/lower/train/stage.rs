@@ -104,7 +104,13 @@ pub fn run_stage(
             None => (step + 1) % budget::REPLAN_EVERY == 0,
         };
         if replan_due {
-            total = follow_pace(session, &mut run, pace_start, (step + 1, total), &clock);
+            total = budget::follow_pace(
+                session,
+                &mut run.totals,
+                pace_start,
+                (step + 1, total),
+                clock.seconds(),
+            );
         }
         checkpoint_if_due(session, job, (step, total), &mut clock, &t, &mut run)?;
         step += 1;
@@ -327,34 +333,6 @@ fn step_count(
         }
     };
     Ok(session.max_steps.map_or(total, |m| total.min(m)))
-}
-
-/// The stage's step count after `done` steps of `total`: a measured time
-/// budget's count planned again at the stage's own pace while that is still
-/// allowed ([`budget::replan`]), capped by `--max-steps`; else `total`.
-fn follow_pace(
-    session: &mut Session,
-    run: &mut StageRun,
-    pace_start: budget::PaceStart,
-    (done, total): (usize, usize),
-    clock: &StageClock,
-) -> usize {
-    let Some(new) = run
-        .totals
-        .budget
-        .as_ref()
-        .and_then(|b| budget::replan(b, pace_start, done, clock.seconds()))
-    else {
-        return total;
-    };
-    let steps = session.max_steps.map_or(new.steps, |m| new.steps.min(m));
-    run.totals.budget = Some(new);
-    if steps != total {
-        run.totals.steps = steps;
-        session.meta.progress.stage_steps = Some(steps);
-        session.reporter.resize(steps);
-    }
-    steps
 }
 
 /// The stage's time and tokens before this run of it, and when it last
