@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fetches and builds the real-text English corpus into corpus/ (git-ignored):
 #   corpus/train.txt      training sentences (one a line), 300,000 or more
+#   corpus/train-debian.txt  train.txt without WordNet and the Bible: Debian's
+#                         own registers (the vocabulary of w4.pc, vocab.pc)
 #   corpus/dev.txt        2,000 in-domain sentences for calibration/selection
 #   corpus/heldout.txt    2,000 in-domain sentences never trained on
 #   corpus/ood.txt        2,000 out-of-domain sentences (fortune cookies: a
@@ -52,7 +54,7 @@ while [ $# -gt 0 ]; do
     --mirror) mirror="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --no-update) update=0; shift ;;
-    -h|--help) sed -n '2,36p' "$0" | sed -e 's/^# //' -e 's/^#$//'; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0" | sed -e 's/^# //' -e 's/^#$//'; exit 0 ;;
     *) echo "fetch-corpus: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
   esac
 done

@@ -37,6 +37,9 @@ WordNet, each chapter of the Bible).
     sentence the quotations (fortunes) also hold, and except any sentence of
     the general kinds (WordNet, the Bible) that the dev and test packages and
     documents of the other kinds hold;
+  - train-debian.txt: train.txt without the general kinds: Debian's own
+    registers, for what should be counted or calibrated on them alone (a
+    vocabulary pruned for package descriptions and manuals);
   - dev.txt, heldout.txt: --heldout sentences each, of dev and test packages
     and documents, none of them in train.txt (heldout.txt none in dev.txt);
   - ood.txt: --heldout sentences of the quotations (fortunes, not those
@@ -204,6 +207,7 @@ def choose_splits(pool: SentencePool, args) -> dict:
         sys.exit(f"make_corpus: only {len(spellings)} distinct sentences, fewer than the "
                  f"{args.min_sentences} required; add more sources (other components or releases)")
     chosen["train.txt"] = seeded(train | general_train, args.seed)
+    chosen["train-debian.txt"] = seeded(train, args.seed)
     return {name: [spellings[k] for k in keys] for name, keys in chosen.items()}
 
 

@@ -9,7 +9,7 @@ from .sections import SECTIONS, counts
 from .split import DEV_SHARE, SPLITS, TEST_SHARE
 from .text import MAX_WORDS, MIN_WORDS, acceptable, dedup_key, full_sentences
 
-FILES = ("train.txt", "dev.txt", "heldout.txt", "ood.txt", "general.txt", "retrieval.tsv",
+FILES = ("train.txt", "train-debian.txt", "dev.txt", "heldout.txt", "ood.txt", "general.txt", "retrieval.tsv",
          "sections/train.tsv", "sections/dev.tsv", "sections/test.tsv")
 
 
@@ -103,6 +103,8 @@ def write(args, pool, splits, trained, pairs, retrieval_stats, examples, section
         "",
         "- `train.txt`: every sentence of train packages and documents but the quotations'",
         "  (seeded order).",
+        "- `train-debian.txt`: `train.txt` without the training-only general kinds (WordNet, the",
+        "  Bible): Debian's own registers, for a vocabulary or a calibration meant for them alone.",
         "- `heldout.txt`: in-domain sentences of test packages' descriptions and of test documents",
         "  (none of the general kinds'); never trained or calibrated on.",
         "- `dev.txt`: the same from dev packages and documents, for calibration and model selection.",
