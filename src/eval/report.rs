@@ -259,8 +259,11 @@ impl TrainingReport {
         }
         for t in &self.stages {
             if let Some(b) = &t.budget {
+                let probe = b.probe.map_or(String::new(), |(per_step, steps)| {
+                    format!(" (the probe's {per_step:.3} s a step had planned {steps}; the stage's own pace re-planned it)")
+                });
                 s.push_str(&format!(
-                    "\nStage `{}` had a budget of {:.0} s: {:.3} s a step (measured, evaluations included) gave {} steps.\n",
+                    "\nStage `{}` had a budget of {:.0} s: {:.3} s a step (measured, evaluations included) gave {} steps{probe}.\n",
                     t.name, b.seconds, b.seconds_per_step, b.steps
                 ));
             }
