@@ -87,20 +87,9 @@ pub fn run(args: &BuildArgs, registry: &PassRegistry) -> Result<ExitCode, Diag> 
             o.est_speedup,
             o.fidelity
         );
-        print_oracle(&c.oracle);
+        super::calibrate::print_oracle(&c.oracle);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The bound an exit oracle gives beside a calibration.
-pub fn print_oracle(o: &crate::eval::exits::oracle::OracleBound) {
-    println!(
-        "an oracle knowing each text's fidelity at every exit: est. speed-up {:.2}x, avg exit layer {:.2}, fidelity {:.4} (loss {:.2}%): the most any criterion gives on these exits",
-        o.est_speedup,
-        o.avg_exit_layer,
-        o.fidelity,
-        o.max_loss * 100.0
-    );
 }
 
 /// Parameters, bytes and FLOPs of teacher and student, and parameters by part.

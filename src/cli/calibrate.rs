@@ -178,7 +178,7 @@ fn print_table(c: &Calibration) {
         c.layers,
         list_text(&c.chosen.exits_taken)
     );
-    super::build::print_oracle(&c.oracle);
+    print_oracle(&c.oracle);
     if c.written {
         println!(
             "wrote threshold {} into {} and rewrote the report ({REPORT_JSON}, {REPORT_MD}, {REPORT_SVG})",
@@ -188,4 +188,15 @@ fn print_table(c: &Calibration) {
     } else {
         println!("--dry-run: the manifest and the report were not changed");
     }
+}
+
+/// The bound an exit oracle gives beside a calibration.
+pub fn print_oracle(o: &crate::eval::exits::oracle::OracleBound) {
+    println!(
+        "an oracle knowing each text's fidelity at every exit: est. speed-up {:.2}x, avg exit layer {:.2}, fidelity {:.4} (loss {:.2}%): the most any criterion gives on these exits",
+        o.est_speedup,
+        o.avg_exit_layer,
+        o.fidelity,
+        o.max_loss * 100.0
+    );
 }

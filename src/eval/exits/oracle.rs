@@ -80,13 +80,14 @@ pub fn bound(
     let mut exits_taken = vec![0usize; exits + 1];
     let (mut layers, mut flops, mut score) = (0usize, 0f64, 0f64);
     let mut base = 0f64;
-    for (obs, c) in observations.iter().zip(&choices) {
+    for c in &choices {
         let pick = best(c, lambda);
         exits_taken[pick] += 1;
         layers += after.get(pick).copied().unwrap_or(depth);
         flops += c[pick].flops;
         score += c[pick].score;
-        base += costs.without_exits(obs.tokens) as f64;
+        // The last choice is full depth: the FLOPs without exits.
+        base += c[exits].flops;
     }
     OracleBound {
         max_loss,
