@@ -168,8 +168,11 @@ pub fn build(
             ..*opts
         },
     };
-    let mut built =
-        lower::build(&program, &source, &artifact_opts, reporter).map_err(|d| source.attach(d))?;
+    // Lowering (training, GPTQ, fidelity) runs its kernels from a thread of
+    // their own pool (`runtime::pool`).
+    let lowered =
+        runtime::pool::on_pool(|| lower::build(&program, &source, &artifact_opts, reporter));
+    let mut built = lowered.map_err(|d| source.attach(d))?;
     if let Some(dir) = checkpoint {
         export::checkpoint::write_checkpoint(&built.dir, &dir)?;
         built.checkpoint = Some(dir);

@@ -13,9 +13,11 @@ use super::calibration_data::calibration_examples;
 use super::options::{BatchOptions, DeviceOption, ThreadsOption};
 use super::teacher::recorded_teacher;
 use crate::artifact::read_manifest;
+use crate::base::CalibrationTarget;
 use crate::diag::{list_text, Diag};
 use crate::eval::exits::{self, describe, parse_target, CalibrateOptions, Calibration, Outcome};
 use crate::eval::report_files::{rewrite_report, REPORT_JSON, REPORT_MD, REPORT_SVG};
+use crate::runtime::pool::on_pool;
 use crate::runtime::{load_model, LoadedModel};
 
 /// Rows of the printed curve (the chosen one is always shown).
@@ -73,6 +75,15 @@ pub fn run(args: &CalibrateArgs) -> Result<ExitCode, Diag> {
         .help("give the directory `plcc build` wrote"));
     }
     args.threads.apply()?;
+    on_pool(|| calibrate(args, artifact, target))
+}
+
+/// `plcc calibrate` of `artifact` to `target`, on the threads `run` set up.
+fn calibrate(
+    args: &CalibrateArgs,
+    artifact: &Path,
+    target: CalibrationTarget,
+) -> Result<ExitCode, Diag> {
     let manifest = read_manifest(artifact)?;
     let (data, examples) = calibration_examples(&manifest, &args.data)?;
     let options = CalibrateOptions {

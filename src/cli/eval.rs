@@ -21,6 +21,7 @@ use crate::eval::gold::{self, EvalReport, Score};
 use crate::eval::gold_data::{model_task, parse_column, read_labelled, DataOptions, Labelled};
 use crate::eval::retrieval::RetrievalSet;
 use crate::eval::retrieval_run;
+use crate::runtime::pool::on_pool;
 use crate::runtime::{load_model, LoadedModel};
 use crate::text::data::Example;
 use crate::text::TextTokenizer;
@@ -146,6 +147,11 @@ impl EvalArgs {
 /// Runs `plcc eval`.
 pub fn run(args: &EvalArgs) -> Result<ExitCode, Diag> {
     args.threads.apply()?;
+    on_pool(|| evaluate(args))
+}
+
+/// `plcc eval` on the threads `run` set up.
+fn evaluate(args: &EvalArgs) -> Result<ExitCode, Diag> {
     let device = args.device.open()?;
     let pooling = args.pooling.map(Pooling::from);
     let model = load_model(&args.model, &device)?;

@@ -3,8 +3,9 @@
 //! library never prints; `plcc`'s command line draws bars on a terminal and
 //! writes plain lines to logs (`cli::progress`).
 
-/// Receives a build's progress. Every method does nothing by default.
-pub trait Reporter {
+/// Receives a build's progress. Every method does nothing by default. A
+/// build reports from a thread of the kernels' pool, so a reporter is `Sync`.
+pub trait Reporter: Sync {
     /// A build stage finished after `seconds`.
     fn stage(&self, _name: &str, _seconds: f64) {}
     /// Long work begins: `total` steps, `done` of them already done (a

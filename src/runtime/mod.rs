@@ -7,13 +7,15 @@
 //! - `run`: a loaded model over text: token rows, length-sorted batches,
 //!   per-sample early exit (with the exit policies a `LoadedModel` carries),
 //!   an encoder-decoder's generation;
-//! - `kernels`: the CPU (and CUDA) kernels the model code runs on.
+//! - `kernels`: the CPU (and CUDA) kernels the model code runs on;
+//! - `pool`: running that work on a thread of the kernels' own pool.
 
 pub mod device;
 pub mod error;
 pub mod kernels;
 pub mod load;
 pub mod model;
+pub mod pool;
 pub mod run;
 
 pub use error::tensor_error;
