@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::diag::Diag;
 use crate::runtime::load::loaded_model::LoadedModel;
 use crate::runtime::model::output::Inputs;
-use crate::runtime::pool::on_pool;
+use crate::runtime::pool::on_pool_awake;
 use crate::runtime::run::early_exit;
 use crate::runtime::run::record::{failed, Record};
 use crate::runtime::run::token_rows::plan_batches;
@@ -149,7 +149,7 @@ pub fn run_batches(
     if side_by_side {
         plan.into_par_iter().with_max_len(1).map(one).collect()
     } else {
-        on_pool(|| plan.into_iter().map(one).collect())
+        on_pool_awake(|| plan.into_iter().map(one).collect())
     }
 }
 
