@@ -364,6 +364,8 @@ fn micro_tile(
     let panel = &panel[skip..];
     let start = first_row * a.k_padded + range.first * tiling.group;
     let end = first_row * a.k_padded + tiling.rows * a.k_padded;
+    // Rows past the input's are padding: the kernels that can skip them do.
+    let rows = tiling.rows.min(a.m - first_row);
     match (&a.data, level, form) {
         #[cfg(target_arch = "x86_64")]
         (ActivationData::U8(x), SimdLevel::Avx512Vnni, WeightForm::Codes2 { levels }) => {
@@ -373,6 +375,7 @@ fn micro_tile(
             unsafe {
                 super::x86::avx512::tile_codes2(
                     vectors,
+                    rows,
                     x.as_ptr(),
                     a.k_padded,
                     panel.as_ptr(),
@@ -432,6 +435,7 @@ fn micro_tile(
             unsafe {
                 super::x86::avx512::tile(
                     vectors,
+                    rows,
                     x.as_ptr(),
                     a.k_padded,
                     panel.as_ptr(),

@@ -5,41 +5,72 @@ use std::arch::x86_64::*;
 
 use crate::runtime::kernels::tile::TILE_MAX;
 
-const ROWS: usize = 8;
 const LANES: usize = 16;
 const PANEL_COLS: usize = 48;
 
-/// Computes the 8 × (16·`vectors`) tile into `acc[r · 48 + c]`.
+/// Runs `$kernel::<vectors, rows>($args)` for the tile's `vectors` (1 to 3)
+/// and real `rows` (1 to 8): a tile of fewer real rows (the last of a short
+/// input) computes only those.
+macro_rules! by_shape {
+    ($kernel:ident, $vectors:expr, $rows:expr, ($($arg:expr),*)) => {
+        match ($vectors, $rows) {
+            (1, 1) => $kernel::<1, 1>($($arg),*),
+            (1, 2) => $kernel::<1, 2>($($arg),*),
+            (1, 3) => $kernel::<1, 3>($($arg),*),
+            (1, 4) => $kernel::<1, 4>($($arg),*),
+            (1, 5) => $kernel::<1, 5>($($arg),*),
+            (1, 6) => $kernel::<1, 6>($($arg),*),
+            (1, 7) => $kernel::<1, 7>($($arg),*),
+            (1, 8) => $kernel::<1, 8>($($arg),*),
+            (2, 1) => $kernel::<2, 1>($($arg),*),
+            (2, 2) => $kernel::<2, 2>($($arg),*),
+            (2, 3) => $kernel::<2, 3>($($arg),*),
+            (2, 4) => $kernel::<2, 4>($($arg),*),
+            (2, 5) => $kernel::<2, 5>($($arg),*),
+            (2, 6) => $kernel::<2, 6>($($arg),*),
+            (2, 7) => $kernel::<2, 7>($($arg),*),
+            (2, 8) => $kernel::<2, 8>($($arg),*),
+            (3, 1) => $kernel::<3, 1>($($arg),*),
+            (3, 2) => $kernel::<3, 2>($($arg),*),
+            (3, 3) => $kernel::<3, 3>($($arg),*),
+            (3, 4) => $kernel::<3, 4>($($arg),*),
+            (3, 5) => $kernel::<3, 5>($($arg),*),
+            (3, 6) => $kernel::<3, 6>($($arg),*),
+            (3, 7) => $kernel::<3, 7>($($arg),*),
+            (3, 8) => $kernel::<3, 8>($($arg),*),
+            _ => unreachable!("a panel holds 1 to 3 vectors, a tile 1 to 8 rows"),
+        }
+    };
+}
+
+/// Computes the first `rows` rows of the 8 × (16·`vectors`) tile into
+/// `acc[r · 48 + c]` (the rows past them are left as they were).
 ///
 /// # Safety
-/// The CPU must support AVX-512F/BW/VNNI; `x` must hold 8 rows of stride
-/// `lda` bytes with at least `4 · steps` bytes each, and `panel`
+/// The CPU must support AVX-512F/BW/VNNI; `x` must hold `rows` rows of
+/// stride `lda` bytes with at least `4 · steps` bytes each, and `panel`
 /// `steps · vectors · 64` bytes.
 pub(crate) unsafe fn tile(
     vectors: usize,
+    rows: usize,
     x: *const u8,
     lda: usize,
     panel: *const i8,
     steps: usize,
     acc: &mut [i32; TILE_MAX],
 ) {
-    match vectors {
-        1 => tile_n::<1>(x, lda, panel, steps, acc),
-        2 => tile_n::<2>(x, lda, panel, steps, acc),
-        3 => tile_n::<3>(x, lda, panel, steps, acc),
-        _ => unreachable!("a panel holds 1 to 3 vectors"),
-    }
+    by_shape!(tile_n, vectors, rows, (x, lda, panel, steps, acc))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn tile_n<const NV: usize>(
+unsafe fn tile_n<const NV: usize, const R: usize>(
     x: *const u8,
     lda: usize,
     panel: *const i8,
     steps: usize,
     acc: &mut [i32; TILE_MAX],
 ) {
-    let mut sums = [[_mm512_setzero_si512(); NV]; ROWS];
+    let mut sums = [[_mm512_setzero_si512(); NV]; R];
     let step_bytes = NV * LANES * 4;
     for s in 0..steps {
         let b = panel.add(s * step_bytes);
@@ -62,7 +93,7 @@ unsafe fn tile_n<const NV: usize>(
     }
 }
 
-/// As [`tile`] for weights stored as 2-bit indices into `levels`
+/// As [`tile`] (the first `rows` rows) for weights stored as 2-bit indices into `levels`
 /// ([`crate::runtime::kernels::weights::WeightForm::Codes2`]): each 16-byte group of
 /// codes is zero-extended word by word to qwords (`vpmovzxwq`), spread to one
 /// code per byte (`vpmultishiftqb`), masked and mapped to its level
@@ -73,6 +104,7 @@ unsafe fn tile_n<const NV: usize>(
 /// `steps · vectors · 16` bytes.
 pub(crate) unsafe fn tile_codes2(
     vectors: usize,
+    rows: usize,
     x: *const u8,
     lda: usize,
     panel: *const i8,
@@ -80,16 +112,16 @@ pub(crate) unsafe fn tile_codes2(
     levels: [i8; 4],
     acc: &mut [i32; TILE_MAX],
 ) {
-    match vectors {
-        1 => tile_codes2_n::<1>(x, lda, panel, steps, levels, acc),
-        2 => tile_codes2_n::<2>(x, lda, panel, steps, levels, acc),
-        3 => tile_codes2_n::<3>(x, lda, panel, steps, levels, acc),
-        _ => unreachable!("a panel holds 1 to 3 vectors"),
-    }
+    by_shape!(
+        tile_codes2_n,
+        vectors,
+        rows,
+        (x, lda, panel, steps, levels, acc)
+    )
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx512vbmi")]
-unsafe fn tile_codes2_n<const NV: usize>(
+unsafe fn tile_codes2_n<const NV: usize, const R: usize>(
     x: *const u8,
     lda: usize,
     panel: *const i8,
@@ -103,7 +135,7 @@ unsafe fn tile_codes2_n<const NV: usize>(
     // Byte j of each qword takes the 8 bits from bit 2·j: code j in its low bits.
     let spread = _mm512_set1_epi64(0x0E0C_0A08_0604_0200);
     let low_two = _mm512_set1_epi8(3);
-    let mut sums = [[_mm512_setzero_si512(); NV]; ROWS];
+    let mut sums = [[_mm512_setzero_si512(); NV]; R];
     let step_bytes = NV * LANES;
     for s in 0..steps {
         let b = panel.add(s * step_bytes);
