@@ -14,7 +14,7 @@ use crate::base::family::bart::{self, POSITION_OFFSET};
 use crate::base::{Activation, LayerShape, ModelConfig};
 use crate::runtime::model::heads::{run_exits, Head};
 use crate::runtime::model::layers::{
-    activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode,
+    multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode,
 };
 use crate::runtime::model::linear::Linear;
 use crate::runtime::model::output::{EncoderOutput, ForwardOptions, Inputs, ModelOutput};
@@ -98,7 +98,7 @@ impl BartFeedForward {
     }
 
     fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        let f = activate(&self.fc1.forward(x)?, self.activation)?;
+        let f = self.fc1.forward_activated(x, self.activation)?;
         self.norm.forward_residual(&self.fc2.forward(&f)?, x, mode)
     }
 }

@@ -11,7 +11,7 @@ use crate::base::{Activation, LayerShape, ModelConfig};
 use crate::runtime::model::heads::{run_exits, Head};
 use crate::runtime::model::joined_linear::join_outputs;
 use crate::runtime::model::layers::{
-    activate, multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode,
+    multi_head_attention, AttentionMask, Embedding, LayerNorm, Mode,
 };
 use crate::runtime::model::linear::Linear;
 use crate::runtime::model::output::{ForwardOptions, Inputs, ModelOutput};
@@ -95,7 +95,7 @@ impl BertLayer {
     /// intermediate activation is never held for the whole batch.
     fn feed_forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
         let block = |x: &Tensor| -> Result<Tensor> {
-            let f = activate(&self.ffn_in.forward(x)?, self.activation)?;
+            let f = self.ffn_in.forward_activated(x, self.activation)?;
             self.ffn_out.forward(&f)
         };
         let dims = x.dims().to_vec();

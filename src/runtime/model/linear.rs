@@ -19,10 +19,12 @@ use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 use crate::artifact::ActivationQuant;
+use crate::base::Activation;
 use crate::quant::Quantized;
 use crate::runtime::kernels::f32_gemm::{self, PackedWeight};
 use crate::runtime::kernels::{KernelError, PackedLinear};
 use crate::runtime::model::input_tap::InputTap;
+use crate::runtime::model::layers::activate;
 use crate::runtime::model::linear_kernel::{
     is_per_token_int8, quantize_input, quantize_input_values, LinearKernel, PER_TOKEN_INT8,
 };
@@ -304,6 +306,21 @@ impl Linear {
     /// quantized first (by the integer kernel itself when it does exactly
     /// that, else fake-quantized in f32 before the float product).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_then(x, false)
+    }
+
+    /// `act(self.forward(x))`. The erf GELU of an inference kernel's product
+    /// is applied to its output in the same operation (no second tensor);
+    /// the values are those of the separate GELU.
+    pub fn forward_activated(&self, x: &Tensor, act: Activation) -> Result<Tensor> {
+        match act {
+            Activation::Gelu => self.forward_then(x, true),
+            _ => activate(&self.forward(x)?, act),
+        }
+    }
+
+    /// [`Self::forward`], then with `gelu` the erf GELU.
+    fn forward_then(&self, x: &Tensor, gelu: bool) -> Result<Tensor> {
         let quant = self.input_quant();
         if let Some(tap) = &self.tap {
             match &quant {
@@ -313,7 +330,7 @@ impl Linear {
         }
         if let Some(k) = self.kernel.as_deref().filter(|k| k.is_int8()) {
             if quant.as_ref().is_some_and(is_per_token_int8) {
-                if let Some(y) = k.forward(x)? {
+                if let Some(y) = k.forward_then(x, gelu)? {
                     return Ok(y);
                 }
             }
@@ -332,7 +349,7 @@ impl Linear {
             None => x.clone(),
         };
         if let Some(k) = self.kernel.as_deref().filter(|k| !k.is_int8()) {
-            if let Some(y) = k.forward(&x)? {
+            if let Some(y) = k.forward_then(&x, gelu)? {
                 return Ok(y);
             }
         }
@@ -349,7 +366,11 @@ impl Linear {
         let mut out_dims = dims.to_vec();
         let last = out_dims.len() - 1;
         out_dims[last] = y.dim(1)?;
-        y.reshape(out_dims)
+        let y = y.reshape(out_dims)?;
+        if gelu {
+            return activate(&y, Activation::Gelu);
+        }
+        Ok(y)
     }
 }
 
@@ -387,6 +408,20 @@ mod tests {
         let grads = y.sum_all().unwrap().backward().unwrap();
         let g: Vec<Vec<f32>> = grads.get(w.as_tensor()).unwrap().to_vec2().unwrap();
         assert_eq!(g, vec![vec![1.0, 2.0], vec![1.0, 2.0]]);
+    }
+
+    #[test]
+    fn a_kernels_gelu_gives_the_separate_gelus_values() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (45, 37), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 45, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 5, 37), &dev).unwrap();
+        let mut packed = Linear::from_weights(w, Some(b));
+        packed.prepare_inference().unwrap();
+        let separate = activate(&packed.forward(&x).unwrap(), Activation::Gelu).unwrap();
+        let fused = packed.forward_activated(&x, Activation::Gelu).unwrap();
+        assert_eq!(fused.dims(), &[2, 5, 45]);
+        assert_eq!(max_diff(&separate, &fused), 0.0);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::artifact::ActivationQuant;
 use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::quant::{fake_quantize, QuantSpec};
 use crate::runtime::kernels::f32_gemm::PackedWeight;
-use crate::runtime::kernels::{PackedLinear, WeightOnlyLinear};
+use crate::runtime::kernels::{fused_ops, PackedLinear, WeightOnlyLinear};
 
 /// The input quantization the integer kernel applies: symmetric int8, one
 /// scale per token.
@@ -84,13 +84,41 @@ impl LinearKernel {
     /// kernel does not apply (not an f32 tensor of the right width on a
     /// device the kernel runs on).
     pub fn forward(&self, x: &Tensor) -> Result<Option<Tensor>> {
+        self.forward_then(x, false)
+    }
+
+    /// [`Self::forward`], then with `gelu` the erf GELU: on the CPU applied
+    /// to the product's output in place, in the same operation.
+    pub fn forward_then(&self, x: &Tensor, gelu: bool) -> Result<Option<Tensor>> {
         if !self.runs_on(x.device())
             || x.dtype() != DType::F32
             || x.dims().last() != Some(&self.in_features())
         {
             return Ok(None);
         }
-        x.contiguous()?.apply_op1_no_bwd(self).map(Some)
+        let x = x.contiguous()?;
+        match (gelu, x.device().is_cpu()) {
+            (false, _) => x.apply_op1_no_bwd(self).map(Some),
+            (true, true) => x.apply_op1_no_bwd(&ThenGelu(self)).map(Some),
+            (true, false) => fused_ops::gelu_erf(&x.apply_op1_no_bwd(self)?).map(Some),
+        }
+    }
+}
+
+/// A CPU kernel's product followed by the erf GELU on its output, in place.
+struct ThenGelu<'a>(&'a LinearKernel);
+
+impl CustomOp1 for ThenGelu<'_> {
+    fn name(&self) -> &'static str {
+        "plcc-linear-kernel-gelu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (mut out, shape) = self.0.cpu_fwd(storage, layout)?;
+        if let CpuStorage::F32(values) = &mut out {
+            fused_ops::gelu_erf_in_place(values);
+        }
+        Ok((out, shape))
     }
 }
 
