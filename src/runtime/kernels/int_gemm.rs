@@ -374,8 +374,7 @@ fn micro_tile(
             // the rows and the panel hold the tile (checked above).
             unsafe {
                 super::x86::avx512::tile_codes2(
-                    vectors,
-                    rows,
+                    (vectors, rows),
                     x.as_ptr(),
                     a.k_padded,
                     panel.as_ptr(),
@@ -434,8 +433,7 @@ fn micro_tile(
             // SAFETY: as above, for AVX-512 VNNI.
             unsafe {
                 super::x86::avx512::tile(
-                    vectors,
-                    rows,
+                    (vectors, rows),
                     x.as_ptr(),
                     a.k_padded,
                     panel.as_ptr(),

@@ -410,13 +410,18 @@ mod tests {
         assert_eq!(g, vec![vec![1.0, 2.0], vec![1.0, 2.0]]);
     }
 
-    #[test]
-    fn a_kernels_gelu_gives_the_separate_gelus_values() {
+    /// A 37 → 45 linear with a bias and an input `[2, 5, 37]`, random.
+    fn random_linear_and_input() -> (Linear, Tensor) {
         let dev = Device::Cpu;
         let w = Tensor::randn(0f32, 1.0, (45, 37), &dev).unwrap();
         let b = Tensor::randn(0f32, 1.0, 45, &dev).unwrap();
         let x = Tensor::randn(0f32, 1.0, (2, 5, 37), &dev).unwrap();
-        let mut packed = Linear::from_weights(w, Some(b));
+        (Linear::from_weights(w, Some(b)), x)
+    }
+
+    #[test]
+    fn a_kernels_gelu_gives_the_separate_gelus_values() {
+        let (mut packed, x) = random_linear_and_input();
         packed.prepare_inference().unwrap();
         let separate = activate(&packed.forward(&x).unwrap(), Activation::Gelu).unwrap();
         let fused = packed.forward_activated(&x, Activation::Gelu).unwrap();
@@ -426,11 +431,7 @@ mod tests {
 
     #[test]
     fn packed_forward_matches_and_fake_quant_drops_the_pack() {
-        let dev = Device::Cpu;
-        let w = Tensor::randn(0f32, 1.0, (45, 37), &dev).unwrap();
-        let b = Tensor::randn(0f32, 1.0, 45, &dev).unwrap();
-        let x = Tensor::randn(0f32, 1.0, (2, 5, 37), &dev).unwrap();
-        let plain = Linear::from_weights(w.clone(), Some(b.clone()));
+        let (plain, x) = random_linear_and_input();
         let mut packed = plain.clone();
         packed.prepare_inference().unwrap();
         assert!(max_diff(&plain.forward(&x).unwrap(), &packed.forward(&x).unwrap()) < 1e-4);

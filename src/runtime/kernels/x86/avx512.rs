@@ -51,8 +51,7 @@ macro_rules! by_shape {
 /// stride `lda` bytes with at least `4 · steps` bytes each, and `panel`
 /// `steps · vectors · 64` bytes.
 pub(crate) unsafe fn tile(
-    vectors: usize,
-    rows: usize,
+    (vectors, rows): (usize, usize),
     x: *const u8,
     lda: usize,
     panel: *const i8,
@@ -103,8 +102,7 @@ unsafe fn tile_n<const NV: usize, const R: usize>(
 /// The CPU must support AVX-512F/BW/VNNI/VBMI; `x` as for [`tile`], `panel`
 /// `steps · vectors · 16` bytes.
 pub(crate) unsafe fn tile_codes2(
-    vectors: usize,
-    rows: usize,
+    (vectors, rows): (usize, usize),
     x: *const u8,
     lda: usize,
     panel: *const i8,
