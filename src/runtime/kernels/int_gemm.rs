@@ -3,6 +3,8 @@
 //! micro-tile, removes the VNNI activation shift and hands the exact i32
 //! accumulators to an epilogue (store as i32, or scale to f32).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::activations::{ActivationData, QuantizedActivations};
@@ -42,6 +44,35 @@ pub fn int_gemm_f32(
     w: &IntegerWeights,
     bias: Option<&[f32]>,
     out: &mut [f32],
+) {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the product
+    // only ever writes initialized values through the view.
+    let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    int_gemm_f32_uninit(a, w, bias, out);
+}
+
+/// [`int_gemm_f32`] into a fresh vector, written once without being
+/// zeroed first (every element is one micro-tile's output).
+pub fn int_gemm_f32_vec(
+    a: &QuantizedActivations,
+    w: &IntegerWeights,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let len = a.m * w.n;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    int_gemm_f32_uninit(a, w, bias, &mut out.spare_capacity_mut()[..len]);
+    // SAFETY: `int_gemm_f32_uninit` wrote all `m × n` elements (each (row,
+    // col) of the output belongs to exactly one micro-tile row).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// [`int_gemm_f32`] writing every element of `out`, whatever it held.
+fn int_gemm_f32_uninit(
+    a: &QuantizedActivations,
+    w: &IntegerWeights,
+    bias: Option<&[f32]>,
+    out: &mut [MaybeUninit<f32>],
 ) {
     assert_eq!(out.len(), a.m * w.n, "output length does not match m × n");
     if let Some(b) = bias {
@@ -84,7 +115,13 @@ impl TileRow<'_> {
 /// `dst[c] = finish(accs[c], sx, sw[c], bias[c])`, vectorized for the
 /// widest instruction set this CPU has (the same IEEE operations in the same
 /// order on every path).
-fn finish_row(dst: &mut [f32], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&[f32]>) {
+fn finish_row(
+    dst: &mut [MaybeUninit<f32>],
+    accs: &[i32],
+    sx: f32,
+    sw: &[f32],
+    bias: Option<&[f32]>,
+) {
     #[cfg(target_arch = "x86_64")]
     if SimdLevel::Avx512Vnni.is_enabled() {
         // SAFETY: AVX-512F is available, checked just above.
@@ -96,7 +133,7 @@ fn finish_row(dst: &mut [f32], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn finish_row_avx512(
-    dst: &mut [f32],
+    dst: &mut [MaybeUninit<f32>],
     accs: &[i32],
     sx: f32,
     sw: &[f32],
@@ -106,32 +143,38 @@ unsafe fn finish_row_avx512(
 }
 
 #[inline(always)]
-fn finish_row_portable(dst: &mut [f32], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&[f32]>) {
+fn finish_row_portable(
+    dst: &mut [MaybeUninit<f32>],
+    accs: &[i32],
+    sx: f32,
+    sw: &[f32],
+    bias: Option<&[f32]>,
+) {
     match bias {
         Some(b) => {
             for (((d, &acc), &s), &bj) in dst.iter_mut().zip(accs).zip(sw).zip(b) {
-                *d = finish(acc, sx, s, bj);
+                d.write(finish(acc, sx, s, bj));
             }
         }
         None => {
             for ((d, &acc), &s) in dst.iter_mut().zip(accs).zip(sw) {
-                *d = finish(acc, sx, s, 0.0);
+                d.write(finish(acc, sx, s, 0.0));
             }
         }
     }
 }
 
 /// `dst[c] = sums[c] · sx + bias[c]` (the grouped epilogue).
-fn finish_scaled_row(dst: &mut [f32], sums: &[f32], sx: f32, bias: Option<&[f32]>) {
+fn finish_scaled_row(dst: &mut [MaybeUninit<f32>], sums: &[f32], sx: f32, bias: Option<&[f32]>) {
     match bias {
         Some(b) => {
             for ((d, &s), &bj) in dst.iter_mut().zip(sums).zip(b) {
-                *d = s * sx + bj;
+                d.write(s * sx + bj);
             }
         }
         None => {
             for (d, &s) in dst.iter_mut().zip(sums) {
-                *d = s * sx;
+                d.write(s * sx);
             }
         }
     }

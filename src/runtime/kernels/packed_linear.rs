@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use super::cuda::GpuWeights;
 
 use super::activations::quantize_activations;
-use super::int_gemm::int_gemm_f32;
+use super::int_gemm::int_gemm_f32_vec;
 use super::levels::{integer_weights, integer_weights_codes2, max_level, KernelError};
 use super::simd_level::SimdLevel;
 use super::weights::IntegerWeights;
@@ -166,9 +166,7 @@ impl PackedLinear {
     /// The product on a plain `m × in_features` row-major slice.
     pub fn forward_slice(&self, x: &[f32], m: usize) -> Vec<f32> {
         let a = quantize_activations(x, m, self.in_features(), self.level());
-        let mut out = vec![0.0f32; m * self.out_features()];
-        int_gemm_f32(&a, &self.weights, self.bias.as_deref(), &mut out);
-        out
+        int_gemm_f32_vec(&a, &self.weights, self.bias.as_deref())
     }
 }
 

@@ -370,6 +370,10 @@ fn zero_rows_and_empty_inputs() {
     let mut out = vec![f32::NAN; 10];
     int_gemm_f32(&a, &weights, Some(&[0.5; 5]), &mut out);
     assert_eq!(out, vec![0.5; 10]);
+    // A fresh output is written whole, without being zeroed first.
+    assert_eq!(int_gemm_f32_vec(&a, &weights, Some(&[0.5; 5])), out);
+    let none = quantize_activations(&[], 0, 4, level);
+    assert!(int_gemm_f32_vec(&none, &weights, None).is_empty());
 }
 
 #[test]
