@@ -112,16 +112,14 @@ impl TileRow<'_> {
     }
 }
 
+/// An output element as the epilogue sees it: written once, never read
+/// (a fresh output is not zeroed first).
+type Fresh = MaybeUninit<f32>;
+
 /// `dst[c] = finish(accs[c], sx, sw[c], bias[c])`, vectorized for the
 /// widest instruction set this CPU has (the same IEEE operations in the same
 /// order on every path).
-fn finish_row(
-    dst: &mut [MaybeUninit<f32>],
-    accs: &[i32],
-    sx: f32,
-    sw: &[f32],
-    bias: Option<&[f32]>,
-) {
+fn finish_row(dst: &mut [Fresh], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&[f32]>) {
     #[cfg(target_arch = "x86_64")]
     if SimdLevel::Avx512Vnni.is_enabled() {
         // SAFETY: AVX-512F is available, checked just above.
@@ -133,7 +131,7 @@ fn finish_row(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn finish_row_avx512(
-    dst: &mut [MaybeUninit<f32>],
+    dst: &mut [Fresh],
     accs: &[i32],
     sx: f32,
     sw: &[f32],
@@ -143,13 +141,7 @@ unsafe fn finish_row_avx512(
 }
 
 #[inline(always)]
-fn finish_row_portable(
-    dst: &mut [MaybeUninit<f32>],
-    accs: &[i32],
-    sx: f32,
-    sw: &[f32],
-    bias: Option<&[f32]>,
-) {
+fn finish_row_portable(dst: &mut [Fresh], accs: &[i32], sx: f32, sw: &[f32], bias: Option<&[f32]>) {
     match bias {
         Some(b) => {
             for (((d, &acc), &s), &bj) in dst.iter_mut().zip(accs).zip(sw).zip(b) {
@@ -165,7 +157,7 @@ fn finish_row_portable(
 }
 
 /// `dst[c] = sums[c] · sx + bias[c]` (the grouped epilogue).
-fn finish_scaled_row(dst: &mut [MaybeUninit<f32>], sums: &[f32], sx: f32, bias: Option<&[f32]>) {
+fn finish_scaled_row(dst: &mut [Fresh], sums: &[f32], sx: f32, bias: Option<&[f32]>) {
     match bias {
         Some(b) => {
             for ((d, &s), &bj) in dst.iter_mut().zip(sums).zip(b) {
