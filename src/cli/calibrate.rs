@@ -75,15 +75,13 @@ pub fn run(args: &CalibrateArgs) -> Result<ExitCode, Diag> {
         .help("give the directory `plcc build` wrote"));
     }
     args.threads.apply()?;
-    on_pool(|| calibrate(args, artifact, target))
+    on_pool(|| calibrate(args, target))
 }
 
-/// `plcc calibrate` of `artifact` to `target`, on the threads `run` set up.
-fn calibrate(
-    args: &CalibrateArgs,
-    artifact: &Path,
-    target: CalibrationTarget,
-) -> Result<ExitCode, Diag> {
+/// `plcc calibrate` to `target` (parsed from `args`), on the threads `run`
+/// set up.
+fn calibrate(args: &CalibrateArgs, target: CalibrationTarget) -> Result<ExitCode, Diag> {
+    let artifact = args.artifact.as_path();
     let manifest = read_manifest(artifact)?;
     let (data, examples) = calibration_examples(&manifest, &args.data)?;
     let options = CalibrateOptions {

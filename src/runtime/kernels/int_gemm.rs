@@ -4,6 +4,7 @@
 //! accumulators to an epilogue (store as i32, or scale to f32).
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -305,13 +306,14 @@ fn run(
             for tile in tiles.clone() {
                 let first_row = tile * mr;
                 let rows = mr.min(a.m - first_row);
+                let tile_rows = first_row..first_row + rows;
                 let steps = StepRange {
                     first: 0,
                     count: all_steps,
                 };
                 if w.groups == 1 {
                     micro_tile(
-                        a, w.level, w.form, first_row, steps, panel, vectors, &mut acc,
+                        a, w.level, w.form, &tile_rows, steps, panel, vectors, &mut acc,
                     );
                     if shifted {
                         let shift = &w.shifted_sums[first_col..first_col + real_cols];
@@ -336,7 +338,7 @@ fn run(
                         count: end - first,
                     };
                     micro_tile(
-                        a, w.level, w.form, first_row, steps, panel, vectors, &mut acc,
+                        a, w.level, w.form, &tile_rows, steps, panel, vectors, &mut acc,
                     );
                     let cols = g * w.n + first_col..g * w.n + first_col + real_cols;
                     let shift = shifted.then(|| &w.shifted_sums[cols.clone()]);
@@ -364,15 +366,16 @@ struct StepRange {
     count: usize,
 }
 
-/// Computes one micro-tile (the level's rows from `first_row`, `vectors`
-/// vectors of the panel, the k groups of `range`) into
-/// `acc[r · panel_cols + c]`.
+/// Computes one micro-tile (the input's `rows`, at most the level's, which
+/// starts a tile; `vectors` vectors of the panel; the k groups of `range`)
+/// into `acc[r · panel_cols + c]`. Kernels that cannot skip the tile's
+/// padding rows compute them too.
 #[allow(clippy::too_many_arguments)]
 fn micro_tile(
     a: &QuantizedActivations,
     level: SimdLevel,
     form: WeightForm,
-    first_row: usize,
+    rows: &Range<usize>,
     range: StepRange,
     panel: &[i8],
     vectors: usize,
@@ -397,10 +400,9 @@ fn micro_tile(
     );
     assert!(panel.len() >= skip + panel_bytes, "panel too short");
     let panel = &panel[skip..];
-    let start = first_row * a.k_padded + range.first * tiling.group;
-    let end = first_row * a.k_padded + tiling.rows * a.k_padded;
-    // Rows past the input's are padding: the kernels that can skip them do.
-    let rows = tiling.rows.min(a.m - first_row);
+    let start = rows.start * a.k_padded + range.first * tiling.group;
+    let end = rows.start * a.k_padded + tiling.rows * a.k_padded;
+    let rows = rows.len();
     match (&a.data, level, form) {
         #[cfg(target_arch = "x86_64")]
         (ActivationData::U8(x), SimdLevel::Avx512Vnni, WeightForm::Codes2 { levels }) => {
