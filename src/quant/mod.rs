@@ -19,12 +19,15 @@
 //! form.
 
 mod bitpack;
+mod fake;
 mod gptq;
 mod quantize;
+mod widest;
 
 pub use bitpack::{pack_rows, packed_row_bytes, unpack_rows};
+pub use fake::fake_quantize;
 pub use gptq::{gptq, GptqError, GptqOptions};
 pub use quantize::{
-    decode, dequantize, encode, fake_quantize, quantize, unit_params, Layout, QuantError,
-    QuantSpec, Quantized, UnitParams,
+    decode, dequantize, encode, quantize, unit_params, Layout, QuantError, QuantSpec, Quantized,
+    UnitParams,
 };

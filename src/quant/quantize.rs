@@ -15,6 +15,7 @@
 //! The clipping value α of uniform quantizers comes from the scale method:
 //! `max` = max |w|; `mean_abs` = min(max |w|, 3·mean |w|); `learned` = given.
 
+use super::widest::widest;
 use crate::base::{Bits, Granularity, ScaleMethod};
 
 /// What to quantize to.
@@ -262,7 +263,7 @@ impl Layout {
 /// The parameters of unit `unit` whose weights are `m`, as `spec` says.
 /// Group scales and zero points are rounded to F16, as they are stored.
 pub fn unit_params(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) -> UnitParams {
-    let p = unit_params_exact(m, unit, spec, layout);
+    let p = widest!(unit_params_exact(m, unit, spec, layout));
     if let Granularity::Group(_) = spec.granularity {
         let half = |x: f32| half::f16::from_f32(x).to_f32();
         return UnitParams {
@@ -274,6 +275,7 @@ pub fn unit_params(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) ->
     p
 }
 
+#[inline(always)]
 fn unit_params_exact(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) -> UnitParams {
     let binary_or_ternary = matches!(spec.bits, Bits::Binary | Bits::Ternary);
     let learned = spec
@@ -421,76 +423,6 @@ pub fn quantize(
     Ok(layout.assemble(spec, codes, &params))
 }
 
-/// The values `dequantize(quantize(w))` holds, without storing codes: the
-/// forward pass of training's fake quantization. Rows in parallel.
-pub fn fake_quantize(
-    w: &[f32],
-    rows: usize,
-    cols: usize,
-    spec: &QuantSpec,
-) -> Result<Vec<f32>, QuantError> {
-    use rayon::prelude::*;
-    let layout = Layout::new(w.len(), rows, cols, spec)?;
-    let params = layout.params(w, spec);
-    let mut out = vec![0f32; w.len()];
-    let ranges = layout.unit_ranges();
-    let bits = spec.bits;
-    let chunk = ranges
-        .len()
-        .div_ceil(4 * rayon::current_num_threads())
-        .max(1);
-    let mut rest: &mut [f32] = &mut out;
-    let mut jobs = Vec::with_capacity(ranges.len());
-    for (range, p) in ranges.iter().zip(&params) {
-        let (unit_out, tail) = std::mem::take(&mut rest).split_at_mut(range.len());
-        rest = tail;
-        jobs.push((unit_out, &w[range.clone()], p));
-    }
-    jobs.par_chunks_mut(chunk).for_each(|units| {
-        for (unit_out, unit_in, p) in units.iter_mut() {
-            fake_unit(unit_out, unit_in, bits, layout.asymmetric, p);
-        }
-    });
-    Ok(out)
-}
-
-/// `decode(encode(x))` of each weight of one unit, the match on the
-/// quantizer hoisted out of the loop so that each arm's loop is specialised.
-fn fake_unit(out: &mut [f32], w: &[f32], bits: Bits, asymmetric: bool, p: &UnitParams) {
-    macro_rules! each {
-        ($bits:expr, $asym:expr) => {
-            for (o, &x) in out.iter_mut().zip(w) {
-                *o = decode(encode(x, $bits, $asym, p), $bits, $asym, p.scale, p.zero);
-            }
-        };
-    }
-    // Binary and ternary values written as selects (the same values as
-    // `decode(encode(x))`), which vectorize.
-    let (a, t) = (p.scale, p.threshold);
-    match (bits, asymmetric) {
-        (Bits::Binary, _) => {
-            for (o, &x) in out.iter_mut().zip(w) {
-                *o = if x >= 0.0 { a } else { -a };
-            }
-        }
-        (Bits::Ternary, _) => {
-            for (o, &x) in out.iter_mut().zip(w) {
-                *o = if x > t {
-                    a
-                } else if x < -t {
-                    -a
-                } else {
-                    0.0
-                };
-            }
-        }
-        (Bits::Int(2), false) => each!(Bits::Int(2), false),
-        (Bits::Int(4), false) => each!(Bits::Int(4), false),
-        (Bits::Int(8), false) => each!(Bits::Int(8), false),
-        (Bits::Int(b), a) => each!(Bits::Int(b), a),
-    }
-}
-
 /// The value a code stands for.
 fn code_value(q: &Quantized, code: u8, unit: usize) -> f32 {
     let zero = q.zero_points.as_ref().map_or(0.0, |z| z[unit]);
@@ -511,6 +443,7 @@ pub fn dequantize(q: &Quantized) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::fake_quantize;
 
     #[test]
     fn fake_quantization_equals_quantize_then_dequantize() {

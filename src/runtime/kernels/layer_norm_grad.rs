@@ -7,10 +7,10 @@
 //! summed per block of rows and the blocks added in order (the same sums
 //! whatever the threads).
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::fused_norm::{contiguous, moments, normalize, ROWS_PER_TASK};
+use super::fused_norm::{contiguous, moments, normalize, with_values, ROWS_PER_TASK};
 use super::simd_override::widest_simd;
 
 /// `LN(x)·gain + bias` over the last dimension, differentiable in all three;
@@ -36,16 +36,6 @@ pub fn layer_norm(x: &Tensor, gain: &Tensor, bias: &Tensor, eps: f64) -> Result<
 
 struct LayerNormOp {
     eps: f32,
-}
-
-/// Calls `f` with the values of an f32 CPU tensor, made contiguous.
-fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(cpu) => f(contiguous(cpu, layout)?),
-        _ => candle_core::bail!("plcc-layer-norm: the tensor is not on the CPU"),
-    }
 }
 
 impl CustomOp3 for LayerNormOp {

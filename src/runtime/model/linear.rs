@@ -25,10 +25,11 @@ use crate::runtime::kernels::f32_gemm::{self, PackedWeight};
 use crate::runtime::kernels::{KernelError, PackedLinear};
 use crate::runtime::model::input_tap::InputTap;
 use crate::runtime::model::layers::activate;
+use crate::runtime::model::linear_grad;
 use crate::runtime::model::linear_kernel::{
     is_per_token_int8, quantize_input, quantize_input_values, LinearKernel, PER_TOKEN_INT8,
 };
-use crate::runtime::model::straight_through::straight_through;
+use crate::runtime::model::straight_through::{straight_through, ValueMap};
 
 /// Maps a float weight `[out, in]` to its quantized-then-dequantized values
 /// (same shape, f32). Implementations: binary, ternary, int-b, learned scales.
@@ -335,28 +336,44 @@ impl Linear {
                 }
             }
         }
-        let x = match &quant {
-            // While training, the quantized input passes the gradient
-            // straight through to the float input.
-            Some(q) if x.track_op() => {
-                let q = *q;
-                straight_through(
-                    x,
-                    Arc::new(move |v: &[f32], rows, cols| quantize_input_values(v, rows, cols, &q)),
-                )?
-            }
-            Some(q) => quantize_input(x, q)?,
-            None => x.clone(),
-        };
         if let Some(k) = self.kernel.as_deref().filter(|k| !k.is_int8()) {
-            if let Some(y) = k.forward_then(&x, gelu)? {
+            let xq = match &quant {
+                Some(q) => quantize_input(x, q)?,
+                None => x.clone(),
+            };
+            if let Some(y) = k.forward_then(&xq, gelu)? {
                 return Ok(y);
             }
         }
+        let w = self.effective_weight()?;
+        let y = match linear_grad::linear(x, &w, self.bias.as_ref(), quant.map(input_map))? {
+            Some(y) => y,
+            None => self.candle_product(x, &w, quant)?,
+        };
+        if gelu {
+            return activate(&y, Activation::Gelu);
+        }
+        Ok(y)
+    }
+
+    /// [`linear_grad::linear`] in candle's operations, for other devices
+    /// and dtypes.
+    fn candle_product(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        quant: Option<ActivationQuant>,
+    ) -> Result<Tensor> {
+        let x = match quant {
+            // While training, the quantized input passes the gradient
+            // straight through to the float input.
+            Some(q) if x.track_op() => straight_through(x, input_map(q))?,
+            Some(q) => quantize_input(x, &q)?,
+            None => x.clone(),
+        };
         let dims = x.dims();
         let in_dim = dims[dims.len() - 1];
         let rows = x.elem_count() / in_dim.max(1);
-        let w = self.effective_weight()?;
         let flat = x.reshape((rows, in_dim))?;
         let y = flat.matmul(&w.t()?)?;
         let y = match &self.bias {
@@ -366,12 +383,13 @@ impl Linear {
         let mut out_dims = dims.to_vec();
         let last = out_dims.len() - 1;
         out_dims[last] = y.dim(1)?;
-        let y = y.reshape(out_dims)?;
-        if gelu {
-            return activate(&y, Activation::Gelu);
-        }
-        Ok(y)
+        y.reshape(out_dims)
     }
+}
+
+/// An input quantizer as the map of values a product reads.
+fn input_map(q: ActivationQuant) -> Arc<ValueMap> {
+    Arc::new(move |v: &[f32], rows, cols| quantize_input_values(v, rows, cols, &q))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod input_tap;
 pub mod joined_linear;
 pub mod layers;
 pub mod linear;
+pub mod linear_grad;
 pub mod linear_kernel;
 pub mod output;
 pub mod packed_table;

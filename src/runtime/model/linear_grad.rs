@@ -1,0 +1,425 @@
+//! A linear layer's product `y = q(x)·Wᵀ + b` as one differentiable CPU
+//! operation, for training and for float layers without a kernel: `x` of
+//! any rank (`[..., in]` → `[..., out]`, no reshapes), `q` an optional input
+//! quantizer (the activation quantization of a quantization-aware layer,
+//! seen through the straight-through estimator), `W` `[out, in]` and an
+//! optional bias. Written as candle operations this is a quantizer node, two
+//! reshapes, a transpose, a product and a broadcast add, and the backward
+//! pass allocates, zeroes and adds a gradient for each of them; here the
+//! backward pass computes the three gradients directly:
+//! `dx = dy·W` (straight through `q`), `dW = dyᵀ·q(x)`, `db = Σ_rows dy`.
+//! The products run on the `gemm` crate, as candle's own matmul does.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
+
+use crate::runtime::kernels::fused_norm::{contiguous, with_values};
+use crate::runtime::model::straight_through::ValueMap;
+
+/// `input(x)·Wᵀ + bias` over `x`'s last dimension, differentiable in `x`
+/// (straight through `input`), `weight` and `bias`; `None` where the
+/// operation does not apply (not f32 on the CPU, or shapes that do not fit).
+pub fn linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    input: Option<Arc<ValueMap>>,
+) -> Result<Option<Tensor>> {
+    let applies = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+    let Ok((out, inp)) = weight.dims2() else {
+        return Ok(None);
+    };
+    if !applies(x)
+        || !applies(weight)
+        || bias.is_some_and(|b| !applies(b) || b.elem_count() != out)
+        || x.dims().last() != Some(&inp)
+    {
+        return Ok(None);
+    }
+    let op = LinearOp {
+        input,
+        mapped: Mutex::new(None),
+    };
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    match bias {
+        Some(b) => x.apply_op3(&weight, &b.contiguous()?, op).map(Some),
+        None => x.apply_op2(&weight, op).map(Some),
+    }
+}
+
+struct LinearOp {
+    /// What the product reads of the input (its quantized values).
+    input: Option<Arc<ValueMap>>,
+    /// `input(x)` of the forward pass, kept for the weight's gradient.
+    mapped: Mutex<Option<Vec<f32>>>,
+}
+
+/// The shapes of one product: `rows` inputs of width `inp`, `out` outputs.
+#[derive(Clone, Copy)]
+struct Dims {
+    rows: usize,
+    inp: usize,
+    out: usize,
+}
+
+impl Dims {
+    fn of(x_elems: usize, weight: &Shape) -> Result<Dims> {
+        let (out, inp) = weight.dims2()?;
+        Ok(Dims {
+            rows: x_elems.checked_div(inp).unwrap_or(0),
+            inp,
+            out,
+        })
+    }
+
+    /// `x`'s shape with its last dimension `out`.
+    fn out_shape(self, x: &Shape) -> Shape {
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = self.out;
+        }
+        Shape::from(dims)
+    }
+}
+
+fn parallelism() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+/// `x·Wᵀ + bias` for row-major `x` `[rows, inp]` and `w` `[out, inp]`.
+fn product(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: Dims) -> Vec<f32> {
+    let mut y = Vec::with_capacity(d.rows * d.out);
+    match bias {
+        Some(b) => (0..d.rows).for_each(|_| y.extend_from_slice(b)),
+        None => y.resize(d.rows * d.out, 0.0),
+    }
+    if d.rows == 0 || d.out == 0 || d.inp == 0 {
+        return y;
+    }
+    // SAFETY: `y` holds `rows · out` values (row stride `out`), `x`
+    // `rows · inp` (row stride `inp`) and `w` `out · inp`, read as `Wᵀ`
+    // `[inp, out]`: element (k, j) at `j · inp + k`.
+    unsafe {
+        gemm::gemm(
+            d.rows,
+            d.out,
+            d.inp,
+            y.as_mut_ptr(),
+            1,
+            d.out as isize,
+            true,
+            x.as_ptr(),
+            1,
+            d.inp as isize,
+            w.as_ptr(),
+            d.inp as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(),
+        );
+    }
+    y
+}
+
+/// The input's gradient `dy·W` `[rows, inp]`.
+fn input_grad(dy: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
+    let mut dx = vec![0f32; d.rows * d.inp];
+    if d.rows == 0 || d.inp == 0 || d.out == 0 {
+        return dx;
+    }
+    // SAFETY: `dx` holds `rows · inp` values, `dy` `rows · out` (row stride
+    // `out`) and `w` `out · inp` (row stride `inp`).
+    unsafe {
+        gemm::gemm(
+            d.rows,
+            d.inp,
+            d.out,
+            dx.as_mut_ptr(),
+            1,
+            d.inp as isize,
+            false,
+            dy.as_ptr(),
+            1,
+            d.out as isize,
+            w.as_ptr(),
+            1,
+            d.inp as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(),
+        );
+    }
+    dx
+}
+
+/// The weight's gradient `dyᵀ·x` `[out, inp]`.
+fn weight_grad(dy: &[f32], x: &[f32], d: Dims) -> Vec<f32> {
+    let mut dw = vec![0f32; d.out * d.inp];
+    if d.rows == 0 || d.inp == 0 || d.out == 0 {
+        return dw;
+    }
+    // SAFETY: `dw` holds `out · inp` values; `dy` `rows · out`, read as
+    // `dyᵀ` `[out, rows]`: element (o, r) at `r · out + o`; `x` `rows · inp`
+    // (row stride `inp`).
+    unsafe {
+        gemm::gemm(
+            d.out,
+            d.inp,
+            d.rows,
+            dw.as_mut_ptr(),
+            1,
+            d.inp as isize,
+            false,
+            dy.as_ptr(),
+            d.out as isize,
+            1,
+            x.as_ptr(),
+            1,
+            d.inp as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(),
+        );
+    }
+    dw
+}
+
+/// The bias's gradient: `dy` `[rows, out]` summed over its rows.
+fn bias_grad(dy: &[f32], out: usize) -> Vec<f32> {
+    let mut db = vec![0f32; out];
+    for row in dy.chunks_exact(out.max(1)) {
+        db.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+    }
+    db
+}
+
+impl LinearOp {
+    fn forward(
+        &self,
+        (xs, xl): (&CpuStorage, &Layout),
+        (ws, wl): (&CpuStorage, &Layout),
+        bias: Option<&[f32]>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w) = (contiguous(xs, xl)?, contiguous(ws, wl)?);
+        let d = Dims::of(x.len(), wl.shape())?;
+        let y = match &self.input {
+            Some(map) => {
+                let mapped = map(x, d.rows, d.inp)?;
+                let y = product(&mapped, w, bias, d);
+                *self.mapped.lock().unwrap_or_else(|e| e.into_inner()) = Some(mapped);
+                y
+            }
+            None => product(x, w, bias, d),
+        };
+        Ok((CpuStorage::F32(y), d.out_shape(xl.shape())))
+    }
+
+    /// The gradients of the input, the weight and (with `with_bias`) the bias.
+    fn backward(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        grad: &Tensor,
+        with_bias: bool,
+    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+        let d = Dims::of(x.elem_count(), weight.shape())?;
+        let (dx, dw, db) = with_values(grad, |dy| {
+            with_values(weight, |w| {
+                with_values(x, |x| {
+                    let kept = self.mapped.lock().unwrap_or_else(|e| e.into_inner());
+                    let recomputed = match (&self.input, kept.as_deref()) {
+                        (Some(map), None) => Some(map(x, d.rows, d.inp)?),
+                        _ => None,
+                    };
+                    let read = recomputed.as_deref().or(kept.as_deref()).unwrap_or(x);
+                    Ok((
+                        input_grad(dy, w, d),
+                        weight_grad(dy, read, d),
+                        with_bias.then(|| bias_grad(dy, d.out)),
+                    ))
+                })
+            })
+        })?;
+        let dev = x.device();
+        Ok((
+            Tensor::from_vec(dx, x.shape(), dev)?,
+            Tensor::from_vec(dw, weight.shape(), dev)?,
+            db.map(|db| Tensor::from_vec(db, d.out, dev)).transpose()?,
+        ))
+    }
+}
+
+impl CustomOp2 for LinearOp {
+    fn name(&self) -> &'static str {
+        "plcc-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward((xs, xl), (ws, wl), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.backward(x, weight, grad, false)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "plcc-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward((xs, xl), (ws, wl), Some(contiguous(bs, bl)?))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = self.backward(x, weight, grad, true)?;
+        let db = db.map(|db| db.reshape(bias.shape())).transpose()?;
+        Ok((Some(dx), Some(dw), db))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::max_diff;
+    use candle_core::{Device, Var};
+
+    /// The same product and gradients from candle's own operations.
+    fn reference(
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        input: Option<Arc<ValueMap>>,
+    ) -> Result<Tensor> {
+        let x = match input {
+            Some(map) => crate::runtime::model::straight_through::straight_through(x, map)?,
+            None => x.clone(),
+        };
+        let dims = x.dims().to_vec();
+        let inp = *dims.last().unwrap();
+        let y = x.reshape((x.elem_count() / inp, inp))?.matmul(&w.t()?)?;
+        let y = match b {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        };
+        let mut out = dims;
+        *out.last_mut().unwrap() = w.dim(0)?;
+        y.reshape(out)
+    }
+
+    fn halves() -> Arc<ValueMap> {
+        Arc::new(|v: &[f32], _, _| Ok(v.iter().map(|x| (x * 2.0).round() / 2.0).collect()))
+    }
+
+    #[test]
+    fn values_and_gradients_match_candles_operations() {
+        let dev = Device::Cpu;
+        for (shape, with_bias, quantized) in [
+            (vec![2usize, 5, 7], true, false),
+            (vec![9, 7], false, false),
+            (vec![3, 4, 7], true, true),
+            (vec![1, 7], true, true),
+        ] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape.as_slice(), &dev).unwrap())
+                .unwrap();
+            let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (11, 7), &dev).unwrap()).unwrap();
+            let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, 11, &dev).unwrap()).unwrap();
+            let bias = with_bias.then(|| b.as_tensor());
+            let input = quantized.then(halves);
+            let ours = linear(x.as_tensor(), w.as_tensor(), bias, input.clone())
+                .unwrap()
+                .unwrap();
+            let theirs = reference(x.as_tensor(), w.as_tensor(), bias, input).unwrap();
+            assert_eq!(ours.dims(), theirs.dims());
+            assert!(max_diff(&ours, &theirs) < 1e-5, "{shape:?}");
+            // A loss that weighs every output differently.
+            let weights = Tensor::randn(0f32, 1.0, ours.shape(), &dev).unwrap();
+            let g_ours = (&ours * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g_theirs = (&theirs * &weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let mut vars = vec![&x, &w];
+            if with_bias {
+                vars.push(&b);
+            }
+            for v in vars {
+                let (a, e) = (
+                    g_ours.get(v.as_tensor()).unwrap(),
+                    g_theirs.get(v.as_tensor()).unwrap(),
+                );
+                assert_eq!(a.dims(), e.dims());
+                assert!(max_diff(a, e) < 1e-4, "{shape:?}: {}", max_diff(a, e));
+            }
+            if !with_bias {
+                assert!(g_ours.get(b.as_tensor()).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn empty_inputs_and_other_devices_or_shapes() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap();
+        let b = Tensor::new(&[1f32, 2.0, 3.0], &dev).unwrap();
+        let empty = Tensor::zeros((0, 4), DType::F32, &dev).unwrap();
+        let y = linear(&empty, &w, Some(&b), None).unwrap().unwrap();
+        assert_eq!(y.dims(), &[0, 3]);
+        let wrong = Tensor::zeros((2, 5), DType::F32, &dev).unwrap();
+        assert!(linear(&wrong, &w, Some(&b), None).unwrap().is_none());
+        let f64x = Tensor::zeros((2, 4), DType::F64, &dev).unwrap();
+        assert!(linear(&f64x, &w, None, None).unwrap().is_none());
+        assert!(linear(&empty, &w, Some(&w), None).unwrap().is_none());
+    }
+}
