@@ -49,6 +49,10 @@ impl Quantizer for SpecQuantizer {
             Arc::new(move |v: &[f32], rows, cols| quantizer.values(v, rows, cols)),
         )
     }
+
+    fn straight_through_values(&self, weight: &Tensor) -> Result<Option<Tensor>> {
+        self.quantize(weight).map(Some)
+    }
 }
 
 impl SpecQuantizer {
@@ -104,6 +108,10 @@ impl Quantizer for LearnedScaleQuantizer {
 
     fn quantize(&self, weight: &Tensor) -> Result<Tensor> {
         self.fake_quant(&weight.detach())?.detach().contiguous()
+    }
+
+    fn straight_through_values(&self, _weight: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
     }
 
     fn fake_quant(&self, weight: &Tensor) -> Result<Tensor> {

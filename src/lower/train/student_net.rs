@@ -167,8 +167,9 @@ impl TrainableNet {
 
     /// Refreshes derived tensors for a forward pass over any ids: the whole
     /// word table (fake-quantized, or the variable itself after a training
-    /// step replaced it with a few rows) and the fake-quantized position
-    /// table, whose weights change every step.
+    /// step replaced it with a few rows), the fake-quantized position
+    /// table and the linear layers' fake-quantized weights, whose weights
+    /// change every step.
     pub fn refresh(&mut self) -> Result<()> {
         if let Some((q, var)) = &self.embedding_quant {
             let table = q.fake_quant(var.as_tensor())?;
@@ -179,10 +180,15 @@ impl TrainableNet {
                 .1
                 .set_table(t.var.as_tensor().clone());
         }
-        self.refresh_positions()
+        self.refresh_quantized()
     }
 
-    fn refresh_positions(&mut self) -> Result<()> {
+    /// The position tables and the linear layers' weights, fake-quantized
+    /// once for the forward passes until the next refresh.
+    fn refresh_quantized(&mut self) -> Result<()> {
+        for (_, linear) in self.network.linears_mut() {
+            linear.freeze_quantized()?;
+        }
         let tables = self.network.position_embeddings_mut();
         for ((_, table), quant) in tables.into_iter().zip(&self.position_quant) {
             if let Some((q, var)) = quant {
@@ -205,7 +211,7 @@ impl TrainableNet {
         let quant = self.embedding_quant.as_ref().map(|(q, _)| q.as_ref());
         let (rows, local) = table.lookup(&inputs.ids, quant)?;
         self.network.word_embeddings_mut().1.set_table(rows);
-        self.refresh_positions()?;
+        self.refresh_quantized()?;
         Ok(Inputs {
             ids: local,
             mask: inputs.mask.clone(),

@@ -45,6 +45,15 @@ pub trait Quantizer: Debug + Send + Sync {
         let q = self.quantize(&weight.detach())?;
         weight + (q - weight)?.detach()
     }
+
+    /// The quantized values (no gradient) when [`Self::fake_quant`] is the
+    /// plain straight-through form, whose gradient reaches the float weight
+    /// unchanged: the linear layer's product then reads them and hands its
+    /// weight gradient to the float weight directly. `None` for quantizers
+    /// with trainable parameters.
+    fn straight_through_values(&self, weight: &Tensor) -> Result<Option<Tensor>> {
+        self.quantize(&weight.detach()).map(Some)
+    }
 }
 
 /// Symmetric signed `bits`-bit quantization with one scale per output row:
@@ -85,10 +94,22 @@ pub enum LinearWeight {
     FakeQuant {
         weight: Tensor,
         quantizer: Arc<dyn Quantizer>,
+        /// The quantized weight computed once for the forward passes of one
+        /// training step ([`Linear::freeze_quantized`]).
+        frozen: Option<FrozenWeight>,
     },
     /// Held only in the layer's kernel (inference); `device` is where the
     /// float weight would live.
     InKernel { device: Device },
+}
+
+/// A fake-quantized weight as the forward passes of one step read it.
+#[derive(Debug, Clone)]
+pub enum FrozenWeight {
+    /// Quantized values; the gradient passes straight through to the weight.
+    Values(Tensor),
+    /// The quantizer's own differentiable form (trainable parameters).
+    Graph(Tensor),
 }
 
 /// `y = x Wᵀ + b` with `W` `[out, in]`.
@@ -187,9 +208,56 @@ impl Linear {
     /// Switches the weight to fake quantization with `quantizer`.
     pub fn fake_quantize(&mut self, quantizer: Arc<dyn Quantizer>) -> Result<()> {
         let weight = self.float_weight()?;
-        self.weight = LinearWeight::FakeQuant { weight, quantizer };
+        self.weight = LinearWeight::FakeQuant {
+            weight,
+            quantizer,
+            frozen: None,
+        };
         self.kernel = None;
         Ok(())
+    }
+
+    /// Computes a fake-quantized weight once, for every forward pass until
+    /// the next call: the shards of a training step share it. Call it again
+    /// whenever the weight has changed (after every optimizer step).
+    pub fn freeze_quantized(&mut self) -> Result<()> {
+        if let LinearWeight::FakeQuant {
+            weight,
+            quantizer,
+            frozen,
+        } = &mut self.weight
+        {
+            *frozen = Some(match quantizer.straight_through_values(weight)? {
+                Some(values) => FrozenWeight::Values(values),
+                None => FrozenWeight::Graph(quantizer.fake_quant(weight)?),
+            });
+        }
+        Ok(())
+    }
+
+    /// The weight the product takes as its argument, and the values it
+    /// reads instead where the weight is seen through a straight-through
+    /// quantizer.
+    fn product_weight(&self) -> Result<(Tensor, Option<Tensor>)> {
+        let LinearWeight::FakeQuant {
+            weight,
+            quantizer,
+            frozen,
+        } = &self.weight
+        else {
+            return Ok((self.effective_weight()?, None));
+        };
+        let frozen = match frozen {
+            Some(f) => f.clone(),
+            None => match quantizer.straight_through_values(weight)? {
+                Some(values) => FrozenWeight::Values(values),
+                None => FrozenWeight::Graph(quantizer.fake_quant(weight)?),
+            },
+        };
+        Ok(match frozen {
+            FrozenWeight::Values(values) => (weight.clone(), Some(values)),
+            FrozenWeight::Graph(w) => (w, None),
+        })
     }
 
     /// Keeps the weight only in the kernel just set.
@@ -298,7 +366,9 @@ impl Linear {
     pub fn effective_weight(&self) -> Result<Tensor> {
         match &self.weight {
             LinearWeight::Float(w) => Ok(w.clone()),
-            LinearWeight::FakeQuant { weight, quantizer } => quantizer.fake_quant(weight),
+            LinearWeight::FakeQuant {
+                weight, quantizer, ..
+            } => quantizer.fake_quant(weight),
             LinearWeight::InKernel { .. } => self.float_weight(),
         }
     }
@@ -345,10 +415,17 @@ impl Linear {
                 return Ok(y);
             }
         }
-        let w = self.effective_weight()?;
-        let y = match linear_grad::linear(x, &w, self.bias.as_ref(), quant.map(input_map))? {
+        let (w, values) = self.product_weight()?;
+        let bias = self.bias.as_ref();
+        let y = match linear_grad::linear(x, &w, bias, quant.map(input_map), values.as_ref())? {
             Some(y) => y,
-            None => self.candle_product(x, &w, quant)?,
+            None => {
+                let w = match values {
+                    Some(v) => (&w + (v - &w)?.detach())?,
+                    None => w,
+                };
+                self.candle_product(x, &w, quant)?
+            }
         };
         if gelu {
             return activate(&y, Activation::Gelu);
@@ -426,6 +503,19 @@ mod tests {
         let grads = y.sum_all().unwrap().backward().unwrap();
         let g: Vec<Vec<f32>> = grads.get(w.as_tensor()).unwrap().to_vec2().unwrap();
         assert_eq!(g, vec![vec![1.0, 2.0], vec![1.0, 2.0]]);
+        // Frozen for a step: the same values and gradient, until the weight
+        // changes and the layer is frozen again.
+        lin.freeze_quantized().unwrap();
+        let frozen = lin.forward(&x).unwrap();
+        assert_eq!(frozen.to_vec2::<f32>().unwrap(), v);
+        let grads = frozen.sum_all().unwrap().backward().unwrap();
+        let g2: Vec<Vec<f32>> = grads.get(w.as_tensor()).unwrap().to_vec2().unwrap();
+        assert_eq!(g2, g);
+        w.set(&Tensor::new(&[[0.9f32, 0.0], [0.0, -0.9]], &dev).unwrap())
+            .unwrap();
+        lin.freeze_quantized().unwrap();
+        let changed: Vec<Vec<f32>> = lin.forward(&x).unwrap().to_vec2().unwrap();
+        assert_eq!(changed, vec![vec![0.9, -1.8]]);
     }
 
     /// A 37 → 45 linear with a bias and an input `[2, 5, 37]`, random.

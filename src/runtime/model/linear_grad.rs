@@ -1,13 +1,15 @@
-//! A linear layer's product `y = q(x)·Wᵀ + b` as one differentiable CPU
+//! A linear layer's product `y = q(x)·Q(W)ᵀ + b` as one differentiable CPU
 //! operation, for training and for float layers without a kernel: `x` of
 //! any rank (`[..., in]` → `[..., out]`, no reshapes), `q` an optional input
-//! quantizer (the activation quantization of a quantization-aware layer,
-//! seen through the straight-through estimator), `W` `[out, in]` and an
-//! optional bias. Written as candle operations this is a quantizer node, two
+//! quantizer (the activation quantization of a quantization-aware layer),
+//! `W` `[out, in]` read through its quantized values `Q(W)` where given (a
+//! fake-quantized weight), and an optional bias; both quantizers are seen
+//! through the straight-through estimator. Written as candle operations this is a quantizer node, two
 //! reshapes, a transpose, a product and a broadcast add, and the backward
 //! pass allocates, zeroes and adds a gradient for each of them; here the
 //! backward pass computes the three gradients directly:
-//! `dx = dy·W` (straight through `q`), `dW = dyᵀ·q(x)`, `db = Σ_rows dy`.
+//! `dx = dy·Q(W)` (straight through `q`), `dW = dyᵀ·q(x)` (straight
+//! through `Q`), `db = Σ_rows dy`.
 //! The products run on the `gemm` crate, as candle's own matmul does.
 
 use std::sync::{Arc, Mutex};
@@ -19,13 +21,16 @@ use crate::runtime::kernels::fused_norm::{contiguous, with_values};
 use crate::runtime::model::straight_through::ValueMap;
 
 /// `input(x)·Wᵀ + bias` over `x`'s last dimension, differentiable in `x`
-/// (straight through `input`), `weight` and `bias`; `None` where the
+/// (straight through `input`), `weight` and `bias`, with `W` the values of
+/// `weight_values` where given (of `weight`'s shape; the gradient passes
+/// straight through to `weight`), else of `weight`; `None` where the
 /// operation does not apply (not f32 on the CPU, or shapes that do not fit).
 pub fn linear(
     x: &Tensor,
     weight: &Tensor,
     bias: Option<&Tensor>,
     input: Option<Arc<ValueMap>>,
+    weight_values: Option<&Tensor>,
 ) -> Result<Option<Tensor>> {
     let applies = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
     let Ok((out, inp)) = weight.dims2() else {
@@ -35,12 +40,14 @@ pub fn linear(
         || !applies(weight)
         || bias.is_some_and(|b| !applies(b) || b.elem_count() != out)
         || x.dims().last() != Some(&inp)
+        || weight_values.is_some_and(|v| !applies(v) || v.dims() != weight.dims())
     {
         return Ok(None);
     }
     let op = LinearOp {
         input,
         mapped: Mutex::new(None),
+        weight_values: weight_values.map(Tensor::contiguous).transpose()?,
     };
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     match bias {
@@ -54,6 +61,8 @@ struct LinearOp {
     input: Option<Arc<ValueMap>>,
     /// `input(x)` of the forward pass, kept for the weight's gradient.
     mapped: Mutex<Option<Vec<f32>>>,
+    /// The values the product reads for the weight, if not its own.
+    weight_values: Option<Tensor>,
 }
 
 /// The shapes of one product: `rows` inputs of width `inp`, `out` outputs.
@@ -209,23 +218,34 @@ fn bias_grad(dy: &[f32], out: usize) -> Vec<f32> {
 }
 
 impl LinearOp {
+    /// Calls `f` with the weight values the product reads: `own` (the
+    /// weight argument's) or the given ones.
+    fn with_weight<R>(&self, own: &[f32], f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+        match &self.weight_values {
+            Some(v) => with_values(v, f),
+            None => f(own),
+        }
+    }
+
     fn forward(
         &self,
         (xs, xl): (&CpuStorage, &Layout),
         (ws, wl): (&CpuStorage, &Layout),
         bias: Option<&[f32]>,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (contiguous(xs, xl)?, contiguous(ws, wl)?);
+        let x = contiguous(xs, xl)?;
         let d = Dims::of(x.len(), wl.shape())?;
-        let y = match &self.input {
-            Some(map) => {
-                let mapped = map(x, d.rows, d.inp)?;
-                let y = product(&mapped, w, bias, d);
-                *self.mapped.lock().unwrap_or_else(|e| e.into_inner()) = Some(mapped);
-                y
-            }
-            None => product(x, w, bias, d),
-        };
+        let y = self.with_weight(contiguous(ws, wl)?, |w| {
+            Ok(match &self.input {
+                Some(map) => {
+                    let mapped = map(x, d.rows, d.inp)?;
+                    let y = product(&mapped, w, bias, d);
+                    *self.mapped.lock().unwrap_or_else(|e| e.into_inner()) = Some(mapped);
+                    y
+                }
+                None => product(x, w, bias, d),
+            })
+        })?;
         Ok((CpuStorage::F32(y), d.out_shape(xl.shape())))
     }
 
@@ -239,19 +259,21 @@ impl LinearOp {
     ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
         let d = Dims::of(x.elem_count(), weight.shape())?;
         let (dx, dw, db) = with_values(grad, |dy| {
-            with_values(weight, |w| {
-                with_values(x, |x| {
-                    let kept = self.mapped.lock().unwrap_or_else(|e| e.into_inner());
-                    let recomputed = match (&self.input, kept.as_deref()) {
-                        (Some(map), None) => Some(map(x, d.rows, d.inp)?),
-                        _ => None,
-                    };
-                    let read = recomputed.as_deref().or(kept.as_deref()).unwrap_or(x);
-                    Ok((
-                        input_grad(dy, w, d),
-                        weight_grad(dy, read, d),
-                        with_bias.then(|| bias_grad(dy, d.out)),
-                    ))
+            with_values(weight, |own| {
+                self.with_weight(own, |w| {
+                    with_values(x, |x| {
+                        let kept = self.mapped.lock().unwrap_or_else(|e| e.into_inner());
+                        let recomputed = match (&self.input, kept.as_deref()) {
+                            (Some(map), None) => Some(map(x, d.rows, d.inp)?),
+                            _ => None,
+                        };
+                        let read = recomputed.as_deref().or(kept.as_deref()).unwrap_or(x);
+                        Ok((
+                            input_grad(dy, w, d),
+                            weight_grad(dy, read, d),
+                            with_bias.then(|| bias_grad(dy, d.out)),
+                        ))
+                    })
                 })
             })
         })?;
@@ -334,7 +356,12 @@ mod tests {
         w: &Tensor,
         b: Option<&Tensor>,
         input: Option<Arc<ValueMap>>,
+        weight_values: Option<&Tensor>,
     ) -> Result<Tensor> {
+        let w = match weight_values {
+            Some(v) => (w + (v - w)?.detach())?,
+            None => w.clone(),
+        };
         let x = match input {
             Some(map) => crate::runtime::model::straight_through::straight_through(x, map)?,
             None => x.clone(),
@@ -358,11 +385,11 @@ mod tests {
     #[test]
     fn values_and_gradients_match_candles_operations() {
         let dev = Device::Cpu;
-        for (shape, with_bias, quantized) in [
-            (vec![2usize, 5, 7], true, false),
-            (vec![9, 7], false, false),
-            (vec![3, 4, 7], true, true),
-            (vec![1, 7], true, true),
+        for (shape, with_bias, quantized, weight_values) in [
+            (vec![2usize, 5, 7], true, false, false),
+            (vec![9, 7], false, false, true),
+            (vec![3, 4, 7], true, true, false),
+            (vec![1, 7], true, true, true),
         ] {
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape.as_slice(), &dev).unwrap())
                 .unwrap();
@@ -370,10 +397,18 @@ mod tests {
             let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, 11, &dev).unwrap()).unwrap();
             let bias = with_bias.then(|| b.as_tensor());
             let input = quantized.then(halves);
-            let ours = linear(x.as_tensor(), w.as_tensor(), bias, input.clone())
-                .unwrap()
-                .unwrap();
-            let theirs = reference(x.as_tensor(), w.as_tensor(), bias, input).unwrap();
+            let values = weight_values.then(|| w.as_tensor().detach().round().unwrap());
+            let ours = linear(
+                x.as_tensor(),
+                w.as_tensor(),
+                bias,
+                input.clone(),
+                values.as_ref(),
+            )
+            .unwrap()
+            .unwrap();
+            let theirs =
+                reference(x.as_tensor(), w.as_tensor(), bias, input, values.as_ref()).unwrap();
             assert_eq!(ours.dims(), theirs.dims());
             assert!(max_diff(&ours, &theirs) < 1e-5, "{shape:?}");
             // A loss that weighs every output differently.
@@ -414,12 +449,16 @@ mod tests {
         let w = Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap();
         let b = Tensor::new(&[1f32, 2.0, 3.0], &dev).unwrap();
         let empty = Tensor::zeros((0, 4), DType::F32, &dev).unwrap();
-        let y = linear(&empty, &w, Some(&b), None).unwrap().unwrap();
+        let y = linear(&empty, &w, Some(&b), None, None).unwrap().unwrap();
         assert_eq!(y.dims(), &[0, 3]);
         let wrong = Tensor::zeros((2, 5), DType::F32, &dev).unwrap();
-        assert!(linear(&wrong, &w, Some(&b), None).unwrap().is_none());
+        assert!(linear(&wrong, &w, Some(&b), None, None).unwrap().is_none());
         let f64x = Tensor::zeros((2, 4), DType::F64, &dev).unwrap();
-        assert!(linear(&f64x, &w, None, None).unwrap().is_none());
-        assert!(linear(&empty, &w, Some(&w), None).unwrap().is_none());
+        assert!(linear(&f64x, &w, None, None, None).unwrap().is_none());
+        assert!(linear(&empty, &w, Some(&w), None, None).unwrap().is_none());
+        let short = Tensor::zeros((3, 3), DType::F32, &dev).unwrap();
+        assert!(linear(&empty, &w, None, None, Some(&short))
+            .unwrap()
+            .is_none());
     }
 }
