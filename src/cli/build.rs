@@ -49,6 +49,7 @@ pub struct BuildArgs {
 
 /// Runs `plcc build` and prints its summary.
 pub fn run(args: &BuildArgs, registry: &PassRegistry) -> Result<ExitCode, Diag> {
+    super::allocator::keep_freed_memory();
     args.threads.apply()?;
     let device = args.device.map(DeviceArg::open).transpose()?;
     let opts = BuildOptions {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::diag::Diag;
 use crate::pass::PassRegistry;
 
+mod allocator;
 pub(crate) mod bench;
 pub(crate) mod build;
 pub(crate) mod calibrate;
