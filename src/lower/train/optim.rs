@@ -11,6 +11,7 @@ use candle_core::{DType, Result, Tensor, Var};
 use super::sparse_rows::RowGrad;
 use crate::base::{LrScheduleKind, OptimizerKind};
 use crate::ir::Warmup;
+use crate::runtime::kernels::values::{with_values, with_values_mut};
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
@@ -79,11 +80,12 @@ impl Optimizer {
                     self.first[&p.name].clone(),
                     self.second.get(&p.name).cloned(),
                 );
-                let (theta, m, v) = self.update(p, p.var.as_tensor(), moments, g, lr)?;
-                p.var.set(&theta)?;
-                self.first.insert(p.name.clone(), m);
-                if let Some(v) = v {
-                    self.second.insert(p.name.clone(), v);
+                if let Some((theta, m, v)) = self.update(p, p.var.as_tensor(), moments, g, lr)? {
+                    p.var.set(&theta)?;
+                    self.first.insert(p.name.clone(), m);
+                    if let Some(v) = v {
+                        self.second.insert(p.name.clone(), v);
+                    }
                 }
             }
             if let Some(r) = rows.filter(|r| r.name == p.name) {
@@ -94,7 +96,10 @@ impl Optimizer {
                     self.second.get(&p.name).map(pick).transpose()?,
                 );
                 let theta = pick(p.var.as_tensor())?;
-                let (theta, m, v) = self.update(p, &theta, moments, &r.grad, lr)?;
+                let picked = (theta.clone(), moments.0.clone(), moments.1.clone());
+                let (theta, m, v) = self
+                    .update(p, &theta, moments, &r.grad, lr)?
+                    .unwrap_or(picked);
                 p.var.as_tensor().scatter_set(&scatter, &theta, 0)?;
                 self.first[&p.name].scatter_set(&scatter, &m, 0)?;
                 if let Some(v) = v {
@@ -106,9 +111,10 @@ impl Optimizer {
     }
 
     /// One update of `theta` (with first and second moments `m`, `v`) by
-    /// gradient `g`: the new values and moments. On the CPU in one parallel
-    /// pass over the values (`fused_update`), elsewhere as tensor
-    /// operations; both compute the same f32 arithmetic.
+    /// gradient `g`. On the CPU the three are changed in place, in one
+    /// parallel pass over the values (`fused_update`), and the result is
+    /// `None`; elsewhere tensor operations give the new values and moments.
+    /// Both compute the same f32 arithmetic.
     fn update(
         &self,
         p: &Param,
@@ -116,12 +122,17 @@ impl Optimizer {
         (m_prev, v_prev): (Tensor, Option<Tensor>),
         g: &Tensor,
         lr: f64,
-    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    ) -> Result<Option<(Tensor, Tensor, Option<Tensor>)>> {
         let c = self.coefficients(p, lr);
-        if theta.device().is_cpu() && theta.dtype() == DType::F32 {
-            fused_update(&c, theta, &m_prev, v_prev.as_ref(), g)
+        let in_place = [Some(theta), Some(&m_prev), v_prev.as_ref(), Some(g)]
+            .into_iter()
+            .flatten()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous());
+        if in_place {
+            fused_update(&c, theta, &m_prev, v_prev.as_ref(), g)?;
+            Ok(None)
         } else {
-            tensor_update(&c, theta, m_prev, v_prev, g)
+            tensor_update(&c, theta, m_prev, v_prev, g).map(Some)
         }
     }
 
@@ -223,63 +234,57 @@ fn tensor_update(
 /// Values per parallel work item of the fused update.
 const UPDATE_CHUNK: usize = 1 << 14;
 
-/// The update of a CPU f32 parameter in one parallel pass: each value's new
-/// weight, first and (AdamW) second moment computed together, where the
-/// tensor operations make a pass and an allocation per operation.
+/// The update of a CPU f32 parameter in one parallel pass, in place: each
+/// value's new weight, first and (AdamW) second moment computed together,
+/// where the tensor operations make a pass and an allocation per operation.
 fn fused_update(
     c: &Coefficients,
     theta: &Tensor,
-    m_prev: &Tensor,
-    v_prev: Option<&Tensor>,
+    m: &Tensor,
+    v: Option<&Tensor>,
     g: &Tensor,
-) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+) -> Result<()> {
     use rayon::prelude::*;
-    let values = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>();
-    let (mut w, mut m, g) = (values(theta)?, values(m_prev)?, values(g)?);
-    let mut v = match (v_prev, &c.adam) {
-        (Some(v), Some(_)) => Some(values(v)?),
-        _ => None,
-    };
     // The constants as the tensor operations round them (f64 to f32).
     let (b1, b2, eps) = (BETA1 as f32, BETA2 as f32, EPS as f32);
     let (g1, g2) = ((1.0 - BETA1) as f32, (1.0 - BETA2) as f32);
     let (lr, keep) = (c.lr, c.keep);
     let decayed = move |w: f32| keep.map_or(w, |k| w * k);
-    match (&mut v, &c.adam) {
-        (Some(v), Some(adam)) => {
-            let (um, uv) = (adam.unbias_m, adam.unbias_v);
-            w.par_chunks_mut(UPDATE_CHUNK)
-                .zip(m.par_chunks_mut(UPDATE_CHUNK))
-                .zip(v.par_chunks_mut(UPDATE_CHUNK))
-                .zip(g.par_chunks(UPDATE_CHUNK))
-                .for_each(|(((w, m), v), g)| {
-                    for i in 0..w.len() {
-                        m[i] = m[i] * b1 + g[i] * g1;
-                        v[i] = v[i] * b2 + g[i] * g[i] * g2;
-                        let delta = (m[i] * um) / ((v[i] * uv).sqrt() + eps);
-                        w[i] = decayed(w[i]) - delta * lr;
-                    }
-                });
-        }
-        _ => {
-            let momentum = MOMENTUM as f32;
-            w.par_chunks_mut(UPDATE_CHUNK)
-                .zip(m.par_chunks_mut(UPDATE_CHUNK))
-                .zip(g.par_chunks(UPDATE_CHUNK))
-                .for_each(|((w, m), g)| {
-                    for i in 0..w.len() {
-                        m[i] = m[i] * momentum + g[i];
-                        w[i] = decayed(w[i]) - m[i] * lr;
-                    }
-                });
-        }
-    }
-    let (shape, device) = (theta.shape(), theta.device());
-    Ok((
-        Tensor::from_vec(w, shape, device)?,
-        Tensor::from_vec(m, shape, device)?,
-        v.map(|v| Tensor::from_vec(v, shape, device)).transpose()?,
-    ))
+    with_values(g, |g| {
+        with_values_mut(theta, |w| {
+            with_values_mut(m, |m| match (v, &c.adam) {
+                (Some(v), Some(adam)) => with_values_mut(v, |v| {
+                    let (um, uv) = (adam.unbias_m, adam.unbias_v);
+                    w.par_chunks_mut(UPDATE_CHUNK)
+                        .zip(m.par_chunks_mut(UPDATE_CHUNK))
+                        .zip(v.par_chunks_mut(UPDATE_CHUNK))
+                        .zip(g.par_chunks(UPDATE_CHUNK))
+                        .for_each(|(((w, m), v), g)| {
+                            for i in 0..w.len() {
+                                m[i] = m[i] * b1 + g[i] * g1;
+                                v[i] = v[i] * b2 + g[i] * g[i] * g2;
+                                let delta = (m[i] * um) / ((v[i] * uv).sqrt() + eps);
+                                w[i] = decayed(w[i]) - delta * lr;
+                            }
+                        });
+                    Ok(())
+                }),
+                _ => {
+                    let momentum = MOMENTUM as f32;
+                    w.par_chunks_mut(UPDATE_CHUNK)
+                        .zip(m.par_chunks_mut(UPDATE_CHUNK))
+                        .zip(g.par_chunks(UPDATE_CHUNK))
+                        .for_each(|((w, m), g)| {
+                            for i in 0..w.len() {
+                                m[i] = m[i] * momentum + g[i];
+                                w[i] = decayed(w[i]) - m[i] * lr;
+                            }
+                        });
+                    Ok(())
+                }
+            })
+        })
+    })
 }
 
 /// The learning rate at `step` (0-based) of a stage of `total` steps.
@@ -443,12 +448,16 @@ mod tests {
                 }),
             };
             let v_prev = adam.then(|| v.clone());
-            let fused = fused_update(&c, &theta, &m, v_prev.as_ref(), &g).unwrap();
             let ops = tensor_update(&c, &theta, m.clone(), v_prev.clone(), &g).unwrap();
+            // The fused update changes its own copies in place.
+            let copy = |t: &Tensor| t.copy().unwrap();
+            let (w2, m2, v2) = (copy(&theta), copy(&m), v_prev.as_ref().map(copy));
+            fused_update(&c, &w2, &m2, v2.as_ref(), &g).unwrap();
             let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert_eq!(flat(&fused.0), flat(&ops.0), "weights, adam {adam}");
-            assert_eq!(flat(&fused.1), flat(&ops.1), "first moments, adam {adam}");
-            assert_eq!(fused.2.map(|t| flat(&t)), ops.2.map(|t| flat(&t)));
+            assert_eq!(flat(&w2), flat(&ops.0), "weights, adam {adam}");
+            assert_eq!(flat(&m2), flat(&ops.1), "first moments, adam {adam}");
+            assert_eq!(v2.map(|t| flat(&t)), ops.2.map(|t| flat(&t)));
+            assert_ne!(flat(&w2), flat(&theta));
         }
     }
 

@@ -7,12 +7,11 @@
 //! against the differentiable formulation in the tests; other devices and
 //! dtypes use the plain candle ops (the callers get `None`).
 
-use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Storage, Tensor,
-};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::simd_override::widest_simd;
+use super::values::contiguous;
 
 /// Rows per parallel work item.
 pub(super) const ROWS_PER_TASK: usize = 32;
@@ -115,24 +114,6 @@ pub(super) fn normalize(
         norm_rows(&x[range], r, gain, bias, eps, o);
     });
     out
-}
-
-/// The contiguous f32 values a layout covers.
-pub(crate) fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("fused kernel: input not contiguous".into()))?;
-    Ok(&storage.as_slice::<f32>()?[start..end])
-}
-
-/// Calls `f` with the values of an f32 CPU tensor, made contiguous.
-pub(crate) fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
-    let t = t.contiguous()?;
-    let (storage, layout) = t.storage_and_layout();
-    match &*storage {
-        Storage::Cpu(cpu) => f(contiguous(cpu, layout)?),
-        _ => candle_core::bail!("fused kernel: the tensor is not on the CPU"),
-    }
 }
 
 impl CustomOp1 for AddLayerNorm {

@@ -10,8 +10,9 @@
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::fused_norm::{contiguous, moments, normalize, with_values, ROWS_PER_TASK};
+use super::fused_norm::{moments, normalize, ROWS_PER_TASK};
 use super::simd_override::widest_simd;
+use super::values::{contiguous, with_values};
 
 /// `LN(x)·gain + bias` over the last dimension, differentiable in all three;
 /// `None` where the operation does not apply (not f32 on the CPU, or a gain

@@ -86,6 +86,7 @@ mod simd_level;
 mod simd_override;
 pub mod softmax_grad;
 mod tile;
+pub mod values;
 mod weight_only;
 mod weights;
 #[cfg(target_arch = "x86_64")]

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::fused_norm::contiguous;
+use super::values::contiguous;
 
 /// Rows per parallel work item.
 const ROWS_PER_TASK: usize = 64;

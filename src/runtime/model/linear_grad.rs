@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 
-use crate::runtime::kernels::fused_norm::{contiguous, with_values};
+use crate::runtime::kernels::values::{contiguous, with_values};
 use crate::runtime::model::straight_through::ValueMap;
 
 /// `input(x)·Wᵀ + bias` over `x`'s last dimension, differentiable in `x`
