@@ -16,10 +16,11 @@
 
 use std::sync::Arc;
 
-use candle_core::{Result, Tensor, Var, D};
+use candle_core::{DType, Result, Tensor, Var, D};
 
 use crate::base::{Bits, Granularity};
 use crate::quant::{fake_quantize, QuantSpec};
+use crate::runtime::kernels::values::with_values;
 use crate::runtime::model::straight_through::straight_through;
 use crate::runtime::Quantizer;
 
@@ -36,8 +37,11 @@ impl Quantizer for SpecQuantizer {
 
     fn quantize(&self, weight: &Tensor) -> Result<Tensor> {
         let (rows, cols) = weight.dims2()?;
-        let values = weight.flatten_all()?.to_vec1::<f32>()?;
-        let q = self.values(&values, rows, cols)?;
+        let q = if weight.device().is_cpu() && weight.dtype() == DType::F32 {
+            with_values(weight, |v| self.values(v, rows, cols))?
+        } else {
+            self.values(&weight.flatten_all()?.to_vec1::<f32>()?, rows, cols)?
+        };
         Tensor::from_vec(q, (rows, cols), weight.device())
     }
 

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use super::f32_gemm::{F32Level, Kernel};
 use super::fastmath;
+use super::values::writable;
 
 /// Transposed keys are padded to a multiple of this many (a whole panel of
 /// every level, a whole number of 16-lane softmax vectors).
@@ -226,7 +227,7 @@ impl SequenceAttention<'_> {
                         rows,
                         &keys[panel * d * nr..][..d * nr],
                         Some(zeros),
-                        &mut scores[panel * nr..],
+                        writable(&mut scores[panel * nr..]),
                         stride,
                         cols,
                     )
@@ -252,7 +253,7 @@ impl SequenceAttention<'_> {
                         rows,
                         &values[panel * len * nr..][..most * nr],
                         Some(zeros),
-                        &mut out[at..],
+                        writable(&mut out[at..]),
                         job.out_width,
                         cols,
                     )

@@ -36,9 +36,12 @@
 //! (about 75 % of the core's measured FMA peak of 246; candle's matmul:
 //! 190–205) and AVX2 at 110–117 GFLOP/s (85 % of its peak of 133).
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::simd_override::{simd_cap, SimdCap};
+use super::values::fresh;
 
 /// Rows per parallel work item at most (a multiple of every level's tile).
 const TASK_ROWS: usize = 96;
@@ -141,8 +144,13 @@ impl F32Level {
 /// `tile(a, rows, panel, bias, c, ldc, cols)`: `c = bias + a · panel` (or
 /// `c += a · panel` without a bias) for the first `rows` rows of a tile of
 /// packed activations `a` `[depth][MR]` and the first `cols` columns of a
-/// panel slice `[depth][cols]`, into `c` of row stride `ldc`.
-pub(super) type Tile = unsafe fn(&[f32], usize, &[f32], Option<&[f32]>, &mut [f32], usize, usize);
+/// panel slice `[depth][cols]`, into `c` of row stride `ldc`. With a bias
+/// `c` is only written (it may be a fresh output); without one, the values
+/// it adds to must have been written.
+pub(super) type Tile = unsafe fn(&[f32], usize, &[f32], Option<&[f32]>, &mut [Fresh], usize, usize);
+
+/// An output element a kernel writes (a fresh output is not zeroed first).
+pub(super) type Fresh = MaybeUninit<f32>;
 
 /// A level's micro-kernel and its tile: at most `rows` × `cols`.
 #[derive(Clone, Copy)]
@@ -160,7 +168,7 @@ unsafe fn unsupported_tile(
     _: usize,
     _: &[f32],
     _: Option<&[f32]>,
-    _: &mut [f32],
+    _: &mut [Fresh],
     _: usize,
     _: usize,
 ) {
@@ -309,16 +317,27 @@ pub(super) fn gemm(
     k: usize,
 ) -> Vec<f32> {
     assert_eq!(x.len(), m * k, "f32 gemm: x is not [{m}, {k}]");
-    let mut out = vec![0f32; m * n];
-    if n == 0 || m == 0 {
-        return out;
+    if n == 0 || m == 0 || k == 0 {
+        return (0..m).flat_map(|_| &bias[..n]).copied().collect();
     }
-    if k == 0 {
-        for row in out.chunks_exact_mut(n) {
-            row.copy_from_slice(&bias[..n]);
-        }
-        return out;
+    // SAFETY: every element is written: each task's rows, for every panel,
+    // by the pass at k0 = 0 (from the bias), the other passes adding to it.
+    unsafe {
+        fresh(m * n, |out| {
+            product_into(level, source, bias, x, (m, n, k), out)
+        })
     }
+}
+
+/// [`gemm`] into `out` (`m × n`, written by the first pass over k).
+fn product_into(
+    level: F32Level,
+    source: &impl PanelSource,
+    bias: &[f32],
+    x: &[f32],
+    (m, n, k): (usize, usize, usize),
+    out: &mut [Fresh],
+) {
     let Kernel {
         tile,
         pack,
@@ -359,7 +378,6 @@ pub(super) fn gemm(
                 }
             }
         });
-    out
 }
 
 #[cfg(test)]

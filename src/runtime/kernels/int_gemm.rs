@@ -12,6 +12,7 @@ use super::activations::{ActivationData, QuantizedActivations};
 use super::scalar;
 use super::simd_level::SimdLevel;
 use super::tile::{finish, TILE_MAX};
+use super::values::{fresh, writable};
 use super::weights::{IntegerWeights, WeightForm};
 
 /// Below this many multiply-accumulates the product runs on the calling
@@ -46,10 +47,7 @@ pub fn int_gemm_f32(
     bias: Option<&[f32]>,
     out: &mut [f32],
 ) {
-    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the product
-    // only ever writes initialized values through the view.
-    let out = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
-    int_gemm_f32_uninit(a, w, bias, out);
+    int_gemm_f32_uninit(a, w, bias, writable(out));
 }
 
 /// [`int_gemm_f32`] into a fresh vector, written once without being
@@ -59,13 +57,9 @@ pub fn int_gemm_f32_vec(
     w: &IntegerWeights,
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
-    let len = a.m * w.n;
-    let mut out: Vec<f32> = Vec::with_capacity(len);
-    int_gemm_f32_uninit(a, w, bias, &mut out.spare_capacity_mut()[..len]);
-    // SAFETY: `int_gemm_f32_uninit` wrote all `m × n` elements (each (row,
+    // SAFETY: `int_gemm_f32_uninit` writes all `m × n` elements (each (row,
     // col) of the output belongs to exactly one micro-tile row).
-    unsafe { out.set_len(len) };
-    out
+    unsafe { fresh(a.m * w.n, |out| int_gemm_f32_uninit(a, w, bias, out)) }
 }
 
 /// [`int_gemm_f32`] writing every element of `out`, whatever it held.

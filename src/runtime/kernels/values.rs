@@ -1,8 +1,10 @@
 //! The f32 values of CPU tensors as slices, for the custom operations and
 //! the optimizer: read from a storage and its layout, read from a tensor,
-//! or changed in place in a tensor's own storage.
+//! or changed in place in a tensor's own storage; and the outputs kernels
+//! write, fresh (never zeroed first) or existing.
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 
 use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Storage, Tensor};
 
@@ -12,6 +14,25 @@ pub(crate) fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg("fused kernel: input not contiguous".into()))?;
     Ok(&storage.as_slice::<f32>()?[start..end])
+}
+
+/// `out` as the storage a kernel writes: the view a fresh output has too.
+pub(crate) fn writable(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and kernels only
+    // write initialized values through the view.
+    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
+}
+
+/// A vector of `len` values that `fill` writes, not zeroed first.
+///
+/// # Safety
+/// `fill` must write every one of the `len` values.
+pub(crate) unsafe fn fresh(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    // SAFETY: `fill` wrote all `len` values (the caller's promise).
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// Calls `f` with the values of an f32 CPU tensor, made contiguous.

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 
-use crate::runtime::kernels::values::{contiguous, with_values};
+use crate::runtime::kernels::values::{contiguous, fresh, with_values};
 use crate::runtime::model::straight_through::ValueMap;
 
 /// `input(x)·Wᵀ + bias` over `x`'s last dimension, differentiable in `x`
@@ -141,71 +141,72 @@ fn product(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: Dims) -> Vec<f32> {
 
 /// The input's gradient `dy·W` `[rows, inp]`.
 fn input_grad(dy: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
-    let mut dx = vec![0f32; d.rows * d.inp];
     if d.rows == 0 || d.inp == 0 || d.out == 0 {
-        return dx;
+        return vec![0f32; d.rows * d.inp];
     }
-    // SAFETY: `dx` holds `rows · inp` values, `dy` `rows · out` (row stride
-    // `out`) and `w` `out · inp` (row stride `inp`).
+    // SAFETY: the product writes all `rows · inp` values of `dx` (it does
+    // not read them); `dy` holds `rows · out` (row stride `out`) and `w`
+    // `out · inp` (row stride `inp`).
     unsafe {
-        gemm::gemm(
-            d.rows,
-            d.inp,
-            d.out,
-            dx.as_mut_ptr(),
-            1,
-            d.inp as isize,
-            false,
-            dy.as_ptr(),
-            1,
-            d.out as isize,
-            w.as_ptr(),
-            1,
-            d.inp as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        );
+        fresh(d.rows * d.inp, |dx| {
+            gemm::gemm(
+                d.rows,
+                d.inp,
+                d.out,
+                dx.as_mut_ptr().cast::<f32>(),
+                1,
+                d.inp as isize,
+                false,
+                dy.as_ptr(),
+                1,
+                d.out as isize,
+                w.as_ptr(),
+                1,
+                d.inp as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism(),
+            );
+        })
     }
-    dx
 }
 
 /// The weight's gradient `dyᵀ·x` `[out, inp]`.
 fn weight_grad(dy: &[f32], x: &[f32], d: Dims) -> Vec<f32> {
-    let mut dw = vec![0f32; d.out * d.inp];
     if d.rows == 0 || d.inp == 0 || d.out == 0 {
-        return dw;
+        return vec![0f32; d.out * d.inp];
     }
-    // SAFETY: `dw` holds `out · inp` values; `dy` `rows · out`, read as
-    // `dyᵀ` `[out, rows]`: element (o, r) at `r · out + o`; `x` `rows · inp`
-    // (row stride `inp`).
+    // SAFETY: the product writes all `out · inp` values of `dw` (it does
+    // not read them); `dy` holds `rows · out`, read as `dyᵀ` `[out, rows]`:
+    // element (o, r) at `r · out + o`; `x` `rows · inp` (row stride `inp`).
     unsafe {
-        gemm::gemm(
-            d.out,
-            d.inp,
-            d.rows,
-            dw.as_mut_ptr(),
-            1,
-            d.inp as isize,
-            false,
-            dy.as_ptr(),
-            d.out as isize,
-            1,
-            x.as_ptr(),
-            1,
-            d.inp as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        );
+        fresh(d.out * d.inp, |dw| {
+            gemm::gemm(
+                d.out,
+                d.inp,
+                d.rows,
+                dw.as_mut_ptr().cast::<f32>(),
+                1,
+                d.inp as isize,
+                false,
+                dy.as_ptr(),
+                d.out as isize,
+                1,
+                x.as_ptr(),
+                1,
+                d.inp as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism(),
+            );
+        })
     }
-    dw
 }
 
 /// The bias's gradient: `dy` `[rows, out]` summed over its rows.

@@ -6,6 +6,8 @@
 
 use std::arch::x86_64::*;
 
+use crate::runtime::kernels::f32_gemm::Fresh;
+
 /// Output columns per weight panel (two 8-lane vectors).
 pub(crate) const PANEL_COLS: usize = 16;
 /// Rows per register tile.
@@ -24,7 +26,7 @@ pub(crate) unsafe fn tile(
     rows: usize,
     panel: &[f32],
     bias: Option<&[f32]>,
-    c: &mut [f32],
+    c: &mut [Fresh],
     ldc: usize,
     cols: usize,
 ) {
@@ -33,7 +35,7 @@ pub(crate) unsafe fn tile(
     debug_assert!(a.len() >= k * ROWS && bias.is_none_or(|b| b.len() >= PANEL_COLS));
     debug_assert!(c.len() >= (rows - 1) * ldc + cols);
     let bias = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
-    let (a, panel, c) = (a.as_ptr(), panel.as_ptr(), c.as_mut_ptr());
+    let (a, panel, c) = (a.as_ptr(), panel.as_ptr(), c.as_mut_ptr().cast::<f32>());
     match rows {
         6 => kernel::<6>(a, panel, k, bias, c, ldc, cols),
         5 => kernel::<5>(a, panel, k, bias, c, ldc, cols),
