@@ -244,6 +244,63 @@ fn quantize_row<T: Element>(row: &[f32], dst: &mut [T]) -> f32 {
     scale
 }
 
+/// The values per-token int8 quantization stands for: `q · sx` for each
+/// element of the row-major `x` of rows of width `k`, with `q` and `sx` as
+/// [`quantize_activations`] computes them (what the integer kernel
+/// multiplies), in f32: the fake quantization of a quantization-aware
+/// layer's input while training.
+pub fn dequantized_activations(x: &[f32], k: usize) -> Vec<f32> {
+    let k = k.max(1);
+    let block = ROWS_PER_TASK * k;
+    // SAFETY: the rows of `x` and of the output are zipped one to one, and
+    // every row writes each of its `k` values.
+    unsafe {
+        super::values::fresh(x.len(), |out| {
+            out.par_chunks_mut(block)
+                .zip(x.par_chunks(block))
+                .for_each(|(out, x)| {
+                    for (out, row) in out.chunks_mut(k).zip(x.chunks(k)) {
+                        dequantized_row_dispatch(row, out);
+                    }
+                })
+        })
+    }
+}
+
+fn dequantized_row_dispatch(row: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512(row: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+            dequantized_row(row, out)
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2(row: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+            dequantized_row(row, out)
+        }
+        if SimdLevel::Avx512Vnni.is_enabled() {
+            // SAFETY: the CPU supports AVX-512F, checked just above.
+            return unsafe { avx512(row, out) };
+        }
+        if SimdLevel::Avx2.is_enabled() {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { avx2(row, out) };
+        }
+    }
+    dequantized_row(row, out)
+}
+
+/// [`quantize_row`]'s values times the row's scale, into `out`.
+#[inline(always)]
+fn dequantized_row(row: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
+    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let (scale, inv) = scale_and_inverse(max);
+    for (o, &v) in out.iter_mut().zip(row) {
+        let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+        o.write(q as f32 * scale);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,5 +338,28 @@ mod tests {
                 assert_eq!(flipped, want);
             }
         }
+    }
+
+    #[test]
+    fn dequantized_activations_are_the_kernels_levels_times_scales() {
+        let (m, k) = (70, 13);
+        let mut x: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
+        x[..k].fill(0.0);
+        x[k] = f32::NAN;
+        let q = quantize_activations(&x, m, k, SimdLevel::Scalar);
+        let values = dequantized_activations(&x, k);
+        for r in 0..m {
+            for c in 0..k {
+                let expected = q.value(r, c) as f32 * q.scales[r];
+                assert_eq!(
+                    values[r * k + c].to_bits(),
+                    expected.to_bits(),
+                    "({r}, {c})"
+                );
+            }
+        }
+        assert!(dequantized_activations(&[], 4).is_empty());
     }
 }

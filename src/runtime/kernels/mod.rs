@@ -97,7 +97,7 @@ mod cuda_sources_tests;
 #[cfg(test)]
 mod tests;
 
-pub use activations::{quantize_activations, QuantizedActivations};
+pub use activations::{dequantized_activations, quantize_activations, QuantizedActivations};
 pub use int_gemm::{codes2_available, int_gemm_f32, int_gemm_f32_vec, int_gemm_i32};
 pub use levels::{
     integer_levels, integer_weights, integer_weights_codes2, IntegerLevels, KernelError,

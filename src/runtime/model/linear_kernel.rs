@@ -21,7 +21,7 @@ use crate::artifact::ActivationQuant;
 use crate::base::{Bits, Granularity, ScaleMethod};
 use crate::quant::{fake_quantize, QuantSpec};
 use crate::runtime::kernels::f32_gemm::PackedWeight;
-use crate::runtime::kernels::{fused_ops, PackedLinear, WeightOnlyLinear};
+use crate::runtime::kernels::{dequantized_activations, fused_ops, PackedLinear, WeightOnlyLinear};
 
 /// The input quantization the integer kernel applies: symmetric int8, one
 /// scale per token.
@@ -164,7 +164,8 @@ impl CustomOp1 for LinearKernel {
 /// `x` `[.., in]` quantized as `q` says and mapped back to f32: per token
 /// (`token` or `row`), per group of a token's values, or one range over the
 /// whole tensor; symmetric or with a zero point; clipped at the observed
-/// range (dynamic quantization).
+/// range (dynamic quantization). Symmetric int8 per token gives exactly the
+/// values the integer kernel multiplies (`dequantized_activations`).
 pub fn quantize_input(x: &Tensor, q: &ActivationQuant) -> Result<Tensor> {
     let dims = x.dims().to_vec();
     let cols = dims.last().copied().unwrap_or(1);
@@ -185,6 +186,10 @@ pub fn quantize_input_values(
     cols: usize,
     q: &ActivationQuant,
 ) -> Result<Vec<f32>> {
+    if is_per_token_int8(q) && values.len() == rows * cols {
+        // Exactly the integer kernel's levels and scales.
+        return Ok(dequantized_activations(values, cols));
+    }
     let spec = QuantSpec {
         bits: Bits::Int(q.bits),
         symmetric: q.symmetric,
