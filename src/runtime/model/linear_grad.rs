@@ -100,6 +100,52 @@ fn parallelism() -> Parallelism {
     }
 }
 
+/// A matrix operand of [`gemm_rows`]: its values, column stride and row
+/// stride.
+#[derive(Clone, Copy)]
+struct Operand<'a>(&'a [f32], isize, isize);
+
+/// `dst = lhs · rhs` (`m × k` times `k × n`) into the row-major `m × n`
+/// `dst`, or with `accumulate` `dst += lhs · rhs`, on the `gemm` crate.
+///
+/// # Safety
+/// `dst` must hold `m · n` values (initialized when accumulating), and each
+/// operand's values must cover its `m × k` or `k × n` elements at its
+/// strides.
+unsafe fn gemm_rows(
+    dst: *mut f32,
+    (m, n, k): (usize, usize, usize),
+    Operand(lhs, lhs_cs, lhs_rs): Operand,
+    Operand(rhs, rhs_cs, rhs_rs): Operand,
+    accumulate: bool,
+) {
+    let alpha = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: as the caller promises.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            alpha,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(),
+        )
+    }
+}
+
 /// `x·Wᵀ + bias` for row-major `x` `[rows, inp]` and `w` `[out, inp]`.
 fn product(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: Dims) -> Vec<f32> {
     let mut y = Vec::with_capacity(d.rows * d.out);
@@ -110,102 +156,59 @@ fn product(x: &[f32], w: &[f32], bias: Option<&[f32]>, d: Dims) -> Vec<f32> {
     if d.rows == 0 || d.out == 0 || d.inp == 0 {
         return y;
     }
-    // SAFETY: `y` holds `rows · out` values (row stride `out`), `x`
-    // `rows · inp` (row stride `inp`) and `w` `out · inp`, read as `Wᵀ`
-    // `[inp, out]`: element (k, j) at `j · inp + k`.
+    let inp = d.inp as isize;
+    // SAFETY: `y` holds `rows · out` initialized values, `x` `rows · inp`
+    // (row stride `inp`) and `w` `out · inp`, read as `Wᵀ` `[inp, out]`:
+    // element (k, j) at `j · inp + k`.
     unsafe {
-        gemm::gemm(
-            d.rows,
-            d.out,
-            d.inp,
-            y.as_mut_ptr(),
-            1,
-            d.out as isize,
-            true,
-            x.as_ptr(),
-            1,
-            d.inp as isize,
-            w.as_ptr(),
-            d.inp as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(),
-        );
+        let (x, wt) = (Operand(x, 1, inp), Operand(w, inp, 1));
+        gemm_rows(y.as_mut_ptr(), (d.rows, d.out, d.inp), x, wt, true);
     }
     y
 }
 
+/// `lhs · rhs` (`m × k` times `k × n`) as a fresh row-major `m × n` vector.
+///
+/// # Safety
+/// Each operand's values must cover its elements at its strides.
+unsafe fn fresh_product((m, n, k): (usize, usize, usize), lhs: Operand, rhs: Operand) -> Vec<f32> {
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0f32; m * n];
+    }
+    // SAFETY: the product writes all `m · n` values (it reads none); the
+    // operands as the caller promises.
+    unsafe {
+        fresh(m * n, |dst| {
+            gemm_rows(dst.as_mut_ptr().cast(), (m, n, k), lhs, rhs, false)
+        })
+    }
+}
+
 /// The input's gradient `dy·W` `[rows, inp]`.
 fn input_grad(dy: &[f32], w: &[f32], d: Dims) -> Vec<f32> {
-    if d.rows == 0 || d.inp == 0 || d.out == 0 {
-        return vec![0f32; d.rows * d.inp];
-    }
-    // SAFETY: the product writes all `rows · inp` values of `dx` (it does
-    // not read them); `dy` holds `rows · out` (row stride `out`) and `w`
+    let (inp, out) = (d.inp as isize, d.out as isize);
+    // SAFETY: `dy` holds `rows · out` values (row stride `out`), `w`
     // `out · inp` (row stride `inp`).
     unsafe {
-        fresh(d.rows * d.inp, |dx| {
-            gemm::gemm(
-                d.rows,
-                d.inp,
-                d.out,
-                dx.as_mut_ptr().cast::<f32>(),
-                1,
-                d.inp as isize,
-                false,
-                dy.as_ptr(),
-                1,
-                d.out as isize,
-                w.as_ptr(),
-                1,
-                d.inp as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(),
-            );
-        })
+        fresh_product(
+            (d.rows, d.inp, d.out),
+            Operand(dy, 1, out),
+            Operand(w, 1, inp),
+        )
     }
 }
 
 /// The weight's gradient `dyᵀ·x` `[out, inp]`.
 fn weight_grad(dy: &[f32], x: &[f32], d: Dims) -> Vec<f32> {
-    if d.rows == 0 || d.inp == 0 || d.out == 0 {
-        return vec![0f32; d.out * d.inp];
-    }
-    // SAFETY: the product writes all `out · inp` values of `dw` (it does
-    // not read them); `dy` holds `rows · out`, read as `dyᵀ` `[out, rows]`:
+    let (inp, out) = (d.inp as isize, d.out as isize);
+    // SAFETY: `dy` holds `rows · out` values, read as `dyᵀ` `[out, rows]`:
     // element (o, r) at `r · out + o`; `x` `rows · inp` (row stride `inp`).
     unsafe {
-        fresh(d.out * d.inp, |dw| {
-            gemm::gemm(
-                d.out,
-                d.inp,
-                d.rows,
-                dw.as_mut_ptr().cast::<f32>(),
-                1,
-                d.inp as isize,
-                false,
-                dy.as_ptr(),
-                d.out as isize,
-                1,
-                x.as_ptr(),
-                1,
-                d.inp as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(),
-            );
-        })
+        fresh_product(
+            (d.out, d.inp, d.rows),
+            Operand(dy, out, 1),
+            Operand(x, 1, inp),
+        )
     }
 }
 

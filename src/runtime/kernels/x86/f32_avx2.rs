@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::runtime::kernels::f32_gemm::Fresh;
+use std::mem::MaybeUninit;
 
 /// Output columns per weight panel (two 8-lane vectors).
 pub(crate) const PANEL_COLS: usize = 16;
@@ -26,7 +26,7 @@ pub(crate) unsafe fn tile(
     rows: usize,
     panel: &[f32],
     bias: Option<&[f32]>,
-    c: &mut [Fresh],
+    c: &mut [MaybeUninit<f32>],
     ldc: usize,
     cols: usize,
 ) {
