@@ -6,8 +6,8 @@
 //! TLB shootdown across the threads. A build keeps freed memory for reuse
 //! instead: blocks up to 32 MiB come from the heap, the heap grows 256 MiB
 //! at a time, and up to 1 GiB of free heap stays mapped. Measured on a
-//! 40-step `xtc.pc` build (2 threads): 408 k → 259 k page faults, system
-//! time 1.4 → 1.0 s of 16 s. Other allocators and platforms are left as
+//! 40-step `xtc.pc` build (2 threads): 408 k → 277 k page faults, system
+//! time 1.4 → 0.9 s of 16 s. Other allocators and platforms are left as
 //! they are.
 
 /// Keeps freed memory in the process for reuse (glibc on Linux; elsewhere

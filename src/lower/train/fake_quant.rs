@@ -16,11 +16,11 @@
 
 use std::sync::Arc;
 
-use candle_core::{DType, Result, Tensor, Var, D};
+use candle_core::{Result, Tensor, Var, D};
 
 use crate::base::{Bits, Granularity};
 use crate::quant::{fake_quantize, QuantSpec};
-use crate::runtime::kernels::values::with_values;
+use crate::runtime::kernels::values::{is_cpu_f32, with_values};
 use crate::runtime::model::straight_through::straight_through;
 use crate::runtime::Quantizer;
 
@@ -37,7 +37,7 @@ impl Quantizer for SpecQuantizer {
 
     fn quantize(&self, weight: &Tensor) -> Result<Tensor> {
         let (rows, cols) = weight.dims2()?;
-        let q = if weight.device().is_cpu() && weight.dtype() == DType::F32 {
+        let q = if is_cpu_f32(weight) {
             with_values(weight, |v| self.values(v, rows, cols))?
         } else {
             self.values(&weight.flatten_all()?.to_vec1::<f32>()?, rows, cols)?
@@ -112,10 +112,6 @@ impl Quantizer for LearnedScaleQuantizer {
 
     fn quantize(&self, weight: &Tensor) -> Result<Tensor> {
         self.fake_quant(&weight.detach())?.detach().contiguous()
-    }
-
-    fn straight_through_values(&self, _weight: &Tensor) -> Result<Option<Tensor>> {
-        Ok(None)
     }
 
     fn fake_quant(&self, weight: &Tensor) -> Result<Tensor> {

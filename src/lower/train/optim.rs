@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use candle_core::{DType, Result, Tensor, Var};
+use candle_core::{Result, Tensor, Var};
 
 use super::sparse_rows::RowGrad;
 use crate::base::{LrScheduleKind, OptimizerKind};
 use crate::ir::Warmup;
-use crate::runtime::kernels::values::{with_values, with_values_mut};
+use crate::runtime::kernels::values::{is_cpu_f32, with_values, with_values_mut};
 
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
@@ -127,7 +127,7 @@ impl Optimizer {
         let in_place = [Some(theta), Some(&m_prev), v_prev.as_ref(), Some(g)]
             .into_iter()
             .flatten()
-            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous());
+            .all(|t| is_cpu_f32(t) && t.is_contiguous());
         if in_place {
             fused_update(&c, theta, &m_prev, v_prev.as_ref(), g)?;
             Ok(None)

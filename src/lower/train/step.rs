@@ -17,7 +17,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use super::batches::BatchStream;
 use super::losses::{loss_term, LossInputs, LossState, MeanOver};
@@ -28,7 +28,7 @@ use super::{train_error, StageJob};
 use crate::base::{Pooling, Task};
 use crate::diag::Diag;
 use crate::eval::fidelity::{batch_for, batch_inputs, Encoded};
-use crate::runtime::kernels::values::{with_values, with_values_mut};
+use crate::runtime::kernels::values::{is_cpu_f32, with_values, with_values_mut};
 use crate::runtime::{ForwardOptions, Inputs};
 
 /// What every step of a stage reads.
@@ -360,11 +360,8 @@ impl StepOutcome {
 /// `sum + more`, added into `sum`'s own storage where it is a contiguous f32
 /// CPU tensor (a gradient of one shard, which nothing else reads).
 fn add_into(sum: Tensor, more: &Tensor) -> candle_core::Result<Tensor> {
-    let in_place = [&sum, more]
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
-        && sum.is_contiguous()
-        && sum.dims() == more.dims();
+    let in_place =
+        is_cpu_f32(&sum) && is_cpu_f32(more) && sum.is_contiguous() && sum.dims() == more.dims();
     if !in_place {
         return sum + more;
     }

@@ -4,6 +4,8 @@
 use rayon::prelude::*;
 
 use super::simd_level::SimdLevel;
+use super::simd_override::widest_simd;
+use super::values::{fresh, Fresh};
 
 /// Activation rows quantized to int8 with one scale per row.
 #[derive(Debug, Clone, PartialEq)]
@@ -255,49 +257,27 @@ pub fn dequantized_activations(x: &[f32], k: usize) -> Vec<f32> {
     // SAFETY: the rows of `x` and of the output are zipped one to one, and
     // every row writes each of its `k` values.
     unsafe {
-        super::values::fresh(x.len(), |out| {
+        fresh(x.len(), |out| {
             out.par_chunks_mut(block)
                 .zip(x.par_chunks(block))
                 .for_each(|(out, x)| {
                     for (out, row) in out.chunks_mut(k).zip(x.chunks(k)) {
-                        dequantized_row_dispatch(row, out);
+                        dequantized_row(row, out);
                     }
                 })
         })
     }
 }
 
-fn dequantized_row_dispatch(row: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        unsafe fn avx512(row: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
-            dequantized_row(row, out)
+widest_simd! {
+    /// [`quantize_row`]'s values times the row's scale, into `out`.
+    fn dequantized_row(row: &[f32], out: &mut [Fresh]) {
+        let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let (scale, inv) = scale_and_inverse(max);
+        for (o, &v) in out.iter_mut().zip(row) {
+            let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+            o.write(q as f32 * scale);
         }
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2(row: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
-            dequantized_row(row, out)
-        }
-        if SimdLevel::Avx512Vnni.is_enabled() {
-            // SAFETY: the CPU supports AVX-512F, checked just above.
-            return unsafe { avx512(row, out) };
-        }
-        if SimdLevel::Avx2.is_enabled() {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { avx2(row, out) };
-        }
-    }
-    dequantized_row(row, out)
-}
-
-/// [`quantize_row`]'s values times the row's scale, into `out`.
-#[inline(always)]
-fn dequantized_row(row: &[f32], out: &mut [std::mem::MaybeUninit<f32>]) {
-    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let (scale, inv) = scale_and_inverse(max);
-    for (o, &v) in out.iter_mut().zip(row) {
-        let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
-        o.write(q as f32 * scale);
     }
 }
 

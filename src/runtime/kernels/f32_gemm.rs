@@ -36,12 +36,10 @@
 //! (about 75 % of the core's measured FMA peak of 246; candle's matmul:
 //! 190–205) and AVX2 at 110–117 GFLOP/s (85 % of its peak of 133).
 
-use std::mem::MaybeUninit;
-
 use rayon::prelude::*;
 
 use super::simd_override::{simd_cap, SimdCap};
-use super::values::fresh;
+use super::values::{fresh, Fresh};
 
 /// Rows per parallel work item at most (a multiple of every level's tile).
 const TASK_ROWS: usize = 96;
@@ -148,9 +146,6 @@ impl F32Level {
 /// `c` is only written (it may be a fresh output); without one, the values
 /// it adds to must have been written.
 pub(super) type Tile = unsafe fn(&[f32], usize, &[f32], Option<&[f32]>, &mut [Fresh], usize, usize);
-
-/// An output element a kernel writes (a fresh output is not zeroed first).
-pub(super) type Fresh = MaybeUninit<f32>;
 
 /// A level's micro-kernel and its tile: at most `rows` × `cols`.
 #[derive(Clone, Copy)]

@@ -11,7 +11,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 use super::simd_override::widest_simd;
-use super::values::contiguous;
+use super::values::{contiguous, is_cpu_f32};
 
 /// Rows per parallel work item.
 pub(super) const ROWS_PER_TASK: usize = 32;
@@ -153,7 +153,7 @@ pub fn add_layer_norm(
     eps: f64,
 ) -> Result<Option<Tensor>> {
     let h = gain.elem_count();
-    let applies = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+    let applies = is_cpu_f32;
     if !applies(x)
         || !applies(gain)
         || !applies(bias)

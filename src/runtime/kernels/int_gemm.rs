@@ -3,7 +3,6 @@
 //! micro-tile, removes the VNNI activation shift and hands the exact i32
 //! accumulators to an epilogue (store as i32, or scale to f32).
 
-use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -12,7 +11,7 @@ use super::activations::{ActivationData, QuantizedActivations};
 use super::scalar;
 use super::simd_level::SimdLevel;
 use super::tile::{finish, TILE_MAX};
-use super::values::{fresh, writable};
+use super::values::{fresh, writable, Fresh};
 use super::weights::{IntegerWeights, WeightForm};
 
 /// Below this many multiply-accumulates the product runs on the calling
@@ -67,7 +66,7 @@ fn int_gemm_f32_uninit(
     a: &QuantizedActivations,
     w: &IntegerWeights,
     bias: Option<&[f32]>,
-    out: &mut [MaybeUninit<f32>],
+    out: &mut [Fresh],
 ) {
     assert_eq!(out.len(), a.m * w.n, "output length does not match m × n");
     if let Some(b) = bias {
@@ -106,10 +105,6 @@ impl TileRow<'_> {
         }
     }
 }
-
-/// An output element as the epilogue sees it: written once, never read
-/// (a fresh output is not zeroed first).
-type Fresh = MaybeUninit<f32>;
 
 /// `dst[c] = finish(accs[c], sx, sw[c], bias[c])`, vectorized for the
 /// widest instruction set this CPU has (the same IEEE operations in the same

@@ -7,19 +7,19 @@
 //! summed per block of rows and the blocks added in order (the same sums
 //! whatever the threads).
 
-use candle_core::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::fused_norm::{moments, normalize, ROWS_PER_TASK};
 use super::simd_override::widest_simd;
-use super::values::{contiguous, with_values};
+use super::values::{contiguous, is_cpu_f32, with_values};
 
 /// `LN(x)·gain + bias` over the last dimension, differentiable in all three;
 /// `None` where the operation does not apply (not f32 on the CPU, or a gain
 /// or bias that does not fit `x`'s rows).
 pub fn layer_norm(x: &Tensor, gain: &Tensor, bias: &Tensor, eps: f64) -> Result<Option<Tensor>> {
     let width = gain.elem_count();
-    let applies = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+    let applies = is_cpu_f32;
     if ![x, gain, bias].into_iter().all(applies)
         || x.dims().last() != Some(&width)
         || bias.elem_count() != width

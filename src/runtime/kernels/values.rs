@@ -6,7 +6,16 @@
 use std::cell::Cell;
 use std::mem::MaybeUninit;
 
-use candle_core::{CpuStorage, InplaceOp1, Layout, Result, Storage, Tensor};
+use candle_core::{CpuStorage, DType, InplaceOp1, Layout, Result, Storage, Tensor};
+
+/// An output element a kernel writes (a fresh output is not zeroed first).
+pub(crate) type Fresh = MaybeUninit<f32>;
+
+/// Whether `t` is an f32 tensor on the CPU, the tensors these helpers and
+/// the CPU custom operations read.
+pub(crate) fn is_cpu_f32(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
 
 /// The contiguous f32 values a layout covers.
 pub(crate) fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
@@ -17,17 +26,17 @@ pub(crate) fn contiguous<'a>(storage: &'a CpuStorage, layout: &Layout) -> Result
 }
 
 /// `out` as the storage a kernel writes: the view a fresh output has too.
-pub(crate) fn writable(out: &mut [f32]) -> &mut [MaybeUninit<f32>] {
+pub(crate) fn writable(out: &mut [f32]) -> &mut [Fresh] {
     // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and kernels only
     // write initialized values through the view.
-    unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) }
+    unsafe { &mut *(out as *mut [f32] as *mut [Fresh]) }
 }
 
 /// A vector of `len` values that `fill` writes, not zeroed first.
 ///
 /// # Safety
 /// `fill` must write every one of the `len` values.
-pub(crate) unsafe fn fresh(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+pub(crate) unsafe fn fresh(len: usize, fill: impl FnOnce(&mut [Fresh])) -> Vec<f32> {
     let mut out = Vec::with_capacity(len);
     fill(&mut out.spare_capacity_mut()[..len]);
     // SAFETY: `fill` wrote all `len` values (the caller's promise).
@@ -77,7 +86,7 @@ impl<F: FnOnce(&mut [f32]) -> Result<()>> InplaceOp1 for InPlace<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device, Var};
+    use candle_core::{Device, Var};
 
     #[test]
     fn values_change_in_place_for_every_view_of_the_storage() {

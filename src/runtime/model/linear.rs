@@ -49,10 +49,11 @@ pub trait Quantizer: Debug + Send + Sync {
     /// The quantized values (no gradient) when [`Self::fake_quant`] is the
     /// plain straight-through form, whose gradient reaches the float weight
     /// unchanged: the linear layer's product then reads them and hands its
-    /// weight gradient to the float weight directly. `None` for quantizers
-    /// with trainable parameters.
-    fn straight_through_values(&self, weight: &Tensor) -> Result<Option<Tensor>> {
-        self.quantize(&weight.detach()).map(Some)
+    /// weight gradient to the float weight directly. `None` (the default)
+    /// keeps [`Self::fake_quant`]'s own differentiable form, which is always
+    /// right; quantizers with trainable parameters must keep it.
+    fn straight_through_values(&self, _weight: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
     }
 }
 
@@ -82,6 +83,10 @@ impl Quantizer for SymmetricIntPerRow {
         let q = weight.broadcast_div(&scale)?.round()?.clamp(-qmax, qmax)?;
         q.broadcast_mul(&scale)
     }
+
+    fn straight_through_values(&self, weight: &Tensor) -> Result<Option<Tensor>> {
+        self.quantize(&weight.detach()).map(Some)
+    }
 }
 
 /// The state of a linear layer's weight.
@@ -110,6 +115,16 @@ pub enum FrozenWeight {
     Values(Tensor),
     /// The quantizer's own differentiable form (trainable parameters).
     Graph(Tensor),
+}
+
+impl FrozenWeight {
+    /// `weight` as `quantizer` has the forward pass read it.
+    fn of(weight: &Tensor, quantizer: &dyn Quantizer) -> Result<FrozenWeight> {
+        Ok(match quantizer.straight_through_values(weight)? {
+            Some(values) => FrozenWeight::Values(values),
+            None => FrozenWeight::Graph(quantizer.fake_quant(weight)?),
+        })
+    }
 }
 
 /// `y = x Wᵀ + b` with `W` `[out, in]`.
@@ -227,10 +242,7 @@ impl Linear {
             frozen,
         } = &mut self.weight
         {
-            *frozen = Some(match quantizer.straight_through_values(weight)? {
-                Some(values) => FrozenWeight::Values(values),
-                None => FrozenWeight::Graph(quantizer.fake_quant(weight)?),
-            });
+            *frozen = Some(FrozenWeight::of(weight, quantizer.as_ref())?);
         }
         Ok(())
     }
@@ -249,10 +261,7 @@ impl Linear {
         };
         let frozen = match frozen {
             Some(f) => f.clone(),
-            None => match quantizer.straight_through_values(weight)? {
-                Some(values) => FrozenWeight::Values(values),
-                None => FrozenWeight::Graph(quantizer.fake_quant(weight)?),
-            },
+            None => FrozenWeight::of(weight, quantizer.as_ref())?,
         };
         Ok(match frozen {
             FrozenWeight::Values(values) => (weight.clone(), Some(values)),

@@ -4,20 +4,21 @@
 //! quantizer (the activation quantization of a quantization-aware layer),
 //! `W` `[out, in]` read through its quantized values `Q(W)` where given (a
 //! fake-quantized weight), and an optional bias; both quantizers are seen
-//! through the straight-through estimator. Written as candle operations this is a quantizer node, two
-//! reshapes, a transpose, a product and a broadcast add, and the backward
-//! pass allocates, zeroes and adds a gradient for each of them; here the
-//! backward pass computes the three gradients directly:
+//! through the straight-through estimator. Written as candle operations
+//! this is a quantizer node, two reshapes, a transpose, a product and a
+//! broadcast add, and the backward pass allocates, zeroes and adds a
+//! gradient for each of them; here the backward pass computes the three
+//! gradients directly:
 //! `dx = dy·Q(W)` (straight through `q`), `dW = dyᵀ·q(x)` (straight
 //! through `Q`), `db = Σ_rows dy`.
 //! The products run on the `gemm` crate, as candle's own matmul does.
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 
-use crate::runtime::kernels::values::{contiguous, fresh, with_values};
+use crate::runtime::kernels::values::{contiguous, fresh, is_cpu_f32, with_values};
 use crate::runtime::model::straight_through::ValueMap;
 
 /// `input(x)·Wᵀ + bias` over `x`'s last dimension, differentiable in `x`
@@ -32,7 +33,7 @@ pub fn linear(
     input: Option<Arc<ValueMap>>,
     weight_values: Option<&Tensor>,
 ) -> Result<Option<Tensor>> {
-    let applies = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+    let applies = is_cpu_f32;
     let Ok((out, inp)) = weight.dims2() else {
         return Ok(None);
     };
@@ -222,8 +223,8 @@ fn bias_grad(dy: &[f32], out: usize) -> Vec<f32> {
 }
 
 impl LinearOp {
-    /// Calls `f` with the weight values the product reads: `own` (the
-    /// weight argument's) or the given ones.
+    /// Calls `f` with the weight values the forward product reads: `own`
+    /// (the weight argument's storage) or the given ones.
     fn with_weight<R>(&self, own: &[f32], f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
         match &self.weight_values {
             Some(v) => with_values(v, f),
@@ -262,22 +263,21 @@ impl LinearOp {
         with_bias: bool,
     ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
         let d = Dims::of(x.elem_count(), weight.shape())?;
+        let read_weight = self.weight_values.as_ref().unwrap_or(weight);
         let (dx, dw, db) = with_values(grad, |dy| {
-            with_values(weight, |own| {
-                self.with_weight(own, |w| {
-                    with_values(x, |x| {
-                        let kept = self.mapped.lock().unwrap_or_else(|e| e.into_inner());
-                        let recomputed = match (&self.input, kept.as_deref()) {
-                            (Some(map), None) => Some(map(x, d.rows, d.inp)?),
-                            _ => None,
-                        };
-                        let read = recomputed.as_deref().or(kept.as_deref()).unwrap_or(x);
-                        Ok((
-                            input_grad(dy, w, d),
-                            weight_grad(dy, read, d),
-                            with_bias.then(|| bias_grad(dy, d.out)),
-                        ))
-                    })
+            with_values(read_weight, |w| {
+                with_values(x, |x| {
+                    let kept = self.mapped.lock().unwrap_or_else(|e| e.into_inner());
+                    let recomputed = match (&self.input, kept.as_deref()) {
+                        (Some(map), None) => Some(map(x, d.rows, d.inp)?),
+                        _ => None,
+                    };
+                    let read = recomputed.as_deref().or(kept.as_deref()).unwrap_or(x);
+                    Ok((
+                        input_grad(dy, w, d),
+                        weight_grad(dy, read, d),
+                        with_bias.then(|| bias_grad(dy, d.out)),
+                    ))
                 })
             })
         })?;
@@ -352,7 +352,7 @@ impl CustomOp3 for LinearOp {
 mod tests {
     use super::*;
     use crate::testing::max_diff;
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     /// The same product and gradients from candle's own operations.
     fn reference(

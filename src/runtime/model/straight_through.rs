@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
 
+use crate::runtime::kernels::values::is_cpu_f32;
+
 /// Maps the values of a row-major `[rows, cols]` matrix (the tensor's last
 /// dimension is `cols`) to their quantized-then-dequantized values.
 pub type ValueMap = dyn Fn(&[f32], usize, usize) -> Result<Vec<f32>> + Send + Sync;
 
 /// `map(x)` in the forward pass; the gradient passes straight through to `x`.
 pub fn straight_through(x: &Tensor, map: Arc<ValueMap>) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
+    if is_cpu_f32(x) {
         return x.contiguous()?.apply_op1(StraightThrough { map });
     }
     let cols = x.dims().last().copied().unwrap_or(1).max(1);

@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use std::mem::MaybeUninit;
+use crate::runtime::kernels::values::Fresh;
 
 /// Output columns per weight panel (two 8-lane vectors).
 pub(crate) const PANEL_COLS: usize = 16;
@@ -26,7 +26,7 @@ pub(crate) unsafe fn tile(
     rows: usize,
     panel: &[f32],
     bias: Option<&[f32]>,
-    c: &mut [MaybeUninit<f32>],
+    c: &mut [Fresh],
     ldc: usize,
     cols: usize,
 ) {
