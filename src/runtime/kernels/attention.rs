@@ -293,7 +293,7 @@ impl SequenceAttention<'_> {
 /// `exp(p − max p)` in place over the first `keys` of `probs` (a multiple of
 /// 16 long), exactly 0 beyond; returns the sum.
 #[inline(always)]
-fn softmax_unnormalized(probs: &mut [f32], keys: usize) -> f32 {
+pub(crate) fn softmax_unnormalized(probs: &mut [f32], keys: usize) -> f32 {
     const LANES: usize = 16;
     probs[keys..].fill(f32::NEG_INFINITY);
     let mut lanes = [f32::NEG_INFINITY; LANES];

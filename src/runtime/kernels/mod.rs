@@ -70,6 +70,7 @@
 
 mod activations;
 pub mod attention;
+pub mod attention_grad;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod f32_gemm;

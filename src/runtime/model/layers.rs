@@ -275,7 +275,9 @@ pub fn attention_bias(mask: &Tensor, causal: bool) -> Result<Tensor> {
 /// Multi-head attention of `q`, `k`, `v` `[batch, seq, heads * head_dim]`
 /// under `mask`. Returns the context `[batch, seq, heads * head_dim]` and,
 /// when `keep_probs`, the probabilities `[batch, heads, seq, seq]`. Inference
-/// without probabilities uses the fused kernel where it applies.
+/// without probabilities uses the fused kernel where it applies; training,
+/// or inference that keeps the probabilities, the two differentiable
+/// operations of `kernels::attention_grad` for a padding mask.
 #[allow(clippy::too_many_arguments)]
 pub fn multi_head_attention(
     q: &Tensor,
@@ -299,6 +301,16 @@ pub fn multi_head_attention(
                 mask.causal,
             )? {
                 return Ok((ctx, None));
+            }
+        }
+    }
+    if !mask.causal && (mode == Mode::Training || keep_probs) {
+        if let Some(lengths) = &mask.lengths {
+            let joined = crate::runtime::kernels::attention_grad::attention(
+                q, k, v, heads, head_dim, lengths,
+            )?;
+            if let Some((ctx, probs)) = joined {
+                return Ok((ctx, keep_probs.then_some(probs)));
             }
         }
     }
