@@ -317,9 +317,30 @@ pub fn learning_rate(
 pub fn global_norm(grads: &BTreeMap<String, Tensor>, rows: Option<&RowGrad>) -> Result<f64> {
     let mut total = 0f64;
     for g in grads.values().chain(rows.map(|r| &r.grad)) {
-        total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+        total += if is_cpu_f32(g) {
+            with_values(g, |v| Ok(sum_of_squares(v)))?
+        } else {
+            g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64
+        };
     }
     Ok(total.sqrt())
+}
+
+/// `Σ v²` in one pass, 16 lanes of f32 partial sums (they vectorize)
+/// added up in f64 per block of 4,096 values.
+fn sum_of_squares(values: &[f32]) -> f64 {
+    values
+        .chunks(4096)
+        .map(|block| {
+            let mut lanes = [0f32; 16];
+            for chunk in block.chunks(16) {
+                for (lane, &v) in lanes.iter_mut().zip(chunk) {
+                    *lane += v * v;
+                }
+            }
+            lanes.iter().map(|&l| l as f64).sum::<f64>()
+        })
+        .sum()
 }
 
 /// Scales `grads` and `rows` so their global norm is at most `max_norm`;
@@ -470,5 +491,31 @@ mod tests {
         let before = clip_grad_norm(&mut grads, None, Some(1.0)).unwrap();
         assert!((before - 5.0).abs() < 1e-6);
         assert!((global_norm(&grads, None).unwrap() - 1.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn the_global_norm_sums_every_value_and_keeps_a_nan() {
+        let dev = Device::Cpu;
+        let values: Vec<f32> = (0..10_007)
+            .map(|i| ((i % 97) as f32 - 48.0) / 7.0)
+            .collect();
+        let expected = values
+            .iter()
+            .map(|&v| (v as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let mut grads = BTreeMap::new();
+        let strided = Tensor::from_vec(values, (1, 10_007), &dev)
+            .unwrap()
+            .t()
+            .unwrap();
+        grads.insert("a".to_string(), strided);
+        let norm = global_norm(&grads, None).unwrap();
+        assert!(
+            (norm - expected).abs() < 1e-6 * expected,
+            "{norm} vs {expected}"
+        );
+        grads.insert("b".to_string(), Tensor::new(&[f32::NAN], &dev).unwrap());
+        assert!(global_norm(&grads, None).unwrap().is_nan());
     }
 }

@@ -9,7 +9,10 @@
 //! shard's loss terms are weighted by its share of what the term averages
 //! over (`losses::MeanOver`: real tokens, next-token targets or rows), so
 //! the shards' gradients add up to the whole batch's. A loss that couples
-//! the batch's rows (contrastive) keeps the batch whole.
+//! the batch's rows (contrastive) keeps the batch whole. The linear layers'
+//! parameters sum their gradients over the shards and micro-batches
+//! themselves (`runtime::model::grad_sink`); the rest come from each
+//! shard's backward pass and are added here.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -95,6 +98,7 @@ pub fn forward_backward(
         row_grad: None,
     };
     let mut dump = dump;
+    net.clear_sunk_grads();
     for micro in 0..accumulate {
         let idx = stream.get(step * accumulate + micro);
         let rows: Vec<Encoded> = idx.iter().map(|&i| inputs.encoded[i].clone()).collect();
@@ -157,6 +161,8 @@ pub fn forward_backward(
             out.add(pass, params).map_err(train_error)?;
         }
     }
+    net.take_sunk_grads(params, &mut out.grads)
+        .map_err(train_error)?;
     Ok(out)
 }
 

@@ -21,6 +21,7 @@ use crate::ir::WeightQuant;
 use crate::lower::teacher::Tensors;
 use crate::quant::QuantSpec;
 use crate::runtime::load::from_artifact::heads_from_tensors;
+use crate::runtime::model::grad_sink::GradSink;
 use crate::runtime::{ForwardOptions, Head, Inputs, ModelOutput, Network, Quantizer};
 
 /// A weight quantizer placed on a module, as the trainer applies it.
@@ -62,6 +63,9 @@ pub struct TrainableNet {
     position_quant: Vec<Option<(Arc<dyn Quantizer>, Var)>>,
     /// The word table, when it is trained a few rows at a time.
     sparse_words: Option<RowSparseTable>,
+    /// Where the linear layers put their parameters' gradients
+    /// (`take_sunk_grads`).
+    grad_sink: Arc<GradSink>,
 }
 
 impl TrainableNet {
@@ -124,10 +128,12 @@ impl TrainableNet {
                 };
                 placed.insert(module.clone(), p);
             }
+            let grad_sink = Arc::new(GradSink::default());
             for (name, lin) in network.linears_mut() {
                 if let Some(p) = placed.get(&name) {
                     lin.fake_quantize(p.quantizer())?;
                 }
+                lin.set_grad_sink(Some(grad_sink.clone()));
                 if let Some(a) = activations.get(&name) {
                     lin.quantize_inputs(*a);
                 }
@@ -160,6 +166,7 @@ impl TrainableNet {
                 embedding_quant,
                 position_quant,
                 sparse_words,
+                grad_sink,
             })
         };
         run().map_err(|e| e.to_string())
@@ -218,6 +225,31 @@ impl TrainableNet {
             token_types: inputs.token_types.clone(),
             decoder: inputs.decoder.clone(),
         })
+    }
+
+    /// The gradients the linear layers summed themselves since the last
+    /// call, added to `grads` by parameter name (`params`).
+    pub fn take_sunk_grads(
+        &self,
+        params: &[Param],
+        grads: &mut BTreeMap<String, Tensor>,
+    ) -> Result<()> {
+        for p in params {
+            if let Some(g) = self.grad_sink.take(p.var.as_tensor())? {
+                let sum = match grads.remove(&p.name) {
+                    Some(prev) => (prev + g)?,
+                    None => g,
+                };
+                grads.insert(p.name.clone(), sum);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets gradients the linear layers summed (a step that failed
+    /// part way).
+    pub fn clear_sunk_grads(&self) {
+        self.grad_sink.clear();
     }
 
     /// The gradient in `grads` of the word-table rows the last

@@ -23,6 +23,7 @@ use crate::base::Activation;
 use crate::quant::Quantized;
 use crate::runtime::kernels::f32_gemm::{self, PackedWeight};
 use crate::runtime::kernels::{KernelError, PackedLinear};
+use crate::runtime::model::grad_sink::GradSink;
 use crate::runtime::model::input_tap::InputTap;
 use crate::runtime::model::layers::activate;
 use crate::runtime::model::linear_grad;
@@ -140,6 +141,9 @@ pub struct Linear {
     input_quant: Option<ActivationQuant>,
     /// Records the inputs (calibration), when attached.
     tap: Option<Arc<InputTap>>,
+    /// Takes the weight's and the bias's gradients while training, when
+    /// attached (`set_grad_sink`).
+    grad_sink: Option<Arc<GradSink>>,
 }
 
 impl Linear {
@@ -160,6 +164,7 @@ impl Linear {
             kernel: None,
             input_quant: None,
             tap: None,
+            grad_sink: None,
         })
     }
 
@@ -180,6 +185,7 @@ impl Linear {
             kernel: None,
             input_quant: None,
             tap: None,
+            grad_sink: None,
         })
     }
 
@@ -190,6 +196,7 @@ impl Linear {
             kernel: None,
             input_quant: None,
             tap: None,
+            grad_sink: None,
         }
     }
 
@@ -343,6 +350,13 @@ impl Linear {
     }
 
     /// Attaches (or with `None` removes) a tap that records every input.
+    /// Sends the gradients of the weight and the bias, where they are
+    /// parameters, to `sink` instead of the backward pass's store (CPU
+    /// training; other devices keep the store).
+    pub fn set_grad_sink(&mut self, sink: Option<Arc<GradSink>>) {
+        self.grad_sink = sink;
+    }
+
     pub fn set_tap(&mut self, tap: Option<Arc<InputTap>>) {
         self.tap = tap;
     }
@@ -426,7 +440,10 @@ impl Linear {
         }
         let (w, values) = self.product_weight()?;
         let bias = self.bias.as_ref();
-        let y = match linear_grad::linear(x, &w, bias, quant.map(input_map), values.as_ref())? {
+        let sink = self.grad_sink.as_ref();
+        let product =
+            linear_grad::linear(x, &w, bias, quant.map(input_map), values.as_ref(), sink)?;
+        let y = match product {
             Some(y) => y,
             None => {
                 let w = match values {

@@ -15,10 +15,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, TensorId};
 use gemm::Parallelism;
 
 use crate::runtime::kernels::values::{contiguous, fresh, is_cpu_f32, with_values};
+use crate::runtime::model::grad_sink::GradSink;
 use crate::runtime::model::straight_through::ValueMap;
 
 /// `input(x)·Wᵀ + bias` over `x`'s last dimension, differentiable in `x`
@@ -32,6 +33,7 @@ pub fn linear(
     bias: Option<&Tensor>,
     input: Option<Arc<ValueMap>>,
     weight_values: Option<&Tensor>,
+    sink: Option<&Arc<GradSink>>,
 ) -> Result<Option<Tensor>> {
     let applies = is_cpu_f32;
     let Ok((out, inp)) = weight.dims2() else {
@@ -45,10 +47,16 @@ pub fn linear(
     {
         return Ok(None);
     }
+    let parameter = |t: &Tensor| t.is_variable().then(|| t.id());
     let op = LinearOp {
         input,
         mapped: Mutex::new(None),
         weight_values: weight_values.map(Tensor::contiguous).transpose()?,
+        sink: sink.map(|sink| SinkTarget {
+            sink: sink.clone(),
+            weight: parameter(weight),
+            bias: bias.and_then(parameter),
+        }),
     };
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     match bias {
@@ -64,6 +72,16 @@ struct LinearOp {
     mapped: Mutex<Option<Vec<f32>>>,
     /// The values the product reads for the weight, if not its own.
     weight_values: Option<Tensor>,
+    /// Where the weight's and the bias's gradients go instead of the
+    /// backward pass, for those that are parameters.
+    sink: Option<SinkTarget>,
+}
+
+/// A sink and the parameters of one product whose gradients it takes.
+struct SinkTarget {
+    sink: Arc<GradSink>,
+    weight: Option<TensorId>,
+    bias: Option<TensorId>,
 }
 
 /// The shapes of one product: `rows` inputs of width `inp`, `out` outputs.
@@ -261,7 +279,7 @@ impl LinearOp {
         weight: &Tensor,
         grad: &Tensor,
         with_bias: bool,
-    ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>)> {
         let d = Dims::of(x.elem_count(), weight.shape())?;
         let read_weight = self.weight_values.as_ref().unwrap_or(weight);
         let (dx, dw, db) = with_values(grad, |dy| {
@@ -282,11 +300,31 @@ impl LinearOp {
             })
         })?;
         let dev = x.device();
-        Ok((
-            Tensor::from_vec(dx, x.shape(), dev)?,
-            Tensor::from_vec(dw, weight.shape(), dev)?,
-            db.map(|db| Tensor::from_vec(db, d.out, dev)).transpose()?,
-        ))
+        let target = self.sink.as_ref();
+        let dw = self.hand_on(target.and_then(|t| t.weight), dw, weight.shape())?;
+        let db = match db {
+            Some(db) => self.hand_on(target.and_then(|t| t.bias), db, &Shape::from(d.out))?,
+            None => None,
+        };
+        Ok((Tensor::from_vec(dx, x.shape(), dev)?, dw, db))
+    }
+
+    /// A parameter's gradient `grad`: added to the sink when the parameter
+    /// `id` has one (then `None`: the backward pass gets nothing), else as
+    /// a tensor of `shape` for the backward pass.
+    fn hand_on(
+        &self,
+        id: Option<TensorId>,
+        grad: Vec<f32>,
+        shape: &Shape,
+    ) -> Result<Option<Tensor>> {
+        match (&self.sink, id) {
+            (Some(target), Some(id)) => {
+                target.sink.add(id, grad)?;
+                Ok(None)
+            }
+            _ => Tensor::from_vec(grad, shape, &candle_core::Device::Cpu).map(Some),
+        }
     }
 }
 
@@ -313,7 +351,7 @@ impl CustomOp2 for LinearOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, _) = self.backward(x, weight, grad, false)?;
-        Ok((Some(dx), Some(dw)))
+        Ok((Some(dx), dw))
     }
 }
 
@@ -344,7 +382,7 @@ impl CustomOp3 for LinearOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (dx, dw, db) = self.backward(x, weight, grad, true)?;
         let db = db.map(|db| db.reshape(bias.shape())).transpose()?;
-        Ok((Some(dx), Some(dw), db))
+        Ok((Some(dx), dw, db))
     }
 }
 
@@ -389,12 +427,14 @@ mod tests {
     #[test]
     fn values_and_gradients_match_candles_operations() {
         let dev = Device::Cpu;
-        for (shape, with_bias, quantized, weight_values) in [
-            (vec![2usize, 5, 7], true, false, false),
-            (vec![9, 7], false, false, true),
-            (vec![3, 4, 7], true, true, false),
-            (vec![1, 7], true, true, true),
+        for (shape, with_bias, quantized, weight_values, sunk) in [
+            (vec![2usize, 5, 7], true, false, false, false),
+            (vec![9, 7], false, false, true, false),
+            (vec![3, 4, 7], true, true, false, true),
+            (vec![1, 7], true, true, true, false),
+            (vec![6, 7], false, true, true, true),
         ] {
+            let sink = sunk.then(|| Arc::new(GradSink::default()));
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape.as_slice(), &dev).unwrap())
                 .unwrap();
             let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (11, 7), &dev).unwrap()).unwrap();
@@ -408,6 +448,7 @@ mod tests {
                 bias,
                 input.clone(),
                 values.as_ref(),
+                sink.as_ref(),
             )
             .unwrap()
             .unwrap();
@@ -433,13 +474,19 @@ mod tests {
             if with_bias {
                 vars.push(&b);
             }
-            for v in vars {
-                let (a, e) = (
-                    g_ours.get(v.as_tensor()).unwrap(),
-                    g_theirs.get(v.as_tensor()).unwrap(),
-                );
+            for (i, v) in vars.into_iter().enumerate() {
+                // With a sink, the parameters' gradients are taken from it
+                // and the backward pass has none.
+                let a = match &sink {
+                    Some(sink) if i > 0 => {
+                        assert!(g_ours.get(v.as_tensor()).is_none());
+                        sink.take(v.as_tensor()).unwrap().unwrap()
+                    }
+                    _ => g_ours.get(v.as_tensor()).unwrap().clone(),
+                };
+                let e = g_theirs.get(v.as_tensor()).unwrap();
                 assert_eq!(a.dims(), e.dims());
-                assert!(max_diff(a, e) < 1e-4, "{shape:?}: {}", max_diff(a, e));
+                assert!(max_diff(&a, e) < 1e-4, "{shape:?}: {}", max_diff(&a, e));
             }
             if !with_bias {
                 assert!(g_ours.get(b.as_tensor()).is_none());
@@ -453,15 +500,21 @@ mod tests {
         let w = Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap();
         let b = Tensor::new(&[1f32, 2.0, 3.0], &dev).unwrap();
         let empty = Tensor::zeros((0, 4), DType::F32, &dev).unwrap();
-        let y = linear(&empty, &w, Some(&b), None, None).unwrap().unwrap();
+        let y = linear(&empty, &w, Some(&b), None, None, None)
+            .unwrap()
+            .unwrap();
         assert_eq!(y.dims(), &[0, 3]);
         let wrong = Tensor::zeros((2, 5), DType::F32, &dev).unwrap();
-        assert!(linear(&wrong, &w, Some(&b), None, None).unwrap().is_none());
+        assert!(linear(&wrong, &w, Some(&b), None, None, None)
+            .unwrap()
+            .is_none());
         let f64x = Tensor::zeros((2, 4), DType::F64, &dev).unwrap();
-        assert!(linear(&f64x, &w, None, None, None).unwrap().is_none());
-        assert!(linear(&empty, &w, Some(&w), None, None).unwrap().is_none());
+        assert!(linear(&f64x, &w, None, None, None, None).unwrap().is_none());
+        assert!(linear(&empty, &w, Some(&w), None, None, None)
+            .unwrap()
+            .is_none());
         let short = Tensor::zeros((3, 3), DType::F32, &dev).unwrap();
-        assert!(linear(&empty, &w, None, None, Some(&short))
+        assert!(linear(&empty, &w, None, None, Some(&short), None)
             .unwrap()
             .is_none());
     }

@@ -7,6 +7,7 @@
 pub mod bart;
 pub mod bert;
 pub mod gpt2;
+pub mod grad_sink;
 pub mod heads;
 pub mod input_tap;
 pub mod joined_linear;
