@@ -208,6 +208,19 @@ pub fn gelu_erf_in_place(values: &mut [f32]) {
     });
 }
 
+/// `out = GELU(xs)` (the values [`gelu_erf`] gives on the CPU), in
+/// parallel chunks.
+pub fn gelu_erf_into(xs: &[f32], out: &mut [f32]) {
+    Unary::GeluErf.apply_all(xs, out);
+}
+
+/// `grad ⊙ GELU′(xs)` into `grad`, in parallel chunks: the gradient of the
+/// GELU's input from its output's (the values [`gelu_erf`]'s backward
+/// pass gives).
+pub fn gelu_erf_grad_in_place(xs: &[f32], grad: &mut [f32]) {
+    Unary::GeluErfGrad.apply_all(xs, grad);
+}
+
 /// `tanh`; fused and multi-threaded for f32 on the CPU without gradient
 /// (`fastmath::tanh`, absolute error below 3e-7).
 pub fn tanh(x: &Tensor) -> Result<Tensor> {

@@ -441,10 +441,11 @@ impl Linear {
         let (w, values) = self.product_weight()?;
         let bias = self.bias.as_ref();
         let sink = self.grad_sink.as_ref();
-        let product =
-            linear_grad::linear(x, &w, bias, quant.map(input_map), values.as_ref(), sink)?;
+        let (input, read) = (quant.map(input_map), values.as_ref());
+        let product = linear_grad::linear(x, &w, bias, input, read, sink, gelu)?;
         let y = match product {
-            Some(y) => y,
+            // The operation applied the GELU itself.
+            Some(y) => return Ok(y),
             None => {
                 let w = match values {
                     Some(v) => (&w + (v - &w)?.detach())?,

@@ -12,12 +12,19 @@
 //! `dx = dy·Q(W)` (straight through `q`), `dW = dyᵀ·q(x)` (straight
 //! through `Q`), `db = Σ_rows dy`.
 //! The products run on the `gemm` crate, as candle's own matmul does.
+//! Two options serve training: an erf GELU fused after the product (the
+//! feed-forward block's first layer: no separate activation node, whose
+//! gradient would be zeroed and added at the layer's widest shape), and a
+//! [`GradSink`] that takes the weight's and the bias's gradients where they
+//! are parameters (summed across shards and micro-batches there, not
+//! handed to candle's store).
 
 use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, TensorId};
 use gemm::Parallelism;
 
+use crate::runtime::kernels::fused_ops::{gelu_erf_grad_in_place, gelu_erf_into};
 use crate::runtime::kernels::values::{contiguous, fresh, is_cpu_f32, with_values};
 use crate::runtime::model::grad_sink::GradSink;
 use crate::runtime::model::straight_through::ValueMap;
@@ -34,6 +41,7 @@ pub fn linear(
     input: Option<Arc<ValueMap>>,
     weight_values: Option<&Tensor>,
     sink: Option<&Arc<GradSink>>,
+    gelu: bool,
 ) -> Result<Option<Tensor>> {
     let applies = is_cpu_f32;
     let Ok((out, inp)) = weight.dims2() else {
@@ -48,9 +56,14 @@ pub fn linear(
         return Ok(None);
     }
     let parameter = |t: &Tensor| t.is_variable().then(|| t.id());
+    let tracked = x.track_op() || weight.track_op() || bias.is_some_and(Tensor::track_op);
     let op = LinearOp {
         input,
         mapped: Mutex::new(None),
+        gelu: gelu.then(|| Gelu {
+            keep: tracked,
+            pre_activation: Mutex::new(None),
+        }),
         weight_values: weight_values.map(Tensor::contiguous).transpose()?,
         sink: sink.map(|sink| SinkTarget {
             sink: sink.clone(),
@@ -70,11 +83,20 @@ struct LinearOp {
     input: Option<Arc<ValueMap>>,
     /// `input(x)` of the forward pass, kept for the weight's gradient.
     mapped: Mutex<Option<Vec<f32>>>,
+    /// The erf GELU applied to the product, when fused.
+    gelu: Option<Gelu>,
     /// The values the product reads for the weight, if not its own.
     weight_values: Option<Tensor>,
     /// Where the weight's and the bias's gradients go instead of the
     /// backward pass, for those that are parameters.
     sink: Option<SinkTarget>,
+}
+
+/// The erf GELU after the product (`y = GELU(x·Wᵀ + b)`), and the product
+/// it was applied to, kept for the backward pass when there is one.
+struct Gelu {
+    keep: bool,
+    pre_activation: Mutex<Option<Vec<f32>>>,
 }
 
 /// A sink and the parameters of one product whose gradients it takes.
@@ -269,6 +291,20 @@ impl LinearOp {
                 None => product(x, w, bias, d),
             })
         })?;
+        let y = match &self.gelu {
+            Some(gelu) => {
+                let mut out = vec![0f32; y.len()];
+                gelu_erf_into(&y, &mut out);
+                if gelu.keep {
+                    *gelu
+                        .pre_activation
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(y);
+                }
+                out
+            }
+            None => y,
+        };
         Ok((CpuStorage::F32(y), d.out_shape(xl.shape())))
     }
 
@@ -282,6 +318,23 @@ impl LinearOp {
     ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>)> {
         let d = Dims::of(x.elem_count(), weight.shape())?;
         let read_weight = self.weight_values.as_ref().unwrap_or(weight);
+        // Through a fused GELU, the product's gradient is `grad ⊙ GELU′`.
+        let through_gelu = match &self.gelu {
+            Some(gelu) => {
+                let kept = gelu
+                    .pre_activation
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let Some(pre) = kept.as_deref() else {
+                    candle_core::bail!("plcc-linear: the GELU's input was not kept")
+                };
+                let mut dy = with_values(grad, |g| Ok(g.to_vec()))?;
+                gelu_erf_grad_in_place(pre, &mut dy);
+                Some(Tensor::from_vec(dy, grad.shape(), grad.device())?)
+            }
+            None => None,
+        };
+        let grad = through_gelu.as_ref().unwrap_or(grad);
         let (dx, dw, db) = with_values(grad, |dy| {
             with_values(read_weight, |w| {
                 with_values(x, |x| {
@@ -427,12 +480,13 @@ mod tests {
     #[test]
     fn values_and_gradients_match_candles_operations() {
         let dev = Device::Cpu;
-        for (shape, with_bias, quantized, weight_values, sunk) in [
-            (vec![2usize, 5, 7], true, false, false, false),
-            (vec![9, 7], false, false, true, false),
-            (vec![3, 4, 7], true, true, false, true),
-            (vec![1, 7], true, true, true, false),
-            (vec![6, 7], false, true, true, true),
+        for (shape, with_bias, quantized, weight_values, sunk, gelu) in [
+            (vec![2usize, 5, 7], true, false, false, false, false),
+            (vec![9, 7], false, false, true, false, true),
+            (vec![3, 4, 7], true, true, false, true, false),
+            (vec![1, 7], true, true, true, false, false),
+            (vec![6, 7], false, true, true, true, true),
+            (vec![2, 3, 7], true, true, true, true, true),
         ] {
             let sink = sunk.then(|| Arc::new(GradSink::default()));
             let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, shape.as_slice(), &dev).unwrap())
@@ -449,11 +503,17 @@ mod tests {
                 input.clone(),
                 values.as_ref(),
                 sink.as_ref(),
+                gelu,
             )
             .unwrap()
             .unwrap();
             let theirs =
                 reference(x.as_tensor(), w.as_tensor(), bias, input, values.as_ref()).unwrap();
+            let theirs = if gelu {
+                theirs.gelu_erf().unwrap()
+            } else {
+                theirs
+            };
             assert_eq!(ours.dims(), theirs.dims());
             assert!(max_diff(&ours, &theirs) < 1e-5, "{shape:?}");
             // A loss that weighs every output differently.
@@ -500,21 +560,23 @@ mod tests {
         let w = Tensor::randn(0f32, 1.0, (3, 4), &dev).unwrap();
         let b = Tensor::new(&[1f32, 2.0, 3.0], &dev).unwrap();
         let empty = Tensor::zeros((0, 4), DType::F32, &dev).unwrap();
-        let y = linear(&empty, &w, Some(&b), None, None, None)
+        let y = linear(&empty, &w, Some(&b), None, None, None, false)
             .unwrap()
             .unwrap();
         assert_eq!(y.dims(), &[0, 3]);
         let wrong = Tensor::zeros((2, 5), DType::F32, &dev).unwrap();
-        assert!(linear(&wrong, &w, Some(&b), None, None, None)
+        assert!(linear(&wrong, &w, Some(&b), None, None, None, false)
             .unwrap()
             .is_none());
         let f64x = Tensor::zeros((2, 4), DType::F64, &dev).unwrap();
-        assert!(linear(&f64x, &w, None, None, None, None).unwrap().is_none());
-        assert!(linear(&empty, &w, Some(&w), None, None, None)
+        assert!(linear(&f64x, &w, None, None, None, None, false)
+            .unwrap()
+            .is_none());
+        assert!(linear(&empty, &w, Some(&w), None, None, None, false)
             .unwrap()
             .is_none());
         let short = Tensor::zeros((3, 3), DType::F32, &dev).unwrap();
-        assert!(linear(&empty, &w, None, None, Some(&short), None)
+        assert!(linear(&empty, &w, None, None, Some(&short), None, false)
             .unwrap()
             .is_none());
     }
