@@ -98,6 +98,15 @@ impl Heads {
         self.heads * self.seq * self.seq
     }
 
+    /// Sequence `b`'s values in q, k, v or the context, and in the
+    /// probabilities.
+    fn spans(&self, b: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        (
+            b * self.rows()..(b + 1) * self.rows(),
+            b * self.probs()..(b + 1) * self.probs(),
+        )
+    }
+
     /// The scores' scale `1/√d` (as the composite form rounds it).
     fn scale(&self) -> f32 {
         (1.0 / (self.head_dim as f64).sqrt()) as f32
@@ -114,11 +123,18 @@ impl Heads {
         }
     }
 
-    fn check(&self, op: &str, layout: &Layout, per_sequence: usize) -> Result<()> {
+    /// An operand's contiguous values, checked to hold `per_sequence`
+    /// values for every sequence.
+    fn operand<'a>(
+        &self,
+        op: &str,
+        (storage, layout): (&'a CpuStorage, &Layout),
+        per_sequence: usize,
+    ) -> Result<&'a [f32]> {
         if layout.shape().elem_count() != self.batch * per_sequence {
             candle_core::bail!("{op}: input {:?} does not fit {self:?}", layout.shape())
         }
-        Ok(())
+        contiguous(storage, layout)
     }
 }
 
@@ -182,16 +198,15 @@ impl CustomOp2 for ProbsOp {
         kl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let h = &self.0;
-        h.check(self.name(), ql, h.rows())?;
-        h.check(self.name(), kl, h.rows())?;
-        let (q, k) = (contiguous(qs, ql)?, contiguous(ks, kl)?);
+        let q = h.operand(self.name(), (qs, ql), h.rows())?;
+        let k = h.operand(self.name(), (ks, kl), h.rows())?;
         // SAFETY: every sequence's probabilities are written whole.
         let probs = unsafe {
             fresh(h.batch * h.probs(), |out| {
                 out.par_chunks_mut(h.probs())
                     .enumerate()
                     .for_each(|(b, out)| {
-                        let at = b * h.rows()..(b + 1) * h.rows();
+                        let (at, _) = h.spans(b);
                         sequence_probs(&q[at.clone()], &k[at], h.sequence(b), out)
                     })
             })
@@ -217,10 +232,7 @@ impl CustomOp2 for ProbsOp {
                             .zip(dk.par_chunks_mut(h.rows()))
                             .enumerate()
                             .for_each(|(b, (dq, dk))| {
-                                let (at, pt) = (
-                                    b * h.rows()..(b + 1) * h.rows(),
-                                    b * h.probs()..(b + 1) * h.probs(),
-                                );
+                                let (at, pt) = h.spans(b);
                                 let inputs = [&q[at.clone()], &k[at], &p[pt.clone()], &g[pt]];
                                 sequence_probs_grad(inputs, h.sequence(b), dq, dk)
                             });
@@ -248,17 +260,13 @@ impl CustomOp2 for AttendOp {
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let h = &self.0;
-        h.check(self.name(), pl, h.probs())?;
-        h.check(self.name(), vl, h.rows())?;
-        let (p, v) = (contiguous(ps, pl)?, contiguous(vs, vl)?);
+        let p = h.operand(self.name(), (ps, pl), h.probs())?;
+        let v = h.operand(self.name(), (vs, vl), h.rows())?;
         let mut ctx = vec![0f32; h.batch * h.rows()];
         ctx.par_chunks_mut(h.rows())
             .enumerate()
             .for_each(|(b, ctx)| {
-                let (at, pt) = (
-                    b * h.rows()..(b + 1) * h.rows(),
-                    b * h.probs()..(b + 1) * h.probs(),
-                );
+                let (at, pt) = h.spans(b);
                 sequence_context(&p[pt], &v[at], h.sequence(b), ctx)
             });
         let shape = Shape::from((h.batch, h.seq, h.heads * h.head_dim));
@@ -284,10 +292,7 @@ impl CustomOp2 for AttendOp {
                                 .zip(dv.par_chunks_mut(h.rows()))
                                 .enumerate()
                                 .for_each(|(b, (dp, dv))| {
-                                    let (at, pt) = (
-                                        b * h.rows()..(b + 1) * h.rows(),
-                                        b * h.probs()..(b + 1) * h.probs(),
-                                    );
+                                    let (at, pt) = h.spans(b);
                                     let inputs = [&p[pt], &v[at.clone()], &g[at]];
                                     sequence_context_grad(inputs, h.sequence(b), dp, dv)
                                 })
