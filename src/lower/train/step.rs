@@ -161,8 +161,11 @@ pub fn forward_backward(
             out.add(pass, params).map_err(train_error)?;
         }
     }
-    net.take_sunk_grads(params, &mut out.grads)
-        .map_err(train_error)?;
+    for p in params {
+        if let Some(g) = net.take_sunk_grad(p).map_err(train_error)? {
+            out.add_grad(p, &g).map_err(train_error)?;
+        }
+    }
     Ok(out)
 }
 
@@ -346,11 +349,7 @@ impl StepOutcome {
         }
         for p in params {
             if let Some(gp) = pass.grads.get(p.var.as_tensor()) {
-                let acc = match self.grads.remove(&p.name) {
-                    Some(prev) => add_into(prev, gp)?,
-                    None => gp.clone(),
-                };
-                self.grads.insert(p.name.clone(), acc);
+                self.add_grad(p, gp)?;
             }
         }
         if let Some(rg) = pass.row_grad {
@@ -359,6 +358,16 @@ impl StepOutcome {
                 None => rg,
             });
         }
+        Ok(())
+    }
+
+    /// Adds `grad` to the step's gradient of `p`.
+    fn add_grad(&mut self, p: &Param, grad: &Tensor) -> candle_core::Result<()> {
+        let acc = match self.grads.remove(&p.name) {
+            Some(prev) => add_into(prev, grad)?,
+            None => grad.clone(),
+        };
+        self.grads.insert(p.name.clone(), acc);
         Ok(())
     }
 }

@@ -64,7 +64,7 @@ pub struct TrainableNet {
     /// The word table, when it is trained a few rows at a time.
     sparse_words: Option<RowSparseTable>,
     /// Where the linear layers put their parameters' gradients
-    /// (`take_sunk_grads`).
+    /// (`take_sunk_grad`).
     grad_sink: Arc<GradSink>,
 }
 
@@ -227,23 +227,10 @@ impl TrainableNet {
         })
     }
 
-    /// The gradients the linear layers summed themselves since the last
-    /// call, added to `grads` by parameter name (`params`).
-    pub fn take_sunk_grads(
-        &self,
-        params: &[Param],
-        grads: &mut BTreeMap<String, Tensor>,
-    ) -> Result<()> {
-        for p in params {
-            if let Some(g) = self.grad_sink.take(p.var.as_tensor())? {
-                let sum = match grads.remove(&p.name) {
-                    Some(prev) => (prev + g)?,
-                    None => g,
-                };
-                grads.insert(p.name.clone(), sum);
-            }
-        }
-        Ok(())
+    /// The gradient of `param` the linear layers summed themselves since
+    /// it was last taken, if any.
+    pub fn take_sunk_grad(&self, param: &Param) -> Result<Option<Tensor>> {
+        self.grad_sink.take(param.var.as_tensor())
     }
 
     /// Forgets gradients the linear layers summed (a step that failed
