@@ -196,6 +196,7 @@ fn stage_plan(stage: &StageSpec, start: Option<usize>, shapes: &Shapes) -> Resul
         losses,
         eval_every: stage.eval_every.as_ref().map(|e| e.value),
         keep: stage.keep.value,
+        quantize: stage.quantize.value,
     })
 }
 

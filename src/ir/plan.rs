@@ -163,6 +163,9 @@ pub struct StagePlan {
     pub eval_every: Option<usize>,
     /// The weights the stage hands on: its best evaluation's or its last step's.
     pub keep: Keep,
+    /// Whether the student trains through its quantizers (weights and
+    /// activations fake-quantized); `false` trains the float student.
+    pub quantize: bool,
 }
 
 /// Warm-up length.

@@ -128,5 +128,6 @@ pub fn stage(name: &str, steps: usize, losses: Vec<LossKind>) -> StageSpec {
         seed: s(0),
         eval_every: None,
         keep: s(crate::base::Keep::Best),
+        quantize: s(true),
     }
 }

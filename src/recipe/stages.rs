@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 
 use super::fields::{arg_count, Body, Errors};
 use super::values::{
-    amount_or_zero, choice, count, duration, exit_scope, ident, integer, non_negative_number,
-    positive, positive_number, unknown_value, unknown_value_besides, wrong_type,
+    amount_or_zero, boolean, choice, count, duration, exit_scope, ident, integer,
+    non_negative_number, positive, positive_number, unknown_value, unknown_value_besides,
+    wrong_type,
 };
 use crate::base::{ExitScope, Keep, LrScheduleKind, Negatives, OptimizerKind, StageLength};
 use crate::diag::Diag;
@@ -95,6 +96,11 @@ pub fn stage(
     let keep = body.take_or("keep", errs, Keep::Best, |v| {
         choice(v, &[("best", Keep::Best), ("last", Keep::Last)])
     });
+    // The teacher (`pretrain`) has no quantizers to train through.
+    let quantize = match pretrain {
+        true => Spanned::new(true, block.name.span),
+        false => body.take_or("quantize", errs, true, boolean),
+    };
     let losses = stage_losses(body, &owner, block, kind, errs);
     Some(StageSpec {
         span: block.span,
@@ -116,6 +122,7 @@ pub fn stage(
         seed,
         eval_every,
         keep,
+        quantize,
     })
 }
 

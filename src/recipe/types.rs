@@ -226,6 +226,10 @@ pub struct StageSpec {
     /// Evaluate on the recipe's eval data every N steps.
     pub eval_every: Option<Spanned<usize>>,
     pub keep: Spanned<Keep>,
+    /// Whether the stage trains through the recipe's quantizers (`quantize:
+    /// false`: the float student, as the first phase of a two-phase
+    /// schedule).
+    pub quantize: Spanned<bool>,
 }
 
 /// A literal argument value of a custom pass call.

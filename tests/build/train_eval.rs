@@ -249,3 +249,66 @@ fn a_bad_budget_is_a_located_diagnostic() {
         assert!(err.contains("recipe.pc:"), "located: {err}");
     }
 }
+
+/// A float stage, then the same student trained through its quantizers.
+fn two_phase_recipe() -> String {
+    let quantized = recipe("steps: 4", "eval_every: 2");
+    let (head, stage) = quantized.split_at(quantized.find("distill general").unwrap());
+    let float = stage
+        .replace("distill general", "distill float")
+        .replace("eval_every: 2", "eval_every: 2\n    quantize: false");
+    format!("{head}{float}{stage}")
+}
+
+#[test]
+fn a_float_stage_trains_without_the_quantizers_and_the_next_one_through_them() {
+    let (o, quantized) = build("one-phase", &recipe("steps: 4", "eval_every: 2"), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, two) = build("two-phase", &two_phase_recipe(), &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Before training, the float stage measures the float student: the
+    // same as a recipe without quantizers, not the ternary one.
+    let unquantized = recipe("steps: 4", "eval_every: 2").replace(
+        "quantize weights \"encoder.layer.*\" {\n    bits: ternary\n}",
+        "",
+    );
+    assert!(!unquantized.contains("ternary"));
+    let (o, float) = build("no-quantizers", &unquantized, &[], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let start = |out: &Path| {
+        cosine(&json(&out.join("report.json"))["training"]["evaluations"][0]["fidelity"]["metrics"])
+    };
+    assert_eq!(start(&two), start(&float));
+    assert_ne!(start(&two), start(&quantized));
+
+    // The quantized stage's weights are measured quantized, its start
+    // included: the evaluation it hands on is what the packed artifact keeps.
+    let report = json(&two.join("report.json"));
+    let stages = report["training"]["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 2);
+    let handed_on = cosine(&report["training"]["evaluations"][2]["fidelity"]["metrics"]);
+    let artifact = cosine(&report["fidelity"]["metrics"]);
+    assert!(
+        (handed_on - artifact).abs() < 1e-3,
+        "{handed_on} vs {artifact}"
+    );
+    // Training at this rate makes both stages worse, so each hands on its
+    // start: the quantized stage's start measured as quantized weights.
+    assert_eq!(stages[1]["kept_step"], 0);
+    assert_eq!(handed_on, start(&quantized));
+}
+
+#[test]
+fn a_bad_quantize_value_is_a_located_diagnostic() {
+    let (o, _) = build(
+        "bad-quantize",
+        &recipe("steps: 2", "quantize: later"),
+        &[],
+        &[],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("recipe.pc:"), "located: {err}");
+    assert!(err.contains("true") && err.contains("false"), "{err}");
+}

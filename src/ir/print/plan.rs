@@ -220,6 +220,9 @@ fn stage_text(kind: &str, s: &StagePlan) -> String {
     if let Some(n) = s.eval_every {
         let _ = write!(out, " eval every {n} steps keep {}", word(&s.keep));
     }
+    if !s.quantize {
+        let _ = write!(out, " float");
+    }
     let _ = writeln!(out, " seed {}", s.seed);
     for l in &s.losses {
         let _ = write!(out, "    loss {} weight {}", l.kind.name(), l.weight);

@@ -188,6 +188,8 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         examples: d.eval,
         teacher_side: &teacher_side,
     };
+    let first_quantized = d.program.plan.stages.first().is_none_or(|s| s.quantize);
+    net.set_quantized(first_quantized).map_err(tensor_error)?;
     if session.meta.evaluations.is_empty() {
         let before = evaluate(&mut net, &eval_data, tokenizer, BEFORE_TRAINING)?;
         session.meta.evaluations.push(before);
@@ -210,7 +212,14 @@ pub fn distill(session: &mut Session, d: &DistillInputs) -> Result<Trained, Diag
         if session.stage_finished(index) {
             continue;
         }
-        let start_eval = session.meta.evaluations.last().map(|e| e.fidelity.clone());
+        let mut start_eval = session.meta.evaluations.last().map(|e| e.fidelity.clone());
+        if net.set_quantized(plan.quantize).map_err(tensor_error)? {
+            // The last evaluation measured the other form of the student:
+            // the weights this stage starts from are measured again as it
+            // trains them.
+            let label = format!("{} (start)", plan.name);
+            start_eval = Some(evaluate(&mut net, &eval_data, tokenizer, &label)?.fidelity);
+        }
         let job = StageJob {
             index,
             plan,

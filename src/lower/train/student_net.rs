@@ -22,7 +22,7 @@ use crate::lower::teacher::Tensors;
 use crate::quant::QuantSpec;
 use crate::runtime::load::from_artifact::heads_from_tensors;
 use crate::runtime::model::grad_sink::GradSink;
-use crate::runtime::{ForwardOptions, Head, Inputs, ModelOutput, Network, Quantizer};
+use crate::runtime::{ForwardOptions, Head, Inputs, Linear, ModelOutput, Network, Quantizer};
 
 /// A weight quantizer placed on a module, as the trainer applies it.
 #[derive(Debug, Clone)]
@@ -66,6 +66,19 @@ pub struct TrainableNet {
     /// Where the linear layers put their parameters' gradients
     /// (`take_sunk_grad`).
     grad_sink: Arc<GradSink>,
+    /// The weight quantizer and input quantizer of each quantized linear
+    /// layer, by module name, to put back after a float phase.
+    linear_quant: BTreeMap<String, LinearQuant>,
+    /// Whether the forward passes go through the quantizers
+    /// (`set_quantized`).
+    quantized: bool,
+}
+
+/// What a linear layer is quantized with while the net trains quantized.
+#[derive(Clone)]
+struct LinearQuant {
+    weight: Option<Arc<dyn Quantizer>>,
+    inputs: Option<ActivationQuant>,
 }
 
 impl TrainableNet {
@@ -129,13 +142,16 @@ impl TrainableNet {
                 placed.insert(module.clone(), p);
             }
             let grad_sink = Arc::new(GradSink::default());
+            let mut linear_quant = BTreeMap::new();
             for (name, lin) in network.linears_mut() {
-                if let Some(p) = placed.get(&name) {
-                    lin.fake_quantize(p.quantizer())?;
-                }
                 lin.set_grad_sink(Some(grad_sink.clone()));
-                if let Some(a) = activations.get(&name) {
-                    lin.quantize_inputs(*a);
+                let q = LinearQuant {
+                    weight: placed.get(&name).map(Placed::quantizer),
+                    inputs: activations.get(&name).copied(),
+                };
+                if q.weight.is_some() || q.inputs.is_some() {
+                    q.apply(lin)?;
+                    linear_quant.insert(name, q);
                 }
             }
             let table_quant =
@@ -167,9 +183,33 @@ impl TrainableNet {
                 position_quant,
                 sparse_words,
                 grad_sink,
+                linear_quant,
+                quantized: true,
             })
         };
         run().map_err(|e| e.to_string())
+    }
+
+    /// Trains and evaluates through the quantizers (`true`, as built) or as
+    /// the float network (`false`). Returns whether that changed anything.
+    pub fn set_quantized(&mut self, quantized: bool) -> Result<bool> {
+        if quantized == self.quantized {
+            return Ok(false);
+        }
+        for (name, linear) in self.network.linears_mut() {
+            match (self.linear_quant.get(&name), quantized) {
+                (Some(q), true) => q.apply(linear)?,
+                (Some(_), false) => linear.stop_quantizing()?,
+                (None, _) => {}
+            }
+        }
+        self.quantized = quantized;
+        Ok(true)
+    }
+
+    /// The token embedding's quantizer, while the net trains quantized.
+    fn word_quant(&self) -> Option<&(Arc<dyn Quantizer>, Var)> {
+        self.embedding_quant.as_ref().filter(|_| self.quantized)
     }
 
     /// Refreshes derived tensors for a forward pass over any ids: the whole
@@ -178,7 +218,7 @@ impl TrainableNet {
     /// table and the linear layers' fake-quantized weights, whose weights
     /// change every step.
     pub fn refresh(&mut self) -> Result<()> {
-        if let Some((q, var)) = &self.embedding_quant {
+        if let Some((q, var)) = self.word_quant() {
             let table = q.fake_quant(var.as_tensor())?;
             self.network.word_embeddings_mut().1.set_table(table);
         } else if let Some(t) = &self.sparse_words {
@@ -199,7 +239,10 @@ impl TrainableNet {
         let tables = self.network.position_embeddings_mut();
         for ((_, table), quant) in tables.into_iter().zip(&self.position_quant) {
             if let Some((q, var)) = quant {
-                *table = q.fake_quant(var.as_tensor())?;
+                *table = match self.quantized {
+                    true => q.fake_quant(var.as_tensor())?,
+                    false => var.as_tensor().clone(),
+                };
             }
         }
         Ok(())
@@ -215,7 +258,11 @@ impl TrainableNet {
             self.refresh()?;
             return Ok(inputs.clone());
         };
-        let quant = self.embedding_quant.as_ref().map(|(q, _)| q.as_ref());
+        let quant = self
+            .embedding_quant
+            .as_ref()
+            .filter(|_| self.quantized)
+            .map(|(q, _)| q.as_ref());
         let (rows, local) = table.lookup(&inputs.ids, quant)?;
         self.network.word_embeddings_mut().1.set_table(rows);
         self.refresh_quantized()?;
@@ -291,6 +338,19 @@ impl TrainableNet {
             scales.insert(m.clone(), q.values()?);
         }
         Ok((tensors, scales))
+    }
+}
+
+impl LinearQuant {
+    /// Puts the quantizers on `linear`.
+    fn apply(&self, linear: &mut Linear) -> Result<()> {
+        if let Some(w) = &self.weight {
+            linear.fake_quantize(w.clone())?;
+        }
+        if let Some(a) = self.inputs {
+            linear.quantize_inputs(a);
+        }
+        Ok(())
     }
 }
 

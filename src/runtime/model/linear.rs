@@ -239,6 +239,17 @@ impl Linear {
         Ok(())
     }
 
+    /// Switches the layer back to a float product: the weight no longer seen
+    /// through its quantizer and the input no longer quantized (the float
+    /// phase of training; `fake_quantize` and `quantize_inputs` switch back).
+    pub fn stop_quantizing(&mut self) -> Result<()> {
+        let weight = self.float_weight()?;
+        self.weight = LinearWeight::Float(weight);
+        self.kernel = None;
+        self.input_quant = None;
+        Ok(())
+    }
+
     /// Computes a fake-quantized weight once, for every forward pass until
     /// the next call: the shards of a training step share it. Call it again
     /// whenever the weight has changed (after every optimizer step).
