@@ -52,6 +52,9 @@ pub enum ScaleMethod {
     MeanAbs,
     /// A learned clipping scale per module (module-wise dynamic scaling).
     Learned,
+    /// Per unit, the clipping value (or ternary threshold) with the least
+    /// squared error, searched (`quant::clip_search`).
+    Mse,
 }
 
 /// How a weight quantizer chooses its codes.

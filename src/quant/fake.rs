@@ -4,7 +4,8 @@
 //! compiled for the widest vector instructions the CPU has ([`widest`]), so
 //! its comparisons and roundings vectorize.
 
-use super::quantize::{decode, encode, Layout, QuantError, QuantSpec, UnitParams};
+use super::levels::{decode, encode, UnitParams};
+use super::quantize::{Layout, QuantError, QuantSpec};
 use super::widest::widest;
 use crate::base::Bits;
 

@@ -30,7 +30,8 @@
 
 use rayon::prelude::*;
 
-use super::quantize::{decode, encode, unit_params, Layout, QuantError, QuantSpec, UnitParams};
+use super::levels::{decode, encode, UnitParams};
+use super::quantize::{unit_params, Layout, QuantError, QuantSpec};
 use super::Quantized;
 use crate::base::Granularity;
 use crate::linalg::inverse_upper_factor;

@@ -19,15 +19,15 @@
 //! form.
 
 mod bitpack;
+mod clip_search;
 mod fake;
 mod gptq;
+mod levels;
 mod quantize;
 mod widest;
 
 pub use bitpack::{pack_rows, packed_row_bytes, unpack_rows};
 pub use fake::fake_quantize;
 pub use gptq::{gptq, GptqError, GptqOptions};
-pub use quantize::{
-    decode, dequantize, encode, quantize, unit_params, Layout, QuantError, QuantSpec, Quantized,
-    UnitParams,
-};
+pub use levels::{decode, encode, UnitParams};
+pub use quantize::{dequantize, quantize, unit_params, Layout, QuantError, QuantSpec, Quantized};

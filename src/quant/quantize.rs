@@ -1,20 +1,19 @@
 //! Quantization of a `[rows, cols]` f32 matrix to integer codes and scales, and
 //! the exact inverse mapping (`dequantize`).
 //!
-//! Code ↔ value mappings (α is the unit's scale, z its zero point):
-//! - binary: code 1 → +α, code 0 → −α; α = mean |w| (sign × mean-abs).
-//! - ternary: code c ∈ {0, 1, 2} → (c − 1)·α. With mean-abs scaling the
-//!   threshold is Δ = 0.7·mean |w| and α the mean of the |w| above it (TWN, XTC);
-//!   with a max or learned scale, Δ = α/2.
-//! - symmetric 4/8-bit: q ∈ [−(2^(b−1)−1), 2^(b−1)−1], code = q + 2^(b−1),
-//!   value = q·α/(2^(b−1)−1) — zero is exact, which integer kernels need.
-//! - symmetric 2-bit: four levels {−3, −1, 1, 3}·α/3 (mid-rise; a zero level is
-//!   what `ternary` is for).
-//! - asymmetric b-bit: value = (code − z)·s over [min, max] of the unit.
-//!
-//! The clipping value α of uniform quantizers comes from the scale method:
-//! `max` = max |w|; `mean_abs` = min(max |w|, 3·mean |w|); `learned` = given.
+//! The levels are `levels.rs`'s. Each unit's parameters come from the scale
+//! method:
+//! - binary: α = mean |w| (sign × mean-abs).
+//! - ternary: with mean-abs scaling the threshold is Δ = 0.7·mean |w| and α
+//!   the mean of the |w| above it (TWN, XTC); with a max or learned scale,
+//!   Δ = α/2.
+//! - symmetric integers: the clipping value α is `max` = max |w|, `mean_abs`
+//!   = min(max |w|, 3·mean |w|) or `learned` = given; asymmetric ones span
+//!   [min, max] of the unit (with zero in it).
+//! - `mse`, any of them: the least-squares choice (`clip_search.rs`).
 
+use super::clip_search::least_squares_params;
+use super::levels::{decode, encode, UnitParams};
 use super::widest::widest;
 use crate::base::{Bits, Granularity, ScaleMethod};
 
@@ -156,16 +155,6 @@ fn max_abs(v: &[f32]) -> f32 {
     v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
 }
 
-/// The parameters of one quantization unit: its scale (α for symmetric,
-/// binary and ternary quantizers, the step for asymmetric ones), its zero
-/// point (asymmetric only) and its ternary threshold.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct UnitParams {
-    pub scale: f32,
-    pub zero: f32,
-    pub threshold: f32,
-}
-
 /// How a spec lays out a `rows × cols` matrix, checked: the unit length along
 /// a row, the number of units, and whether the quantizer is asymmetric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +266,9 @@ pub fn unit_params(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) ->
 
 #[inline(always)]
 fn unit_params_exact(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) -> UnitParams {
+    if spec.scale == ScaleMethod::Mse {
+        return least_squares_params(m, spec.bits, layout.asymmetric);
+    }
     let binary_or_ternary = matches!(spec.bits, Bits::Binary | Bits::Ternary);
     let learned = spec
         .learned
@@ -288,7 +280,7 @@ fn unit_params_exact(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) 
         (ScaleMethod::MeanAbs, _) if binary_or_ternary => mean_abs(m),
         (ScaleMethod::MeanAbs, _) => max_abs(m).min(3.0 * mean_abs(m)),
         // `Learned` without values is rejected by `Layout::new`.
-        (ScaleMethod::Max | ScaleMethod::Learned, _) => max_abs(m),
+        (ScaleMethod::Max | ScaleMethod::Learned | ScaleMethod::Mse, _) => max_abs(m),
     };
     let plain = |scale| UnitParams {
         scale,
@@ -332,74 +324,6 @@ fn unit_params_exact(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) 
             }
         }
         Bits::Binary | Bits::Int(_) => plain(clip),
-    }
-}
-
-/// The code of weight `x` in a unit with parameters `p`.
-#[inline(always)]
-pub fn encode(x: f32, bits: Bits, asymmetric: bool, p: &UnitParams) -> u8 {
-    let a = p.scale;
-    match bits {
-        Bits::Binary => u8::from(x >= 0.0),
-        // Ternary codes: value = (code - 1)·α, so 2 = +α and 0 = -α.
-        Bits::Ternary => {
-            if x > p.threshold {
-                2
-            } else if x < -p.threshold {
-                0
-            } else {
-                1
-            }
-        }
-        Bits::Int(b) if asymmetric => {
-            let levels = ((1u32 << b) - 1) as f32;
-            if a > 0.0 {
-                ((x / a).round() + p.zero).clamp(0.0, levels) as u8
-            } else {
-                p.zero.clamp(0.0, levels) as u8
-            }
-        }
-        Bits::Int(2) => {
-            // Mid-rise levels {-3, -1, 1, 3}·α/3 → codes 0..4.
-            if a > 0.0 {
-                // Level k sits at t = k; decision boundaries at k + 0.5.
-                let t = (x / a).clamp(-1.0, 1.0) * 1.5 + 1.5;
-                t.round() as u8
-            } else {
-                2
-            }
-        }
-        Bits::Int(b) => {
-            let qmax = ((1i32 << (b - 1)) - 1) as f32;
-            let q = if a > 0.0 {
-                (x / a * qmax).round().clamp(-qmax, qmax)
-            } else {
-                0.0
-            };
-            (q as i32 + (1i32 << (b - 1))) as u8
-        }
-    }
-}
-
-/// The value `code` stands for in a unit of scale `scale` and zero point `zero`.
-#[inline(always)]
-pub fn decode(code: u8, bits: Bits, asymmetric: bool, scale: f32, zero: f32) -> f32 {
-    let a = scale;
-    match bits {
-        Bits::Binary => {
-            if code == 1 {
-                a
-            } else {
-                -a
-            }
-        }
-        Bits::Ternary => (code as f32 - 1.0) * a,
-        Bits::Int(_) if asymmetric => (code as f32 - zero) * a,
-        Bits::Int(2) => (2.0 * code as f32 - 3.0) * a / 3.0,
-        Bits::Int(b) => {
-            let qmax = ((1i32 << (b - 1)) - 1) as f32;
-            (code as i32 - (1i32 << (b - 1))) as f32 * a / qmax
-        }
     }
 }
 

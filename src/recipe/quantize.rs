@@ -76,6 +76,7 @@ pub fn quantize(block: &Block, errs: &mut Errors) -> Option<QuantSpec> {
                 ("max", ScaleMethod::Max),
                 ("mean_abs", ScaleMethod::MeanAbs),
                 ("learned", ScaleMethod::Learned),
+                ("mse", ScaleMethod::Mse),
             ],
         )
     });

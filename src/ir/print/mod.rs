@@ -40,5 +40,6 @@ mod tests {
         assert_eq!(word(&ExitScope::AllExits), "all_exits");
         assert_eq!(word(&OptimizerKind::AdamW), "adamw");
         assert_eq!(word(&ScaleMethod::MeanAbs), "mean_abs");
+        assert_eq!(word(&ScaleMethod::Mse), "mse");
     }
 }

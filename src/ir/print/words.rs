@@ -36,6 +36,7 @@ fn quant_text(bits: Bits, symmetric: bool, granularity: Granularity, scale: Scal
         match scale {
             ScaleMethod::Max => "max",
             ScaleMethod::MeanAbs => "mean_abs",
+            ScaleMethod::Mse => "mse",
             ScaleMethod::Learned => "learned",
         }
     )
