@@ -93,16 +93,7 @@ fn ternary(m: &[f32], delta: f32) -> UnitParams {
 fn asymmetric_range(m: &[f32], bits: u8, fraction: f32) -> UnitParams {
     let lo = m.iter().cloned().fold(f32::INFINITY, f32::min).min(0.0) * fraction;
     let hi = m.iter().cloned().fold(f32::NEG_INFINITY, f32::max).max(0.0) * fraction;
-    let step = (hi - lo) / ((1u32 << bits) - 1) as f32;
-    UnitParams {
-        scale: step,
-        zero: if step > 0.0 {
-            (-lo / step).round()
-        } else {
-            0.0
-        },
-        threshold: 0.0,
-    }
+    UnitParams::spanning(lo, hi, bits)
 }
 
 fn squared_error(m: &[f32], bits: Bits, asymmetric: bool, p: &UnitParams) -> f32 {

@@ -23,6 +23,23 @@ pub struct UnitParams {
     pub threshold: f32,
 }
 
+impl UnitParams {
+    /// The step and zero point of an asymmetric `bits`-bit unit spanning
+    /// `[lo, hi]` (with zero in it).
+    pub fn spanning(lo: f32, hi: f32, bits: u8) -> UnitParams {
+        let step = (hi - lo) / ((1u32 << bits) - 1) as f32;
+        UnitParams {
+            scale: step,
+            zero: if step > 0.0 {
+                (-lo / step).round()
+            } else {
+                0.0
+            },
+            threshold: 0.0,
+        }
+    }
+}
+
 /// The code of weight `x` in a unit with parameters `p`.
 #[inline(always)]
 pub fn encode(x: f32, bits: Bits, asymmetric: bool, p: &UnitParams) -> u8 {

@@ -311,17 +311,7 @@ fn unit_params_exact(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) 
                 let hi = m.iter().cloned().fold(f32::NEG_INFINITY, f32::max).max(0.0);
                 (lo, hi)
             };
-            let levels = ((1u32 << b) - 1) as f32;
-            let step = (hi - lo) / levels;
-            UnitParams {
-                scale: step,
-                zero: if step > 0.0 {
-                    (-lo / step).round()
-                } else {
-                    0.0
-                },
-                threshold: 0.0,
-            }
+            UnitParams::spanning(lo, hi, b)
         }
         Bits::Binary | Bits::Int(_) => plain(clip),
     }
