@@ -13,6 +13,7 @@
 //! finds about 1.85 times the mean magnitude and 37% less squared error.
 
 use super::levels::{decode, encode, UnitParams};
+use super::unit_stats::{max_abs, mean_abs};
 use crate::base::Bits;
 
 /// Coarse fractions of the extent: 0.05, 0.10, …, 1.00.
@@ -23,11 +24,15 @@ const FINE_STEPS: usize = 4;
 
 /// The least-squares parameters of unit `m`.
 pub fn least_squares_params(m: &[f32], bits: Bits, asymmetric: bool) -> UnitParams {
-    let extent = m.iter().fold(0.0f32, |a, x| a.max(x.abs()));
-    if bits == Bits::Binary && !m.is_empty() {
-        return binary(m);
+    if bits == Bits::Binary {
+        return UnitParams {
+            scale: mean_abs(m),
+            zero: 0.0,
+            threshold: 0.0,
+        };
     }
-    if m.is_empty() || extent == 0.0 {
+    let extent = max_abs(m);
+    if extent == 0.0 {
         return UnitParams {
             scale: 0.0,
             zero: 0.0,
@@ -36,10 +41,9 @@ pub fn least_squares_params(m: &[f32], bits: Bits, asymmetric: bool) -> UnitPara
     }
     let candidate = |fraction: f32| -> UnitParams {
         match bits {
-            Bits::Binary => binary(m),
-            Bits::Ternary => ternary(m, fraction * extent),
+            Bits::Ternary => UnitParams::ternary_above(m, fraction * extent),
             Bits::Int(b) if asymmetric => asymmetric_range(m, b, fraction),
-            Bits::Int(_) => UnitParams {
+            Bits::Binary | Bits::Int(_) => UnitParams {
                 scale: fraction * extent,
                 zero: 0.0,
                 threshold: 0.0,
@@ -63,29 +67,6 @@ pub fn least_squares_params(m: &[f32], bits: Bits, asymmetric: bool) -> UnitPara
         .map(|k| f + k as f32 * fine)
         .filter(|&g| g > 0.0 && g <= 1.0);
     best_of(&mut around.into_iter()).2
-}
-
-/// Sign quantization's least-squares scale: the mean magnitude.
-fn binary(m: &[f32]) -> UnitParams {
-    UnitParams {
-        scale: m.iter().map(|x| x.abs()).sum::<f32>() / m.len() as f32,
-        zero: 0.0,
-        threshold: 0.0,
-    }
-}
-
-/// Ternary with threshold `delta`: the scale is the mean magnitude of the
-/// weights above it.
-fn ternary(m: &[f32], delta: f32) -> UnitParams {
-    let (n, sum) = m
-        .iter()
-        .filter(|x| x.abs() > delta)
-        .fold((0usize, 0.0f32), |(n, s), x| (n + 1, s + x.abs()));
-    UnitParams {
-        scale: if n == 0 { 0.0 } else { sum / n as f32 },
-        zero: 0.0,
-        threshold: delta,
-    }
 }
 
 /// An asymmetric `bits`-bit range: the unit's own range (with zero in it)
@@ -128,7 +109,7 @@ mod tests {
     #[test]
     fn the_search_beats_every_fixed_clip_it_could_have_chosen() {
         let m = unit();
-        let extent = m.iter().fold(0.0f32, |a, x| a.max(x.abs()));
+        let extent = max_abs(&m);
         for (bits, asymmetric) in [
             (Bits::Int(2), false),
             (Bits::Int(4), false),
@@ -140,7 +121,7 @@ mod tests {
             for k in 1..=20 {
                 let f = k as f32 / 20.0;
                 let fixed = match bits {
-                    Bits::Ternary => ternary(&m, f * extent),
+                    Bits::Ternary => UnitParams::ternary_above(&m, f * extent),
                     Bits::Int(b) if asymmetric => asymmetric_range(&m, b, f),
                     _ => UnitParams {
                         scale: f * extent,

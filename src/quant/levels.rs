@@ -11,6 +11,7 @@
 //!
 //! How a unit's parameters are chosen is `quantize::unit_params`'s matter.
 
+use super::unit_stats::lane_sum;
 use crate::base::Bits;
 
 /// The parameters of one quantization unit: its scale (α for symmetric,
@@ -24,6 +25,18 @@ pub struct UnitParams {
 }
 
 impl UnitParams {
+    /// Ternary with threshold `delta`: the weights above it take ±α, α
+    /// their mean magnitude (the least-squares scale of that support).
+    pub fn ternary_above(m: &[f32], delta: f32) -> UnitParams {
+        let n = m.iter().filter(|x| x.abs() > delta).count();
+        let sum = lane_sum(m, |x| if x.abs() > delta { x.abs() } else { 0.0 });
+        UnitParams {
+            scale: if n == 0 { 0.0 } else { sum / n as f32 },
+            zero: 0.0,
+            threshold: delta,
+        }
+    }
+
     /// The step and zero point of an asymmetric `bits`-bit unit spanning
     /// `[lo, hi]` (with zero in it).
     pub fn spanning(lo: f32, hi: f32, bits: u8) -> UnitParams {

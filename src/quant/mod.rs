@@ -24,6 +24,7 @@ mod fake;
 mod gptq;
 mod levels;
 mod quantize;
+mod unit_stats;
 mod widest;
 
 pub use bitpack::{pack_rows, packed_row_bytes, unpack_rows};

@@ -14,6 +14,7 @@
 
 use super::clip_search::least_squares_params;
 use super::levels::{decode, encode, UnitParams};
+use super::unit_stats::{max_abs, mean_abs};
 use super::widest::widest;
 use crate::base::{Bits, Granularity, ScaleMethod};
 
@@ -120,39 +121,6 @@ fn units(rows: usize, cols: usize, granularity: Granularity) -> Result<(usize, u
         Granularity::Group(n) => Ok((n, rows * cols.div_ceil(n))),
         Granularity::Token => Err(QuantError::TokenGranularityOnWeights),
     }
-}
-
-/// Lanes of the sums over a unit: a sum kept in this many partial sums
-/// (added in a fixed order at the end) vectorizes, where one running sum is
-/// a chain of dependent additions. The order does not depend on threads.
-const SUM_LANES: usize = 16;
-
-/// The sum of `term(x)` over `v`, in [`SUM_LANES`] partial sums.
-#[inline(always)]
-fn lane_sum(v: &[f32], term: impl Fn(f32) -> f32) -> f32 {
-    let mut lanes = [0f32; SUM_LANES];
-    let mut chunks = v.chunks_exact(SUM_LANES);
-    for chunk in &mut chunks {
-        for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane += term(x);
-        }
-    }
-    for (lane, &x) in lanes.iter_mut().zip(chunks.remainder()) {
-        *lane += term(x);
-    }
-    lanes.iter().sum()
-}
-
-fn mean_abs(v: &[f32]) -> f32 {
-    if v.is_empty() {
-        0.0
-    } else {
-        lane_sum(v, f32::abs) / v.len() as f32
-    }
-}
-
-fn max_abs(v: &[f32]) -> f32 {
-    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
 }
 
 /// How a spec lays out a `rows × cols` matrix, checked: the unit length along
@@ -289,14 +257,7 @@ fn unit_params_exact(m: &[f32], unit: usize, spec: &QuantSpec, layout: &Layout) 
     };
     match spec.bits {
         Bits::Ternary if spec.scale == ScaleMethod::MeanAbs && learned.is_none() => {
-            let delta = 0.7 * clip;
-            let n = m.iter().filter(|x| x.abs() > delta).count();
-            let sum = lane_sum(m, |x| if x.abs() > delta { x.abs() } else { 0.0 });
-            UnitParams {
-                scale: if n == 0 { 0.0 } else { sum / n as f32 },
-                zero: 0.0,
-                threshold: delta,
-            }
+            UnitParams::ternary_above(m, 0.7 * clip)
         }
         Bits::Ternary => UnitParams {
             scale: clip,

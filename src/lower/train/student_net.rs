@@ -254,16 +254,12 @@ impl TrainableNet {
     /// (`row_grad` then reads their gradient). Returns the inputs `forward`
     /// reads: `inputs` with its ids renumbered into those rows.
     pub fn prepare_training(&mut self, inputs: &Inputs) -> Result<Inputs> {
+        let quant = self.word_quant().map(|(q, _)| q.clone());
         let Some(table) = self.sparse_words.as_mut() else {
             self.refresh()?;
             return Ok(inputs.clone());
         };
-        let quant = self
-            .embedding_quant
-            .as_ref()
-            .filter(|_| self.quantized)
-            .map(|(q, _)| q.as_ref());
-        let (rows, local) = table.lookup(&inputs.ids, quant)?;
+        let (rows, local) = table.lookup(&inputs.ids, quant.as_deref())?;
         self.network.word_embeddings_mut().1.set_table(rows);
         self.refresh_quantized()?;
         Ok(Inputs {
