@@ -64,7 +64,7 @@ pub fn quantize_activations(
     let data = match level {
         SimdLevel::Scalar => ActivationData::I8(fill(x, k, k_padded, m_padded, &mut scales)),
         SimdLevel::Avx2 => ActivationData::I16(fill(x, k, k_padded, m_padded, &mut scales)),
-        SimdLevel::Avx2Narrow | SimdLevel::AvxVnni | SimdLevel::Avx512Vnni => {
+        SimdLevel::Avx2Narrow | SimdLevel::AvxVnni | SimdLevel::Avx512Vnni | SimdLevel::Amx => {
             ActivationData::U8(fill(x, k, k_padded, m_padded, &mut scales))
         }
     };

@@ -454,6 +454,22 @@ fn micro_tile(
             }
         }
         #[cfg(target_arch = "x86_64")]
+        (ActivationData::U8(x), SimdLevel::Amx, WeightForm::Int8) => {
+            let x = &x[start..end];
+            // SAFETY: AMX tiles and AVX-512 VNNI are usable (checked in
+            // `run`); the slice holds the tile's 16 padded rows.
+            unsafe {
+                super::x86::amx::tile(
+                    (vectors, rows),
+                    x.as_ptr(),
+                    a.k_padded,
+                    panel.as_ptr(),
+                    steps,
+                    acc,
+                )
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
         (ActivationData::U8(x), SimdLevel::Avx512Vnni, WeightForm::Int8) => {
             let x = &x[start..end];
             // SAFETY: as above, for AVX-512 VNNI.

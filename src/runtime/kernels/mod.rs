@@ -17,6 +17,13 @@
 //!   activations are stored shifted to u8 (`q + 128`); the shift is removed by
 //!   subtracting `128 · Σ_k w` per output column, precomputed at load time.
 //!   Micro-tile 8 rows × 48 columns (24 zmm accumulators).
+//! - `Amx`: AMX-INT8 tiles (`tdpbusd`, 16 × 16 × 64 MACs per instruction)
+//!   on the `Avx512Vnni` activations and weight panels: the tile's 16 rows
+//!   of u8 activations times each 16-column vector of the panel (16 groups
+//!   of 4 k values, loaded with the panel's row stride), 16 × 48 tile; the
+//!   k values past the last whole 64 by the AVX-512 VNNI kernel. Chosen
+//!   where the CPU has AMX-INT8 and Linux grants the process the tile state
+//!   (`arch_prctl(ARCH_REQ_XCOMP_PERM)`); `PLCC_SIMD=avx512` leaves it out.
 //! - `AvxVnni`: the same instruction on 256-bit registers, 6 × 16 tile.
 //! - `Avx2`: activations as i16, weights sign-extended from i8 with
 //!   `vpmovsxbw`, products by `vpmaddwd` (i16 × i16 → i32 pairs, exact; the

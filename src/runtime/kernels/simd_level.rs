@@ -15,6 +15,8 @@ pub enum SimdLevel {
     Avx2Narrow,
     AvxVnni,
     Avx512Vnni,
+    /// AMX-INT8 tiles (`tdpbusd`) on the AVX-512 VNNI layout: see Dispatch.
+    Amx,
 }
 
 /// The largest weight magnitude [`SimdLevel::Avx2Narrow`] takes.
@@ -22,12 +24,13 @@ pub const NARROW_MAX: i16 = 8;
 
 impl SimdLevel {
     /// Every level, slowest first.
-    pub const ALL: [SimdLevel; 5] = [
+    pub const ALL: [SimdLevel; 6] = [
         SimdLevel::Scalar,
         SimdLevel::Avx2,
         SimdLevel::Avx2Narrow,
         SimdLevel::AvxVnni,
         SimdLevel::Avx512Vnni,
+        SimdLevel::Amx,
     ];
 
     /// Whether this CPU can run the level.
@@ -46,19 +49,25 @@ impl SimdLevel {
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Amx => {
+                SimdLevel::Avx512Vnni.is_available() && super::x86::amx::tiles_usable()
+            }
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
     }
 
     /// Whether kernels pick the level: the CPU runs it and the `PLCC_SIMD`
-    /// cap ([`SimdCap`](super::SimdCap)) allows it (`avx2` allows `Avx2` only).
+    /// cap ([`SimdCap`](super::SimdCap)) allows it (`avx2` allows the AVX2
+    /// levels only, `avx512` everything but `Amx`).
     pub fn is_enabled(self) -> bool {
         let cap = simd_cap();
         let allowed = match self {
             SimdLevel::Scalar => true,
             SimdLevel::Avx2 | SimdLevel::Avx2Narrow => cap.allows_avx2(),
             SimdLevel::AvxVnni | SimdLevel::Avx512Vnni => cap.allows_avx512(),
+            SimdLevel::Amx => cap.allows_amx(),
         };
         allowed && self.is_available()
     }
@@ -111,6 +120,13 @@ impl SimdLevel {
             },
             SimdLevel::Avx512Vnni => Tiling {
                 rows: 8,
+                lanes: 16,
+                vectors: 3,
+                group: 4,
+            },
+            // The same panels as `Avx512Vnni`; one 16-row A tile.
+            SimdLevel::Amx => Tiling {
+                rows: 16,
                 lanes: 16,
                 vectors: 3,
                 group: 4,

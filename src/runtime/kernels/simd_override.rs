@@ -5,6 +5,7 @@
 //! | `PLCC_SIMD`                | [`SimdCap`]         | kernels                                  |
 //! |----------------------------|---------------------|------------------------------------------|
 //! | unset, empty or `native`   | [`SimdCap::Native`] | the best set the CPU supports            |
+//! | `avx512`                   | [`SimdCap::Avx512`] | AVX-512 and AVX-VNNI, no AMX tiles: what an AMD Zen 4 or an Ice Lake Xeon runs |
 //! | `avx2`                     | [`SimdCap::Avx2`]   | AVX2 and FMA only (no AVX-VNNI, no AVX-512): what an AMD Zen 2/3 runs, even on a newer CPU |
 //! | `scalar`                   | [`SimdCap::Scalar`] | no SIMD (portable code, or candle's f32) |
 //!
@@ -17,13 +18,15 @@
 use std::sync::OnceLock;
 
 /// The highest instruction-set family the kernels may use, ordered
-/// `Scalar < Avx2 < Native`.
+/// `Scalar < Avx2 < Avx512 < Native`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SimdCap {
     /// No SIMD kernels.
     Scalar,
     /// AVX2 and FMA kernels at most (not AVX-VNNI nor AVX-512).
     Avx2,
+    /// AVX-512 and AVX-VNNI kernels at most (not AMX).
+    Avx512,
     /// No cap: whatever the CPU supports.
     Native,
 }
@@ -40,15 +43,21 @@ impl SimdCap {
         };
         match value.trim().to_ascii_lowercase().as_str() {
             "" | "native" => Some(SimdCap::Native),
+            "avx512" => Some(SimdCap::Avx512),
             "avx2" => Some(SimdCap::Avx2),
             "scalar" => Some(SimdCap::Scalar),
             _ => None,
         }
     }
 
+    /// Whether AMX tile kernels may run.
+    pub fn allows_amx(self) -> bool {
+        self >= SimdCap::Native
+    }
+
     /// Whether 512-bit (AVX-512) kernels may run.
     pub fn allows_avx512(self) -> bool {
-        self >= SimdCap::Native
+        self >= SimdCap::Avx512
     }
 
     /// Whether 256-bit (AVX2-family) kernels may run.
@@ -64,7 +73,7 @@ pub fn simd_cap() -> SimdCap {
         let value = std::env::var(SimdCap::VAR).ok();
         SimdCap::parse(value.as_deref()).unwrap_or_else(|| {
             eprintln!(
-                "{}={:?} is not one of native, avx2, scalar; using native",
+                "{}={:?} is not one of native, avx512, avx2, scalar; using native",
                 SimdCap::VAR,
                 value.unwrap_or_default()
             );
@@ -148,13 +157,16 @@ mod tests {
         assert_eq!(SimdCap::parse(Some("")), Some(SimdCap::Native));
         assert_eq!(SimdCap::parse(Some("Native")), Some(SimdCap::Native));
         assert_eq!(SimdCap::parse(Some(" AVX2 ")), Some(SimdCap::Avx2));
+        assert_eq!(SimdCap::parse(Some("avx512")), Some(SimdCap::Avx512));
         assert_eq!(SimdCap::parse(Some("scalar")), Some(SimdCap::Scalar));
         assert_eq!(SimdCap::parse(Some("sse2")), None);
     }
 
     #[test]
     fn caps_are_ordered() {
-        assert!(SimdCap::Native.allows_avx512() && SimdCap::Native.allows_avx2());
+        assert!(SimdCap::Native.allows_amx() && SimdCap::Native.allows_avx512());
+        assert!(!SimdCap::Avx512.allows_amx() && SimdCap::Avx512.allows_avx512());
+        assert!(SimdCap::Avx512.allows_avx2() && SimdCap::Native.allows_avx2());
         assert!(!SimdCap::Avx2.allows_avx512() && SimdCap::Avx2.allows_avx2());
         assert!(!SimdCap::Scalar.allows_avx512() && !SimdCap::Scalar.allows_avx2());
     }

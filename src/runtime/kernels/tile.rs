@@ -3,8 +3,8 @@
 //! micro-kernel fills) and the formula that finishes each exact accumulator
 //! into an output ([`finish`], shared by every kernel and the references).
 
-/// Largest micro-tile, in accumulators (8 rows × 48 columns).
-pub(crate) const TILE_MAX: usize = 8 * 48;
+/// Largest micro-tile, in accumulators (16 rows × 48 columns).
+pub(crate) const TILE_MAX: usize = 16 * 48;
 
 /// Micro-tile geometry of a [`SimdLevel`](super::SimdLevel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -58,7 +58,28 @@ pub(crate) unsafe fn tile(
     steps: usize,
     acc: &mut [i32; TILE_MAX],
 ) {
-    by_shape!(tile_n, vectors, rows, (x, lda, panel, steps, acc))
+    let acc = acc.as_mut_ptr();
+    by_shape!(tile_n, vectors, rows, (x, lda, panel, steps, acc, false))
+}
+
+/// As [`tile`] into any `acc` of at least `rows · 48` accumulators, and
+/// with `add` adding the products to the accumulators already there (the
+/// AMX kernel's rows and k tail).
+///
+/// # Safety
+/// As for [`tile`].
+pub(crate) unsafe fn tile_into(
+    (vectors, rows): (usize, usize),
+    x: *const u8,
+    lda: usize,
+    panel: *const i8,
+    steps: usize,
+    acc: &mut [i32],
+    add: bool,
+) {
+    assert!(acc.len() >= rows * PANEL_COLS, "accumulators too short");
+    let acc = acc.as_mut_ptr();
+    by_shape!(tile_n, vectors, rows, (x, lda, panel, steps, acc, add))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -67,9 +88,18 @@ unsafe fn tile_n<const NV: usize, const R: usize>(
     lda: usize,
     panel: *const i8,
     steps: usize,
-    acc: &mut [i32; TILE_MAX],
+    acc: *mut i32,
+    add: bool,
 ) {
     let mut sums = [[_mm512_setzero_si512(); NV]; R];
+    if add {
+        for (r, row_sums) in sums.iter_mut().enumerate() {
+            for (v, sum) in row_sums.iter_mut().enumerate() {
+                let src = acc.add(r * PANEL_COLS + v * LANES);
+                *sum = _mm512_loadu_si512(src as *const __m512i);
+            }
+        }
+    }
     let step_bytes = NV * LANES * 4;
     for s in 0..steps {
         let b = panel.add(s * step_bytes);
@@ -86,7 +116,7 @@ unsafe fn tile_n<const NV: usize, const R: usize>(
     }
     for (r, row_sums) in sums.iter().enumerate() {
         for (v, &sum) in row_sums.iter().enumerate() {
-            let dst = acc.as_mut_ptr().add(r * PANEL_COLS + v * LANES);
+            let dst = acc.add(r * PANEL_COLS + v * LANES);
             _mm512_storeu_si512(dst as *mut __m512i, sum);
         }
     }

@@ -4,6 +4,7 @@
 //! The `f32_*` modules are the f32 tiles of [`super::f32_gemm`], which packs
 //! its own panels.
 
+pub(crate) mod amx;
 pub(crate) mod avx2;
 pub(crate) mod avx512;
 pub(crate) mod avxvnni;
