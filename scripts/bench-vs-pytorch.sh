@@ -14,6 +14,7 @@
 #                               [--threads N] [--batch-size N] [--repeat K]
 #                               [--rounds R] [--max-len N] [--plcc PATH]
 #                               [--no-pytorch] [--no-onnx] [--one-batch-at-a-time]
+#                               [--cpu-cap avx512|avx2]
 # Defaults: teacher models/all-MiniLM-L6-v2, no artifact, input
 # benches/corpus/sentences-en.txt, 2 threads, batch 32, 2 timed passes, 1
 # round, max length the teacher's max_seq_length (sentence_bert_config.json),
@@ -22,6 +23,12 @@
 # --one-batch-at-a-time makes plcc run one batch at a time on every thread
 # (by default it runs batches side by side, one per thread; the peers always
 # run one batch at a time on their intra-op threads).
+# --cpu-cap runs every engine, plcc and the peers alike, as on a CPU without
+# the instruction sets above the cap: scripts/cpuid-cap/ (built here with
+# cargo) is preloaded and hides them from CPUID (avx512: no AMX, like an
+# AMD Zen 4; avx2: no AVX-512, AVX-VNNI nor AMX, like a Zen 2/3), so ONNX
+# Runtime's MLAS, PyTorch and plcc each dispatch as they would there. Needs
+# Linux on a CPU with CPUID faulting (the `cpuid_fault` flag).
 #
 # Every engine sorts the sentences by token count and batches them
 # --batch-size at a time, times tokenization, the forward pass and mean
@@ -70,6 +77,7 @@ max_len=""
 plcc=""
 with_pytorch=1
 with_onnx=1
+cpu_cap=""
 need_value() { # OPTION ARGS...
   if [ $# -lt 2 ]; then
     echo "bench-vs-pytorch: $1 needs a value (see --help)" >&2
@@ -90,6 +98,7 @@ while [ $# -gt 0 ]; do
     --no-pytorch) with_pytorch=0; shift ;;
     --no-onnx) with_onnx=0; shift ;;
     --one-batch-at-a-time) plcc_flags+=(--one-batch-at-a-time); shift ;;
+    --cpu-cap) need_value "$@"; cpu_cap="$2"; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "bench-vs-pytorch: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
   esac
@@ -119,6 +128,20 @@ python=python3
 mkdir -p "$out_dir"
 rm -f "$out_dir"/*.json "$out_dir"/*.log "$out_dir"/table.md
 
+# The preloaded CPUID cap every benchmark runs under (--cpu-cap).
+cap_env=()
+if [ -n "$cpu_cap" ]; then
+  case "$cpu_cap" in
+    avx512|avx2) ;;
+    *) echo "bench-vs-pytorch: --cpu-cap takes avx512 or avx2, not \`$cpu_cap\`" >&2; exit 2 ;;
+  esac
+  grep -qw cpuid_fault /proc/cpuinfo || {
+    echo "bench-vs-pytorch: --cpu-cap needs CPUID faulting (no cpuid_fault flag in /proc/cpuinfo)" >&2; exit 1; }
+  echo "building scripts/cpuid-cap (release)..." >&2
+  cargo build --release --quiet --manifest-path scripts/cpuid-cap/Cargo.toml
+  cap_env=(env "LD_PRELOAD=$root/scripts/cpuid-cap/target/release/libcpuid_cap.so" "CPUID_CAP=$cpu_cap")
+fi
+
 if [ -z "$plcc" ]; then
   echo "building plcc (release)..." >&2
   cargo build --release --quiet --bin plcc
@@ -131,7 +154,7 @@ run_bench() { # STEM ROUND COMMAND...
   local stem="$1" round="$2"
   shift 2
   echo "round $round: $*" >&2
-  if ! "$@" > "$out_dir/$stem.$round.json" 2> "$out_dir/$stem.$round.log"; then
+  if ! ${cap_env[@]+"${cap_env[@]}"} "$@" > "$out_dir/$stem.$round.json" 2> "$out_dir/$stem.$round.log"; then
     echo "bench-vs-pytorch: failed (see $out_dir/$stem.$round.log): $*" >&2
     tail -n 20 "$out_dir/$stem.$round.log" >&2
     exit 1
@@ -194,7 +217,7 @@ for round in $(seq 1 "$rounds"); do
 done
 
 BENCH_TEACHER="$teacher" BENCH_INPUT="$input" BENCH_THREADS="$threads" BENCH_BATCH="$batch_size" \
-BENCH_REPEAT="$repeat" BENCH_MAX_LEN="$max_len" BENCH_PLCC="$plcc" \
+BENCH_REPEAT="$repeat" BENCH_MAX_LEN="$max_len" BENCH_PLCC="$plcc" BENCH_CPU_CAP="$cpu_cap" \
 BENCH_PLCC_VERSION="$("$plcc" --version 2>/dev/null | sed 's/^plcc //' || echo unknown)" \
 python3 - "$out_dir" "$rounds" "${#names[@]}" "${names[@]}" "${files[@]}" "${kinds[@]}" "${bases[@]}" <<'PY'
 import json, os, platform, sys
@@ -253,7 +276,14 @@ elif isa["avx2"] and isa["fma"]:
     level = "AVX2 + FMA" + (" + AVX-VNNI" if isa["avx_vnni"] else "")
 else:
     level = "below AVX2" if flags else "unknown"
+cpu_cap = env.get("BENCH_CPU_CAP") or ""
+hidden = {"avx512": ("amx",),
+          "avx2": ("amx", "avx512f", "avx512_vnni", "avx_vnni")}.get(cpu_cap, ())
 isa_text = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in isa.items())
+if hidden:
+    level = {"avx512": "AVX-512" + (" VNNI" if isa["avx512_vnni"] else ""),
+             "avx2": "AVX2 + FMA"}[cpu_cap]
+    level += f" (--cpu-cap {cpu_cap}: {', '.join(hidden)} hidden from every engine)"
 simd = env.get("PLCC_SIMD")
 
 rows = []
@@ -366,7 +396,7 @@ with open(os.path.join(out_dir, "table.md"), "w") as f:
 
 summary = {
     "meta": {
-        "cpu": cpu, "isa_level": level, "isa": isa, "plcc_simd": simd,
+        "cpu": cpu, "isa_level": level, "isa": isa, "plcc_simd": simd, "cpu_cap": cpu_cap or None,
         "threads": int(env["BENCH_THREADS"]), "batch_size": int(env["BENCH_BATCH"]),
         "max_len": int(env["BENCH_MAX_LEN"]) if env.get("BENCH_MAX_LEN") else None,
         "input": env["BENCH_INPUT"], "sentences": sentence_counts[0] if len(sentence_counts) == 1 else sentence_counts,
