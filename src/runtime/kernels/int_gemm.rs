@@ -301,9 +301,7 @@ fn run(
                     count: all_steps,
                 };
                 if w.groups == 1 {
-                    micro_tile(
-                        a, w.level, w.form, &tile_rows, steps, panel, vectors, &mut acc,
-                    );
+                    micro_tile(a, w, panel, &tile_rows, steps, vectors, &mut acc);
                     if shifted {
                         let shift = &w.shifted_sums[first_col..first_col + real_cols];
                         for r in 0..rows {
@@ -326,9 +324,7 @@ fn run(
                         first,
                         count: end - first,
                     };
-                    micro_tile(
-                        a, w.level, w.form, &tile_rows, steps, panel, vectors, &mut acc,
-                    );
+                    micro_tile(a, w, panel, &tile_rows, steps, vectors, &mut acc);
                     let cols = g * w.n + first_col..g * w.n + first_col + real_cols;
                     let shift = shifted.then(|| &w.shifted_sums[cols.clone()]);
                     fold(&mut sums, &acc, shift, &w.scales[cols], rows, panel_cols);
@@ -356,20 +352,19 @@ struct StepRange {
 }
 
 /// Computes one micro-tile (the input's `rows`, at most the level's, which
-/// starts a tile; `vectors` vectors of the panel; the k groups of `range`)
-/// into `acc[r · panel_cols + c]`. Kernels that cannot skip the tile's
-/// padding rows compute them too.
-#[allow(clippy::too_many_arguments)]
+/// starts a tile; `vectors` vectors of the weights' `panel`; the k groups of
+/// `range`) into `acc[r · panel_cols + c]`. Kernels that cannot skip the
+/// tile's padding rows compute them too.
 fn micro_tile(
     a: &QuantizedActivations,
-    level: SimdLevel,
-    form: WeightForm,
+    w: &IntegerWeights,
+    panel: &[i8],
     rows: &Range<usize>,
     range: StepRange,
-    panel: &[i8],
     vectors: usize,
     acc: &mut [i32; TILE_MAX],
 ) {
+    let (level, form) = (w.level, w.form);
     let tiling = level.tiling();
     let steps = range.count;
     let width = vectors * tiling.lanes;
@@ -433,7 +428,7 @@ fn micro_tile(
                     x.as_ptr(),
                     a.k_padded,
                     panel.as_ptr(),
-                    steps,
+                    (steps, w.max_abs),
                     acc,
                 )
             }

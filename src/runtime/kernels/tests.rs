@@ -185,14 +185,18 @@ fn two_bit_code_kernel_is_exact_on_odd_shapes() {
 #[test]
 fn extreme_values_do_not_overflow() {
     // Every product at its largest magnitude, k long enough to matter.
+    // Alternating signs, and all at the largest positive value (the largest
+    // shifted u8 activations, 255, which the narrow kernel sums in i16).
     let (m, k, n) = (9, 1031, 37);
-    let x: Vec<f32> = (0..m * k)
+    let alternating: Vec<f32> = (0..m * k)
         .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
         .collect();
-    for w_value in [-128i8, 127, -8, 8] {
-        let w = vec![w_value; n * k];
-        for level in SimdLevel::available() {
-            check_level(level, &x, m, &w, &vec![1.0; n], &vec![0.0; n]);
+    for x in [alternating, vec![1.0; m * k]] {
+        for w_value in [-128i8, 127, -8, 8, -7, 3, -1, 1] {
+            let w = vec![w_value; n * k];
+            for level in SimdLevel::available() {
+                check_level(level, &x, m, &w, &vec![1.0; n], &vec![0.0; n]);
+            }
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct IntegerWeights {
     /// `sw` per group and output column, `[g · n + j]` (with one group: per
     /// output column).
     pub scales: Vec<f32>,
+    /// The largest weight magnitude (bounds how long the narrow AVX2 kernel
+    /// sums in i16).
+    pub(crate) max_abs: i16,
 }
 
 /// How the packed weights are stored.
@@ -186,6 +189,7 @@ impl IntegerWeights {
                 shifted_sums[g * n + j] = 128 * (real + padding);
             }
         }
+        let max_abs = values.iter().map(|&v| (v as i16).abs()).max().unwrap_or(0);
         IntegerWeights {
             level,
             form,
@@ -197,6 +201,7 @@ impl IntegerWeights {
             groups,
             shifted_sums,
             scales,
+            max_abs,
         }
     }
 

@@ -5,9 +5,9 @@
 //! summed into i32), which is exact for any int8 operands.
 //!
 //! [`tile_narrow`]: for weights within ±8, activations shifted to u8 and
-//! `vpmaddubsw` (u8 × s8 pairs summed into i16), summed in i16 for at most
-//! [`NARROW_STEPS`] steps, then widened by `vpmaddwd` with ones: exact,
-//! since nothing reaches the i16 range.
+//! `vpmaddubsw` (u8 × s8 pairs summed into i16), summed in i16 for as many
+//! steps as the weights' magnitude allows ([`narrow_steps`]), then widened
+//! by `vpmaddwd` with ones: exact, since nothing passes the i16 range.
 
 use std::arch::x86_64::*;
 
@@ -69,9 +69,13 @@ unsafe fn tile_n<const NV: usize>(
     }
 }
 
-/// Steps summed in i16 before widening: each i16 pair sum is at most
-/// 2 · 255 · 8, and 8 of them 32 640 ≤ 32 767.
-const NARROW_STEPS: usize = 8;
+/// Steps summed in i16 before widening, for weights at most `max_abs` in
+/// magnitude: each i16 pair sum is at most 2 · 255 · `max_abs`, and the
+/// steps' total must stay within 32 767 (8 steps at ±8, 9 at ±7, 21 at ±3,
+/// 64 at ±1).
+fn narrow_steps(max_abs: i16) -> usize {
+    (32_767 / (2 * 255 * max_abs.max(1) as usize)).clamp(1, 64)
+}
 
 /// As [`tile`] for u8 activations (`q + 128`) and weights within ±8 in the
 /// 4-k layout of the VNNI kernels; the +128 shift is removed by the caller.
@@ -79,18 +83,19 @@ const NARROW_STEPS: usize = 8;
 /// # Safety
 /// The CPU must support AVX2; `x` must hold 6 rows of stride `lda` bytes
 /// with at least `4 · steps` bytes each, `panel` `steps · vectors · 32`
-/// bytes, and every weight must be within ±8.
+/// bytes, and every weight must be within ±`max_abs` (at most 8).
 pub(crate) unsafe fn tile_narrow(
     vectors: usize,
     x: *const u8,
     lda: usize,
     panel: *const i8,
-    steps: usize,
+    (steps, max_abs): (usize, i16),
     acc: &mut [i32; TILE_MAX],
 ) {
+    let block_steps = narrow_steps(max_abs);
     match vectors {
-        1 => tile_narrow_n::<1>(x, lda, panel, steps, acc),
-        2 => tile_narrow_n::<2>(x, lda, panel, steps, acc),
+        1 => tile_narrow_n::<1>(x, lda, panel, steps, block_steps, acc),
+        2 => tile_narrow_n::<2>(x, lda, panel, steps, block_steps, acc),
         _ => unreachable!("a panel holds 1 or 2 vectors"),
     }
 }
@@ -101,6 +106,7 @@ unsafe fn tile_narrow_n<const NV: usize>(
     lda: usize,
     panel: *const i8,
     steps: usize,
+    block_steps: usize,
     acc: &mut [i32; TILE_MAX],
 ) {
     let ones = _mm256_set1_epi16(1);
@@ -108,7 +114,7 @@ unsafe fn tile_narrow_n<const NV: usize>(
     let mut sums = [[_mm256_setzero_si256(); NV]; ROWS];
     let mut s = 0;
     while s < steps {
-        let block = (steps - s).min(NARROW_STEPS);
+        let block = (steps - s).min(block_steps);
         let mut part = [[_mm256_setzero_si256(); NV]; ROWS];
         for t in s..s + block {
             let b = panel.add(t * step_bytes);
