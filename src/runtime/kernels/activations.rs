@@ -88,9 +88,7 @@ trait Element: Copy + Send + Sync {
 
     /// Quantizes one row into `dst` (same length) and returns its scale, on
     /// the fastest path this CPU runs.
-    fn quantize_row(row: &[f32], dst: &mut [Self]) -> f32 {
-        quantize_row_dispatch(row, dst)
-    }
+    fn quantize_row(row: &[f32], dst: &mut [Self]) -> f32;
 }
 
 impl Element for i8 {
@@ -100,7 +98,7 @@ impl Element for i8 {
 
     fn quantize_row(row: &[f32], dst: &mut [Self]) -> f32 {
         quantize_bytes(row, dst.as_mut_ptr() as *mut u8, dst.len(), 0)
-            .unwrap_or_else(|| quantize_row_dispatch(row, dst))
+            .unwrap_or_else(|| quantize_row(row, dst))
     }
 }
 
@@ -111,7 +109,7 @@ impl Element for u8 {
 
     fn quantize_row(row: &[f32], dst: &mut [Self]) -> f32 {
         quantize_bytes(row, dst.as_mut_ptr(), dst.len(), 0x80)
-            .unwrap_or_else(|| quantize_row_dispatch(row, dst))
+            .unwrap_or_else(|| quantize_row(row, dst))
     }
 }
 
@@ -119,9 +117,21 @@ impl Element for i16 {
     fn from_q(q: i8) -> Self {
         q as i16
     }
+
+    fn quantize_row(row: &[f32], dst: &mut [Self]) -> f32 {
+        assert_eq!(row.len(), dst.len(), "row and destination lengths differ");
+        #[cfg(target_arch = "x86_64")]
+        if SimdLevel::Avx2.is_enabled() {
+            // SAFETY: AVX2 is available (checked just above) and `dst` holds
+            // `row.len()` values (asserted above).
+            return unsafe { super::x86::quantize_avx2::quantize_i16(row, dst.as_mut_ptr()) };
+        }
+        quantize_row(row, dst)
+    }
 }
 
-/// The AVX-512 byte quantizer, when the CPU has it: `q ^ flip` per value.
+/// The AVX-512 or AVX2 byte quantizer, when the CPU has one: `q ^ flip`
+/// per value.
 fn quantize_bytes(row: &[f32], dst: *mut u8, dst_len: usize, flip: u8) -> Option<f32> {
     assert_eq!(row.len(), dst_len, "row and destination lengths differ");
     #[cfg(target_arch = "x86_64")]
@@ -130,6 +140,11 @@ fn quantize_bytes(row: &[f32], dst: *mut u8, dst_len: usize, flip: u8) -> Option
         // holds `row.len()` bytes (asserted above).
         return Some(unsafe { quantize_bytes_avx512(row, dst, flip) });
     }
+    #[cfg(target_arch = "x86_64")]
+    if SimdLevel::Avx2.is_enabled() {
+        // SAFETY: AVX2 is available (checked just above); `dst` as above.
+        return Some(unsafe { super::x86::quantize_avx2::quantize_bytes(row, dst, flip) });
+    }
     let _ = (row, dst, flip);
     None
 }
@@ -137,7 +152,7 @@ fn quantize_bytes(row: &[f32], dst: *mut u8, dst_len: usize, flip: u8) -> Option
 /// The scale of a row with largest magnitude `max`, and its inverse (both
 /// zero for an all-zero or non-finite row).
 #[inline(always)]
-fn scale_and_inverse(max: f32) -> (f32, f32) {
+pub(super) fn scale_and_inverse(max: f32) -> (f32, f32) {
     if max > 0.0 && max.is_finite() {
         (max / 127.0, 127.0 / max)
     } else {
@@ -217,23 +232,6 @@ fn fill<T: Element>(
     out
 }
 
-fn quantize_row_dispatch<T: Element>(row: &[f32], dst: &mut [T]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if SimdLevel::Avx2.is_enabled() {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { quantize_row_avx2(row, dst) };
-        }
-    }
-    quantize_row(row, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn quantize_row_avx2<T: Element>(row: &[f32], dst: &mut [T]) -> f32 {
-    quantize_row(row, dst)
-}
-
 /// Quantizes one row into `dst` and returns its scale: the portable
 /// definition every faster path reproduces exactly.
 #[inline(always)]
@@ -286,7 +284,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fast_byte_quantizer_matches_the_portable_definition() {
+    fn fast_quantizers_match_the_portable_definition() {
         let mut seed = 17u64;
         let mut next = || {
             seed = seed
@@ -316,6 +314,24 @@ mod tests {
                 <i8 as Element>::quantize_row(&row, &mut got_i8);
                 let flipped: Vec<u8> = got_i8.iter().map(|&q| (q as u8) ^ 0x80).collect();
                 assert_eq!(flipped, want);
+                #[cfg(target_arch = "x86_64")]
+                if SimdLevel::Avx2.is_available() {
+                    use crate::runtime::kernels::x86::quantize_avx2;
+                    let mut bytes = vec![0u8; len];
+                    // SAFETY: AVX2 is available; `bytes` holds `len` values.
+                    let scale =
+                        unsafe { quantize_avx2::quantize_bytes(&row, bytes.as_mut_ptr(), 0x80) };
+                    assert_eq!(
+                        (scale, &bytes),
+                        (want_scale, &want),
+                        "AVX2 bytes, len {len}"
+                    );
+                    let mut words = vec![0i16; len];
+                    // SAFETY: as above.
+                    let scale = unsafe { quantize_avx2::quantize_i16(&row, words.as_mut_ptr()) };
+                    let words: Vec<u8> = words.iter().map(|&q| (q as u8) ^ 0x80).collect();
+                    assert_eq!((scale, &words), (want_scale, &want), "AVX2 i16, len {len}");
+                }
             }
         }
     }

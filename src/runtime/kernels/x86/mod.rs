@@ -10,3 +10,4 @@ pub(crate) mod avx512;
 pub(crate) mod avxvnni;
 pub(crate) mod f32_avx2;
 pub(crate) mod f32_avx512;
+pub(crate) mod quantize_avx2;
