@@ -181,23 +181,10 @@ fn fold_tile_for_cpu() -> FoldTile {
     if SimdLevel::Avx2.is_enabled() {
         return |sums, acc, shift, sw, rows, width| {
             // SAFETY: AVX2 is available, checked when this was chosen.
-            unsafe { fold_tile_avx2(sums, acc, shift, sw, rows, width) }
+            unsafe { super::x86::avx2::fold_tile(sums, acc, shift, sw, rows, width) }
         };
     }
     fold_tile_portable
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn fold_tile_avx2(
-    sums: &mut [f32; TILE_MAX],
-    acc: &[i32; TILE_MAX],
-    shift: Option<&[i32]>,
-    sw: &[f32],
-    rows: usize,
-    width: usize,
-) {
-    fold_tile_portable(sums, acc, shift, sw, rows, width)
 }
 
 #[inline(always)]

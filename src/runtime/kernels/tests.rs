@@ -410,3 +410,44 @@ fn narrow_avx2_kernel_is_exact_on_low_bit_weights_and_chosen_for_them() {
     }
     assert_ne!(SimdLevel::detect_for(128), SimdLevel::Avx2Narrow);
 }
+
+#[test]
+fn vectorized_group_folds_match_the_portable_one_bit_for_bit() {
+    use super::int_gemm::fold_tile_portable;
+    use super::tile::TILE_MAX;
+    let mut rng = Lcg(5);
+    for (rows, width, cols) in [
+        (6usize, 16usize, 16usize),
+        (6, 16, 13),
+        (16, 48, 48),
+        (3, 48, 37),
+    ] {
+        let acc: Vec<i32> = (0..TILE_MAX).map(|_| rng.next() as i32 >> 8).collect();
+        let acc: [i32; TILE_MAX] = acc.try_into().unwrap();
+        let shift: Vec<i32> = (0..cols).map(|_| rng.next() as i32 >> 12).collect();
+        let sw: Vec<f32> = (0..cols).map(|_| rng.uniform()).collect();
+        let start: Vec<f32> = (0..TILE_MAX).map(|_| rng.uniform()).collect();
+        let start: [f32; TILE_MAX] = start.try_into().unwrap();
+        for shift in [None, Some(&shift[..])] {
+            let mut want = start;
+            fold_tile_portable(&mut want, &acc, shift, &sw, rows, width);
+            #[cfg(target_arch = "x86_64")]
+            {
+                if SimdLevel::Avx2.is_available() {
+                    let mut got = start;
+                    // SAFETY: AVX2 is available; shapes as documented.
+                    unsafe { super::x86::avx2::fold_tile(&mut got, &acc, shift, &sw, rows, width) };
+                    assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "AVX2");
+                }
+                if SimdLevel::Avx512Vnni.is_available() {
+                    let mut got = start;
+                    // SAFETY: AVX-512F is available; shapes as documented.
+                    unsafe {
+                        super::x86::avx512::fold_tile(&mut got, &acc, shift, &sw, rows, width)
+                    };
+                    assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "AVX-512");
+                }
+            }
+        }
+    }
+}

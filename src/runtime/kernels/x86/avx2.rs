@@ -143,3 +143,44 @@ unsafe fn tile_narrow_n<const NV: usize>(
         }
     }
 }
+
+/// The grouped GEMM's fold of one scale group into a tile's f32 sums
+/// (`int_gemm::fold_tile_portable`, the same multiply then add, without
+/// fused multiply-add, so the results are identical), 8 columns a step,
+/// the tail one at a time.
+///
+/// # Safety
+/// The CPU must support AVX2; `shift` (when given) must hold `sw.len()`
+/// values and `rows · width` must not pass `TILE_MAX`.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn fold_tile(
+    sums: &mut [f32; TILE_MAX],
+    acc: &[i32; TILE_MAX],
+    shift: Option<&[i32]>,
+    sw: &[f32],
+    rows: usize,
+    width: usize,
+) {
+    let cols = sw.len();
+    let whole = cols / LANES * LANES;
+    for r in 0..rows {
+        let row = r * width;
+        for c in (0..whole).step_by(LANES) {
+            let mut a = _mm256_loadu_si256(acc.as_ptr().add(row + c) as *const __m256i);
+            if let Some(z) = shift {
+                a = _mm256_sub_epi32(a, _mm256_loadu_si256(z.as_ptr().add(c) as *const __m256i));
+            }
+            let w = _mm256_loadu_ps(sw.as_ptr().add(c));
+            let dst = sums.as_mut_ptr().add(row + c);
+            let sum = _mm256_add_ps(
+                _mm256_loadu_ps(dst),
+                _mm256_mul_ps(_mm256_cvtepi32_ps(a), w),
+            );
+            _mm256_storeu_ps(dst, sum);
+        }
+        for c in whole..cols {
+            let a = acc[row + c] - shift.map_or(0, |z| z[c]);
+            sums[row + c] += a as f32 * sw[c];
+        }
+    }
+}
