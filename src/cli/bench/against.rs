@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use candle_core::Device;
 use serde::Serialize;
 
-use super::measure::{measure, passes_text, remeasure, BenchReport, BenchSetup};
+use super::measure::{machine_text, measure, passes_text, remeasure, BenchReport, BenchSetup};
 use crate::cli::output::print_json;
 use crate::cli::vocab_warning::{warn_if_respelled, Reader};
 use crate::diag::Diag;
@@ -131,6 +131,7 @@ fn print_table(c: &Comparison) {
         "{} sentences ({} tokens), batch {}, {} threads",
         a.sentences, a.tokens, a.batch_size, a.threads
     );
+    println!("machine: {}", machine_text(&a.machine));
     println!("passes: model {}", passes_text(a));
     println!("        against {}", passes_text(b));
     println!("{:<22} {:>14} {:>14}", "", "model", "against");

@@ -19,6 +19,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::diag::Diag;
+use crate::runtime::kernels::{kernel_machine, KernelMachine};
 use crate::runtime::run::record::Record;
 use crate::runtime::run::runner::Schedule;
 use crate::runtime::run::{runner, token_rows};
@@ -56,6 +57,8 @@ pub struct BenchReport {
     /// Whether that spread is within the settling bound
     /// ([`SETTLE_SPREAD`]); a forced `--repeat` reports it as well.
     pub settled: bool,
+    /// The CPU and the instruction sets the kernels ran on.
+    pub machine: KernelMachine,
 }
 
 /// At least this many timed passes per model when repeating until settled.
@@ -296,8 +299,17 @@ fn time_model(
         median_sentences_per_s: rows.len() as f64 / total_s,
         spread_pct: 0.0,
         settled: true,
+        machine: kernel_machine(),
     };
     Ok((report, records))
+}
+
+/// The CPU and the kernels' instruction sets, for the text output.
+pub fn machine_text(m: &KernelMachine) -> String {
+    format!(
+        "{}; int8 kernels {}, f32 kernels {}",
+        m.cpu, m.int8_kernels, m.f32_kernels
+    )
 }
 
 /// How many passes ran and how much the last ones varied, for the text output.

@@ -20,7 +20,7 @@ use crate::runtime::run::runner;
 pub mod against;
 pub mod measure;
 
-use measure::{measure, passes_text, remeasure, BenchReport, BenchSetup, Repeat};
+use measure::{machine_text, measure, passes_text, remeasure, BenchReport, BenchSetup, Repeat};
 
 /// Measure throughput, latency, memory and average exit layer of a model;
 /// with `--against` (by default, for an artifact: its teacher) compare two.
@@ -96,6 +96,7 @@ fn print_report(report: &BenchReport) {
         "sentences        {} ({} tokens, batch {}, {} threads, batches {})",
         report.sentences, report.tokens, report.batch_size, report.threads, report.batches
     );
+    println!("machine          {}", machine_text(&report.machine));
     println!("passes           {}", passes_text(report));
     println!(
         "sentences/s      {:.1} (median {:.1})",

@@ -60,6 +60,14 @@ impl F32Level {
     /// Every level, slowest first.
     pub const ALL: [F32Level; 2] = [F32Level::Avx2Fma, F32Level::Avx512];
 
+    /// The level in words.
+    pub fn name(self) -> &'static str {
+        match self {
+            F32Level::Avx2Fma => "AVX2 + FMA",
+            F32Level::Avx512 => "AVX-512",
+        }
+    }
+
     /// Whether this CPU can run the level (regardless of `PLCC_SIMD`).
     pub fn is_supported(self) -> bool {
         #[cfg(target_arch = "x86_64")]

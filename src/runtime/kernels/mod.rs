@@ -87,6 +87,7 @@ pub mod fused_ops;
 mod int_gemm;
 pub mod layer_norm_grad;
 mod levels;
+mod machine;
 mod packed_linear;
 mod reference;
 mod scalar;
@@ -110,6 +111,7 @@ pub use int_gemm::{codes2_available, int_gemm_f32, int_gemm_f32_vec, int_gemm_i3
 pub use levels::{
     integer_levels, integer_weights, integer_weights_codes2, IntegerLevels, KernelError,
 };
+pub use machine::{kernel_machine, KernelMachine};
 pub use packed_linear::PackedLinear;
 pub use reference::{
     dequantized_linear_reference, reference_f32, reference_grouped_f32, reference_i32,

@@ -33,6 +33,18 @@ impl SimdLevel {
         SimdLevel::Amx,
     ];
 
+    /// The level in words.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Scalar => "portable",
+            SimdLevel::Avx2 => "AVX2",
+            SimdLevel::Avx2Narrow => "AVX2 (weights within ±8)",
+            SimdLevel::AvxVnni => "AVX-VNNI",
+            SimdLevel::Avx512Vnni => "AVX-512 VNNI",
+            SimdLevel::Amx => "AMX-INT8",
+        }
+    }
+
     /// Whether this CPU can run the level.
     pub fn is_available(self) -> bool {
         match self {
