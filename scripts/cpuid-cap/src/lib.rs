@@ -19,7 +19,7 @@
 //!
 //! Build: `cargo build --release --manifest-path scripts/cpuid-cap/Cargo.toml`.
 
-use std::arch::x86_64::{CpuidResult, __cpuid_count};
+use std::arch::x86_64::{__cpuid_count, CpuidResult};
 
 const ARCH_SET_CPUID: libc::c_long = 0x1012;
 
@@ -46,8 +46,22 @@ const fn bits(list: &[u32]) -> u32 {
 /// AMX-BF16 (22), AMX-TILE (24), AMX-INT8 (25) in CPUID.7.0:EDX; AMX-FP16
 /// (21) and AMX-COMPLEX in CPUID.7.1:EAX / EDX.
 const NO_AMX: [Hidden; 2] = [
-    Hidden { leaf: 7, subleaf: 0, eax: 0, ebx: 0, ecx: 0, edx: bits(&[22, 24, 25]) },
-    Hidden { leaf: 7, subleaf: 1, eax: bits(&[21]), ebx: 0, ecx: 0, edx: bits(&[8]) },
+    Hidden {
+        leaf: 7,
+        subleaf: 0,
+        eax: 0,
+        ebx: 0,
+        ecx: 0,
+        edx: bits(&[22, 24, 25]),
+    },
+    Hidden {
+        leaf: 7,
+        subleaf: 1,
+        eax: bits(&[21]),
+        ebx: 0,
+        ecx: 0,
+        edx: bits(&[8]),
+    },
 ];
 
 /// Every AVX-512 extension (CPUID.7.0 EBX: F, DQ, IFMA, PF, ER, CD, BW, VL;
@@ -105,7 +119,10 @@ extern "C" fn on_segv(_sig: libc::c_int, _info: *mut libc::siginfo_t, context: *
             libc::signal(libc::SIGSEGV, libc::SIG_DFL);
             return;
         }
-        let (leaf, subleaf) = (gregs[libc::REG_RAX as usize] as u32, gregs[libc::REG_RCX as usize] as u32);
+        let (leaf, subleaf) = (
+            gregs[libc::REG_RAX as usize] as u32,
+            gregs[libc::REG_RCX as usize] as u32,
+        );
         cpuid_faulting(false);
         let r = masked(leaf, subleaf);
         cpuid_faulting(true);
