@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use super::quantize_rule::{max_magnitude, quantize_value, scale_and_inverse};
 use super::simd_level::SimdLevel;
 use super::simd_override::widest_simd;
 use super::values::{fresh, Fresh};
@@ -149,17 +150,6 @@ fn quantize_bytes(row: &[f32], dst: *mut u8, dst_len: usize, flip: u8) -> Option
     None
 }
 
-/// The scale of a row with largest magnitude `max`, and its inverse (both
-/// zero for an all-zero or non-finite row).
-#[inline(always)]
-pub(super) fn scale_and_inverse(max: f32) -> (f32, f32) {
-    if max > 0.0 && max.is_finite() {
-        (max / 127.0, 127.0 / max)
-    } else {
-        (0.0, 0.0)
-    }
-}
-
 /// Explicit AVX-512 version of [`quantize_row`] for byte outputs, with the
 /// same results: the max ignores NaN, `vcvtps2dq` rounds to nearest even
 /// (the default MXCSR mode), a NaN product quantizes to 0, and the int32
@@ -236,10 +226,9 @@ fn fill<T: Element>(
 /// definition every faster path reproduces exactly.
 #[inline(always)]
 fn quantize_row<T: Element>(row: &[f32], dst: &mut [T]) -> f32 {
-    let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let (scale, inv) = scale_and_inverse(max);
+    let (scale, inv) = scale_and_inverse(max_magnitude(row));
     for (d, &v) in dst.iter_mut().zip(row) {
-        *d = T::from_q((v * inv).round_ties_even().clamp(-127.0, 127.0) as i8);
+        *d = T::from_q(quantize_value(v, inv));
     }
     scale
 }
@@ -270,11 +259,9 @@ pub fn dequantized_activations(x: &[f32], k: usize) -> Vec<f32> {
 widest_simd! {
     /// [`quantize_row`]'s values times the row's scale, into `out`.
     fn dequantized_row(row: &[f32], out: &mut [Fresh]) {
-        let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let (scale, inv) = scale_and_inverse(max);
+        let (scale, inv) = scale_and_inverse(max_magnitude(row));
         for (o, &v) in out.iter_mut().zip(row) {
-            let q = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
-            o.write(q as f32 * scale);
+            o.write(quantize_value(v, inv) as f32 * scale);
         }
     }
 }

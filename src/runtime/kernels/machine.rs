@@ -2,6 +2,8 @@
 //! and the instruction set each kind of kernel picks here (after the
 //! `PLCC_SIMD` cap), for benchmarks and reports.
 
+use std::sync::OnceLock;
+
 use serde::Serialize;
 
 use super::f32_gemm::F32Level;
@@ -19,13 +21,17 @@ pub struct KernelMachine {
     pub f32_kernels: &'static str,
 }
 
-/// This machine's [`KernelMachine`].
+/// This machine's [`KernelMachine`], found once per process (the CPU and
+/// the `PLCC_SIMD` cap do not change while it runs).
 pub fn kernel_machine() -> KernelMachine {
-    KernelMachine {
-        cpu: cpu_model_name().unwrap_or_else(|| "unknown".to_string()),
-        int8_kernels: SimdLevel::detect().name(),
-        f32_kernels: F32Level::detect().map_or("portable", F32Level::name),
-    }
+    static MACHINE: OnceLock<KernelMachine> = OnceLock::new();
+    MACHINE
+        .get_or_init(|| KernelMachine {
+            cpu: cpu_model_name().unwrap_or_else(|| "unknown".to_string()),
+            int8_kernels: SimdLevel::detect().name(),
+            f32_kernels: F32Level::detect().map_or("portable", F32Level::name),
+        })
+        .clone()
 }
 
 /// The first `model name` of `/proc/cpuinfo`.

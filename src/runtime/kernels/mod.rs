@@ -89,6 +89,7 @@ pub mod layer_norm_grad;
 mod levels;
 mod machine;
 mod packed_linear;
+mod quantize_rule;
 mod reference;
 mod scalar;
 mod simd_level;

@@ -1,11 +1,13 @@
 //! AVX2 per-token activation quantization, with the portable definition's
-//! results (`activations::quantize_row`): the max ignores NaN, `vcvtps2dq`
+//! results (`activations::quantize_row`, the rule of `quantize_rule`): the max ignores NaN, `vcvtps2dq`
 //! rounds to nearest even (the default MXCSR mode), a NaN product
 //! quantizes to 0, and the int32 clamp to ±127 matches the float clamp for
 //! the finite products that occur (at most 127 in magnitude). Eight values
 //! a step, the tail one at a time by the same formula.
 
 use std::arch::x86_64::*;
+
+use crate::runtime::kernels::quantize_rule::{max_magnitude, quantize_value, scale_and_inverse};
 
 /// The row's largest magnitude (NaN ignored).
 #[target_feature(enable = "avx2")]
@@ -21,7 +23,7 @@ unsafe fn max_abs(row: &[f32]) -> f32 {
     }
     let mut lanes = [0f32; 8];
     _mm256_storeu_ps(lanes.as_mut_ptr(), maxv);
-    lanes.iter().chain(tail).fold(0.0f32, |m, v| m.max(v.abs()))
+    max_magnitude(&lanes).max(max_magnitude(tail))
 }
 
 /// `q` of eight products `v · inv` as i32 lanes.
@@ -34,12 +36,6 @@ unsafe fn q_lanes(v: __m256, inv: __m256) -> __m256i {
     _mm256_min_epi32(_mm256_max_epi32(q, lo), hi)
 }
 
-/// `q` of one value, the portable formula.
-#[inline(always)]
-fn q_one(v: f32, inv: f32) -> i8 {
-    (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8
-}
-
 /// Quantizes `row` into `row.len()` bytes at `dst` as `q ^ flip` and
 /// returns its scale.
 ///
@@ -47,7 +43,7 @@ fn q_one(v: f32, inv: f32) -> i8 {
 /// The CPU must support AVX2; `dst` must hold `row.len()` bytes.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn quantize_bytes(row: &[f32], dst: *mut u8, flip: u8) -> f32 {
-    let (scale, inv) = super::super::activations::scale_and_inverse(max_abs(row));
+    let (scale, inv) = scale_and_inverse(max_abs(row));
     let invv = _mm256_set1_ps(inv);
     let flipv = _mm_set1_epi8(flip as i8);
     // Bytes 0–3 of each 128-bit half after two packs: one dword per half.
@@ -61,7 +57,7 @@ pub(crate) unsafe fn quantize_bytes(row: &[f32], dst: *mut u8, flip: u8) -> f32 
         _mm_storel_epi64(dst.add(i) as *mut __m128i, _mm_xor_si128(eight, flipv));
     }
     for (i, &v) in row.iter().enumerate().skip(whole) {
-        *dst.add(i) = q_one(v, inv) as u8 ^ flip;
+        *dst.add(i) = quantize_value(v, inv) as u8 ^ flip;
     }
     scale
 }
@@ -72,7 +68,7 @@ pub(crate) unsafe fn quantize_bytes(row: &[f32], dst: *mut u8, flip: u8) -> f32 
 /// The CPU must support AVX2; `dst` must hold `row.len()` values.
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn quantize_i16(row: &[f32], dst: *mut i16) -> f32 {
-    let (scale, inv) = super::super::activations::scale_and_inverse(max_abs(row));
+    let (scale, inv) = scale_and_inverse(max_abs(row));
     let invv = _mm256_set1_ps(inv);
     let whole = row.len() / 8 * 8;
     for i in (0..whole).step_by(8) {
@@ -82,7 +78,7 @@ pub(crate) unsafe fn quantize_i16(row: &[f32], dst: *mut i16) -> f32 {
         _mm_storeu_si128(dst.add(i) as *mut __m128i, _mm256_castsi256_si128(words));
     }
     for (i, &v) in row.iter().enumerate().skip(whole) {
-        *dst.add(i) = q_one(v, inv) as i16;
+        *dst.add(i) = quantize_value(v, inv) as i16;
     }
     scale
 }
